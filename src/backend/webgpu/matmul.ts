@@ -1,0 +1,63 @@
+// GEMM on the GPU: picks a kernel variant by shape and dispatches it. Both variants share one contract and one
+// uniform struct (wgsl/matmul.wgsl header):  C = alpha · op(A) · op(B) + beta · C, batched.
+//
+// Variants (MONET_WEBGPU_DEBUG=1 prints which one ran):
+//   matmul       64×64 tiles, 4×4 register blocks, vec4 FMAs — anything with enough rows to fill a tile
+//   matmul_rows  one workgroup per output column, K split over 64 threads — M ≤ 16 (routing, decoding, tiny T)
+// Each is compiled once per transpose combination through WGSL `override` constants.
+
+import type { Gpu, GpuBuffer } from './gpu.ts';
+import matmulSrc from '../../../wgsl/matmul.wgsl';
+import matmulRowsSrc from '../../../wgsl/matmul_rows.wgsl';
+
+export interface MatmulShape {
+  /** Rows of C. */
+  M: number;
+  /** Columns of C. */
+  N: number;
+  /** Reduced dimension. */
+  K: number;
+  /** A stored (K, M) instead of (M, K). */
+  transA?: boolean;
+  /** B stored (N, K) instead of (K, N) — a Linear weight (out, in). */
+  transB?: boolean;
+  alpha?: number;
+  /** 0 overwrites C, 1 accumulates into it. */
+  beta?: number;
+  batch?: number;
+  offA?: number;
+  offB?: number;
+  offC?: number;
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+}
+
+/** Rows at or below which the K-split variant wins over a mostly-empty 64-row tile. */
+export const SMALL_M = 16;
+
+export function matmul(gpu: Gpu, C: GpuBuffer, A: GpuBuffer, B: GpuBuffer, s: MatmulShape): void {
+  const { M, N, K } = s;
+  const batch = s.batch ?? 1;
+  const offA = s.offA ?? 0, offB = s.offB ?? 0, offC = s.offC ?? 0;
+  const strideA = s.strideA ?? M * K, strideB = s.strideB ?? K * N, strideC = s.strideC ?? M * N;
+  const where = `matmul (M=${M}, N=${N}, K=${K}, batch=${batch})`;
+  for (const [name, v] of Object.entries({ M, N, K, batch })) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${where}: ${name} must be a non-negative integer, found ${v}`);
+  }
+  if (M === 0 || N === 0 || batch === 0) return;
+  const last = (off: number, stride: number, size: number) => off + (batch - 1) * stride + size;
+  if (last(offA, strideA, M * K) > A.length) throw new Error(`${where}: A '${A.label}' holds ${A.length} values, needs ${last(offA, strideA, M * K)}`);
+  if (last(offB, strideB, K * N) > B.length) throw new Error(`${where}: B '${B.label}' holds ${B.length} values, needs ${last(offB, strideB, K * N)}`);
+  if (last(offC, strideC, M * N) > C.length) throw new Error(`${where}: C '${C.label}' holds ${C.length} values, needs ${last(offC, strideC, M * N)}`);
+  const constants = { TRANS_A: s.transA ? 1 : 0, TRANS_B: s.transB ? 1 : 0 };
+  const uniform = [M, N, K, batch, offA, offB, offC, strideA, strideB, strideC, { f32: s.alpha ?? 1 }, { f32: s.beta ?? 0 }];
+  if (M <= SMALL_M) {
+    const k = gpu.kernel('matmul_rows', matmulRowsSrc, constants);
+    const [gx, gy] = gpu.grid(N, 1);
+    gpu.dispatch(k, uniform, [A, B, C], [gx, gy, batch]);
+  } else {
+    const k = gpu.kernel('matmul', matmulSrc, constants);
+    gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
+  }
+}

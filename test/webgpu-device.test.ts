@@ -1,0 +1,43 @@
+// The WebGPU device wrapper: invalid WGSL must surface as an error (never as garbage numbers), buffers round-trip,
+// and reads return only the range asked for.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { sharedGpu } from './webgpu-setup.ts';
+
+test('an adapter is found (CI=true makes a missing adapter a failure)', async () => {
+  const gpu = await sharedGpu();
+  if (!gpu) return;
+  assert.ok(gpu.description.length > 0);
+});
+
+test('invalid WGSL is reported by the next read, with the kernel name', async () => {
+  const gpu = await sharedGpu();
+  if (!gpu) return;
+  const buf = gpu.upload([1, 2, 3], 'x');
+  const k = gpu.kernel('broken_kernel', '@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n@compute @workgroup_size(1) fn main() { x[0] = undefined_name; }');
+  gpu.dispatch(k, null, [buf], [1]);
+  let msg = '';
+  try {
+    await gpu.read(buf);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.match(msg, /broken_kernel/);
+  // The device is still usable afterwards.
+  const ok = gpu.upload([4, 5, 6, 7], 'y');
+  assert.equal(Array.from(await gpu.read(ok, 1, 2)), [5, 6]);
+});
+
+test('write, copy and clear keep program order with queued dispatches', async () => {
+  const gpu = await sharedGpu();
+  if (!gpu) return;
+  const a = gpu.upload([1, 2, 3, 4], 'a');
+  const b = gpu.alloc(4, 'b');
+  gpu.copy(a, 1, b, 0, 3);
+  gpu.write(a, [9, 9, 9, 9]);
+  assert.equal(Array.from(await gpu.read(b)), [2, 3, 4, 0]);
+  gpu.clear(a);
+  assert.equal(Array.from(await gpu.read(a)), [0, 0, 0, 0]);
+});
+
+test.run();
