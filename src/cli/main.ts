@@ -5,6 +5,7 @@ const HELP = `monet — sparse interpretable transformer layers (Monet, PEER, SM
 Usage: monet <command> [options]
 
 Commands:
+  check <files|folders…>    run golden fixtures through a backend and compare (docs/fixtures.md)
   help                      this text
 
 Run \`monet <command> --help\` for a command's options.`;
@@ -12,6 +13,7 @@ Run \`monet <command> --help\` for a command's options.`;
 type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  check: async () => (await import('./check.ts')).check,
 };
 
 export async function main(argv: string[]): Promise<number> {
