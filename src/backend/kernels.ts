@@ -48,7 +48,7 @@ export const KERNELS = [
   // activations and TopK
   'activation', 'activationBackward', 'swiglu', 'swigluBackward', 'thresholdTopkMask', 'maskScale',
   // softmax, top-k
-  'softmaxRows', 'softmaxBackward', 'topkRows',
+  'softmaxRows', 'softmaxBackward', 'topkRows', 'topkRowsBackward',
   // normalisation
   'rmsnorm', 'rmsnormBackward', 'groupStats', 'batchnorm', 'batchnormBackward', 'runningStatsUpdate',
   // Monet
@@ -127,6 +127,8 @@ export interface KernelSignatures {
   softmaxBackward(dx: F32, y: F32, dy: F32, s: { rows: number; n: number }): void;
   /** idx (rows, k) int32, val (rows, k): the k largest entries of each row of x (rows, n), descending, ties → lower index. */
   topkRows(idx: I32, val: F32, x: F32, s: { rows: number; n: number; k: number }): void;
+  /** dx[r, idx[r, s]] += dval[r, s]: the gradient of the selected values flows back to where they came from. */
+  topkRowsBackward(dx: F32, dval: F32, idx: I32, s: { rows: number; n: number; k: number }): void;
 
   // ---------------------------------------------------------------- normalisation
   /** rstd (rows) = 1/sqrt(mean_j x² + eps);  y (rows, d) = x·rstd·w. */
