@@ -1,0 +1,38 @@
+// Central finite differences in float64: the independent check of every hand-written backward.
+//
+//   ∂f/∂θ_i ≈ (f(θ + h·e_i) − f(θ − h·e_i)) / 2h
+// The truncation error is O(h²·f‴) and the rounding error O(ε·|f|/h); h = 1e-5 balances the two in float64 so that
+// a correct backward agrees to ~1e-9 relative on smooth functions. Discrete decisions (top-k, masks) must sit at
+// least a few h away from their boundaries, which the test inputs guarantee (margins.ts).
+//
+// Relative error of a whole tensor: max_i |a_i − n_i| / max(max_i |n_i|, 1e-10). Normalising by the tensor's
+// largest entry, not element by element, keeps tiny entries (where FD noise dominates) from reporting false alarms
+// while still catching any entry that is wrong by more than the tolerance times the tensor's scale.
+
+/** Numerical gradient of f() w.r.t. the entries `idx` of `theta` (all entries if idx is omitted). theta is restored. */
+export function numericGrad(f: () => number, theta: Float64Array, idx?: readonly number[], h = 1e-5): Float64Array {
+  const out = new Float64Array(theta.length);
+  const which = idx ?? Array.from({ length: theta.length }, (_, i) => i);
+  for (const i of which) {
+    const v = theta[i];
+    theta[i] = v + h;
+    const fp = f();
+    theta[i] = v - h;
+    const fm = f();
+    theta[i] = v;
+    out[i] = (fp - fm) / (2 * h);
+  }
+  return out;
+}
+
+/** max|a − n| / max(max|n|, 1e-10) over `idx` (all entries if omitted). */
+export function relError(analytic: Float64Array, numeric: Float64Array, idx?: readonly number[]): number {
+  const which = idx ?? Array.from({ length: analytic.length }, (_, i) => i);
+  let maxDiff = 0;
+  let maxN = 0;
+  for (const i of which) {
+    maxDiff = Math.max(maxDiff, Math.abs(analytic[i] - numeric[i]));
+    maxN = Math.max(maxN, Math.abs(numeric[i]));
+  }
+  return maxDiff / Math.max(maxN, 1e-10);
+}
