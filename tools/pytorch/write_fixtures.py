@@ -1,0 +1,485 @@
+#!/usr/bin/python3
+"""Write monet-ts fixtures from an independent PyTorch (float64, autograd) implementation.
+
+    /usr/bin/python3 tools/pytorch/write_fixtures.py [--out fixtures/external/pytorch] [--only KIND[/CASE]] [--list]
+
+Every case: draw inputs and parameters from a seeded generator, run the forward in layers.py, take every gradient
+with torch.autograd (no hand-written backward anywhere), and write one safetensors file in the public fixture format
+(docs/fixtures.md): in.* / param.* / state.* inputs, out.* / grad.* / idx.* / next.* expected values.
+
+Objective (the scalar the gradients are of):
+  layer kinds    L = sum(out.y * in.dy) + sum_name config.aux[name] * out.loss_<name>
+  monet-router   L = sum(out.g1 * in.dg1) + sum(out.g2 * in.dg2)
+  lm             L = out.loss
+Gradients are written for every real in.* that feeds the computation (in.x) and every param.*; in.dy / in.dg*
+are the upstream seed of the objective, not inputs of the layer, so they get none.
+
+Routing margins: inputs are redrawn (from the same generator) until every discrete decision has a relative margin
+>= 1e-3; the smallest one is recorded as metadata `min_margin`.
+Re-running reproduces identical bytes (single thread, seeded draws, deterministic writer).
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+
+import torch
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the committed sources
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layers as Lyr  # noqa: E402
+import st  # noqa: E402
+
+FORMAT = 'monet-ts-fixture/1'
+GENERATOR = f'pytorch {torch.__version__} (tools/pytorch/write_fixtures.py)'
+MIN_MARGIN = 1e-3
+MAX_DRAWS = 500
+F64 = torch.float64
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# drawing
+
+class Draw:
+    def __init__(self, seed):
+        self.g = torch.Generator().manual_seed(seed)
+
+    def n(self, *shape, std=1.0, mean=0.0):
+        return torch.randn(*shape, generator=self.g, dtype=F64) * std + mean
+
+    def u(self, *shape, lo=0.0, hi=1.0):
+        return torch.rand(*shape, generator=self.g, dtype=F64) * (hi - lo) + lo
+
+    def lin(self, out_f, in_f):
+        return self.n(out_f, in_f, std=1.0 / math.sqrt(in_f))
+
+    def ints(self, high, *shape):
+        return torch.randint(0, high, shape, generator=self.g, dtype=torch.int64)
+
+
+def dense_params(D, d, F, act, pre=''):
+    p = {}
+    if act == 'swiglu':
+        p[pre + 'gate_proj.weight'] = D.lin(F, d)
+    p[pre + 'up_proj.weight'] = D.lin(F, d)
+    p[pre + 'down_proj.weight'] = D.lin(d, F)
+    return p
+
+
+def smoe_params(D, d, F, E, act, pre=''):
+    p = {pre + 'gate.weight': D.lin(E, d)}
+    for e in range(E):
+        p[pre + f'experts.{e}.w1.weight'] = D.lin(F, d)
+        p[pre + f'experts.{e}.w2.weight'] = D.lin(d, F)
+        if act == 'swiglu':
+            p[pre + f'experts.{e}.w3.weight'] = D.lin(F, d)
+    return p
+
+
+def peer_params(D, d, N, H, dk, mode, pre=''):
+    nk = math.isqrt(N)
+    bq = D.n(H * dk, std=0.3)
+    p = {pre + 'query.weight': D.lin(H * dk, d), pre + 'query.bias': bq,
+         pre + 'query_bn.weight': D.n(H * dk, std=0.2, mean=1.0), pre + 'query_bn.bias': D.n(H * dk, std=0.2),
+         pre + 'sub_keys': D.n(2, nk, dk // 2, std=1.0 / math.sqrt(dk // 2)),
+         pre + 'w_down': D.lin(N, d), pre + 'w_up': D.n(N, d, std=0.5)}
+    if mode == 'train':  # any state: train mode only updates it
+        s = {pre + 'query_bn.running_mean': D.n(H * dk, std=0.1), pre + 'query_bn.running_var': D.u(H * dk, lo=0.5, hi=1.5)}
+    else:  # eval mode normalises with it: keep it near the real statistics of q (mean ~ bias, var ~ 1)
+        s = {pre + 'query_bn.running_mean': bq + D.n(H * dk, std=0.1), pre + 'query_bn.running_var': D.u(H * dk, lo=0.6, hi=1.4)}
+    return p, s
+
+
+def router_params(D, d, H, E, pre=''):
+    p = {pre + 'w1.weight': D.lin(H * E, d), pre + 'w2.weight': D.lin(H * E, d)}
+    s = {}
+    for r in (1, 2):
+        s[pre + f'norm{r}.running_mean'] = D.n(H, std=0.1)
+        s[pre + f'norm{r}.running_var'] = D.u(H, lo=0.6, hi=1.4)
+    return p, s
+
+
+def monet_expert_params(D, d, E, m, decompose, pre=''):
+    if decompose == 'horizontal':
+        return {pre + 'u.weight': D.lin(E * m, d), pre + 'u.bias': D.n(E * m, std=0.2),
+                pre + 'v.weight': D.lin(d, E * m), pre + 'b': D.n(E, d, std=0.3)}
+    mh, dh = m // 2, d // 2
+    p = {pre + 'u1.weight': D.lin(E * mh, d), pre + 'u1.bias': D.n(E * mh, std=0.2),
+         pre + 'u2.weight': D.lin(E * mh, d), pre + 'u2.bias': D.n(E * mh, std=0.2)}
+    for v in ('v11', 'v12', 'v21', 'v22'):
+        p[pre + f'{v}.weight'] = D.lin(dh, E * mh)
+    p[pre + 'b1'] = D.n(E, dh, std=0.3)
+    p[pre + 'b2'] = D.n(E, dh, std=0.3)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# per-kind draw + forward. draw(D, cfg) -> (ins, params, state); forward(cfg, ins, p, s) ->
+#   (outs: {name: tensor}, idx: {name: int/bool tensor}, nxt: {name: tensor}, margins: [0-d tensors], L
+#    [, routed: [(g1, g2) per Monet router]])
+
+def draw_dense(D, c):
+    T = c['_T']
+    return ({'x': D.n(T, c['hidden_size']), 'dy': D.n(T, c['hidden_size'])},
+            dense_params(D, c['hidden_size'], c['intermediate_size'], c['activation']), {})
+
+
+def fwd_dense(c, i, p, s):
+    y = Lyr.dense_ffn(i['x'], p, c['activation'])
+    return {'y': y}, {}, {}, [], (y * i['dy']).sum()
+
+
+def draw_smoe(D, c):
+    T, d = c['_T'], c['hidden_size']
+    return ({'x': D.n(T, d), 'dy': D.n(T, d)},
+            smoe_params(D, d, c['intermediate_size'], c['num_experts'], c['activation']), {})
+
+
+def fwd_smoe(c, i, p, s):
+    y, lb, lz, sel, mg = Lyr.smoe(i['x'], p, c)
+    L = (y * i['dy']).sum() + c['aux']['balance'] * lb + c['aux']['z'] * lz
+    return {'y': y, 'loss_balance': lb, 'loss_z': lz}, {'topk': sel}, {}, mg, L
+
+
+def draw_topk(D, c):
+    T, F = c['_T'], c['_F']
+    return {'x': D.n(T, F), 'dy': D.n(T, F)}, {}, {}
+
+
+def fwd_topk(c, i, p, s):
+    y, mask, mg = Lyr.topk_act(i['x'], c['k'], c['alpha'])
+    return {'y': y}, {'mask': mask}, {}, mg, (y * i['dy']).sum()
+
+
+def draw_topk_ffn(D, c):
+    T, d, F = c['_T'], c['hidden_size'], c['intermediate_size']
+    return {'x': D.n(T, d), 'dy': D.n(T, d)}, {'up_proj.weight': D.lin(F, d), 'down_proj.weight': D.lin(d, F)}, {}
+
+
+def fwd_topk_ffn(c, i, p, s):
+    y, mask, mg = Lyr.topk_ffn(i['x'], p, c['k'], c['alpha'])
+    return {'y': y}, {'mask': mask}, {}, mg, (y * i['dy']).sum()
+
+
+def draw_peer(D, c):
+    T, d = c['_T'], c['hidden_size']
+    p, s = peer_params(D, d, c['num_experts'], c['heads'], c['key_dim'], c['mode'])
+    return {'x': D.n(T, d), 'dy': D.n(T, d)}, p, s
+
+
+def fwd_peer(c, i, p, s):
+    y, experts, nxt, mg = Lyr.peer(i['x'], p, s, c)
+    return {'y': y}, {'experts': experts}, nxt, mg, (y * i['dy']).sum()
+
+
+def draw_router(D, c):
+    T, d, H, E = c['_T'], c['hidden_size'], c['moe_heads'], c['moe_experts']
+    p, s = router_params(D, d, H, E)
+    return {'x': D.n(T, d), 'dg1': D.n(T, H, E), 'dg2': D.n(T, H, E)}, p, s
+
+
+def fwd_router(c, i, p, s):
+    g1, g2, m1, m2, nxt, mg = Lyr.monet_router(i['x'], p, s, c)
+    L = (g1 * i['dg1']).sum() + (g2 * i['dg2']).sum()
+    return {'g1': g1, 'g2': g2}, {'mask1': m1, 'mask2': m2}, nxt, mg, L, [(g1, g2)]
+
+
+def draw_monet(decompose):
+    def draw(D, c):
+        T, d, H, E = c['_T'], c['hidden_size'], c['moe_heads'], c['moe_experts']
+        p, s = router_params(D, d, H, E, pre='router.')
+        p.update(monet_expert_params(D, d, E, c['moe_dim'], decompose, pre='moe.'))
+        return {'x': D.n(T, d), 'dy': D.n(T, d)}, p, s
+    return draw
+
+
+def fwd_monet(decompose):
+    def fwd(c, i, p, s):
+        g1, g2, m1, m2, nxt, mg = Lyr.monet_router(i['x'], p, s, c, prefix='router.', amb_margin=True)
+        moe = Lyr.monet_vd if decompose == 'vertical' else Lyr.monet_hd
+        y = moe(i['x'], p, g1, g2, c['moe_dim'])
+        un, am = Lyr.monet_aux(g1, g2, c['unif_eps'])
+        L = (y * i['dy']).sum() + c['aux']['unif'] * un + c['aux']['amb'] * am
+        return ({'y': y, 'loss_unif': un, 'loss_amb': am, 'g1': g1, 'g2': g2}, {'mask1': m1, 'mask2': m2},
+                nxt, mg, L, [(g1, g2)])
+    return fwd
+
+
+def draw_lm(D, c):
+    V, d, L = c['vocab_size'], c['hidden_size'], c['num_hidden_layers']
+    nH, nKV = c['num_attention_heads'], c['num_key_value_heads']
+    hd = d // nH
+    B, S = c['_B'], c['_S']
+    p = {'model.embed_tokens.weight': D.n(V, d)}
+    s = {}
+    ffn = c['ffn']
+    for i in range(L):
+        pre = f'model.layers.{i}.'
+        p[pre + 'input_layernorm.weight'] = D.n(d, std=0.1, mean=1.0)
+        p[pre + 'self_attn.q_proj.weight'] = D.lin(nH * hd, d)
+        p[pre + 'self_attn.k_proj.weight'] = D.lin(nKV * hd, d)
+        p[pre + 'self_attn.v_proj.weight'] = D.lin(nKV * hd, d)
+        p[pre + 'self_attn.o_proj.weight'] = D.lin(d, nH * hd)
+        p[pre + 'post_attention_layernorm.weight'] = D.n(d, std=0.1, mean=1.0)
+        if ffn == 'dense':
+            p.update(dense_params(D, d, c['intermediate_size'], c['activation'], pre + 'mlp.'))
+        elif ffn == 'smoe':
+            p.update(smoe_params(D, d, c['intermediate_size'], c['num_experts'], c['activation'],
+                                 pre + 'block_sparse_moe.'))
+        elif ffn == 'topk':
+            p.update(dense_params(D, d, c['intermediate_size'], 'relu', pre + 'mlp.'))
+        elif ffn == 'peer':
+            if i in c['peer_layers']:
+                pp, ss = peer_params(D, d, c['num_experts'], c['heads'], c['key_dim'], c['mode'], pre + 'mlp.')
+                p.update(pp)
+                s.update(ss)
+            else:
+                p.update(dense_params(D, d, c['intermediate_size'], c['activation'], pre + 'mlp.'))
+        elif ffn == 'monet':
+            if i % c['moe_groups'] == 0:
+                pp, ss = router_params(D, d, c['moe_heads'], c['moe_experts'], pre + 'router.')
+                p.update(pp)
+                s.update(ss)
+            p.update(monet_expert_params(D, d, c['moe_experts'], c['moe_dim'], c['moe_decompose'], pre + 'moe.'))
+    p['model.norm.weight'] = D.n(d, std=0.1, mean=1.0)
+    if not c['tie_word_embeddings']:
+        p['lm_head.weight'] = D.lin(V, d)
+    return {'tokens': D.ints(V, B, S)}, p, s
+
+
+def fwd_lm(c, i, p, s):
+    outs, nxt, mg, routed = Lyr.lm(i['tokens'], p, s, c)
+    return outs, {}, nxt, mg, outs['loss'], routed
+
+
+KINDS = {
+    'dense-ffn': (draw_dense, fwd_dense),
+    'smoe': (draw_smoe, fwd_smoe),
+    'topk': (draw_topk, fwd_topk),
+    'topk-ffn': (draw_topk_ffn, fwd_topk_ffn),
+    'peer': (draw_peer, fwd_peer),
+    'monet-router': (draw_router, fwd_router),
+    'monet-hd': (draw_monet('horizontal'), fwd_monet('horizontal')),
+    'monet-vd': (draw_monet('vertical'), fwd_monet('vertical')),
+    'lm': (draw_lm, fwd_lm),
+}
+
+NO_GRAD_INPUTS = {'dy', 'dg1', 'dg2', 'tokens'}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the cases
+#
+# Keys starting with '_' are drawing sizes (T tokens; B, S for models; F for the bare topk) and are not written to
+# config. Options: dtype 'f64' (default) | 'f32in' (in/param/state stored as F32, expected values F64, all computed
+# in float64 from the F32-rounded inputs) | 'f32' (every real tensor F32); order 'canonical' | 'shuffled' (header
+# and data blocks in a seeded random order); idx_dtype 'I32' | 'I64'; scalar '0d' | '1' (aux losses as (1,)).
+
+AUX_SMOE = {'balance': 0.1, 'z': 0.05}
+AUX_MONET = {'unif': 0.5, 'amb': 0.25}
+
+
+def router_cfg(mode, **kw):
+    c = {'hidden_size': 8, 'moe_experts': 8, 'moe_heads': 2, 'moe_topk': 2, 'mode': mode,
+         'bn_eps': 1e-5, 'bn_momentum': 0.1}
+    c.update(kw)
+    return c
+
+
+def monet_cfg(mode, **kw):
+    c = router_cfg(mode, moe_dim=4, hidden_act='relu2', aux=dict(AUX_MONET), unif_eps=1e-10)
+    c.update(kw)
+    return c
+
+
+def lm_cfg(ffn, **kw):
+    c = {'vocab_size': 16, 'hidden_size': 8, 'num_hidden_layers': 3, 'num_attention_heads': 2,
+         'num_key_value_heads': 1, 'rms_norm_eps': 1e-6, 'rope_theta': 10000.0, 'max_position_embeddings': 16,
+         'tie_word_embeddings': False, 'ffn': ffn, 'mode': 'train', '_B': 2, '_S': 6}
+    c.update(kw)
+    return c
+
+
+def peer_cfg(mode, activation, **kw):
+    c = {'hidden_size': 8, 'num_experts': 16, 'heads': 2, 'top_k': 2, 'key_dim': 4, 'activation': activation,
+         'mode': mode, 'bn_eps': 1e-5, 'bn_momentum': 0.1, '_T': 12}
+    c.update(kw)
+    return c
+
+
+CASES = [
+    # kind, case name, seed, config (with _sizes), options
+    ('dense-ffn', 'swiglu', 101, {'hidden_size': 8, 'intermediate_size': 16, 'activation': 'swiglu', '_T': 8}, {}),
+    ('dense-ffn', 'relu2_shuffled', 102, {'hidden_size': 8, 'intermediate_size': 12, 'activation': 'relu2', '_T': 6},
+     {'order': 'shuffled'}),
+    ('dense-ffn', 'gelu', 103, {'hidden_size': 8, 'intermediate_size': 16, 'activation': 'gelu', '_T': 8}, {}),
+    ('dense-ffn', 'relu', 104, {'hidden_size': 6, 'intermediate_size': 10, 'activation': 'relu', '_T': 5}, {}),
+    ('dense-ffn', 'swiglu_f32', 105, {'hidden_size': 8, 'intermediate_size': 16, 'activation': 'swiglu', '_T': 8},
+     {'dtype': 'f32'}),
+
+    ('smoe', 'swiglu_e4k2', 201, {'hidden_size': 8, 'intermediate_size': 8, 'num_experts': 4, 'top_k': 2,
+                                  'activation': 'swiglu', 'aux': dict(AUX_SMOE), '_T': 12}, {}),
+    ('smoe', 'relu2_e6k3_i64_shuffled', 202, {'hidden_size': 8, 'intermediate_size': 6, 'num_experts': 6, 'top_k': 3,
+                                              'activation': 'relu2', 'aux': {'balance': 0.01, 'z': 0.001}, '_T': 10},
+     {'idx_dtype': 'I64', 'order': 'shuffled', 'scalar': '1'}),
+    ('smoe', 'gelu_e4k1', 203, {'hidden_size': 6, 'intermediate_size': 8, 'num_experts': 4, 'top_k': 1,
+                                'activation': 'gelu', 'aux': dict(AUX_SMOE), '_T': 8}, {}),
+
+    ('topk', 'alpha1', 301, {'k': 4, 'alpha': 1.0, 'activation': 'relu', '_T': 6, '_F': 16}, {}),
+    ('topk', 'alpha0.4', 302, {'k': 4, 'alpha': 0.4, 'activation': 'relu', '_T': 6, '_F': 16}, {}),
+    ('topk', 'alpha0', 303, {'k': 3, 'alpha': 0.0, 'activation': 'relu', '_T': 6, '_F': 12}, {}),
+
+    ('topk-ffn', 'alpha1', 401, {'hidden_size': 8, 'intermediate_size': 16, 'k': 4, 'alpha': 1.0, '_T': 8}, {}),
+    ('topk-ffn', 'alpha0.4_f32in', 402, {'hidden_size': 8, 'intermediate_size': 16, 'k': 4, 'alpha': 0.4, '_T': 8},
+     {'dtype': 'f32in'}),
+    ('topk-ffn', 'alpha0', 403, {'hidden_size': 8, 'intermediate_size': 16, 'k': 5, 'alpha': 0.0, '_T': 8}, {}),
+
+    ('peer', 'train_relu', 501, peer_cfg('train', 'relu'), {}),
+    ('peer', 'eval_gelu', 502, peer_cfg('eval', 'gelu'), {}),
+    ('peer', 'train_gelu_n64_h3k3', 503, peer_cfg('train', 'gelu', num_experts=64, heads=3, top_k=3, key_dim=6,
+                                                  _T=10), {'order': 'shuffled'}),
+
+    ('monet-router', 'train', 601, dict(router_cfg('train'), _T=12), {}),
+    ('monet-router', 'eval', 602, dict(router_cfg('eval', moe_heads=3, moe_topk=1), _T=10), {}),
+
+    ('monet-hd', 'train', 701, dict(monet_cfg('train'), _T=12), {'all_experts_used': True}),
+    ('monet-hd', 'eval', 702, dict(monet_cfg('eval', moe_experts=4, moe_topk=1), _T=8), {}),
+    ('monet-vd', 'train', 801, dict(monet_cfg('train'), _T=12), {'all_experts_used': True}),
+    ('monet-vd', 'eval_shuffled', 802, dict(monet_cfg('eval', moe_experts=4, moe_topk=1, moe_heads=3), _T=8),
+     {'order': 'shuffled'}),
+
+    ('lm', 'dense_swiglu', 901, lm_cfg('dense', intermediate_size=16, activation='swiglu'), {}),
+    ('lm', 'dense_tied_i64', 902, lm_cfg('dense', intermediate_size=12, activation='gelu', tie_word_embeddings=True,
+                                         num_key_value_heads=2, num_hidden_layers=2), {'idx_dtype': 'I64'}),
+    ('lm', 'smoe', 903, lm_cfg('smoe', intermediate_size=8, num_experts=4, top_k=2, activation='swiglu',
+                               aux=dict(AUX_SMOE)), {}),
+    ('lm', 'topk_ffn', 904, lm_cfg('topk', intermediate_size=16, k=4, alpha=0.4, topk_placement='ffn',
+                                   n_last_non_topk=1), {}),
+    ('lm', 'topk_hidden', 905, lm_cfg('topk', intermediate_size=16, k=4, alpha=0.0, topk_placement='hidden',
+                                      n_last_non_topk=2), {}),
+    ('lm', 'peer', 906, lm_cfg('peer', peer_layers=[1], num_experts=16, heads=2, top_k=2, key_dim=4,
+                               activation='relu', bn_eps=1e-5, bn_momentum=0.1, intermediate_size=12), {}),
+    ('lm', 'peer_eval', 907, lm_cfg('peer', mode='eval', peer_layers=[0, 2], num_experts=16, heads=2, top_k=2,
+                                    key_dim=4, activation='gelu', bn_eps=1e-5, bn_momentum=0.1,
+                                    intermediate_size=12), {}),
+    ('lm', 'monet_hd', 908, lm_cfg('monet', moe_experts=4, moe_heads=2, moe_topk=1, moe_dim=4, moe_groups=2,
+                                   moe_decompose='horizontal', hidden_act='relu2', aux=dict(AUX_MONET),
+                                   unif_eps=1e-10, bn_eps=1e-5, bn_momentum=0.1), {'all_experts_used': True}),
+    ('lm', 'monet_vd', 909, lm_cfg('monet', moe_experts=4, moe_heads=2, moe_topk=1, moe_dim=4, moe_groups=2,
+                                   moe_decompose='vertical', hidden_act='relu2', aux=dict(AUX_MONET),
+                                   unif_eps=1e-10, bn_eps=1e-5, bn_momentum=0.1), {'all_experts_used': True}),
+    ('lm', 'monet_vd_eval', 910, lm_cfg('monet', mode='eval', moe_experts=4, moe_heads=2, moe_topk=1, moe_dim=4,
+                                        moe_groups=2, moe_decompose='vertical', hidden_act='relu2',
+                                        aux=dict(AUX_MONET), unif_eps=1e-10, bn_eps=1e-5, bn_momentum=0.1), {}),
+]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# running one case
+
+def f32_round(t):
+    return t.to(torch.float32).to(F64)
+
+
+def build_case(kind, cfg, seed, opts):
+    draw, fwd = KINDS[kind]
+    D = Draw(seed)
+    for attempt in range(1, MAX_DRAWS + 1):
+        ins, p, s = draw(D, cfg)
+        if opts.get('dtype') in ('f32in', 'f32'):
+            ins = {k: (f32_round(v) if v.is_floating_point() else v) for k, v in ins.items()}
+            p = {k: f32_round(v) for k, v in p.items()}
+            s = {k: f32_round(v) for k, v in s.items()}
+        with torch.no_grad():
+            res = fwd(cfg, ins, p, s)
+        mm = min([m.item() for m in res[3]], default=math.inf)
+        # 'all_experts_used': every Monet expert index is selected by some token (per router, head, side), so that
+        # L_unif's log(g-bar + unif_eps) sees no g-bar = 0 (the eps-dominated case is covered by the other cases)
+        used = all(bool((g.mean(0) > 0).all()) for gg in (res[5] if len(res) > 5 else []) for g in gg)
+        if mm >= MIN_MARGIN and (used or not opts.get('all_experts_used')):
+            break
+    else:
+        raise RuntimeError(f'{kind} seed {seed}: no draw with routing margin >= {MIN_MARGIN} in {MAX_DRAWS} tries')
+    # forward again with autograd on
+    leaves = {}
+    for k, v in ins.items():
+        if k not in NO_GRAD_INPUTS and v.is_floating_point():
+            leaves['in.' + k] = v.requires_grad_(True)
+    for k, v in p.items():
+        leaves['param.' + k] = v.requires_grad_(True)
+    outs, idx, nxt, margins, L = fwd(cfg, ins, p, s)[:5]
+    grads = torch.autograd.grad(L, list(leaves.values()), allow_unused=True)
+    grads = {'grad.' + k: (g if g is not None else torch.zeros_like(leaves[k])) for k, g in zip(leaves, grads)}
+    return ins, p, s, outs, idx, nxt, grads, mm, attempt
+
+
+def to_np(t):
+    return t.detach().cpu().numpy()
+
+
+def write_case(out_dir, kind, name, seed, cfg, opts):
+    ins, p, s, outs, idx, nxt, grads, mm, attempts = build_case(kind, cfg, seed, opts)
+    dt = opts.get('dtype', 'f64')
+    real_in = 'F32' if dt in ('f32in', 'f32') else 'F64'
+    real_out = 'F32' if dt == 'f32' else 'F64'
+    idx_dt = opts.get('idx_dtype', 'I32')
+    scalar_1 = opts.get('scalar') == '1'
+    T = {}
+    for k, v in ins.items():
+        T['in.' + k] = (real_in, to_np(v)) if v.is_floating_point() else (idx_dt, to_np(v))
+    for k, v in p.items():
+        T['param.' + k] = (real_in, to_np(v))
+    for k, v in s.items():
+        T['state.' + k] = (real_in, to_np(v))
+    for k, v in outs.items():
+        if v.dim() == 0 and scalar_1:
+            v = v.reshape(1)
+        T['out.' + k] = (real_out, to_np(v))
+    for k, v in grads.items():
+        T[k] = (real_out, to_np(v))
+    for k, v in idx.items():
+        T['idx.' + k] = ('U8', to_np(v).astype('uint8')) if v.dtype == torch.bool else (idx_dt, to_np(v))
+    for k, v in nxt.items():
+        T['next.' + k] = (real_out, to_np(v))
+    order = list(T)
+    if opts.get('order') == 'shuffled':
+        random.Random(seed).shuffle(order)
+    config = {k: v for k, v in cfg.items() if not k.startswith('_')}
+    meta = {'format': FORMAT, 'kind': kind, 'config': json.dumps(config, separators=(',', ':')),
+            'generator': GENERATOR, 'seed': str(seed)}
+    if mm != math.inf:
+        meta['min_margin'] = repr(mm)
+    path = os.path.join(out_dir, kind, name + '.safetensors')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    st.write(path, T, meta, order)
+    return path, mm, attempts, os.path.getsize(path)
+
+
+def main(argv=None):
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    ap.add_argument('--out', default=os.path.join(here, '..', '..', 'fixtures', 'external', 'pytorch'))
+    ap.add_argument('--only', help='KIND or KIND/CASE')
+    ap.add_argument('--list', action='store_true')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)  # identical bytes on every run
+    torch.use_deterministic_algorithms(True)
+    total = 0
+    for kind, name, seed, cfg, opts in CASES:
+        if a.only and a.only not in (kind, f'{kind}/{name}'):
+            continue
+        if a.list:
+            print(f'{kind}/{name}')
+            continue
+        path, mm, attempts, size = write_case(os.path.normpath(a.out), kind, name, seed, cfg, opts)
+        total += size
+        print(f'{os.path.relpath(path)}  {size:7d} B  min_margin {mm:.3g}  draws {attempts}')
+    if not a.list:
+        print(f'total {total} B')
+
+
+if __name__ == '__main__':
+    main()
