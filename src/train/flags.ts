@@ -1,0 +1,145 @@
+// A small declarative command-line parser for `monet train|sample|eval`. Every flag is declared once with its type,
+// default and help; a wrong flag fails with what was expected, what was found, and which flag.
+
+export type FlagType = 'int' | 'float' | 'string' | 'bool' | 'list';
+
+export interface FlagSpec {
+  name: string; // without the leading --
+  type: FlagType;
+  help: string;
+  /** Allowed values for a string flag. */
+  choices?: readonly string[];
+  /** Lower bound for numbers (inclusive). */
+  min?: number;
+  /** Strictly positive numbers. */
+  positive?: boolean;
+  /** Shown in help; parse() does not fill defaults in (callers merge them), so "given or not" stays visible. */
+  default?: string;
+}
+
+export type FlagValues = Record<string, string | number | boolean | string[] | undefined>;
+
+export class FlagError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlagError';
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) dp[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return dp[a.length][b.length];
+}
+
+/**
+ * Parse `--name value`, `--name=value` and bare `--flag` for booleans (`--no-flag` sets false). 'list' flags take
+ * comma-separated values and may repeat (`--data a.txt --data b.txt` or `--data a.txt,b.txt`); values that follow a
+ * list flag without a leading -- are added to it too (`--data *.txt`). Positional arguments are refused.
+ */
+export function parseFlags(command: string, specs: readonly FlagSpec[], argv: readonly string[]): FlagValues {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const out: FlagValues = {};
+  let i = 0;
+  let lastList: string | undefined;
+  while (i < argv.length) {
+    const arg = argv[i++];
+    if (!arg.startsWith('--')) {
+      if (lastList !== undefined) {
+        (out[lastList] as string[]).push(...arg.split(',').filter((s) => s.length > 0));
+        continue;
+      }
+      throw new FlagError(`monet ${command}: unexpected argument '${arg}'; options are given as --name value (see monet ${command} --help)`);
+    }
+    lastList = undefined;
+    let name = arg.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    let spec = byName.get(name);
+    if (!spec && name.startsWith('no-') && byName.get(name.slice(3))?.type === 'bool' && value === undefined) {
+      out[name.slice(3)] = false;
+      continue;
+    }
+    if (!spec) {
+      const near = specs.map((s) => s.name).filter((n) => editDistance(n, name) <= 2 || n.includes(name) || name.includes(n));
+      throw new FlagError(`monet ${command}: unknown option --${name}${near.length ? `; did you mean ${near.map((n) => '--' + n).join(' or ')}?` : ''} (see monet ${command} --help)`);
+    }
+    if (spec.type === 'bool') {
+      if (value === undefined) out[name] = true;
+      else if (value === 'true' || value === '1') out[name] = true;
+      else if (value === 'false' || value === '0') out[name] = false;
+      else throw new FlagError(`monet ${command}: --${name} expects true or false, found '${value}'`);
+      continue;
+    }
+    if (value === undefined) {
+      if (i >= argv.length || (argv[i].startsWith('--') && argv[i].length > 2)) throw new FlagError(`monet ${command}: --${name} needs a value (${describeType(spec)})`);
+      value = argv[i++];
+    }
+    out[name] = convert(command, spec, value, out[name]);
+    if (spec.type === 'list') lastList = name;
+  }
+  return out;
+}
+
+function describeType(s: FlagSpec): string {
+  if (s.choices) return `one of ${s.choices.join(', ')}`;
+  switch (s.type) {
+    case 'int':
+      return s.positive ? 'a positive integer' : s.min !== undefined ? `an integer ≥ ${s.min}` : 'an integer';
+    case 'float':
+      return s.positive ? 'a positive number' : s.min !== undefined ? `a number ≥ ${s.min}` : 'a number';
+    case 'list':
+      return 'one or more comma-separated values';
+    default:
+      return 'a string';
+  }
+}
+
+function convert(command: string, s: FlagSpec, raw: string, prev: FlagValues[string]): FlagValues[string] {
+  const bad = () => new FlagError(`monet ${command}: --${s.name} expects ${describeType(s)}, found '${raw}'`);
+  switch (s.type) {
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw bad();
+      const v = Number(raw);
+      if (!Number.isSafeInteger(v) || (s.positive && v <= 0) || (s.min !== undefined && v < s.min)) throw bad();
+      return v;
+    }
+    case 'float': {
+      const v = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(v) || (s.positive && v <= 0) || (s.min !== undefined && v < s.min)) throw bad();
+      return v;
+    }
+    case 'string':
+      if (s.choices && !s.choices.includes(raw)) throw bad();
+      if (raw === '') throw bad();
+      return raw;
+    case 'list': {
+      const items = raw.split(',').filter((x) => x.length > 0);
+      if (items.length === 0) throw bad();
+      return [...((prev as string[] | undefined) ?? []), ...items];
+    }
+    default:
+      throw bad();
+  }
+}
+
+export function formatHelp(usage: string, specs: readonly FlagSpec[]): string {
+  const lines = [usage, '', 'Options:'];
+  const w = Math.max(...specs.map((s) => s.name.length + (s.type === 'bool' ? 0 : 6))) + 4;
+  for (const s of specs) {
+    const left = `  --${s.name}${s.type === 'bool' ? '' : ' <' + (s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b' : s.type) + '>'}`;
+    const def = s.default !== undefined ? ` (default ${s.default})` : '';
+    if (left.length > w) lines.push(left, ' '.repeat(w) + s.help + def);
+    else lines.push(left.padEnd(w) + s.help + def);
+  }
+  return lines.join('\n');
+}
