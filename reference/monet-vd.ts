@@ -1,0 +1,341 @@
+// Monet MoVDE: mixture of vertically decomposed experts (SPEC §1.5, backward §1.10), float64.
+//
+// Dimension legend:
+//   T  tokens      d  model dim, d' = d/2      H  expert heads      E  experts per side = √N
+//   m' = moe_dim/2 hidden units per half-expert
+//
+// Parameters (official `MonetMoVDE` names, here without the `moe.` prefix):
+//   u1.weight, u2.weight (E·m', d), u1.bias, u2.bias (E·m')     first layers of the two halves
+//   v11.weight, v12.weight, v21.weight, v22.weight (d', E·m')   second layers: v<out half><in half>
+//   b1, b2 (E, d')                                               output biases of the top / bottom output half
+//
+// Expert view (SPEC §1.5, paper Eq. 15; reference/monet-expert-view.ts computes it literally): composite expert
+// (i, j) splits both its hidden layer and its output vertically. With A1_i = relu²(U1_i x + b11_i) (from router 1's
+// index i) and A2_j = relu²(U2_j x + b21_j) (from router 2's index j):
+//   E_ij(x) = [ V11_i A1_i + V12_i A2_j + b1_i ;  V21_j A1_i + V22_j A2_j + b2_j ]
+// i.e. the top output half is owned by i, the bottom by j, and each reads both hidden halves.
+// The efficient order (official code) mixes before projecting, with G1[i] = Σ_h g1[h,i], G2[j] = Σ_h g2[h,j]:
+//   a1 = relu²(u1 x + u1.bias) (E, m'),  a2 = relu²(u2 x + u2.bias) (E, m')
+//   c1[h,c] = Σ_i g1[h,i] a1[i,c],  c2[h,c] = Σ_j g2[h,j] a2[j,c]                     (H, m')
+//   h11[i,c] = G1[i]·a1[i,c]             "btim,bthi->btim"         straight flow, top
+//   h12[i,c] = Σ_h g1[h,i]·c2[h,c]       "btjm,bthj,bthi->btim"    cross flow: hidden half 2 → top output
+//   h21[j,c] = Σ_h g2[h,j]·c1[h,c]       "btim,bthi,bthj->btjm"    cross flow: hidden half 1 → bottom output
+//   h22[j,c] = G2[j]·a2[j,c]             "btjm,bthj->btjm"         straight flow, bottom
+//   top = v11·h11 + v12·h12 + Σ_i G1[i] b1[i,:];  bot = v21·h21 + v22·h22 + Σ_j G2[j] b2[j,:];  out = [top; bot]
+// Per token: O(E·m·d + H·E·m) work, nothing of size E×E or N.
+
+import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
+import type { TensorMap } from '../src/tensor.ts';
+import { act, actGrad } from './activations.ts';
+import type { ParamSpec } from './common.ts';
+import type { MonetMoeDims } from './monet-hd.ts';
+import { runMonetMoeCase, type MonetExpertsImpl } from './monet-layer.ts';
+
+export type MonetVdParams = Record<
+  'u1.weight' | 'u1.bias' | 'u2.weight' | 'u2.bias' | 'v11.weight' | 'v12.weight' | 'v21.weight' | 'v22.weight' | 'b1' | 'b2',
+  Float64Array
+>;
+
+/** What forward saves for backward. */
+export interface MonetVdSaved {
+  pre1: Float64Array; // (T, E·m') u1 x + u1.bias
+  pre2: Float64Array; // (T, E·m')
+  a1: Float64Array; // (T, E, m') relu²(pre1)
+  a2: Float64Array; // (T, E, m')
+  c1: Float64Array; // (T, H, m') Σ_i g1·a1
+  c2: Float64Array; // (T, H, m') Σ_j g2·a2
+  h11: Float64Array; // (T, E, m') the four inputs of v11, v12, v21, v22
+  h12: Float64Array; // (T, E, m')
+  h21: Float64Array; // (T, E, m')
+  h22: Float64Array; // (T, E, m')
+}
+
+function checkVdDims(dims: MonetMoeDims): void {
+  if (dims.d % 2 !== 0) throw new Error(`monet-vd: hidden_size must be even (split into two halves), found ${dims.d}`);
+  if (dims.m % 2 !== 0) throw new Error(`monet-vd: moe_dim must be even (split into two halves), found ${dims.m}`);
+}
+
+export function monetVdForward(
+  out: Float64Array, // (T, d)
+  x: Float64Array, // (T, d)
+  g1: Float64Array, // (T, H, E)
+  g2: Float64Array, // (T, H, E)
+  p: MonetVdParams,
+  dims: MonetMoeDims,
+): MonetVdSaved {
+  checkVdDims(dims);
+  const { T, d, H, E } = dims;
+  const mh = dims.m / 2; // m'
+  const dh = d / 2; // d'
+  const Emh = E * mh;
+  const s: MonetVdSaved = {
+    pre1: new Float64Array(T * Emh), pre2: new Float64Array(T * Emh),
+    a1: new Float64Array(T * Emh), a2: new Float64Array(T * Emh),
+    c1: new Float64Array(T * H * mh), c2: new Float64Array(T * H * mh),
+    h11: new Float64Array(T * Emh), h12: new Float64Array(T * Emh),
+    h21: new Float64Array(T * Emh), h22: new Float64Array(T * Emh),
+  };
+  const G1 = new Float64Array(E); // (E) Σ_h g1[h,i] for one token
+  const G2 = new Float64Array(E); // (E)
+  for (let t = 0; t < T; t++) {
+    const xt = x.subarray(t * d, t * d + d); // (d)
+    const g1_t = g1.subarray(t * H * E, (t + 1) * H * E); // (H, E)
+    const g2_t = g2.subarray(t * H * E, (t + 1) * H * E); // (H, E)
+    const off = t * Emh; // offset of token t in the (T, E, m') buffers
+    const coff = t * H * mh; // offset of token t in the (T, H, m') buffers
+    // a_r = relu²(u_r x + u_r.bias) for both halves  — dense projections
+    for (const [W, bias, pre, a] of [
+      [p['u1.weight'], p['u1.bias'], s.pre1, s.a1],
+      [p['u2.weight'], p['u2.bias'], s.pre2, s.a2],
+    ] as const) {
+      for (let r = 0; r < Emh; r++) {
+        let v = bias[r];
+        for (let c = 0; c < d; c++) v += W[r * d + c] * xt[c];
+        pre[off + r] = v;
+        a[off + r] = act('relu2', v);
+      }
+    }
+    // G1[i] = Σ_h g1[h,i];  G2[j] = Σ_h g2[h,j]  — einsum "hi->i", "hj->j"
+    G1.fill(0);
+    G2.fill(0);
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < E; i++) {
+        G1[i] += g1_t[h * E + i];
+        G2[i] += g2_t[h * E + i];
+      }
+    }
+    // c1[h,c] = Σ_i g1[h,i]·a1[i,c]  — einsum "im,hi->hm";  c2[h,c] = Σ_j g2[h,j]·a2[j,c]  — "jm,hj->hm"
+    for (let h = 0; h < H; h++) {
+      for (let c = 0; c < mh; c++) {
+        let v1 = 0;
+        let v2 = 0;
+        for (let i = 0; i < E; i++) {
+          v1 += g1_t[h * E + i] * s.a1[off + i * mh + c];
+          v2 += g2_t[h * E + i] * s.a2[off + i * mh + c];
+        }
+        s.c1[coff + h * mh + c] = v1;
+        s.c2[coff + h * mh + c] = v2;
+      }
+    }
+    for (let i = 0; i < E; i++) {
+      for (let c = 0; c < mh; c++) {
+        const k = off + i * mh + c;
+        // h11[i,c] = G1[i]·a1[i,c]         — einsum "btim,bthi->btim"
+        s.h11[k] = G1[i] * s.a1[k];
+        // h22[j,c] = G2[j]·a2[j,c]         — einsum "btjm,bthj->btjm" (j plays the role of i here)
+        s.h22[k] = G2[i] * s.a2[k];
+        // h12[i,c] = Σ_h g1[h,i]·c2[h,c]   — einsum "btjm,bthj,bthi->btim" with the j-sum done in c2
+        // h21[j,c] = Σ_h g2[h,j]·c1[h,c]   — einsum "btim,bthi,bthj->btjm" with the i-sum done in c1
+        let v12 = 0;
+        let v21 = 0;
+        for (let h = 0; h < H; h++) {
+          v12 += g1_t[h * E + i] * s.c2[coff + h * mh + c];
+          v21 += g2_t[h * E + i] * s.c1[coff + h * mh + c];
+        }
+        s.h12[k] = v12;
+        s.h21[k] = v21;
+      }
+    }
+    // top = v11·h11 + v12·h12 + Σ_i G1[i] b1[i,:]  ("bthi,id->btd");  bot = v21·h21 + v22·h22 + Σ_j G2[j] b2[j,:]
+    const V11 = p['v11.weight'], V12 = p['v12.weight'], V21 = p['v21.weight'], V22 = p['v22.weight']; // (d', E·m')
+    for (let o = 0; o < dh; o++) {
+      let top = 0;
+      let bot = 0;
+      for (let r = 0; r < Emh; r++) {
+        top += V11[o * Emh + r] * s.h11[off + r] + V12[o * Emh + r] * s.h12[off + r];
+        bot += V21[o * Emh + r] * s.h21[off + r] + V22[o * Emh + r] * s.h22[off + r];
+      }
+      for (let i = 0; i < E; i++) {
+        top += G1[i] * p['b1'][i * dh + o];
+        bot += G2[i] * p['b2'][i * dh + o];
+      }
+      out[t * d + o] = top;
+      out[t * d + dh + o] = bot;
+    }
+  }
+  return s;
+}
+
+/** Backward (accumulates into dx, grads, dg1, dg2). */
+export function monetVdBackward(
+  dx: Float64Array, // (T, d)
+  grads: MonetVdParams,
+  dg1: Float64Array, // (T, H, E)
+  dg2: Float64Array, // (T, H, E)
+  dout: Float64Array, // (T, d)
+  x: Float64Array, // (T, d)
+  g1: Float64Array, // (T, H, E)
+  g2: Float64Array, // (T, H, E)
+  p: MonetVdParams,
+  s: MonetVdSaved,
+  dims: MonetMoeDims,
+): void {
+  checkVdDims(dims);
+  const { T, d, H, E } = dims;
+  const mh = dims.m / 2;
+  const dh = d / 2;
+  const Emh = E * mh;
+  const V11 = p['v11.weight'], V12 = p['v12.weight'], V21 = p['v21.weight'], V22 = p['v22.weight'];
+  const dh11 = new Float64Array(Emh); // (E, m') gradients of the four v inputs, one token
+  const dh12 = new Float64Array(Emh);
+  const dh21 = new Float64Array(Emh);
+  const dh22 = new Float64Array(Emh);
+  const da1 = new Float64Array(Emh); // (E, m')
+  const da2 = new Float64Array(Emh);
+  const dc1 = new Float64Array(H * mh); // (H, m')
+  const dc2 = new Float64Array(H * mh);
+  const G1 = new Float64Array(E);
+  const G2 = new Float64Array(E);
+  const dG1 = new Float64Array(E);
+  const dG2 = new Float64Array(E);
+  for (let t = 0; t < T; t++) {
+    const xt = x.subarray(t * d, t * d + d);
+    const dtop = dout.subarray(t * d, t * d + dh); // (d')
+    const dbot = dout.subarray(t * d + dh, t * d + d); // (d')
+    const g1_t = g1.subarray(t * H * E, (t + 1) * H * E);
+    const g2_t = g2.subarray(t * H * E, (t + 1) * H * E);
+    const dg1_t = dg1.subarray(t * H * E, (t + 1) * H * E);
+    const dg2_t = dg2.subarray(t * H * E, (t + 1) * H * E);
+    const off = t * Emh;
+    const coff = t * H * mh;
+    G1.fill(0);
+    G2.fill(0);
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < E; i++) {
+        G1[i] += g1_t[h * E + i];
+        G2[i] += g2_t[h * E + i];
+      }
+    }
+    // the four projections: dv11 += dtop ⊗ h11 (etc.);  dh11 = v11ᵀ dtop (etc.)
+    dh11.fill(0); dh12.fill(0); dh21.fill(0); dh22.fill(0);
+    for (let o = 0; o < dh; o++) {
+      const gt = dtop[o];
+      const gb = dbot[o];
+      for (let r = 0; r < Emh; r++) {
+        const w = o * Emh + r;
+        grads['v11.weight'][w] += gt * s.h11[off + r];
+        grads['v12.weight'][w] += gt * s.h12[off + r];
+        grads['v21.weight'][w] += gb * s.h21[off + r];
+        grads['v22.weight'][w] += gb * s.h22[off + r];
+        dh11[r] += V11[w] * gt;
+        dh12[r] += V12[w] * gt;
+        dh21[r] += V21[w] * gb;
+        dh22[r] += V22[w] * gb;
+      }
+    }
+    // biases Σ_i G1[i] b1[i,:], Σ_j G2[j] b2[j,:]:  db1[i] += G1[i]·dtop;  dG1[i] = dtop·b1[i]  (and for 2)
+    // straight flows h11 = G1·a1, h22 = G2·a2:  dG1[i] += Σ_c dh11[i,c]·a1[i,c];  da1 = G1·dh11  (and for 2)
+    for (let i = 0; i < E; i++) {
+      let s1 = 0;
+      let s2 = 0;
+      for (let o = 0; o < dh; o++) {
+        grads['b1'][i * dh + o] += G1[i] * dtop[o];
+        grads['b2'][i * dh + o] += G2[i] * dbot[o];
+        s1 += dtop[o] * p['b1'][i * dh + o];
+        s2 += dbot[o] * p['b2'][i * dh + o];
+      }
+      for (let c = 0; c < mh; c++) {
+        const k = i * mh + c;
+        s1 += dh11[k] * s.a1[off + k];
+        s2 += dh22[k] * s.a2[off + k];
+        da1[k] = G1[i] * dh11[k];
+        da2[k] = G2[i] * dh22[k];
+      }
+      dG1[i] = s1;
+      dG2[i] = s2;
+    }
+    // G1[i] = Σ_h g1[h,i]: every head gets dG1[i]
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < E; i++) {
+        dg1_t[h * E + i] += dG1[i];
+        dg2_t[h * E + i] += dG2[i];
+      }
+    }
+    // cross flows h12[i,c] = Σ_h g1[h,i]·c2[h,c], h21[j,c] = Σ_h g2[h,j]·c1[h,c]:
+    //   dg1[h,i] += Σ_c dh12[i,c]·c2[h,c];  dc2[h,c] = Σ_i g1[h,i]·dh12[i,c]   (and symmetrically for 2 / c1)
+    dc1.fill(0);
+    dc2.fill(0);
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < E; i++) {
+        const w1 = g1_t[h * E + i];
+        const w2 = g2_t[h * E + i];
+        let s12 = 0;
+        let s21 = 0;
+        for (let c = 0; c < mh; c++) {
+          s12 += dh12[i * mh + c] * s.c2[coff + h * mh + c];
+          s21 += dh21[i * mh + c] * s.c1[coff + h * mh + c];
+          dc2[h * mh + c] += w1 * dh12[i * mh + c];
+          dc1[h * mh + c] += w2 * dh21[i * mh + c];
+        }
+        dg1_t[h * E + i] += s12;
+        dg2_t[h * E + i] += s21;
+      }
+    }
+    // c1[h,c] = Σ_i g1[h,i]·a1[i,c]:  da1[i,c] += Σ_h g1[h,i]·dc1[h,c];  dg1[h,i] += Σ_c dc1[h,c]·a1[i,c]
+    // c2[h,c] = Σ_j g2[h,j]·a2[j,c]:  da2[j,c] += Σ_h g2[h,j]·dc2[h,c];  dg2[h,j] += Σ_c dc2[h,c]·a2[j,c]
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < E; i++) {
+        const w1 = g1_t[h * E + i];
+        const w2 = g2_t[h * E + i];
+        let s1 = 0;
+        let s2 = 0;
+        for (let c = 0; c < mh; c++) {
+          const k = i * mh + c;
+          da1[k] += w1 * dc1[h * mh + c];
+          da2[k] += w2 * dc2[h * mh + c];
+          s1 += dc1[h * mh + c] * s.a1[off + k];
+          s2 += dc2[h * mh + c] * s.a2[off + k];
+        }
+        dg1_t[h * E + i] += s1;
+        dg2_t[h * E + i] += s2;
+      }
+    }
+    // relu² and the two input projections: dpre = da·2·max(pre,0);  dU += dpre ⊗ x;  dbias += dpre;  dx += Uᵀ dpre
+    for (const [W, dW, db, pre, da] of [
+      [p['u1.weight'], grads['u1.weight'], grads['u1.bias'], s.pre1, da1],
+      [p['u2.weight'], grads['u2.weight'], grads['u2.bias'], s.pre2, da2],
+    ] as const) {
+      for (let r = 0; r < Emh; r++) {
+        const g = da[r] * actGrad('relu2', pre[off + r]);
+        if (g === 0) continue;
+        db[r] += g;
+        for (let c = 0; c < d; c++) {
+          dW[r * d + c] += g * xt[c];
+          dx[t * d + c] += g * W[r * d + c];
+        }
+      }
+    }
+  }
+}
+
+/** Parameter specs, relative to the experts module (the checkpoint adds `moe.`). Biases and b1, b2 start at zero. */
+export function monetVdParamSpecs(c: { d: number; E: number; m: number }): ParamSpec[] {
+  const { d, E, m } = c;
+  const Emh = (E * m) / 2;
+  const dh = d / 2;
+  return [
+    { name: 'u1.weight', shape: [Emh, d], init: 'normal' },
+    { name: 'u1.bias', shape: [Emh], init: 'zeros' },
+    { name: 'u2.weight', shape: [Emh, d], init: 'normal' },
+    { name: 'u2.bias', shape: [Emh], init: 'zeros' },
+    { name: 'v11.weight', shape: [dh, Emh], init: 'normal' },
+    { name: 'v12.weight', shape: [dh, Emh], init: 'normal' },
+    { name: 'v21.weight', shape: [dh, Emh], init: 'normal' },
+    { name: 'v22.weight', shape: [dh, Emh], init: 'normal' },
+    { name: 'b1', shape: [E, dh], init: 'zeros' },
+    { name: 'b2', shape: [E, dh], init: 'zeros' },
+  ];
+}
+
+export const MONET_VD: MonetExpertsImpl = {
+  decompose: 'vertical',
+  paramSpecs: monetVdParamSpecs,
+  forward: (out, x, g1, g2, p, dims) => monetVdForward(out, x, g1, g2, p as MonetVdParams, dims),
+  backward: (dx, grads, dg1, dg2, dout, x, g1, g2, p, saved, dims) =>
+    monetVdBackward(dx, grads as MonetVdParams, dg1, dg2, dout, x, g1, g2, p as MonetVdParams, saved as MonetVdSaved, dims),
+};
+
+/** Fixture case `monet-vd` (router + MoVDE + aux losses; see monet-layer.ts for the tensors). */
+export function runMonetVdCase(c: FixtureCase, opts?: RunOptions): TensorMap {
+  return runMonetMoeCase(c, opts, MONET_VD);
+}
