@@ -142,16 +142,16 @@ export function runDenseFfnCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const x = inp.f64('in.x', [T, cfg.d]); // (T, d)
   const specs = denseFfnParamSpecs(cfg);
   const p = readParams(inp, specs);
-  const dy = opts?.forwardOnly ? null : inp.f64('in.dy', [T, cfg.d]); // (T, d)
-  if (opts?.forwardOnly && inp.has('in.dy')) inp.f64('in.dy', [T, cfg.d]); // shape-check even if unused
+  const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, cfg.d]) : null; // (T, d)
   inp.assertAllUsed();
+  if (!dy && !opts?.forwardOnly) throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${cfg.d}]) for the backward pass`);
 
   const out: TensorMap = new Map();
   const w = denseFfnWeights(cfg, p);
   const y = new Float64Array(T * cfg.d); // (T, d)
   const saved = denseFfnForward(y, x, w, cfg, T);
   put(out, 'out.y', [T, cfg.d], y);
-  if (!dy) return out;
+  if (opts?.forwardOnly || !dy) return out;
 
   const dx = gradBuffer(opts, 'grad.in.x', [T, cfg.d]); // (T, d)
   const g = gradParams(opts, specs);

@@ -49,8 +49,14 @@ import {
   type DenseFfnSaved,
 } from './dense-ffn.ts';
 import { embeddingBackward, embeddingForward } from './embedding.ts';
+import { topkMargin } from './margins.ts';
+import { parseSmoeConfig, smoeBackward, smoeForward, smoeParamSpecs, type SmoeConfig, type SmoeSaved } from './smoe.ts';
+import { topkFfnBackward, topkFfnForward, topkFfnParamSpecs, type TopkFfnConfig, type TopkFfnSaved } from './topk-ffn.ts';
+import { parseTopkConfig, topkBackward, topkForward, type TopkSaved } from './topk.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import type { FfnDriver, FfnLayerCtx, LmConfig, LmDims, LmMode, StateSpec } from './lm-ffn.ts';
+import { monetDriver } from './lm-monet.ts';
+import { peerDriver } from './lm-peer.ts';
 import type { Rng } from './rng.ts';
 import { rmsnormBackward, rmsnormForward, type RmsNormSaved } from './rmsnorm.ts';
 import { ropeBackward, ropeForward, ropeTables } from './rope.ts';
@@ -76,12 +82,101 @@ const denseDriver: FfnDriver<DenseFfnConfig, DenseFfnSaved> = {
 };
 
 /**
+ * SMoE in every layer (smoe.ts), Mixtral names `model.layers.<i>.block_sparse_moe.{gate,experts.<e>.w1/w2/w3}.weight`.
+ * Each layer reports loss_balance and loss_z; the LM averages each over the layers.
+ */
+const smoeDriver: FfnDriver<SmoeConfig, SmoeSaved> = {
+  parse: (raw, _cfg, where) => parseSmoeConfig(raw, where),
+  auxNames: () => ['balance', 'z'],
+  paramSpecs: (c) => smoeParamSpecs(c).map((s) => ({ ...s, name: `block_sparse_moe.${s.name}` })),
+  stateSpecs: () => [],
+  forward: (c, ctx, u, out) => {
+    const saved = smoeForward(out, u, ctx.params('block_sparse_moe.'), c, ctx.dims.T);
+    ctx.addAux('balance', saved.lossBalance);
+    ctx.addAux('z', saved.lossZ);
+    ctx.addMargin(saved.margin);
+    return saved;
+  },
+  backward: (c, ctx, saved, u, dout, du) =>
+    smoeBackward(du, ctx.grads('block_sparse_moe.'), dout, u, ctx.params('block_sparse_moe.'), saved, c, ctx.dims.T, {
+      balance: ctx.auxGrad('balance'),
+      z: ctx.auxGrad('z'),
+    }),
+  examples: () => [
+    {
+      label: 'smoe swiglu E=4 k=2',
+      config: { intermediate_size: 6, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } },
+    },
+  ],
+};
+
+/**
+ * TopK LM (SPEC §4.3–4.4, our reading). Every MLP is up_proj → ReLU → down_proj (`mlp.up_proj/down_proj.weight`).
+ * For layers i < L − n_last_non_topk the TopK activation (topk.ts) is applied:
+ *   topk_placement 'ffn'    (default): to the MLP's hidden units (topk-ffn.ts), k of intermediate_size;
+ *   topk_placement 'hidden':           to the layer's output residual stream (post map), k of hidden_size.
+ * The last n_last_non_topk (default 2) layers stay dense (plain ReLU MLP, no TopK).
+ */
+interface TopkLmConfig extends TopkFfnConfig {
+  placement: 'ffn' | 'hidden';
+  nLast: number; // n_last_non_topk
+}
+type TopkLmSaved = { topk: true; s: TopkFfnSaved } | { topk: false; s: DenseFfnSaved };
+const isTopkLayer = (c: TopkLmConfig, cfg: LmConfig, i: number) => i < cfg.L - c.nLast;
+const reluMlp = (c: TopkLmConfig): DenseFfnConfig => ({ d: c.d, F: c.F, activation: 'relu' });
+
+const topkDriver: FfnDriver<TopkLmConfig, TopkLmSaved> = {
+  parse: (raw, cfg, where) => {
+    const F = cfgInt(raw, 'intermediate_size', where);
+    const placement = cfgEnum(raw, 'topk_placement', ['ffn', 'hidden'] as const, where, 'ffn');
+    const nLast = cfgInt(raw, 'n_last_non_topk', where, 0, 2);
+    if (nLast > cfg.L) throw new Error(`${where}: config.n_last_non_topk: expected at most num_hidden_layers = ${cfg.L}, found ${nLast}`);
+    cfgEnum(raw, 'activation', ['relu'], where, 'relu');
+    return { d: cfg.d, F, placement, nLast, ...parseTopkConfig(raw, placement === 'ffn' ? F : cfg.d, where) };
+  },
+  auxNames: () => [],
+  paramSpecs: (c) => topkFfnParamSpecs(c).map((s) => ({ ...s, name: `mlp.${s.name}` })),
+  stateSpecs: () => [],
+  forward: (c, ctx, u, out) => {
+    const p = ctx.params('mlp.');
+    if (c.placement === 'ffn' && isTopkLayer(c, ctx.cfg, ctx.layer)) {
+      const s = topkFfnForward(out, u, p, c, ctx.dims.T);
+      ctx.addMargin(topkMargin(s.z, ctx.dims.T, c.F, c.k));
+      return { topk: true, s };
+    }
+    return { topk: false, s: denseFfnForward(out, u, denseFfnWeights(reluMlp(c), p), reluMlp(c), ctx.dims.T) };
+  },
+  backward: (c, ctx, saved, u, dout, du) => {
+    const p = ctx.params('mlp.');
+    const g = ctx.grads('mlp.');
+    if (saved.topk) topkFfnBackward(du, g, dout, u, p, saved.s, c, ctx.dims.T);
+    else denseFfnBackward(du, denseFfnGrads(g), dout, u, denseFfnWeights(reluMlp(c), p), saved.s, reluMlp(c), ctx.dims.T);
+  },
+  postForward: (c, ctx, inp, out) => {
+    if (c.placement !== 'hidden' || !isTopkLayer(c, ctx.cfg, ctx.layer)) return null;
+    const { T } = ctx.dims;
+    ctx.addMargin(topkMargin(inp, T, c.d, c.k));
+    return { inp, topk: topkForward(out, inp, T, c.d, c) };
+  },
+  postBackward: (c, ctx, saved, dout, dinp) => {
+    const s = saved as { inp: Float64Array; topk: TopkSaved };
+    topkBackward(dinp, dout, s.inp, s.topk, ctx.dims.T, c.d, c);
+  },
+  examples: () => [
+    { label: 'topk ffn α=0.4', config: { intermediate_size: 12, k: 4, alpha: 0.4, topk_placement: 'ffn', n_last_non_topk: 1 } },
+    { label: 'topk hidden α=0.4', config: { intermediate_size: 12, k: 4, alpha: 0.4, topk_placement: 'hidden', n_last_non_topk: 1 } },
+  ],
+};
+
+/**
  * The feed-forward kinds the reference LM supports, by `config.ffn`. The demo, the LM tests and the `lm` case runner
  * all read this list, so a kind added here is exercised everywhere.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const FFN_DRIVERS: Record<string, FfnDriver<any, any>> = {
   dense: denseDriver,
+  smoe: smoeDriver,
+  topk: topkDriver,
 };
 
 /** The model-wide keys of a tiny LM; the demo and tests merge a driver example's keys over these. */
