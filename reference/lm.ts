@@ -177,6 +177,8 @@ export const FFN_DRIVERS: Record<string, FfnDriver<any, any>> = {
   dense: denseDriver,
   smoe: smoeDriver,
   topk: topkDriver,
+  monet: monetDriver,
+  peer: peerDriver,
 };
 
 /** The model-wide keys of a tiny LM; the demo and tests merge a driver example's keys over these. */
