@@ -23,7 +23,7 @@ import { monetAuxBackward, monetAuxForward, type MonetAuxSaved } from './monet-a
 import { MONET_HD, type MonetMoeDims } from './monet-hd.ts';
 import { parseMonetLayerConfig, prefixSpecs, type MonetDecompose, type MonetExpertsImpl, type MonetLayerConfig } from './monet-layer.ts';
 import {
-  MONET_ROUTER_STATE, monetRouterBackward, monetRouterForward, monetRouterMargin, monetRouterOptions,
+  MONET_ROUTER_STATE, monetRouterBackward, monetRouterForward, monetRouterOptions, monetRouterSavedMargin,
   monetRouterParamSpecs, monetRouterStateSpecs, newMonetRouterState,
   type MonetRouterParams, type MonetRouterSaved, type MonetRouterState,
 } from './monet-router.ts';
@@ -89,7 +89,7 @@ export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
         monetRouterOptions(c.layer),
       );
       if (next) for (const name of MONET_ROUTER_STATE) ctx.setNext(`router.${name}`, next[name]);
-      ctx.addMargin(Math.min(monetRouterMargin(saved.n1, saved.sigma, T, H, E), monetRouterMargin(saved.n2, saved.sigma, T, H, E)));
+      ctx.addMargin(monetRouterSavedMargin(saved, dims));
       const aux = monetAuxForward(g1, g2, dims, c.layer.unifEps);
       ctx.addAux('unif', aux.losses.unif);
       ctx.addAux('amb', aux.losses.amb);

@@ -32,6 +32,7 @@ import {
   type Config, type ParamSpec, type Params,
 } from './common.ts';
 import { linearForward } from './linear.ts';
+import { relGap } from './margins.ts';
 import { monetSigma } from './normal.ts';
 
 export interface MonetRouterDims {
@@ -59,7 +60,9 @@ export interface MonetRouterSaved {
   g2: Float64Array; // (T, H, E)
   mask1: Uint8Array; // (T, H, E) selection masks (also the idx.mask1/idx.mask2 fixture outputs)
   mask2: Uint8Array; // (T, H, E)
-  n1: Float64Array; // (T, H, E) BatchNorm outputs, kept for the routing-margin report only
+  z1: Float64Array; // (T, H, E) raw logits and BatchNorm outputs, kept for the routing-margin report only
+  z2: Float64Array; // (T, H, E)
+  n1: Float64Array; // (T, H, E)
   n2: Float64Array; // (T, H, E)
   sigma: number;
   bn1: BatchNormSaved;
@@ -122,6 +125,7 @@ export function monetRouterForward(
   const bnDims = { O: T, C: H, I: E }; // each head is one channel over T·E entries
   const masks: Uint8Array[] = [];
   const ns: Float64Array[] = [];
+  const zs: Float64Array[] = [];
   const bns: BatchNormSaved[] = [];
   for (const r of [1, 2] as const) {
     const W = params[`w${r}.weight`]; // (H·E, d)
@@ -137,10 +141,11 @@ export function monetRouterForward(
     const mask = new Uint8Array(T * H * E); // (T, H, E)
     monetSelectSoftmax(r === 1 ? g1 : g2, mask, z, n, sigma, T, H, E);
     masks.push(mask);
+    zs.push(z);
     ns.push(n);
     bns.push(bn);
   }
-  return { g1, g2, mask1: masks[0], mask2: masks[1], n1: ns[0], n2: ns[1], sigma, bn1: bns[0], bn2: bns[1] };
+  return { g1, g2, mask1: masks[0], mask2: masks[1], z1: zs[0], z2: zs[1], n1: ns[0], n2: ns[1], sigma, bn1: bns[0], bn2: bns[1] };
 }
 
 /**
@@ -189,26 +194,45 @@ export function monetRouterBackward(
 }
 
 /**
- * The smallest routing margin of one router's decisions, relative: for every (t, h) the gap between each
- * normalised logit and the threshold s = min(max, sigma), and when the clamp is active (max < sigma) also the gap
- * between sigma and the max. Divided by max(1, |threshold|). A decision with margin ≥ 1e-3 cannot flip under the
- * tiny perturbations of a finite-difference check or float32 rounding (FIXTURES.md "Routing boundaries").
- * Entries that tie the max exactly (selected together by ≥) count as their own group, not as a margin of 0.
+ * The smallest relative routing margin (margins.ts relGap) of one router's decisions, for every (t, h):
+ *   - each normalised logit against sigma (decides both the mask and whether the clamp is active);
+ *   - where max_i n < sigma, only the argmax is selected: the max against the runner-up;
+ *   - with `amb`, where ≥ 2 experts are selected, the largest selected raw logit against the second largest (the
+ *     ambiguity loss takes max_i g, whose argmax must not flip under a finite-difference step).
+ * A decision with margin ≥ 1e-3 cannot flip under the perturbations of a finite-difference check or a float32
+ * rounding (FIXTURES.md "Routing boundaries"). The same three checks as the PyTorch fixture writer.
  */
-export function monetRouterMargin(n: Float64Array, sigma: number, T: number, H: number, E: number): number {
+export function monetRouterMargin(
+  n: Float64Array, // (T, H, E) normalised logits
+  z: Float64Array | null, // (T, H, E) raw logits (needed with amb)
+  mask: Uint8Array | null, // (T, H, E) selection (needed with amb)
+  sigma: number,
+  T: number,
+  H: number,
+  E: number,
+): number {
   let worst = Infinity;
   for (let th = 0; th < T * H; th++) {
     const row = th * E;
-    let nmax = -Infinity;
-    for (let i = 0; i < E; i++) nmax = Math.max(nmax, n[row + i]);
-    const s = Math.min(nmax, sigma);
-    const scale = Math.max(1, Math.abs(s));
-    worst = Math.min(worst, Math.abs(sigma - nmax) / scale);
+    let n1 = -Infinity; // largest and second largest normalised logit
+    let n2 = -Infinity;
+    let z1 = -Infinity; // largest and second largest selected raw logit
+    let z2 = -Infinity;
+    let selected = 0;
     for (let i = 0; i < E; i++) {
       const v = n[row + i];
-      if (v === nmax) continue; // the max itself is selected by construction when the clamp is active
-      worst = Math.min(worst, Math.abs(v - s) / scale);
+      worst = Math.min(worst, relGap(v, sigma));
+      if (v > n1) [n1, n2] = [v, n1];
+      else if (v > n2) n2 = v;
+      if (z && mask && mask[row + i]) {
+        selected++;
+        const zv = z[row + i];
+        if (zv > z1) [z1, z2] = [zv, z1];
+        else if (zv > z2) z2 = zv;
+      }
     }
+    if (n1 < sigma) worst = Math.min(worst, relGap(n1, n2));
+    if (z && mask && selected >= 2) worst = Math.min(worst, relGap(z1, z2));
   }
   return worst;
 }
@@ -314,4 +338,13 @@ export function runMonetRouterCase(c: FixtureCase, opts?: RunOptions): TensorMap
   put(out, 'grad.in.x', [T, d], dx);
   putGrads(out, specs, g);
   return out;
+}
+
+/** The smallest margin of both routers of a forward pass, including the ambiguity argmax (see monetRouterMargin). */
+export function monetRouterSavedMargin(saved: MonetRouterSaved, dims: MonetRouterDims): number {
+  const { T, H, E } = dims;
+  return Math.min(
+    monetRouterMargin(saved.n1, saved.z1, saved.mask1, saved.sigma, T, H, E),
+    monetRouterMargin(saved.n2, saved.z2, saved.mask2, saved.sigma, T, H, E),
+  );
 }

@@ -36,6 +36,7 @@ import {
 import { batchnormBackward, batchnormForward, type BatchNormMode, type BatchNormSaved } from './batchnorm.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import { act, actGrad } from './activations.ts';
+import { relGap } from './margins.ts';
 
 export type PeerActivation = 'relu' | 'gelu';
 
@@ -71,7 +72,7 @@ export interface PeerSaved {
   ib: Int32Array; // (T, H, k) the second-half sub-key index b
   w: Float64Array; // (T, H, k) softmax weights
   hpre: Float64Array; // (T, H, k) w_down[id]·x, the expert pre-activation
-  margin: number; // smallest relative gap at a top-k boundary (stages 1–3) or between selected experts' scores
+  margin: number; // smallest relative gap (relGap) at a top-k boundary (stages 1–3) or between selected experts' scores
 }
 
 export function peerSqrtN(N: number): number {
@@ -90,12 +91,10 @@ function topkIndices(scores: Float64Array, n: number, k: number, key: (i: number
   return order.slice(0, k);
 }
 
-/** Relative gap between the last selected and the first unselected of a descending ordering (Infinity if none). */
-function boundaryGap(sorted: number[], k: number): number {
-  if (sorted.length <= k) return Infinity;
-  const a = sorted[k - 1];
-  const b = sorted[k];
-  return (a - b) / Math.max(1, Math.abs(a), Math.abs(b));
+/** Relative gap (margins.ts relGap) between entries r − 1 and r of a descending list (Infinity if r is past the end). */
+function boundaryGap(sorted: number[], r: number): number {
+  if (sorted.length <= r) return Infinity;
+  return relGap(sorted[r - 1], sorted[r]);
 }
 
 export function peerForward(
