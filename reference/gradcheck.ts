@@ -36,3 +36,38 @@ export function relError(analytic: Float64Array, numeric: Float64Array, idx?: re
   }
   return maxDiff / Math.max(maxN, 1e-10);
 }
+
+/** One tensor to check: its values (perturbed in place, then restored) and the analytic gradient. */
+export interface GradCheckTensor {
+  name: string;
+  value: Float64Array;
+  grad: Float64Array;
+}
+
+export interface GradCheckResult {
+  name: string;
+  relError: number; // as relError() above, over the checked entries
+  checked: number; // how many entries were perturbed
+}
+
+/**
+ * Finite-difference check of several tensors against one scalar loss(). With `sample`, only that many entries
+ * per tensor are perturbed, chosen by `pick(n)` (an integer in [0, n)); otherwise every entry.
+ */
+export function gradCheck(
+  loss: () => number,
+  tensors: readonly GradCheckTensor[],
+  opts: { sample?: number; pick?: (n: number) => number; h?: number } = {},
+): GradCheckResult[] {
+  return tensors.map(({ name, value, grad }) => {
+    let idx: number[] | undefined;
+    if (opts.sample !== undefined && opts.sample < value.length) {
+      if (!opts.pick) throw new Error('gradCheck: sampling needs a pick(n) function');
+      const set = new Set<number>();
+      while (set.size < opts.sample) set.add(opts.pick(value.length));
+      idx = [...set];
+    }
+    const numeric = numericGrad(loss, value, idx, opts.h);
+    return { name, relError: relError(grad, numeric, idx), checked: idx ? idx.length : value.length };
+  });
+}
