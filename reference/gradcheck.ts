@@ -5,9 +5,12 @@
 // a correct backward agrees to ~1e-9 relative on smooth functions. Discrete decisions (top-k, masks) must sit at
 // least a few h away from their boundaries, which the test inputs guarantee (margins.ts).
 //
-// Relative error of a whole tensor: max_i |a_i − n_i| / max(max_i |n_i|, 1e-10). Normalising by the tensor's
+// Relative error of a whole tensor: max_i |a_i − n_i| / max(max_i |n_i|, GRAD_FLOOR). Normalising by the tensor's
 // largest entry, not element by element, keeps tiny entries (where FD noise dominates) from reporting false alarms
 // while still catching any entry that is wrong by more than the tolerance times the tensor's scale.
+// GRAD_FLOOR = 1e-4: a tensor whose whole gradient is below it — typically exactly zero, like a bias in front of a
+// train-mode BatchNorm, or an expert no token was routed to — is compared in absolute terms (1e-6 · 1e-4 = 1e-10),
+// which is still ~10× above the finite-difference noise ε·|L|/h ≈ 1e-11 of an O(1) loss.
 
 /** Numerical gradient of f() w.r.t. the entries `idx` of `theta` (all entries if idx is omitted). theta is restored. */
 export function numericGrad(f: () => number, theta: Float64Array, idx?: readonly number[], h = 1e-5): Float64Array {
@@ -25,7 +28,9 @@ export function numericGrad(f: () => number, theta: Float64Array, idx?: readonly
   return out;
 }
 
-/** max|a − n| / max(max|n|, 1e-10) over `idx` (all entries if omitted). */
+export const GRAD_FLOOR = 1e-4;
+
+/** max|a − n| / max(max|n|, GRAD_FLOOR) over `idx` (all entries if omitted). */
 export function relError(analytic: Float64Array, numeric: Float64Array, idx?: readonly number[]): number {
   const which = idx ?? Array.from({ length: analytic.length }, (_, i) => i);
   let maxDiff = 0;
@@ -34,7 +39,7 @@ export function relError(analytic: Float64Array, numeric: Float64Array, idx?: re
     maxDiff = Math.max(maxDiff, Math.abs(analytic[i] - numeric[i]));
     maxN = Math.max(maxN, Math.abs(numeric[i]));
   }
-  return maxDiff / Math.max(maxN, 1e-10);
+  return maxDiff / Math.max(maxN, GRAD_FLOOR);
 }
 
 /** One tensor to check: its values (perturbed in place, then restored) and the analytic gradient. */
