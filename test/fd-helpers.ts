@@ -3,6 +3,7 @@
 import * as assert from 'uvu/assert';
 import { numericGrad, relError } from '../reference/gradcheck.ts';
 import { Rng } from '../reference/rng.ts';
+import type { TensorMap } from '../src/tensor.ts';
 
 export const FD_TOL = 1e-6;
 
@@ -65,4 +66,12 @@ export function arraysEqual(a: ArrayLike<number>, b: ArrayLike<number>): boolean
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** A real output tensor's data from a case result, or a failed assertion naming it. */
+export function D(out: TensorMap, name: string): Float64Array {
+  const t = out.get(name);
+  assert.ok(t, `missing output ${name}`);
+  assert.is(t.dtype, 'F64', `${name}: dtype`);
+  return t.data as Float64Array;
 }

@@ -12,7 +12,7 @@ import {
 import { erf, erfc, monetSigma, normalCdf, normalQuantile } from '../reference/normal.ts';
 import { Rng } from '../reference/rng.ts';
 import { f64 } from '../src/tensor.ts';
-import { arraysEqual, checkGrads, dot } from './fd-helpers.ts';
+import { D, arraysEqual, checkGrads, dot } from './fd-helpers.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Inverse normal CDF
@@ -258,12 +258,12 @@ test('monet-router case: outputs, next running stats, gradInit accumulation, for
     s += z; s2 += z * z;
   }
   const n = T * E, mean = s / n, varU = (s2 - n * mean * mean) / (n - 1);
-  assert.ok(Math.abs(out.get('next.norm1.running_mean')!.data[0] - (0.9 * r.state['norm1.running_mean'][0] + 0.1 * mean)) < 1e-13);
-  assert.ok(Math.abs(out.get('next.norm1.running_var')!.data[0] - (0.9 * r.state['norm1.running_var'][0] + 0.1 * varU)) < 1e-12);
+  assert.ok(Math.abs(D(out, 'next.norm1.running_mean')[0] - (0.9 * r.state['norm1.running_mean'][0] + 0.1 * mean)) < 1e-13);
+  assert.ok(Math.abs(D(out, 'next.norm1.running_var')[0] - (0.9 * r.state['norm1.running_var'][0] + 0.1 * varU)) < 1e-12);
   // gradInit adds
   const init = new Map([['grad.param.w1.weight', f64([H * E, d], new Float64Array(H * E * d).fill(1))]]);
   const out2 = runMonetRouterCase({ kind: 'monet-router', config, tensors }, { gradInit: init });
-  const a = out.get('grad.param.w1.weight')!.data, b = out2.get('grad.param.w1.weight')!.data;
+  const a = D(out, 'grad.param.w1.weight'), b = D(out2, 'grad.param.w1.weight');
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(b[i] - (a[i] + 1)) < 1e-14);
   // forwardOnly: no grad.*
   const out3 = runMonetRouterCase({ kind: 'monet-router', config, tensors }, { forwardOnly: true });
