@@ -6,6 +6,9 @@ Usage: monet <command> [options]
 
 Commands:
   check <files|folders…>    run golden fixtures through a backend and compare (docs/fixtures.md)
+  train                     train an LM (Monet-VD by default) on the Brown corpus; writes runs/<name>/
+  sample                    generate text from a run folder (--checkpoint runs/<name>)
+  eval                      validation loss of a run folder against the byte-unigram entropy
   help                      this text
 
 Run \`monet <command> --help\` for a command's options.`;
@@ -13,6 +16,9 @@ Run \`monet <command> --help\` for a command's options.`;
 type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  train: async () => (await import('./train.ts')).trainCommand,
+  sample: async () => (await import('./sample.ts')).sampleCommand,
+  eval: async () => (await import('./eval.ts')).evalCommand,
   check: async () => (await import('./check.ts')).check,
 };
 

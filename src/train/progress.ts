@@ -17,8 +17,9 @@ export interface ProgressInfo {
   steps: number; // total
   loss: number;
   tokensPerSec: number;
-  elapsed: number; // seconds since the start of this (possibly resumed) run
+  elapsed: number; // seconds since the start of this (possibly resumed) session
   lr: number;
+  startStep?: number; // the step this session started at (a resumed run), for the ETA
 }
 
 export function progressLine(p: ProgressInfo, width = 24): string {
@@ -26,7 +27,8 @@ export function progressLine(p: ProgressInfo, width = 24): string {
   const filled = Math.round(frac * width);
   const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   const pct = (frac * 100).toFixed(0).padStart(3);
-  const eta = frac > 0 && p.elapsed > 0 ? (p.elapsed / frac) * (1 - frac) : NaN;
+  const done = p.step - (p.startStep ?? 0);
+  const eta = done > 0 && p.elapsed > 0 ? (p.elapsed / done) * (p.steps - p.step) : NaN;
   const tps = p.tokensPerSec >= 1000 ? `${(p.tokensPerSec / 1000).toFixed(1)}k` : p.tokensPerSec.toFixed(0);
   return `${bar} ${pct}% step ${p.step}/${p.steps}  loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : String(p.loss)}  ${tps} tok/s  lr ${p.lr.toExponential(2)}  ETA ${formatDuration(eta)}`;
 }

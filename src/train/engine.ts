@@ -1,0 +1,91 @@
+// What the training loop needs from a backend, and the host-side AdamW used by the float64 reference engine.
+//
+// An Engine owns the model on its backend: parameters, gradients, AdamW moments and BatchNorm state. The loop hands
+// it batches and hyper-parameters; the engine runs forward, backward, the gradient norm, clipping and AdamW where
+// its data lives (for wasm/webgpu: on the device; only the numbers asked for come back).
+//
+// Sizes: B sequences per micro-batch, S tokens per sequence, V vocabulary.
+
+import type { ModelConfig } from './presets.ts';
+import type { HostArray, HostParams } from './checkpoint.ts';
+
+export interface StepHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number; // applied only to parameters whose ParamSpec says decay
+  clip: number; // global gradient-norm clip; 0 = off
+  /** 1-based AdamW step count (bias correction). */
+  step: number;
+  /** TopK α for this step (ignored by other kinds). */
+  alpha: number;
+}
+
+export interface StepResult {
+  loss: number; // mean over the micro-batches of out.loss (CE + Σ coef·aux)
+  ce: number; // mean next-token cross-entropy alone
+  gradNorm: number; // global L2 norm of the gradient before clipping
+}
+
+export interface EvalResult {
+  loss: number;
+  ce: number;
+}
+
+export interface Engine {
+  /** 'reference', 'wasm', 'webgpu' with any detail ('webgpu (NVIDIA H100)'). */
+  readonly name: string;
+  /** Storage type of the values a checkpoint from this engine holds. */
+  readonly dtype: 'F64' | 'F32';
+  readonly config: ModelConfig;
+  /**
+   * One optimizer step over the micro-batches (gradient accumulation: the gradients of all micro-batches are
+   * averaged). When `wantResult` is false an engine may skip reading anything back (WebGPU keeps running).
+   */
+  trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null>;
+  /** Loss of one batch in eval mode (BatchNorms use running statistics; nothing is updated). */
+  evalLoss(tokens: Int32Array, B: number, S: number, alpha: number): Promise<EvalResult>;
+  /** Logits (V) of the next token after `tokens` (one sequence), eval mode. */
+  nextLogits(tokens: Int32Array, alpha: number): Promise<Float32Array | Float64Array>;
+  /** Parameters and BN state, as host arrays (names: paramSpecs / stateSpecs). */
+  exportModel(): Promise<{ params: HostParams; state: HostParams }>;
+  /** AdamW moments. */
+  exportMoments(): Promise<{ m: HostParams; v: HostParams }>;
+  dispose(): Promise<void>;
+}
+
+export interface EngineInit {
+  config: ModelConfig;
+  params: HostParams;
+  state: HostParams;
+  /** Moments when resuming; zeros otherwise. */
+  m?: HostParams;
+  v?: HostParams;
+}
+
+/**
+ * AdamW on host arrays, the contract's `adamw` kernel in float64 (PyTorch semantics, decoupled weight decay):
+ *   p −= lr·wd·p;  g ← gradScale·g;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
+ *   p −= lr·(m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps).
+ */
+export function adamwHost(p: HostArray, g: HostArray, m: HostArray, v: HostArray, hp: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number }): void {
+  const { lr, beta1, beta2, eps, weightDecay, step, gradScale } = hp;
+  const bc1 = 1 - Math.pow(beta1, step);
+  const bc2 = 1 - Math.pow(beta2, step);
+  const decay = 1 - lr * weightDecay;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i] * gradScale;
+    const mi = beta1 * m[i] + (1 - beta1) * gi;
+    const vi = beta2 * v[i] + (1 - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
+  }
+}
+
+/** Clip factor for a global gradient norm (PyTorch clip_grad_norm_: clip/(norm + 1e-6), at most 1). */
+export function clipScale(norm: number, clip: number): number {
+  if (!(clip > 0)) return 1;
+  return Math.min(1, clip / (norm + 1e-6));
+}

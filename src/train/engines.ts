@@ -1,0 +1,44 @@
+// Picking the backend a run trains on. `auto` = WebGPU when an adapter exists, else WASM. The float64 reference is
+// only used when asked for (it is exact and slow: tests, tiny runs, the trajectory check).
+
+import type { Engine, EngineInit } from './engine.ts';
+import type { BackendChoice } from './options.ts';
+
+export class EngineUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineUnavailable';
+  }
+}
+
+export interface EngineChoice {
+  engine: Engine;
+  /** Why auto picked this backend (printed at the start of a run). */
+  why: string;
+}
+
+async function create(name: 'reference' | 'wasm' | 'webgpu' | 'js', init: EngineInit): Promise<Engine> {
+  switch (name) {
+    case 'reference': {
+      const { ReferenceEngine } = await import('./engine-reference.ts');
+      return new ReferenceEngine(init.config, init);
+    }
+    case 'wasm':
+    case 'webgpu':
+    case 'js': {
+      const { createDeviceEngine } = await import('./engine-device.ts');
+      return createDeviceEngine(name, init);
+    }
+  }
+}
+
+export async function createEngine(choice: BackendChoice, init: EngineInit): Promise<EngineChoice> {
+  if (choice !== 'auto') return { engine: await create(choice, init), why: `--backend ${choice}` };
+  try {
+    return { engine: await create('webgpu', init), why: 'auto: a WebGPU adapter is available' };
+  } catch (e) {
+    if (!(e instanceof EngineUnavailable)) throw e;
+    const engine = await create('wasm', init);
+    return { engine, why: `auto: WebGPU unavailable (${e.message}); using WASM` };
+  }
+}

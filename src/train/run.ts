@@ -1,0 +1,36 @@
+// Opening a finished (or interrupted) run folder for `monet sample` and `monet eval`.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from './checkpoint.ts';
+import type { Engine } from './engine.ts';
+import { createEngine } from './engines.ts';
+import { TRAIN_DEFAULTS, type BackendChoice, type TrainOptions } from './options.ts';
+import type { ModelConfig } from './presets.ts';
+import { topkAlpha } from './schedule.ts';
+import { makeTokenizer, type Tokenizer } from './tokenizer.ts';
+
+export interface OpenRun {
+  dir: string;
+  config: ModelConfig;
+  options: TrainOptions;
+  step: number;
+  engine: Engine;
+  tokenizer: Tokenizer;
+  alpha: number; // TopK α at the checkpoint's step
+}
+
+export async function openRun(dir: string, backend: BackendChoice): Promise<OpenRun> {
+  if (!existsSync(dir)) throw new Error(`run folder ${dir} does not exist`);
+  const { config, tokenizer, params, state } = loadModel(dir);
+  let options: TrainOptions = { ...TRAIN_DEFAULTS, name: dir };
+  let step = 0;
+  const runJson = join(dir, 'run.json');
+  if (existsSync(runJson)) {
+    const r = JSON.parse(readFileSync(runJson, 'utf8')) as { options?: TrainOptions; step?: number };
+    if (r.options) options = r.options;
+    step = r.step ?? 0;
+  }
+  const { engine } = await createEngine(backend, { config, params, state });
+  return { dir, config, options, step, engine, tokenizer: makeTokenizer(tokenizer), alpha: topkAlpha(options.topkAnneal, options.steps, step) };
+}

@@ -1,0 +1,277 @@
+// The training loop behind `monet train`: data → engine steps → validation → checkpoints, in a run folder.
+//
+//   runs/<name>/config.json                model config (FIXTURES.md `lm` keys) + tokenizer
+//   runs/<name>/model.safetensors          parameters (HF / Monet names) + BatchNorm buffers
+//   runs/<name>/trainer_state.safetensors  AdamW moments, step, data-sampler RNG state and position, options
+//   runs/<name>/log.jsonl                  one JSON record per logged step / validation / event
+//   runs/<name>/loss.svg                   loss curve (self-contained SVG)
+//   runs/<name>/run.json                   options and a summary (final losses, entropy, timing, sample)
+//
+// Resume: the sampler's RNG state and batch count, the step, the moments and the BN state come back from the files;
+// the learning rate and TopK α are functions of the step; so a resumed run draws the same batches with the same
+// hyper-parameters as an uninterrupted one (bit-identical on the deterministic CPU backends).
+
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { appendJsonl, writeFileAtomic } from './atomic.ts';
+import { loadModel, loadTrainerState, saveModel, saveTrainerState } from './checkpoint.ts';
+import { byteUnigramEntropy, loadBrown, loadTextFiles, type Corpus } from './corpus.ts';
+import { BatchSampler, tokenizeDocs, validationBatches } from './data.ts';
+import type { Engine, StepHyper } from './engine.ts';
+import { createEngine } from './engines.ts';
+import { initParams } from './init.ts';
+import type { TrainOptions } from './options.ts';
+import { expertScaling, formatCount, paramBreakdown, type ModelConfig } from './presets.ts';
+import { Progress } from './progress.ts';
+import { generate } from './sample.ts';
+import { learningRate, topkAlpha } from './schedule.ts';
+import { lossCurveSvg } from './svg.ts';
+import { makeTokenizer } from './tokenizer.ts';
+
+export interface TrainResult {
+  runDir: string;
+  backend: string;
+  steps: number;
+  finalTrainLoss: number;
+  valLoss: number; // validation cross-entropy (nats/token), eval mode
+  unigramEntropy: number; // nats/byte of the validation split
+  ratio: number; // valLoss / unigramEntropy
+  sample: string;
+  seconds: number;
+}
+
+export interface TrainIO {
+  out: { write(s: string): unknown; isTTY?: boolean };
+  /** Set by the caller (SIGINT) to stop after the current step; a checkpoint is written before returning. */
+  stop?: { requested: boolean };
+}
+
+interface LogRecord {
+  step: number;
+  [k: string]: unknown;
+}
+
+export interface CorpusSplits {
+  corpus: Corpus;
+  train: Int32Array;
+  validation: Int32Array;
+  entropy: number;
+}
+
+export function loadSplits(data: string[] | null, tokenizer: string): CorpusSplits {
+  const corpus = data ? loadTextFiles(data) : loadBrown();
+  const tok = makeTokenizer(tokenizer);
+  const train = tokenizeDocs(corpus.train, tok).tokens;
+  const validation = tokenizeDocs(corpus.validation, tok).tokens;
+  const entropy = byteUnigramEntropy(Uint8Array.from(validation));
+  return { corpus, train, validation, entropy };
+}
+
+/** Lines describing a model's size; for Monet also what SMoE / PEER would need for as many experts. */
+export function describeModel(config: ModelConfig): string[] {
+  const b = paramBreakdown(config);
+  const lines = [
+    `parameters ${formatCount(b.total)} (${b.total.toLocaleString('en-US')}): embeddings ${formatCount(b.embeddings)}, attention ${formatCount(b.attention)}, ` +
+      `feed-forward ${formatCount(b.ffn)}${b.routers ? `, routers ${formatCount(b.routers)}` : ''}, norms ${formatCount(b.norms)}`,
+  ];
+  if (config.ffn === 'monet') {
+    const s = expertScaling(config);
+    lines.push(
+      `experts per layer N = ${config.moe_experts}² = ${s.N.toLocaleString('en-US')}: Monet-${config.moe_decompose === 'horizontal' ? 'HD' : 'VD'} holds them in ${formatCount(s.monetPerLayer)} parameters per layer; ` +
+        `an SMoE with ${s.N.toLocaleString('en-US')} experts of width m = ${config.moe_dim} would need ${formatCount(s.smoePerLayer)}, PEER with ${s.N.toLocaleString('en-US')} singleton experts ${formatCount(s.peerPerLayer)}`,
+    );
+  }
+  return lines;
+}
+
+export async function train(o: TrainOptions, config: ModelConfig, resume: boolean, io: TrainIO, force = false): Promise<TrainResult> {
+  const say = (s: string) => io.out.write(s + '\n');
+  const runDir = join(o.runsDir, o.name);
+  const t0 = performance.now();
+
+  // ---- run folder: fresh or resumed
+  let startStep = 0;
+  let params;
+  let state;
+  let m;
+  let v;
+  let samplerState: { rng: [number, number, number, number]; batches: number } | undefined;
+  let prevSeconds = 0;
+  let records: LogRecord[] = [];
+  if (resume) {
+    if (!existsSync(join(runDir, 'trainer_state.safetensors'))) {
+      throw new Error(`--resume: ${runDir} has no trainer_state.safetensors (expected a run folder written by monet train)`);
+    }
+    const saved = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { options: TrainOptions; config: ModelConfig };
+    // The saved options win, except what a user may sensibly change on resume: more steps, the backend, reporting.
+    const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
+    const merged = { ...saved.options } as Record<string, unknown>;
+    for (const k of keep) merged[k] = o[k];
+    o = merged as unknown as TrainOptions;
+    const ck = loadModel(runDir);
+    config = ck.config;
+    params = ck.params;
+    state = ck.state;
+    const st = loadTrainerState(runDir, config);
+    startStep = st.step;
+    m = st.m;
+    v = st.v;
+    samplerState = st.sampler;
+    prevSeconds = Number(st.info.seconds ?? 0);
+    if (existsSync(join(runDir, 'log.jsonl'))) {
+      records = readFileSync(join(runDir, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogRecord);
+      // Records written after the checkpoint (a crash between checkpoints) describe steps that will run again.
+      records = records.filter((r) => r.step <= startStep);
+      writeFileAtomic(join(runDir, 'log.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+    }
+    if (startStep >= o.steps) throw new Error(`--resume: ${runDir} already finished ${startStep} of ${o.steps} steps; pass a larger --steps to continue`);
+    say(`resuming ${runDir} at step ${startStep}`);
+  } else {
+    if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'trainer_state.safetensors'))) {
+      if (!force) throw new Error(`run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, or --name for a new one`);
+      rmSync(runDir, { recursive: true, force: true });
+    }
+    mkdirSync(runDir, { recursive: true });
+    ({ params, state } = initParams(config, o.seed));
+  }
+
+  // ---- data
+  const splits = loadSplits(o.data, o.tokenizer);
+  const tok = makeTokenizer(o.tokenizer);
+  if (tok.vocabSize !== config.vocab_size) throw new Error(`tokenizer '${o.tokenizer}' has ${tok.vocabSize} ids but the model's vocab_size is ${config.vocab_size}`);
+  const B = o.batchSize;
+  const S = o.seqLen;
+  if (S > config.max_position_embeddings) throw new Error(`--seq-len ${S} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
+  const sampler = new BatchSampler(splits.train, B, S, samplerState ?? o.seed + 1);
+  const valBatches = validationBatches(splits.validation, B, S, o.evalBatches);
+  const H = splits.entropy;
+  say(`data: ${splits.corpus.name === 'brown' ? 'Brown corpus' : 'text files'} — ${splits.corpus.train.length} training documents (${splits.train.length.toLocaleString('en-US')} tokens), ` +
+    `${splits.corpus.validation.length} validation documents (${splits.validation.length.toLocaleString('en-US')} tokens; ${valBatches.length * B} windows of ${S} used for validation)`);
+  say(`validation byte-unigram entropy ${H.toFixed(4)} nats (${(H / Math.LN2).toFixed(3)} bits); target validation loss ≤ 0.75 × that = ${(0.75 * H).toFixed(4)}`);
+  for (const l of describeModel(config)) say(`model: ${o.preset}, ${config.ffn}${config.ffn === 'monet' ? `-${config.moe_decompose}` : ''}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
+
+  // ---- engine
+  const { engine, why } = await createEngine(o.backend, { config, params, state, m, v });
+  say(`backend: ${engine.name} (${why})`);
+  const tokensPerStep = B * S * o.gradAccum;
+  say(`training ${o.steps} steps × ${tokensPerStep.toLocaleString('en-US')} tokens (batch ${B} × seq ${S}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`);
+
+  const write = (r: LogRecord) => {
+    records.push(r);
+    appendJsonl(join(runDir, 'log.jsonl'), r);
+  };
+  const alphaAt = (step: number) => topkAlpha(o.topkAnneal, o.steps, step);
+  const sched = { lr: o.lr, minLr: o.minLr, warmup: o.warmup, steps: o.steps };
+
+  const evaluate = async (alpha: number): Promise<{ loss: number; ce: number }> => {
+    let loss = 0;
+    let ce = 0;
+    for (const b of valBatches) {
+      const r = await engine.evalLoss(b, B, S, alpha);
+      loss += r.loss / valBatches.length;
+      ce += r.ce / valBatches.length;
+    }
+    return { loss, ce };
+  };
+
+  const runOptionsJson = (extra: Record<string, unknown>) =>
+    JSON.stringify({ options: o, config, backend: engine.name, ...extra }, null, 2) + '\n';
+
+  const checkpoint = async (step: number, seconds: number) => {
+    const { params: p, state: s } = await engine.exportModel();
+    const mom = await engine.exportMoments();
+    saveModel(runDir, config, o.tokenizer, p, s);
+    saveTrainerState(runDir, config, { step, sampler: sampler.state(), info: { seconds, backend: engine.name }, m: mom.m, v: mom.v });
+    writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step }));
+    writeSvg();
+  };
+
+  const writeSvg = () => {
+    const trainPts = records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number] as [number, number]);
+    const valPts = records.filter((r) => typeof r.val_loss === 'number').map((r) => [r.step, r.val_loss as number] as [number, number]);
+    const svg = lossCurveSvg(`${o.name}: ${config.ffn}${config.ffn === 'monet' ? '-' + config.moe_decompose : ''} on ${engine.name}`, [
+      { label: 'train loss', color: '#1f77b4', points: trainPts },
+      { label: 'validation CE', color: '#d62728', points: valPts, dots: true },
+    ], [
+      { label: 'byte-unigram entropy', color: '#7f7f7f', y: H },
+      { label: '0.75 × entropy (target)', color: '#2ca02c', y: 0.75 * H },
+    ]);
+    writeFileAtomic(join(runDir, 'loss.svg'), svg);
+  };
+
+  if (!resume) {
+    write({ step: 0, event: 'start', backend: engine.name, preset: o.preset, params: paramBreakdown(config).total, entropy: H });
+    const v0 = await evaluate(alphaAt(0));
+    write({ step: 0, val_loss: v0.ce, val_total: v0.loss });
+    say(`step 0: validation CE ${v0.ce.toFixed(4)} (uniform over 256 bytes would be ${Math.log(config.vocab_size).toFixed(4)})`);
+  } else {
+    write({ step: startStep, event: 'resume', backend: engine.name });
+  }
+
+  // ---- loop
+  const progress = new Progress(io.out, o.logEvery);
+  let lastLoss = NaN;
+  let step = startStep;
+  let tMark = performance.now();
+  let tokensSinceMark = 0;
+  const tLoop = performance.now();
+  try {
+    while (step < o.steps) {
+      const batches: Int32Array[] = [];
+      for (let a = 0; a < o.gradAccum; a++) batches.push(sampler.next());
+      const hp: StepHyper = {
+        lr: learningRate(sched, step), beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip,
+        step: step + 1, alpha: alphaAt(step),
+      };
+      const want = (step + 1) % o.logEvery === 0 || step + 1 === o.steps || step === startStep;
+      const r = await engine.trainStep(batches, B, S, hp, want);
+      step++;
+      tokensSinceMark += tokensPerStep;
+      if (r) {
+        if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step}: loss ${r.loss} (lr ${hp.lr}); try a lower --lr`);
+        const now = performance.now();
+        const tps = tokensSinceMark / ((now - tMark) / 1000);
+        tMark = now;
+        tokensSinceMark = 0;
+        lastLoss = r.loss;
+        write({ step, loss: r.loss, ce: r.ce, grad_norm: r.gradNorm, lr: hp.lr, alpha: config.ffn === 'topk' ? hp.alpha : undefined, tokens_per_s: Math.round(tps), seconds: prevSeconds + (now - tLoop) / 1000 });
+        progress.update({ step, steps: o.steps, loss: r.loss, tokensPerSec: tps, elapsed: (now - tLoop) / 1000, lr: hp.lr, startStep });
+      }
+      if (step % o.evalEvery === 0 && step < o.steps) {
+        const ev = await evaluate(alphaAt(step));
+        write({ step, val_loss: ev.ce, val_total: ev.loss });
+        progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
+      }
+      if (step % o.saveEvery === 0 && step < o.steps) await checkpoint(step, prevSeconds + (performance.now() - tLoop) / 1000);
+      if (io.stop?.requested) {
+        progress.done();
+        say(`stopping at step ${step} (interrupted); checkpoint written, continue with --resume`);
+        break;
+      }
+    }
+    progress.done();
+
+    // ---- end: validation, checkpoint, sample
+    const seconds = prevSeconds + (performance.now() - tLoop) / 1000;
+    const final = await evaluate(alphaAt(step));
+    write({ step, val_loss: final.ce, val_total: final.loss });
+    await checkpoint(step, seconds);
+    const ratio = final.ce / H;
+    say(`validation CE ${final.ce.toFixed(4)} nats/byte vs byte-unigram entropy ${H.toFixed(4)}: ratio ${ratio.toFixed(3)} (target ≤ 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`);
+    let sample = '';
+    if (o.sampleTokens > 0) {
+      sample = await generate(engine, tok, {
+        prompt: o.prompt, tokens: o.sampleTokens, temperature: o.temperature, seed: o.seed, alpha: alphaAt(step), maxContext: config.max_position_embeddings,
+      });
+      say(`sample (temperature ${o.temperature}):\n${o.prompt}${sample}`);
+    }
+    const result: TrainResult = {
+      runDir, backend: engine.name, steps: step, finalTrainLoss: lastLoss, valLoss: final.ce, unigramEntropy: H, ratio, sample, seconds,
+    };
+    writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step, summary: { ...result, totalSeconds: (performance.now() - t0) / 1000 } }));
+    say(`run folder: ${runDir} (config.json, model.safetensors, trainer_state.safetensors, log.jsonl, loss.svg, run.json) — ${seconds.toFixed(1)} s of training`);
+    return result;
+  } finally {
+    await engine.dispose();
+  }
+}
