@@ -5,6 +5,7 @@ const HELP = `monet — sparse interpretable transformer layers (Monet, PEER, SM
 Usage: monet <command> [options]
 
 Commands:
+  demo                      forward + backward of a tiny float64 LM with each feed-forward kind, gradient-checked
   check <files|folders…>    run golden fixtures through a backend and compare (docs/fixtures.md)
   train                     train an LM (Monet-VD by default) on the Brown corpus; writes runs/<name>/
   sample                    generate text from a run folder (--checkpoint runs/<name>)
@@ -16,6 +17,7 @@ Run \`monet <command> --help\` for a command's options.`;
 type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo.ts')).demo,
   train: async () => (await import('./train.ts')).trainCommand,
   sample: async () => (await import('./sample.ts')).sampleCommand,
   eval: async () => (await import('./eval.ts')).evalCommand,
