@@ -35,6 +35,12 @@ const BUILTIN: BackendEntry[] = [
     preset: 'f64',
     create: async () => (await import('../../reference/backend.ts')).createReferenceBackend(),
   },
+  {
+    name: 'webgpu',
+    description: 'WGSL compute shaders through WebGPU (Dawn in Node: native GPU, else Mesa software GL), float32',
+    preset: 'f32',
+    create: async () => (await import('./webgpu/case-backend.ts')).createWebGpuCaseBackend(),
+  },
 ];
 
 const entries = new Map<string, BackendEntry>(BUILTIN.map((e) => [e.name, e]));

@@ -1,0 +1,14 @@
+// gatherRows: dst[r, :] = table[idx[r], :] — the embedding lookup. One thread per element.
+struct Dims { rows: u32, cols: u32 }
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+@group(0) @binding(3) var<storage, read> idx: array<i32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_id(gid, nwg);
+  if (i >= dims.rows * dims.cols) { return; }
+  let r = i / dims.cols;
+  dst[i] = table[u32(idx[r]) * dims.cols + i % dims.cols];
+}
