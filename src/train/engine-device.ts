@@ -180,7 +180,7 @@ async function openDevice(name: 'wasm' | 'webgpu' | 'js'): Promise<Device> {
       return (await import('../backend/js/device.ts')).createJsDevice();
     case 'wasm':
     case 'webgpu':
-      throw new EngineUnavailable(`${name}: no ${name} Device implementation has landed in src/backend/ yet`);
+      throw new EngineUnavailable(`${name}: no ${name} Device implementation has landed in src/backend/ yet`, true);
   }
 }
 

@@ -93,7 +93,7 @@ export class ReferenceEngine implements Engine {
   }
 
   /** Gradients of the last step (after accumulation, before clipping) — for the trajectory test. */
-  gradients(): HostParams {
+  async gradients(): Promise<HostParams> {
     return new Map(Object.entries(this.grads).map(([k, v]) => [k, Float64Array.from(v)]));
   }
 

@@ -52,6 +52,8 @@ export interface Engine {
   exportModel(): Promise<{ params: HostParams; state: HostParams }>;
   /** AdamW moments. */
   exportMoments(): Promise<{ m: HostParams; v: HostParams }>;
+  /** Gradients of the last step (summed over its micro-batches, before clipping) — for the trajectory test. */
+  gradients(): Promise<HostParams>;
   dispose(): Promise<void>;
 }
 

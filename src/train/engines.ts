@@ -4,8 +4,15 @@
 import type { Engine, EngineInit } from './engine.ts';
 import type { BackendChoice } from './options.ts';
 
+/**
+ * The backend cannot run here. `missing` = its implementation is not part of this build at all (as opposed to
+ * present but without, e.g., a WebGPU adapter on this machine); tests may skip the first, never the second in CI.
+ */
 export class EngineUnavailable extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly missing = false,
+  ) {
     super(message);
     this.name = 'EngineUnavailable';
   }
