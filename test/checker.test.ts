@@ -8,7 +8,9 @@ import { FIXTURE_FORMAT, parseFixture, serializeFixture } from '../src/fixtures/
 import { FixtureError } from '../src/fixtures/kinds.ts';
 import type { CaseBackend } from '../src/backend/case.ts';
 import { f64, i32, u8, type Tensor, type TensorMap } from '../src/tensor.ts';
-import { serializeSafetensors } from '../src/safetensors.ts';
+import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const F64 = { ...presetTolerance('f64'), preset: 'f64' };
 const EXACT = { ...presetTolerance('exact'), preset: 'exact' };
@@ -141,6 +143,18 @@ test('loader: format version, kind and metadata errors name what was found and e
   assert.throws(() => parseFixture(mk({ format: FIXTURE_FORMAT, kind: 'moe', config: '{}' })), /kind is 'moe'; expected one of dense-ffn/);
   assert.throws(() => parseFixture(mk({ format: FIXTURE_FORMAT, kind: 'topk', config: '{oops' })), /config is not valid JSON/);
   assert.throws(() => parseFixture(mk({ kind: 'topk', config: '{}' })), /__metadata__ has no 'format'/);
+});
+
+test('loader: train-mode layer files may omit state.*, eval-mode files may not', () => {
+  const strip = (file: string) => {
+    const { metadata, tensors } = parseSafetensors(readFileSync(join(import.meta.dirname, '..', 'fixtures', file)));
+    for (const n of [...tensors.keys()]) if (n.startsWith('state.')) tensors.delete(n);
+    return serializeSafetensors(tensors, metadata);
+  };
+  const train = parseFixture(strip('monet-router/train.safetensors'), 'train.st');
+  assert.not.ok([...train.case.tensors.keys()].some((n) => n.startsWith('state.')));
+  assert.throws(() => parseFixture(strip('monet-router/eval.safetensors'), 'eval.st'), /eval\.st: tensor 'state\.norm1\.running_mean' is missing/);
+  assert.throws(() => parseFixture(strip('lm/peer.safetensors'), 'lm.st'), /lm\.st: tensor 'state\.model\.layers\.1\.mlp\.query_bn\.running_mean' is missing/);
 });
 
 test('runFixture: a backend must add into pre-filled gradients (gradInit)', async () => {
