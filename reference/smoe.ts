@@ -10,6 +10,8 @@
 //   S = top-k indices of z                     (k)     descending score; ties → lower index (deterministic)
 //   w = softmax(z[S])                          (k)     = softmax over all E, keep top-k, renormalise
 //   y = Σ_{s} w_s · E_{S_s}(x)                 (d)     every routed token is processed (dropless, no capacity)
+// Note (SPEC §3.1): with top_k = 1 the renormalised gate is identically 1, so the router learns only from the aux
+// losses. The definition is kept as is for every k (one rule, comparable fixtures); use k ≥ 2 to train a router.
 // Experts use Mixtral's names and are the dense FFN of dense-ffn.ts:
 //   swiglu: E_e(x) = w2(silu(w1 x) ⊙ w3 x)      w1, w3 (F, d); w2 (d, F)
 //   other:  E_e(x) = w2(act(w1 x))               w1 (F, d); w2 (d, F)
