@@ -1,0 +1,217 @@
+// Every kernel of the contract on WebGPU against the plain-JS device (src/backend/js/, the executable definition of
+// each kernel, computing in float64). Each case uploads the same inputs to both devices, runs the kernel, and
+// compares EVERY tensor afterwards (outputs, accumulated-into gradients, and inputs that must stay untouched).
+// Sizes are small and deliberately odd (not multiples of 4, 16, 64 or 256); integer tensors must match exactly.
+// Float tolerance: |gpu − js| ≤ 1e-5 + 2e-4·|js|, since these are float32 kernels on short reductions compared with a
+// float64 evaluation rounded once (the fixture tests use the shared checker's f32 preset instead).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { sharedGpu } from './webgpu-setup.ts';
+import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
+import { createJsDevice } from '../src/backend/js/device.ts';
+import type { Device } from '../src/backend/device.ts';
+import { KERNELS, type ActKind, type DTensor, type KernelName } from '../src/backend/kernels.ts';
+
+type Init = Float32Array | Int32Array;
+interface Case {
+  kernel: KernelName;
+  label?: string;
+  args: Init[];
+  s: Record<string, unknown>;
+  /** Argument positions that are the same tensor (aliasing), e.g. maskScale's in-place form. */
+  alias?: [number, number];
+  /** Argument positions filled by float atomics (order of additions varies): compared with a looser bound. */
+  atomic?: number[];
+}
+
+let seed = 12345;
+const rnd = () => {
+  seed = (seed * 1103515245 + 12345) >>> 0;
+  return seed / 2 ** 32;
+};
+const rand = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
+const zeros = (n: number) => new Float32Array(n);
+const ints = (n: number, max: number) => Int32Array.from({ length: n }, () => Math.floor(rnd() * max));
+/** Rows of k distinct indices below n. */
+const distinctRows = (rows: number, k: number, n: number) => {
+  const out = new Int32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const perm = Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5);
+    for (let j = 0; j < k; j++) out[r * k + j] = perm[j];
+  }
+  return out;
+};
+const permutation = (n: number) => Int32Array.from(Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5));
+/** Softmax-like rows (positive, each row sums to 1), some entries exactly 0 as Monet's masked gates are. */
+const gates = (rows: number, n: number) => {
+  const g = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += g[r * n + i] = rnd() < 0.3 && i > 0 ? 0 : rnd() + 0.05;
+    for (let i = 0; i < n; i++) g[r * n + i] /= s;
+  }
+  return g;
+};
+/** Values on a coarse grid, so rows hold ties for the tie rules. */
+const tied = (n: number) => Float32Array.from({ length: n }, () => Math.round(rnd() * 6) / 2 - 1.5);
+
+const ACTS: ActKind[] = ['relu', 'relu2', 'gelu', 'silu'];
+
+function cases(): Case[] {
+  const c: Case[] = [];
+  // memory and elementwise
+  c.push({ kernel: 'fill', args: [rand(13)], s: { n: 11, value: -2.5 } });
+  c.push({ kernel: 'fill', label: 'i32', args: [ints(9, 100)], s: { n: 9, value: 7 } });
+  c.push({ kernel: 'copyBlock', args: [rand(40), rand(50)], s: { rows: 3, cols: 5, dstLd: 7, srcLd: 11, dstOffset: 2, srcOffset: 3, accumulate: false } });
+  c.push({ kernel: 'copyBlock', label: 'accumulate', args: [rand(40), rand(50)], s: { rows: 3, cols: 5, dstLd: 7, srcLd: 11, dstOffset: 2, srcOffset: 3, accumulate: true } });
+  c.push({ kernel: 'copyBlock', label: 'i32', args: [ints(20, 9), ints(20, 9)], s: { rows: 1, cols: 17, dstLd: 17, srcLd: 17, dstOffset: 1, srcOffset: 2, accumulate: false } });
+  c.push({ kernel: 'axpby', args: [rand(301), rand(301)], s: { n: 301, alpha: 0.75, beta: -1.5 } });
+  c.push({ kernel: 'axpby', label: 'beta 0 ignores NaN', args: [new Float32Array(5).fill(NaN), rand(5)], s: { n: 5, alpha: 2, beta: 0 } });
+  c.push({ kernel: 'addBias', args: [rand(3 * 7), rand(7)], s: { rows: 3, cols: 7 } });
+  c.push({ kernel: 'colSum', args: [rand(7), rand(9 * 7)], s: { rows: 9, cols: 7 } });
+  c.push({ kernel: 'sumSquares', args: [rand(1), rand(777)], s: { n: 777, accumulate: true } });
+  c.push({ kernel: 'sumSquares', label: 'overwrite', args: [rand(1), rand(33)], s: { n: 33, accumulate: false } });
+  // matrix products
+  for (const [M, N, K] of [[5, 7, 3], [33, 9, 70]]) {
+    for (const transA of [false, true]) for (const transB of [false, true]) {
+      c.push({ kernel: 'matmul', label: `${M}x${N}x${K} tA=${transA} tB=${transB}`, args: [rand(M * N), rand(M * K), rand(K * N)], s: { M, N, K, transA, transB, accumulate: transA } });
+    }
+  }
+  const offsets = new Int32Array([0, 2, 2, 7]);
+  for (const transB of [false, true]) {
+    c.push({ kernel: 'matmulGrouped', label: `transB=${transB}`, args: [rand(7 * 5), rand(7 * 6), rand(3 * 5 * 6), offsets], s: { P: 7, N: 5, K: 6, G: 3, transB, accumulate: transB } });
+  }
+  c.push({ kernel: 'matmulGroupedTN', args: [rand(3 * 5 * 6), rand(7 * 5), rand(7 * 6), offsets], s: { P: 7, N: 5, K: 6, G: 3 } });
+  // activations and TopK
+  for (const kind of ACTS) {
+    c.push({ kernel: 'activation', label: kind, args: [rand(50), rand(50, -3, 3)], s: { n: 50, kind } });
+    c.push({ kernel: 'activationBackward', label: kind, args: [rand(50), rand(50), rand(50, -3, 3)], s: { n: 50, kind } });
+  }
+  c.push({ kernel: 'swiglu', args: [rand(29), rand(29, -3, 3), rand(29)], s: { n: 29 } });
+  c.push({ kernel: 'swigluBackward', args: [rand(29), rand(29), rand(29), rand(29, -3, 3), rand(29)], s: { n: 29 } });
+  c.push({ kernel: 'thresholdTopkMask', args: [ints(3 * 11, 2), rand(3 * 11)], s: { rows: 3, n: 11, k: 4 } });
+  c.push({ kernel: 'thresholdTopkMask', label: 'ties', args: [ints(4 * 9, 2), tied(4 * 9)], s: { rows: 4, n: 9, k: 3 } });
+  c.push({ kernel: 'maskScale', args: [rand(21), rand(21), ints(21, 2)], s: { n: 21, alpha: 0.3 } });
+  c.push({ kernel: 'maskScale', label: 'in place', args: [rand(21), rand(21), ints(21, 2)], s: { n: 21, alpha: 0.3 }, alias: [0, 1] });
+  // softmax, top-k
+  c.push({ kernel: 'softmaxRows', args: [rand(4 * 67), rand(4 * 67, -5, 5)], s: { rows: 4, n: 67 } });
+  c.push({ kernel: 'softmaxBackward', args: [rand(4 * 67), gates(4, 67), rand(4 * 67)], s: { rows: 4, n: 67 } });
+  c.push({ kernel: 'topkRows', args: [ints(5 * 3, 9), rand(5 * 3), rand(5 * 9)], s: { rows: 5, n: 9, k: 3 } });
+  c.push({ kernel: 'topkRows', label: 'ties', args: [ints(5 * 4, 9), rand(5 * 4), tied(5 * 9)], s: { rows: 5, n: 9, k: 4 } });
+  c.push({ kernel: 'topkRowsBackward', args: [rand(5 * 9), rand(5 * 3), distinctRows(5, 3, 9)], s: { rows: 5, n: 9, k: 3 } });
+  // normalisation
+  c.push({ kernel: 'rmsnorm', args: [rand(6 * 70), rand(6), rand(6 * 70), rand(70)], s: { rows: 6, d: 70, eps: 1e-6 } });
+  c.push({ kernel: 'rmsnormBackward', args: [rand(6 * 70), rand(70), rand(6 * 70), rand(6 * 70), rand(70), rand(6, 0.5, 2)], s: { rows: 6, d: 70 } });
+  c.push({ kernel: 'groupStats', args: [rand(3), rand(3), rand(7 * 3 * 5)], s: { outer: 7, groups: 3, inner: 5 } });
+  c.push({ kernel: 'groupStats', label: 'inner 1, outer 130', args: [rand(2), rand(2), rand(130 * 2)], s: { outer: 130, groups: 2, inner: 1 } });
+  c.push({ kernel: 'batchnorm', args: [rand(9 * 5), rand(9 * 5), rand(5), rand(5, 0.5, 2), rand(5), rand(5)], s: { rows: 9, cols: 5, eps: 1e-5 } });
+  for (const train of [true, false]) {
+    c.push({ kernel: 'batchnormBackward', label: `train=${train}`, args: [rand(9 * 5), rand(5), rand(5), rand(9 * 5), rand(9 * 5), rand(5), rand(5, 0.5, 2), rand(5)], s: { rows: 9, cols: 5, eps: 1e-5, train } });
+  }
+  c.push({ kernel: 'runningStatsUpdate', args: [rand(3), rand(3, 0.5, 2), rand(3), rand(3, 0.5, 2)], s: { groups: 3, count: 35, momentum: 0.1 } });
+  // Monet
+  const T = 5, H = 3, E = 7, m = 3;
+  const the = T * H * E, tem = T * E * m, thm = T * H * m;
+  c.push({ kernel: 'monetRoute', args: [rand(the), ints(the, 2), rand(the, -2, 2), rand(H, -0.2, 0.2), rand(H, 0.5, 2)], s: { T, H, E, sigma: 1.15, eps: 1e-5 } });
+  c.push({ kernel: 'monetUnifLoss', args: [rand(1), gates(T * H, E)], s: { T, H, E, eps: 1e-10, scale: 0.7 } });
+  c.push({ kernel: 'monetUnifBackward', args: [rand(the), gates(T * H, E)], s: { T, H, E, eps: 1e-10, scale: 0.7 } });
+  c.push({ kernel: 'monetAmbLoss', args: [rand(1), gates(T * H, E)], s: { T, H, E, scale: 0.7 } });
+  c.push({ kernel: 'monetAmbBackward', args: [rand(the), gates(T * H, E)], s: { T, H, E, scale: 0.7 } });
+  c.push({ kernel: 'headSum', args: [rand(T * E), rand(the)], s: { T, H, E } });
+  c.push({ kernel: 'headBroadcastAdd', args: [rand(the), rand(T * E)], s: { T, H, E } });
+  c.push({ kernel: 'monetHdMix', args: [rand(tem), rand(thm), rand(tem), gates(T * H, E), gates(T * H, E)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetHdMixBackward', args: [rand(tem), rand(the), rand(the), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(thm)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetVdMix', args: [rand(tem), rand(tem), rand(tem), rand(tem), rand(thm), rand(thm), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetVdMixBackward', args: [rand(tem), rand(tem), rand(the), rand(the), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E), rand(thm), rand(thm)], s: { T, H, E, m } });
+  // PEER
+  const pn = 6, pk = 3, dk = 4, N = pn * pn, d = 5, thk = T * H * pk;
+  c.push({ kernel: 'peerRoute', args: [ints(thk, N), rand(thk), rand(T * H * dk), rand(2 * pn * (dk / 2))], s: { T, H, dk, n: pn, k: pk } });
+  c.push({ kernel: 'peerRouteBackward', args: [rand(T * H * dk), rand(2 * pn * (dk / 2)), rand(thk), rand(T * H * dk), rand(2 * pn * (dk / 2)), ints(thk, N)], s: { T, H, dk, n: pn, k: pk }, atomic: [1] });
+  for (const kind of ['relu', 'gelu'] as ActKind[]) {
+    c.push({ kernel: 'peerExperts', label: kind, args: [rand(T * d), rand(thk), rand(T * d), rand(N * d), rand(N * d), ints(thk, N), rand(thk)], s: { T, H, k: pk, d, kind } });
+    c.push({ kernel: 'peerExpertsBackward', label: kind, args: [rand(T * d), rand(N * d), rand(N * d), rand(thk), rand(T * d), rand(T * d), rand(N * d), rand(N * d), ints(thk, 8), rand(thk), rand(thk)], s: { T, H, k: pk, d, kind }, atomic: [1, 2] });
+  }
+  // SMoE
+  const P = T * 2, Em = 4;
+  c.push({ kernel: 'moeSort', args: [ints(P, P), ints(P, P), ints(Em + 1, 3), ints(P, Em)], s: { P, E: Em } });
+  c.push({ kernel: 'moeDispatch', args: [rand(P * d), rand(T * d), permutation(P)], s: { P, k: 2, d } });
+  c.push({ kernel: 'moeDispatchBackward', args: [rand(T * d), rand(P * d), permutation(P)], s: { T, k: 2, d } });
+  c.push({ kernel: 'moeCombine', args: [rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k: 2, d } });
+  c.push({ kernel: 'moeCombineBackward', args: [rand(P * d), rand(P), rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k: 2, d } });
+  c.push({ kernel: 'smoeAux', args: [rand(1), rand(1), rand(T * Em), rand(T), rand(T * Em, -2, 2), distinctRows(T, 2, Em)], s: { T, E: Em, k: 2, scale: 0.5 } });
+  c.push({ kernel: 'smoeAuxBackward', args: [rand(T * Em), gates(T, Em), rand(T), distinctRows(T, 2, Em)], s: { T, E: Em, k: 2, coefBalance: 0.01, coefZ: 0.001 } });
+  // LM
+  c.push({ kernel: 'gatherRows', args: [rand(7 * 5), rand(9 * 5), ints(7, 9)], s: { rows: 7, cols: 5 } });
+  c.push({ kernel: 'scatterAddRows', args: [rand(9 * 5), rand(7 * 5), ints(7, 4)], s: { rows: 7, cols: 5 }, atomic: [0] });
+  const rs = { B: 2, S: 5, heads: 3, hd: 6, theta: 10000 };
+  c.push({ kernel: 'rope', args: [rand(2 * 5 * 3 * 6), rand(2 * 5 * 3 * 6)], s: rs });
+  c.push({ kernel: 'ropeBackward', args: [rand(2 * 5 * 3 * 6), rand(2 * 5 * 3 * 6)], s: rs });
+  const as = { B: 2, S: 5, nH: 4, nKV: 2, hd: 3 };
+  const nq = 2 * 5 * 4 * 3, nk = 2 * 5 * 2 * 3, np = 2 * 4 * 5 * 5;
+  c.push({ kernel: 'attention', args: [rand(nq), rand(np), rand(nq), rand(nk), rand(nk)], s: as });
+  // Causal probability rows, as attention saves them.
+  const probs = new Float32Array(np);
+  for (let r = 0; r < 2 * 4 * 5; r++) {
+    const i = r % 5;
+    let sum = 0;
+    for (let j = 0; j <= i; j++) sum += probs[r * 5 + j] = rnd() + 0.1;
+    for (let j = 0; j <= i; j++) probs[r * 5 + j] /= sum;
+  }
+  c.push({ kernel: 'attentionBackward', args: [rand(nq), rand(nk), rand(nk), rand(nq), rand(nq), rand(nk), rand(nk), probs], s: as });
+  c.push({ kernel: 'crossEntropy', args: [rand(1), rand(2 * 4 * 11), rand(2 * 4 * 11, -3, 3), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
+  c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 4 * 11), gates(8, 11), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
+  c.push({ kernel: 'adamw', args: [rand(37), rand(37), rand(37, -0.1, 0.1), rand(37, 0, 0.1)], s: { n: 37, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 } });
+  return c;
+}
+
+async function runOn(dev: Device, k: Case): Promise<Init[]> {
+  const ts: DTensor[] = [];
+  k.args.forEach((a, i) => {
+    if (k.alias && i === k.alias[1]) ts.push(ts[k.alias[0]]);
+    else ts.push(a instanceof Float32Array ? dev.upload(a) : dev.upload(a));
+  });
+  (dev.kernels[k.kernel] as (...a: unknown[]) => void)(...ts, k.s);
+  const out: Init[] = [];
+  for (const t of ts) out.push(t.dtype === 'f32' ? await dev.read(t as DTensor<'f32'>) : await dev.read(t as DTensor<'i32'>));
+  for (const t of new Set(ts)) dev.free(t);
+  return out;
+}
+
+const all = cases();
+const js = createJsDevice();
+let gpuDev: WebGpuDevice | null | undefined;
+async function gpuDevice(): Promise<WebGpuDevice | null> {
+  if (gpuDev === undefined) {
+    const gpu = await sharedGpu();
+    gpuDev = gpu ? new WebGpuDevice(gpu) : null;
+  }
+  return gpuDev;
+}
+
+test('every kernel of the contract has at least one case here', () => {
+  const covered = new Set(all.map((c) => c.kernel));
+  assert.equal(KERNELS.filter((k) => !covered.has(k)), []);
+});
+
+for (const k of all) {
+  test(`${k.kernel}${k.label ? ` (${k.label})` : ''} matches the JS device`, async () => {
+    const dev = await gpuDevice();
+    if (!dev) return;
+    const want = await runOn(js, k);
+    const got = await runOn(dev, k);
+    for (let a = 0; a < want.length; a++) {
+      const w = want[a], g = got[a];
+      for (let i = 0; i < w.length; i++) {
+        if (w instanceof Int32Array) {
+          if (g[i] !== w[i]) assert.unreachable(`argument ${a} [${i}]: webgpu ${g[i]}, js ${w[i]} (integers compare exactly)`);
+        } else {
+          const tol = (k.atomic?.includes(a) ? 1e-4 : 1e-5) + 2e-4 * Math.abs(w[i]);
+          const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= tol;
+          if (!ok) assert.unreachable(`argument ${a} [${i}]: webgpu ${g[i]}, js ${w[i]} (|diff| ${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`);
+        }
+      }
+    }
+  });
+}
+
+test.run();
