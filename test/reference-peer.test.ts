@@ -9,6 +9,8 @@ import {
 } from '../reference/peer.ts';
 import { Rng } from '../reference/rng.ts';
 import { f64 } from '../src/tensor.ts';
+import { zerosLike, type Config } from '../reference/common.ts';
+import { buildLm, initLm, lmBackward, lmForward, lmParamSpecs, lmStateSpecs, TINY_LM_BASE } from '../reference/lm.ts';
 import { arraysEqual, checkGrads, D, dot } from './fd-helpers.ts';
 
 const DIMS: PeerDims = { T: 6, d: 5, N: 16, H: 2, k: 2, dk: 4 };
@@ -191,6 +193,62 @@ test('peer case: idx.experts, next running stats, gradInit, forwardOnly, config 
   one.set('in.x', f64([1, d], s.x.subarray(0, d)));
   one.set('in.dy', f64([1, d], s.dy.subarray(0, d)));
   assert.throws(() => runPeerCase({ kind: 'peer', config, tensors: one }), /at least 2 tokens/);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// PEER inside the reference LM
+
+const lmPeerCfg = (mode: 'train' | 'eval'): Config => ({
+  ...TINY_LM_BASE, num_hidden_layers: 4, ffn: 'peer', mode, peer_layers: [1, 2], num_experts: 16, heads: 2, top_k: 2,
+  key_dim: 4, activation: 'gelu', bn_eps: 1e-5, bn_momentum: 0.1, intermediate_size: 6,
+});
+
+for (const mode of ['train', 'eval'] as const) {
+  test(`lm peer (${mode}) on layers 1 and 2, dense elsewhere: names, state, FD for every parameter`, () => {
+    const m = buildLm(lmPeerCfg(mode), 'test');
+    const names = lmParamSpecs(m).map((s) => s.name);
+    for (const i of [1, 2]) for (const n of ['query.weight', 'query.bias', 'query_bn.weight', 'query_bn.bias', 'sub_keys', 'w_down', 'w_up'])
+      assert.ok(names.includes(`model.layers.${i}.mlp.${n}`), `layer ${i} mlp.${n}`);
+    for (const i of [0, 3]) {
+      assert.ok(names.includes(`model.layers.${i}.mlp.up_proj.weight`) && names.includes(`model.layers.${i}.mlp.down_proj.weight`));
+      assert.not.ok(names.includes(`model.layers.${i}.mlp.w_up`));
+    }
+    assert.equal(lmStateSpecs(m).map((s) => s.name), [
+      'model.layers.1.mlp.query_bn.running_mean', 'model.layers.1.mlp.query_bn.running_var',
+      'model.layers.2.mlp.query_bn.running_mean', 'model.layers.2.mlp.query_bn.running_var',
+    ]);
+    const rng = new Rng(mode === 'train' ? 3000 : 3100);
+    const [B, S] = [2, 4];
+    const { value } = drawWithMargin(() => {
+      const { params, state } = initLm(m, rng, 0.5);
+      for (const s of lmParamSpecs(m)) if (s.init !== 'normal') params[s.name] = params[s.name].map((v) => v + 0.3 * rng.normal());
+      for (const s of lmStateSpecs(m)) if (s.init === 'ones') state[s.name] = state[s.name].map(() => 0.5 + rng.uniform());
+      return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
+    }, (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin);
+    const { params, state, tokens } = value;
+    const fwd = lmForward(m, params, tokens, B, S, state);
+    assert.equal(Object.keys(fwd.next).length, mode === 'train' ? 4 : 0);
+    const grads = zerosLike(params);
+    lmBackward(m, params, fwd, grads);
+    const loss = () => lmForward(m, params, tokens, B, S, state).loss;
+    for (const name of Object.keys(params)) {
+      // train-mode BN: the query bias has no gradient (checked to be ~0 instead)
+      if (mode === 'train' && name.endsWith('query.bias')) {
+        assert.ok(grads[name].every((v) => Math.abs(v) < 1e-12), `${name} gradient vanishes under train-mode BN`);
+        continue;
+      }
+      checkGrads(`lm peer ${mode}`, loss, { [name]: params[name] }, { [name]: grads[name] }, { maxEntries: name.includes('.mlp.') ? 1e9 : 12 });
+    }
+  });
+}
+
+test('lm peer: config errors name the key', () => {
+  assert.throws(() => buildLm({ ...lmPeerCfg('train'), peer_layers: [4] }, 'cfg'), /cfg: config\.peer_layers: expected an array of distinct layer indices in \[0, 4\)/);
+  assert.throws(() => buildLm({ ...lmPeerCfg('train'), activation: 'swiglu' }, 'cfg'), /cfg: config\.activation/);
+  assert.throws(() => buildLm({ ...lmPeerCfg('train'), intermediate_size: undefined }, 'cfg'), /config\.intermediate_size/);
+  // every layer PEER: no dense keys needed
+  const all = buildLm({ ...lmPeerCfg('eval'), peer_layers: [0, 1, 2, 3], intermediate_size: undefined }, 'cfg');
+  assert.is(lmStateSpecs(all).length, 8);
 });
 
 test.run();
