@@ -152,6 +152,9 @@ test('accounting: Monet grows with √N, PEER with N (d = 2048)', () => {
   const r = monet(1024) / monet(512);
   assert.ok(Math.abs(r - 2) < 1e-12, `Monet ×${r}`);
   assert.is(peerTables(1024 * 1024) / peerTables(512 * 512), 4);
+  // PEER's query network and keys for N = 1024², H = 8, dk = 256: Wq, bq, BN γ/β, sub_keys (2, 1024, 128)
+  const all = count(peerParamSpecs({ d, N: 1024 * 1024, H: 8, k: 16, dk: 256, activation: 'gelu', mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 }));
+  assert.is(all - peerTables(1024 * 1024), 2048 * 2048 + 2048 + 2 * 2048 + 1024 * 256);
   // a standard SMoE with N = 512² experts of width 16 would need 2·N·m·d
   assert.is(2 * 512 * 512 * 16 * d, 17_179_869_184);
 });
