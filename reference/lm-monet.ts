@@ -93,6 +93,7 @@ export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
       const aux = monetAuxForward(g1, g2, dims, c.layer.unifEps);
       ctx.addAux('unif', aux.losses.unif);
       ctx.addAux('amb', aux.losses.amb);
+      // dg1, dg2 (T, H, E) start at zero; every layer of the group adds into them in backward
       const entry: RouterEntry = { g1, g2, dg1: new Float64Array(T * H * E), dg2: new Float64Array(T * H * E), saved, aux: aux.saved };
       ctx.shared.set(routerKey(ctx.layer), entry);
     }

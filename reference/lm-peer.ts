@@ -55,7 +55,7 @@ export const peerDriver: FfnDriver<PeerLmConfig, PeerLmSaved> = {
     }
     const dq = c.peer.H * c.peer.dk;
     const next: PeerState | null = c.peer.mode === 'train'
-      ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) }
+      ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
       : null;
     const saved = peerForward(out, u, ctx.params('mlp.') as PeerParams, ctx.state('mlp.') as PeerState, next, peerDims(c.peer, T), peerOptions(c.peer));
     if (next) for (const name of PEER_STATE) ctx.setNext(`mlp.${name}`, next[name]);

@@ -49,10 +49,10 @@ export function monetAuxForward(
   eps = 1e-10,
 ): { losses: MonetAuxLosses; saved: MonetAuxSaved } {
   const { T, H, E } = dims;
-  const gbar1 = new Float64Array(H * E);
-  const gbar2 = new Float64Array(H * E);
-  const argmax1 = new Int32Array(T * H);
-  const argmax2 = new Int32Array(T * H);
+  const gbar1 = new Float64Array(H * E); // (H, E)
+  const gbar2 = new Float64Array(H * E); // (H, E)
+  const argmax1 = new Int32Array(T * H); // (T, H)
+  const argmax2 = new Int32Array(T * H); // (T, H)
   let unif = 0;
   let amb = 0;
   for (const [g, gbar, argmax] of [[g1, gbar1, argmax1], [g2, gbar2, argmax2]] as const) {

@@ -289,14 +289,14 @@ export function readMonetRouterState(inp: CaseInputs, c: MonetRouterConfig, pref
   for (const name of MONET_ROUTER_STATE) {
     const full = `state.${prefix}${name}`;
     if (inp.has(full) || c.mode === 'eval') st[name] = inp.f64(full, [c.H]);
-    else st[name] = name.endsWith('mean') ? new Float64Array(c.H) : new Float64Array(c.H).fill(1);
+    else st[name] = name.endsWith('mean') ? new Float64Array(c.H) : new Float64Array(c.H).fill(1); // (H)
   }
   return st as MonetRouterState;
 }
 
 export function newMonetRouterState(H: number): MonetRouterState {
   const st: Params = {};
-  for (const name of MONET_ROUTER_STATE) st[name] = new Float64Array(H);
+  for (const name of MONET_ROUTER_STATE) st[name] = new Float64Array(H); // (H)
   return st as MonetRouterState;
 }
 

@@ -68,7 +68,7 @@ export function monetVdForward(
   const mh = dims.m / 2; // m'
   const dh = d / 2; // d'
   const Emh = E * mh;
-  const s: MonetVdSaved = {
+  const s: MonetVdSaved = { // shapes as in MonetVdSaved
     pre1: new Float64Array(T * Emh), pre2: new Float64Array(T * Emh),
     a1: new Float64Array(T * Emh), a2: new Float64Array(T * Emh),
     c1: new Float64Array(T * H * mh), c2: new Float64Array(T * H * mh),
@@ -177,17 +177,17 @@ export function monetVdBackward(
   const Emh = E * mh;
   const V11 = p['v11.weight'], V12 = p['v12.weight'], V21 = p['v21.weight'], V22 = p['v22.weight'];
   const dh11 = new Float64Array(Emh); // (E, m') gradients of the four v inputs, one token
-  const dh12 = new Float64Array(Emh);
-  const dh21 = new Float64Array(Emh);
-  const dh22 = new Float64Array(Emh);
+  const dh12 = new Float64Array(Emh); // (E, m')
+  const dh21 = new Float64Array(Emh); // (E, m')
+  const dh22 = new Float64Array(Emh); // (E, m')
   const da1 = new Float64Array(Emh); // (E, m')
-  const da2 = new Float64Array(Emh);
+  const da2 = new Float64Array(Emh); // (E, m')
   const dc1 = new Float64Array(H * mh); // (H, m')
-  const dc2 = new Float64Array(H * mh);
-  const G1 = new Float64Array(E);
-  const G2 = new Float64Array(E);
-  const dG1 = new Float64Array(E);
-  const dG2 = new Float64Array(E);
+  const dc2 = new Float64Array(H * mh); // (H, m')
+  const G1 = new Float64Array(E); // (E) Σ_h g1[h,i]
+  const G2 = new Float64Array(E); // (E) Σ_h g2[h,j]
+  const dG1 = new Float64Array(E); // (E)
+  const dG2 = new Float64Array(E); // (E)
   for (let t = 0; t < T; t++) {
     const xt = x.subarray(t * d, t * d + d);
     const dtop = dout.subarray(t * d, t * d + dh); // (d')

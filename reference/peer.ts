@@ -127,11 +127,11 @@ export function peerForward(
     { O: T, C: dq, I: 1 }, { mode: opts.mode, eps: opts.bnEps, momentum: opts.bnMomentum },
   );
 
-  const ids = new Int32Array(T * H * k);
-  const ia = new Int32Array(T * H * k);
-  const ib = new Int32Array(T * H * k);
-  const w = new Float64Array(T * H * k);
-  const hpre = new Float64Array(T * H * k);
+  const ids = new Int32Array(T * H * k); // (T, H, k)
+  const ia = new Int32Array(T * H * k); // (T, H, k)
+  const ib = new Int32Array(T * H * k); // (T, H, k)
+  const w = new Float64Array(T * H * k); // (T, H, k)
+  const hpre = new Float64Array(T * H * k); // (T, H, k)
   const s1 = new Float64Array(K); // (K) first-half scores of one (t, h)
   const s2 = new Float64Array(K); // (K)
   const cs = new Float64Array(k * k); // (k·k) candidate scores
@@ -347,7 +347,7 @@ export function runPeerCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   for (const name of PEER_STATE) {
     const full = `state.${name}`;
     if (inp.has(full) || cfg.mode === 'eval') st[name] = inp.f64(full, [dq]);
-    else st[name] = name.endsWith('mean') ? new Float64Array(dq) : new Float64Array(dq).fill(1);
+    else st[name] = name.endsWith('mean') ? new Float64Array(dq) : new Float64Array(dq).fill(1); // (dq)
   }
   const wantGrad = !opts?.forwardOnly;
   const dy = wantGrad || inp.has('in.dy') ? inp.f64('in.dy', [T, cfg.d]) : null; // (T, d)
@@ -356,7 +356,7 @@ export function runPeerCase(c: FixtureCase, opts?: RunOptions): TensorMap {
 
   const dims = peerDims(cfg, T);
   const next: PeerState | null = cfg.mode === 'train'
-    ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) }
+    ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
     : null;
   const y = new Float64Array(T * cfg.d); // (T, d)
   const saved = peerForward(y, x, p, st as PeerState, next, dims, peerOptions(cfg));
