@@ -41,6 +41,12 @@ const BUILTIN: BackendEntry[] = [
     preset: 'f32',
     create: async () => (await import('./webgpu/case-backend.ts')).createWebGpuCaseBackend(),
   },
+  {
+    name: 'wasm',
+    description: 'AssemblyScript kernels, WebAssembly SIMD (relaxed SIMD where the engine has it), float32, one thread',
+    preset: 'f32',
+    create: async () => (await import('./wasm/case-backend.ts')).createWasmCaseBackend(),
+  },
 ];
 
 const entries = new Map<string, BackendEntry>(BUILTIN.map((e) => [e.name, e]));

@@ -1,0 +1,142 @@
+// Memory and elementwise kernels, activations, the TopK α-blend and AdamW (src/backend/kernels.ts for semantics).
+// Dimension legend: n elements; rows × cols for 2-D blocks.
+
+import { addf, erfc, ld, ldi, st } from './common';
+
+export function fill(x: usize, n: i32, value: f32): void {
+  const v = f32x4.splat(value);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(x + (<usize>i << 2), v);
+  for (; i < n; i++) st(x, i, value);
+}
+
+export function copyBlock(dst: usize, src: usize, rows: i32, cols: i32, dstLd: i32, srcLd: i32, dstOffset: i32, srcOffset: i32, accumulate: bool): void {
+  for (let r = 0; r < rows; r++) {
+    const d = dst + (<usize>(dstOffset + r * dstLd) << 2);
+    const s = src + (<usize>(srcOffset + r * srcLd) << 2);
+    if (!accumulate) {
+      memory.copy(d, s, <usize>cols << 2);
+      continue;
+    }
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const o = <usize>c << 2;
+      v128.store(d + o, f32x4.add(v128.load(d + o), v128.load(s + o)));
+    }
+    for (; c < cols; c++) addf(d, c, ld(s, c));
+  }
+}
+
+export function axpby(y: usize, x: usize, n: i32, alpha: f32, beta: f32): void {
+  const va = f32x4.splat(alpha), vb = f32x4.splat(beta);
+  let i = 0;
+  if (beta == 0) {
+    for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), f32x4.mul(va, v128.load(x + (<usize>i << 2))));
+    for (; i < n; i++) st(y, i, alpha * ld(x, i));
+    return;
+  }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.add(f32x4.mul(va, v128.load(x + o)), f32x4.mul(vb, v128.load(y + o))));
+  }
+  for (; i < n; i++) st(y, i, alpha * ld(x, i) + beta * ld(y, i));
+}
+
+export function addBias(y: usize, bias: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) copyBlock(y, bias, 1, cols, 0, 0, r * cols, 0, true);
+}
+
+export function colSum(out: usize, x: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) copyBlock(out, x, 1, cols, 0, 0, 0, r * cols, true);
+}
+
+export function sumSquares(out: usize, x: usize, n: i32, accumulate: bool): void {
+  let s: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = <f64>ld(x, i);
+    s += v * v;
+  }
+  st(out, 0, <f32>((accumulate ? <f64>ld(out, 0) : 0) + s));
+}
+
+// Activation kinds, numbered as the JS loader passes them.
+export const RELU = 0, RELU2 = 1, GELU = 2, SILU = 3;
+
+// @ts-ignore: decorator
+@inline function sigmoid(x: f64): f64 {
+  if (x >= 0) return 1.0 / (1.0 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1.0 + e);
+}
+
+export function act(kind: i32, x: f64): f64 {
+  if (kind == RELU) return x > 0 ? x : 0;
+  if (kind == RELU2) return x > 0 ? x * x : 0;
+  if (kind == GELU) return 0.5 * x * erfc(-x * Math.SQRT1_2);
+  return x * sigmoid(x);
+}
+
+export function actGrad(kind: i32, x: f64): f64 {
+  if (kind == RELU) return x > 0 ? 1 : 0;
+  if (kind == RELU2) return x > 0 ? 2 * x : 0;
+  if (kind == GELU) return 0.5 * erfc(-x * Math.SQRT1_2) + x * 0.3989422804014327 * Math.exp(-0.5 * x * x);
+  const s = sigmoid(x);
+  return s * (1 + x * (1 - s));
+}
+
+export function activation(y: usize, x: usize, n: i32, kind: i32): void {
+  let i = 0;
+  if (kind == RELU || kind == RELU2) {
+    // the two ReLU kinds are the hot ones (Monet's relu²): SIMD
+    const z = f32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const r = f32x4.max(v128.load(x + o), z);
+      v128.store(y + o, kind == RELU ? r : f32x4.mul(r, r));
+    }
+  }
+  for (; i < n; i++) st(y, i, <f32>act(kind, ld(x, i)));
+}
+
+export function activationBackward(dx: usize, dy: usize, x: usize, n: i32, kind: i32): void {
+  let i = 0;
+  if (kind == RELU2) {
+    const z = f32x4.splat(0), two = f32x4.splat(2);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const g = f32x4.mul(f32x4.mul(two, f32x4.max(v128.load(x + o), z)), v128.load(dy + o));
+      v128.store(dx + o, f32x4.add(v128.load(dx + o), g));
+    }
+  }
+  for (; i < n; i++) addf(dx, i, <f32>(<f64>ld(dy, i) * actGrad(kind, ld(x, i))));
+}
+
+export function swiglu(h: usize, g: usize, u: usize, n: i32): void {
+  for (let i = 0; i < n; i++) st(h, i, <f32>(act(SILU, ld(g, i)) * <f64>ld(u, i)));
+}
+
+export function swigluBackward(dg: usize, du: usize, dh: usize, g: usize, u: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const gi = <f64>ld(g, i), d = <f64>ld(dh, i);
+    addf(dg, i, <f32>(d * <f64>ld(u, i) * actGrad(SILU, gi)));
+    addf(du, i, <f32>(d * act(SILU, gi)));
+  }
+}
+
+export function maskScale(y: usize, x: usize, mask: usize, n: i32, alpha: f32): void {
+  for (let i = 0; i < n; i++) st(y, i, ld(x, i) * (alpha + (1 - alpha) * <f32>ldi(mask, i)));
+}
+
+export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32, gradScale: f64): void {
+  const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+  for (let i = 0; i < n; i++) {
+    const gi = <f64>ld(g, i) * gradScale;
+    let pi = <f64>ld(p, i);
+    pi -= lr * weightDecay * pi;
+    const mi = beta1 * <f64>ld(m, i) + (1 - beta1) * gi;
+    const vi = beta2 * <f64>ld(v, i) + (1 - beta2) * gi * gi;
+    st(m, i, <f32>mi);
+    st(v, i, <f32>vi);
+    st(p, i, <f32>(pi - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps)));
+  }
+}

@@ -1,0 +1,24 @@
+// The WASM module's exports: every kernel of src/backend/kernels.ts (one file per family, mirroring reference/),
+// plus what the loader needs to manage memory. Built twice by scripts/build-asm.mjs: plain SIMD and relaxed SIMD.
+
+export { fill, copyBlock, axpby, addBias, colSum, sumSquares, activation, activationBackward, swiglu, swigluBackward, maskScale, adamw } from './elementwise';
+export { matmul, matmulGrouped, matmulGroupedTN, gemmScratchFloats } from './matmul';
+export { softmaxRows, softmaxBackward, topkRows, topkRowsBackward, thresholdTopkMask } from './softmax';
+export { rmsnorm, rmsnormBackward, groupStats, batchnorm, batchnormBackward, runningStatsUpdate } from './norm';
+export {
+  monetRoute, monetUnifLoss, monetUnifBackward, monetAmbLoss, monetAmbBackward, headSum, headBroadcastAdd,
+  monetHdMix, monetHdMixBackward, monetVdMix, monetVdMixBackward,
+} from './monet';
+export { peerRoute, peerRouteBackward, peerExperts, peerExpertsBackward } from './peer';
+export { moeSort, moeDispatch, moeDispatchBackward, moeCombine, moeCombineBackward, smoeAux, smoeAuxBackward } from './smoe';
+export { gatherRows, scatterAddRows, rope, ropeBackward, attention, attentionBackward, crossEntropy, crossEntropyBackward } from './lm';
+
+/** First free byte after the module's static data: the JS allocator owns memory from here on. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/** 1 in the relaxed-SIMD build, 0 in the plain one (so the loader can report which it runs). */
+export function relaxedSimd(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}

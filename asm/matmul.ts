@@ -1,0 +1,228 @@
+// Matrix products: C (M, N) (=, or +=) op(A) · op(B), every transpose variant, float32, WebAssembly SIMD.
+//
+// Dimension legend: M rows of C, N columns of C, K the contracted dimension; MR×NR the register tile (4×8),
+// MC×KC the packed block of A (L2), KC×NC the packed block of B (L3).
+//
+// The GotoBLAS/BLIS structure, kept small:
+//   for each NC-wide block of columns, for each KC-deep slice of K:
+//     pack B's KC×NC block into NR-wide panels (Bp), zero-padded at the right edge;
+//     for each MC-tall block of rows:
+//       pack A's MC×KC block into MR-tall panels (Ap), zero-padded at the bottom edge;
+//       for every NR panel of Bp (stays in L1), for every MR panel of Ap (streams from L2): the 4×8 micro-kernel.
+// Transposes are absorbed by the packing (element (i, p) of op(A) sits at a + i·rsA + p·csA), so one micro-kernel
+// serves NN, NT (Linear forward), TN (weight gradient) and TT. The micro-kernel keeps a 4×8 tile of C in eight
+// f32x4 registers: per k step it loads 8 floats of B, splats 4 floats of A and does 8 multiply-adds — relaxed
+// f32x4.relaxed_madd (one fused instruction) in the relaxed-SIMD build, mul + add in the plain SIMD build.
+
+// @ts-ignore: decorator
+@inline const MR: i32 = 4;
+// @ts-ignore: decorator
+@inline const NR: i32 = 8;
+// @ts-ignore: decorator
+@inline export const KC: i32 = 256;
+// @ts-ignore: decorator
+@inline export const MC: i32 = 96;
+// @ts-ignore: decorator
+@inline export const NC: i32 = 2048;
+
+/** Floats of scratch `gemm` needs for an N-column product: Ap (MC·KC) + Bp (KC·NC, at most). */
+export function gemmScratchFloats(N: i32): i32 {
+  const nc = min(NC, ((N + NR - 1) / NR) * NR);
+  return MC * KC + KC * nc;
+}
+
+/** a·b + c: one fused instruction where relaxed SIMD is available. */
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+// A 4×8 tile for the edges (rows or columns beyond M or N): the kernel stores here, then the valid part is copied.
+const EDGE: usize = memory.data(MR * NR * 4, 16);
+
+/**
+ * The micro-kernel: C[0..mr, 0..nr] (=, or += when accumulate) Σ_p Ap[p, 0..4] ⊗ Bp[p, 0..8].
+ * ap: kc×4 packed panel of A; bp: kc×8 packed panel of B; c: top-left of the C tile, ldc its row stride in bytes.
+ */
+// @ts-ignore: decorator
+@inline function micro4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(ap, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(ap, 8);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(ap, 12);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    ap += 16;
+    bp += 32;
+  }
+  if (mr == MR && nr == NR) {
+    let r = c;
+    if (accumulate) {
+      v128.store(r, f32x4.add(v128.load(r), c00)); v128.store(r, f32x4.add(v128.load(r, 16), c01), 16); r += ldc;
+      v128.store(r, f32x4.add(v128.load(r), c10)); v128.store(r, f32x4.add(v128.load(r, 16), c11), 16); r += ldc;
+      v128.store(r, f32x4.add(v128.load(r), c20)); v128.store(r, f32x4.add(v128.load(r, 16), c21), 16); r += ldc;
+      v128.store(r, f32x4.add(v128.load(r), c30)); v128.store(r, f32x4.add(v128.load(r, 16), c31), 16);
+    } else {
+      v128.store(r, c00); v128.store(r, c01, 16); r += ldc;
+      v128.store(r, c10); v128.store(r, c11, 16); r += ldc;
+      v128.store(r, c20); v128.store(r, c21, 16); r += ldc;
+      v128.store(r, c30); v128.store(r, c31, 16);
+    }
+    return;
+  }
+  // edge tile: spill the registers, then copy the valid mr×nr part
+  v128.store(EDGE, c00); v128.store(EDGE, c01, 16);
+  v128.store(EDGE, c10, 32); v128.store(EDGE, c11, 48);
+  v128.store(EDGE, c20, 64); v128.store(EDGE, c21, 80);
+  v128.store(EDGE, c30, 96); v128.store(EDGE, c31, 112);
+  for (let i = 0; i < mr; i++) {
+    const row = c + <usize>i * ldc;
+    for (let j = 0; j < nr; j++) {
+      const v = load<f32>(EDGE + <usize>((i * NR + j) << 2));
+      const dst = row + (<usize>j << 2);
+      store<f32>(dst, accumulate ? load<f32>(dst) + v : v);
+    }
+  }
+}
+
+/** Pack op(A)[i0..i0+mc, p0..p0+kc] into MR-tall panels: Ap[panel][p][ii], rows beyond mc zero. */
+function packA(ap: usize, a: usize, rsA: i32, csA: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
+  for (let ir = 0; ir < mc; ir += MR) {
+    const rows = min(MR, mc - ir);
+    const panel = ap + <usize>(ir * kc) * 4;
+    if (rows == MR && rsA == 1) {
+      // op(A) = Aᵀ storage: the 4 rows of a panel are contiguous for each p
+      for (let p = 0; p < kc; p++) {
+        v128.store(panel + (<usize>p << 4), v128.load(a + (<usize>((i0 + ir) + (p0 + p) * csA) << 2)));
+      }
+    } else if (rows == MR) {
+      const r0 = a + (<usize>((i0 + ir) * rsA + p0 * csA) << 2);
+      const rs = <usize>rsA << 2, cs = <usize>csA << 2;
+      for (let p = 0; p < kc; p++) {
+        const src = r0 + <usize>p * cs;
+        const dst = panel + (<usize>p << 4);
+        store<f32>(dst, load<f32>(src));
+        store<f32>(dst, load<f32>(src + rs), 4);
+        store<f32>(dst, load<f32>(src + 2 * rs), 8);
+        store<f32>(dst, load<f32>(src + 3 * rs), 12);
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let ii = 0; ii < MR; ii++) {
+          const v: f32 = ii < rows ? load<f32>(a + (<usize>((i0 + ir + ii) * rsA + (p0 + p) * csA) << 2)) : 0;
+          store<f32>(panel + (<usize>(p * MR + ii) << 2), v);
+        }
+      }
+    }
+  }
+}
+
+/** Pack op(B)[p0..p0+kc, j0..j0+nc] into NR-wide panels: Bp[panel][p][jj], columns beyond nc zero. */
+function packB(bp: usize, b: usize, rsB: i32, csB: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    const cols = min(NR, nc - jr);
+    const panel = bp + <usize>(jr * kc) * 4;
+    if (cols == NR && csB == 1) {
+      for (let p = 0; p < kc; p++) {
+        const src = b + (<usize>((p0 + p) * rsB + j0 + jr) << 2);
+        const dst = panel + (<usize>p << 5);
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
+      }
+    } else if (cols == NR && rsB == 1) {
+      // op(B) = Bᵀ storage (a Linear weight (N, K)): gather 8 rows of B, one column p at a time
+      const cs = <usize>csB << 2;
+      for (let p = 0; p < kc; p++) {
+        const src = b + (<usize>((p0 + p) + (j0 + jr) * csB) << 2);
+        const dst = panel + (<usize>p << 5);
+        for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>jj << 2), load<f32>(src + <usize>jj * cs));
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let jj = 0; jj < NR; jj++) {
+          const v: f32 = jj < cols ? load<f32>(b + (<usize>((p0 + p) * rsB + (j0 + jr + jj) * csB) << 2)) : 0;
+          store<f32>(panel + (<usize>(p * NR + jj) << 2), v);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * General strided product: C[i, j] (=, or +=) Σ_p A(i, p)·B(p, j), A(i, p) at a + (i·rsA + p·csA)·4,
+ * B(p, j) at b + (p·rsB + j·csB)·4, C[i, j] at c + (i·ldc + j)·4. scratch: gemmScratchFloats(N) floats.
+ */
+export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: usize, rsB: i32, csB: i32,
+  c: usize, ldc: i32, accumulate: bool, scratch: usize): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate) for (let i = 0; i < M; i++) memory.fill(c + (<usize>(i * ldc) << 2), 0, <usize>N << 2);
+    return;
+  }
+  const ap = scratch;
+  const bp = scratch + (<usize>(MC * KC) << 2);
+  const ldcb = <usize>ldc << 2;
+  for (let j0 = 0; j0 < N; j0 += NC) {
+    const nc = min(NC, N - j0);
+    for (let p0 = 0; p0 < K; p0 += KC) {
+      const kc = min(KC, K - p0);
+      const acc = accumulate || p0 > 0;
+      packB(bp, b, rsB, csB, p0, kc, j0, nc);
+      for (let i0 = 0; i0 < M; i0 += MC) {
+        const mc = min(MC, M - i0);
+        packA(ap, a, rsA, csA, i0, mc, p0, kc);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const bpanel = bp + <usize>(jr * kc) * 4;
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = min(MR, mc - ir);
+            micro4x8(kc, ap + <usize>(ir * kc) * 4, bpanel, c + (<usize>((i0 + ir) * ldc + j0 + jr) << 2), ldcb, mr, nr, acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** C (M, N) (=, or +=) op(A)·op(B) with A (M, K) or (K, M) when transA, B (K, N) or (N, K) when transB. */
+export function matmul(c: usize, a: usize, b: usize, M: i32, N: i32, K: i32, transA: bool, transB: bool, accumulate: bool, scratch: usize): void {
+  gemm(M, N, K, a, transA ? 1 : K, transA ? M : 1, b, transB ? 1 : N, transB ? K : 1, c, N, accumulate, scratch);
+}
+
+/** Grouped rows: C[r] (=, or +=) A[r]·op(B[g]) for offsets[g] ≤ r < offsets[g+1]; B (G, N, K) if transB else (G, K, N). */
+export function matmulGrouped(c: usize, a: usize, b: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32, transB: bool, accumulate: bool, scratch: usize): void {
+  for (let g = 0; g < G; g++) {
+    const r0 = load<i32>(offsets + (<usize>g << 2));
+    const r1 = load<i32>(offsets + (<usize>(g + 1) << 2));
+    if (r1 <= r0) continue;
+    const bg = b + (<usize>(g * N * K) << 2);
+    gemm(r1 - r0, N, K, a + (<usize>(r0 * K) << 2), K, 1, bg, transB ? 1 : N, transB ? K : 1,
+      c + (<usize>(r0 * N) << 2), N, accumulate, scratch);
+  }
+}
+
+/** dB[g] (N, K) += Σ_{r in group g} dC[r]ᵀ ⊗ A[r];  dC (P, N), A (P, K). */
+export function matmulGroupedTN(db: usize, dc: usize, a: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32, scratch: usize): void {
+  for (let g = 0; g < G; g++) {
+    const r0 = load<i32>(offsets + (<usize>g << 2));
+    const r1 = load<i32>(offsets + (<usize>(g + 1) << 2));
+    if (r1 <= r0) continue;
+    // C' = dB[g] (N × K), A'(i=j, p=r) = dC[r, j], B'(p=r, j=k) = A[r, k]
+    gemm(N, K, r1 - r0, dc + (<usize>(r0 * N) << 2), 1, N, a + (<usize>(r0 * K) << 2), K, 1,
+      db + (<usize>(g * N * K) << 2), K, true, scratch);
+  }
+}
