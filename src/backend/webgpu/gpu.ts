@@ -187,9 +187,9 @@ export class Gpu {
     this.ensureEncoder().clearBuffer(b.buffer);
   }
 
+  /** Release a buffer. Commands already encoded may still use it, so it is destroyed right after the next submit
+   *  (WebGPU lets submitted work finish on a destroyed buffer; unsubmitted work would fail validation). */
   free(b: GpuBuffer): void {
-    // Destroying while commands that use it are still unsubmitted would invalidate them: submit first.
-    this.submit();
     this.temporaries.push(b.buffer);
   }
 
@@ -227,7 +227,7 @@ export class Gpu {
    * order from binding 1 (or 0 when there is no uniform). Workgroup counts above the per-dimension limit must be
    * folded into y by the caller (see `grid`).
    */
-  dispatch(k: Kernel, uniform: UniformField[] | null, buffers: GpuBuffer[], groups: [number, number?, number?]): void {
+  dispatch(k: Kernel, uniform: UniformField[] | null, buffers: (GpuBuffer | null)[], groups: [number, number?, number?]): void {
     this.checkAlive();
     const [gx, gy = 1, gz = 1] = groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
@@ -236,9 +236,14 @@ export class Gpu {
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     if (uniform) entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer(uniform) } });
-    for (const b of buffers) entries.push({ binding: binding++, resource: { buffer: b.buffer } });
+    // A null leaves that binding out: an entry point that does not use a binding has no slot for it in its 'auto'
+    // layout (several entry points of one file share the declarations but not the usage).
+    for (const b of buffers) {
+      if (b) entries.push({ binding, resource: { buffer: b.buffer } });
+      binding++;
+    }
     if (this.debug) {
-      console.error(`[webgpu] dispatch ${k.name}[${k.variant}] groups=(${gx},${gy},${gz}) uniform=[${uniform ? uniform.map((u) => (typeof u === 'number' ? u : 'f32' in u ? u.f32 : u.i32)).join(',') : ''}] buffers=[${buffers.map((b) => `${b.label}:${b.length}`).join(', ')}]`);
+      console.error(`[webgpu] dispatch ${k.name}[${k.variant}] groups=(${gx},${gy},${gz}) uniform=[${uniform ? uniform.map((u) => (typeof u === 'number' ? u : 'f32' in u ? u.f32 : u.i32)).join(',') : ''}] buffers=[${buffers.map((b) => (b ? `${b.label}:${b.length}` : '-')).join(', ')}]`);
     }
     this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout: k.pipeline.getBindGroupLayout(0), entries });
@@ -271,6 +276,8 @@ export class Gpu {
     this.park(this.device.popErrorScope(), 'submitting dispatches');
     this.encoder = null;
     this.dispatchesInBatch = 0;
+    for (const b of this.temporaries) b.destroy();
+    this.temporaries = [];
   }
 
   /** Submit, wait for the GPU, and throw the first compile/dispatch error or the device-loss reason. */
@@ -281,8 +288,6 @@ export class Gpu {
     const where = this.pendingWhere;
     this.pending = [];
     this.pendingWhere = [];
-    for (const b of this.temporaries) b.destroy();
-    this.temporaries = [];
     this.checkAlive();
     for (let i = 0; i < errs.length; i++) {
       const e = errs[i];
@@ -368,8 +373,12 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
   if (wanted === 'auto' || wanted === 'default' || wanted === 'vulkan') {
     const gpu = dawn.create(wanted === 'vulkan' ? ['backend=vulkan'] : []);
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance', featureLevel: 'core' });
-    if (adapter) return finish(adapter, false, debug, gpu, wanted === 'vulkan' ? 'vulkan' : 'default');
-    tried.push(`Dawn ${wanted === 'vulkan' ? 'Vulkan' : 'default'} backend, core features: no adapter`);
+    const info = adapter?.info;
+    const software = !!info && (info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`));
+    // A software Vulkan adapter (Mesa's lavapipe) is skipped in auto mode: with this Dawn build it does not work,
+    // and the GL path below is the tested software route.
+    if (adapter && !(software && wanted === 'auto')) return finish(adapter, false, debug, gpu, wanted === 'vulkan' ? 'vulkan' : 'default');
+    tried.push(`Dawn ${wanted === 'vulkan' ? 'Vulkan' : 'default'} backend, core features: ${adapter ? `skipped software adapter '${info?.description || info?.device}'` : 'no adapter'}`);
   }
   if (wanted === 'auto' || wanted === 'opengles') {
     const gpu = dawn.create(['backend=opengles']);
