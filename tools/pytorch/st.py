@@ -24,27 +24,36 @@ DTYPES = {
 }
 
 
-def write(path, tensors, metadata, order=None):
+def write(path, tensors, metadata, order=None, header_order=None, metadata_last=False):
     """Write `tensors` ({name: (dtype_name, numpy array)}) to `path`.
 
-    `order` (a list of names) sets the order of both the header entries and the data blocks; by default the
-    insertion order of `tensors`. The checker must not depend on either order, so some fixtures use a shuffled one.
+    `order` (a list of names) sets the order of the data blocks, `header_order` that of the header entries (default:
+    the same as `order`, itself by default the insertion order of `tensors`); `metadata_last` puts `__metadata__`
+    after the tensor entries. A reader must depend on none of these orders (JSON objects are unordered, and the
+    Rust safetensors writer itself lays out data in a different order from its header), so some fixtures vary them.
     """
     names = list(order) if order is not None else list(tensors)
-    if sorted(names) != sorted(tensors):
-        raise ValueError(f'write {path}: order names {sorted(names)} do not match tensors {sorted(tensors)}')
+    hnames = list(header_order) if header_order is not None else names
+    for ns in (names, hnames):
+        if sorted(ns) != sorted(tensors):
+            raise ValueError(f'write {path}: order names {sorted(ns)} do not match tensors {sorted(tensors)}')
     for k, v in metadata.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise TypeError(f'write {path}: __metadata__ must map str to str, found {k!r}: {type(v).__name__}')
-    header = {'__metadata__': dict(metadata)}
+    entries = {}
     blobs = []
     offset = 0
     for name in names:
         dtype, arr = tensors[name]
         raw = np.ascontiguousarray(np.asarray(arr), dtype=DTYPES[dtype]).tobytes()
-        header[name] = {'dtype': dtype, 'shape': list(np.shape(arr)), 'data_offsets': [offset, offset + len(raw)]}
+        entries[name] = {'dtype': dtype, 'shape': list(np.shape(arr)), 'data_offsets': [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
+    header = {} if metadata_last else {'__metadata__': dict(metadata)}
+    for name in hnames:
+        header[name] = entries[name]
+    if metadata_last:
+        header['__metadata__'] = dict(metadata)
     text = json.dumps(header, separators=(',', ':'), ensure_ascii=True).encode('utf-8')
     text += b' ' * ((-len(text)) % 8)
     with open(path, 'wb') as f:

@@ -276,7 +276,8 @@ NO_GRAD_INPUTS = {'dy', 'dg1', 'dg2', 'tokens'}
 # Keys starting with '_' are drawing sizes (T tokens; B, S for models; F for the bare topk) and are not written to
 # config. Options: dtype 'f64' (default) | 'f32in' (in/param/state stored as F32, expected values F64, all computed
 # in float64 from the F32-rounded inputs) | 'f32' (every real tensor F32); order 'canonical' | 'shuffled' (header
-# and data blocks in a seeded random order); idx_dtype 'I32' | 'I64'; scalar '0d' | '1' (aux losses as (1,)).
+# and data blocks in one seeded random order) | 'scrambled' (data blocks shuffled, header entries sorted by name,
+# __metadata__ after them); idx_dtype 'I32' | 'I64'; scalar '0d' | '1' (aux losses as (1,)).
 
 AUX_SMOE = {'balance': 0.1, 'z': 0.05}
 AUX_MONET = {'unif': 0.5, 'amb': 0.25}
@@ -340,7 +341,7 @@ CASES = [
     ('peer', 'train_relu', 501, peer_cfg('train', 'relu'), {}),
     ('peer', 'eval_gelu', 502, peer_cfg('eval', 'gelu'), {}),
     ('peer', 'train_gelu_n64_h3k3', 503, peer_cfg('train', 'gelu', num_experts=64, heads=3, top_k=3, key_dim=6,
-                                                  _T=10), {'order': 'shuffled'}),
+                                                  _T=10), {'order': 'scrambled'}),
 
     ('monet-router', 'train', 601, dict(router_cfg('train'), _T=12), {}),
     ('monet-router', 'eval', 602, dict(router_cfg('eval', moe_heads=3, moe_topk=1), _T=10), {}),
@@ -445,8 +446,11 @@ def write_case(out_dir, kind, name, seed, cfg, opts):
     for k, v in nxt.items():
         T['next.' + k] = (real_out, to_np(v))
     order = list(T)
-    if opts.get('order') == 'shuffled':
+    header_order = None
+    if opts.get('order') in ('shuffled', 'scrambled'):
         random.Random(seed).shuffle(order)
+    if opts.get('order') == 'scrambled':  # header sorted by name, data blocks shuffled, __metadata__ last
+        header_order = sorted(T)
     config = {k: v for k, v in cfg.items() if not k.startswith('_')}
     meta = {'format': FORMAT, 'kind': kind, 'config': json.dumps(config, separators=(',', ':')),
             'generator': GENERATOR, 'seed': str(seed)}
@@ -454,7 +458,7 @@ def write_case(out_dir, kind, name, seed, cfg, opts):
         meta['min_margin'] = repr(mm)
     path = os.path.join(out_dir, kind, name + '.safetensors')
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    st.write(path, T, meta, order)
+    st.write(path, T, meta, order, header_order, metadata_last=opts.get('order') == 'scrambled')
     return path, mm, attempts, os.path.getsize(path)
 
 
