@@ -173,19 +173,45 @@ export class DeviceEngine implements Engine {
   }
 }
 
+export interface OpenDeviceOptions {
+  /**
+   * For `--backend auto`: accept WebGPU only on a hardware adapter. Mesa's software rasteriser (llvmpipe, the GL
+   * route CI uses) is an adapter too, but on a CPU it trains far slower than the WASM kernels, so auto passes it by.
+   */
+  hardwareOnly?: boolean;
+}
+
 /** Open the named device. Throws EngineUnavailable (with the reason) when it cannot run on this machine. */
-async function openDevice(name: 'wasm' | 'webgpu' | 'js'): Promise<Device> {
+async function openDevice(name: 'wasm' | 'webgpu' | 'js', o: OpenDeviceOptions): Promise<Device> {
   switch (name) {
     case 'js':
       return (await import('../backend/js/device.ts')).createJsDevice();
-    case 'wasm':
-    case 'webgpu':
-      throw new EngineUnavailable(`${name}: no ${name} Device implementation has landed in src/backend/ yet`, true);
+    case 'wasm': {
+      const { createWasmDevice } = await import('../backend/wasm/node.ts');
+      return createWasmDevice();
+    }
+    case 'webgpu': {
+      const { createWebGpuDevice } = await import('../backend/webgpu/device.ts');
+      const { NoAdapterError } = await import('../backend/webgpu/gpu.ts');
+      let dev;
+      try {
+        dev = await createWebGpuDevice();
+      } catch (e) {
+        if (e instanceof NoAdapterError) throw new EngineUnavailable(`webgpu: ${e.message}`);
+        throw e;
+      }
+      if (o.hardwareOnly && (dev.gpu.compat || /llvmpipe|lavapipe|swiftshader/i.test(dev.gpu.description))) {
+        const what = dev.gpu.description;
+        dev.dispose();
+        throw new EngineUnavailable(`the only WebGPU adapter is a software rasteriser (${what}); pass --backend webgpu to use it anyway`);
+      }
+      return dev;
+    }
   }
 }
 
-export async function createDeviceEngine(name: 'wasm' | 'webgpu' | 'js', init: EngineInit): Promise<Engine> {
-  const dev = await openDevice(name);
+export async function createDeviceEngine(name: 'wasm' | 'webgpu' | 'js', init: EngineInit, o: OpenDeviceOptions = {}): Promise<Engine> {
+  const dev = await openDevice(name, o);
   try {
     return new DeviceEngine(dev, init.config, init);
   } catch (e) {

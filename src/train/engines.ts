@@ -1,4 +1,5 @@
-// Picking the backend a run trains on. `auto` = WebGPU when an adapter exists, else WASM. The float64 reference is
+// Picking the backend a run trains on. `auto` = WebGPU when a hardware adapter exists, else WASM (a software
+// WebGPU adapter such as Mesa's llvmpipe would be slower than WASM on the same CPU; `--backend webgpu` forces it). The float64 reference is
 // only used when asked for (it is exact and slow: tests, tiny runs, the trajectory check).
 
 import type { Engine, EngineInit } from './engine.ts';
@@ -24,7 +25,7 @@ export interface EngineChoice {
   why: string;
 }
 
-async function create(name: 'reference' | 'wasm' | 'webgpu' | 'js', init: EngineInit): Promise<Engine> {
+async function create(name: 'reference' | 'wasm' | 'webgpu' | 'js', init: EngineInit, hardwareOnly = false): Promise<Engine> {
   switch (name) {
     case 'reference': {
       const { ReferenceEngine } = await import('./engine-reference.ts');
@@ -34,7 +35,7 @@ async function create(name: 'reference' | 'wasm' | 'webgpu' | 'js', init: Engine
     case 'webgpu':
     case 'js': {
       const { createDeviceEngine } = await import('./engine-device.ts');
-      return createDeviceEngine(name, init);
+      return createDeviceEngine(name, init, { hardwareOnly });
     }
   }
 }
@@ -42,7 +43,7 @@ async function create(name: 'reference' | 'wasm' | 'webgpu' | 'js', init: Engine
 export async function createEngine(choice: BackendChoice, init: EngineInit): Promise<EngineChoice> {
   if (choice !== 'auto') return { engine: await create(choice, init), why: `--backend ${choice}` };
   try {
-    return { engine: await create('webgpu', init), why: 'auto: a WebGPU adapter is available' };
+    return { engine: await create('webgpu', init, true), why: 'auto: a hardware WebGPU adapter is available' };
   } catch (e) {
     if (!(e instanceof EngineUnavailable)) throw e;
     const engine = await create('wasm', init);
