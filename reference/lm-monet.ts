@@ -59,6 +59,16 @@ function entryOf(c: MonetLmConfig, ctx: FfnLayerCtx): RouterEntry {
   return e;
 }
 
+/**
+ * The routing weights (g1, g2) (T, H, E) that layer ctx.layer uses in the current pass (its group's router). A hook
+ * for the interpretability tools (src/interp), which read composite scores g_ij = Σ_h g1[h,i]·g2[h,j] and ablate
+ * single composite experts after the layer's forward.
+ */
+export function monetLayerRouting(c: MonetLmConfig, ctx: FfnLayerCtx): { g1: Float64Array; g2: Float64Array } {
+  const e = entryOf(c, ctx);
+  return { g1: e.g1, g2: e.g2 };
+}
+
 export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
   parse(raw: Config, cfg, where) {
     const decompose = cfgEnum<MonetDecompose>(raw, 'moe_decompose', ['vertical', 'horizontal'], where);
