@@ -140,3 +140,8 @@ export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, b
     st(p, i, <f32>(pi - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps)));
   }
 }
+
+/** fill for int32 tensors (indices, masks). */
+export function fillI32(x: usize, n: i32, value: i32): void {
+  for (let i = 0; i < n; i++) store<i32>(x + (<usize>i << 2), value);
+}

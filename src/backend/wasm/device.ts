@@ -160,7 +160,7 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
   const mmScratch = (N: number) => scratch(4 * ex.gemmScratchFloats(N));
   const b = (v: boolean) => (v ? 1 : 0);
   return {
-    fill: (x, s) => k.fill(p(x), s.n, s.value),
+    fill: (x, s) => (x.dtype === 'i32' ? k.fillI32(p(x), s.n, s.value) : k.fill(p(x), s.n, s.value)),
     copyBlock: (dst, src, s) => k.copyBlock(p(dst), p(src), s.rows, s.cols, s.dstLd, s.srcLd, s.dstOffset, s.srcOffset, b(s.accumulate)),
     axpby: (y, x, s) => k.axpby(p(y), p(x), s.n, s.alpha, s.beta),
     addBias: (y, bias, s) => k.addBias(p(y), p(bias), s.rows, s.cols),
