@@ -1,7 +1,7 @@
 // One WebGPU job for a real GPU machine (../shared/GPU.md): checks, then times, then prints a table last.
 //   1. every committed fixture on the webgpu backend (f32 preset), as `monet check fixtures --backend webgpu`;
 //   2. matmul at 1024³, 2048³, 4096³ in the three layouts a Linear layer uses (NN, NT = forward, TN = weight
-//      gradient), each first checked on sampled entries against float64 on the host;
+//      gradient), both tiled variants, each first checked on sampled entries against float64 on the host;
 //   3. each layer's forward + backward (dense SwiGLU FFN, TopK FFN, SMoE, PEER, Monet HD and VD with their router)
 //      on device-resident tensors, at one size each;
 //   4. PyTorch float32 (TF32 off) on the same GPU in the same run: the same matmuls, the dense FFN and the TopK FFN
@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { openGpu, type Gpu, type GpuBuffer } from '../src/backend/webgpu/gpu.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
-import { matmul } from '../src/backend/webgpu/matmul.ts';
+import { matmul, matmulVariant } from '../src/backend/webgpu/matmul.ts';
 import { deviceCaseBackend } from '../src/backend/run-case.ts';
 import { Scope } from '../src/backend/device.ts';
 import type { F32 } from '../src/backend/kernels.ts';
@@ -76,6 +76,8 @@ interface Row {
   ours: number;
   flops?: number;
   torch?: number;
+  /** The PyTorch measurement this row compares with (matmul: layout and size; layers: the name). */
+  torchKey?: string;
 }
 const rows: Row[] = [];
 
@@ -129,11 +131,15 @@ for (const n of SIZES) {
   const gA = gpu.upload(A, 'A'), gB = gpu.upload(B, 'B'), gC = gpu.alloc(n * n, 'C');
   for (const [label, transA, transB] of [['NN', false, false], ['NT', false, true], ['TN', true, false]] as const) {
     const shape = { M: n, N: n, K: n, transA, transB };
-    matmul(gpu, gC, gA, gB, shape);
-    const check = await checkSample(A, B, gC, n, transA, transB);
-    const t = await timeIt(gpu, () => matmul(gpu, gC, gA, gB, shape));
-    rows.push({ what: `matmul ${label}`, shape: `${n}³`, ours: t, flops: 2 * n ** 3 });
-    console.log(`matmul ${label} ${n}³: ${(t * 1e3).toFixed(3)} ms, ${(2 * n ** 3 / t / 1e9).toFixed(1)} GFLOP/s (check: ${check})`);
+    // Both tiled variants, so that one GPU run shows which one the automatic choice (matmulVariant) should pick.
+    for (const variant of ['tile64', 'tile128'] as const) {
+      matmul(gpu, gC, gA, gB, shape, variant);
+      const check = await checkSample(A, B, gC, n, transA, transB);
+      const t = await timeIt(gpu, () => matmul(gpu, gC, gA, gB, shape, variant));
+      const auto = matmulVariant(n, n) === variant ? ' (auto)' : '';
+      rows.push({ what: `matmul ${label} ${variant}${auto}`, shape: `${n}³`, ours: t, flops: 2 * n ** 3, torchKey: `${label} ${n}` });
+      console.log(`matmul ${label} ${variant}${auto} ${n}³: ${(t * 1e3).toFixed(3)} ms, ${(2 * n ** 3 / t / 1e9).toFixed(1)} GFLOP/s (check: ${check})`);
+    }
   }
   for (const b of [gA, gB, gC]) gpu.free(b);
   await gpu.sync();
@@ -334,10 +340,7 @@ if (proc.error || proc.status !== 0) {
   if (res.error) torchNote = `PyTorch not run: ${res.error}`;
   else {
     torchNote = `PyTorch ${res.torch} float32, TF32 off, on ${res.device}`;
-    for (const r of rows) {
-      const key = r.what.startsWith('matmul ') ? `${r.what.slice(7)} ${r.shape.replace('³', '')}` : r.what;
-      r.torch = r.what.startsWith('matmul ') ? res.matmul?.[key] : res.layers?.[key];
-    }
+    for (const r of rows) r.torch = r.torchKey ? res.matmul?.[r.torchKey] : res.layers?.[r.what];
   }
 }
 

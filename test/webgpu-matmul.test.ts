@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sharedGpu } from './webgpu-setup.ts';
-import { matmul, SMALL_M, type MatmulShape } from '../src/backend/webgpu/matmul.ts';
+import { matmul, SMALL_M, type MatmulShape, type MatmulVariant } from '../src/backend/webgpu/matmul.ts';
 
 function rng(seed: number) {
   let s = seed >>> 0;
@@ -40,7 +40,7 @@ function reference(A: Float32Array, B: Float32Array, C0: Float32Array, s: Requir
   return { C, bound };
 }
 
-async function check(shape: MatmulShape, seed: number) {
+async function check(shape: MatmulShape, seed: number, variant: MatmulVariant = 'auto') {
   const gpu = await sharedGpu();
   if (!gpu) return;
   const s: Required<MatmulShape> = {
@@ -55,12 +55,12 @@ async function check(shape: MatmulShape, seed: number) {
   const B = Float32Array.from({ length: lenB }, r);
   const C0 = Float32Array.from({ length: lenC }, r);
   const gA = gpu.upload(A, 'A'), gB = gpu.upload(B, 'B'), gC = gpu.upload(C0, 'C');
-  matmul(gpu, gC, gA, gB, s);
+  matmul(gpu, gC, gA, gB, s, variant);
   const got = await gpu.read(gC);
   const { C, bound } = reference(A, B, C0, s);
   for (let i = 0; i < lenC; i++) {
     if (!(Math.abs(got[i] - C[i]) <= bound[i])) {
-      assert.unreachable(`matmul ${JSON.stringify(shape)}: element ${i} got ${got[i]}, expected ${C[i]} (bound ${bound[i]})`);
+      assert.unreachable(`matmul ${variant} ${JSON.stringify(shape)}: element ${i} got ${got[i]}, expected ${C[i]} (bound ${bound[i]})`);
     }
   }
   for (const g of [gA, gB, gC]) gpu.free(g);
@@ -79,6 +79,19 @@ for (const [M, N, K] of shapes) {
       });
     }
   }
+}
+
+// Every variant at every shape (the automatic choice above only reaches matmul_128 for big products).
+for (const variant of ['rows', 'tile64', 'tile128'] as const) {
+  test(`matmul variant ${variant} at odd shapes, all transposes, accumulate, batched`, async () => {
+    let seed = 100;
+    for (const [M, N, K] of [[1, 1, 1], [7, 9, 5], [65, 130, 17], [128, 256, 16], [129, 127, 9], [20, 300, 64]]) {
+      for (const transA of [false, true]) for (const transB of [false, true]) {
+        await check({ M, N, K, transA, transB, beta: transA ? 1 : 0 }, seed++, variant);
+      }
+    }
+    await check({ M: 130, N: 12, K: 9, batch: 3, offA: 5, offB: 2, offC: 11, strideA: 1200, strideB: 120, strideC: 1600 }, seed++, variant);
+  });
 }
 
 test('matmul accumulates with beta = 1 and scales with alpha', async () => {

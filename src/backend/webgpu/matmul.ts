@@ -2,13 +2,19 @@
 // uniform struct (wgsl/matmul.wgsl header):  C = alpha · op(A) · op(B) + beta · C, batched.
 //
 // Variants (MONET_WEBGPU_DEBUG=1 prints which one ran):
-//   matmul       64×64 tiles, 4×4 register blocks, vec4 FMAs — anything with enough rows to fill a tile
 //   matmul_rows  one workgroup per output column, K split over 64 threads — M ≤ 16 (routing, decoding, tiny T)
-// Each is compiled once per transpose combination through WGSL `override` constants.
+//   matmul       64×64 tiles, 4×4 register blocks, vec4 FMAs — everything in between
+//   matmul_128   128×128 tiles, 8×8 register blocks — large products (M·N ≥ 2048², both ≥ 512), without edge
+//                checks when M, N are multiples of 128 and K of 8
+// Each is compiled once per transpose combination through WGSL `override` constants. The size thresholds are a
+// first guess, not tuned on a GPU yet: bench/gpu-job.ts times every variant so that a GPU run can settle them.
 
 import type { Gpu, GpuBuffer } from './gpu.ts';
 import matmulSrc from '../../../wgsl/matmul.wgsl';
 import matmulRowsSrc from '../../../wgsl/matmul_rows.wgsl';
+import matmul128Src from '../../../wgsl/matmul_128.wgsl';
+
+export type MatmulVariant = 'auto' | 'rows' | 'tile64' | 'tile128';
 
 export interface MatmulShape {
   /** Rows of C. */
@@ -36,7 +42,14 @@ export interface MatmulShape {
 /** Rows at or below which the K-split variant wins over a mostly-empty 64-row tile. */
 export const SMALL_M = 16;
 
-export function matmul(gpu: Gpu, C: GpuBuffer, A: GpuBuffer, B: GpuBuffer, s: MatmulShape): void {
+/** The variant `auto` picks for a shape. */
+export function matmulVariant(M: number, N: number): Exclude<MatmulVariant, 'auto'> {
+  if (M <= SMALL_M) return 'rows';
+  if (M >= 512 && N >= 512 && M * N >= 2048 * 2048) return 'tile128';
+  return 'tile64';
+}
+
+export function matmul(gpu: Gpu, C: GpuBuffer, A: GpuBuffer, B: GpuBuffer, s: MatmulShape, variant: MatmulVariant = 'auto'): void {
   const { M, N, K } = s;
   const batch = s.batch ?? 1;
   const offA = s.offA ?? 0, offB = s.offB ?? 0, offC = s.offC ?? 0;
@@ -52,12 +65,17 @@ export function matmul(gpu: Gpu, C: GpuBuffer, A: GpuBuffer, B: GpuBuffer, s: Ma
   if (last(offC, strideC, M * N) > C.length) throw new Error(`${where}: C '${C.label}' holds ${C.length} values, needs ${last(offC, strideC, M * N)}`);
   const constants = { TRANS_A: s.transA ? 1 : 0, TRANS_B: s.transB ? 1 : 0 };
   const uniform = [M, N, K, batch, offA, offB, offC, strideA, strideB, strideC, { f32: s.alpha ?? 1 }, { f32: s.beta ?? 0 }];
-  if (M <= SMALL_M) {
+  const v = variant === 'auto' ? matmulVariant(M, N) : variant;
+  if (v === 'rows') {
     const k = gpu.kernel('matmul_rows', matmulRowsSrc, constants);
     const [gx, gy] = gpu.grid(N, 1);
     gpu.dispatch(k, uniform, [A, B, C], [gx, gy, batch]);
-  } else {
+  } else if (v === 'tile64') {
     const k = gpu.kernel('matmul', matmulSrc, constants);
     gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
+  } else {
+    const aligned = M % 128 === 0 && N % 128 === 0 && K % 8 === 0;
+    const k = gpu.kernel('matmul_128', matmul128Src, { ...constants, CHECK_BOUNDS: aligned ? 0 : 1 });
+    gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
   }
 }
