@@ -352,7 +352,8 @@ CASES = [
     ('monet-vd', 'eval_shuffled', 802, dict(monet_cfg('eval', moe_experts=4, moe_topk=1, moe_heads=3), _T=8),
      {'order': 'shuffled'}),
 
-    ('lm', 'dense_swiglu', 901, lm_cfg('dense', intermediate_size=16, activation='swiglu'), {}),
+    ('lm', 'dense_swiglu_gqa', 901, lm_cfg('dense', intermediate_size=12, activation='swiglu', hidden_size=16,
+                                           num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2), {}),
     ('lm', 'dense_tied_i64', 902, lm_cfg('dense', intermediate_size=12, activation='gelu', tie_word_embeddings=True,
                                          num_key_value_heads=2, num_hidden_layers=2), {'idx_dtype': 'I64'}),
     ('lm', 'smoe', 903, lm_cfg('smoe', intermediate_size=8, num_experts=4, top_k=2, activation='swiglu',
