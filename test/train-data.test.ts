@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBrown, loadTextFiles, parseBrownDoc, byteUnigramEntropy, baseTag } from '../src/train/corpus.ts';
 import { ByteTokenizer } from '../src/train/tokenizer.ts';
-import { BatchSampler, tokenizeDocs, validationBatches } from '../src/train/data.ts';
+import { BatchSampler, byteStreamMetadata, tokenizeDocs, validationBatches } from '../src/train/data.ts';
 import { Rng } from '../src/train/rng.ts';
 
 test('a tagged Brown sentence becomes plain text with one tag per byte', () => {
@@ -136,6 +136,20 @@ test('Rng: seeded streams repeat, differ by seed, restore from state, and refuse
   }
   assert.ok(Math.abs(s1 / n) < 5 / Math.sqrt(n));
   assert.ok(Math.abs(s2 / n - 1) < 5 * Math.sqrt(2 / n));
+});
+
+test('byte-stream metadata lines up with the token stream: tags per byte, genre per document', () => {
+  const c = loadBrown();
+  const docs = c.validation.slice(0, 3);
+  const { tokens } = tokenizeDocs(docs, new ByteTokenizer());
+  const meta = byteStreamMetadata(docs);
+  assert.is(meta.tags.length, tokens.length);
+  const text = new TextDecoder().decode(Uint8Array.from(tokens));
+  const i = text.indexOf(' the ') + 1; // a 'the' (tag at) somewhere in the stream
+  assert.is(c.tags[meta.tags[i]], 'at');
+  assert.is(meta.tags[i - 1], 0);
+  assert.is(meta.genres[meta.genre[tokens.length - 1]], docs[2].genre);
+  assert.is(meta.genres[meta.genre[0]], docs[0].genre);
 });
 
 test.run();

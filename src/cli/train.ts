@@ -2,7 +2,9 @@
 // WASM. See docs/training.md.
 
 import { FlagError, formatHelp, parseFlags } from '../train/flags.ts';
-import { resolveModel, resolveTrainOptions, TRAIN_FLAGS } from '../train/options.ts';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultRunName, resolveModel, resolveTrainOptions, TRAIN_DEFAULTS, TRAIN_FLAGS } from '../train/options.ts';
 import { PRESETS } from '../train/presets.ts';
 import { describeModel, train } from '../train/trainer.ts';
 
@@ -16,6 +18,16 @@ Examples:
   monet train --preset monet-vd-512 --backend wasm
   monet train --name my-run --resume --steps 1200
   monet train --list-presets`;
+
+/** The most recently checkpointed run folder under runsDir (for `--resume` without `--name`). */
+function newestRun(runsDir: string): string {
+  const runs = existsSync(runsDir)
+    ? readdirSync(runsDir).filter((n) => existsSync(join(runsDir, n, 'trainer_state.safetensors')))
+    : [];
+  if (runs.length === 0) throw new FlagError(`monet train: --resume: no run folder with a checkpoint in ${runsDir}/; pass --name <run>`);
+  runs.sort((a, b) => statSync(join(runsDir, a, 'trainer_state.safetensors')).mtimeMs - statSync(join(runsDir, b, 'trainer_state.safetensors')).mtimeMs);
+  return runs[runs.length - 1];
+}
 
 export async function trainCommand(args: string[]): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
@@ -38,8 +50,12 @@ export async function trainCommand(args: string[]): Promise<number> {
     if (!p.trainable && !resume) {
       throw new FlagError(`monet train: preset ${preset} (${describeModel(config)[0]}) is listed for parameter accounting and is far too large to train here; pick a trainable preset (monet train --list-presets)`);
     }
-    const backendForName = (f.backend as string | undefined) ?? 'auto';
-    const o = resolveTrainOptions(f, preset, backendForName === 'auto' ? 'run' : backendForName);
+    let name = f.name as string | undefined;
+    if (resume && !name) {
+      name = newestRun((f['runs-dir'] as string | undefined) ?? TRAIN_DEFAULTS.runsDir);
+      console.log(`--resume without --name: continuing the newest run, ${name}`);
+    }
+    const o = resolveTrainOptions(f, preset, name ?? defaultRunName(preset));
     const stop = { requested: false };
     const onSigint = () => {
       if (stop.requested) process.exit(130);

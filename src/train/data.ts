@@ -105,3 +105,26 @@ export function validationBatches(tokens: Int32Array, B: number, S: number, maxB
   }
   return out;
 }
+
+/**
+ * Per-token metadata of a byte-level stream, aligned with tokenizeDocs(docs, ByteTokenizer).tokens: the POS tag id
+ * of the word each byte belongs to (Corpus.tags; 0 for spaces and the document separator) and the genre of its
+ * document. For the interpretability tools ("which tags / genres make this expert fire").
+ */
+export function byteStreamMetadata(docs: CorpusDoc[]): { tags: Uint16Array; genre: Uint8Array; genres: string[] } {
+  const sepLen = new TextEncoder().encode(DOC_SEPARATOR).length;
+  const n = docs.reduce((a, d) => a + d.byteTags.length, 0) + Math.max(0, docs.length - 1) * sepLen;
+  const tags = new Uint16Array(n); // (n,)
+  const genre = new Uint8Array(n); // (n,) index into genres
+  const genres = [...new Set(docs.map((d) => d.genre))].sort();
+  if (genres.length > 255) throw new Error(`byteStreamMetadata: at most 255 genres, found ${genres.length}`);
+  let o = 0;
+  for (const [i, d] of docs.entries()) {
+    if (i > 0) o += sepLen; // separator bytes: tag 0, genre of the next document
+    const g = genres.indexOf(d.genre);
+    genre.fill(g, i > 0 ? o - sepLen : 0, o + d.byteTags.length);
+    tags.set(d.byteTags, o);
+    o += d.byteTags.length;
+  }
+  return { tags, genre, genres };
+}

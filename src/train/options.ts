@@ -71,7 +71,7 @@ const D = TRAIN_DEFAULTS;
 
 export const TRAIN_FLAGS: FlagSpec[] = [
   // run
-  { name: 'name', type: 'string', help: 'run name: the run folder is <runs-dir>/<name>', default: '<preset>-<backend>' },
+  { name: 'name', type: 'string', help: 'run name: the run folder is <runs-dir>/<name>', default: '<preset>-<date>-<time>; with --resume, the newest run' },
   { name: 'runs-dir', type: 'string', help: 'folder that holds run folders', default: D.runsDir },
   { name: 'resume', type: 'bool', help: 'continue the run in <runs-dir>/<name> from its last checkpoint' },
   { name: 'backend', type: 'string', choices: BACKENDS, help: 'where the whole step runs; auto = webgpu if an adapter exists, else wasm; reference = float64 (slow, exact); js = the kernel contract in plain TypeScript (slow)', default: D.backend },
@@ -200,11 +200,17 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
   return { preset: presetName, config };
 }
 
+/** A fresh run's default name: the preset and the local start time, so that every `npm start` gets its own folder. */
+export function defaultRunName(preset: string, now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${preset}-${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+}
+
 /** Training options from flags (defaults filled in). The model is resolved separately. */
-export function resolveTrainOptions(f: FlagValues, preset: string, backendName: string): TrainOptions {
+export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: string): TrainOptions {
   const num = (k: string, d: number) => (f[k] as number | undefined) ?? d;
   const o: TrainOptions = {
-    name: (f.name as string | undefined) ?? `${preset}-${backendName}`,
+    name: (f.name as string | undefined) ?? defaultName,
     runsDir: (f['runs-dir'] as string | undefined) ?? D.runsDir,
     preset,
     backend: ((f.backend as BackendChoice | undefined) ?? D.backend),
