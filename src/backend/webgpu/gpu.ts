@@ -354,7 +354,8 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
   const debug = opts.debug ?? env.MONET_WEBGPU_DEBUG === '1';
   const wanted = opts.backend ?? ((env.MONET_WEBGPU_BACKEND as OpenOptions['backend']) || 'auto');
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu && typeof process === 'undefined') {
+  const inNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (nav?.gpu && !inNode) {
     const adapter = await nav.gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) throw new NoAdapterError('navigator.gpu.requestAdapter() returned null (WebGPU disabled or no usable GPU)');
     return finish(adapter, false, debug, null, 'browser');
