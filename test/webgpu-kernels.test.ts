@@ -82,6 +82,12 @@ function cases(): Case[] {
     c.push({ kernel: 'matmulGrouped', label: `transB=${transB}`, args: [rand(7 * 5), rand(7 * 6), rand(3 * 5 * 6), offsets], s: { P: 7, N: 5, K: 6, G: 3, transB, accumulate: transB } });
   }
   c.push({ kernel: 'matmulGroupedTN', args: [rand(3 * 5 * 6), rand(7 * 5), rand(7 * 6), offsets], s: { P: 7, N: 5, K: 6, G: 3 } });
+  // Tiles of 64 sorted rows that straddle experts, an empty expert, and an expert of one row.
+  const big = new Int32Array([0, 40, 40, 100, 101, 150]);
+  for (const transB of [false, true]) {
+    c.push({ kernel: 'matmulGrouped', label: `P=150 G=5 transB=${transB}`, args: [rand(150 * 70), rand(150 * 33), rand(5 * 70 * 33), big], s: { P: 150, N: 70, K: 33, G: 5, transB, accumulate: !transB } });
+  }
+  c.push({ kernel: 'matmulGroupedTN', label: 'P=150 G=5', args: [rand(5 * 70 * 33), rand(150 * 70), rand(150 * 33), big], s: { P: 150, N: 70, K: 33, G: 5 } });
   // activations and TopK
   for (const kind of ACTS) {
     c.push({ kernel: 'activation', label: kind, args: [rand(50), rand(50, -3, 3)], s: { n: 50, kind } });

@@ -154,6 +154,12 @@ export class WebGpuDevice implements Device {
     this.gpu.dispatch(k, uniform, buffers, [groups]);
   }
 
+  /** Explicit workgroup counts (tiled kernels). */
+  runGrid(name: string, src: string, uniform: UniformField[], buffers: (GpuBuffer | null)[], groups: [number, number, number]): void {
+    const k = this.gpu.kernel(name, common + '\n' + src, {}, 'main');
+    this.gpu.dispatch(k, uniform, buffers, groups);
+  }
+
   scratch(length: number, label: string): GpuBuffer {
     return this.gpu.alloc(length, label);
   }
@@ -198,16 +204,18 @@ function makeKernels(dev: WebGpuDevice): Kernels {
       });
     },
     matmulGrouped(c, a, bm, offsets, s) {
-      dev.run('matmulGrouped', matmulGroupedSrc, 'main', [s.P, s.N, s.K, s.G, b(s.transB), b(s.accumulate)], [
+      if (s.P === 0 || s.N === 0) return;
+      dev.runGrid('matmulGrouped', matmulGroupedSrc, [s.P, s.N, s.K, s.G, b(s.transB), b(s.accumulate)], [
         B(c, s.P * s.N, 'matmulGrouped C'), B(a, s.P * s.K, 'matmulGrouped A'), B(bm, s.G * s.N * s.K, 'matmulGrouped B'),
         i32(offsets, s.G + 1, 'matmulGrouped offsets'),
-      ], s.P * s.N);
+      ], [Math.ceil(s.N / 64), Math.ceil(s.P / 64), 1]);
     },
     matmulGroupedTN(db, dc, a, offsets, s) {
-      dev.run('matmulGroupedTN', matmulGroupedTNSrc, 'main', [s.P, s.N, s.K, s.G], [
+      if (s.N === 0 || s.K === 0 || s.G === 0) return;
+      dev.runGrid('matmulGroupedTN', matmulGroupedTNSrc, [s.P, s.N, s.K, s.G], [
         B(db, s.G * s.N * s.K, 'matmulGroupedTN dB'), B(dc, s.P * s.N, 'matmulGroupedTN dC'), B(a, s.P * s.K, 'matmulGroupedTN A'),
         i32(offsets, s.G + 1, 'matmulGroupedTN offsets'),
-      ], s.G * s.N * s.K);
+      ], [Math.ceil(s.K / 64), Math.ceil(s.N / 64), s.G]);
     },
 
     // ------------------------------------------------------------------------------------------ activations, TopK
