@@ -3,6 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sharedGpu } from './webgpu-setup.ts';
+import { openGpu } from '../src/backend/webgpu/gpu.ts';
+import { matmul } from '../src/backend/webgpu/matmul.ts';
 
 test('an adapter is found (CI=true makes a missing adapter a failure)', async () => {
   const gpu = await sharedGpu();
@@ -38,6 +40,40 @@ test('write, copy and clear keep program order with queued dispatches', async ()
   assert.equal(Array.from(await gpu.read(b)), [2, 3, 4, 0]);
   gpu.clear(a);
   assert.equal(Array.from(await gpu.read(a)), [0, 0, 0, 0]);
+});
+
+test('the debug switch prints the WGSL, the variant chosen and the dispatch sizes', async () => {
+  if (!(await sharedGpu())) return;
+  const gpu = await openGpu({ debug: true });
+  const lines: string[] = [];
+  const err = console.error;
+  console.error = (s: unknown) => void lines.push(String(s));
+  try {
+    const a = gpu.upload(new Float32Array(3 * 5), 'A'), b = gpu.upload(new Float32Array(5 * 70), 'B'), c = gpu.alloc(3 * 70, 'C');
+    matmul(gpu, c, a, b, { M: 3, N: 70, K: 5, transB: false });
+    await gpu.sync();
+  } finally {
+    console.error = err;
+    gpu.destroy();
+  }
+  const text = lines.join('\n');
+  assert.match(text, /compile matmul_rows \(TRANS_A=0,TRANS_B=0\)/);
+  assert.match(text, /fn main/);
+  assert.match(text, /dispatch matmul_rows\[TRANS_A=0,TRANS_B=0\] groups=\(70,1,1\)/);
+});
+
+test('a destroyed device gives a clear error instead of results', async () => {
+  if (!(await sharedGpu())) return;
+  const gpu = await openGpu();
+  const buf = gpu.upload([1, 2], 'x');
+  gpu.destroy();
+  let msg = '';
+  try {
+    await gpu.read(buf);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.match(msg, /destroyed|lost/);
 });
 
 test.run();

@@ -296,6 +296,7 @@ export class Gpu {
   }
 
   destroy(): void {
+    this.lostMessage ??= 'WebGPU device was destroyed (dispose() was called); create a new backend';
     this.encoder = null;
     this.pass = null;
     for (const u of this.uniforms.values()) u.destroy();
