@@ -49,6 +49,9 @@ const REQUIRED: Partial<Record<(typeof WANTED_LIMITS)[number], number>> = {
   maxStorageBuffersPerShaderStage: 8,
 };
 
+/** Uniform buffers kept for reuse (cached by content). */
+const MAX_UNIFORMS = 1024;
+
 /** A float32 (or int32/uint32) array living in a GPU storage buffer. `length` counts 4-byte elements. */
 export interface GpuBuffer {
   readonly buffer: GPUBuffer;
@@ -338,10 +341,21 @@ export class Gpu {
     });
     for (const w of words) key += w.toString(36) + ',';
     let b = this.uniforms.get(key);
-    if (!b) {
-      b = this.device.createBuffer({ label: `uniform ${key}`, size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      this.device.queue.writeBuffer(b, 0, words);
+    if (b) {
+      // Most recently used last (Map keeps insertion order), so eviction below drops the stalest.
+      this.uniforms.delete(key);
       this.uniforms.set(key, b);
+      return b;
+    }
+    b = this.device.createBuffer({ label: `uniform ${key}`, size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(b, 0, words);
+    this.uniforms.set(key, b);
+    // Some uniforms change every call (AdamW's bias corrections change every step), so the cache is bounded. An
+    // evicted buffer may still be used by encoded commands: it is destroyed after the next submit, like a freed one.
+    if (this.uniforms.size > MAX_UNIFORMS) {
+      const [oldKey, oldBuf] = this.uniforms.entries().next().value as [string, GPUBuffer];
+      this.uniforms.delete(oldKey);
+      this.temporaries.push(oldBuf);
     }
     return b;
   }
