@@ -12,10 +12,12 @@
 //   bash ../shared/gpu/pack.sh
 //   npx esbuild bench/gpu-job.ts --bundle --platform=node --format=esm --external:webgpu --loader:.wgsl=text --outfile=.gpu/job.mjs
 //   source .gpu/setup.sh && node .gpu/job.mjs
+// With $OUT set (the device machine's result folder) the table is also written to $OUT/gpu-job.json.
 // Timings are wall-clock between queue drains (no timestamp queries: Dawn's software GL has none), averaged over
 // enough repetitions to run ≥ 0.3 s. Not a test: no assertion on speed.
 
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openGpu, type Gpu, type GpuBuffer } from '../src/backend/webgpu/gpu.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
@@ -358,4 +360,10 @@ console.log(`WebGPU job on ${gpu.description}${quick ? ' (--quick sizes)' : ''}`
 console.log(fixtureVerdict);
 console.log(torchNote);
 for (const l of lines) console.log(l.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+// On the device machine $OUT comes back to the caller: leave the figures there as JSON too.
+if (process.env.OUT) {
+  const file = join(process.env.OUT, 'gpu-job.json');
+  writeFileSync(file, JSON.stringify({ device: gpu.description, quick, fixtures: fixtureVerdict, torch: torchNote, rows }, null, 1));
+  console.log(`wrote ${file}`);
+}
 dev.dispose();
