@@ -42,6 +42,19 @@ test('write, copy and clear keep program order with queued dispatches', async ()
   assert.equal(Array.from(await gpu.read(a)), [0, 0, 0, 0]);
 });
 
+test('launches past 65535 workgroups fold into the y dimension and cover every element', async () => {
+  const gpu = await sharedGpu();
+  if (!gpu) return;
+  const { WebGpuDevice } = await import('../src/backend/webgpu/device.ts');
+  const dev = new WebGpuDevice(gpu);
+  const n = 65535 * 256 + 1000; // one more than a single dimension of 256-wide workgroups can hold
+  const x = dev.alloc('f32', n);
+  dev.kernels.fill(x, { n, value: 3 });
+  const got = await gpu.read((x as unknown as { buf: import('../src/backend/webgpu/gpu.ts').GpuBuffer }).buf, n - 2000, 2000);
+  assert.ok(got.every((v) => v === 3), 'the last elements were not filled');
+  dev.free(x);
+});
+
 test('the debug switch prints the WGSL, the variant chosen and the dispatch sizes', async () => {
   if (!(await sharedGpu())) return;
   const gpu = await openGpu({ debug: true });

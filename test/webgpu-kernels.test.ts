@@ -129,6 +129,12 @@ function cases(): Case[] {
   c.push({ kernel: 'monetHdMixBackward', args: [rand(tem), rand(the), rand(the), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(thm)], s: { T, H, E, m } });
   c.push({ kernel: 'monetVdMix', args: [rand(tem), rand(tem), rand(tem), rand(tem), rand(thm), rand(thm), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E)], s: { T, H, E, m } });
   c.push({ kernel: 'monetVdMixBackward', args: [rand(tem), rand(tem), rand(the), rand(the), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E), rand(thm), rand(thm)], s: { T, H, E, m } });
+  // Rows longer than a workgroup (every thread strides over several entries).
+  c.push({ kernel: 'monetRoute', label: 'E=150 > 64 threads', args: [rand(2 * 2 * 150), ints(2 * 2 * 150, 2), rand(2 * 2 * 150, -2, 2), rand(2, -0.2, 0.2), rand(2, 0.5, 2)], s: { T: 2, H: 2, E: 150, sigma: 2.0, eps: 1e-5 } });
+  c.push({ kernel: 'thresholdTopkMask', label: 'n=300', args: [ints(2 * 300, 2), rand(2 * 300)], s: { rows: 2, n: 300, k: 37 } });
+  c.push({ kernel: 'topkRows', label: 'n=300', args: [ints(2 * 37, 9), rand(2 * 37), rand(2 * 300)], s: { rows: 2, n: 300, k: 37 } });
+  c.push({ kernel: 'crossEntropy', label: 'V=301', args: [rand(1), rand(2 * 3 * 301), rand(2 * 3 * 301, -3, 3), ints(2 * 3, 301)], s: { B: 2, S: 3, V: 301, scale: 0.25 } });
+  c.push({ kernel: 'peerRoute', label: 'n=100 keys, k=8', args: [ints(3 * 2 * 8, 100), rand(3 * 2 * 8), rand(3 * 2 * 8), rand(2 * 100 * 4)], s: { T: 3, H: 2, dk: 8, n: 100, k: 8 } });
   // PEER
   const pn = 6, pk = 3, dk = 4, N = pn * pn, d = 5, thk = T * H * pk;
   c.push({ kernel: 'peerRoute', args: [ints(thk, N), rand(thk), rand(T * H * dk), rand(2 * pn * (dk / 2))], s: { T, H, dk, n: pn, k: pk } });
