@@ -10,6 +10,7 @@ Commands:
   train                     train an LM (Monet-VD by default) on the Brown corpus; writes runs/<name>/
   sample                    generate text from a run folder (--checkpoint runs/<name>)
   eval                      validation loss of a run folder against the byte-unigram entropy
+  inspect <subcommand>      look inside a trained run: units, unit, compare, mask, steer, report, code-corpus
   help                      this text
 
 Run \`monet <command> --help\` for a command's options.`;
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.ts')).trainCommand,
   sample: async () => (await import('./sample.ts')).sampleCommand,
   eval: async () => (await import('./eval.ts')).evalCommand,
+  inspect: async () => (await import('./inspect.ts')).inspectCommand,
   check: async () => (await import('./check.ts')).check,
 };
 
