@@ -1,0 +1,112 @@
+// Matmul C = A·B (float32, square n×n×n, one thread) on our WASM kernels against plain JavaScript and
+// tfjs-backend-wasm (XNNPACK, threads off), measured in the same run with benny (suites run one after another).
+//
+//   node --import tsx bench/wasm-matmul.ts [--sizes 512,1024] [--no-js]
+//
+// Rows: ours (plain WebAssembly SIMD build), ours (relaxed-SIMD build, when V8 validates it; Node 20 needs
+// --experimental-wasm-relaxed-simd, which this script switches on), plain JS (a straightforward i-k-j loop over
+// Float32Array), tfjs-backend-wasm. Prints GFLOP/s (2n³ flops per product) and the ratios to tfjs. Not a test:
+// timings depend on the machine and on what else runs on it. Targets (issue 5): ≥ 45 GFLOP/s at 512³, ≥ 40 at
+// 1024³, ≥ 1.2× tfjs-backend-wasm.
+
+import b from 'benny';
+import { cpus, loadavg } from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import type { Device } from '../src/backend/device.ts';
+import type { F32 } from '../src/backend/kernels.ts';
+import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
+import { enableRelaxedSimd, readWasmBytes } from '../src/backend/wasm/node.ts';
+
+const args = process.argv.slice(2);
+const sizeArg = args.indexOf('--sizes');
+const SIZES = sizeArg >= 0 ? args[sizeArg + 1].split(',').map(Number) : [512, 1024];
+const withJs = !args.includes('--no-js');
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) a[i] = ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  return a;
+}
+
+/** The plain-JS baseline: i-k-j order so the inner loop streams rows of B and C. */
+function jsMatmul(c: Float32Array, a: Float32Array, bm: Float32Array, n: number): void {
+  c.fill(0);
+  for (let i = 0; i < n; i++) {
+    const ci = i * n;
+    for (let p = 0; p < n; p++) {
+      const aip = a[i * n + p];
+      const bp = p * n;
+      for (let j = 0; j < n; j++) c[ci + j] += aip * bm[bp + j];
+    }
+  }
+}
+
+export interface MatmulRow {
+  n: number;
+  name: string;
+  gflops: number; // from the mean time per product
+  best: number; // from the fastest sample (less sensitive to other processes on a shared machine)
+  samples: number;
+}
+
+export async function runMatmulBench(sizes = SIZES, js = withJs): Promise<MatmulRow[]> {
+  enableRelaxedSimd();
+  const bytes = readWasmBytes();
+  const devs: [string, Device][] = [['ours: wasm simd', await createWasmDeviceFromBytes(bytes, { preferRelaxed: false })]];
+  if (bytes.relaxed && WebAssembly.validate(bytes.relaxed)) devs.push(['ours: wasm relaxed-simd', await createWasmDeviceFromBytes(bytes, { preferRelaxed: true })]);
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  setThreadsCount(1);
+  await tf.setBackend('wasm');
+  await tf.ready();
+
+  const rows: MatmulRow[] = [];
+  for (const n of sizes) {
+    const A = rand(n * n, 1), B = rand(n * n, 2);
+    const flops = 2 * n * n * n;
+    const cases = [];
+    for (const [name, dev] of devs) {
+      const a = dev.upload(A), bb = dev.upload(B), c = dev.alloc('f32', n * n) as F32;
+      const s = { M: n, N: n, K: n, transA: false, transB: false, accumulate: false };
+      dev.kernels.matmul(c, a, bb, s); // warm-up (and JIT tier-up)
+      cases.push(b.add(name, () => dev.kernels.matmul(c, a, bb, s), { minSamples: 8 }));
+    }
+    const ta = tf.tensor2d(A, [n, n]), tb = tf.tensor2d(B, [n, n]);
+    tf.matMul(ta, tb).dispose();
+    cases.push(b.add('tfjs-backend-wasm (1 thread)', () => tf.matMul(ta, tb).dispose(), { minSamples: 8 }));
+    if (js) {
+      const C = new Float32Array(n * n);
+      // a 1024³ JS product takes over a second: few samples
+      cases.push(b.add('plain JS', () => jsMatmul(C, A, B, n), { minSamples: 2, maxTime: n >= 1024 ? 1 : 3 }));
+    }
+    await b.suite(`matmul ${n}x${n}x${n}`, ...cases, b.cycle(), b.complete((summary) => {
+      // details.mean (seconds per run) rather than ops, which benny rounds to an integer
+      for (const r of summary.results) {
+        rows.push({ n, name: r.name, gflops: flops / r.details.mean / 1e9, best: flops / r.details.min / 1e9, samples: r.samples });
+      }
+    }));
+    ta.dispose();
+    tb.dispose();
+  }
+  return rows;
+}
+
+export function matmulTable(rows: MatmulRow[]): string {
+  const out = ['| n | implementation | GFLOP/s (mean) | GFLOP/s (best sample) | × tfjs-backend-wasm (mean) | × plain JS (mean) |', '|---|---|---|---|---|---|'];
+  for (const n of [...new Set(rows.map((r) => r.n))]) {
+    const at = rows.filter((r) => r.n === n);
+    const tfjs = at.find((r) => r.name.startsWith('tfjs'))?.gflops;
+    const js = at.find((r) => r.name === 'plain JS')?.gflops;
+    for (const r of at) {
+      out.push(`| ${n}³ | ${r.name} | ${r.gflops.toFixed(1)} | ${r.best.toFixed(1)} | ${tfjs ? (r.gflops / tfjs).toFixed(2) : '–'} | ${js ? (r.gflops / js).toFixed(1) : '–'} |`);
+    }
+  }
+  return out.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await runMatmulBench();
+  console.log(`\nCPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} logical CPUs, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}); Node ${process.version}; one thread\n`);
+  console.log(matmulTable(rows));
+}
