@@ -67,6 +67,11 @@ export function loadSplits(data: string[] | null, tokenizer: string): CorpusSpli
   return { corpus, train, validation, entropy };
 }
 
+/** 'monet-vd', 'monet-hd', 'dense', … */
+export function modelKind(config: ModelConfig): string {
+  return config.ffn === 'monet' ? (config.moe_decompose === 'horizontal' ? 'monet-hd' : 'monet-vd') : config.ffn;
+}
+
 /** Lines describing a model's size; for Monet also what SMoE / PEER would need for as many experts. */
 export function describeModel(config: ModelConfig): string[] {
   const b = paramBreakdown(config);
@@ -148,7 +153,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   say(`data: ${splits.corpus.name === 'brown' ? 'Brown corpus' : 'text files'} — ${splits.corpus.train.length} training documents (${splits.train.length.toLocaleString('en-US')} tokens), ` +
     `${splits.corpus.validation.length} validation documents (${splits.validation.length.toLocaleString('en-US')} tokens; ${valBatches.length * B} windows of ${S} used for validation)`);
   say(`validation byte-unigram entropy ${H.toFixed(4)} nats (${(H / Math.LN2).toFixed(3)} bits); target validation loss ≤ 0.75 × that = ${(0.75 * H).toFixed(4)}`);
-  for (const l of describeModel(config)) say(`model: ${o.preset}, ${config.ffn}${config.ffn === 'monet' ? `-${config.moe_decompose}` : ''}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
+  for (const l of describeModel(config)) say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
 
   // ---- engine
   const { engine, why } = await createEngine(o.backend, { config, params, state, m, v });
@@ -189,7 +194,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   const writeSvg = () => {
     const trainPts = records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number] as [number, number]);
     const valPts = records.filter((r) => typeof r.val_loss === 'number').map((r) => [r.step, r.val_loss as number] as [number, number]);
-    const svg = lossCurveSvg(`${o.name}: ${config.ffn}${config.ffn === 'monet' ? '-' + config.moe_decompose : ''} on ${engine.name}`, [
+    const svg = lossCurveSvg(`${o.name}: ${modelKind(config)} on ${engine.name}`, [
       { label: 'train loss', color: '#1f77b4', points: trainPts },
       { label: 'validation CE', color: '#d62728', points: valPts, dots: true },
     ], [
