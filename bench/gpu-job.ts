@@ -1,7 +1,7 @@
 // One WebGPU job for a real GPU machine (../shared/GPU.md): checks, then times, then prints a table last.
 //   1. every committed fixture on the webgpu backend (f32 preset), as `monet check fixtures --backend webgpu`;
 //   2. matmul at 1024³, 2048³, 4096³ in the three layouts a Linear layer uses (NN, NT = forward, TN = weight
-//      gradient), both tiled variants, each first checked on sampled entries against float64 on the host;
+//      gradient), every tiled variant (64×64; 128×128 with K step 8 or 16), each first checked on sampled entries against float64 on the host;
 //   3. each layer's forward + backward (dense SwiGLU FFN, TopK FFN, SMoE, PEER, Monet HD and VD with their router)
 //      on device-resident tensors, at one size each;
 //   4. PyTorch float32 (TF32 off) on the same GPU in the same run: the same matmuls, the dense FFN and the TopK FFN
@@ -134,7 +134,7 @@ for (const n of SIZES) {
   for (const [label, transA, transB] of [['NN', false, false], ['NT', false, true], ['TN', true, false]] as const) {
     const shape = { M: n, N: n, K: n, transA, transB };
     // Both tiled variants, so that one GPU run shows which one the automatic choice (matmulVariant) should pick.
-    for (const variant of ['tile64', 'tile128'] as const) {
+    for (const variant of ['tile64', 'tile128', 'tile128k16'] as const) {
       matmul(gpu, gC, gA, gB, shape, variant);
       const check = await checkSample(A, B, gC, n, transA, transB);
       const t = await timeIt(gpu, () => matmul(gpu, gC, gA, gB, shape, variant));

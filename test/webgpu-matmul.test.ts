@@ -82,7 +82,7 @@ for (const [M, N, K] of shapes) {
 }
 
 // Every variant at every shape (the automatic choice above only reaches matmul_128 for big products).
-for (const variant of ['rows', 'tile64', 'tile128'] as const) {
+for (const variant of ['rows', 'tile64', 'tile128', 'tile128k16'] as const) {
   test(`matmul variant ${variant} at odd shapes, all transposes, accumulate, batched`, async () => {
     let seed = 100;
     for (const [M, N, K] of [[1, 1, 1], [7, 9, 5], [65, 130, 17], [128, 256, 16], [129, 127, 9], [20, 300, 64]]) {

@@ -3,7 +3,8 @@
 // 16 vec4s, split into four 4×4 quadrants 64 rows/columns apart so that neighbouring threads read neighbouring
 // vec4s of workgroup memory. K advances 8 at a time. Twice the work per thread of matmul.wgsl for the same loads
 // from workgroup memory: this is the variant for big products (the 4096³ benchmark).
-// CHECK_BOUNDS = false drops the edge tests when M, N are multiples of 128 and K of 8 (chosen on the host).
+// CHECK_BOUNDS = false drops the edge tests when M, N are multiples of 128 and K of BK (chosen on the host).
+// BK (8 or 16) is the K step per barrier pair; bench/gpu-job.ts times both.
 //
 // Legend: M rows of C, N columns, K the reduced dimension, batch independent products (grid z); op(A) (M, K) is A
 // stored (M, K), or (K, M) when TRANS_A; op(B) (K, N) is B stored (K, N), or (N, K) when TRANS_B.
@@ -17,15 +18,15 @@ struct Dims {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override CHECK_BOUNDS: bool = true;
+override BK: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 
-const BK = 8u;
-var<workgroup> As: array<vec4<f32>, 256>; // (BK, 128/4): 4 consecutive rows of op(A) at depth k
-var<workgroup> Bs: array<vec4<f32>, 256>; // (BK, 128/4): 4 consecutive columns of op(B) at depth k
+var<workgroup> As: array<vec4<f32>, BK * 32u>; // (BK, 128/4): 4 consecutive rows of op(A) at depth k
+var<workgroup> Bs: array<vec4<f32>, BK * 32u>; // (BK, 128/4): 4 consecutive columns of op(B) at depth k
 
 fn loadA(base: u32, m: u32, k: u32) -> f32 {
   if (CHECK_BOUNDS && (m >= dims.M || k >= dims.K)) { return 0.0; }
@@ -57,18 +58,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let bbase = dims.offB + b * dims.strideB;
   // acc[q*4 + i]: quadrant q = 2·(row half) + (column half), row i of the thread's 4×4 block in that quadrant.
   var acc: array<vec4<f32>, 16>;
-  // Staging coordinates: each thread fills one vec4 of As and one of Bs per K step, walking the stored layout.
-  var mq: u32; var ka: u32;
-  if (TRANS_A) { mq = tid % 32u; ka = tid / 32u; } else { ka = tid % 8u; mq = tid / 8u; }
-  var nq: u32; var kb: u32;
-  if (TRANS_B) { kb = tid % 8u; nq = tid / 8u; } else { nq = tid % 32u; kb = tid / 32u; }
   for (var k0 = 0u; k0 < dims.K; k0 += BK) {
-    let m = m0 + mq * 4u;
-    let ka0 = k0 + ka;
-    As[ka * 32u + mq] = vec4<f32>(loadA(abase, m, ka0), loadA(abase, m + 1u, ka0), loadA(abase, m + 2u, ka0), loadA(abase, m + 3u, ka0));
-    let n = n0 + nq * 4u;
-    let kb0 = k0 + kb;
-    Bs[kb * 32u + nq] = vec4<f32>(loadB(bbase, kb0, n), loadB(bbase, kb0, n + 1u), loadB(bbase, kb0, n + 2u), loadB(bbase, kb0, n + 3u));
+    // Staging: the 256 threads fill BK·32 vec4 slots of As and of Bs (BK/8 each), walking the stored layout so
+    // that neighbouring threads read neighbouring addresses.
+    for (var slot = tid; slot < BK * 32u; slot += 256u) {
+      var mq: u32; var ka: u32;
+      if (TRANS_A) { mq = slot % 32u; ka = slot / 32u; } else { ka = slot % BK; mq = slot / BK; }
+      let m = m0 + mq * 4u;
+      let kA = k0 + ka;
+      As[ka * 32u + mq] = vec4<f32>(loadA(abase, m, kA), loadA(abase, m + 1u, kA), loadA(abase, m + 2u, kA), loadA(abase, m + 3u, kA));
+      var nq: u32; var kb: u32;
+      if (TRANS_B) { kb = slot % BK; nq = slot / BK; } else { nq = slot % 32u; kb = slot / 32u; }
+      let n = n0 + nq * 4u;
+      let kB = k0 + kb;
+      Bs[kb * 32u + nq] = vec4<f32>(loadB(bbase, kB, n), loadB(bbase, kB, n + 1u), loadB(bbase, kB, n + 2u), loadB(bbase, kB, n + 3u));
+    }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       let a0 = As[kk * 32u + lid.y];

@@ -4,8 +4,8 @@
 // Variants (MONET_WEBGPU_DEBUG=1 prints which one ran):
 //   matmul_rows  one workgroup per output column, K split over 64 threads — M ≤ 16 (routing, decoding, tiny T)
 //   matmul       64×64 tiles, 4×4 register blocks, vec4 FMAs — everything in between
-//   matmul_128   128×128 tiles, 8×8 register blocks — large products (M·N ≥ 2048², both ≥ 512), without edge
-//                checks when M, N are multiples of 128 and K of 8
+//   matmul_128   128×128 tiles, 8×8 register blocks, K step 8 (or 16: 'tile128k16') — large products
+//                (M·N ≥ 2048², both ≥ 512), without edge checks when M, N are multiples of 128 and K of the step
 // Each is compiled once per transpose combination through WGSL `override` constants. The size thresholds are a
 // first guess, not tuned on a GPU yet: bench/gpu-job.ts times every variant so that a GPU run can settle them.
 
@@ -14,7 +14,8 @@ import matmulSrc from '../../../wgsl/matmul.wgsl';
 import matmulRowsSrc from '../../../wgsl/matmul_rows.wgsl';
 import matmul128Src from '../../../wgsl/matmul_128.wgsl';
 
-export type MatmulVariant = 'auto' | 'rows' | 'tile64' | 'tile128';
+/** tile128 steps K by 8 between barriers, tile128k16 by 16 (both matmul_128.wgsl, override BK). */
+export type MatmulVariant = 'auto' | 'rows' | 'tile64' | 'tile128' | 'tile128k16';
 
 export interface MatmulShape {
   /** Rows of C. */
@@ -74,8 +75,9 @@ export function matmul(gpu: Gpu, C: GpuBuffer, A: GpuBuffer, B: GpuBuffer, s: Ma
     const k = gpu.kernel('matmul', matmulSrc, constants);
     gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
   } else {
-    const aligned = M % 128 === 0 && N % 128 === 0 && K % 8 === 0;
-    const k = gpu.kernel('matmul_128', matmul128Src, { ...constants, CHECK_BOUNDS: aligned ? 0 : 1 });
+    const BK = v === 'tile128k16' ? 16 : 8;
+    const aligned = M % 128 === 0 && N % 128 === 0 && K % BK === 0;
+    const k = gpu.kernel('matmul_128', matmul128Src, { ...constants, CHECK_BOUNDS: aligned ? 0 : 1, BK });
     gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
   }
 }
