@@ -15,6 +15,8 @@ const sources = readdirSync(asmDir).filter((f) => f.endsWith('.ts')).map((f) => 
 const builds = [
   { out: 'kernels.wasm', features: 'simd' },
   { out: 'kernels-relaxed.wasm', features: 'simd,relaxed-simd' },
+  // benchmark-only scalar matmul (no SIMD feature), see asm/matmul_scalar.ts and bench/matmul.ts
+  { out: 'matmul-scalar.wasm', features: '', entry: 'matmul_scalar.ts' },
 ];
 const newestSource = Math.max(...sources.map((f) => statSync(f).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs);
 const force = process.argv.includes('--force');
@@ -29,7 +31,7 @@ for (const b of builds) {
   if (!force && existsSync(out) && statSync(out).mtimeMs >= newestSource) continue;
   const t0 = Date.now();
   // --runtime stub: no garbage collector; the JS loader owns all memory above __heap_base.
-  execFileSync(process.execPath, [asc, join(asmDir, 'index.ts'), '--enable', b.features, '-O3', '--runtime', 'stub',
+  execFileSync(process.execPath, [asc, join(asmDir, b.entry ?? 'index.ts'), ...(b.features ? ['--enable', b.features] : []), '-O3', '--runtime', 'stub',
     '--noAssert', '--outFile', out], { stdio: 'inherit', cwd: root });
-  console.log(`build-asm: asm/build/${b.out} (${b.features}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`build-asm: asm/build/${b.out} (${b.features || 'scalar'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
