@@ -1,0 +1,149 @@
+// Small statistics the interpretability tools share: Shannon entropy of a count table, a fixed-size "top M by score"
+// heap, quantiles, and the domain-selection rule of the Monet paper (§5.1).
+//
+// Sizes: U units of one layer, G labels (Brown genres or code languages), M positions kept per unit.
+
+/** Shannon entropy in bits of the distribution counts / Σ counts (zero counts contribute nothing). 0 for no mass. */
+export function entropyBits(counts: Iterable<number>): number {
+  const c = Array.from(counts); // an iterator (Map.values()) can be walked only once
+  let total = 0;
+  for (const x of c) {
+    if (x < 0 || !Number.isFinite(x)) throw new Error(`entropyBits: counts must be finite and ≥ 0, found ${x}`);
+    total += x;
+  }
+  if (total === 0) return 0;
+  let h = 0;
+  for (const x of c) {
+    if (x === 0) continue;
+    const p = x / total;
+    h -= p * Math.log2(p);
+  }
+  // −Σ p log p can come out as −0 or −1e-17 for a single outcome; entropy is never negative.
+  return h > 0 ? h : 0;
+}
+
+/** Counts of each distinct value in `values` (insertion order of first occurrence). */
+export function countValues<K>(values: Iterable<K>): Map<K, number> {
+  const m = new Map<K, number>();
+  for (const v of values) m.set(v, (m.get(v) ?? 0) + 1);
+  return m;
+}
+
+/** The `n` most frequent entries of a count map, most frequent first (ties: first seen first). */
+export function topCounts<K>(counts: Map<K, number>, n: number): Array<[K, number]> {
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, n);
+}
+
+/** A fixed scramble of a position (murmur3 finaliser): the tie-break order among equal scores. */
+export function tieRank(pos: number): number {
+  let h = pos >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The M largest (score, position) pairs seen so far, as a binary min-heap: the smallest kept pair sits at the root,
+ * so a new pair is rejected with one comparison unless it beats it. Equal scores are common (a Monet gate of exactly
+ * 1, a saturated ReLU); they are ordered by tieRank(position), a fixed scramble, so the kept set among ties is a
+ * deterministic spread over the text instead of its first M positions (which would all sit in one window).
+ */
+export class TopHeap {
+  readonly scores: Float64Array; // (M) heap order, not sorted
+  readonly pos: Int32Array; // (M)
+  private readonly rank: Uint32Array; // (M) tieRank(pos)
+  size = 0;
+
+  constructor(readonly M: number) {
+    if (!Number.isInteger(M) || M < 1) throw new Error(`TopHeap: expected a positive integer capacity, found ${M}`);
+    this.scores = new Float64Array(M);
+    this.pos = new Int32Array(M);
+    this.rank = new Uint32Array(M);
+  }
+
+  /** Whether slot i holds a smaller pair than (score, rank). */
+  private below(i: number, score: number, rank: number): boolean {
+    return this.scores[i] < score || (this.scores[i] === score && this.rank[i] < rank);
+  }
+
+  private set(i: number, score: number, pos: number, rank: number): void {
+    this.scores[i] = score;
+    this.pos[i] = pos;
+    this.rank[i] = rank;
+  }
+
+  push(score: number, pos: number): void {
+    const rank = tieRank(pos);
+    if (this.size < this.M) {
+      let i = this.size++;
+      // sift up while the parent is larger
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (this.below(parent, score, rank)) break;
+        this.set(i, this.scores[parent], this.pos[parent], this.rank[parent]);
+        i = parent;
+      }
+      this.set(i, score, pos, rank);
+      return;
+    }
+    if (!this.below(0, score, rank)) return;
+    // replace the root and sift down
+    let i = 0;
+    const n = this.size;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.below(r, this.scores[l], this.rank[l]) ? r : l;
+      if (!this.below(c, score, rank)) break;
+      this.set(i, this.scores[c], this.pos[c], this.rank[c]);
+      i = c;
+    }
+    this.set(i, score, pos, rank);
+  }
+
+  /** The kept pairs, highest score first (ties: the same scrambled order the heap used). */
+  sorted(): Array<{ score: number; pos: number }> {
+    const out: Array<{ score: number; pos: number; rank: number }> = [];
+    for (let i = 0; i < this.size; i++) out.push({ score: this.scores[i], pos: this.pos[i], rank: this.rank[i] });
+    return out.sort((a, b) => b.score - a.score || b.rank - a.rank).map(({ score, pos }) => ({ score, pos }));
+  }
+}
+
+/** q-quantile (0 ≤ q ≤ 1) of values by linear interpolation between order statistics; NaN for an empty list. */
+export function quantile(values: ArrayLike<number>, q: number): number {
+  if (values.length === 0) return NaN;
+  const s = Float64Array.from(values).sort();
+  const x = q * (s.length - 1);
+  const lo = Math.floor(x);
+  const hi = Math.min(s.length - 1, lo + 1);
+  return s[lo] + (s[hi] - s[lo]) * (x - lo);
+}
+
+export function mean(values: ArrayLike<number>): number {
+  if (values.length === 0) return NaN;
+  let s = 0;
+  for (let i = 0; i < values.length; i++) s += values[i];
+  return s / values.length;
+}
+
+/**
+ * Monet §5.1 domain selection, one label: the units whose mean score on label g is at least `factor` (2) times their
+ * mean score on every other label — i.e. ≥ factor × the runner-up — and positive (a unit that never fires anywhere
+ * is not specific to anything).
+ *   meanScore (U, G) row-major: meanScore[u·G + g] = mean routing score of unit u over the positions of label g.
+ */
+export function labelSpecificUnits(meanScore: Float64Array, U: number, G: number, g: number, factor = 2): number[] {
+  if (meanScore.length !== U * G) throw new Error(`labelSpecificUnits: expected ${U}·${G} = ${U * G} mean scores, found ${meanScore.length}`);
+  if (g < 0 || g >= G) throw new Error(`labelSpecificUnits: label ${g} out of range [0, ${G})`);
+  if (G < 2) throw new Error('labelSpecificUnits: needs at least two labels to compare');
+  const out: number[] = [];
+  for (let u = 0; u < U; u++) {
+    const own = meanScore[u * G + g];
+    if (!(own > 0)) continue;
+    let other = 0;
+    for (let h = 0; h < G; h++) if (h !== g && meanScore[u * G + h] > other) other = meanScore[u * G + h];
+    if (own >= factor * other) out.push(u);
+  }
+  return out;
+}
