@@ -58,3 +58,73 @@ export function topkOffer(vals: usize, ids: usize, k: i32, count: i32, v: f32, i
   sti(ids, pos, id);
   return count;
 }
+
+/** dst[0..n) += alpha·src[0..n), f32x4 lanes plus a scalar tail. */
+// @ts-ignore: decorator
+@inline export function axpyf(dst: usize, src: usize, alpha: f32, n: i32): void {
+  let c = 0;
+  const va = f32x4.splat(alpha);
+  for (; c + 4 <= n; c += 4) {
+    const o = <usize>c << 2;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), f32x4.mul(va, v128.load(src + o))));
+  }
+  for (; c < n; c++) addf(dst, c, alpha * ld(src, c));
+}
+
+/** Σ_c a[c]·b[c] for c < n, f32x4 lanes plus a scalar tail. */
+// @ts-ignore: decorator
+@inline export function dotf(a: usize, b: usize, n: i32): f32 {
+  let c = 0;
+  let acc = f32x4.splat(0);
+  for (; c + 4 <= n; c += 4) {
+    const o = <usize>c << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+  }
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; c < n; c++) s += ld(a, c) * ld(b, c);
+  return s;
+}
+
+/**
+ * exp of four floats at once (Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial for e^r, and
+ * 2^n built in the exponent bits). Relative error ≈ 2e-7 over the float32 range; inputs below −87.3 give ~0
+ * (softmax inputs are max-subtracted, so ≤ 0).
+ */
+// @ts-ignore: decorator
+@inline export function exp4(x: v128): v128 {
+  x = f32x4.max(f32x4.min(x, f32x4.splat(88.3762626647949)), f32x4.splat(-87.3365447504019));
+  const fx = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(0.5)));
+  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  let y = f32x4.splat(1.9875691500e-4);
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.3981999507e-3));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(8.3334519073e-3));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(4.1665795894e-2));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.6666665459e-1));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(x, x)), x), f32x4.splat(1));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(fx), i32x4.splat(127)), 23);
+  return f32x4.mul(y, pow2n);
+}
+
+/**
+ * p[j] = exp(x[j] − shift) for j < n (x and p may be the same array); returns Σ_j p[j] (in float64).
+ */
+export function expShiftSum(p: usize, x: usize, shift: f32, n: i32): f64 {
+  const vs = f32x4.splat(shift);
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const e = exp4(f32x4.sub(v128.load(x + o), vs));
+    v128.store(p + o, e);
+    acc = f32x4.add(acc, e);
+  }
+  let s: f64 = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) + <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+  for (; j < n; j++) {
+    const e = <f32>Math.exp(<f64>(ld(x, j) - shift));
+    st(p, j, e);
+    s += <f64>e;
+  }
+  return s;
+}

@@ -11,7 +11,7 @@ export {
 } from './monet';
 export { peerRoute, peerRouteBackward, peerExperts, peerExpertsBackward } from './peer';
 export { moeSort, moeDispatch, moeDispatchBackward, moeCombine, moeCombineBackward, smoeAux, smoeAuxBackward } from './smoe';
-export { gatherRows, scatterAddRows, rope, ropeBackward, attention, attentionBackward, crossEntropy, crossEntropyBackward } from './lm';
+export { gatherRows, scatterAddRows, rope, ropeBackward, attention, attentionBackward, attentionScratchFloats, crossEntropy, crossEntropyBackward } from './lm';
 
 /** First free byte after the module's static data: the JS allocator owns memory from here on. */
 export function heapBase(): usize {

@@ -6,33 +6,7 @@
 // E×E (the N composite experts are never formed). Rows of m floats are combined with SIMD (rowAxpy / rowDot).
 // Zero gates are skipped in the forward sums: a router selects about moe_topk of E experts per head, so most g are 0.
 
-import { addf, ld, ldi, st, sti } from './common';
-
-/** dst[0..m) += alpha·src[0..m). */
-// @ts-ignore: decorator
-@inline function rowAxpy(dst: usize, src: usize, alpha: f32, m: i32): void {
-  let c = 0;
-  const va = f32x4.splat(alpha);
-  for (; c + 4 <= m; c += 4) {
-    const o = <usize>c << 2;
-    v128.store(dst + o, f32x4.add(v128.load(dst + o), f32x4.mul(va, v128.load(src + o))));
-  }
-  for (; c < m; c++) addf(dst, c, alpha * ld(src, c));
-}
-
-/** Σ_c a[c]·b[c], c < m. */
-// @ts-ignore: decorator
-@inline function rowDot(a: usize, b: usize, m: i32): f32 {
-  let c = 0;
-  let acc = f32x4.splat(0);
-  for (; c + 4 <= m; c += 4) {
-    const o = <usize>c << 2;
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-  }
-  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; c < m; c++) s += ld(a, c) * ld(b, c);
-  return s;
-}
+import { addf, axpyf as rowAxpy, dotf as rowDot, ld, ldi, st, sti } from './common';
 
 // @ts-ignore: decorator
 @inline function row(p: usize, r: i32, m: i32): usize {

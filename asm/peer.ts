@@ -4,32 +4,8 @@
 // Dimension legend: T tokens, d model dim, H heads, k experts per head (and per half), dk key_dim, n = √N sub-keys
 // per side; q (T, H·dk); subKeys (2, n, dk/2); ids, scores, w, hpre (T, H, k); w_down, w_up (N, d).
 
-import { addf, ld, ldi, st, sti, topkOffer } from './common';
+import { addf, axpyf as axpy, dotf as dot, ld, ldi, st, sti, topkOffer } from './common';
 import { act, actGrad } from './elementwise';
-
-// @ts-ignore: decorator
-@inline function dot(a: usize, b: usize, n: i32): f32 {
-  let c = 0;
-  let acc = f32x4.splat(0);
-  for (; c + 4 <= n; c += 4) {
-    const o = <usize>c << 2;
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-  }
-  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; c < n; c++) s += ld(a, c) * ld(b, c);
-  return s;
-}
-
-// @ts-ignore: decorator
-@inline function axpy(dst: usize, src: usize, alpha: f32, n: i32): void {
-  let c = 0;
-  const va = f32x4.splat(alpha);
-  for (; c + 4 <= n; c += 4) {
-    const o = <usize>c << 2;
-    v128.store(dst + o, f32x4.add(v128.load(dst + o), f32x4.mul(va, v128.load(src + o))));
-  }
-  for (; c < n; c++) addf(dst, c, alpha * ld(src, c));
-}
 
 // @ts-ignore: decorator
 @inline function at(p: usize, r: i32, len: i32): usize {

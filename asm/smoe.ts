@@ -4,7 +4,7 @@
 // moeSort sorts the pairs by expert (a stable counting sort) so that each expert's rows are contiguous for the
 // grouped matmuls; `pos` is the inverse permutation, which makes combine a gather (no write conflicts).
 
-import { addf, ld, ldi, st, sti } from './common';
+import { addf, axpyf as axpy, dotf, ld, ldi, st, sti } from './common';
 
 /** scratch: E words. */
 export function moeSort(order: usize, pos: usize, offsets: usize, expertIdx: usize, P: i32, E: i32, scratch: usize): void {
@@ -32,17 +32,6 @@ export function moeDispatch(xs: usize, x: usize, order: usize, P: i32, k: i32, d
   }
 }
 
-// @ts-ignore: decorator
-@inline function axpy(dst: usize, src: usize, alpha: f32, n: i32): void {
-  let c = 0;
-  const va = f32x4.splat(alpha);
-  for (; c + 4 <= n; c += 4) {
-    const o = <usize>c << 2;
-    v128.store(dst + o, f32x4.add(v128.load(dst + o), f32x4.mul(va, v128.load(src + o))));
-  }
-  for (; c < n; c++) addf(dst, c, alpha * ld(src, c));
-}
-
 export function moeDispatchBackward(dx: usize, dxs: usize, pos: usize, T: i32, k: i32, d: i32): void {
   for (let t = 0; t < T; t++)
     for (let s = 0; s < k; s++) axpy(dx + (<usize>(t * d) << 2), dxs + (<usize>(ldi(pos, t * k + s) * d) << 2), 1, d);
@@ -59,9 +48,7 @@ export function moeCombineBackward(dys: usize, dw: usize, dy: usize, ys: usize, 
       const p = t * k + s, r = ldi(pos, p);
       const dyt = dy + (<usize>(t * d) << 2), yr = ys + (<usize>(r * d) << 2);
       axpy(dys + (<usize>(r * d) << 2), dyt, ld(w, p), d);
-      let dot: f32 = 0;
-      for (let c = 0; c < d; c++) dot += ld(dyt, c) * ld(yr, c);
-      addf(dw, p, dot);
+      addf(dw, p, dotf(dyt, yr, d));
     }
 }
 

@@ -3,20 +3,14 @@
 // Tie rule (one rule everywhere): top-k lists are descending, equal values → lower index first; the threshold
 // mask x ≥ τ_k keeps every tied entry.
 
-import { addf, ld, ldi, st, sti, topkOffer } from './common';
+import { addf, expShiftSum, ld, ldi, st, sti, topkOffer } from './common';
 
 export function softmaxRows(y: usize, x: usize, rows: i32, n: i32): void {
   for (let r = 0; r < rows; r++) {
     const o = r * n;
     let mx: f32 = -Infinity;
     for (let j = 0; j < n; j++) mx = max(mx, ld(x, o + j));
-    let s: f64 = 0;
-    for (let j = 0; j < n; j++) {
-      const e = Math.exp(<f64>(ld(x, o + j) - mx));
-      st(y, o + j, <f32>e);
-      s += e;
-    }
-    const inv = <f32>(1.0 / s);
+    const inv = <f32>(1.0 / expShiftSum(y + (<usize>o << 2), x + (<usize>o << 2), mx, n));
     for (let j = 0; j < n; j++) st(y, o + j, ld(y, o + j) * inv);
   }
 }

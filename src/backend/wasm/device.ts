@@ -26,6 +26,7 @@ interface Exports {
   heapBase(): number;
   relaxedSimd(): number;
   gemmScratchFloats(N: number): number;
+  attentionScratchFloats(S: number, hd: number): number;
   [kernel: string]: unknown;
 }
 
@@ -222,9 +223,10 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
     scatterAddRows: (dst, src, idx, s) => k.scatterAddRows(p(dst), p(src), p(idx), s.rows, s.cols),
     rope: (y, x, s) => k.rope(p(y), p(x), s.B, s.S, s.heads, s.hd, s.theta),
     ropeBackward: (dx, dy, s) => k.ropeBackward(p(dx), p(dy), s.B, s.S, s.heads, s.hd, s.theta),
-    attention: (out, probs, q, kk, v, s) => k.attention(p(out), p(probs), p(q), p(kk), p(v), s.B, s.S, s.nH, s.nKV, s.hd),
+    attention: (out, probs, q, kk, v, s) =>
+      k.attention(p(out), p(probs), p(q), p(kk), p(v), s.B, s.S, s.nH, s.nKV, s.hd, scratch(4 * ex.attentionScratchFloats(s.S, s.hd))),
     attentionBackward: (dq, dk, dv, dout, q, kk, v, probs, s) =>
-      k.attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(kk), p(v), p(probs), s.B, s.S, s.nH, s.nKV, s.hd, scratch(4 * s.S)),
+      k.attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(kk), p(v), p(probs), s.B, s.S, s.nH, s.nKV, s.hd, scratch(4 * ex.attentionScratchFloats(s.S, s.hd))),
     crossEntropy: (loss, probs, logits, tokens, s) => k.crossEntropy(p(loss), p(probs), p(logits), p(tokens), s.B, s.S, s.V, s.scale),
     crossEntropyBackward: (dl, probs, tokens, s) => k.crossEntropyBackward(p(dl), p(probs), p(tokens), s.B, s.S, s.V, s.scale),
     adamw: (pp, g, m, v, s) =>
