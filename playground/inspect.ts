@@ -1,0 +1,227 @@
+// What the "Look inside" panel computes, without any DOM: a model in float64 (the reference LM in eval mode, through
+// the interpretability module src/interp/), Monet's routing weights per character, TopK neuron activations, the top
+// contexts of experts and neurons on held-out text, and sampling with a neuron pushed.
+//
+// Sizes: T characters analysed (≤ max_position_embeddings), L layers, H expert heads, E experts per side (Monet,
+// N = E² composite experts), F hidden neurons (TopK / dense), W analysis windows of S_w bytes, M contexts kept per unit.
+
+import { lmForward } from '../reference/lm.ts';
+import { monetLayerRouting, type MonetLmConfig } from '../reference/lm-monet.ts';
+import type { FfnDriver } from '../reference/lm-ffn.ts';
+import type { Params } from '../reference/common.ts';
+import { parseSafetensors } from '../src/safetensors.ts';
+import { stateCheckpointName } from '../src/train/checkpoint.ts';
+import type { CorpusDoc } from '../src/train/corpus.ts';
+import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from '../src/train/presets.ts';
+import { Rng } from '../src/train/rng.ts';
+import { sampleLogits } from '../src/train/sample.ts';
+import { collect, summarizeUnit, type Collected, type UnitSummary } from '../src/interp/collect.ts';
+import { buildWindows, contextOf, type AnalysisText } from '../src/interp/data.ts';
+import { interpForward, makeInterpModel, steerHooks, type FfnHooks, type InterpModel } from '../src/interp/model.ts';
+
+/** A model the page can look inside: float64 parameters under their checkpoint names. */
+export interface LoadedModel {
+  label: string; // where it came from, for the page
+  config: ModelConfig;
+  params: Params;
+  state: Params; // checkpoint names (no `state.` prefix)
+}
+
+export function interpModelOf(m: LoadedModel): InterpModel {
+  // TopK α = 0: the end-of-training value (pure TopK); the playground trains with α = 0 throughout.
+  return makeInterpModel(m.label, m.config, m.params, m.state, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading a run folder's checkpoint from bytes (the browser has no file system; the CLI twin is
+// src/train/checkpoint.ts loadModel, which reads the same two files from disk).
+
+export function modelFromFiles(configText: string, configName: string, modelBytes: Uint8Array, modelName: string): LoadedModel {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(configText);
+  } catch (e) {
+    throw new Error(`${configName} is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${configName}: expected a JSON object (a run folder's config.json)`);
+  const { tokenizer, monet_ts_format, ...rest } = raw as Record<string, unknown>;
+  void monet_ts_format;
+  if (tokenizer !== undefined && tokenizer !== 'bytes') throw new Error(`${configName}: tokenizer is ${JSON.stringify(tokenizer)}; the playground reads byte-level models ('bytes')`);
+  const config = rest as unknown as ModelConfig;
+  try {
+    validateConfig(config);
+  } catch (e) {
+    throw new Error(`${configName}: ${(e as Error).message}`);
+  }
+  if (config.vocab_size !== 256) throw new Error(`${configName}: vocab_size is ${config.vocab_size}; byte-level models have 256`);
+  const { tensors } = parseSafetensors(modelBytes, modelName);
+  const take = (name: string, shape: number[]): Float64Array => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`${modelName} has no tensor '${name}', which ${configName} (ffn '${config.ffn}') implies`);
+    if (t.shape.join(',') !== shape.join(',')) throw new Error(`${modelName}: tensor '${name}' has shape [${t.shape}], ${configName} implies [${shape}]`);
+    if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new Error(`${modelName}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
+    return Float64Array.from(t.data as Float32Array | Float64Array);
+  };
+  const params: Params = {};
+  for (const s of paramSpecs(config)) params[s.name] = take(s.name, s.shape);
+  const state: Params = {};
+  for (const s of stateSpecs(config)) state[stateCheckpointName(s.name)] = take(stateCheckpointName(s.name), s.shape);
+  return { label: `${modelName} + ${configName}`, config, params, state };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Monet routing per character.
+
+export interface LayerRouting {
+  layer: number;
+  T: number;
+  H: number;
+  E: number;
+  g1: Float64Array; // (T, H, E) router 1 weights: bottom halves i
+  g2: Float64Array; // (T, H, E) router 2 weights: top halves j
+}
+
+/** Eval-mode forward of one sequence, keeping every layer's (g1, g2) (reference/lm-monet.ts monetLayerRouting). */
+export function monetRouting(model: InterpModel, tokens: Int32Array): LayerRouting[] {
+  if (model.config.ffn !== 'monet') throw new Error(`monetRouting: the model's ffn is '${model.config.ffn}', not 'monet'`);
+  const S = tokens.length;
+  const out: LayerRouting[] = [];
+  const base = model.lm.driver;
+  const H = model.config.moe_heads!;
+  const E = model.config.moe_experts!;
+  // The same driver with a read-only tap after each layer's forward; nothing the model computes changes.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const driver: FfnDriver<any, any> = {
+    ...base,
+    forward(c, ctx, u, o) {
+      const saved = base.forward(c, ctx, u, o);
+      const r = monetLayerRouting(c as MonetLmConfig, ctx);
+      out[ctx.layer] = { layer: ctx.layer, T: S, H, E, g1: r.g1.slice(), g2: r.g2.slice() };
+      return saved;
+    },
+  };
+  lmForward({ ...model.lm, driver }, model.params, tokens, 1, S, model.state);
+  return out;
+}
+
+/** g_ij = Σ_h g1[t,h,i]·g2[t,h,j] of token t, out (E, E) row i, column j. */
+export function compositeGrid(r: LayerRouting, t: number): Float64Array {
+  const { H, E } = r;
+  const out = new Float64Array(E * E); // (E, E)
+  for (let h = 0; h < H; h++) {
+    const o = (t * H + h) * E;
+    for (let i = 0; i < E; i++) {
+      const a = r.g1[o + i];
+      if (a === 0) continue;
+      for (let j = 0; j < E; j++) out[i * E + j] += a * r.g2[o + j];
+    }
+  }
+  return out;
+}
+
+/** The n largest composite weights of a grid (ties → lower id, the package's tie rule). */
+export function topComposite(grid: Float64Array, E: number, n: number): Array<{ id: number; i: number; j: number; score: number }> {
+  const ids = [...grid.keys()].filter((id) => grid[id] > 0);
+  ids.sort((a, b) => grid[b] - grid[a] || a - b);
+  return ids.slice(0, n).map((id) => ({ id, i: Math.floor(id / E), j: id % E, score: grid[id] }));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Neuron activations (TopK and dense layers; experts of SMoE/PEER/Monet are not neurons).
+
+/** Per layer, the hidden activations (T, F) the interpretability hook reports (TopK: zero outside the top k). */
+export function neuronActivations(model: InterpModel, tokens: Int32Array): Array<Float64Array | null> {
+  const S = tokens.length;
+  const acts: Array<Float64Array | null> = model.units.map((u) => (u.kind === 'topk' || u.kind === 'dense' ? new Float64Array(S * u.count) : null));
+  const hooks: FfnHooks = {
+    afterFfn(view) {
+      const a = acts[view.units.layer];
+      if (!a) return;
+      const F = view.units.count;
+      view.visitScores((t, n, score) => {
+        a[t * F + n] = score;
+      });
+    },
+  };
+  interpForward(model, tokens, 1, S, hooks);
+  return acts;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Top contexts: where, in held-out text, each expert or neuron fires most strongly.
+
+export interface CorpusSlice {
+  name: string;
+  train: Array<{ id: string; genre: string; text: string }>;
+  validation: Array<{ id: string; genre: string; text: string }>;
+}
+
+const enc = new TextEncoder();
+
+/** Analysis windows from the validation documents (one per genre, evenly spaced windows; no POS tags here). */
+export function analysisText(corpus: CorpusSlice, S: number, perGenre: number): AnalysisText {
+  const docs: CorpusDoc[] = corpus.validation.map((d) => ({ ...d, byteTags: new Uint16Array(enc.encode(d.text).length) }));
+  return buildWindows(docs, (d) => d.genre, [''], S, perGenre, false);
+}
+
+export interface Contexts {
+  collected: Collected;
+  summary(layer: number, unit: number): UnitSummary | null;
+  /** The unit's M strongest positions as [before, token, after] with their scores. */
+  contexts(layer: number, unit: number, radius: number): Array<{ score: number; parts: [string, string, string]; label: string }>;
+}
+
+export function collectContexts(model: InterpModel, text: AnalysisText, M: number): Contexts {
+  const c = collect(model, text, M);
+  return {
+    collected: c,
+    summary: (layer, unit) => (c.layers[layer].top[unit] ? summarizeUnit(c, layer, unit) : null),
+    contexts(layer, unit, radius) {
+      const h = c.layers[layer].top[unit];
+      if (!h) return [];
+      return h.sorted().map((k) => {
+        const w = Math.floor(k.pos / text.S);
+        const s = k.pos % text.S;
+        return { score: k.score, parts: contextOf(text, w, s, radius), label: text.labels[text.windowLabel[w]] };
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Generation, optionally with one neuron pushed by δ at every position (TopK LM paper's steering; src/interp/steer.ts
+// is the CLI's synchronous twin). Async so that the page stays responsive and shows text as it grows.
+
+export interface GenerateOptions {
+  prompt: string;
+  tokens: number;
+  temperature: number;
+  seed: number;
+  steer: { layer: number; neuron: number; delta: number } | null;
+  onText?: (text: string) => void;
+  shouldStop?: () => boolean;
+}
+
+const dec = new TextDecoder('utf-8', { fatal: false });
+
+export async function generate(model: InterpModel, o: GenerateOptions): Promise<string> {
+  const V = model.lm.cfg.V;
+  const maxCtx = model.lm.cfg.maxPos;
+  const rng = new Rng(o.seed);
+  const ids = Array.from(enc.encode(o.prompt));
+  // The forward computes a next-token loss, which needs two positions; training documents are preceded by newlines.
+  while (ids.length < 2) ids.unshift(10);
+  const hooks = o.steer ? steerHooks(o.steer.layer, o.steer.neuron, o.steer.delta) : null;
+  const out: number[] = [];
+  for (let n = 0; n < o.tokens && !o.shouldStop?.(); n++) {
+    const ctx = Int32Array.from(ids.slice(-maxCtx));
+    const S = ctx.length;
+    const { logits } = interpForward(model, ctx, 1, S, hooks);
+    const next = sampleLogits(logits.subarray((S - 1) * V, S * V), o.temperature, rng);
+    ids.push(next);
+    out.push(next);
+    o.onText?.(dec.decode(Uint8Array.from(out)));
+    if (n % 4 === 3) await new Promise((r) => setTimeout(r, 0));
+  }
+  return dec.decode(Uint8Array.from(out));
+}

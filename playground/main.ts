@@ -1,0 +1,686 @@
+// The playground page: wires the package's code (trainer engine, devices, interpretability, fixture checker) to the
+// controls of index.html. Everything runs in this tab; the only requests go to files of the page's own folder
+// (kernels.wasm, corpus.json, fixtures/).
+//
+// Sections: 1 train (DeviceEngine on WebGPU or WASM, the same step the CLI trainer runs) or load a checkpoint;
+// 2 look inside (float64 reference forward with interpretability hooks: Monet routing, TopK neurons, steering);
+// 3 fixture check (every committed fixture on WebGPU and on WASM through src/fixtures/checker.ts runFixture).
+//
+// window.playground exposes the page's numbers (losses, check results) for test/playground.test.ts and for the curious.
+
+import type { Device } from '../src/backend/device.ts';
+import { getBackendEntry } from '../src/backend/registry.ts';
+import { deviceCaseBackend } from '../src/backend/run-case.ts';
+import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
+import { createWebGpuDevice } from '../src/backend/webgpu/device.ts';
+import { runFixture, type CaseReport } from '../src/fixtures/checker.ts';
+import { parseFixture, type Fixture } from '../src/fixtures/format.ts';
+import { DeviceEngine } from '../src/train/engine-device.ts';
+import { initParams } from '../src/train/init.ts';
+import { BatchSampler, tokenizeDocs } from '../src/train/data.ts';
+import { paramBreakdown, type ModelConfig } from '../src/train/presets.ts';
+import { learningRate } from '../src/train/schedule.ts';
+import { ByteTokenizer } from '../src/train/tokenizer.ts';
+import { showToken } from '../src/interp/data.ts';
+import type { InterpModel } from '../src/interp/model.ts';
+import {
+  analysisText, collectContexts, compositeGrid, generate, interpModelOf, modelFromFiles, monetRouting, neuronActivations,
+  topComposite, type Contexts, type CorpusSlice, type LayerRouting, type LoadedModel,
+} from './inspect.ts';
+import { playgroundConfig, TRAIN, type PlaygroundModel } from './models.ts';
+
+type BackendName = 'webgpu' | 'wasm';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`playground: index.html has no element #${id}`);
+  return el as T;
+};
+const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] => {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+};
+const yieldToPage = () => new Promise<void>((r) => setTimeout(r, 0));
+const fmtCount = (n: number) => n.toLocaleString('en-US');
+
+/** State the tests (and a curious reader in the console) can look at. */
+const pg = {
+  webgpu: null as null | { ok: true; adapter: string; fallback: boolean } | { ok: false; why: string },
+  losses: [] as number[],
+  trainBackend: '',
+  check: null as null | Record<string, { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }>,
+  routingRendered: false,
+  errors: [] as string[],
+};
+(window as unknown as { playground: typeof pg }).playground = pg;
+
+function showError(target: HTMLElement, e: unknown): void {
+  const msg = e instanceof Error ? e.message : String(e);
+  target.textContent = msg;
+  target.dataset.state = 'error';
+  pg.errors.push(msg);
+  console.error(e);
+}
+
+// =================================================================================================================
+// Backends
+
+async function probeWebGpu(): Promise<NonNullable<typeof pg.webgpu>> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return { ok: false, why: 'this browser exposes no navigator.gpu (WebGPU is off or unsupported)' };
+  try {
+    const a = await gpu.requestAdapter();
+    if (!a) return { ok: false, why: 'navigator.gpu.requestAdapter() returned no adapter' };
+    const i = a.info;
+    const name = [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' ') || 'unnamed adapter';
+    return { ok: true, adapter: name, fallback: !!i.isFallbackAdapter };
+  } catch (e) {
+    return { ok: false, why: `requestAdapter failed: ${(e as Error).message}` };
+  }
+}
+
+let wasmBytes: Promise<{ plain: ArrayBuffer; relaxed: ArrayBuffer }> | null = null;
+function loadWasmBytes() {
+  const get = async (f: string) => {
+    const r = await fetch(f);
+    if (!r.ok) throw new Error(`could not load ${f} from the page's folder (HTTP ${r.status}); rebuild with npm run playground:build`);
+    return r.arrayBuffer();
+  };
+  wasmBytes ??= Promise.all([get('kernels.wasm'), get('kernels-relaxed.wasm')]).then(([plain, relaxed]) => ({ plain, relaxed }));
+  return wasmBytes;
+}
+
+async function openDevice(name: BackendName): Promise<Device> {
+  if (name === 'wasm') return createWasmDeviceFromBytes(await loadWasmBytes());
+  return createWebGpuDevice();
+}
+
+/** auto: WebGPU when navigator.gpu gives an adapter, WASM otherwise. */
+function resolveBackend(choice: string): { name: BackendName; why: string } {
+  if (choice === 'wasm') return { name: 'wasm', why: 'chosen' };
+  if (choice === 'webgpu') return { name: 'webgpu', why: 'chosen' };
+  if (pg.webgpu?.ok) return { name: 'webgpu', why: 'auto: a WebGPU adapter is available' };
+  return { name: 'wasm', why: `auto: no WebGPU (${pg.webgpu?.why ?? 'not probed'})` };
+}
+
+// =================================================================================================================
+// Corpus
+
+let corpusP: Promise<CorpusSlice> | null = null;
+function loadCorpus(): Promise<CorpusSlice> {
+  corpusP ??= fetch('corpus.json').then((r) => {
+    if (!r.ok) throw new Error(`could not load corpus.json (HTTP ${r.status})`);
+    return r.json() as Promise<CorpusSlice>;
+  });
+  return corpusP;
+}
+
+// =================================================================================================================
+// 1 · Training
+
+const trainStatus = $('train-status');
+let stopRequested = false;
+let training = false;
+
+function describeConfig(c: ModelConfig): string {
+  const b = paramBreakdown(c);
+  const ffn = c.ffn === 'monet'
+    ? `Monet-${c.moe_decompose === 'vertical' ? 'VD' : 'HD'}: N = ${c.moe_experts}² = ${c.moe_experts! ** 2} composite experts per layer, ${c.moe_heads} heads, top-${c.moe_topk} per router`
+    : c.ffn === 'topk' ? `TopK: ${c.intermediate_size} ReLU neurons, ${c.k} active per token in layer 0 (layer 1 dense)`
+      : c.ffn === 'dense' ? `dense SwiGLU, ${c.intermediate_size} hidden units` : c.ffn;
+  return `${c.num_hidden_layers} layers of width ${c.hidden_size}, ${fmtCount(b.total)} parameters; ${ffn}.`;
+}
+
+function drawLossChart(losses: number[], steps: number): void {
+  const svg = $('loss-chart') as unknown as SVGSVGElement;
+  const W = 640, H = 260, L = 44, R = 10, T = 10, B = 26;
+  const lnV = Math.log(256);
+  const hi = Math.max(lnV + 0.3, ...losses.filter(Number.isFinite));
+  const lo = Math.max(0, Math.min(lnV - 1, ...losses.filter(Number.isFinite)) - 0.2);
+  const x = (s: number) => L + ((W - L - R) * s) / Math.max(1, steps);
+  const y = (v: number) => T + ((H - T - B) * (hi - v)) / (hi - lo);
+  const parts: string[] = [];
+  for (let v = Math.ceil(lo); v <= hi; v += 1) {
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#d0d7de" stroke-width="1"/>`);
+    parts.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11" fill="#57606a">${v}</text>`);
+  }
+  for (const s of [0, Math.round(steps / 2), steps]) parts.push(`<text x="${x(s)}" y="${H - 8}" text-anchor="middle" font-size="11" fill="#57606a">${s}</text>`);
+  parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(lnV)}" y2="${y(lnV)}" stroke="#8c959f" stroke-dasharray="5 4"/>`);
+  if (losses.length) {
+    const pts = losses.map((v, i) => `${x(i + 1).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+    parts.push(`<polyline fill="none" stroke="#0b62d6" stroke-width="2" points="${pts}"/>`);
+  }
+  svg.innerHTML = parts.join('');
+  svg.setAttribute('aria-label', losses.length ? `Training loss: ${losses[0].toFixed(2)} at step 1, ${losses[losses.length - 1].toFixed(2)} at step ${losses.length}` : 'Training loss: no steps yet');
+}
+
+async function train(): Promise<void> {
+  if (training) return;
+  const kind = $<HTMLSelectElement>('model-kind').value as PlaygroundModel;
+  const steps = Number($<HTMLInputElement>('steps').value);
+  const lr = Number($<HTMLInputElement>('lr').value);
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`Steps: expected a whole number ≥ 1, found '${$<HTMLInputElement>('steps').value}'`);
+  if (!(lr > 0 && lr < 1)) throw new Error(`Learning rate: expected a number between 0 and 1, found '${$<HTMLInputElement>('lr').value}'`);
+  const config = playgroundConfig(kind);
+  const { name, why } = resolveBackend($<HTMLSelectElement>('backend').value);
+  training = true;
+  stopRequested = false;
+  $<HTMLButtonElement>('train-btn').disabled = true;
+  $<HTMLButtonElement>('stop-btn').disabled = false;
+  trainStatus.dataset.state = 'running';
+  trainStatus.textContent = `Starting ${name === 'webgpu' ? 'WebGPU' : 'WASM'} (${why})…`;
+  pg.losses = [];
+  drawLossChart([], steps);
+  let engine: DeviceEngine | null = null;
+  try {
+    const corpus = await loadCorpus();
+    const tok = new ByteTokenizer();
+    const stream = tokenizeDocs(corpus.train.map((d) => ({ ...d, byteTags: new Uint16Array(0) })), tok).tokens;
+    const dev = await openDevice(name);
+    const { params, state } = initParams(config, TRAIN.seed);
+    engine = new DeviceEngine(dev, config, { config, params, state });
+    pg.trainBackend = engine.name;
+    $('stat-backend').textContent = engine.name;
+    const { B, S } = TRAIN;
+    const sampler = new BatchSampler(stream, B, S, TRAIN.seed + 1);
+    const sched = { lr, minLr: lr / 10, warmup: Math.min(TRAIN.warmup, Math.max(1, Math.floor(steps / 5))), steps };
+    trainStatus.textContent = `Training on ${engine.name} (${why}); ${fmtCount(stream.length)} bytes of text, batches of ${B} × ${S}.`;
+    let tMark = performance.now();
+    let tokens = 0;
+    let tps = 0;
+    let lastDraw = 0;
+    for (let step = 0; step < steps && !stopRequested; step++) {
+      const r = await engine.trainStep([sampler.next()], B, S, {
+        lr: learningRate(sched, step), beta1: TRAIN.beta1, beta2: TRAIN.beta2, eps: TRAIN.eps, weightDecay: TRAIN.weightDecay,
+        clip: TRAIN.clip, step: step + 1, alpha: 0,
+      }, true);
+      if (!r || !Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step + 1}: loss ${r?.loss}; try a lower learning rate`);
+      pg.losses.push(r.loss);
+      tokens += B * S;
+      const now = performance.now();
+      if (now - tMark > 500) {
+        tps = (tokens * 1000) / (now - tMark);
+        tokens = 0;
+        tMark = now;
+      }
+      if (now - lastDraw > 100 || step + 1 === steps) {
+        lastDraw = now;
+        drawLossChart(pg.losses, steps);
+        $('stat-step').textContent = `${step + 1} / ${steps}`;
+        $('stat-loss').textContent = r.loss.toFixed(3);
+        $('stat-tps').textContent = tps ? fmtCount(Math.round(tps)) : '…';
+      }
+      await yieldToPage();
+    }
+    drawLossChart(pg.losses, steps);
+    $('stat-step').textContent = `${pg.losses.length} / ${steps}`;
+    $('stat-loss').textContent = pg.losses.length ? pg.losses[pg.losses.length - 1].toFixed(3) : '–';
+    const { params: p, state: s } = await engine.exportModel();
+    const toF64 = (m: Map<string, Float32Array | Float64Array>, strip: boolean) => {
+      const o: Record<string, Float64Array> = {};
+      for (const [k, v] of m) o[strip ? k.replace(/^state\./, '') : k] = Float64Array.from(v);
+      return o;
+    };
+    setModel({ label: `the ${kind} model trained here (${pg.losses.length} steps on ${engine.name})`, config, params: toF64(p, false), state: toF64(s, true) });
+    trainStatus.dataset.state = 'done';
+    const first = pg.losses[0];
+    const last = pg.losses[pg.losses.length - 1];
+    trainStatus.textContent = `${stopRequested ? 'Stopped' : 'Done'} after ${pg.losses.length} steps: loss ${first?.toFixed(3)} → ${last?.toFixed(3)}. Now look inside (section 2).`;
+  } catch (e) {
+    showError(trainStatus, e);
+  } finally {
+    await engine?.dispose();
+    training = false;
+    $<HTMLButtonElement>('train-btn').disabled = false;
+    $<HTMLButtonElement>('stop-btn').disabled = true;
+  }
+}
+
+async function loadCheckpoint(files: FileList): Promise<void> {
+  const status = $('ckpt-status');
+  status.dataset.state = 'running';
+  try {
+    const list = Array.from(files);
+    const cfg = list.find((f) => f.name.endsWith('.json'));
+    const model = list.find((f) => f.name.endsWith('.safetensors'));
+    if (!cfg || !model) {
+      throw new Error(`expected two files, config.json and model.safetensors; found ${list.map((f) => f.name).join(', ') || 'none'}`);
+    }
+    const m = modelFromFiles(await cfg.text(), cfg.name, new Uint8Array(await model.arrayBuffer()), model.name);
+    setModel(m);
+    status.dataset.state = 'done';
+    status.textContent = `Loaded ${m.label}: ${describeConfig(m.config)}`;
+  } catch (e) {
+    showError(status, e);
+  }
+}
+
+// =================================================================================================================
+// 2 · Look inside
+
+interface Current {
+  loaded: LoadedModel;
+  model: InterpModel;
+  contexts: Contexts | null;
+  tokens: Int32Array;
+  routing: LayerRouting[] | null;
+  acts: Array<Float64Array | null> | null;
+  selected: number;
+}
+let cur: Current | null = null;
+const inspectStatus = $('inspect-status');
+
+function setModel(m: LoadedModel): void {
+  const model = interpModelOf(m);
+  cur = { loaded: m, model, contexts: null, tokens: new Int32Array(0), routing: null, acts: null, selected: 0 };
+  $('inspect-model').textContent = `Looking inside ${m.label}. ${describeConfig(m.config)}`;
+  const layerSel = $<HTMLSelectElement>('layer');
+  layerSel.replaceChildren(...model.units.map((u) => el('option', { value: String(u.layer), textContent: `Layer ${u.layer}: ${u.kind}, ${fmtCount(u.count)} ${u.kind === 'monet' || u.kind === 'smoe' || u.kind === 'peer' ? 'experts' : 'neurons'}` })));
+  const firstNeuron = model.units.find((u) => u.kind === 'topk') ?? model.units.find((u) => u.kind === 'dense');
+  $<HTMLButtonElement>('analyse-btn').disabled = false;
+  $('generate-panel').hidden = false;
+  const canSteer = !!firstNeuron;
+  for (const id of ['steer-layer', 'steer-neuron', 'steer-delta']) $<HTMLInputElement>(id).disabled = !canSteer;
+  if (firstNeuron) {
+    $<HTMLInputElement>('steer-layer').value = String(firstNeuron.layer);
+    $<HTMLInputElement>('steer-layer').max = String(model.units.length - 1);
+  }
+  $('steer-hint').textContent = canSteer
+    ? 'Generates twice with the same random seed: once as trained, once with the chosen neuron raised by δ at every position (the TopK LM paper\'s steering). Pick a neuron from the list above with its Steer button.'
+    : `Generates text from the model. Steering adds δ to a neuron; this model's feed-forward units are ${m.config.ffn} experts, not neurons, so train the TopK or dense model to steer.`;
+  $('gen-steered-h').textContent = canSteer ? 'With the neuron pushed' : 'With the neuron pushed (needs a TopK or dense model)';
+  $('routing-view').hidden = true;
+  $('neuron-view').hidden = true;
+  $('token-strip').replaceChildren();
+  inspectStatus.textContent = 'Type some text and press Analyse.';
+  inspectStatus.dataset.state = 'idle';
+}
+
+async function ensureContexts(c: Current): Promise<Contexts> {
+  if (c.contexts) return c.contexts;
+  inspectStatus.textContent = 'Finding where each unit fires most strongly in held-out text (once per model)…';
+  await yieldToPage();
+  const corpus = await loadCorpus();
+  const S = Math.min(32, c.loaded.config.max_position_embeddings);
+  c.contexts = collectContexts(c.model, analysisText(corpus, S, 4), 6);
+  return c.contexts;
+}
+
+async function analyse(): Promise<void> {
+  const c = cur;
+  if (!c) return;
+  inspectStatus.dataset.state = 'running';
+  try {
+    const text = $<HTMLInputElement>('inspect-text').value;
+    let ids = Array.from(new TextEncoder().encode(text));
+    if (ids.length < 2) throw new Error('Text to analyse: type at least two characters (the model predicts each next one)');
+    const maxPos = c.loaded.config.max_position_embeddings;
+    if (ids.length > maxPos) ids = ids.slice(0, maxPos);
+    c.tokens = Int32Array.from(ids);
+    await ensureContexts(c);
+    c.routing = c.loaded.config.ffn === 'monet' ? monetRouting(c.model, c.tokens) : null;
+    c.acts = c.model.units.some((u) => u.kind === 'topk' || u.kind === 'dense') ? neuronActivations(c.model, c.tokens) : null;
+    renderTokens(c);
+    selectToken(Math.min(c.selected, c.tokens.length - 1), false);
+    inspectStatus.dataset.state = 'done';
+    inspectStatus.textContent = `${c.tokens.length} characters analysed${ids.length < text.length ? ` (the model sees at most ${maxPos})` : ''}. Choose a character to see its ${c.routing ? 'routing' : 'neurons'}.`;
+  } catch (e) {
+    showError(inspectStatus, e);
+  }
+}
+
+function renderTokens(c: Current): void {
+  const strip = $('token-strip');
+  strip.replaceChildren(...[...c.tokens].map((b, t) => {
+    const btn = el('button', { type: 'button', textContent: showToken(b), title: `character ${t}: byte ${b}` });
+    btn.setAttribute('aria-pressed', 'false');
+    btn.setAttribute('aria-label', `character ${t + 1} of ${c.tokens.length}: ${showToken(b)}`);
+    btn.addEventListener('click', () => selectToken(t, false));
+    btn.addEventListener('keydown', (ev) => {
+      const d = ev.key === 'ArrowRight' ? 1 : ev.key === 'ArrowLeft' ? -1 : 0;
+      if (!d) return;
+      ev.preventDefault();
+      const n = Math.max(0, Math.min(c.tokens.length - 1, t + d));
+      selectToken(n, true);
+    });
+    return btn;
+  }));
+}
+
+function selectToken(t: number, focus: boolean): void {
+  const c = cur;
+  if (!c) return;
+  c.selected = t;
+  const buttons = Array.from($('token-strip').querySelectorAll('button'));
+  buttons.forEach((b, i) => b.setAttribute('aria-pressed', String(i === t)));
+  if (focus) buttons[t]?.focus();
+  const layer = Number($<HTMLSelectElement>('layer').value);
+  const kind = c.model.units[layer]?.kind;
+  $('routing-view').hidden = !(c.routing && kind === 'monet');
+  $('neuron-view').hidden = !(c.acts && (kind === 'topk' || kind === 'dense'));
+  if (c.routing && kind === 'monet') renderRouting(c, c.routing[layer], t);
+  if (c.acts && c.acts[layer]) renderNeurons(c, layer, c.acts[layer]!, t);
+}
+
+/** White → blue by value / max; 0 is white. */
+function heatColor(v: number, max: number): string {
+  const a = max > 0 ? Math.max(0, Math.min(1, v / max)) : 0;
+  const r = Math.round(255 - a * (255 - 11));
+  const g = Math.round(255 - a * (255 - 98));
+  const b = Math.round(255 - a * (255 - 214));
+  return `rgb(${r},${g},${b})`;
+}
+
+function drawRouterMap(canvas: HTMLCanvasElement, g: Float64Array, h: number, r: LayerRouting, tokens: Int32Array, sel: number): void {
+  // rows: experts 0..E−1 of this router; columns: characters
+  const { T, H, E } = r;
+  const cw = 16, chh = 14, left = 26, bottom = 18;
+  canvas.width = left + T * cw + 2;
+  canvas.height = E * chh + bottom + 2;
+  const ctx = canvas.getContext('2d')!;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  let max = 0;
+  for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) max = Math.max(max, g[(t * H + h) * E + e]);
+  for (let t = 0; t < T; t++) {
+    for (let e = 0; e < E; e++) {
+      ctx.fillStyle = heatColor(g[(t * H + h) * E + e], max);
+      ctx.fillRect(left + t * cw, e * chh, cw - 1, chh - 1);
+    }
+  }
+  ctx.fillStyle = '#57606a';
+  ctx.font = '10px "DejaVu Sans Mono", monospace';
+  ctx.textAlign = 'right';
+  for (let e = 0; e < E; e++) ctx.fillText(String(e), left - 4, e * chh + 10);
+  ctx.textAlign = 'center';
+  ctx.fillStyle = '#1b1f24';
+  ctx.font = '11px "DejaVu Sans Mono", monospace';
+  for (let t = 0; t < T; t++) ctx.fillText(showToken(tokens[t]).slice(0, 2), left + t * cw + cw / 2, E * chh + 13);
+  ctx.strokeStyle = '#ff9f1a';
+  ctx.lineWidth = 2;
+  ctx.strokeRect(left + sel * cw - 1, 0, cw + 1, E * chh + bottom);
+}
+
+function renderRouting(c: Current, r: LayerRouting, t: number): void {
+  const box = $('heatmaps');
+  box.replaceChildren();
+  for (let h = 0; h < r.H; h++) {
+    for (const [name, g, what] of [['g1', r.g1, 'router 1, bottom halves i'], ['g2', r.g2, 'router 2, top halves j']] as const) {
+      const canvas = el('canvas');
+      canvas.dataset.router = name;
+      canvas.dataset.head = String(h);
+      drawRouterMap(canvas, g, h, r, c.tokens, t);
+      const active = [...Array(r.E).keys()].filter((e) => g[(t * r.H + h) * r.E + e] > 0);
+      canvas.setAttribute('role', 'img');
+      canvas.setAttribute('aria-label', `${name} of head ${h}: rows are experts 0 to ${r.E - 1}, columns are characters. The chosen character uses experts ${active.join(', ') || 'none'}.`);
+      canvas.addEventListener('click', (ev) => {
+        const rect = canvas.getBoundingClientRect();
+        const x = ((ev.clientX - rect.left) * canvas.width) / rect.width;
+        const col = Math.floor((x - 26) / 16);
+        if (col >= 0 && col < r.T) selectToken(col, false);
+      });
+      box.append(el('figure', { className: 'heatmap' }, el('figcaption', { textContent: `Head ${h} · ${name} (${what})` }), canvas));
+    }
+  }
+  // composite weights of the chosen character
+  const { E } = r;
+  const grid = compositeGrid(r, t);
+  const cv = $<HTMLCanvasElement>('composite-map');
+  const cell = 20, left = 22, top = 18;
+  cv.width = left + E * cell + 2;
+  cv.height = top + E * cell + 2;
+  const ctx = cv.getContext('2d')!;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, cv.width, cv.height);
+  const max = Math.max(...grid);
+  ctx.font = '10px "DejaVu Sans Mono", monospace';
+  ctx.fillStyle = '#57606a';
+  ctx.textAlign = 'center';
+  for (let j = 0; j < E; j++) ctx.fillText(String(j), left + j * cell + cell / 2, 12);
+  ctx.textAlign = 'right';
+  for (let i = 0; i < E; i++) ctx.fillText(String(i), left - 4, top + i * cell + 14);
+  for (let i = 0; i < E; i++) {
+    for (let j = 0; j < E; j++) {
+      ctx.fillStyle = heatColor(grid[i * E + j], max);
+      ctx.fillRect(left + j * cell, top + i * cell, cell - 1, cell - 1);
+    }
+  }
+  const top5 = topComposite(grid, E, 5);
+  cv.setAttribute('aria-label', `Composite expert weights g_ij of the chosen character: rows i (router 1), columns j (router 2). Largest: ${top5.map((x) => `(${x.i},${x.j}) ${x.score.toFixed(2)}`).join(', ')}.`);
+  $('composite-h').textContent = `Top composite experts of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${r.layer}`;
+  const list = $('composite-list');
+  list.replaceChildren(...top5.map((x) => unitItem(c, r.layer, x.id, `expert (${x.i}, ${x.j})`, x.score, max, null)));
+  if (!top5.length) list.append(el('li', { textContent: 'No composite expert has a non-zero weight here.' }));
+  pg.routingRendered = true;
+}
+
+/** A horizontal bar 0–120 px long for |score| / max. */
+function bar(score: number, max: number): HTMLSpanElement {
+  const b = el('span', { className: 'bar' });
+  b.style.width = `${Math.max(2, Math.round((120 * Math.abs(score)) / Math.max(1e-12, max)))}px`;
+  return b;
+}
+
+/** One expert or neuron: name, weight bar, how often it fires on held-out text, its strongest contexts. */
+function unitItem(c: Current, layer: number, unit: number, name: string, score: number, max: number, steer: null | (() => void)): HTMLLIElement {
+  const head = el('div', { className: 'unit-head' },
+    el('strong', { textContent: name }),
+    bar(score, max),
+    el('span', { className: 'mono', textContent: score.toFixed(3) }));
+  if (steer) {
+    const b = el('button', { type: 'button', textContent: 'Steer' });
+    b.setAttribute('aria-label', `Steer with ${name} of layer ${layer}`);
+    b.addEventListener('click', steer);
+    head.append(b);
+  }
+  const li = el('li', {}, head);
+  const s = c.contexts?.summary(layer, unit);
+  const ctxs = c.contexts?.contexts(layer, unit, 14).slice(0, 3) ?? [];
+  if (s) li.append(el('div', { className: 'hint', textContent: `fires on ${(100 * s.freq).toFixed(1)} % of ${fmtCount(c.contexts!.collected.positions)} held-out characters; strongest contexts:` }));
+  else li.append(el('div', { className: 'hint', textContent: 'never fires on the held-out text' }));
+  for (const x of ctxs) {
+    li.append(el('div', { className: 'ctx' }, `…${x.parts[0]}`, el('mark', { textContent: x.parts[1] }), `${x.parts[2]}…  `, el('span', { textContent: `(${x.label}, ${x.score.toFixed(2)})` })));
+  }
+  return li;
+}
+
+function renderNeurons(c: Current, layer: number, a: Float64Array, t: number): void {
+  const F = c.model.units[layer].count;
+  const row = a.subarray(t * F, (t + 1) * F);
+  const ids = [...row.keys()].filter((n) => row[n] !== 0).sort((x, y) => Math.abs(row[y]) - Math.abs(row[x]) || x - y).slice(0, 8);
+  const max = ids.length ? Math.abs(row[ids[0]]) : 1;
+  $('neuron-h').textContent = `Active neurons of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${layer} (${c.model.units[layer].kind}: ${[...row].filter((v) => v !== 0).length} of ${F} non-zero)`;
+  $('neuron-list').replaceChildren(...ids.map((n) => unitItem(c, layer, n, `neuron ${n}`, row[n], max, () => {
+    $<HTMLInputElement>('steer-layer').value = String(layer);
+    $<HTMLInputElement>('steer-neuron').value = String(n);
+    $<HTMLInputElement>('steer-delta').value = String(Math.round(4 * Math.max(1, Math.abs(row[n]))));
+    $('steer-delta').focus();
+  })));
+}
+
+let generating = false;
+async function runGenerate(): Promise<void> {
+  const c = cur;
+  if (!c || generating) return;
+  generating = true;
+  const btn = $<HTMLButtonElement>('gen-btn');
+  btn.disabled = true;
+  try {
+    const prompt = $<HTMLInputElement>('gen-prompt').value;
+    const tokens = Number($<HTMLInputElement>('gen-tokens').value);
+    if (!Number.isInteger(tokens) || tokens < 1 || tokens > 300) throw new Error(`Characters: expected a whole number from 1 to 300, found '${$<HTMLInputElement>('gen-tokens').value}'`);
+    const base = { prompt, tokens, temperature: 0.8, seed: 7 };
+    const plain = $('gen-plain');
+    const steered = $('gen-steered');
+    steered.textContent = '';
+    plain.textContent = '…';
+    await generate(c.model, { ...base, steer: null, onText: (s) => (plain.textContent = prompt + s) });
+    const layer = Number($<HTMLInputElement>('steer-layer').value);
+    const neuron = Number($<HTMLInputElement>('steer-neuron').value);
+    const delta = Number($<HTMLInputElement>('steer-delta').value);
+    const u = c.model.units[layer];
+    if (!u || (u.kind !== 'topk' && u.kind !== 'dense')) {
+      steered.textContent = u ? `Layer ${layer} has ${u.kind} experts, not neurons: nothing to push.` : `Layer: expected 0 to ${c.model.units.length - 1}, found ${layer}`;
+      return;
+    }
+    if (!Number.isInteger(neuron) || neuron < 0 || neuron >= u.count) throw new Error(`Neuron: expected a whole number from 0 to ${u.count - 1}, found '${$<HTMLInputElement>('steer-neuron').value}'`);
+    if (!Number.isFinite(delta)) throw new Error('Push δ: expected a number');
+    $('gen-steered-h').textContent = `With neuron ${neuron} of layer ${layer} pushed by δ = ${delta}`;
+    steered.textContent = '…';
+    await generate(c.model, { ...base, steer: { layer, neuron, delta }, onText: (s) => (steered.textContent = prompt + s) });
+  } catch (e) {
+    showError($('gen-steered'), e);
+  } finally {
+    generating = false;
+    btn.disabled = false;
+  }
+}
+
+// =================================================================================================================
+// 3 · Fixture check
+
+let fixturesP: Promise<Array<{ path: string; fixture?: Fixture; error?: string }>> | null = null;
+function loadFixtures() {
+  fixturesP ??= (async () => {
+    const r = await fetch('fixtures/index.json');
+    if (!r.ok) throw new Error(`could not load fixtures/index.json (HTTP ${r.status}); rebuild with npm run playground:build`);
+    const { fixtures } = (await r.json()) as { fixtures: string[] };
+    return Promise.all(fixtures.map(async (path) => {
+      try {
+        const b = await fetch(`fixtures/${path}`);
+        if (!b.ok) throw new Error(`HTTP ${b.status}`);
+        return { path, fixture: parseFixture(new Uint8Array(await b.arrayBuffer()), `fixtures/${path}`) };
+      } catch (e) {
+        return { path, error: (e as Error).message };
+      }
+    }));
+  })();
+  return fixturesP;
+}
+
+function cellText(r: CaseReport): { text: string; cls: string; title: string } {
+  if (r.unsupported) return { text: 'unsupported', cls: 'pending', title: r.unsupported };
+  if (r.error) return { text: 'FAIL (threw)', cls: 'fail', title: r.error };
+  const worst = Math.max(0, ...r.tensors.map((x) => (x.budgetShare === undefined || !Number.isFinite(x.budgetShare) ? 0 : x.budgetShare)));
+  if (r.pass) return { text: `pass · ${worst < 0.001 ? '<0.1' : (100 * worst).toFixed(1)} % of budget`, cls: 'pass', title: `${r.tensors.length} tensors compared; the worst used ${(100 * worst).toFixed(2)} % of its tolerance` };
+  const bad = r.tensors.filter((x) => x.status === 'fail');
+  return { text: `FAIL: ${bad.map((x) => x.name).join(', ')}`, cls: 'fail', title: bad.map((x) => `${x.name}: max |a−e| ${x.maxAbsError} at [${x.where}] (${x.note ?? ''})`).join('\n') };
+}
+
+let checking = false;
+async function runCheck(): Promise<void> {
+  if (checking) return;
+  checking = true;
+  const btn = $<HTMLButtonElement>('check-btn');
+  btn.disabled = true;
+  const summary = $('check-summary');
+  summary.dataset.state = 'running';
+  summary.textContent = 'Loading fixtures…';
+  const result: NonNullable<typeof pg.check> = {};
+  try {
+    const fx = await loadFixtures();
+    const tbody = $('check-table').querySelector('tbody')!;
+    const cells = new Map<string, HTMLTableCellElement[]>();
+    tbody.replaceChildren(...fx.map((f) => {
+      const c = [el('td', { className: 'pending', textContent: 'waiting' }), el('td', { className: 'pending', textContent: 'waiting' })];
+      cells.set(f.path, c);
+      return el('tr', {}, el('th', { scope: 'row', className: 'mono', textContent: f.path.replace(/\.safetensors$/, '') }), el('td', { textContent: f.fixture?.kind ?? 'unreadable' }), ...c);
+    }));
+    for (const [col, name] of (['webgpu', 'wasm'] as const).entries()) {
+      const label = name === 'webgpu' ? 'WebGPU' : 'WASM';
+      const res = (result[name] = { passed: 0, failed: 0, unsupported: 0, failures: [] as string[] } as NonNullable<typeof pg.check>[string]);
+      const entry = getBackendEntry(name);
+      let backend;
+      try {
+        backend = deviceCaseBackend(await openDevice(name), name);
+      } catch (e) {
+        res.unavailable = (e as Error).message;
+        for (const c of cells.values()) Object.assign(c[col], { textContent: 'unavailable', className: 'pending', title: res.unavailable });
+        continue;
+      }
+      try {
+        let i = 0;
+        for (const f of fx) {
+          i++;
+          summary.textContent = `${label}: fixture ${i} of ${fx.length} (${f.path})…`;
+          const cell = cells.get(f.path)![col];
+          if (!f.fixture) {
+            res.failed++;
+            res.failures.push(`${f.path}: ${f.error}`);
+            Object.assign(cell, { textContent: 'FAIL (unreadable)', className: 'fail', title: f.error ?? '' });
+            continue;
+          }
+          const r = await runFixture(f.fixture, backend, { preset: entry.preset, overrides: entry.overrides });
+          const ct = cellText(r);
+          Object.assign(cell, { textContent: ct.text, className: ct.cls, title: ct.title });
+          if (r.unsupported) res.unsupported++;
+          else if (r.pass) res.passed++;
+          else {
+            res.failed++;
+            res.failures.push(`${f.path}: ${ct.text} ${ct.title}`);
+          }
+          await yieldToPage();
+        }
+      } finally {
+        await backend.dispose?.();
+      }
+    }
+    pg.check = result;
+    summary.dataset.state = Object.values(result).some((r) => r.failed > 0) ? 'failed' : 'done';
+    summary.textContent = Object.entries(result).map(([n, r]) => `${n === 'webgpu' ? 'WebGPU' : 'WASM'}: ${r.unavailable ? `unavailable (${r.unavailable})` : `${r.passed} of ${r.passed + r.failed + r.unsupported} passed${r.failed ? `, ${r.failed} FAILED` : ''}${r.unsupported ? `, ${r.unsupported} unsupported` : ''}`}`).join(' · ');
+  } catch (e) {
+    pg.check = result;
+    showError(summary, e);
+  } finally {
+    checking = false;
+    btn.disabled = false;
+  }
+}
+
+// =================================================================================================================
+// Wiring
+
+function describeSelectedModel(): void {
+  $('model-desc').textContent = describeConfig(playgroundConfig($<HTMLSelectElement>('model-kind').value as PlaygroundModel));
+}
+
+async function init(): Promise<void> {
+  describeSelectedModel();
+  drawLossChart([], Number($<HTMLInputElement>('steps').value) || 1);
+  $('model-kind').addEventListener('change', describeSelectedModel);
+  $('train-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    train().catch((e) => showError(trainStatus, e));
+  });
+  $('stop-btn').addEventListener('click', () => {
+    stopRequested = true;
+    trainStatus.textContent = 'Stopping after this step…';
+  });
+  $<HTMLInputElement>('ckpt-files').addEventListener('change', (ev) => {
+    const files = (ev.target as HTMLInputElement).files;
+    if (files && files.length) void loadCheckpoint(files);
+  });
+  $('inspect-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void analyse();
+  });
+  $('layer').addEventListener('change', () => {
+    if (cur && cur.tokens.length) selectToken(cur.selected, false);
+  });
+  $('steer-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void runGenerate();
+  });
+  $('check-btn').addEventListener('click', () => void runCheck());
+  const status = $('backend-status');
+  pg.webgpu = await probeWebGpu();
+  const w = pg.webgpu;
+  status.textContent = w.ok
+    ? `WebGPU adapter: ${w.adapter}${w.fallback ? ' (a software fallback adapter: correct, but slower than a real GPU)' : ''}. Training uses WebGPU; WASM is one menu choice away.`
+    : `No WebGPU here (${w.why}). Training uses WebAssembly on the CPU.`;
+  status.dataset.state = 'ready';
+  document.body.dataset.ready = 'true';
+}
+
+init().catch((e) => showError($('backend-status'), e));
