@@ -53,7 +53,12 @@ function isDType(s: string): s is DType {
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (Array.isArray(v)) return `an array ${JSON.stringify(v).slice(0, 60)}`;
+  // Never JSON.stringify a value from the file as a whole: a hostile header can nest arrays thousands deep, which
+  // JSON.parse accepts but a recursive stringify overflows the stack on. Show the length and a few plain elements.
+  if (Array.isArray(v)) {
+    const head = v.slice(0, 8).map((x) => (x !== null && typeof x === 'object' ? (Array.isArray(x) ? '[…]' : '{…}') : String(x)));
+    return `an array of ${v.length} element${v.length === 1 ? '' : 's'} [${head.join(', ')}${v.length > 8 ? ', …' : ''}]`;
+  }
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? v.slice(0, 60) + '…' : v)}`;
   if (typeof v === 'object') return 'an object';
   return `${typeof v} ${String(v)}`;
