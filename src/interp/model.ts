@@ -138,8 +138,11 @@ export interface FfnView {
 }
 
 export interface FfnHooks {
-  /** Called after layer `view.units.layer`'s FFN forward; may modify `out` (T, d), the FFN output. */
-  afterFfn(view: FfnView, out: Float64Array): void;
+  /**
+   * Called after layer `view.units.layer`'s FFN forward; may modify `out` (T, d), the FFN output. `u` (T, d) is the
+   * FFN input (post_attention_layernorm output), read-only.
+   */
+  afterFfn(view: FfnView, out: Float64Array, u: Float64Array): void;
 }
 
 /** Neuron view over a hidden activation h (T, F) that feeds down (d, F). */
@@ -356,7 +359,7 @@ function hookedLm(model: InterpModel, hooks: FfnHooks | null): LmModel {
     ...base,
     forward(c, ctx, u, out) {
       const saved = base.forward(c, ctx, u, out);
-      hooks.afterFfn(makeView(model, ctx, c, u, saved), out);
+      hooks.afterFfn(makeView(model, ctx, c, u, saved), out, u);
       return saved;
     },
   };
