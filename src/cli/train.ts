@@ -13,10 +13,10 @@ const USAGE = `Usage: monet train [options]
 Trains a language model on the Brown corpus (or --data files) and writes a run folder <runs-dir>/<name>/ with
 config.json, model.safetensors, trainer_state.safetensors, log.jsonl, loss.svg and run.json.
 Examples:
-  monet train                                   # Monet-VD small, best backend, ~10 min on 2 CPU cores
+  monet train                                   # Monet-VD small, best backend, a few minutes on 2 CPU cores
   monet train --ffn peer --steps 300            # PEER instead (peer-small)
   monet train --preset monet-vd-512 --backend wasm
-  monet train --name my-run --resume --steps 1200
+  monet train --name my-run --resume --steps 800
   monet train --list-presets`;
 
 /** The most recently checkpointed run folder under runsDir (for `--resume` without `--name`). */

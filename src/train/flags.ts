@@ -138,7 +138,7 @@ export function formatHelp(usage: string, specs: readonly FlagSpec[]): string {
   for (const s of specs) {
     const left = `  --${s.name}${s.type === 'bool' ? '' : ' <' + (s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b' : s.type) + '>'}`;
     const def = s.default !== undefined ? ` (default ${s.default})` : '';
-    if (left.length > w) lines.push(left, ' '.repeat(w) + s.help + def);
+    if (left.length >= w - 1) lines.push(left, ' '.repeat(w) + s.help + def);
     else lines.push(left.padEnd(w) + s.help + def);
   }
   return lines.join('\n');

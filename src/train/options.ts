@@ -74,7 +74,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'name', type: 'string', help: 'run name: the run folder is <runs-dir>/<name>', default: '<preset>-<date>-<time>; with --resume, the newest run' },
   { name: 'runs-dir', type: 'string', help: 'folder that holds run folders', default: D.runsDir },
   { name: 'resume', type: 'bool', help: 'continue the run in <runs-dir>/<name> from its last checkpoint' },
-  { name: 'backend', type: 'string', choices: BACKENDS, help: 'where the whole step runs; auto = webgpu if an adapter exists, else wasm; reference = float64 (slow, exact); js = the kernel contract in plain TypeScript (slow)', default: D.backend },
+  { name: 'backend', type: 'string', choices: BACKENDS, help: 'where the whole step runs; auto = webgpu on a hardware adapter, else wasm; reference = float64 (slow, exact); js = the kernel contract in plain TypeScript (slow)', default: D.backend },
   { name: 'list-presets', type: 'bool', help: 'print every preset with its parameter count and exit' },
   { name: 'force', type: 'bool', help: 'replace an existing run folder of the same name' },
   // data
