@@ -3,6 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PRESETS, getPreset, paramBreakdown, paramSpecs, stateSpecs, expertScaling, formatCount, validateConfig, type ModelConfig } from '../src/train/presets.ts';
 import { initParams } from '../src/train/init.ts';
+import { buildLm, lmParamSpecs, lmStateSpecs } from '../reference/lm.ts';
+import { lmParamShapes, lmStateShapes, parseLmConfig } from '../src/layers/lm.ts';
 
 test('Monet 1.4B comes out as 1,465.2M with SPEC §1.2 accounting (VD and HD alike)', () => {
   for (const name of ['monet-vd-1.4b', 'monet-hd-1.4b']) {
@@ -50,7 +52,7 @@ test('names follow names.md: routers only where i % moe_groups == 0, VD halves, 
   const peer = paramSpecs(getPreset('peer-small').config);
   const keys = peer.find((s) => s.name === 'model.layers.2.mlp.sub_keys');
   assert.equal(keys?.shape, [2, 64, 16]);
-  assert.ok(peer.some((s) => s.name === 'model.layers.1.mlp.gate_proj.weight'));
+  assert.ok(peer.some((s) => s.name === 'model.layers.1.mlp.up_proj.weight') && !peer.some((s) => s.name.endsWith('gate_proj.weight')));
   const st = stateSpecs(getPreset('monet-vd-small').config).map((s) => s.name);
   assert.ok(st.includes('state.model.layers.2.router.norm2.running_var'));
 });
@@ -93,6 +95,20 @@ test('every preset validates; init draws N(0, 0.02) weights, ones for norms, zer
   assert.ok(state.get('state.model.layers.0.router.norm1.running_var')!.every((x) => x === 1));
   // same seed, same numbers
   assert.equal(Array.from(initParams(getPreset('tiny').config, 7).params.get('lm_head.weight')!.slice(0, 4)), Array.from(params.get('lm_head.weight')!.slice(0, 4)));
+});
+
+test('every trainable preset: our parameter and state lists equal those of reference/lm.ts and src/layers/lm.ts', () => {
+  for (const p of PRESETS.filter((q) => q.trainable)) {
+    const ours = paramSpecs(p.config).map((s) => `${s.name} [${s.shape}]`);
+    const raw = p.config as unknown as Record<string, unknown>;
+    const ref = lmParamSpecs(buildLm(raw, p.name)).map((s) => `${s.name} [${s.shape}]`);
+    const dev = lmParamShapes(parseLmConfig(raw, p.name)).map(([n, sh]) => `${n} [${sh}]`);
+    assert.equal(ours, ref, `${p.name} vs reference`);
+    assert.equal(ours, dev, `${p.name} vs src/layers`);
+    const st = stateSpecs(p.config).map((s) => `${s.name.replace(/^state\./, '')} [${s.shape}]`);
+    assert.equal(st, lmStateSpecs(buildLm(raw, p.name)).map((s) => `${s.name} [${s.shape}]`), `${p.name} state vs reference`);
+    assert.equal(st, lmStateShapes(parseLmConfig(raw, p.name)).map(([n, sh]) => `${n} [${sh}]`), `${p.name} state vs src/layers`);
+  }
 });
 
 test.run();

@@ -135,12 +135,12 @@ export const PRESETS: Preset[] = [
   { name: 'monet-hd-4.1b', description: 'Monet-HD 4.1B', source: PAPER_MONET, config: monetPaper('horizontal', 32, 3072, 24, 24, 12), trainable: false },
   {
     name: 'peer-1m-1.4b',
-    description: 'PEER with 1024² experts (H = 8, k = 16) in the middle layer of the 1.4B backbone, SwiGLU elsewhere',
-    source: 'PEER paper §3.1 (N, H, k, middle-layer placement); key_dim 256 and the 1.4B Llama backbone (F = 5632) are our choices, the paper does not state them',
+    description: 'PEER with 1024² experts (H = 8, k = 16) in the middle layer of the 1.4B backbone, GELU MLPs elsewhere',
+    source: 'PEER paper §3.1 (N, H, k, middle-layer placement); key_dim 256, GELU (one activation for the experts and the dense layers, as the lm config has one key) and the 1.4B backbone with F = 4d are our choices, the paper does not state them',
     config: {
       ...LLAMA_DEFAULTS,
       vocab_size: 32000, hidden_size: 2048, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16,
-      max_position_embeddings: 2048, ffn: 'peer', intermediate_size: 5632, activation: 'swiglu',
+      max_position_embeddings: 2048, ffn: 'peer', intermediate_size: 8192, activation: 'gelu',
       peer_layers: [12], num_experts: 1024 * 1024, heads: 8, top_k: 16, key_dim: 256, bn_eps: 1e-5, bn_momentum: 0.1,
     },
     trainable: false,
@@ -189,10 +189,10 @@ export const PRESETS: Preset[] = [
   },
   {
     name: 'peer-small',
-    description: 'PEER with 64² = 4096 experts (H = 4, k = 8) in layer 2, SwiGLU elsewhere, 4 × 128',
+    description: 'PEER with 64² = 4096 experts (H = 4, k = 8) in layer 2, GELU MLPs (F = 512) elsewhere, 4 × 128',
     source: 'ours; SPEC §2.2 definition',
     config: {
-      ...smallBackbone(), ffn: 'peer', intermediate_size: 344, activation: 'swiglu', peer_layers: [2], num_experts: 4096, heads: 4, top_k: 8, key_dim: 32,
+      ...smallBackbone(), ffn: 'peer', intermediate_size: 512, activation: 'gelu', peer_layers: [2], num_experts: 4096, heads: 4, top_k: 8, key_dim: 32,
       bn_eps: 1e-5, bn_momentum: 0.1,
     },
     trainable: true,
@@ -292,8 +292,9 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
         out.push(...denseFfn(`${p}mlp.`, d, req(c, 'intermediate_size'), c.activation ?? 'swiglu'));
         break;
       case 'topk':
-        // TopK layers are up/down with ReLU (topk-ffn); the dense layers keep the model's activation.
-        out.push(...denseFfn(`${p}mlp.`, d, req(c, 'intermediate_size'), c.topk_placement === 'hidden' || !isTopkLayer(c, i) ? (c.activation ?? 'relu') : 'relu'));
+        // Every layer is up/down with ReLU: TopK layers (placement ffn) apply TopK to the hidden units, the last
+        // n_last_non_topk layers (and all layers with placement hidden) keep the plain ReLU (our reading, SPEC §4.3).
+        out.push(...denseFfn(`${p}mlp.`, d, req(c, 'intermediate_size'), 'relu'));
         break;
       case 'smoe': {
         const E = req(c, 'num_experts');
@@ -476,6 +477,9 @@ export function validateConfig(c: ModelConfig): void {
       if (dk % 2 !== 0) throw new Error(`config: peer key_dim must be even (two halves for product keys), found ${dk}`);
       const k = posInt(c, 'top_k');
       if (k > sq) throw new Error(`config: peer top_k ${k} exceeds √num_experts = ${sq}`);
+      if (c.activation !== 'relu' && c.activation !== 'gelu') {
+        throw new Error(`config: peer 'activation' (the experts' σ and the dense layers' MLP) must be 'relu' or 'gelu', found ${JSON.stringify(c.activation)}`);
+      }
       const layers = c.peer_layers;
       if (!Array.isArray(layers) || layers.length === 0 || layers.some((i) => !Number.isInteger(i) || i < 0 || i >= L)) {
         throw new Error(`config: peer_layers must be a non-empty list of layer indices in [0, ${L}), found ${JSON.stringify(layers)}`);
