@@ -157,6 +157,14 @@ test('loader: train-mode layer files may omit state.*, eval-mode files may not',
   assert.throws(() => parseFixture(strip('lm/peer.safetensors'), 'lm.st'), /lm\.st: tensor 'state\.model\.layers\.1\.mlp\.query_bn\.running_mean' is missing/);
 });
 
+test('loader: a deeply nested config value gives a FixtureError, not a stack overflow', () => {
+  const deep = '['.repeat(100000) + ']'.repeat(100000);
+  const meta = { format: FIXTURE_FORMAT, kind: 'dense-ffn', config: `{"hidden_size": ${deep}, "intermediate_size": 6, "activation": "relu"}` };
+  assert.throws(() => parseFixture(serializeSafetensors(denseInputs(), meta), 'deep.st'), (e: Error) => e instanceof FixtureError && /config\.hidden_size: expected an integer ≥ 1, found \[\[…\]\]/.test(e.message));
+  const meta2 = { ...meta, config: deep };
+  assert.throws(() => parseFixture(serializeSafetensors(denseInputs(), meta2), 'deep2.st'), (e: Error) => e instanceof FixtureError && /config must be a JSON object, found \[\[…\]\]/.test(e.message));
+});
+
 test('runFixture: a backend must add into pre-filled gradients (gradInit)', async () => {
   const e: TensorMap = new Map([['out.y', f64([T, d])], ['grad.in.x', f64([T, d], Array.from({ length: T * d }, (_, i) => i))]]);
   const fx = parseFixture(serializeFixture({ kind: 'dense-ffn', config: denseConfig, inputs: denseInputs(), results: e }));
