@@ -106,6 +106,11 @@ test('malformed headers: not JSON, not an object, bad metadata, bad fields', () 
   throwsWith(() => parseSafetensors(bad), /not valid UTF-8/);
 });
 
+test('a hostile header nesting arrays deeply gives a SafetensorsError, not a stack overflow', () => {
+  const deep = '['.repeat(100000) + ']'.repeat(100000);
+  throwsWith(() => parseSafetensors(handmade(`{"t": {"dtype": "U8", "shape": ${deep}, "data_offsets": [0, 0]}}`)), /shape must be an array of non-negative integers, found an array of 1 element \[\[…\]\]/);
+});
+
 test('lying lengths: shape vs offsets, huge shapes', () => {
   throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'F64', shape: [3], data_offsets: [0, 16] } }, new Uint8Array(16))),
     /shape \[3\] of F64 needs 24 bytes, but data_offsets \[0, 16\] span 16 bytes/);
