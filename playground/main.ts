@@ -51,6 +51,7 @@ const pg = {
   trainBackend: '',
   check: null as null | Record<string, { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }>,
   routingRendered: false,
+  generation: null as null | { plain: string; steered: string | null },
   errors: [] as string[],
 };
 (window as unknown as { playground: typeof pg }).playground = pg;
@@ -96,12 +97,18 @@ async function openDevice(name: BackendName): Promise<Device> {
   return createWebGpuDevice();
 }
 
-/** auto: WebGPU when navigator.gpu gives an adapter, WASM otherwise. */
+/**
+ * auto: WebGPU when navigator.gpu gives a hardware adapter, WASM otherwise. A software fallback adapter (Chromium's
+ * SwiftShader when there is no usable GPU) runs the same WGSL on the CPU, far slower than the WASM kernels, so auto
+ * passes it by, as `monet train --backend auto` does with Mesa's llvmpipe; choosing WebGPU in the menu still uses it.
+ */
 function resolveBackend(choice: string): { name: BackendName; why: string } {
-  if (choice === 'wasm') return { name: 'wasm', why: 'chosen' };
-  if (choice === 'webgpu') return { name: 'webgpu', why: 'chosen' };
-  if (pg.webgpu?.ok) return { name: 'webgpu', why: 'auto: a WebGPU adapter is available' };
-  return { name: 'wasm', why: `auto: no WebGPU (${pg.webgpu?.why ?? 'not probed'})` };
+  if (choice === 'wasm') return { name: 'wasm', why: 'chosen in the menu' };
+  if (choice === 'webgpu') return { name: 'webgpu', why: 'chosen in the menu' };
+  const w = pg.webgpu;
+  if (w?.ok && !w.fallback) return { name: 'webgpu', why: 'auto: a WebGPU adapter is available' };
+  if (w?.ok) return { name: 'wasm', why: `auto: the only WebGPU adapter (${w.adapter}) is a software fallback, slower than WASM` };
+  return { name: 'wasm', why: `auto: no WebGPU (${w?.why ?? 'not probed'})` };
 }
 
 // =================================================================================================================
@@ -163,7 +170,8 @@ async function train(): Promise<void> {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`Steps: expected a whole number ≥ 1, found '${$<HTMLInputElement>('steps').value}'`);
   if (!(lr > 0 && lr < 1)) throw new Error(`Learning rate: expected a number between 0 and 1, found '${$<HTMLInputElement>('lr').value}'`);
   const config = playgroundConfig(kind);
-  const { name, why } = resolveBackend($<HTMLSelectElement>('backend').value);
+  const choice = $<HTMLSelectElement>('backend').value;
+  let { name, why } = resolveBackend(choice);
   training = true;
   stopRequested = false;
   $<HTMLButtonElement>('train-btn').disabled = true;
@@ -177,24 +185,39 @@ async function train(): Promise<void> {
     const corpus = await loadCorpus();
     const tok = new ByteTokenizer();
     const stream = tokenizeDocs(corpus.train.map((d) => ({ ...d, byteTags: new Uint16Array(0) })), tok).tokens;
-    const dev = await openDevice(name);
     const { params, state } = initParams(config, TRAIN.seed);
-    engine = new DeviceEngine(dev, config, { config, params, state });
-    pg.trainBackend = engine.name;
-    $('stat-backend').textContent = engine.name;
     const { B, S } = TRAIN;
     const sampler = new BatchSampler(stream, B, S, TRAIN.seed + 1);
     const sched = { lr, minLr: lr / 10, warmup: Math.min(TRAIN.warmup, Math.max(1, Math.floor(steps / 5))), steps };
+    const hyper = (step: number) => ({
+      lr: learningRate(sched, step), beta1: TRAIN.beta1, beta2: TRAIN.beta2, eps: TRAIN.eps, weightDecay: TRAIN.weightDecay,
+      clip: TRAIN.clip, step: step + 1, alpha: 0,
+    });
+    const first = sampler.next();
+    let r0;
+    engine = new DeviceEngine(await openDevice(name), config, { config, params, state });
+    try {
+      r0 = await engine.trainStep([first], B, S, hyper(0), true);
+    } catch (e) {
+      // auto: a WebGPU implementation may lack a limit or feature a kernel needs; say so and train on WASM instead.
+      if (choice !== 'auto' || name !== 'webgpu') throw e;
+      await engine.dispose();
+      engine = null;
+      why = `auto: WebGPU failed on the first step (${(e as Error).message.split('\n')[0]}), so WASM`;
+      name = 'wasm';
+      engine = new DeviceEngine(await openDevice(name), config, { config, params, state });
+      r0 = await engine.trainStep([first], B, S, hyper(0), true);
+    }
+    pg.trainBackend = engine.name;
+    $('stat-backend').textContent = engine.name;
     trainStatus.textContent = `Training on ${engine.name} (${why}); ${fmtCount(stream.length)} bytes of text, batches of ${B} × ${S}.`;
-    let tMark = performance.now();
+    const tStart = performance.now();
+    let tMark = tStart;
     let tokens = 0;
     let tps = 0;
     let lastDraw = 0;
     for (let step = 0; step < steps && !stopRequested; step++) {
-      const r = await engine.trainStep([sampler.next()], B, S, {
-        lr: learningRate(sched, step), beta1: TRAIN.beta1, beta2: TRAIN.beta2, eps: TRAIN.eps, weightDecay: TRAIN.weightDecay,
-        clip: TRAIN.clip, step: step + 1, alpha: 0,
-      }, true);
+      const r = step === 0 ? r0 : await engine.trainStep([sampler.next()], B, S, hyper(step), true);
       if (!r || !Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step + 1}: loss ${r?.loss}; try a lower learning rate`);
       pg.losses.push(r.loss);
       tokens += B * S;
@@ -209,7 +232,8 @@ async function train(): Promise<void> {
         drawLossChart(pg.losses, steps);
         $('stat-step').textContent = `${step + 1} / ${steps}`;
         $('stat-loss').textContent = r.loss.toFixed(3);
-        $('stat-tps').textContent = tps ? fmtCount(Math.round(tps)) : '…';
+        // over the last half second; before the first half second has passed, since the start
+        $('stat-tps').textContent = fmtCount(Math.round(tps || ((step + 1) * B * S * 1000) / Math.max(1, now - tStart)));
       }
       await yieldToPage();
     }
@@ -224,9 +248,9 @@ async function train(): Promise<void> {
     };
     setModel({ label: `the ${kind} model trained here (${pg.losses.length} steps on ${engine.name})`, config, params: toF64(p, false), state: toF64(s, true) });
     trainStatus.dataset.state = 'done';
-    const first = pg.losses[0];
-    const last = pg.losses[pg.losses.length - 1];
-    trainStatus.textContent = `${stopRequested ? 'Stopped' : 'Done'} after ${pg.losses.length} steps: loss ${first?.toFixed(3)} → ${last?.toFixed(3)}. Now look inside (section 2).`;
+    const l0 = pg.losses[0];
+    const l1 = pg.losses[pg.losses.length - 1];
+    trainStatus.textContent = `${stopRequested ? 'Stopped' : 'Done'} after ${pg.losses.length} steps on ${engine.name}: loss ${l0?.toFixed(3)} → ${l1?.toFixed(3)}. Now look inside (section 2).`;
   } catch (e) {
     showError(trainStatus, e);
   } finally {
@@ -515,20 +539,23 @@ async function runGenerate(): Promise<void> {
     const steered = $('gen-steered');
     steered.textContent = '';
     plain.textContent = '…';
-    await generate(c.model, { ...base, steer: null, onText: (s) => (plain.textContent = prompt + s) });
+    pg.generation = null;
+    const plainText = await generate(c.model, { ...base, steer: null, onText: (s) => (plain.textContent = prompt + s) });
     const layer = Number($<HTMLInputElement>('steer-layer').value);
     const neuron = Number($<HTMLInputElement>('steer-neuron').value);
     const delta = Number($<HTMLInputElement>('steer-delta').value);
     const u = c.model.units[layer];
     if (!u || (u.kind !== 'topk' && u.kind !== 'dense')) {
-      steered.textContent = u ? `Layer ${layer} has ${u.kind} experts, not neurons: nothing to push.` : `Layer: expected 0 to ${c.model.units.length - 1}, found ${layer}`;
+      steered.textContent = u ? `Layer ${layer} has ${u.kind} experts, not neurons: nothing to push.` : `Steer layer: expected 0 to ${c.model.units.length - 1}, found ${layer}`;
+      pg.generation = { plain: plainText, steered: null };
       return;
     }
     if (!Number.isInteger(neuron) || neuron < 0 || neuron >= u.count) throw new Error(`Neuron: expected a whole number from 0 to ${u.count - 1}, found '${$<HTMLInputElement>('steer-neuron').value}'`);
     if (!Number.isFinite(delta)) throw new Error('Push δ: expected a number');
     $('gen-steered-h').textContent = `With neuron ${neuron} of layer ${layer} pushed by δ = ${delta}`;
     steered.textContent = '…';
-    await generate(c.model, { ...base, steer: { layer, neuron, delta }, onText: (s) => (steered.textContent = prompt + s) });
+    const steeredText = await generate(c.model, { ...base, steer: { layer, neuron, delta }, onText: (s) => (steered.textContent = prompt + s) });
+    pg.generation = { plain: plainText, steered: steeredText };
   } catch (e) {
     showError($('gen-steered'), e);
   } finally {
@@ -565,7 +592,7 @@ function cellText(r: CaseReport): { text: string; cls: string; title: string } {
   const worst = Math.max(0, ...r.tensors.map((x) => (x.budgetShare === undefined || !Number.isFinite(x.budgetShare) ? 0 : x.budgetShare)));
   if (r.pass) return { text: `pass · ${worst < 0.001 ? '<0.1' : (100 * worst).toFixed(1)} % of budget`, cls: 'pass', title: `${r.tensors.length} tensors compared; the worst used ${(100 * worst).toFixed(2)} % of its tolerance` };
   const bad = r.tensors.filter((x) => x.status === 'fail');
-  return { text: `FAIL: ${bad.map((x) => x.name).join(', ')}`, cls: 'fail', title: bad.map((x) => `${x.name}: max |a−e| ${x.maxAbsError} at [${x.where}] (${x.note ?? ''})`).join('\n') };
+  return { text: `FAIL: ${bad.length > 2 ? `${bad.length} tensors (${bad[0].name}, …)` : bad.map((x) => x.name).join(', ')}`, cls: 'fail', title: bad.map((x) => `${x.name}: max |a−e| ${x.maxAbsError} at [${x.where}] (${x.note ?? ''})`).join('\n') };
 }
 
 let checking = false;
@@ -677,7 +704,9 @@ async function init(): Promise<void> {
   pg.webgpu = await probeWebGpu();
   const w = pg.webgpu;
   status.textContent = w.ok
-    ? `WebGPU adapter: ${w.adapter}${w.fallback ? ' (a software fallback adapter: correct, but slower than a real GPU)' : ''}. Training uses WebGPU; WASM is one menu choice away.`
+    ? w.fallback
+      ? `WebGPU adapter: ${w.adapter}, a software fallback (no GPU in use). Training uses WASM by default, which is faster here; the fixture check runs both.`
+      : `WebGPU adapter: ${w.adapter}. Training uses WebGPU; WASM is one menu choice away.`
     : `No WebGPU here (${w.why}). Training uses WebAssembly on the CPU.`;
   status.dataset.state = 'ready';
   document.body.dataset.ready = 'true';
