@@ -9,12 +9,22 @@
 //
 // Everything is written atomically (src/train/atomic.ts): a crash leaves the previous checkpoint intact.
 // Storage dtype: F32 for the wasm/webgpu backends, F64 for the reference backend (what the run computed in).
+//
+// Integrity (docs/robustness.md): both safetensors files carry a CRC-32 of their tensors in the metadata
+// (`monet_ts_checksum`, src/validate.ts), verified on every load. The trainer state also records the checksum of the
+// model it belongs to and the step. A checkpoint is two files, and two renames cannot happen at once, so
+// saveCheckpoint commits in two phases: both new files are first written completely as `.<name>.pending`, then
+// trainer_state is renamed into place (the commit point: it names the pending model by checksum), then the model.
+// A crash between the renames leaves a committed trainer state and a pending model that matches it, and
+// recoverCheckpoint (run before a resume) finishes the commit; a crash before the first rename leaves the previous
+// checkpoint, and the stale pending files are removed.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSafetensors, serializeSafetensors } from '../safetensors.ts';
+import { serializeSafetensors, type SafetensorsContents } from '../safetensors.ts';
 import type { Tensor, TensorMap } from '../tensor.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { parseCheckpointBytes, withChecksum } from '../validate.ts';
+import { AtomicWriteError, fsOps, syncDir, writeFileAtomic } from './atomic.ts';
 import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from './presets.ts';
 
 export type HostArray = Float32Array | Float64Array;
@@ -37,7 +47,8 @@ export function stateCheckpointName(stateName: string): string {
   return stateName.startsWith('state.') ? stateName.slice(6) : stateName;
 }
 
-export function saveModel(dir: string, config: ModelConfig, tokenizer: string, params: HostParams, state: HostParams): void {
+/** The model file's bytes and checksum (tensors in paramSpecs order, then the BN buffers). */
+function modelBytes(config: ModelConfig, params: HostParams, state: HostParams, step?: number): { bytes: Uint8Array; checksum: string } {
   const tensors: TensorMap = new Map();
   for (const s of paramSpecs(config)) {
     const a = params.get(s.name);
@@ -49,10 +60,34 @@ export function saveModel(dir: string, config: ModelConfig, tokenizer: string, p
     if (!a) throw new Error(`checkpoint: state '${s.name}' is missing from the model being saved`);
     tensors.set(stateCheckpointName(s.name), tensorOf(s.shape, a));
   }
+  const meta = withChecksum(tensors, { format: 'pt', monet_ts_format: CHECKPOINT_FORMAT, ...(step !== undefined ? { monet_ts_step: String(step) } : {}) });
+  return { bytes: serializeSafetensors(tensors, meta), checksum: meta.monet_ts_checksum };
+}
+
+function writeConfig(dir: string, config: ModelConfig, tokenizer: string): void {
   const cfg: RunConfigFile = { ...config, tokenizer, monet_ts_format: CHECKPOINT_FORMAT };
-  // config.json first: a model file is only ever read together with a config that describes it.
   writeFileAtomic(join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
-  writeFileAtomic(join(dir, 'model.safetensors'), serializeSafetensors(tensors, { format: 'pt', monet_ts_format: CHECKPOINT_FORMAT }));
+}
+
+/** Writes config.json and model.safetensors (atomically, each); returns the model's checksum. */
+export function saveModel(dir: string, config: ModelConfig, tokenizer: string, params: HostParams, state: HostParams): string {
+  const { bytes, checksum } = modelBytes(config, params, state);
+  // config.json first: a model file is only ever read together with a config that describes it.
+  writeConfig(dir, config, tokenizer);
+  writeFileAtomic(join(dir, 'model.safetensors'), bytes);
+  return checksum;
+}
+
+/** Read a checkpoint file this project wrote: container checks (src/safetensors.ts) + checksum. */
+function readCheckpointFile(path: string, what: string): SafetensorsContents & { checksum: string | null } {
+  if (!existsSync(path)) throw new Error(`${what}: ${path} does not exist`);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new Error(`${what}: cannot read ${path} (${(e as Error).message})`);
+  }
+  return parseCheckpointBytes(bytes, path);
 }
 
 export function readConfig(dir: string): { config: ModelConfig; tokenizer: string } {
@@ -77,11 +112,10 @@ export function readConfig(dir: string): { config: ModelConfig; tokenizer: strin
 }
 
 /** Load parameters and state, checking every name and shape against the config. Values keep their stored dtype. */
-export function loadModel(dir: string): { config: ModelConfig; tokenizer: string; params: HostParams; state: HostParams } {
+export function loadModel(dir: string): { config: ModelConfig; tokenizer: string; params: HostParams; state: HostParams; checksum: string | null; step?: number } {
   const { config, tokenizer } = readConfig(dir);
   const path = join(dir, 'model.safetensors');
-  if (!existsSync(path)) throw new Error(`checkpoint: ${path} does not exist`);
-  const { tensors } = parseSafetensors(readFileSync(path), path);
+  const { tensors, checksum, metadata } = readCheckpointFile(path, 'checkpoint');
   const params: HostParams = new Map();
   const state: HostParams = new Map();
   const seen = new Set<string>();
@@ -99,7 +133,8 @@ export function loadModel(dir: string): { config: ModelConfig; tokenizer: string
   for (const s of stateSpecs(config)) state.set(s.name, take(stateCheckpointName(s.name), s.shape, 'BatchNorm state'));
   const extra = [...tensors.keys()].filter((n) => !seen.has(n));
   if (extra.length > 0) throw new Error(`checkpoint: ${path} holds tensors that config.json does not describe: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`);
-  return { config, tokenizer, params, state };
+  const step = metadata.monet_ts_step !== undefined ? Number(metadata.monet_ts_step) : undefined;
+  return { config, tokenizer, params, state, checksum, step };
 }
 
 export interface TrainerState {
@@ -109,9 +144,11 @@ export interface TrainerState {
   info: Record<string, unknown>;
   m: HostParams; // AdamW first moments, by parameter name
   v: HostParams; // AdamW second moments
+  /** Checksum of the model.safetensors this state belongs to (absent in files written before checksums). */
+  modelChecksum?: string;
 }
 
-export function saveTrainerState(dir: string, config: ModelConfig, st: TrainerState): void {
+function trainerStateBytes(config: ModelConfig, st: TrainerState): Uint8Array {
   const tensors: TensorMap = new Map();
   for (const s of paramSpecs(config)) {
     const m = st.m.get(s.name);
@@ -120,19 +157,108 @@ export function saveTrainerState(dir: string, config: ModelConfig, st: TrainerSt
     tensors.set(`exp_avg.${s.name}`, tensorOf(s.shape, m));
     tensors.set(`exp_avg_sq.${s.name}`, tensorOf(s.shape, v));
   }
-  const meta = {
+  const meta: Record<string, string> = {
     format: TRAINER_STATE_FORMAT,
     step: String(st.step),
     sampler: JSON.stringify(st.sampler),
     info: JSON.stringify(st.info),
   };
-  writeFileAtomic(join(dir, 'trainer_state.safetensors'), serializeSafetensors(tensors, meta));
+  if (st.modelChecksum) meta.model_checksum = st.modelChecksum;
+  return serializeSafetensors(tensors, withChecksum(tensors, meta));
+}
+
+export function saveTrainerState(dir: string, config: ModelConfig, st: TrainerState): void {
+  writeFileAtomic(join(dir, 'trainer_state.safetensors'), trainerStateBytes(config, st));
+}
+
+const PENDING_MODEL = '.model.safetensors.pending';
+const PENDING_STATE = '.trainer_state.safetensors.pending';
+
+/** A checkpoint could not be written; the previous one (if any) is intact. */
+export class CheckpointWriteError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'CheckpointWriteError';
+  }
+}
+
+/**
+ * Write a whole checkpoint (config.json, model.safetensors, trainer_state.safetensors) so that a crash or a failed
+ * write at any point leaves a consistent checkpoint: the previous one, or the new one (see the file comment).
+ */
+export function saveCheckpoint(dir: string, config: ModelConfig, tokenizer: string, params: HostParams, state: HostParams, st: TrainerState): void {
+  const model = modelBytes(config, params, state, st.step);
+  const trainer = trainerStateBytes(config, { ...st, modelChecksum: model.checksum });
+  const pm = join(dir, PENDING_MODEL);
+  const ps = join(dir, PENDING_STATE);
+  try {
+    writeConfig(dir, config, tokenizer); // the same content at every checkpoint of a run
+    writeFileAtomic(pm, model.bytes);
+    writeFileAtomic(ps, trainer);
+  } catch (e) {
+    for (const p of [pm, ps]) {
+      try {
+        fsOps.unlinkSync(p);
+      } catch {
+        // not written yet
+      }
+    }
+    const why = e instanceof AtomicWriteError ? e.message : (e as Error).message;
+    throw new CheckpointWriteError(`checkpoint of step ${st.step} not written: ${why}. The previous checkpoint in ${dir} is intact (resume from it with --resume)`, e);
+  }
+  try {
+    fsOps.renameSync(ps, join(dir, 'trainer_state.safetensors')); // commit point
+  } catch (e) {
+    throw new CheckpointWriteError(`checkpoint of step ${st.step} not committed: renaming ${ps} failed (${(e as Error).message}). The previous checkpoint in ${dir} is intact`, e);
+  }
+  try {
+    fsOps.renameSync(pm, join(dir, 'model.safetensors'));
+  } catch (e) {
+    throw new CheckpointWriteError(`checkpoint of step ${st.step}: renaming ${pm} failed (${(e as Error).message}); the trainer state is committed and a --resume completes the model file from ${pm}`, e);
+  }
+  syncDir(dir);
+}
+
+/**
+ * Bring a run folder to a consistent checkpoint after a crash, before resuming: finish a commit that stopped between
+ * its two renames, and remove pending and temp files a killed writer left behind. Returns what it did (for the log),
+ * or null when there was nothing to do. Only the process that owns the run (the trainer on --resume) calls this.
+ */
+export function recoverCheckpoint(dir: string): string | null {
+  const done: string[] = [];
+  const pm = join(dir, PENDING_MODEL);
+  const statePath = join(dir, 'trainer_state.safetensors');
+  if (existsSync(pm)) {
+    let pendingSum: string | null = null;
+    let committedFor: string | undefined;
+    try {
+      pendingSum = readCheckpointFile(pm, 'checkpoint').checksum;
+      if (existsSync(statePath)) committedFor = readCheckpointFile(statePath, 'trainer state').metadata.model_checksum;
+    } catch {
+      pendingSum = null; // a damaged pending file was never committed
+    }
+    if (pendingSum !== null && pendingSum === committedFor) {
+      renameSync(pm, join(dir, 'model.safetensors'));
+      done.push(`finished an interrupted checkpoint commit (model.safetensors ${pendingSum})`);
+    } else {
+      unlinkSync(pm);
+      done.push('removed an uncommitted pending model file');
+    }
+  }
+  for (const name of readdirSync(dir)) {
+    if (name === PENDING_STATE || /^\..+\.\d+\.tmp$/.test(name)) {
+      unlinkSync(join(dir, name));
+      done.push(`removed ${name} left by an interrupted write`);
+    }
+  }
+  if (done.length) syncDir(dir);
+  return done.length ? done.join('; ') : null;
 }
 
 export function loadTrainerState(dir: string, config: ModelConfig): TrainerState {
   const path = join(dir, 'trainer_state.safetensors');
   if (!existsSync(path)) throw new Error(`trainer state: ${path} does not exist (a run folder without it can be sampled and evaluated, not resumed)`);
-  const { metadata, tensors } = parseSafetensors(readFileSync(path), path);
+  const { metadata, tensors } = readCheckpointFile(path, 'trainer state');
   if (metadata.format !== TRAINER_STATE_FORMAT) throw new Error(`trainer state: ${path}: format is ${JSON.stringify(metadata.format)}, this version reads '${TRAINER_STATE_FORMAT}'`);
   const step = Number(metadata.step);
   if (!Number.isInteger(step) || step < 0) throw new Error(`trainer state: ${path}: metadata step must be a non-negative integer, found ${JSON.stringify(metadata.step)}`);
@@ -158,5 +284,5 @@ export function loadTrainerState(dir: string, config: ModelConfig): TrainerState
       dst.set(s.name, t.data as HostArray);
     }
   }
-  return { step, sampler, info, m, v };
+  return { step, sampler, info, m, v, modelChecksum: metadata.model_checksum };
 }
