@@ -8,12 +8,15 @@
 // A full-page screenshot is saved to a temp folder (its path is printed) for a person to look at.
 // Chromium missing: skipped with the reason outside CI, a failure under CI=true.
 
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildPlayground, servePlayground, ROOT } from '../playground/build.ts';
+import { saveModel } from '../src/train/checkpoint.ts';
+import { initParams } from '../src/train/init.ts';
+import { getPreset } from '../src/train/presets.ts';
 
 const CHROMIUM = process.env.MONET_CHROMIUM || '/usr/bin/chromium';
 const CI = process.env.CI === 'true';
@@ -205,6 +208,26 @@ if (!existsSync(CHROMIUM)) {
       const shot2 = join(work, 'playground-topk.png');
       await page.locator('#inspect').screenshot({ path: shot2 });
       console.log(`playground test: screenshot ${shot2}`);
+
+      // ---- 5. a run folder's checkpoint through the file input: the CLI's `tiny` preset (Monet-VD 2 × 16, E = 4)
+      const run = join(work, 'run');
+      mkdirSync(run);
+      const tiny = getPreset('tiny').config;
+      const init = initParams(tiny, 5);
+      saveModel(run, tiny, 'bytes', init.params, init.state);
+      await page.locator('#load-panel summary').click();
+      await page.setInputFiles('#ckpt-files', [join(run, 'config.json')]);
+      await page.waitForSelector('#ckpt-status[data-state="error"]');
+      assert.match(await page.textContent('#ckpt-status') ?? '', /expected two files, config\.json and model\.safetensors/);
+      await page.setInputFiles('#ckpt-files', [join(run, 'config.json'), join(run, 'model.safetensors')]);
+      await page.waitForSelector('#ckpt-status[data-state="done"]');
+      assert.match(await page.textContent('#inspect-model') ?? '', /model\.safetensors \+ config\.json/);
+      await page.getByRole('button', { name: 'Analyse' }).click();
+      await page.waitForSelector('#inspect-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
+      assert.match(await page.textContent('#inspect-status') ?? '', /16 characters analysed \(the model sees at most 16\)/);
+      assert.is(await page.locator('#heatmaps canvas').count(), 2 * (tiny.moe_heads ?? 0), 'routing heatmaps of the loaded model');
+      await page.evaluate(() => ((window as unknown as { playground: PageState }).playground.errors.length = 0)); // the file-input error above was intended
+
       assert.equal(outside, [], 'no request outside the page origin');
       assert.equal(pageErrors, [], 'no uncaught page errors');
       assert.equal((await state()).errors, [], 'no error shown on the page');
