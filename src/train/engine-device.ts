@@ -1,9 +1,9 @@
 // A training engine on a Device (wasm, webgpu, or the plain-JS one): the whole step — forward, backward, gradient
 // norm, clipping and AdamW — runs as device kernels (src/layers/lm.ts + the contract's sumSquares and adamw).
 //
-// What crosses back to the host per step: one small "report" tensor (loss, aux terms, squared gradient norm), and
-// only when it is needed: when the loop asks for the loss (every --log-every steps), or when clipping is on, because
-// the contract's `adamw` takes the clip factor as a host scalar. (With clipping off, a WebGPU step reads nothing.)
+// What crosses back to the host per step: one small "report" tensor (loss, aux terms, squared gradient norm), read
+// before AdamW at every step: the clip factor is a host scalar of the contract's `adamw`, and a step whose loss or
+// gradient is not finite must be skipped before it reaches the parameters (docs/robustness.md).
 //
 // Gradient accumulation: lmBackward adds the gradients of every micro-batch into the same buffers; the average is
 // taken inside AdamW through gradScale = clipFactor / accum, and the norm is that of the average.
@@ -12,7 +12,7 @@ import { Scope, type Device } from '../backend/device.ts';
 import type { F32 } from '../backend/kernels.ts';
 import { lmBackward, lmForward, parseLmConfig, type LmConfig, type LmModel } from '../layers/lm.ts';
 import type { HostParams } from './checkpoint.ts';
-import { clipScale, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
+import { clipScale, nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
 import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 
@@ -29,6 +29,7 @@ export class DeviceEngine implements Engine {
   private m = new Map<string, F32>();
   private v = new Map<string, F32>();
   private state = new Map<string, F32>();
+  private stateBackup = new Map<string, F32>(); // BN statistics before the current step, restored if it is skipped
   private trainCfg: LmConfig;
   private evalCfg: LmConfig;
   private auxNames: string[];
@@ -54,6 +55,7 @@ export class DeviceEngine implements Engine {
       const a = init.state.get(s.name);
       if (!a) throw new Error(`${dev.name} engine: missing state '${s.name}'`);
       this.state.set(devStateName(s.name), dev.upload(Float32Array.from(a)));
+      this.stateBackup.set(devStateName(s.name), dev.alloc('f32', a.length));
     }
     this.auxNames = config.ffn === 'smoe' ? ['loss_balance', 'loss_z'] : config.ffn === 'monet' ? ['loss_unif', 'loss_amb'] : [];
     this.report = dev.alloc('f32', 2 + this.auxNames.length);
@@ -88,6 +90,7 @@ export class DeviceEngine implements Engine {
     const model = this.model(this.trainCfg, true, hp.alpha);
     for (const g of this.grads.values()) k.fill(g, { n: g.length, value: 0 });
     k.fill(this.report, { n: this.report.length, value: 0 });
+    this.copyState(this.stateBackup, this.state);
     for (const b of batches) {
       const sc = new Scope(this.dev);
       const saved = lmForward(sc, model, sc.upload(b), B, S);
@@ -96,14 +99,16 @@ export class DeviceEngine implements Engine {
       sc.release();
     }
     const accum = batches.length;
-    let rep: Float32Array | null = null;
-    let gradNorm = NaN; // of the averaged gradient
-    if (hp.clip > 0 || wantResult) {
-      k.fill(this.normSq, { n: 1, value: 0 });
-      for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
-      k.copyBlock(this.report, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: 1, srcOffset: 0, accumulate: false });
-      rep = await this.dev.read(this.report);
-      gradNorm = Math.sqrt(rep[1]) / accum;
+    k.fill(this.normSq, { n: 1, value: 0 });
+    for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
+    k.copyBlock(this.report, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: 1, srcOffset: 0, accumulate: false });
+    const rep = await this.dev.read(this.report);
+    const gradNorm = Math.sqrt(rep[1]) / accum; // of the averaged gradient
+    const result = { ...this.decodeReport(rep, accum), gradNorm };
+    const bad = nonFiniteReason(result.loss, gradNorm);
+    if (bad) {
+      this.copyState(this.state, this.stateBackup); // no AdamW update; BN statistics as before the step
+      return { ...result, skipped: bad };
     }
     const gradScale = (hp.clip > 0 ? clipScale(gradNorm, hp.clip) : 1) / accum;
     for (const s of this.specs) {
@@ -112,8 +117,14 @@ export class DeviceEngine implements Engine {
         n: p.length, lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: s.decay ? hp.weightDecay : 0, step: hp.step, gradScale,
       });
     }
-    if (!wantResult || !rep) return null;
-    return { ...this.decodeReport(rep, accum), gradNorm };
+    return wantResult ? result : null;
+  }
+
+  /** dst[name] ← src[name] for every BN statistic (a few hundred floats). */
+  private copyState(dst: Map<string, F32>, src: Map<string, F32>): void {
+    for (const [n, s] of src) {
+      this.dev.kernels.copyBlock(dst.get(n)!, s, { rows: 1, cols: s.length, dstLd: s.length, srcLd: s.length, dstOffset: 0, srcOffset: 0, accumulate: false });
+    }
   }
 
   async evalLoss(tokens: Int32Array, B: number, S: number, alpha: number): Promise<EvalResult> {

@@ -3,7 +3,7 @@
 
 import { buildLm, lmBackward, lmForward, type LmModel } from '../../reference/lm.ts';
 import type { Params } from '../../reference/common.ts';
-import { adamwHost, clipScale, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
+import { adamwHost, clipScale, nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
 import type { HostParams } from './checkpoint.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 
@@ -60,6 +60,7 @@ export class ReferenceEngine implements Engine {
     let loss = 0;
     let ce = 0;
     const scale = 1 / batches.length;
+    const stateBefore = { ...this.state }; // forward replaces the arrays (fwd.next), so these stay the old values
     for (const tokens of batches) {
       const fwd = lmForward(model, this.params, tokens, B, S, this.state);
       lmBackward(model, this.params, fwd, this.grads, scale);
@@ -71,6 +72,12 @@ export class ReferenceEngine implements Engine {
     let sq = 0;
     for (const g of Object.values(this.grads)) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
     const gradNorm = Math.sqrt(sq);
+    const bad = nonFiniteReason(loss, gradNorm);
+    if (bad) {
+      // Skip: no AdamW update, and the BN statistics go back to what they were (a NaN batch would poison them).
+      this.state = stateBefore;
+      return { loss, ce, gradNorm, skipped: bad };
+    }
     const gradScale = clipScale(gradNorm, hp.clip);
     for (const s of this.specs) {
       adamwHost(this.params[s.name], this.grads[s.name], this.m[s.name], this.v[s.name], {

@@ -26,6 +26,18 @@ export interface StepResult {
   loss: number; // mean over the micro-batches of out.loss (CE + Σ coef·aux)
   ce: number; // mean next-token cross-entropy alone
   gradNorm: number; // global L2 norm of the gradient before clipping
+  /**
+   * Set when the step was NOT applied because the loss or the gradient norm is not finite (NaN or ±Inf): parameters,
+   * AdamW moments and BatchNorm running statistics are left as they were before the step. Says which value failed.
+   */
+  skipped?: string;
+}
+
+/** Why a step must be skipped (loss or gradient norm not finite), or null when it may be applied. */
+export function nonFiniteReason(loss: number, gradNorm: number): string | null {
+  if (!Number.isFinite(loss)) return `loss is ${loss}`;
+  if (!Number.isFinite(gradNorm)) return `gradient norm is ${gradNorm} (a gradient element is NaN or infinite)`;
+  return null;
 }
 
 export interface EvalResult {
@@ -41,7 +53,8 @@ export interface Engine {
   readonly config: ModelConfig;
   /**
    * One optimizer step over the micro-batches (gradient accumulation: the gradients of all micro-batches are
-   * averaged). When `wantResult` is false an engine may skip reading anything back (WebGPU keeps running).
+   * averaged). When `wantResult` is false an engine may return null instead of the numbers — except for a skipped
+   * step (non-finite loss or gradient, see StepResult.skipped), which is always returned.
    */
   trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null>;
   /** Loss of one batch in eval mode (BatchNorms use running statistics; nothing is updated). */

@@ -10,11 +10,16 @@
 // Resume: the sampler's RNG state and batch count, the step, the moments and the BN state come back from the files;
 // the learning rate and TopK α are functions of the step; so a resumed run draws the same batches with the same
 // hyper-parameters as an uninterrupted one (bit-identical on the deterministic CPU backends).
+//
+// Faults (docs/robustness.md): a step whose loss or gradient is not finite is skipped by the engine (no update) and
+// logged as an `event: 'skip'` record; MAX_CONSECUTIVE_FAULTS in a row stop the run with a clear message, and no
+// checkpoint is written while a fault streak lasts, so the last checkpoint stays a good one. Any error in the loop
+// (a lost WebGPU device, a failed checkpoint write) is reported with the step of the last checkpoint to resume from.
 
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { appendJsonl, writeFileAtomic } from './atomic.ts';
-import { loadModel, loadTrainerState, saveModel, saveTrainerState } from './checkpoint.ts';
+import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
+import { loadModel, loadTrainerState, recoverCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { byteUnigramEntropy, loadBrown, loadTextFiles, type Corpus } from './corpus.ts';
 import { BatchSampler, tokenizeDocs, validationBatches } from './data.ts';
 import type { Engine, StepHyper } from './engine.ts';
@@ -44,7 +49,14 @@ export interface TrainIO {
   out: { write(s: string): unknown; isTTY?: boolean };
   /** Set by the caller (SIGINT) to stop after the current step; a checkpoint is written before returning. */
   stop?: { requested: boolean };
+  /** Fault-injection hook for tests: wraps the engine the run trains with (e.g. to return a NaN loss at step k). */
+  wrapEngine?: (engine: Engine) => Engine;
+  /** Consecutive skipped steps that stop the run (default MAX_CONSECUTIVE_FAULTS). */
+  maxConsecutiveFaults?: number;
 }
+
+/** Consecutive non-finite steps after which training stops: one bad batch is noise, five in a row is divergence. */
+export const MAX_CONSECUTIVE_FAULTS = 5;
 
 interface LogRecord {
   step: number;
@@ -104,27 +116,44 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   let prevSeconds = 0;
   let records: LogRecord[] = [];
   if (resume) {
+    if (!existsSync(runDir)) throw new Error(`--resume: run folder ${runDir} does not exist`);
+    // Finish (or discard) a checkpoint commit that a crash interrupted, before reading anything.
+    const recovered = recoverCheckpoint(runDir);
+    if (recovered) say(`${runDir}: ${recovered}`);
     if (!existsSync(join(runDir, 'trainer_state.safetensors'))) {
       throw new Error(`--resume: ${runDir} has no trainer_state.safetensors (expected a run folder written by monet train)`);
     }
-    const saved = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { options: TrainOptions; config: ModelConfig };
+    const ck = loadModel(runDir);
+    const st = loadTrainerState(runDir, ck.config);
+    if (st.modelChecksum && ck.checksum && st.modelChecksum !== ck.checksum) {
+      throw new Error(`--resume: ${runDir}: trainer_state.safetensors (step ${st.step}) was saved with model ${st.modelChecksum}, but model.safetensors is ${ck.checksum}${ck.step !== undefined ? ` (step ${ck.step})` : ''}; the checkpoint is inconsistent`);
+    }
+    // The options come from the trainer state (written in the same commit); run.json is the fallback for older runs.
+    let saved: { options: TrainOptions };
+    if (st.info.options && typeof st.info.options === 'object') saved = { options: st.info.options as TrainOptions };
+    else {
+      try {
+        saved = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { options: TrainOptions };
+      } catch (e) {
+        throw new Error(`--resume: ${runDir}: cannot read the run's options from run.json (${(e as Error).message})`);
+      }
+    }
     // The saved options win, except what a user may sensibly change on resume: more steps, the backend, reporting.
     const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
     const merged = { ...saved.options } as Record<string, unknown>;
     for (const k of keep) merged[k] = o[k];
     o = merged as unknown as TrainOptions;
-    const ck = loadModel(runDir);
     config = ck.config;
     params = ck.params;
     state = ck.state;
-    const st = loadTrainerState(runDir, config);
     startStep = st.step;
     m = st.m;
     v = st.v;
     samplerState = st.sampler;
     prevSeconds = Number(st.info.seconds ?? 0);
     if (existsSync(join(runDir, 'log.jsonl'))) {
-      records = readFileSync(join(runDir, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogRecord);
+      // A kill mid-append can leave a cut-off last line: it is dropped (its step runs again).
+      records = readJsonl<LogRecord>(join(runDir, 'log.jsonl')).records;
       // Records written after the checkpoint (a crash between checkpoints) describe steps that will run again.
       records = records.filter((r) => r.step <= startStep);
       writeFileAtomic(join(runDir, 'log.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
@@ -156,8 +185,9 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   for (const l of describeModel(config)) say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
 
   // ---- engine
-  const { engine, why } = await createEngine(o.backend, { config, params, state, m, v });
-  say(`backend: ${engine.name} (${why})`);
+  const created = await createEngine(o.backend, { config, params, state, m, v });
+  const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
+  say(`backend: ${engine.name} (${created.why})`);
   const tokensPerStep = B * S * o.gradAccum;
   say(`training ${o.steps} steps × ${tokensPerStep.toLocaleString('en-US')} tokens (batch ${B} × seq ${S}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`);
 
@@ -182,14 +212,25 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   const runOptionsJson = (extra: Record<string, unknown>) =>
     JSON.stringify({ options: o, config, backend: engine.name, ...extra }, null, 2) + '\n';
 
+  let lastCheckpoint: number | null = resume ? startStep : null;
   const checkpoint = async (step: number, seconds: number) => {
     const { params: p, state: s } = await engine.exportModel();
     const mom = await engine.exportMoments();
-    saveModel(runDir, config, o.tokenizer, p, s);
-    saveTrainerState(runDir, config, { step, sampler: sampler.state(), info: { seconds, backend: engine.name }, m: mom.m, v: mom.v });
+    // Never replace a good checkpoint with a diverged model (an update can overflow even when its gradient was finite).
+    for (const [name, a] of p) {
+      for (let i = 0; i < a.length; i++) {
+        if (!Number.isFinite(a[i])) throw new Error(`not writing the checkpoint of step ${step}: parameter '${name}' holds ${a[i]} at index ${i}; ${resumeHint()}`);
+      }
+    }
+    saveCheckpoint(runDir, config, o.tokenizer, p, s, { step, sampler: sampler.state(), info: { seconds, backend: engine.name, options: o }, m: mom.m, v: mom.v });
+    lastCheckpoint = step;
     writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step }));
     writeSvg();
   };
+  /** What to tell the user when the run cannot go on. */
+  const resumeHint = () => lastCheckpoint !== null
+    ? `the checkpoint of step ${lastCheckpoint} in ${runDir} is intact; continue with: monet train --resume --name ${o.name}${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}`
+    : 'no checkpoint had been written yet';
 
   const writeSvg = () => {
     const trainPts = records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number] as [number, number]);
@@ -220,6 +261,8 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   let tMark = performance.now();
   let tokensSinceMark = 0;
   const tLoop = performance.now();
+  const maxFaults = io.maxConsecutiveFaults ?? MAX_CONSECUTIVE_FAULTS;
+  let faults = 0; // consecutive skipped steps
   try {
     while (step < o.steps) {
       const batches: Int32Array[] = [];
@@ -229,11 +272,27 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
         step: step + 1, alpha: alphaAt(step),
       };
       const want = (step + 1) % o.logEvery === 0 || step + 1 === o.steps || step === startStep;
-      const r = await engine.trainStep(batches, B, S, hp, want);
+      let r: Awaited<ReturnType<Engine['trainStep']>>;
+      try {
+        r = await engine.trainStep(batches, B, S, hp, want);
+      } catch (e) {
+        throw new Error(`step ${step + 1} failed on ${engine.name}: ${(e as Error).message}; ${resumeHint()}`, { cause: e });
+      }
       step++;
       tokensSinceMark += tokensPerStep;
+      if (r?.skipped) {
+        faults++;
+        write({ step, event: 'skip', reason: r.skipped, loss: r.loss, grad_norm: r.gradNorm, lr: hp.lr });
+        progress.log(`step ${step}: skipped, not applied (${r.skipped}); ${faults} in a row (stop at ${maxFaults})`);
+        if (faults >= maxFaults) {
+          progress.done();
+          throw new Error(`training stopped at step ${step}: ${faults} consecutive steps had a non-finite loss or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
+            `the parameters may have diverged — try a lower --lr or a gradient clip (--clip); ${resumeHint()}`);
+        }
+        continue; // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
+      }
+      faults = 0;
       if (r) {
-        if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step}: loss ${r.loss} (lr ${hp.lr}); try a lower --lr`);
         const now = performance.now();
         const tps = tokensSinceMark / ((now - tMark) / 1000);
         tMark = now;
@@ -276,7 +335,16 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
     writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step, summary: { ...result, totalSeconds: (performance.now() - t0) / 1000 } }));
     say(`run folder: ${runDir} (config.json, model.safetensors, trainer_state.safetensors, log.jsonl, loss.svg, run.json) — ${seconds.toFixed(1)} s of training`);
     return result;
+  } catch (e) {
+    // Whatever stopped the run (device lost, disk full, divergence), say where it can be resumed from.
+    const msg = (e as Error).message ?? String(e);
+    if (/is intact|no checkpoint had been written/.test(msg)) throw e;
+    throw new Error(`${msg}; ${resumeHint()}`, { cause: e });
   } finally {
-    await engine.dispose();
+    try {
+      await engine.dispose();
+    } catch {
+      // a lost device cannot be disposed cleanly; the error that stopped the run is the one to report
+    }
   }
 }
