@@ -48,6 +48,7 @@ export function parseLmConfig(c: Config, where: string): LmConfig {
   const d = cfgInt(c, 'hidden_size', where), nH = cfgInt(c, 'num_attention_heads', where), nKV = cfgInt(c, 'num_key_value_heads', where);
   if (d % nH !== 0) throw new Error(`${where}: config.hidden_size ${d} is not a multiple of num_attention_heads ${nH}`);
   if (nH % nKV !== 0) throw new Error(`${where}: config.num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
+  if ((d / nH) % 2 !== 0) throw new Error(`${where}: the head dim hidden_size/num_attention_heads = ${d}/${nH} = ${d / nH} must be even (RoPE rotates pairs)`);
   const ffn = cfgEnum(c, 'ffn', ['dense', 'smoe', 'topk', 'peer', 'monet'] as const, where);
   const L = cfgInt(c, 'num_hidden_layers', where);
   const cfg: LmConfig = {
@@ -482,6 +483,12 @@ export function lmBackward(sc: Scope, m: LmModel, s: LmSaved): void {
 export async function runLmCase(io: CaseIO, back: boolean): Promise<TensorMap> {
   const cfg = parseLmConfig(io.c.config, io.where);
   const [B, S] = io.inp.shapeOf('in.tokens');
+  // Checked on the host: on a device an id outside [0, V) would gather a row past the embedding table (garbage on
+  // WebGPU, a read of unrelated WASM memory), never an error.
+  const ids = io.inp.i32('in.tokens', [B, S]);
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i] >= 0 && ids[i] < cfg.V)) throw new Error(`${io.where}: tensor in.tokens: token id ${ids[i]} at row ${Math.floor(i / S)}, position ${i % S} is outside [0, config.vocab_size = ${cfg.V})`);
+  }
   const tokens = io.i32('in.tokens', [B, S]);
   const params = new Map<string, F32>();
   const shapes = lmParamShapes(cfg);

@@ -15,6 +15,7 @@ import type { HostParams } from './checkpoint.ts';
 import { clipScale, nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
 import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
+import { checkTokenIds } from '../validate.ts';
 
 const AUX_COEF: Record<string, string> = { loss_balance: 'balance', loss_z: 'z', loss_unif: 'unif', loss_amb: 'amb' };
 /** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean` (src/layers/lm.ts). */
@@ -92,6 +93,7 @@ export class DeviceEngine implements Engine {
     k.fill(this.report, { n: this.report.length, value: 0 });
     this.copyState(this.stateBackup, this.state);
     for (const b of batches) {
+      this.checkBatch(b, B, S, 'training batch');
       const sc = new Scope(this.dev);
       const saved = lmForward(sc, model, sc.upload(b), B, S);
       lmBackward(sc, model, saved);
@@ -120,6 +122,15 @@ export class DeviceEngine implements Engine {
     return wantResult ? result : null;
   }
 
+  /**
+   * Token ids are checked on the host before upload: on a device an id outside [0, V) gathers a row past the
+   * embedding table (garbage on WebGPU, unrelated memory on WASM) instead of failing.
+   */
+  private checkBatch(tokens: Int32Array, B: number, S: number, what: string): void {
+    if (tokens.length !== B * S) throw new Error(`${this.name} engine: ${what}: expected B·S = ${B}·${S} = ${B * S} token ids, found ${tokens.length}`);
+    checkTokenIds(tokens, this.config.vocab_size, `${this.name} engine: ${what}`, S);
+  }
+
   /** dst[name] ← src[name] for every BN statistic (a few hundred floats). */
   private copyState(dst: Map<string, F32>, src: Map<string, F32>): void {
     for (const [n, s] of src) {
@@ -129,6 +140,7 @@ export class DeviceEngine implements Engine {
 
   async evalLoss(tokens: Int32Array, B: number, S: number, alpha: number): Promise<EvalResult> {
     const k = this.dev.kernels;
+    this.checkBatch(tokens, B, S, 'validation batch');
     const sc = new Scope(this.dev);
     try {
       k.fill(this.report, { n: this.report.length, value: 0 });
@@ -145,6 +157,7 @@ export class DeviceEngine implements Engine {
     const V = this.config.vocab_size;
     // The device LM computes its loss in every forward, which needs S ≥ 2; generate() guarantees two tokens.
     if (S < 2) throw new Error(`nextLogits: need at least 2 context tokens, found ${S}`);
+    this.checkBatch(tokens, 1, S, 'context');
     const sc = new Scope(this.dev);
     try {
       const saved = lmForward(sc, this.model(this.evalCfg, false, alpha), sc.upload(tokens), 1, S);
