@@ -383,6 +383,9 @@ function selectToken(t: number, focus: boolean): void {
   const kind = c.model.units[layer]?.kind;
   $('routing-view').hidden = !(c.routing && kind === 'monet');
   $('neuron-view').hidden = !(c.acts && (kind === 'topk' || kind === 'dense'));
+  if (kind === 'smoe' || kind === 'peer') {
+    inspectStatus.textContent = `Layer ${layer} holds ${kind === 'smoe' ? 'SMoE' : 'PEER'} experts; this page draws Monet routing and TopK/dense neurons (monet inspect on the command line reads every kind).`;
+  }
   if (c.routing && kind === 'monet') renderRouting(c, c.routing[layer], t);
   if (c.acts && c.acts[layer]) renderNeurons(c, layer, c.acts[layer]!, t);
 }
