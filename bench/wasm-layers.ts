@@ -1,12 +1,12 @@
 // Every layer, forward + backward, on our WASM kernels (one thread), and where the Monet layers spend their time.
 //
-//   node --import tsx bench/wasm-layers.ts [--tokens 1024] [--relaxed]
+//   node --import tsx bench/wasm-layers.ts [--tokens 1024] [--relaxed] [--monet-only]
 //
 // Part 1 (benny, one suite, cases run one after another): forward+backward of each layer kind at a moderate size
 // (T tokens, d = 512), including its parameter gradients; the table gives ms per step and tokens/s.
 // Part 2: for Monet-HD and Monet-VD (router included), the layer's time against the time of its matmuls alone:
-// one instrumented run records every kernel call (WASM kernels run synchronously, so a call's wall time is the
-// kernel's time) and the recorded matmul calls are then replayed alone on the same tensors. Target (issue 5):
+// one instrumented run records every kernel call (WASM kernels run synchronously, so the process CPU time spent in
+// a call is the kernel's time) and the recorded matmul calls are then replayed alone on the same tensors. Target (issue 5):
 // ≥ 70 % of a Monet layer's time in matmuls, i.e. routing and the expert contractions must not dominate.
 // Not a test: timings depend on the machine and on what else runs on it.
 
@@ -145,30 +145,36 @@ function layerSteps(dev: Device): Record<string, { step: Step; desc: string }> {
 
 const MATMULS: KernelName[] = ['matmul', 'matmulGrouped', 'matmulGroupedTN'];
 
-/** Runs `step` once with every kernel call timed; replays the recorded matmul calls alone. */
+/** This process's CPU time in ms (user + system). Single-threaded work: its compute time, whatever else runs. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Runs `step` once with every kernel call timed (CPU time); replays the recorded matmul calls alone. */
 function breakdown(dev: Device, step: Step, replays = 5) {
   const time = new Map<string, number>();
   const recorded: [KernelName, unknown[]][] = [];
   const base = dev.kernels as unknown as Record<string, (...a: unknown[]) => void>;
   const timed = Object.fromEntries(KERNELS.map((name) => [name, (...a: unknown[]) => {
     if (MATMULS.includes(name)) recorded.push([name, a]);
-    const t0 = performance.now();
+    const t0 = cpuMs();
     base[name](...a);
-    time.set(name, (time.get(name) ?? 0) + performance.now() - t0);
+    time.set(name, (time.get(name) ?? 0) + cpuMs() - t0);
   }])) as unknown as Kernels;
   const tdev: Device = {
     name: dev.name, kernels: timed, alloc: dev.alloc.bind(dev) as Device['alloc'], upload: dev.upload.bind(dev) as Device['upload'],
     read: dev.read.bind(dev) as Device['read'], free: dev.free.bind(dev), dispose: () => {},
   };
   const sc = new Scope(tdev);
-  const t0 = performance.now();
+  const t0 = cpuMs();
   step(sc);
-  const layerMs = performance.now() - t0;
+  const layerMs = cpuMs() - t0;
   let replayMs = Infinity;
   for (let r = 0; r < replays; r++) {
-    const t1 = performance.now();
+    const t1 = cpuMs();
     for (const [name, a] of recorded) base[name](...a);
-    replayMs = Math.min(replayMs, performance.now() - t1);
+    replayMs = Math.min(replayMs, cpuMs() - t1);
   }
   sc.release();
   const kernelMs = [...time.values()].reduce((s, v) => s + v, 0);
@@ -181,7 +187,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const dev = await createWasmDevice({ relaxed: args.includes('--relaxed') });
   const steps = layerSteps(dev);
   const rows: { name: string; desc: string; ms: number; cpuMs?: number }[] = [];
-  await b.suite(
+  if (!args.includes('--monet-only')) await b.suite(
     `layers forward+backward on ${dev.name}, T=${T}, d=${d}`,
     ...Object.entries(steps).map(([name, { step }]) => b.add(name, () => {
       const sc = new Scope(dev);
@@ -212,7 +218,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const r of rows) {
     console.log(`| ${r.name} | ${r.desc} | ${r.ms.toFixed(1)} | ${Math.round((T / r.ms) * 1000)} | ${r.cpuMs!.toFixed(1)} | ${Math.round((T / r.cpuMs!) * 1000)} |`);
   }
-  console.log('\n| Monet layer | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|');
+  console.log('\n| Monet layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|');
   for (const name of ['monet-hd', 'monet-vd']) {
     // best of three instrumented runs (the machine may be shared)
     let best: ReturnType<typeof breakdown> | null = null;
