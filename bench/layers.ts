@@ -154,7 +154,7 @@ export async function runLayers(opts: { quick: boolean; backends: readonly strin
       results.push({
         layer: r.layer as LayerKind, size: sp.kind === 'dense-ffn' ? `SwiGLU, F=${dense.F}` : `F=${topk.F}, k=${topk.k}`,
         backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', msPerStep: r.median_s * 1000, msBest: r.min_s * 1000, tokensPerSec: T / r.median_s,
-        samples: r.samples, note: 'native code in its own process; not a peer in the same runtime',
+        samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
       });
     }
   }

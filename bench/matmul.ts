@@ -199,9 +199,9 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
   const tr = runTorch({ threads: opts.torchThreads, matmul: sizes, seconds: quick ? 0.05 : 1 });
   if ('error' in tr) notes.push(`PyTorch row absent: ${tr.error}`);
   else {
-    torch = `PyTorch ${tr.torch}, ${tr.threads} thread(s)`;
+    torch = `PyTorch ${tr.torch}, ${tr.threads} thread(s), BLAS ${tr.blas}`;
     for (const r of tr.matmul) {
-      results.push({ n: r.n, impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', gflops: (2 * r.n ** 3) / r.median_s / 1e9, gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9, msPerCall: r.median_s * 1000, samples: r.samples, note: 'native code in its own process; not a peer in the same runtime' });
+      results.push({ n: r.n, impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', gflops: (2 * r.n ** 3) / r.median_s / 1e9, gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9, msPerCall: r.median_s * 1000, samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime` });
     }
   }
   results.sort((a, b) => a.n - b.n);

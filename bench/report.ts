@@ -128,7 +128,7 @@ function barChart(title: string, unit: string, groups: { label: string; bars: { 
     const xv = x(10 ** p);
     parts.push(`<line x1="${xv}" y1="30" x2="${xv}" y2="${H - 25}" stroke="#ddd"/><text x="${xv}" y="${H - 10}" text-anchor="middle" fill="#555">${10 ** p >= 1 ? 10 ** p : (10 ** p).toPrecision(1)}</text>`);
   }
-  parts.push(`<text x="${W - right}" y="${H - 10}" text-anchor="end" fill="#555">${esc(unit)} (log scale)</text>`);
+  parts.push(`<text x="${W - 10}" y="20" text-anchor="end" fill="#555">${esc(unit)}, log scale</text>`);
   let y = 40;
   const names = [...new Set(groups.flatMap((g) => g.bars.map((b) => b.name)))];
   for (const g of groups) {
@@ -211,7 +211,9 @@ export function html(r: BenchResults): string {
       lineChart('parameters (measured)', 'parameters', series('params')),
       lineChart('peak tensor memory', 'bytes', series('peakTensorBytes')),
       lineChart('forward+backward time per token', 'µs', series('usPerToken')),
-      '</div>', `<pre>${esc(scalingTable(s))}</pre>`);
+      '</div>',
+      ...s.results.filter((x) => x.status !== 'ok').map((x) => `<p>${esc(`${x.model} at N = ${x.sqrtN}²: not measured: ${x.reason}`)}</p>`),
+      `<pre>${esc(scalingTable(s))}</pre>`);
   }
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>monet-ts benchmarks ${esc(r.startedAt)}</title>

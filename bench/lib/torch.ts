@@ -16,6 +16,7 @@ export interface TorchSpec {
 export interface TorchResult {
   torch: string;
   threads: number;
+  blas: string; // BLAS_INFO of the build and, for 'generic', the system library it resolves to
   matmul: { n: number; median_s: number; min_s: number; samples: number }[];
   layers: { layer: string; median_s: number; min_s: number; samples: number }[];
 }
