@@ -40,7 +40,7 @@ const KNOWN_WEBGPU_GAPS: Array<{ match: RegExp; symptom: RegExp; reason: string 
   {
     match: /(^|\/)lm\//,
     symptom: /FAIL: .*out\.logits/, // numbers off (not a throw), logits among them
-    reason: 'wgsl/rope.wgsl evaluates cos/sin(s·inv_freq) in float32 on the GPU; WGSL bounds their error only on [−π, π] (2^−11), and SwiftShader's rope is off by 1.8e-4 at S = 8 (its attention, cross-entropy and RMSNorm agree to 1e-7) — beyond the f32 tolerance of out.logits and the gradients',
+    reason: 'wgsl/rope.wgsl evaluates cos/sin(s·inv_freq) in float32 on the GPU; WGSL bounds their error only on [−π, π] (2^−11), and the SwiftShader rope is off by 1.8e-4 at S = 8 (its attention, cross-entropy and RMSNorm agree to 1e-7) — beyond the f32 tolerance of out.logits and the gradients',
   },
 ];
 
