@@ -74,6 +74,7 @@ export class Gpu {
   readonly debug: boolean;
   readonly limits: Record<string, number>;
   private lostMessage: string | null = null;
+  private disposing = false; // destroy() was called: a 'destroyed' loss is then ours, not a device loss
   private pending: Promise<GPUError | null>[] = [];
   private pendingWhere: string[] = [];
   private encoder: GPUCommandEncoder | null = null;
@@ -94,8 +95,9 @@ export class Gpu {
     for (const k of WANTED_LIMITS) limits[k] = Number(device.limits[k]);
     this.limits = limits;
     device.lost.then((i) => {
-      if (i.reason !== 'destroyed') this.lostMessage = `WebGPU device lost (${i.reason}): ${i.message || 'no message'}`;
-      else this.lostMessage = 'WebGPU device was destroyed (dispose() was called); create a new backend';
+      if (this.disposing) this.lostMessage = 'WebGPU device was destroyed (dispose() was called); create a new backend';
+      // 'destroyed' without our dispose(): someone else destroyed the device (the browser, a test simulating a loss).
+      else this.lostMessage = `WebGPU device lost (${i.reason === 'destroyed' ? 'destroyed outside this backend' : i.reason}): ${i.message || 'no message'}`;
     });
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
@@ -299,6 +301,7 @@ export class Gpu {
   }
 
   destroy(): void {
+    this.disposing = true;
     this.lostMessage ??= 'WebGPU device was destroyed (dispose() was called); create a new backend';
     this.encoder = null;
     this.pass = null;
