@@ -185,7 +185,8 @@ if (!existsSync(CHROMIUM)) {
 
       const shot = join(work, 'playground.png');
       await page.screenshot({ path: shot, fullPage: true });
-      console.log(`playground test: screenshot ${shot}`);
+      await page.locator('#routing-view').screenshot({ path: join(work, 'playground-routing.png') });
+      console.log(`playground test: screenshots ${shot}, ${join(work, 'playground-routing.png')}`);
 
       // ---- 4. TopK: neuron activations and steering (keyboard only: Tab/Enter/Space, no mouse)
       await trainRun('topk', 'wasm', 24);
