@@ -5,6 +5,17 @@
 // before AdamW at every step: the clip factor is a host scalar of the contract's `adamw`, and a step whose loss or
 // gradient is not finite must be skipped before it reaches the parameters (docs/robustness.md).
 //
+// With checkEveryStep: false (`monet train --no-step-check`) nothing comes back during a step unless the loop asks
+// for the loss (every --log-every steps): a WebGPU step then never waits for the GPU. The clip factor min(1, clip/‖g‖)
+// is computed on the device from contract kernels:
+//   ‖g‖²            sumSquares over every gradient                                          (1)
+//   y = clip/‖g‖    batchnorm of the constant x = clip with mean 0 and "variance" ‖g‖²:       (1)
+//                   (x − 0)/sqrt(‖g‖² + ε) — BatchNorm's normalisation is a divide by a device-side root
+//   s = min(1, y)   = 1 − relu(1 − y), with axpby and activation                            (1)
+//   g' = g·s        matmul of g as an (n, 1) matrix by s as a (1, 1) matrix (a broadcast multiply)
+// then adamw(p, g', m, v) with gradScale = 1/accum. (ε = 1e-12 on the squared norm stands for PyTorch's +1e-6 on the
+// norm; the two differ by < 1e-5 relative for any norm above 0.1.)
+//
 // Gradient accumulation: lmBackward adds the gradients of every micro-batch into the same buffers; the average is
 // taken inside AdamW through gradScale = clipFactor / accum, and the norm is that of the average.
 
@@ -36,6 +47,16 @@ export class DeviceEngine implements Engine {
   private auxNames: string[];
   private report: F32; // (2 + nAux): [Σ loss, ‖Σ g‖², Σ aux_1, …] over the micro-batches of a step
   private normSq: F32; // (1) sumSquares target
+  private checkEveryStep: boolean;
+  // Device-side clipping (checkEveryStep false), see the header:
+  private scaled: F32; // (largest parameter) a gradient times the clip factor
+  private zero: F32; // (1) 0
+  private one: F32; // (1) 1
+  private clipX: F32; // (1) scratch of clipFactor
+  private clipY: F32;
+  private clipT: F32;
+  private clipR: F32;
+  private clipS: F32; // (1) the clip factor
 
   constructor(private dev: Device, readonly config: ModelConfig, init: EngineInit) {
     this.name = dev.name;
@@ -61,6 +82,15 @@ export class DeviceEngine implements Engine {
     this.auxNames = config.ffn === 'smoe' ? ['loss_balance', 'loss_z'] : config.ffn === 'monet' ? ['loss_unif', 'loss_amb'] : [];
     this.report = dev.alloc('f32', 2 + this.auxNames.length);
     this.normSq = dev.alloc('f32', 1);
+    this.checkEveryStep = init.checkEveryStep ?? true;
+    this.scaled = dev.alloc('f32', this.checkEveryStep ? 1 : Math.max(...this.specs.map((q) => q.shape.reduce((a, b) => a * b, 1))));
+    this.zero = dev.alloc('f32', 1);
+    this.one = dev.upload(Float32Array.of(1));
+    this.clipX = dev.alloc('f32', 1);
+    this.clipY = dev.alloc('f32', 1);
+    this.clipT = dev.alloc('f32', 1);
+    this.clipR = dev.alloc('f32', 1);
+    this.clipS = dev.alloc('f32', 1);
   }
 
   private model(cfg: LmConfig, withGrads: boolean, alpha: number): LmModel {
@@ -101,6 +131,7 @@ export class DeviceEngine implements Engine {
       sc.release();
     }
     const accum = batches.length;
+    if (!this.checkEveryStep) return this.finishOnDevice(hp, accum, wantResult);
     k.fill(this.normSq, { n: 1, value: 0 });
     for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
     k.copyBlock(this.report, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: 1, srcOffset: 0, accumulate: false });
@@ -120,6 +151,45 @@ export class DeviceEngine implements Engine {
       });
     }
     return wantResult ? result : null;
+  }
+
+  /** The rest of a step without reading anything back unless the loop wants the result (see the header). */
+  private async finishOnDevice(hp: StepHyper, accum: number, wantResult: boolean): Promise<StepResult | null> {
+    const k = this.dev.kernels;
+    const clip = hp.clip > 0;
+    if (clip || wantResult) {
+      k.fill(this.normSq, { n: 1, value: 0 });
+      for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
+      k.copyBlock(this.report, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: 1, srcOffset: 0, accumulate: false });
+    }
+    if (clip) this.clipFactor(hp.clip * accum); // ‖Σg‖ = accum·‖avg g‖, so clip·accum/‖Σg‖ = clip/‖avg g‖
+    for (const s of this.specs) {
+      const p = this.params.get(s.name)!;
+      let g = this.grads.get(s.name)!;
+      if (clip) {
+        k.matmul(this.scaled, g, this.clipS, { M: p.length, N: 1, K: 1, transA: false, transB: false, accumulate: false });
+        g = this.scaled;
+      }
+      k.adamw(p, g, this.m.get(s.name)!, this.v.get(s.name)!, {
+        n: p.length, lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: s.decay ? hp.weightDecay : 0, step: hp.step, gradScale: 1 / accum,
+      });
+    }
+    if (!wantResult) return null;
+    const rep = await this.dev.read(this.report);
+    return { ...this.decodeReport(rep, accum), gradNorm: Math.sqrt(rep[1]) / accum };
+  }
+
+  /** clipS (1) = min(1, c / sqrt(normSq + 1e-12)), on the device (see the header). */
+  private clipFactor(c: number): void {
+    const k = this.dev.kernels;
+    const one = { n: 1 };
+    k.fill(this.clipX, { ...one, value: c });
+    k.batchnorm(this.clipY, this.clipX, this.zero, this.normSq, this.one, this.zero, { rows: 1, cols: 1, eps: 1e-12 });
+    k.fill(this.clipT, { ...one, value: 1 });
+    k.axpby(this.clipT, this.clipY, { ...one, alpha: -1, beta: 1 }); // 1 − y
+    k.activation(this.clipR, this.clipT, { ...one, kind: 'relu' }); // relu(1 − y)
+    k.fill(this.clipS, { ...one, value: 1 });
+    k.axpby(this.clipS, this.clipR, { ...one, alpha: -1, beta: 1 }); // 1 − relu(1 − y) = min(1, y)
   }
 
   /**

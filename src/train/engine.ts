@@ -77,6 +77,12 @@ export interface EngineInit {
   /** Moments when resuming; zeros otherwise. */
   m?: HostParams;
   v?: HostParams;
+  /**
+   * Device engines: read loss and gradient norm back before every AdamW update, to skip non-finite steps (default
+   * true). false keeps the whole step on the device — the clip factor is computed there — and reads only when the
+   * loop asks for the loss; a non-finite step then reaches the parameters and is caught at the next read.
+   */
+  checkEveryStep?: boolean;
 }
 
 /**

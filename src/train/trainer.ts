@@ -185,7 +185,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   for (const l of describeModel(config)) say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
 
   // ---- engine
-  const created = await createEngine(o.backend, { config, params, state, m, v });
+  const created = await createEngine(o.backend, { config, params, state, m, v, checkEveryStep: o.stepCheck ?? true });
   const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
   say(`backend: ${engine.name} (${created.why})`);
   const tokensPerStep = B * S * o.gradAccum;
