@@ -13,7 +13,7 @@ import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { Scope } from '../src/backend/device.ts';
 import { buildLayer, LAYER_KINDS, rnd, type BuiltLayer, type LayerKind, type LayerSpec } from './lib/layer-steps.ts';
 import { openDevices } from './lib/devices.ts';
-import { runSuite, serial, type CaseBudget } from './lib/serial.ts';
+import { cpuBest, runSuite, serial, type CaseBudget } from './lib/serial.ts';
 import { runTorch } from './lib/torch.ts';
 
 export interface LayerResult {
@@ -23,6 +23,7 @@ export interface LayerResult {
   group: 'ours' | 'peer' | 'native';
   msPerStep: number; // median
   msBest: number; // fastest sample
+  msCpu?: number; // best process CPU time of interleaved rounds (single-threaded backends and peers)
   tokensPerSec: number; // from the median
   samples: number;
   rme?: number;
@@ -123,10 +124,12 @@ export async function runLayers(opts: { quick: boolean; backends: readonly strin
       }) : once, budget];
     });
     const timed = await runSuite(`layers forward+backward on ${bd.dev.name} (T=${T}, d=${d})`, cases);
+    // CPU time for the synchronous, single-threaded backends (not WebGPU: its work runs on the driver's threads)
+    const cpu = bd.sync ? new Map<string, number>() : cpuBest(cases.map(([n, fn]) => [n, fn as () => void]), opts.quick ? 1 : 3);
     for (const t of timed) {
       const l = built.find((b) => b.kind === t.name)!;
       results.push({
-        layer: l.kind, size: l.desc, backend: bd.label, group: 'ours', msPerStep: t.median * 1000, msBest: t.min * 1000, tokensPerSec: T / t.median,
+        layer: l.kind, size: l.desc, backend: bd.label, group: 'ours', msPerStep: t.median * 1000, msBest: t.min * 1000, msCpu: cpu.get(t.name), tokensPerSec: T / t.median,
         samples: t.samples, rme: t.rme, note: bd.note,
       });
     }
@@ -140,7 +143,8 @@ export async function runLayers(opts: { quick: boolean; backends: readonly strin
     const desc = await tfjsWasm();
     const tfd = tfjsDenseStep(T, d, dense.F);
     const [t] = await runSuite(`dense-ffn forward+backward on ${desc}`, [['dense-ffn', tfd.step, budget]]);
-    results.push({ layer: 'dense-ffn', size: `SwiGLU, F=${dense.F}`, backend: 'tfjs-backend-wasm', group: 'peer', msPerStep: t.median * 1000, msBest: t.min * 1000, tokensPerSec: T / t.median, samples: t.samples, rme: t.rme, note: 'tfjs ops, same hand-written backward' });
+    const cpu = cpuBest([['dense-ffn', tfd.step]], opts.quick ? 1 : 3).get('dense-ffn');
+    results.push({ layer: 'dense-ffn', size: `SwiGLU, F=${dense.F}`, backend: 'tfjs-backend-wasm', group: 'peer', msPerStep: t.median * 1000, msBest: t.min * 1000, msCpu: cpu, tokensPerSec: T / t.median, samples: t.samples, rme: t.rme, note: 'tfjs ops, same hand-written backward' });
     tfd.dispose();
   } catch (e) {
     notes.push(`tfjs-backend-wasm layer row absent: ${(e as Error).message.split('\n')[0]}`);
@@ -153,7 +157,7 @@ export async function runLayers(opts: { quick: boolean; backends: readonly strin
       const sp = specs.find((s) => s.kind === r.layer)!;
       results.push({
         layer: r.layer as LayerKind, size: sp.kind === 'dense-ffn' ? `SwiGLU, F=${dense.F}` : `F=${topk.F}, k=${topk.k}`,
-        backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', msPerStep: r.median_s * 1000, msBest: r.min_s * 1000, tokensPerSec: T / r.median_s,
+        backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', msPerStep: r.median_s * 1000, msBest: r.min_s * 1000, msCpu: r.cpu_s * 1000, tokensPerSec: T / r.median_s,
         samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
       });
     }

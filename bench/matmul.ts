@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { runMatmulBench } from './wasm-matmul.ts';
-import { runSuite, serial, type CaseBudget, type Timing } from './lib/serial.ts';
+import { cpuBest, runSuite, serial, type CaseBudget, type Timing } from './lib/serial.ts';
 import { NOT_PERF, SOFTWARE_ADAPTER } from './lib/devices.ts';
 import { runTorch } from './lib/torch.ts';
 
@@ -30,6 +30,7 @@ export interface MatmulResult {
   gflops: number; // from the median seconds per product (bench/wasm-matmul.ts rows: the mean)
   gflopsBest: number; // from the fastest sample
   gflopsInterleaved?: number; // bench/wasm-matmul.ts rows: fastest of its round-robin runs (same conditions for all)
+  gflopsCpu?: number; // from the best process CPU time of interleaved rounds (single-threaded rows only)
   msPerCall: number;
   samples: number;
   rme?: number; // relative margin of error, %
@@ -116,7 +117,7 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
     const group = r.name.startsWith('ours') ? 'ours' : r.name.startsWith('tfjs') ? 'peer' : 'baseline';
     const impl = r.name.replace(/^ours: /, 'ours: ');
     results.push({
-      n: r.n, impl, group, gflops: r.gflops, gflopsBest: r.best, gflopsInterleaved: r.interleaved, msPerCall: (2 * r.n ** 3) / r.gflops / 1e6,
+      n: r.n, impl, group, gflops: r.gflops, gflopsBest: r.best, gflopsInterleaved: r.interleaved, gflopsCpu: r.cpu, msPerCall: (2 * r.n ** 3) / r.gflops / 1e6,
       samples: r.samples, note: 'timed by bench/wasm-matmul.ts (mean)',
     });
   }
@@ -138,6 +139,7 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
   for (const n of sizes) {
     const A = rand(n * n, 1), B = rand(n * n, 2);
     const cases: [string, () => unknown, CaseBudget][] = [];
+    const cpuCases: [string, () => void][] = []; // single-threaded, synchronous: timed by CPU time as well
     const meta = new Map<string, Pick<MatmulResult, 'group' | 'note'>>();
     const cleanup: (() => void)[] = [];
 
@@ -145,6 +147,7 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
     sc.run();
     checkProduct('AssemblyScript scalar', sc.get, A, B, n);
     cases.push(['AssemblyScript scalar (no SIMD)', sc.run, budget(n >= 1024)]);
+    cpuCases.push(['AssemblyScript scalar (no SIMD)', sc.run]);
     meta.set('AssemblyScript scalar (no SIMD)', { group: 'ours' });
 
     if (webgpu) {
@@ -180,15 +183,21 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
         checkProduct(`gpu.js (${ran})`, (i, j) => C[i][j], A, B, n);
         const name = `gpu.js (${mode ? 'mode cpu' : `auto mode → ${ran}`})`;
         cases.push([name, () => k(A, B), budget(n >= 512)]);
+        cpuCases.push([name, () => void k(A, B)]);
         meta.set(name, { group: 'peer', note: ran === 'webasm' ? "gpu.js's WebAssembly backend, synchronous call (one thread)" : ran === 'cpu' ? 'gpu.js CPU fallback (JavaScript)' : undefined });
         cleanup.push(() => gpu.destroy());
       }
     }
 
     const timed: Timing[] = await runSuite(`matmul ${n}³ (scalar wasm, webgpu, gpu.js)`, cases);
+    const cpu = cpuBest(cpuCases, quick ? 1 : n >= 1024 ? 3 : 6);
     for (const t of timed) {
       const m = meta.get(t.name)!;
-      results.push({ n, impl: t.name, group: m.group, gflops: (2 * n ** 3) / t.median / 1e9, gflopsBest: (2 * n ** 3) / t.min / 1e9, msPerCall: t.median * 1000, samples: t.samples, rme: t.rme, note: m.note });
+      const c = cpu.get(t.name);
+      results.push({
+        n, impl: t.name, group: m.group, gflops: (2 * n ** 3) / t.median / 1e9, gflopsBest: (2 * n ** 3) / t.min / 1e9,
+        gflopsCpu: c ? (2 * n ** 3) / c / 1e6 : undefined, msPerCall: t.median * 1000, samples: t.samples, rme: t.rme, note: m.note,
+      });
     }
     for (const f of cleanup) f();
   }
@@ -201,7 +210,7 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
   else {
     torch = `PyTorch ${tr.torch}, ${tr.threads} thread(s), BLAS ${tr.blas}`;
     for (const r of tr.matmul) {
-      results.push({ n: r.n, impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', gflops: (2 * r.n ** 3) / r.median_s / 1e9, gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9, msPerCall: r.median_s * 1000, samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime` });
+      results.push({ n: r.n, impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', gflops: (2 * r.n ** 3) / r.median_s / 1e9, gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9, gflopsCpu: (2 * r.n ** 3) / r.cpu_s / 1e9, msPerCall: r.median_s * 1000, samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime` });
     }
   }
   results.sort((a, b) => a.n - b.n);

@@ -36,20 +36,25 @@ export function human(n: number | undefined): string {
 }
 const mib = (b: number | undefined) => (b === undefined ? '–' : `${(b / 2 ** 20).toFixed(b < 2 ** 24 ? 2 : 0)} MiB`);
 
+/** The figure a matmul row is compared by: CPU-time GFLOP/s where measured (single-threaded rows), else best sample. */
+export const matmulRate = (r: MatmulResult) => r.gflopsCpu ?? r.gflopsBest;
+
 /**
- * Matmul: GFLOP/s per implementation and size (typical = median, or mean for the rows bench/wasm-matmul.ts times;
- * best = fastest sample), with ratios to tfjs-backend-wasm, gpu.js and plain JS computed on the best samples (on a
- * shared machine the fastest sample is the least disturbed one).
+ * Matmul: GFLOP/s per implementation and size (wall: median, or mean for the rows bench/wasm-matmul.ts times, and the
+ * fastest sample; CPU: from the best process CPU time, single-threaded rows), with ratios to tfjs-backend-wasm,
+ * gpu.js and plain JS on `matmulRate` (on a shared machine CPU time is the figure that keeps its meaning).
  */
 export function matmulTable(rows: MatmulResult[]): string {
-  const out = ['| n³ | implementation | GFLOP/s typical | GFLOP/s best | × tfjs-backend-wasm | × gpu.js (auto) | × plain JS | note |', '|---|---|---|---|---|---|---|---|'];
+  const out = ['| n³ | implementation | GFLOP/s wall typical | wall best | **CPU time** | × tfjs-backend-wasm | × gpu.js (auto) | × plain JS | note |', '|---|---|---|---|---|---|---|---|---|'];
   for (const n of [...new Set(rows.map((r) => r.n))]) {
     const at = rows.filter((r) => r.n === n);
-    const tfjs = at.find((r) => r.impl.startsWith('tfjs'))?.gflopsBest;
-    const gpujs = at.find((r) => r.impl.startsWith('gpu.js (auto'))?.gflopsBest;
-    const js = at.find((r) => r.impl === 'plain JS')?.gflopsBest;
+    const pick = (f: (r: MatmulResult) => boolean) => { const r = at.find(f); return r ? matmulRate(r) : undefined; };
+    const tfjs = pick((r) => r.impl.startsWith('tfjs'));
+    const gpujs = pick((r) => r.impl.startsWith('gpu.js (auto'));
+    const js = pick((r) => r.impl === 'plain JS');
     for (const r of at) {
-      out.push(`| ${n}³ | ${r.impl} | ${f1(r.gflops)} | ${f1(r.gflopsBest)} | ${ratio(r.gflopsBest, tfjs)} | ${ratio(r.gflopsBest, gpujs)} | ${ratio(r.gflopsBest, js)} | ${r.note ?? ''} |`);
+      const x = matmulRate(r);
+      out.push(`| ${n}³ | ${r.impl} | ${f1(r.gflops)} | ${f1(r.gflopsBest)} | ${r.gflopsCpu ? `**${f1(r.gflopsCpu)}**` : '–'} | ${ratio(x, tfjs)} | ${ratio(x, gpujs)} | ${ratio(x, js)} | ${r.note ?? ''} |`);
     }
   }
   return out.join('\n');
@@ -57,14 +62,17 @@ export function matmulTable(rows: MatmulResult[]): string {
 
 /** Layers: ms per forward+backward step per backend, with ratios to our WASM SIMD backend and to the peers. */
 export function layersTable(run: LayersRun): string {
-  const out = [`T = ${run.T} tokens, d = ${run.d}; ms: median (best sample); ratio on best samples`, '',
-    '| layer | size | backend | ms / step | tokens/s | time ÷ wasm simd time | note |', '|---|---|---|---|---|---|---|'];
+  const out = [`T = ${run.T} tokens, d = ${run.d}. Wall ms: median (fastest sample). CPU ms: best process CPU time (one thread).`,
+    'Ratio: this row\'s time ÷ wasm simd\'s, on CPU time where both have it, else on the fastest wall samples.', '',
+    '| layer | size | backend | wall ms / step | **CPU ms / step** | tokens/s (CPU) | time ÷ wasm simd | note |', '|---|---|---|---|---|---|---|---|'];
   for (const layer of [...new Set(run.results.map((r) => r.layer))]) {
     const at = run.results.filter((r) => r.layer === layer);
-    const ours = at.find((r) => r.backend === 'wasm simd')?.msBest;
+    const ours = at.find((r) => r.backend === 'wasm simd');
     for (const r of at) {
-      const rel = ours && r.backend !== 'wasm simd' ? `${(r.msBest / ours).toFixed(2)}` : '–';
-      out.push(`| ${r.layer} | ${r.size} | ${r.backend} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | ${Math.round(r.tokensPerSec)} | ${rel} | ${r.note ?? ''} |`);
+      let rel = '–';
+      if (ours && r !== ours) rel = r.msCpu && ours.msCpu ? (r.msCpu / ours.msCpu).toFixed(2) : `${(r.msBest / ours.msBest).toFixed(2)} (wall)`;
+      const tps = r.msCpu ? Math.round((run.T / r.msCpu) * 1000) : '–';
+      out.push(`| ${r.layer} | ${r.size} | ${r.backend} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | ${r.msCpu ? `**${f1(r.msCpu)}**` : '–'} | ${tps} | ${rel} | ${r.note ?? ''} |`);
     }
   }
   return out.join('\n');
@@ -73,18 +81,18 @@ export function layersTable(run: LayersRun): string {
 /** Scaling: one row per (model, N), then the measured growth exponents. */
 export function scalingTable(run: ScalingRun): string {
   const out = [`${run.device}, one thread; d = ${run.d}, T = ${run.T} tokens per step`, '',
-    '| model | N | parameters (measured) | peak tensor memory | process RSS | fwd+bwd ms / step, median (best) | µs / token (median) | zero grads ms | fwd FLOP/token (napkin) |',
+    '| model | N | parameters (measured) | peak tensor memory | process RSS | fwd+bwd wall ms / step, median (best) | **CPU µs / token** | zero grads ms | fwd FLOP/token (napkin) |',
     '|---|---|---|---|---|---|---|---|---|'];
   for (const r of run.results) {
     if (r.status !== 'ok') {
       out.push(`| ${r.model} | ${r.sqrtN}² | not measured: ${r.reason} | | | | | | |`);
       continue;
     }
-    out.push(`| ${r.model} | ${r.sqrtN}² | ${human(r.params)} (${r.params}) | ${mib(r.peakTensorBytes)} | ${mib(r.rssBytes)} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | ${f1(r.usPerToken)} | ${f1(r.zeroGradMs)} | ${human(r.forwardFlopsPerToken)} |`);
+    out.push(`| ${r.model} | ${r.sqrtN}² | ${human(r.params)} (${r.params}) | ${mib(r.peakTensorBytes)} | ${mib(r.rssBytes)} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | **${f1(r.usPerToken)}** | ${f1(r.zeroGradMs)} | ${human(r.forwardFlopsPerToken)} |`);
   }
   out.push('', 'Growth exponent: least-squares slope of log(quantity) on log(N) (√N growth = 0.5, N growth = 1).', '',
     '| model | quantity | slope over all measured N | slope over the 3 largest | points |', '|---|---|---|---|---|');
-  for (const g of run.growth) out.push(`| ${g.model} | ${g.quantity} | ${g.slopeAll.toFixed(3)} | ${g.slopeLast3.toFixed(3)} | ${g.points} |`);
+  for (const g of run.growth) out.push(`| ${g.model} | ${g.quantity === 'usPerToken' ? 'CPU time per token' : g.quantity === 'peakTensorBytes' ? 'peak tensor memory' : 'parameters'} | ${g.slopeAll.toFixed(3)} | ${g.slopeLast3.toFixed(3)} | ${g.points} |`);
   return out.join('\n');
 }
 
@@ -187,17 +195,17 @@ export function html(r: BenchResults): string {
   if (r.matmul) {
     const groups = [...new Set(r.matmul.results.map((x) => x.n))].map((n) => ({
       label: `${n}³`,
-      bars: r.matmul!.results.filter((x) => x.n === n).map((x) => ({ name: x.impl, value: x.gflopsBest, hatch: !!x.note?.includes('not a performance figure') })),
+      bars: r.matmul!.results.filter((x) => x.n === n).map((x) => ({ name: x.impl, value: matmulRate(x), hatch: !!x.note?.includes('not a performance figure') })),
     }));
-    sections.push('<h2>Matmul (float32, one thread)</h2>', barChart('matmul GFLOP/s, best sample (higher is better; hatched: software GPU, not a performance figure)', 'GFLOP/s', groups),
+    sections.push('<h2>Matmul (float32, one thread)</h2>', barChart('matmul GFLOP/s by CPU time (wall best sample where no CPU time; higher is better; hatched: software GPU, not a performance figure)', 'GFLOP/s', groups),
       `<pre>${esc(matmulTable(r.matmul.results))}</pre>`);
   }
   if (r.layers) {
     const groups = [...new Set(r.layers.results.map((x) => x.layer))].map((layer) => ({
       label: layer,
-      bars: r.layers!.results.filter((x) => x.layer === layer).map((x) => ({ name: x.backend, value: x.msBest, hatch: !!x.note?.includes('not a performance figure') })),
+      bars: r.layers!.results.filter((x) => x.layer === layer).map((x) => ({ name: x.backend, value: x.msCpu ?? x.msBest, hatch: !!x.note?.includes('not a performance figure') })),
     }));
-    sections.push('<h2>Layers, forward + backward</h2>', barChart(`ms per step (best sample), T=${r.layers.T}, d=${r.layers.d} (lower is better; hatched: not a performance figure)`, 'ms', groups),
+    sections.push('<h2>Layers, forward + backward</h2>', barChart(`ms per step by CPU time (wall best sample where none), T=${r.layers.T}, d=${r.layers.d} (lower is better; hatched: not a performance figure)`, 'ms', groups),
       `<pre>${esc(layersTable(r.layers))}</pre>`);
   }
   if (r.scaling) {
@@ -210,7 +218,7 @@ export function html(r: BenchResults): string {
       '<div style="display:flex;flex-wrap:wrap;gap:12px">',
       lineChart('parameters (measured)', 'parameters', series('params')),
       lineChart('peak tensor memory', 'bytes', series('peakTensorBytes')),
-      lineChart('forward+backward time per token', 'µs', series('usPerToken')),
+      lineChart('forward+backward CPU time per token', 'µs', series('usPerToken')),
       '</div>',
       ...s.results.filter((x) => x.status !== 'ok').map((x) => `<p>${esc(`${x.model} at N = ${x.sqrtN}²: not measured: ${x.reason}`)}</p>`),
       `<pre>${esc(scalingTable(s))}</pre>`);
@@ -236,16 +244,16 @@ export function writeResults(r: BenchResults, dir: string, prefix: string): stri
   const machineCols = [m.cpuModel, m.logicalCores, m.node];
   const mh = ['cpu', 'cores', 'node'];
   if (r.matmul) {
-    files.push([`${prefix}-matmul.csv`, csv(['n', 'implementation', 'group', 'gflops_typical', 'gflops_best', 'gflops_interleaved_best', 'ms_per_product', 'samples', 'rme_percent', 'note', ...mh],
-      r.matmul.results.map((x) => [x.n, x.impl, x.group, x.gflops, x.gflopsBest, x.gflopsInterleaved, x.msPerCall, x.samples, x.rme, x.note, ...machineCols]))]);
+    files.push([`${prefix}-matmul.csv`, csv(['n', 'implementation', 'group', 'gflops_typical', 'gflops_best', 'gflops_interleaved_best', 'gflops_cpu_time', 'ms_per_product', 'samples', 'rme_percent', 'note', ...mh],
+      r.matmul.results.map((x) => [x.n, x.impl, x.group, x.gflops, x.gflopsBest, x.gflopsInterleaved, x.gflopsCpu, x.msPerCall, x.samples, x.rme, x.note, ...machineCols]))]);
   }
   if (r.layers) {
-    files.push([`${prefix}-layers.csv`, csv(['layer', 'size', 'T', 'd', 'backend', 'group', 'ms_per_step_median', 'ms_per_step_best', 'tokens_per_s', 'samples', 'rme_percent', 'note', ...mh],
-      r.layers.results.map((x) => [x.layer, x.size, r.layers!.T, r.layers!.d, x.backend, x.group, x.msPerStep, x.msBest, x.tokensPerSec, x.samples, x.rme, x.note, ...machineCols]))]);
+    files.push([`${prefix}-layers.csv`, csv(['layer', 'size', 'T', 'd', 'backend', 'group', 'ms_per_step_median', 'ms_per_step_best', 'ms_per_step_cpu', 'tokens_per_s', 'samples', 'rme_percent', 'note', ...mh],
+      r.layers.results.map((x) => [x.layer, x.size, r.layers!.T, r.layers!.d, x.backend, x.group, x.msPerStep, x.msBest, x.msCpu, x.tokensPerSec, x.samples, x.rme, x.note, ...machineCols]))]);
   }
   if (r.scaling) {
-    files.push([`${prefix}-scaling.csv`, csv(['model', 'sqrt_n', 'n', 'status', 'params', 'peak_tensor_bytes', 'rss_bytes', 'ms_per_step_median', 'ms_per_step_best', 'us_per_token', 'zero_grad_ms', 'fwd_flops_per_token', 'samples', 'reason', 'device', ...mh],
-      r.scaling.results.map((x) => [x.model, x.sqrtN, x.N, x.status, x.params, x.peakTensorBytes, x.rssBytes, x.msPerStep, x.msBest, x.usPerToken, x.zeroGradMs, x.forwardFlopsPerToken, x.samples, x.reason, r.scaling!.device, ...machineCols]))]);
+    files.push([`${prefix}-scaling.csv`, csv(['model', 'sqrt_n', 'n', 'status', 'params', 'peak_tensor_bytes', 'rss_bytes', 'ms_per_step_median', 'ms_per_step_best', 'ms_per_step_cpu', 'us_per_token_cpu', 'us_per_token_wall', 'zero_grad_ms', 'fwd_flops_per_token', 'samples', 'reason', 'device', ...mh],
+      r.scaling.results.map((x) => [x.model, x.sqrtN, x.N, x.status, x.params, x.peakTensorBytes, x.rssBytes, x.msPerStep, x.msBest, x.msCpu, x.usPerToken, x.usPerTokenWall, x.zeroGradMs, x.forwardFlopsPerToken, x.samples, x.reason, r.scaling!.device, ...machineCols]))]);
   }
   files.push([`${prefix}.html`, html(r)]);
   const paths: string[] = [];

@@ -3,7 +3,9 @@
 //   - parameters: the sum of the lengths of the parameter tensors the layer allocated (router included for Monet);
 //   - memory: the peak bytes of live device tensors over setup + one forward/backward (parameters, gradients,
 //     inputs and every temporary; counted by a wrapping Device), and the process's resident set size after the step;
-//   - forward + backward time per token: a benny case of one step over T tokens (median), divided by T;
+//   - forward + backward time per token: a benny case of one step over T tokens (wall median), and the best process
+//     CPU time of three more steps (the figure used for growth: one thread, so CPU time is compute time, and it
+//     leaves out the time other processes held the cores), divided by T;
 //   - the time to zero the gradients (an optimiser's O(parameters) memset; not inside forward + backward).
 // Then the growth exponent: the least-squares slope of log(quantity) against log(N), over every measured N and over
 // the three largest. √N growth is a slope of 0.5; growth with N a slope of 1.
@@ -22,7 +24,7 @@
 import { Scope } from '../src/backend/device.ts';
 import { buildLayer, countParams, zeroGrads, type LayerSpec } from './lib/layer-steps.ts';
 import { countingDevice, openWasm } from './lib/devices.ts';
-import { runSuite, type CaseBudget } from './lib/serial.ts';
+import { cpuBest, runSuite, type CaseBudget } from './lib/serial.ts';
 
 export type ScalingModel = 'monet-hd' | 'monet-vd' | 'smoe' | 'peer';
 export const SCALING_MODELS: readonly ScalingModel[] = ['monet-hd', 'monet-vd', 'smoe', 'peer'];
@@ -38,7 +40,9 @@ export interface ScalingResult {
   rssBytes?: number;
   msPerStep?: number; // median
   msBest?: number; // fastest sample
-  usPerToken?: number;
+  msCpu?: number; // best process CPU time of 3 steps (one thread: compute time; the machine may be shared)
+  usPerToken?: number; // from msCpu (the figure the growth exponent uses)
+  usPerTokenWall?: number; // from the median wall time
   zeroGradMs?: number;
   forwardFlopsPerToken?: number; // napkin math of the layer's dense products (not measured)
   samples?: number;
@@ -138,7 +142,9 @@ export async function runScaling(opts: { quick: boolean; sqrtNs?: number[]; mode
           const [t] = await runSuite(`${model} N=${sqrtN}² forward+backward (T=${T}, d=${d}, ${dev.name})`, [[`${model} N=${sqrtN}²`, once, budget]]);
           row.msPerStep = t.median * 1000;
           row.msBest = t.min * 1000;
-          row.usPerToken = (t.median / T) * 1e6;
+          row.msCpu = cpuBest([['step', once]], opts.quick ? 1 : 3).get('step')!;
+          row.usPerToken = (row.msCpu / T) * 1e3;
+          row.usPerTokenWall = (t.median / T) * 1e6;
           row.samples = t.samples;
           let best = Infinity;
           for (let i = 0; i < 3; i++) {

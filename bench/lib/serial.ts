@@ -52,6 +52,25 @@ export function timings(summary: Summary): Timing[] {
 }
 
 /**
+ * Best CPU time (ms) of `fn` over `rounds` calls, by this process's CPU time (process.cpuUsage: user + system).
+ * Our CPU backends and the peers timed this way run on one thread, so their CPU time is their compute time; unlike
+ * wall time it leaves out the slices the process waited while other work held the cores (this machine is shared).
+ * For several functions pass them together: rounds interleave them, so all see the same cache and memory state.
+ */
+export function cpuBest(fns: [string, () => void][], rounds: number): Map<string, number> {
+  const best = new Map<string, number>();
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, fn] of fns) {
+      const u0 = process.cpuUsage();
+      fn();
+      const u = process.cpuUsage(u0);
+      best.set(name, Math.min(best.get(name) ?? Infinity, (u.user + u.system) / 1000));
+    }
+  }
+  return best;
+}
+
+/**
  * Runs one benny suite of `cases` ([name, fn, budget]) one after another and returns their timings. Sync functions
  * are timed as they are; async ones must already be wrapped in `serial`.
  */

@@ -17,8 +17,8 @@ export interface TorchResult {
   torch: string;
   threads: number;
   blas: string; // BLAS_INFO of the build and, for 'generic', the system library it resolves to
-  matmul: { n: number; median_s: number; min_s: number; samples: number }[];
-  layers: { layer: string; median_s: number; min_s: number; samples: number }[];
+  matmul: { n: number; median_s: number; min_s: number; cpu_s: number; samples: number }[];
+  layers: { layer: string; median_s: number; min_s: number; cpu_s: number; samples: number }[];
 }
 
 const SCRIPT = fileURLToPath(new URL('./torch_native.py', import.meta.url));
