@@ -209,6 +209,13 @@ export function saveCheckpoint(dir: string, config: ModelConfig, tokenizer: stri
   try {
     fsOps.renameSync(ps, join(dir, 'trainer_state.safetensors')); // commit point
   } catch (e) {
+    for (const p of [pm, ps]) {
+      try {
+        fsOps.unlinkSync(p);
+      } catch {
+        // best effort: recoverCheckpoint removes what is left
+      }
+    }
     throw new CheckpointWriteError(`checkpoint of step ${st.step} not committed: renaming ${ps} failed (${(e as Error).message}). The previous checkpoint in ${dir} is intact`, e);
   }
   try {
