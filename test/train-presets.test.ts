@@ -3,6 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PRESETS, getPreset, paramBreakdown, paramSpecs, stateSpecs, expertScaling, formatCount, validateConfig, type ModelConfig } from '../src/train/presets.ts';
 import { initParams } from '../src/train/init.ts';
+import { describeModel } from '../src/train/trainer.ts';
+import { main } from '../src/cli/main.ts';
 import { buildLm, lmParamSpecs, lmStateSpecs } from '../reference/lm.ts';
 import { lmParamShapes, lmStateShapes, parseLmConfig } from '../src/layers/lm.ts';
 
@@ -109,6 +111,27 @@ test('every trainable preset: our parameter and state lists equal those of refer
     assert.equal(st, lmStateSpecs(buildLm(raw, p.name)).map((s) => `${s.name} [${s.shape}]`), `${p.name} state vs reference`);
     assert.equal(st, lmStateShapes(parseLmConfig(raw, p.name)).map(([n, sh]) => `${n} [${sh}]`), `${p.name} state vs src/layers`);
   }
+});
+
+test('the √N = 512 preset prints its count beside SMoE (2·N·m·d) and PEER (2·N·d) with as many experts', () => {
+  const lines = describeModel(getPreset('monet-vd-512').config).join('\n');
+  assert.match(lines, /N = 512² = 262,144/);
+  assert.match(lines, /SMoE with 262,144 experts of width m = 2 would need 134\.2M/); // 2·262144·2·128 = 134,217,728
+  assert.match(lines, /PEER with 262,144 singleton experts 67\.1M/); // 2·262144·128 = 67,108,864
+});
+
+test('monet train --list-presets prints every preset, the 1.4B as 1,465.2M', async () => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (x: unknown) => void lines.push(String(x));
+  try {
+    assert.is(await main(['train', '--list-presets']), 0);
+  } finally {
+    console.log = log;
+  }
+  const out = lines.join('\n');
+  for (const p of PRESETS) assert.match(out, new RegExp(`^${p.name.replace(/\./g, '\\.')} `, 'm'));
+  assert.match(out, /monet-vd-1\.4b .*\n.*parameters 1,465\.2M \(1,465,157,632\)/);
 });
 
 test.run();
