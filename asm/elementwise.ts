@@ -1,7 +1,7 @@
 // Memory and elementwise kernels, activations, the TopK α-blend and AdamW (src/backend/kernels.ts for semantics).
 // Dimension legend: n elements; rows × cols for 2-D blocks.
 
-import { addf, erfc, ld, ldi, st } from './common';
+import { addf, erfc, exp4, ld, ldi, st } from './common';
 
 export function fill(x: usize, n: i32, value: f32): void {
   const v = f32x4.splat(value);
@@ -111,12 +111,36 @@ export function activationBackward(dx: usize, dy: usize, x: usize, n: i32, kind:
   for (; i < n; i++) addf(dx, i, <f32>(<f64>ld(dy, i) * actGrad(kind, ld(x, i))));
 }
 
+/** sigmoid of four floats: 1 / (1 + e^−x) with the 4-lane exp (saturates cleanly: e^−x clamps, 1/(1+big) → 0). */
+// @ts-ignore: decorator
+@inline function sigmoid4(x: v128): v128 {
+  const one = f32x4.splat(1);
+  return f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(x))));
+}
+
 export function swiglu(h: usize, g: usize, u: usize, n: i32): void {
-  for (let i = 0; i < n; i++) st(h, i, <f32>(act(SILU, ld(g, i)) * <f64>ld(u, i)));
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const gv = v128.load(g + o);
+    v128.store(h + o, f32x4.mul(f32x4.mul(gv, sigmoid4(gv)), v128.load(u + o)));
+  }
+  for (; i < n; i++) st(h, i, <f32>(act(SILU, ld(g, i)) * <f64>ld(u, i)));
 }
 
 export function swigluBackward(dg: usize, du: usize, dh: usize, g: usize, u: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  const one = f32x4.splat(1);
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const gv = v128.load(g + o), d = v128.load(dh + o);
+    const sg = sigmoid4(gv);
+    // silu(g) = g·σ(g);  silu'(g) = σ(g)·(1 + g·(1 − σ(g)))
+    const dsilu = f32x4.mul(sg, f32x4.add(one, f32x4.mul(gv, f32x4.sub(one, sg))));
+    v128.store(dg + o, f32x4.add(v128.load(dg + o), f32x4.mul(f32x4.mul(d, v128.load(u + o)), dsilu)));
+    v128.store(du + o, f32x4.add(v128.load(du + o), f32x4.mul(d, f32x4.mul(gv, sg))));
+  }
+  for (; i < n; i++) {
     const gi = <f64>ld(g, i), d = <f64>ld(dh, i);
     addf(dg, i, <f32>(d * <f64>ld(u, i) * actGrad(SILU, gi)));
     addf(du, i, <f32>(d * act(SILU, gi)));

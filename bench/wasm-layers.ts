@@ -1,10 +1,12 @@
 // Every layer, forward + backward, on our WASM kernels (one thread), and where the Monet layers spend their time.
 //
-//   node --import tsx bench/wasm-layers.ts [--tokens 1024] [--relaxed] [--monet-only]
+//   node --import tsx bench/wasm-layers.ts [--tokens 1024] [--relaxed] [--no-benny] [--monet-only]
+//   (--no-benny: only the CPU-time breakdown of part 2; --monet-only: that, for the two Monet layers only)
 //
 // Part 1 (benny, one suite, cases run one after another): forward+backward of each layer kind at a moderate size
 // (T tokens, d = 512), including its parameter gradients; the table gives ms per step and tokens/s.
-// Part 2: for Monet-HD and Monet-VD (router included), the layer's time against the time of its matmuls alone:
+// Part 2: for every layer (the target concerns Monet-HD and Monet-VD, router included), the layer's time against
+// the time of its matmuls alone:
 // one instrumented run records every kernel call (WASM kernels run synchronously, so the process CPU time spent in
 // a call is the kernel's time) and the recorded matmul calls are then replayed alone on the same tensors. Target (issue 5):
 // ≥ 70 % of a Monet layer's time in matmuls, i.e. routing and the expert contractions must not dominate.
@@ -187,7 +189,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const dev = await createWasmDevice({ relaxed: args.includes('--relaxed') });
   const steps = layerSteps(dev);
   const rows: { name: string; desc: string; ms: number; cpuMs?: number }[] = [];
-  if (!args.includes('--monet-only')) await b.suite(
+  const part1 = !args.includes('--no-benny') && !args.includes('--monet-only');
+  if (part1) await b.suite(
     `layers forward+backward on ${dev.name}, T=${T}, d=${d}`,
     ...Object.entries(steps).map(([name, { step }]) => b.add(name, () => {
       const sc = new Scope(dev);
@@ -214,12 +217,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     r.cpuMs = best;
   }
   console.log(`\nCPU: ${cpus()[0]?.model ?? 'unknown'} (load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}); Node ${process.version}; ${dev.name}; one thread; T=${T} tokens, d=${d}\n`);
-  console.log('| layer (forward + backward) | size | ms / step (benny mean) | tokens/s | CPU ms / step (best of 4) | tokens/s (CPU time) |\n|---|---|---|---|---|---|');
+  if (part1) console.log('| layer (forward + backward) | size | ms / step (benny mean) | tokens/s | CPU ms / step (best of 4) | tokens/s (CPU time) |\n|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(`| ${r.name} | ${r.desc} | ${r.ms.toFixed(1)} | ${Math.round((T / r.ms) * 1000)} | ${r.cpuMs!.toFixed(1)} | ${Math.round((T / r.cpuMs!) * 1000)} |`);
   }
-  console.log('\n| Monet layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|');
-  for (const name of ['monet-hd', 'monet-vd']) {
+  console.log('\n| layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|');
+  const names = args.includes('--monet-only') ? ['monet-hd', 'monet-vd'] : Object.keys(steps);
+  for (const name of names) {
     // best of three instrumented runs (the machine may be shared)
     let best: ReturnType<typeof breakdown> | null = null;
     for (let i = 0; i < 3; i++) {
