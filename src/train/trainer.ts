@@ -139,7 +139,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
       }
     }
     // The saved options win, except what a user may sensibly change on resume: more steps, the backend, reporting.
-    const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
+    const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'stepCheck', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
     const merged = { ...saved.options } as Record<string, unknown>;
     for (const k of keep) merged[k] = o[k];
     o = merged as unknown as TrainOptions;
@@ -163,9 +163,9 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   } else {
     if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'trainer_state.safetensors'))) {
       if (!force) throw new Error(`run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, or --name for a new one`);
-      rmSync(runDir, { recursive: true, force: true });
     }
-    mkdirSync(runDir, { recursive: true });
+    // The folder is replaced / created only once the data and the backend are known to work (below), so that a
+    // wrong --data or --seq-len neither deletes an old run nor leaves an empty folder behind.
     ({ params, state } = initParams(config, o.seed));
   }
 
@@ -188,6 +188,15 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   const created = await createEngine(o.backend, { config, params, state, m, v, checkEveryStep: o.stepCheck ?? true });
   const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
   say(`backend: ${engine.name} (${created.why})`);
+  if (!resume) {
+    try {
+      if (force) rmSync(runDir, { recursive: true, force: true });
+      mkdirSync(runDir, { recursive: true });
+    } catch (e) {
+      await engine.dispose();
+      throw new Error(`cannot create the run folder ${runDir} (${(e as Error).message})`);
+    }
+  }
   const tokensPerStep = B * S * o.gradAccum;
   say(`training ${o.steps} steps × ${tokensPerStep.toLocaleString('en-US')} tokens (batch ${B} × seq ${S}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`);
 
