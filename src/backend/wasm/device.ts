@@ -130,12 +130,6 @@ class WasmDevice implements Device {
     return w.dtype === 'f32' ? new Float32Array(this.mem.buffer, w.ptr, w.length).slice() : new Int32Array(this.mem.buffer, w.ptr, w.length).slice();
   }
 
-  /** Synchronous view of a tensor's current contents (valid until the next allocation); for benchmarks and tests. */
-  view(t: F32): Float32Array {
-    const w = t as WasmTensor;
-    return new Float32Array(this.mem.buffer, w.ptr, w.length);
-  }
-
   free(t: DTensor): void {
     const w = t as WasmTensor;
     if (w.freed) throw new Error('wasm device free: the tensor was already freed');
