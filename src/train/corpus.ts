@@ -159,7 +159,13 @@ export function loadTextFiles(paths: string[]): Corpus {
   const enc = new TextEncoder();
   for (const p of paths) {
     if (!existsSync(p)) throw new Error(`corpus: --data file '${p}' does not exist`);
-    const text = readFileSync(p, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(p, 'utf8');
+    } catch (e) {
+      // EISDIR, EACCES, …: name the file, which Node's message does not
+      throw new Error(`corpus: --data file '${p}' cannot be read as text (${(e as Error).message}); expected a UTF-8 text file`);
+    }
     if (text.length < 100) throw new Error(`corpus: --data file '${p}' has ${text.length} characters; expected at least 100 to split into training and validation`);
     let cut = Math.floor(text.length * 0.9);
     const nl = text.indexOf('\n', cut);
