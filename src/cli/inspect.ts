@@ -113,7 +113,8 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
   for (const st of c.layers) {
     const lu = st.units;
     const { measured, tooRare, dead } = summarizeLayer(c, lu.layer, minFires);
-    const best = [...measured].sort((a, b) => key(a) - key(b) || b.fires - a.fires).slice(0, top);
+    // ties (many byte-level units have token entropy exactly 0) go to the lower POS entropy, then the more frequent
+    const best = [...measured].sort((a, b) => key(a) - key(b) || (a.tagEntropy ?? 0) - (b.tagEntropy ?? 0) || b.fires - a.fires).slice(0, top);
     text += `\nlayer ${lu.layer} (${lu.kind}, ${lu.count} units): ${measured.length} measured, ${tooRare} too rare, ${dead} never fired\n`;
     text += unitsTable(lu, best, hasTags) + '\n';
     for (const s of best.slice(0, Math.min(best.length, 3))) text += `${unitName(lu, s.unit)}:\n${contextsText(c, s, nCtx)}\n`;
@@ -163,6 +164,7 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
   const ev = windowsFor(r, f, 'validation');
   const factor = num(f, 'factor', 2);
   const res = maskExperiment(r.model, sel, ev, factor, err);
+  writeFileSync(join(r.dir, 'inspect-mask.json'), JSON.stringify(res, null, 1) + '\n');
   const what = r.data ? 'language' : 'genre';
   const valid = res.rows.filter((x) => x.ratio !== null);
   const above1 = valid.filter((x) => x.ratio! > 1).length;
@@ -176,8 +178,8 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
       esc(x.label),
       `${x.unitsPerLayer.reduce((a, b) => a + b, 0)} (${x.unitsPerLayer.join(' + ')})`,
       res.baseLoss[g].toFixed(4),
-      x.deltaTarget.toFixed(4),
-      x.deltaOthers.toFixed(4),
+      x.deltaTarget.toFixed(5),
+      x.deltaOthers.toFixed(5),
       x.ratio === null ? '—' : x.ratio.toFixed(2),
     ]),
   );
@@ -312,9 +314,8 @@ export async function inspectCommand(args: string[]): Promise<number> {
     const out = (f.out as string | undefined) ?? join(r.dir, `inspect-${sub}.html`);
     const title = `monet inspect ${sub}: ${r.name} (${r.model.config.ffn}, step ${r.step})`;
     if (sub === 'mask') {
-      const { sec, result } = maskSection(r, f);
+      const { sec } = maskSection(r, f);
       console.log(sec.text);
-      writeFileSync(join(r.dir, 'inspect-mask.json'), JSON.stringify(result, null, 1) + '\n');
       writeHtml(out, title, sec.html);
       return 0;
     }

@@ -18,7 +18,7 @@ export function table(head: string[], rows: string[][], align: Array<'l' | 'r'> 
 
 const pct = (x: number) => `${(100 * x).toFixed(x < 0.001 ? 3 : 1)}%`;
 const f2 = (x: number | null) => (x === null || Number.isNaN(x) ? '—' : x.toFixed(2));
-const f4 = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(4);
+const f4 = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(5);
 const tokList = (s: UnitSummary) => s.topTokens.slice(0, 3).map(([b, n]) => `${showToken(b)}:${n}`).join(' ');
 
 export function unitsTable(lu: LayerUnits, list: UnitSummary[], hasTags: boolean): string {

@@ -64,7 +64,7 @@ export function neuronName(s: UnitSummary): string {
 /**
  * Pick neurons automatically: the lowest token-entropy neuron, then (if the corpus has tags) the lowest POS-entropy
  * neuron among the rest, then further lowest token-entropy ones, until `count`. Only neurons (dense/TopK layers)
- * that fired at least `minFires` times are candidates.
+ * that fired at least `minFires` times and whose most frequent token is not whitespace are candidates.
  */
 export function pickSteerTargets(c: Collected, count: number, minFires: number): SteerTarget[] {
   const cands: UnitSummary[] = [];
@@ -73,9 +73,12 @@ export function pickSteerTargets(c: Collected, count: number, minFires: number):
     cands.push(...summarizeLayer(c, st.units.layer, minFires).measured);
   }
   if (cands.length === 0) throw new Error(`inspect steer: no neuron fired at least ${minFires} times; this needs a dense or TopK model (or a lower --min-fires)`);
-  // Prefer TopK layers when the model has them (the paper steers TopK neurons).
+  // Prefer TopK layers when the model has them (the paper steers TopK neurons). Skip neurons whose most frequent
+  // token is whitespace: at byte level those are word-boundary detectors, which have entropy 0 and no concept.
   const hasTopk = cands.some((s) => c.layers[s.layer].units.kind === 'topk');
-  const pool = hasTopk ? cands.filter((s) => c.layers[s.layer].units.kind === 'topk') : cands;
+  const isSpace = (s: UnitSummary) => s.topTokens.length > 0 && [9, 10, 13, 32].includes(s.topTokens[0][0]);
+  let pool = hasTopk ? cands.filter((s) => c.layers[s.layer].units.kind === 'topk') : cands;
+  if (pool.some((s) => !isSpace(s))) pool = pool.filter((s) => !isSpace(s));
   const byTok = [...pool].sort((a, b) => a.tokenEntropy - b.tokenEntropy || b.fires - a.fires);
   const out: SteerTarget[] = [];
   const used = new Set<string>();
