@@ -144,7 +144,7 @@ function drawLossChart(losses: number[], steps: number): void {
   const W = 640, H = 260, L = 44, R = 10, T = 10, B = 26;
   const lnV = Math.log(256);
   const hi = Math.max(lnV + 0.3, ...losses.filter(Number.isFinite));
-  const lo = Math.max(0, Math.min(lnV - 1, ...losses.filter(Number.isFinite)) - 0.2);
+  const lo = Math.max(0, Math.floor(Math.min(lnV - 1, ...losses.filter(Number.isFinite)) - 0.2)); // whole nats, so the lowest gridline is labelled
   const x = (s: number) => L + ((W - L - R) * s) / Math.max(1, steps);
   const y = (v: number) => T + ((H - T - B) * (hi - v)) / (hi - lo);
   const parts: string[] = [];
