@@ -22,8 +22,9 @@ const sink = () => {
 };
 
 function setup(extra: string[]) {
-  const argv = ['--preset', 'tiny', '--backend', 'reference', '--data', textFile, '--runs-dir', dir, '--batch-size', '4', '--seq-len', '16',
+  const argv = ['--preset', 'tiny', '--data', textFile, '--runs-dir', dir, '--batch-size', '4', '--seq-len', '16',
     '--eval-every', '4', '--eval-batches', '2', '--log-every', '1', '--save-every', '100', '--sample-tokens', '8', ...extra];
+  if (!argv.includes('--backend')) argv.push('--backend', 'reference');
   const f = parseFlags('train', TRAIN_FLAGS, argv);
   const { preset, config } = resolveModel(f);
   return { o: resolveTrainOptions(f, preset, 'reference'), config };
@@ -48,28 +49,30 @@ test('a short reference run lowers the loss and writes a complete run folder', a
   assert.match(readFileSync(join(run, 'loss.svg'), 'utf8'), /<polyline/);
 });
 
-test('an interrupted run resumed with --resume ends bit-identical to an uninterrupted one', async () => {
-  const full = setup(['--steps', '6', '--name', 'full']);
-  await train(full.o, full.config, false, { out: sink().out });
-  const part = setup(['--steps', '6', '--name', 'part']);
-  const stop = { requested: false };
-  const s1 = sink();
-  // Stop after step 3: the loop checks the flag after each step.
-  let n = 0;
-  const out = { write: (x: string) => { if (/step \d+\/6/.test(x) && ++n === 3) stop.requested = true; s1.lines.push(x); }, isTTY: false };
-  await train(part.o, part.config, false, { out, stop });
-  assert.match(s1.lines.join(''), /interrupted/);
-  const mid = JSON.parse(readFileSync(join(dir, 'part', 'run.json'), 'utf8'));
-  assert.is(mid.step, 3);
-  await train({ ...part.o }, part.config, true, { out: sink().out });
-  const a = loadModel(join(dir, 'full'));
-  const b = loadModel(join(dir, 'part'));
-  for (const [k, v] of a.params) assert.equal(Array.from(b.params.get(k)!), Array.from(v), k);
-  for (const [k, v] of a.state) assert.equal(Array.from(b.state.get(k)!), Array.from(v), k);
-  // the log has exactly one training record per step
-  const steps = readFileSync(join(dir, 'part', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => typeof x.loss === 'number').map((x) => x.step);
-  assert.equal(steps, [1, 2, 3, 4, 5, 6]);
-});
+for (const backend of ['reference', 'wasm'] as const) {
+  test(`${backend}: an interrupted run resumed with --resume ends bit-identical to an uninterrupted one`, async () => {
+    const full = setup(['--steps', '6', '--name', `full-${backend}`, '--backend', backend]);
+    await train(full.o, full.config, false, { out: sink().out });
+    const part = setup(['--steps', '6', '--name', `part-${backend}`, '--backend', backend]);
+    const stop = { requested: false };
+    const s1 = sink();
+    // Stop after step 3: the loop checks the flag after each step.
+    let n = 0;
+    const out = { write: (x: string) => { if (/step \d+\/6/.test(x) && ++n === 3) stop.requested = true; s1.lines.push(x); }, isTTY: false };
+    await train(part.o, part.config, false, { out, stop });
+    assert.match(s1.lines.join(''), /interrupted/);
+    const mid = JSON.parse(readFileSync(join(dir, `part-${backend}`, 'run.json'), 'utf8'));
+    assert.is(mid.step, 3);
+    await train({ ...part.o }, part.config, true, { out: sink().out });
+    const a = loadModel(join(dir, `full-${backend}`));
+    const b = loadModel(join(dir, `part-${backend}`));
+    for (const [k, v] of a.params) assert.equal(Array.from(b.params.get(k)!), Array.from(v), k);
+    for (const [k, v] of a.state) assert.equal(Array.from(b.state.get(k)!), Array.from(v), k);
+    // the log has exactly one training record per step
+    const steps = readFileSync(join(dir, `part-${backend}`, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => typeof x.loss === 'number').map((x) => x.step);
+    assert.equal(steps, [1, 2, 3, 4, 5, 6]);
+  });
+}
 
 test('a second run into the same folder is refused unless --resume or --force', async () => {
   const { o, config } = setup(['--steps', '2', '--name', 'a']);
