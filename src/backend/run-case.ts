@@ -37,11 +37,14 @@ export function parseDenseConfig(c: Config, where: string): DenseFfnConfig {
   };
 }
 export function parseSmoeConfig(c: Config, where: string): SmoeConfig {
+  const E = cfgInt(c, 'num_experts', where), k = cfgInt(c, 'top_k', where);
+  // Checked here, where the config key can be named, rather than in the layer's forward.
+  if (k > E) throw new Error(`${where}: config.top_k: expected at most num_experts = ${E}, found ${k}`);
   return {
     d: cfgInt(c, 'hidden_size', where),
     F: cfgInt(c, 'intermediate_size', where),
-    E: cfgInt(c, 'num_experts', where),
-    k: cfgInt(c, 'top_k', where),
+    E,
+    k,
     activation: cfgEnum(c, 'activation', ['swiglu', 'relu2', 'relu', 'gelu'] as const, where),
   };
 }
@@ -51,8 +54,10 @@ export function parsePeerConfig(c: Config, where: string): PeerConfig {
   if (n * n !== N) throw new Error(`${where}: config.num_experts: expected a perfect square (product keys), found ${N}`);
   const dk = cfgInt(c, 'key_dim', where, 2);
   if (dk % 2 !== 0) throw new Error(`${where}: config.key_dim: expected an even number (two halves), found ${dk}`);
+  const k = cfgInt(c, 'top_k', where);
+  if (k > n) throw new Error(`${where}: config.top_k: expected at most √num_experts = ${n} (top-k is taken on each key half), found ${k}`);
   return {
-    d: cfgInt(c, 'hidden_size', where), N, n, H: cfgInt(c, 'heads', where), k: cfgInt(c, 'top_k', where), dk,
+    d: cfgInt(c, 'hidden_size', where), N, n, H: cfgInt(c, 'heads', where), k, dk,
     activation: cfgEnum(c, 'activation', ['relu', 'gelu'] as const, where),
     mode: cfgEnum(c, 'mode', ['train', 'eval'] as const, where),
     bnEps: cfgNum(c, 'bn_eps', where, 1e-5), bnMomentum: cfgNum(c, 'bn_momentum', where, 0.1),
@@ -60,6 +65,7 @@ export function parsePeerConfig(c: Config, where: string): PeerConfig {
 }
 export function parseRouterConfig(c: Config, where: string): MonetRouterConfig {
   const E = cfgInt(c, 'moe_experts', where, 2), topk = cfgInt(c, 'moe_topk', where);
+  if (topk >= E) throw new Error(`${where}: config.moe_topk: expected less than moe_experts = ${E} (the threshold is Φ⁻¹(1 − topk/E)), found ${topk}`);
   return {
     d: cfgInt(c, 'hidden_size', where), H: cfgInt(c, 'moe_heads', where), E, topk,
     mode: cfgEnum(c, 'mode', ['train', 'eval'] as const, where),
@@ -329,6 +335,8 @@ function monetMoe(io: CaseIO, back: boolean, decompose: 'horizontal' | 'vertical
   const cfg = parseRouterConfig(c, io.where);
   const aux = cfgAux(c, ['unif', 'amb'], io.where);
   const m = cfgInt(c, 'moe_dim', io.where);
+  if (decompose === 'vertical' && m % 2 !== 0) throw new Error(`${io.where}: config.moe_dim: expected an even number (Monet-VD splits each expert in halves), found ${m}`);
+  if (decompose === 'vertical' && cfg.d % 2 !== 0) throw new Error(`${io.where}: config.hidden_size: expected an even number (Monet-VD splits the output in halves), found ${cfg.d}`);
   cfgEnum(c, 'hidden_act', ['relu2'] as const, io.where, 'relu2');
   const unifEps = cfgNum(c, 'unif_eps', io.where, 1e-10);
   const T = io.inp.shapeOf('in.x')[0];

@@ -83,6 +83,10 @@ export function parseLmConfig(c: Config, where: string): LmConfig {
       decompose: cfgEnum(c, 'moe_decompose', ['vertical', 'horizontal'] as const, where),
       unifEps: cfgNum(c, 'unif_eps', where, 1e-10),
     };
+    if (cfg.monet.decompose === 'vertical' && cfg.monet.m % 2 !== 0) {
+      throw new Error(`${where}: config.moe_dim: expected an even number (Monet-VD splits each expert in halves), found ${cfg.monet.m}`);
+    }
+    if (cfg.monet.decompose === 'vertical' && d % 2 !== 0) throw new Error(`${where}: config.hidden_size: expected an even number for Monet-VD, found ${d}`);
     cfgEnum(c, 'hidden_act', ['relu2'] as const, where, 'relu2');
     cfg.aux = cfgAux(c, ['unif', 'amb'], where);
   }
