@@ -448,6 +448,32 @@ export function validateConfig(c: ModelConfig): void {
   if ((d / nH) % 2 !== 0) throw new Error(`config: the head dim hidden_size/num_attention_heads = ${d / nH} must be even for RoPE`);
   const kinds: FfnKind[] = ['dense', 'smoe', 'peer', 'monet', 'topk'];
   if (!kinds.includes(c.ffn)) throw new Error(`config: 'ffn' must be one of ${kinds.join(', ')}, found ${JSON.stringify(c.ffn)}`);
+  // Keys every kind shares, checked here so that a hand-edited config.json fails naming the key rather than later
+  // inside a backend (docs/robustness.md).
+  for (const key of ['rms_norm_eps', 'rope_theta', 'bn_eps', 'unif_eps'] as const) {
+    const v = c[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new Error(`config: '${key}' must be a positive number, found ${JSON.stringify(v)}`);
+  }
+  if (c.tie_word_embeddings !== undefined && typeof c.tie_word_embeddings !== 'boolean') throw new Error(`config: 'tie_word_embeddings' must be true or false, found ${JSON.stringify(c.tie_word_embeddings)}`);
+  if (c.mode !== undefined && c.mode !== 'train' && c.mode !== 'eval') throw new Error(`config: 'mode' must be 'train' or 'eval', found ${JSON.stringify(c.mode)}`);
+  const acts = c.ffn === 'peer' ? ['relu', 'gelu'] : c.ffn === 'topk' ? ['relu'] : ['swiglu', 'relu2', 'relu', 'gelu'];
+  if (c.activation !== undefined && c.ffn !== 'monet' && !acts.includes(c.activation)) {
+    throw new Error(`config: 'activation' for ffn '${c.ffn}' must be one of ${acts.join(', ')}, found ${JSON.stringify(c.activation)}`);
+  }
+  const auxNames = c.ffn === 'smoe' ? ['balance', 'z'] : c.ffn === 'monet' ? ['unif', 'amb'] : [];
+  if (c.aux !== undefined) {
+    if (typeof c.aux !== 'object' || c.aux === null || Array.isArray(c.aux)) throw new Error(`config: 'aux' must be an object {${auxNames.join(', ')}}, found ${JSON.stringify(c.aux)}`);
+    for (const [k, v] of Object.entries(c.aux)) {
+      if (!auxNames.includes(k)) throw new Error(`config: 'aux.${k}' is not an aux loss of ffn '${c.ffn}'; expected ${auxNames.length ? auxNames.join(', ') : 'no aux key'}`);
+      if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`config: 'aux.${k}' must be a non-negative number, found ${JSON.stringify(v)}`);
+    }
+  }
+  for (const k of auxNames) {
+    if (typeof c.aux?.[k] !== 'number') throw new Error(`config: ffn '${c.ffn}' needs 'aux.${k}' (its loss coefficient; 0 turns it off), found ${JSON.stringify(c.aux?.[k])}`);
+  }
+  // Size guards: paramSpecs lists layers and SMoE experts one by one, so a hostile config.json asking for a billion
+  // of them would make loading hang before any file size is compared. Real models are far below these bounds.
+  if (L > 4096) throw new Error(`config: num_hidden_layers ${L} exceeds the supported 4096`);
   switch (c.ffn) {
     case 'dense':
       posInt(c, 'intermediate_size');
@@ -466,6 +492,7 @@ export function validateConfig(c: ModelConfig): void {
       const E = posInt(c, 'num_experts');
       const k = posInt(c, 'top_k');
       if (k > E) throw new Error(`config: smoe top_k ${k} exceeds num_experts ${E}`);
+      if (E > 65536) throw new Error(`config: smoe num_experts ${E} exceeds the supported 65536 (each expert is its own set of tensors)`);
       break;
     }
     case 'peer': {
