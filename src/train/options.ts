@@ -182,7 +182,12 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
     presetName = ffn ? SMALL_FOR[ffn] : D.preset;
     if (ffn === 'monet' && f['moe-decompose'] === 'horizontal') presetName = 'monet-hd-small';
   }
-  const preset = getPreset(presetName);
+  let preset;
+  try {
+    preset = getPreset(presetName);
+  } catch (e) {
+    throw new FlagError(`monet train: --preset: ${(e as Error).message.replace(/^preset: /, '')}`); // a usage error: exit 2
+  }
   const config = preset.config;
   if (ffn && ffn !== config.ffn) throw new FlagError(`monet train: --ffn ${ffn} conflicts with --preset ${presetName}, whose ffn is '${config.ffn}'; give one of them`);
   for (const [flag, rule] of Object.entries(MODEL_FLAGS)) {
