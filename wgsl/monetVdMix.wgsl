@@ -3,8 +3,11 @@
 //   h11[i,c] = G1[i]·a1[i,c]                     "btim,bthi->btim"  straight flow, first half
 //   h12[i,c] = Σ_h g1[h,i]·c2[h,c]               "btjm,bthj,bthi->btim"  cross flow into first-router experts
 //   h21[j,c] = Σ_h g2[h,j]·c1[h,c]               "btim,bthi,bthj->btjm"  cross flow into second-router experts
-//   h22[j,c] = G2[j]·a2[j,c]                     "btjm,bthj->btjm"  straight flow, second half   (entry hidden)
+//   h22[j,c] = G2[j]·a2[j,c]                     "btjm,bthj->btjm"  straight flow, second half
 // a1, a2, h11..h22 (T, E, m); g1, g2 (T, H, E); G1, G2 (T, E) (= headSum); c1, c2 (T, H, m).
+// Three entry points, run in order: main (c1, c2), straight (h11, h22), cross (h12, h21). The hidden tensors are two
+// passes, not one, so that no entry point uses more than 6 storage buffers: WebGPU guarantees only 8 per shader
+// stage (src/backend/webgpu/bindings.ts), and all twelve tensors in one pass would need 12.
 struct Dims { T: u32, H: u32, E: u32, m: u32 }
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> h11: array<f32>;
@@ -40,7 +43,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 @compute @workgroup_size(256)
-fn hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn straight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = flat_id(gid, nwg); // (t, i, c); i doubles as j for the second-router tensors
+  if (idx >= dims.T * dims.E * dims.m) { return; }
+  let ti = idx / dims.m; // (t, i)
+  h11[idx] = G1[ti] * a1[idx];
+  h22[idx] = G2[ti] * a2[idx];
+}
+
+@compute @workgroup_size(256)
+fn cross(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = flat_id(gid, nwg); // (t, i, c); i doubles as j for the second-router tensors
   if (idx >= dims.T * dims.E * dims.m) { return; }
   let t = idx / (dims.E * dims.m);
@@ -54,8 +66,6 @@ fn hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     s12 = fma(g1[g_at], c2[c_at], s12);
     s21 = fma(g2[g_at], c1[c_at], s21);
   }
-  h11[idx] = G1[t * dims.E + i] * a1[idx];
   h12[idx] = s12;
   h21[idx] = s21;
-  h22[idx] = G2[t * dims.E + i] * a2[idx];
 }

@@ -1,9 +1,12 @@
-// monetVdMixBackward (SPEC §1.10, MoVDE) given dh11..dh22, three passes (entry points, run in order):
+// monetVdMixBackward (SPEC §1.10, MoVDE) given dh11..dh22, five passes (entry points, run in order):
 //   dc1[h,c] = Σ_j g2[h,j]·dh21[j,c];  dc2[h,c] = Σ_i g1[h,i]·dh12[i,c]             (entry main; scratch dc1, dc2)
-//   dg1[h,i] += Σ_c (dh11[i,c]·a1[i,c] + dh12[i,c]·c2[h,c] + dc1[h,c]·a1[i,c])   (G1 path lands on every head)
-//   dg2[h,j] += Σ_c (dh22[j,c]·a2[j,c] + dh21[j,c]·c1[h,c] + dc2[h,c]·a2[j,c])    (entry dgate)
-//   da1[i,c] += G1[i]·dh11[i,c] + Σ_h g1[h,i]·dc1[h,c]
-//   da2[j,c] += G2[j]·dh22[j,c] + Σ_h g2[h,j]·dc2[h,c]                             (entry dact)
+//   dg1[h,i] += Σ_c (dh11[i,c]·a1[i,c] + dh12[i,c]·c2[h,c] + dc1[h,c]·a1[i,c])   (G1 path lands on every head) (dg1_pass)
+//   dg2[h,j] += Σ_c (dh22[j,c]·a2[j,c] + dh21[j,c]·c1[h,c] + dc2[h,c]·a2[j,c])    (entry dg2_pass)
+//   da1[i,c] += G1[i]·dh11[i,c] + Σ_h g1[h,i]·dc1[h,c]                             (entry da1_pass)
+//   da2[j,c] += G2[j]·dh22[j,c] + Σ_h g2[h,j]·dc2[h,c]                             (entry da2_pass)
+// a1, a2, da1, da2, dh11..dh22 (T, E, m); g1, g2, dg1, dg2 (T, H, E); G1, G2 (T, E); c1, c2, dc1, dc2 (T, H, m).
+// The two routers' halves are separate passes so that no entry point uses more than 6 storage buffers: WebGPU
+// guarantees only 8 per shader stage (src/backend/webgpu/bindings.ts); both halves of dg in one pass would need 11.
 struct Dims { T: u32, H: u32, E: u32, m: u32 }
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> da1: array<f32>;
@@ -46,41 +49,63 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 @compute @workgroup_size(256)
-fn dgate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn dg1_pass(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = flat_id(gid, nwg); // (t, h, i)
-  let THm = dims.T * dims.H * dims.m;
   if (idx >= dims.T * dims.H * dims.E) { return; }
   let t = idx / (dims.H * dims.E);
   let h = (idx / dims.E) % dims.H;
   let i = idx % dims.E;
-  var s1 = 0.0;
-  var s2 = 0.0;
+  var s = 0.0;
   for (var c = 0u; c < dims.m; c++) {
     let a_at = (t * dims.E + i) * dims.m + c;
     let c_at = (t * dims.H + h) * dims.m + c;
-    s1 += dh11[a_at] * a1[a_at] + dh12[a_at] * c2[c_at] + dc[c_at] * a1[a_at];
-    s2 += dh22[a_at] * a2[a_at] + dh21[a_at] * c1[c_at] + dc[THm + c_at] * a2[a_at];
+    s += dh11[a_at] * a1[a_at] + dh12[a_at] * c2[c_at] + dc[c_at] * a1[a_at];
   }
-  dg1[idx] += s1;
-  dg2[idx] += s2;
+  dg1[idx] += s;
 }
 
 @compute @workgroup_size(256)
-fn dact(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = flat_id(gid, nwg); // (t, i, c)
+fn dg2_pass(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = flat_id(gid, nwg); // (t, h, j)
   let THm = dims.T * dims.H * dims.m;
+  if (idx >= dims.T * dims.H * dims.E) { return; }
+  let t = idx / (dims.H * dims.E);
+  let h = (idx / dims.E) % dims.H;
+  let j = idx % dims.E;
+  var s = 0.0;
+  for (var c = 0u; c < dims.m; c++) {
+    let a_at = (t * dims.E + j) * dims.m + c;
+    let c_at = (t * dims.H + h) * dims.m + c;
+    s += dh22[a_at] * a2[a_at] + dh21[a_at] * c1[c_at] + dc[THm + c_at] * a2[a_at];
+  }
+  dg2[idx] += s;
+}
+
+@compute @workgroup_size(256)
+fn da1_pass(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = flat_id(gid, nwg); // (t, i, c)
   if (idx >= dims.T * dims.E * dims.m) { return; }
   let t = idx / (dims.E * dims.m);
   let i = (idx / dims.m) % dims.E;
   let c = idx % dims.m;
-  var s1 = G1[t * dims.E + i] * dh11[idx];
-  var s2 = G2[t * dims.E + i] * dh22[idx];
+  var s = G1[t * dims.E + i] * dh11[idx];
   for (var h = 0u; h < dims.H; h++) {
-    let g_at = (t * dims.H + h) * dims.E + i;
-    let c_at = (t * dims.H + h) * dims.m + c;
-    s1 = fma(g1[g_at], dc[c_at], s1);
-    s2 = fma(g2[g_at], dc[THm + c_at], s2);
+    s = fma(g1[(t * dims.H + h) * dims.E + i], dc[(t * dims.H + h) * dims.m + c], s);
   }
-  da1[idx] += s1;
-  da2[idx] += s2;
+  da1[idx] += s;
+}
+
+@compute @workgroup_size(256)
+fn da2_pass(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = flat_id(gid, nwg); // (t, j, c)
+  let THm = dims.T * dims.H * dims.m;
+  if (idx >= dims.T * dims.E * dims.m) { return; }
+  let t = idx / (dims.E * dims.m);
+  let j = (idx / dims.m) % dims.E;
+  let c = idx % dims.m;
+  var s = G2[t * dims.E + j] * dh22[idx];
+  for (var h = 0u; h < dims.H; h++) {
+    s = fma(g2[(t * dims.H + h) * dims.E + j], dc[THm + (t * dims.H + h) * dims.m + c], s);
+  }
+  da2[idx] += s;
 }

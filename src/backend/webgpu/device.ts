@@ -371,8 +371,11 @@ function makeKernels(dev: WebGpuDevice): Kernels {
       const bufs = [B(h11, tem, `${w} h11`), B(h12, tem, `${w} h12`), B(h21, tem, `${w} h21`), B(h22, tem, `${w} h22`),
         B(c1, thm, `${w} c1`), B(c2, thm, `${w} c2`), B(a1, tem, `${w} a1`), B(a2, tem, `${w} a2`),
         B(g1, the, `${w} g1`), B(g2, the, `${w} g2`), B(G1, T * E, `${w} G1`), B(G2, T * E, `${w} G2`)];
-      dev.run(w, monetVdMixSrc, 'main', u, [null, null, null, null, bufs[4], bufs[5], bufs[6], bufs[7], bufs[8], bufs[9], null, null], thm);
-      dev.run(w, monetVdMixSrc, 'hidden', u, bufs, tem);
+      const [b11, b12, b21, b22, bC1, bC2, bA1, bA2, bG1, bG2, bS1, bS2] = bufs;
+      // Three passes of at most 6 storage buffers each (WebGPU guarantees 8 per stage; all twelve at once would not fit).
+      dev.run(w, monetVdMixSrc, 'main', u, [null, null, null, null, bC1, bC2, bA1, bA2, bG1, bG2, null, null], thm);
+      dev.run(w, monetVdMixSrc, 'straight', u, [b11, null, null, b22, null, null, bA1, bA2, null, null, bS1, bS2], tem);
+      dev.run(w, monetVdMixSrc, 'cross', u, [null, b12, b21, null, bC1, bC2, null, null, bG1, bG2, null, null], tem);
     },
     monetVdMixBackward(da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, a1, a2, g1, g2, G1, G2, c1, c2, s) {
       const { T, H, E, m } = s;
@@ -386,10 +389,15 @@ function makeKernels(dev: WebGpuDevice): Kernels {
       const dc = dev.scratch(2 * thm, `${w} dc`);
       dev.run(w, monetVdMixBackwardSrc, 'main', u,
         [null, null, null, null, null, b12, b21, null, null, null, bG1, bG2, null, null, null, null, dc], thm);
-      dev.run(w, monetVdMixBackwardSrc, 'dgate', u,
-        [null, null, bDg1, bDg2, b11, b12, b21, b22, bA1, bA2, null, null, null, null, bC1, bC2, dc], the);
-      dev.run(w, monetVdMixBackwardSrc, 'dact', u,
-        [bDa1, bDa2, null, null, b11, null, null, b22, null, null, bG1, bG2, bS1, bS2, null, null, dc], tem);
+      // One pass per router half for dg and da, so that no pass uses more than 6 storage buffers (WebGPU: 8 per stage).
+      dev.run(w, monetVdMixBackwardSrc, 'dg1_pass', u,
+        [null, null, bDg1, null, b11, b12, null, null, bA1, null, null, null, null, null, null, bC2, dc], the);
+      dev.run(w, monetVdMixBackwardSrc, 'dg2_pass', u,
+        [null, null, null, bDg2, null, null, b21, b22, null, bA2, null, null, null, null, bC1, null, dc], the);
+      dev.run(w, monetVdMixBackwardSrc, 'da1_pass', u,
+        [bDa1, null, null, null, b11, null, null, null, null, null, bG1, null, bS1, null, null, null, dc], tem);
+      dev.run(w, monetVdMixBackwardSrc, 'da2_pass', u,
+        [null, bDa2, null, null, null, null, null, b22, null, null, null, bG2, null, bS2, null, null, dc], tem);
       dev.gpu.free(dc);
     },
 

@@ -19,6 +19,8 @@
 
 /// <reference types="@webgpu/types" />
 
+import { computeEntryPoints, MAX_STORAGE_BUFFERS, storageBindingsUsed } from './bindings.ts';
+
 export interface OpenOptions {
   /** 'auto' (default): the platform's native backend with core features, else software GL in compatibility mode. */
   backend?: 'auto' | 'default' | 'vulkan' | 'opengles';
@@ -29,8 +31,10 @@ export interface OpenOptions {
 const env: Record<string, string | undefined> =
   typeof process !== 'undefined' && process.env ? process.env : {};
 
-/** Limits we ask for explicitly: the WebGPU defaults (128 invocations, 16 KiB workgroup memory, 8 storage buffers)
- *  are below what the kernels use, and a device only gets what it requests. */
+/** Limits we ask for explicitly: the WebGPU defaults (128 invocations, 16 KiB workgroup memory) are below what the
+ *  kernels use, and a device only gets what it requests. We ask for the adapter's maximum of each, except storage
+ *  buffers per shader stage: that one we hold at the default 8 (see CAPPED), because 8 is all that a conforming
+ *  device must offer (SwiftShader in Chromium offers 10, many devices 8). */
 const WANTED_LIMITS = [
   'maxComputeInvocationsPerWorkgroup',
   'maxComputeWorkgroupSizeX',
@@ -46,7 +50,14 @@ const WANTED_LIMITS = [
 const REQUIRED: Partial<Record<(typeof WANTED_LIMITS)[number], number>> = {
   maxComputeInvocationsPerWorkgroup: 256,
   maxComputeWorkgroupStorageSize: 16384,
-  maxStorageBuffersPerShaderStage: 8,
+  maxStorageBuffersPerShaderStage: MAX_STORAGE_BUFFERS,
+};
+
+/** Limits requested at exactly this value even where the adapter offers more: every kernel must run on any
+ *  conforming WebGPU device, so a kernel that needs more storage buffers than the default fails here too, in Node
+ *  and in tests, not only in a browser with a smaller limit. */
+const CAPPED: Partial<Record<(typeof WANTED_LIMITS)[number], number>> = {
+  maxStorageBuffersPerShaderStage: MAX_STORAGE_BUFFERS,
 };
 
 /** Uniform buffers kept for reuse (cached by content). */
@@ -212,6 +223,15 @@ export class Gpu {
     if (hit) return hit;
     this.checkAlive();
     if (this.debug) console.error(`[webgpu] compile ${name}${variant ? ` (${variant})` : ''} entry ${entryPoint}\n${wgsl}`);
+    // WebGPU would report too many storage buffers only later, through an error scope, as a bare validation message;
+    // say here which kernel, which entry point and which buffers.
+    // (An entry point this reader cannot find is left to WebGPU, whose error names the kernel at the next read.)
+    const used = computeEntryPoints(wgsl).includes(entryPoint) ? storageBindingsUsed(wgsl, entryPoint) : [];
+    const maxStorage = this.limits.maxStorageBuffersPerShaderStage;
+    if (used.length > maxStorage) {
+      throw new Error(`WGSL kernel '${name}' entry point '${entryPoint}' uses ${used.length} storage buffers (${used.map((u) => u.name).join(', ')}); ` +
+        `this device allows ${maxStorage} per shader stage (the WebGPU default that every device offers is ${MAX_STORAGE_BUFFERS}): split the pass or pack buffers`);
+    }
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('internal');
     const module = this.device.createShaderModule({ label: name, code: wgsl });
@@ -414,7 +434,7 @@ async function finish(adapter: GPUAdapter, compatRequested: boolean, debug: bool
     const have = Number(adapter.limits[k]);
     const need = REQUIRED[k];
     if (need !== undefined && have < need) throw new NoAdapterError(`WebGPU adapter offers ${k} = ${have}; the kernels need at least ${need}`);
-    requiredLimits[k] = have;
+    requiredLimits[k] = CAPPED[k] !== undefined ? Math.min(have, CAPPED[k]!) : have;
   }
   const device = await adapter.requestDevice({ requiredLimits, label: 'monet-ts' });
   const i = adapter.info;
