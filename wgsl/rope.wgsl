@@ -1,13 +1,17 @@
 // rope — rotary position embedding, Hugging Face rotate-half layout. x, y (B, S, heads, hd); position = s;
 // inv_freq_i = theta^(−2i/hd), i < hd/2; angle = s·inv_freq_i:
 //   y[i] = x_i·cos − x_{i+hd/2}·sin,   y[i+hd/2] = x_{i+hd/2}·cos + x_i·sin
+// cs (S', hd/2), S' ≥ S: (cos, sin) of each angle, computed on the host in float64 and rounded once to float32
+// (src/backend/webgpu/device.ts, ropeTable). Not on the GPU, because WGSL bounds the error of sin/cos only on
+// [−π, π], and the angles reach S (SwiftShader's float32 cos/sin were off by 1.8e-4 at s < 64).
 // One thread per rotated pair. SIGN = −1 rotates back (the backward, entry main with the override).
-struct Dims { B: u32, S: u32, heads: u32, hd: u32, theta: f32 }
+struct Dims { B: u32, S: u32, heads: u32, hd: u32 }
 override SIGN: f32 = 1.0;
 override ACCUMULATE: bool = false;
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> cs: array<vec2<f32>>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -17,11 +21,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = idx % half;
   let row = idx / half;                    // (b, s, head)
   let s = (row / dims.heads) % dims.S;
-  // theta^(−2i/hd) through exp/log, as float32 pow would do anyway.
-  let invFreq = exp(-2.0 * f32(i) / f32(dims.hd) * log(dims.theta));
-  let angle = f32(s) * invFreq;
-  let c = cos(angle);
-  let sn = SIGN * sin(angle);
+  let angle = cs[s * half + i];
+  let c = angle.x;
+  let sn = SIGN * angle.y;
   let lo = row * dims.hd + i;
   let hi = lo + half;
   let a = x[lo];

@@ -87,6 +87,8 @@ export class WebGpuDevice implements Device {
   readonly name: string;
   readonly kernels: Kernels;
   private live = new Set<DTensor>();
+  /** RoPE angle tables by (hd, theta): the longest S asked for so far serves every shorter S (same rows). */
+  private ropeTables = new Map<string, { S: number; buf: GpuBuffer }>();
 
   constructor(readonly gpu: Gpu) {
     this.name = `webgpu (${gpu.description})`;
@@ -121,6 +123,7 @@ export class WebGpuDevice implements Device {
   }
   dispose(): void {
     this.live.clear();
+    this.ropeTables.clear();
     this.gpu.destroy();
   }
 
@@ -162,6 +165,31 @@ export class WebGpuDevice implements Device {
 
   scratch(length: number, label: string): GpuBuffer {
     return this.gpu.alloc(length, label);
+  }
+
+  /**
+   * The (cos, sin) table of RoPE's angles s·theta^(−2i/hd), cs (S, hd/2, 2), for positions s < S. Computed on the
+   * host in float64 exactly as the plain-JS and WASM kernels compute them, then rounded to float32 once: WGSL
+   * guarantees sin/cos accuracy only on [−π, π], and the angles grow to S − 1. Uploaded once per (hd, theta) and
+   * kept on the GPU; a longer S replaces the table (its first rows are the same).
+   */
+  ropeTable(S: number, hd: number, theta: number): GpuBuffer {
+    const key = `${hd}|${theta}`;
+    const hit = this.ropeTables.get(key);
+    if (hit && hit.S >= S) return hit.buf;
+    const half = hd / 2;
+    const table = new Float32Array(Math.max(S, 1) * half * 2); // (S, half, 2)
+    for (let s = 0; s < S; s++) {
+      for (let i = 0; i < half; i++) {
+        const angle = s * Math.pow(theta, (-2 * i) / hd);
+        table[(s * half + i) * 2] = Math.cos(angle);
+        table[(s * half + i) * 2 + 1] = Math.sin(angle);
+      }
+    }
+    if (hit) this.gpu.free(hit.buf);
+    const buf = this.gpu.upload(table, `rope cos/sin (S=${S}, hd=${hd}, theta=${theta})`);
+    this.ropeTables.set(key, { S, buf });
+    return buf;
   }
 }
 
@@ -509,12 +537,14 @@ function makeKernels(dev: WebGpuDevice): Kernels {
     },
     rope(y, x, s) {
       const n = s.B * s.S * s.heads * s.hd;
-      dev.run('rope', ropeSrc, 'main', [s.B, s.S, s.heads, s.hd, f(s.theta)], [B(y, n, 'rope y'), B(x, n, 'rope x')], n / 2,
+      if (n === 0) return;
+      dev.run('rope', ropeSrc, 'main', [s.B, s.S, s.heads, s.hd], [B(y, n, 'rope y'), B(x, n, 'rope x'), dev.ropeTable(s.S, s.hd, s.theta)], n / 2,
         { SIGN: 1, ACCUMULATE: 0 });
     },
     ropeBackward(dx, dy, s) {
       const n = s.B * s.S * s.heads * s.hd;
-      dev.run('rope', ropeSrc, 'main', [s.B, s.S, s.heads, s.hd, f(s.theta)], [B(dx, n, 'ropeBackward dx'), B(dy, n, 'ropeBackward dy')], n / 2,
+      if (n === 0) return;
+      dev.run('rope', ropeSrc, 'main', [s.B, s.S, s.heads, s.hd], [B(dx, n, 'ropeBackward dx'), B(dy, n, 'ropeBackward dy'), dev.ropeTable(s.S, s.hd, s.theta)], n / 2,
         { SIGN: -1, ACCUMULATE: 1 });
     },
     attention(out, probs, q, kk, v, s) {
