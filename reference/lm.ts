@@ -556,6 +556,10 @@ export function runLmCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   if (shape.length !== 2) throw new Error(`${inp.where}: in.tokens: expected shape [B, S], found [${shape}]`);
   const [B, S] = shape;
   const tokens = inp.i32('in.tokens', [B, S]); // (B, S)
+  // The embedding checks every id too, but only this level knows the file and tensor to name.
+  for (let i = 0; i < tokens.length; i++) {
+    if (!(tokens[i] >= 0 && tokens[i] < m.cfg.V)) throw new Error(`${inp.where}: tensor in.tokens: token id ${tokens[i]} at row ${Math.floor(i / S)}, position ${i % S} is outside [0, config.vocab_size = ${m.cfg.V})`);
+  }
   const specs = lmParamSpecs(m);
   const params = readParams(inp, specs);
   const state: Params = {};
