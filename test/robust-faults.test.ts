@@ -88,6 +88,18 @@ test('absurd learning rate: every non-finite step is skipped and logged, 5 in a 
   }
 });
 
+test('--no-step-check (updates applied without a check): a non-finite loss stops the run at once, naming the intact checkpoint', async () => {
+  const { o, config } = setup(['--backend', 'wasm', '--no-step-check', '--steps', '40', '--save-every', '1', '--lr', '1e30', '--warmup', '0', '--min-lr', '0', '--name', 'nocheck']);
+  let msg = '';
+  await train(o, config, false, { out: quiet }).catch((e: Error) => (msg = e.message));
+  assert.match(msg, /training diverged at step (\d+): loss (NaN|-?Infinity) and the update was applied/);
+  const m = /the checkpoint of step (\d+) in \S+ is intact/.exec(msg);
+  assert.ok(m, msg);
+  const ck = loadModel(join(dir, 'nocheck'));
+  assert.is(loadTrainerState(join(dir, 'nocheck'), ck.config).step, Number(m![1]));
+  for (const [k, a] of ck.params) assert.ok(a.every(Number.isFinite), `checkpointed '${k}' is finite`);
+});
+
 test('a transient NaN (one poisoned forward) is skipped without touching parameters, moments or BN state; training goes on', async () => {
   const { o, config } = setup(['--backend', 'reference', '--steps', '8', '--save-every', '100', '--name', 'transient']);
   let checked = false;

@@ -301,6 +301,12 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
         continue; // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
       }
       faults = 0;
+      if (r && !Number.isFinite(r.loss)) {
+        // Only an engine that does not check before updating (--no-step-check) gets here: the update is applied, the
+        // model is gone, and the last checkpoint is what is left.
+        progress.done();
+        throw new Error(`training diverged at step ${step}: loss ${r.loss} and the update was applied (--no-step-check checks only every --log-every steps; the default checks every step and skips such steps); try a lower --lr; ${resumeHint()}`);
+      }
       if (r) {
         const now = performance.now();
         const tps = tokensSinceMark / ((now - tMark) / 1000);
