@@ -29,20 +29,10 @@ const ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--disable
 /**
  * WebGPU fixtures that fail in Chromium today, each with its reason (a listed gap, never a silent skip). Every other
  * fixture must pass; a failure that matches no entry fails the test. An entry that no longer matches any failure is
- * printed, so that it can be deleted once the backend is fixed.
+ * printed, so that it can be deleted once the backend is fixed. Empty: every fixture passes on WebGPU in Chromium
+ * (the two former gaps, monetVdMix's 12 storage buffers and rope's on-GPU sin/cos, are fixed; docs/webgpu.md).
  */
-const KNOWN_WEBGPU_GAPS: Array<{ match: RegExp; symptom: RegExp; reason: string }> = [
-  {
-    match: /monet-vd\/|monet_vd/,
-    symptom: /FAIL \(threw\).*'monetVdMix'/,
-    reason: 'wgsl/monetVdMix.wgsl binds 12 storage buffers; Chromium offers 10 per shader stage (maxStorageBuffersPerShaderStage), so the pipeline is invalid',
-  },
-  {
-    match: /(^|\/)lm\//,
-    symptom: /FAIL: .*out\.logits/, // numbers off (not a throw), logits among them
-    reason: 'wgsl/rope.wgsl evaluates cos/sin(s·inv_freq) in float32 on the GPU; WGSL bounds their error only on [−π, π] (2^−11), and the SwiftShader rope is off by 1.8e-4 at S = 8 (its attention, cross-entropy and RMSNorm agree to 1e-7) — beyond the f32 tolerance of out.logits and the gradients',
-  },
-];
+const KNOWN_WEBGPU_GAPS: Array<{ match: RegExp; symptom: RegExp; reason: string }> = [];
 
 function countFixtures(dir: string): number {
   let n = 0;
@@ -126,6 +116,7 @@ if (!existsSync(CHROMIUM)) {
           console.log(hit ? `playground test: known WebGPU gap (${hit} fixtures): ${g.reason}` : `playground test: listed WebGPU gap ${g.match} no longer fails: remove it from KNOWN_WEBGPU_GAPS`);
         }
         assert.is(gpu.passed + gpu.failures.length, nFixtures, 'every fixture ran on WebGPU');
+        if (KNOWN_WEBGPU_GAPS.length === 0) assert.is(gpu.passed, nFixtures, 'every fixture passes on WebGPU');
       } else assert.ok(gpu.unavailable, 'WebGPU reported as unavailable when there is no adapter');
       assert.is(await page.locator('#check-table tbody tr').count(), nFixtures, 'one table row per fixture');
       if (!gpuOk) assert.is(await page.locator('#check-table td.fail').count(), 0, 'no failed cell in the table');
