@@ -558,7 +558,7 @@ export function runLmCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const tokens = inp.i32('in.tokens', [B, S]); // (B, S)
   // The embedding checks every id too, but only this level knows the file and tensor to name.
   for (let i = 0; i < tokens.length; i++) {
-    if (!(tokens[i] >= 0 && tokens[i] < m.cfg.V)) throw new Error(`${inp.where}: tensor in.tokens: token id ${tokens[i]} at row ${Math.floor(i / S)}, position ${i % S} is outside [0, config.vocab_size = ${m.cfg.V})`);
+    if (!(tokens[i] >= 0 && tokens[i] < m.cfg.V)) throw new Error(`${inp.where}: tensor in.tokens: token id ${tokens[i]} at position ${i} is outside [0, ${m.cfg.V}) (config.vocab_size; row ${Math.floor(i / S)}, column ${i % S})`);
   }
   const specs = lmParamSpecs(m);
   const params = readParams(inp, specs);
