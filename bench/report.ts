@@ -182,9 +182,11 @@ function lineChart(title: string, unit: string, series: { name: string; pts: [nu
   const first = series.find((s) => s.pts.length)!.pts[0];
   const xsMax = Math.max(...xs);
   for (const [k, dash, label] of [[0.5, '6,4', '∝ √N'], [1, '2,3', '∝ N']] as const) {
-    const yEnd = first[1] * (xsMax / first[0]) ** k;
-    parts.push(`<line x1="${X(first[0])}" y1="${Y(first[1])}" x2="${X(xsMax)}" y2="${Y(Math.min(yEnd, 10 ** y1))}" stroke="#999" stroke-dasharray="${dash}"/>`,
-      `<text x="${X(xsMax) - 2}" y="${Y(Math.min(yEnd, 10 ** y1)) - 4}" text-anchor="end" fill="#777">${label}</text>`);
+    // y = first.y·(x/first.x)^k, stopped where it leaves the plot at the top
+    const xEnd = Math.min(xsMax, first[0] * (10 ** y1 / first[1]) ** (1 / k));
+    const yEnd = first[1] * (xEnd / first[0]) ** k;
+    parts.push(`<line x1="${X(first[0])}" y1="${Y(first[1])}" x2="${X(xEnd)}" y2="${Y(yEnd)}" stroke="#999" stroke-dasharray="${dash}"/>`,
+      `<text x="${X(xEnd) - 2}" y="${Y(yEnd) + (xEnd < xsMax ? 12 : -4)}" text-anchor="end" fill="#777">${label}</text>`);
   }
   parts.push('</svg>');
   return parts.join('\n');
