@@ -128,3 +128,25 @@ export function expectTensor(t: Tensor | undefined, where: string, shape: readon
   }
   return t;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// JSON from files
+
+/**
+ * How deeply a parsed JSON value nests (a number or string is 0, `{}` or `[]` is 1), counted without recursion and
+ * stopping once `limit` is exceeded. JSON.parse accepts arrays nested a million deep; any code that later walks or
+ * stringifies such a value recursively overflows the stack, so files with small, flat schemas are checked first.
+ */
+export function jsonDepth(v: unknown, limit: number): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    const depth = d + 1;
+    if (depth > max) max = depth;
+    if (max > limit) return max;
+    for (const child of Object.values(x as Record<string, unknown>)) stack.push([child, depth]);
+  }
+  return max;
+}

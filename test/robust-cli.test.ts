@@ -134,7 +134,7 @@ function damaged(name: string, file: string, edit: (b: Buffer) => Buffer | strin
   return d;
 }
 
-test('corrupt checkpoints: truncated, bit-flipped, bad config.json — clear errors naming the file, exit 1, nothing rewritten', async () => {
+test('corrupt run folders: truncated, bit-flipped, bad or deeply nested config.json, broken run.json — clear errors naming the file, exit 1, nothing rewritten', async () => {
   const cases: [string, string, (b: Buffer) => Buffer | string, string[], RegExp][] = [
     ['trunc', 'model.safetensors', (b) => b.subarray(0, b.length - 100), ['sample'], /model\.safetensors: the tensors cover \d+ bytes|model\.safetensors: .*run past the data area.*truncated/],
     ['empty', 'model.safetensors', () => Buffer.alloc(0), ['eval'], /model\.safetensors: expected at least 8 bytes .* found a file of 0 bytes/],
@@ -142,6 +142,8 @@ test('corrupt checkpoints: truncated, bit-flipped, bad config.json — clear err
     ['notjson', 'config.json', () => '{"hidden_size": 16,', ['sample'], /config\.json is not valid JSON/],
     ['badcfg', 'config.json', (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_dim: 3 }), ['eval'], /config\.json: config: vertical decomposition needs even moe_dim/],
     ['badact', 'config.json', (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_experts: 'many' }), ['sample'], /config\.json: config: 'moe_experts' must be a positive integer, found "many"/],
+    ['deep', 'config.json', () => '{"hidden_size":' + '['.repeat(100000) + ']'.repeat(100000) + '}', ['sample'], /config\.json nests values more than 3 levels deep; expected a flat model config/],
+    ['runjson', 'run.json', () => '{"options":', ['eval'], /run\.json is not valid JSON .*expected the run summary monet train writes/],
     ['shape', 'config.json', (b) => JSON.stringify({ ...JSON.parse(b.toString()), vocab_size: 300 }), ['sample'], /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[300,16\]/],
   ];
   for (const [name, file, edit, cmd, want] of cases) {

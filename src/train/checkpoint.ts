@@ -23,7 +23,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'n
 import { join } from 'node:path';
 import { serializeSafetensors, type SafetensorsContents } from '../safetensors.ts';
 import type { Tensor, TensorMap } from '../tensor.ts';
-import { parseCheckpointBytes, withChecksum } from '../validate.ts';
+import { jsonDepth, parseCheckpointBytes, withChecksum } from '../validate.ts';
 import { AtomicWriteError, fsOps, syncDir, writeFileAtomic } from './atomic.ts';
 import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from './presets.ts';
 
@@ -100,6 +100,9 @@ export function readConfig(dir: string): { config: ModelConfig; tokenizer: strin
     throw new Error(`checkpoint: ${path} is not valid JSON (${(e as Error).message})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`checkpoint: ${path} must hold a JSON object`);
+  // A config is flat (only aux and peer_layers nest, one level); refuse deep nesting before anything walks it.
+  const depth = jsonDepth(raw, 3);
+  if (depth > 3) throw new Error(`checkpoint: ${path} nests values more than 3 levels deep; expected a flat model config (only 'aux' and 'peer_layers' hold an object or a list)`);
   const { tokenizer, monet_ts_format, ...rest } = raw as Record<string, unknown>;
   void monet_ts_format;
   const config = rest as unknown as ModelConfig;

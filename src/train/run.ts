@@ -27,9 +27,15 @@ export async function openRun(dir: string, backend: BackendChoice): Promise<Open
   let step = 0;
   const runJson = join(dir, 'run.json');
   if (existsSync(runJson)) {
-    const r = JSON.parse(readFileSync(runJson, 'utf8')) as { options?: TrainOptions; step?: number };
-    if (r.options) options = r.options;
-    step = r.step ?? 0;
+    let r: { options?: TrainOptions; step?: number };
+    try {
+      r = JSON.parse(readFileSync(runJson, 'utf8'));
+    } catch (e) {
+      throw new Error(`${runJson} is not valid JSON (${(e as Error).message}); expected the run summary monet train writes`);
+    }
+    if (r === null || typeof r !== 'object') throw new Error(`${runJson}: expected a JSON object (the run summary), found ${r === null ? 'null' : typeof r}`);
+    if (r.options && typeof r.options === 'object') options = { ...TRAIN_DEFAULTS, ...r.options };
+    step = Number.isInteger(r.step) && (r.step as number) >= 0 ? (r.step as number) : 0;
   }
   const { engine } = await createEngine(backend, { config, params, state });
   return { dir, config, options, step, engine, tokenizer: makeTokenizer(tokenizer), alpha: topkAlpha(options.topkAnneal, options.steps, step) };
