@@ -134,6 +134,22 @@ test('crash between the two renames of a commit: resume finishes it (roll forwar
   assert.is(recoverCheckpoint(d), null, 'nothing left to do');
 });
 
+test('the very first commit interrupted between its renames: sample/eval say so, resume finishes it', () => {
+  const d = fresh('first');
+  fsOps.renameSync = (a, b) => {
+    if (String(a).endsWith('.model.safetensors.pending')) throw errno('EIO', 'simulated crash');
+    return ORIGINAL.renameSync(a, b);
+  };
+  try {
+    assert.throws(() => save(d, 1));
+  } finally {
+    restoreFs();
+  }
+  assert.throws(() => loadModel(d), /model\.safetensors does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it/);
+  assert.match(recoverCheckpoint(d)!, /finished an interrupted checkpoint commit/);
+  assert.is(loadModel(d).step, 1);
+});
+
 test('a refused commit rename removes both pending files; a kill before the commit point is rolled back on resume', () => {
   const d = fresh('rollback');
   save(d, 1);

@@ -118,6 +118,9 @@ export function readConfig(dir: string): { config: ModelConfig; tokenizer: strin
 export function loadModel(dir: string): { config: ModelConfig; tokenizer: string; params: HostParams; state: HostParams; checksum: string | null; step?: number } {
   const { config, tokenizer } = readConfig(dir);
   const path = join(dir, 'model.safetensors');
+  if (!existsSync(path) && existsSync(join(dir, PENDING_MODEL))) {
+    throw new Error(`checkpoint: ${path} does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it`);
+  }
   const { tensors, checksum, metadata } = readCheckpointFile(path, 'checkpoint');
   const params: HostParams = new Map();
   const state: HostParams = new Map();
