@@ -18,7 +18,7 @@ import { runWindows, type AnalysisText } from '../interp/data.ts';
 import { maskExperiment, type MaskResult } from '../interp/mask.ts';
 import { parseUnit, unitName } from '../interp/model.ts';
 import {
-  contextsText, entropyTable, esc, htmlContexts, htmlPage, htmlTable, maskTable, svgGroupedBars, svgHeatmap, svgHistograms,
+  contextsText, entropyTable, esc, leanText, ratioText, htmlContexts, htmlPage, htmlTable, maskTable, svgGroupedBars, svgHeatmap, svgHistograms,
   unitsTable, type EntropyRow,
 } from '../interp/report.ts';
 import { openRunForInspect, type RunInfo } from '../interp/run-info.ts';
@@ -171,16 +171,17 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
   const summary = `${valid.length} of ${res.rows.length} ${what}s had specific units and a positive mean ΔL elsewhere; for ${above1} of them masking hurt the target ${what} more than the others` +
     (valid.length ? ` (median ratio ${median(valid.map((x) => x.ratio!)).toFixed(2)})` : '');
   const text = `\n== ${r.name}: ${what} masking (units with mean score on the ${what} ≥ ${factor}× every other ${what}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows) ==\n${maskTable(res)}\n${summary}\n`;
-  let html = `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>For each ${what}: the units (${res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons'}, every layer) whose mean routing score on that ${what} is ≥ ${factor}× their mean score on every other ${what}, selected on ${res.selectionWindows} windows of the training split; their contributions are removed exactly and the next-token loss (nats/token) is measured on ${res.evalWindows} validation windows. ${esc(summary)}.</p>`;
+  let html = `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>For each ${what}: the units (${res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons'}, every layer) whose mean routing score on that ${what} is ≥ ${factor}× their mean score on every other ${what}, selected on ${res.selectionWindows} windows of the training split; 'max lean' is the largest ratio (mean score on the ${what}) / (largest mean score on another ${what}) of any unit; their contributions are removed exactly and the next-token loss (nats/token) is measured on ${res.evalWindows} validation windows. ${esc(summary)}.</p>`;
   html += htmlTable(
-    [what, 'masked units (per layer)', 'base loss', 'ΔL target', 'mean ΔL others', 'ratio'],
+    [what, 'max lean', 'masked units (per layer)', 'base loss', 'ΔL target', 'mean ΔL others', 'ratio'],
     res.rows.map((x, g) => [
       esc(x.label),
+      leanText(x.maxLean),
       `${x.unitsPerLayer.reduce((a, b) => a + b, 0)} (${x.unitsPerLayer.join(' + ')})`,
       res.baseLoss[g].toFixed(4),
       x.deltaTarget.toFixed(5),
       x.deltaOthers.toFixed(5),
-      x.ratio === null ? '—' : x.ratio.toFixed(2),
+      esc(ratioText(x)),
     ]),
   );
   html += svgGroupedBars(res.labels, [

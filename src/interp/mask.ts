@@ -22,6 +22,8 @@ export interface MaskRow {
   deltaTarget: number; // ΔL on the label's own validation windows (nats/token)
   deltaOthers: number; // mean ΔL over the other labels
   ratio: number | null; // deltaTarget / deltaOthers (null when deltaOthers ≤ 0 or nothing was masked)
+  /** The largest lean of any unit towards this label: max over units of mean(label) / max mean(other labels). */
+  maxLean: number;
   deltas: number[]; // (G) ΔL on every label
 }
 
@@ -45,6 +47,26 @@ export function maskedLossByLabel(model: InterpModel, text: AnalysisText, remove
     nll.set(interpForward(model, text.tokens.subarray(w0 * S, (w0 + B) * S), B, S, hooks).nll, w0 * (S - 1));
   }
   return lossByLabel(text, nll);
+}
+
+/** For each label, the largest mean(label) / max mean(other label) over all units of all layers (Infinity if a unit
+ * fires only on that label). Shows how close a model comes to the selection factor. */
+export function maxLeanByLabel(sel: Collected): number[] {
+  const G = sel.text.labels.length;
+  const out = new Array<number>(G).fill(0);
+  sel.layers.forEach((st, l) => {
+    const m = meanScores(sel, l);
+    for (let u = 0; u < st.units.count; u++) {
+      for (let g = 0; g < G; g++) {
+        const own = m[u * G + g];
+        if (!(own > 0)) continue;
+        let other = 0;
+        for (let h = 0; h < G; h++) if (h !== g) other = Math.max(other, m[u * G + h]);
+        out[g] = Math.max(out[g], other > 0 ? own / other : Infinity);
+      }
+    }
+  });
+  return out;
 }
 
 /** The units of every layer specific to each label: (G) × (L) sets. */
@@ -72,6 +94,7 @@ export function maskExperiment(
   log?.(`selecting units on ${selection.windows} training windows …`);
   const sel = collect(model, selection, 1);
   const specific = specificUnitsByLabel(sel, factor);
+  const lean = maxLeanByLabel(sel);
   log?.(`baseline loss on ${evaluation.windows} validation windows …`);
   const base = lossByLabel(evaluation, collect(model, evaluation, 1).nll);
   const rows: MaskRow[] = [];
@@ -93,6 +116,7 @@ export function maskExperiment(
       deltaTarget: deltas[g],
       deltaOthers: others,
       ratio: total > 0 && others > 0 ? deltas[g] / others : null,
+      maxLean: lean[g],
       deltas,
     });
   }

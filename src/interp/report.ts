@@ -73,20 +73,30 @@ export function entropyTable(rows: EntropyRow[]): string {
   );
 }
 
+/** The ratio column: '—' when nothing was masked; 'others ≤ 0' when the target got worse and the others did not. */
+export function ratioText(x: MaskResult['rows'][number]): string {
+  if (x.ratio !== null) return x.ratio.toFixed(2);
+  if (x.unitsPerLayer.every((n) => n === 0)) return '— (none)';
+  return x.deltaTarget > 0 && x.deltaOthers <= 0 ? 'others ≤ 0' : '—';
+}
+
 export function maskTable(r: MaskResult): string {
   return table(
-    ['label', 'masked units', 'base loss', 'ΔL target', 'mean ΔL others', 'ratio'],
+    ['label', 'max lean', 'masked units', 'base loss', 'ΔL target', 'mean ΔL others', 'ratio'],
     r.rows.map((x, g) => [
       x.label,
+      leanText(x.maxLean),
       `${x.unitsPerLayer.reduce((a, b) => a + b, 0)} (${x.unitsPerLayer.join('+')})`,
       r.baseLoss[g].toFixed(4),
       f4(x.deltaTarget),
       f4(x.deltaOthers),
-      x.ratio === null ? '—' : x.ratio.toFixed(2),
+      ratioText(x),
     ]),
-    ['l', 'r', 'r', 'r', 'r', 'r'],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
 }
+
+export const leanText = (v: number) => (v === Infinity ? 'only' : `${v.toFixed(2)}×`);
 
 // ---------------------------------------------------------------------------------------------------------------
 // HTML
