@@ -104,13 +104,15 @@ test('wrong flags and impossible models: exit 2, naming the flag or config key, 
   assert.equal(tree(runs), before, 'no folder or file created, nothing changed');
 });
 
-test('missing files: exit non-zero with the path, no run folder created', async () => {
+test('missing files, unusable data, a model too big for memory: exit non-zero naming the cause, no run folder created', async () => {
   const before = tree(runs);
   const cases: [string[], number, RegExp][] = [
     [['train', ...TINY, '--name', 'd1', '--data', join(dir, 'missing.txt')], 1, /--data file '.*missing\.txt' does not exist/],
     [['train', ...TINY, '--name', 'd2', '--data', dir], 1, /--data file '.*' cannot be read as text \(EISDIR/],
     // tiny has max_position_embeddings 16; the default --seq-len is 128 (an explicit --seq-len raises the limit)
     [['train', '--preset', 'tiny', '--backend', 'reference', '--data', textFile, '--runs-dir', runs, '--name', 'd3'], 1, /--seq-len 128 exceeds the model's max_position_embeddings 16/],
+    // A typo-sized model (17 billion parameters): a sentence before any allocation, not an out-of-memory abort.
+    [['train', '--preset', 'dense-small', '--hidden-size', '32768', '--runs-dir', runs, '--name', 'big'], 1, /the model has 17,332\.2M parameters; training it needs at least [\d.]+ GiB .* but this machine has [\d.]+ GiB/],
     [['train', ...TINY, '--name', 'nothing', '--resume'], 1, /--resume: run folder .*nothing does not exist/],
     [['train', '--runs-dir', join(dir, 'no-runs'), '--resume'], 2, /--resume: no run folder with a checkpoint in .*no-runs/],
     [['train', ...TINY, '--name', 'good', '--steps', '3'], 1, /already holds a run; pass --resume to continue it, --force to replace it/],

@@ -18,6 +18,7 @@
 
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
 import { loadModel, loadTrainerState, recoverCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { byteUnigramEntropy, loadBrown, loadTextFiles, type Corpus } from './corpus.ts';
@@ -101,6 +102,22 @@ export function describeModel(config: ModelConfig): string[] {
   return lines;
 }
 
+/**
+ * Refuse a model whose training state cannot fit in this machine's memory, before allocating it: a `--hidden-size
+ * 16384` typo should be a sentence, not a V8 out-of-memory abort. Counted: parameters initialised in float64, plus
+ * parameters, gradients and two AdamW moments in the engine's precision (float64 for the reference, float32 else).
+ */
+export function checkFitsInMemory(config: ModelConfig, backend: string): void {
+  const n = paramBreakdown(config).total;
+  const bytes = n * 8 + n * 4 * (backend === 'reference' ? 8 : 4);
+  const have = totalmem();
+  if (bytes > have) {
+    const gb = (b: number) => (b / 2 ** 30).toFixed(1);
+    throw new Error(`the model has ${formatCount(n)} parameters; training it needs at least ${gb(bytes)} GiB (parameters, gradients and two AdamW moments) ` +
+      `but this machine has ${gb(have)} GiB; pick a smaller --hidden-size / --layers / expert count, or a preset from monet train --list-presets`);
+  }
+}
+
 export async function train(o: TrainOptions, config: ModelConfig, resume: boolean, io: TrainIO, force = false): Promise<TrainResult> {
   const say = (s: string) => io.out.write(s + '\n');
   const runDir = join(o.runsDir, o.name);
@@ -166,6 +183,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
     }
     // The folder is replaced / created only once the data and the backend are known to work (below), so that a
     // wrong --data or --seq-len neither deletes an old run nor leaves an empty folder behind.
+    checkFitsInMemory(config, o.backend);
     ({ params, state } = initParams(config, o.seed));
   }
 
