@@ -1,8 +1,8 @@
 // `monet train`: train a small LM (Monet-VD by default) on the Brown corpus, on WebGPU when an adapter exists, else
 // WASM. See docs/training.md.
 
-import { FlagError, formatHelp, parseFlags } from '../train/flags.ts';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { FlagError, formatHelp, parseFlags, type FlagValues } from '../train/flags.ts';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultRunName, resolveModel, resolveTrainOptions, TRAIN_DEFAULTS, TRAIN_FLAGS } from '../train/options.ts';
 import { PRESETS } from '../train/presets.ts';
@@ -27,6 +27,50 @@ function newestRun(runsDir: string): string {
   if (runs.length === 0) throw new FlagError(`monet train: --resume: no run folder with a checkpoint in ${runsDir}/; pass --name <run>`);
   runs.sort((a, b) => statSync(join(runsDir, a, 'trainer_state.safetensors')).mtimeMs - statSync(join(runsDir, b, 'trainer_state.safetensors')).mtimeMs);
   return runs[runs.length - 1];
+}
+
+/** Flags a resume may change (the trainer's `keep` list, in flag spelling); every other setting comes from the run. */
+const MAY_CHANGE_ON_RESUME = new Set(['resume', 'name', 'runs-dir', 'steps', 'backend', 'step-check', 'eval-every', 'log-every', 'save-every', 'sample-tokens', 'prompt', 'temperature', 'eval-batches']);
+
+/**
+ * A resumed run keeps its model, data and optimiser settings, so a flag that would change one of them would be
+ * silently ignored: refuse it, naming the saved value. Repeating the original command line with --resume is fine
+ * (equal values pass). What a flag controls is found by resolving the flags with and without it.
+ */
+function refuseChangedOnResume(f: FlagValues, runDir: string): void {
+  let saved: { options?: Record<string, unknown>; config?: Record<string, unknown> };
+  try {
+    saved = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+  } catch {
+    return; // no readable run.json: the trainer reports what is wrong with the folder
+  }
+  const without = (k: string): FlagValues => Object.fromEntries(Object.entries(f).filter(([j]) => j !== k));
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const changed: string[] = [];
+  for (const k of Object.keys(f)) {
+    if (f[k] === undefined || MAY_CHANGE_ON_RESUME.has(k)) continue;
+    try {
+      const a = resolveModel(f);
+      const b = resolveModel(without(k));
+      const oa = resolveTrainOptions(f, a.preset, 'x') as unknown as Record<string, unknown>;
+      const ob = resolveTrainOptions(without(k), b.preset, 'x') as unknown as Record<string, unknown>;
+      const ca = a.config as unknown as Record<string, unknown>;
+      const cb = b.config as unknown as Record<string, unknown>;
+      for (const key of Object.keys(ca)) {
+        if (!same(ca[key], cb[key]) && saved.config && !same(ca[key], saved.config[key])) changed.push(`--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, flags give ${JSON.stringify(ca[key])})`);
+      }
+      for (const key of Object.keys(oa)) {
+        if (key === 'preset' || key === 'name') continue;
+        if (!same(oa[key], ob[key]) && saved.options && !same(oa[key], saved.options[key])) changed.push(`--${k} (run has ${JSON.stringify(saved.options[key])}, flag gives ${JSON.stringify(oa[key])})`);
+      }
+    } catch {
+      // a flag that cannot be resolved on its own was already reported by resolveModel/resolveTrainOptions above
+    }
+  }
+  if (changed.length > 0) {
+    throw new FlagError(`monet train --resume: the run's saved model, data and optimiser settings are used, so these flags cannot change them: ${[...new Set(changed)].join('; ')}. ` +
+      `A resume may change ${[...MAY_CHANGE_ON_RESUME].filter((k) => k !== 'resume').map((k) => `--${k}`).join(', ')}`);
+  }
 }
 
 export async function trainCommand(args: string[]): Promise<number> {
@@ -56,6 +100,7 @@ export async function trainCommand(args: string[]): Promise<number> {
       console.log(`--resume without --name: continuing the newest run, ${name}`);
     }
     const o = resolveTrainOptions(f, preset, name ?? defaultRunName(preset));
+    if (resume) refuseChangedOnResume(f, join(o.runsDir, o.name));
     const stop = { requested: false };
     const onSigint = () => {
       if (stop.requested) process.exit(130);
