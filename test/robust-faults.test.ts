@@ -45,9 +45,8 @@ function sameMaps(a: HostParams, b: HostParams, what: string): void {
 }
 
 /** A delegating engine whose trainStep can be intercepted. */
-function wrap(inner: Engine, onStep: (call: number, run: () => ReturnType<Engine['trainStep']>) => ReturnType<Engine['trainStep']>, args?: unknown[]): Engine {
+function wrap(inner: Engine, onStep: (call: number, run: () => ReturnType<Engine['trainStep']>) => ReturnType<Engine['trainStep']>): Engine {
   let call = 0;
-  void args;
   return {
     get name() { return inner.name; },
     get dtype() { return inner.dtype; },
