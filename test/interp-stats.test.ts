@@ -142,6 +142,13 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
       assert.not.match(t, /minjs|dts|longjs/);
       assert.ok(f.bytes >= 1500 && f.sources < 6, `${f.language}: stops after the byte budget`);
     }
+    // A manifest rebuilds the same files even after more packages are installed.
+    mkdirSync(join(nm, 'zzz-new', 'lib'), { recursive: true });
+    for (let p = 0; p < 6; p++) writeFileSync(join(nm, 'zzz-new', 'lib', `n${p}.js`), body(`new${p}`));
+    const out3 = join(root, 'out3');
+    buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt'));
+    for (const f of files) assert.is(readFileSync(join(out3, `${f.language}.txt`), 'utf8'), readFileSync(f.path, 'utf8'));
+    assert.throws(() => buildCodeCorpus(nm, out3, 1500, join(root, 'missing.txt')), /does not exist/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

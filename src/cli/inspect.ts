@@ -50,6 +50,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'out', type: 'string', help: 'HTML file (default: in the (first) run folder); code-corpus: output folder', default: 'inspect-<subcommand>.html / runs/code-corpus' },
   { name: 'bytes', type: 'int', positive: true, help: 'code-corpus: bytes per language', default: '150000' },
   { name: 'node-modules', type: 'string', help: 'code-corpus: where the packages are', default: 'node_modules' },
+  { name: 'manifest', type: 'string', help: 'code-corpus: rebuild exactly the files listed in a sources.txt written earlier' },
 ];
 
 const USAGE = `Usage: monet inspect <${SUBCOMMANDS.join('|')}> --run runs/<name> [options]
@@ -297,8 +298,9 @@ export async function inspectCommand(args: string[]): Promise<number> {
     const f = parseFlags(`inspect ${sub}`, FLAGS, args.slice(1));
     if (sub === 'code-corpus') {
       const out = (f.out as string | undefined) ?? 'runs/code-corpus';
-      const files = buildCodeCorpus((f['node-modules'] as string | undefined) ?? 'node_modules', out, num(f, 'bytes', 150000));
+      const files = buildCodeCorpus((f['node-modules'] as string | undefined) ?? 'node_modules', out, num(f, 'bytes', 150000), f.manifest as string | undefined);
       for (const x of files) console.log(`${x.language.padEnd(5)} ${x.path}  ${x.bytes} bytes from ${x.sources} files`);
+      console.log(`sources: ${join(out, 'sources.txt')} (rebuild the same files later with --manifest)`);
       console.log(`\ntrain on it with: monet train --data ${files.map((x) => x.path).join(' ')} …`);
       return 0;
     }

@@ -13,6 +13,9 @@
 // pseudo-random order that spreads the picks over all packages instead of taking the alphabetically first one),
 // and taken until each language has `bytesPerLanguage` bytes. Files that look generated are skipped: larger than
 // 64 kB, any line longer than 300 characters (minified code), or not valid UTF-8.
+//
+// The pick depends on which packages are installed, so the output folder also gets sources.txt (language, path
+// relative to node_modules, bytes — one file per line, in corpus order); `manifest` rebuilds exactly those files.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -75,31 +78,53 @@ export interface CodeCorpusFile {
   sources: number; // files taken from node_modules
 }
 
-export function buildCodeCorpus(nodeModules: string, outDir: string, bytesPerLanguage: number): CodeCorpusFile[] {
+export function buildCodeCorpus(nodeModules: string, outDir: string, bytesPerLanguage: number, manifest?: string): CodeCorpusFile[] {
   if (!existsSync(nodeModules)) throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
+  // From a manifest: exactly the listed files, in order. Otherwise: the hashed order over everything installed.
+  let listed: Map<string, string[]> | null = null;
+  if (manifest) {
+    if (!existsSync(manifest)) throw new Error(`code corpus: manifest ${manifest} does not exist`);
+    listed = new Map();
+    for (const [n, line] of readFileSync(manifest, 'utf8').split('\n').entries()) {
+      if (!line.trim()) continue;
+      const [lang, rel] = line.split('\t');
+      if (!CODE_LANGUAGES[lang] || !rel) throw new Error(`code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`);
+      listed.set(lang, [...(listed.get(lang) ?? []), rel]);
+    }
+  }
   const all: string[] = [];
-  walk(nodeModules, all);
+  if (!listed) walk(nodeModules, all);
   mkdirSync(outDir, { recursive: true });
   const result: CodeCorpusFile[] = [];
+  const sources: string[] = [];
   for (const [lang, match] of Object.entries(CODE_LANGUAGES)) {
-    const files = all
-      .map((p) => relative(nodeModules, p))
-      .filter((r) => match(r))
-      .sort((a, b) => fnv1a(a) - fnv1a(b) || (a < b ? -1 : 1));
+    const files = listed
+      ? listed.get(lang) ?? []
+      : all
+          .map((p) => relative(nodeModules, p))
+          .filter((r) => match(r))
+          .sort((a, b) => fnv1a(a) - fnv1a(b) || (a < b ? -1 : 1));
     const parts: string[] = [];
     let bytes = 0;
     for (const r of files) {
-      if (bytes >= bytesPerLanguage) break;
-      const text = looksHandWritten(readFileSync(join(nodeModules, r)));
-      if (text === null) continue;
+      if (!listed && bytes >= bytesPerLanguage) break;
+      const path = join(nodeModules, r);
+      if (listed && !existsSync(path)) throw new Error(`code corpus: ${path} (listed in ${manifest}) does not exist`);
+      const text = looksHandWritten(readFileSync(path));
+      if (text === null) {
+        if (listed) throw new Error(`code corpus: ${path} (listed in ${manifest}) no longer passes the filters (size, line length, UTF-8)`);
+        continue;
+      }
       parts.push(text.trimEnd());
+      sources.push(`${lang}\t${r}\t${Buffer.byteLength(text)}`);
       bytes += Buffer.byteLength(text) + 2;
     }
-    if (bytes < bytesPerLanguage / 4) throw new Error(`code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ${Math.ceil(bytesPerLanguage / 4)}`);
+    if (!listed && bytes < bytesPerLanguage / 4) throw new Error(`code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ${Math.ceil(bytesPerLanguage / 4)}`);
     const path = join(outDir, `${lang}.txt`);
     const body = parts.join('\n\n') + '\n';
     writeFileSync(path, body);
     result.push({ language: lang, path, bytes: Buffer.byteLength(body), sources: parts.length });
   }
+  writeFileSync(join(outDir, 'sources.txt'), sources.join('\n') + '\n');
   return result;
 }
