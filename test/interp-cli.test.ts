@@ -40,6 +40,11 @@ const monetRun = makeRun('tiny-monet', {
   hidden_act: 'relu2', aux: { unif: 1e-3, amb: 1e-3 }, unif_eps: 1e-10, bn_eps: 1e-5, bn_momentum: 0.1,
 });
 const denseRun = makeRun('tiny-dense', { ...BASE, ffn: 'dense', intermediate_size: 24, activation: 'relu' });
+const peerRun = makeRun('tiny-peer', {
+  ...BASE, ffn: 'peer', intermediate_size: 24, activation: 'relu', peer_layers: [1], num_experts: 16, heads: 2, top_k: 2, key_dim: 4,
+  bn_eps: 1e-5, bn_momentum: 0.1,
+});
+const smoeRun = makeRun('tiny-smoe', { ...BASE, ffn: 'smoe', intermediate_size: 8, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } });
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -95,6 +100,17 @@ test('inspect steer (dense run) and compare', async () => {
   assert.match(c.out, /tiny-monet/);
   assert.match(c.out, /tiny-dense/);
   assert.match(readFileSync(join(root, 'cmp.html'), 'utf8'), /<svg/);
+});
+
+test('inspect units on PEER (layer 1 experts, layer 0 dense neurons) and SMoE runs', async () => {
+  const p = await run(['units', '--run', peerRun, '--windows', '4', '--min-fires', '2', '--top', '2']);
+  assert.is(p.code, 0, p.err);
+  assert.match(p.out, /layer 0 \(dense, 24 units\)/);
+  assert.match(p.out, /layer 1 \(peer, 16 units\)/);
+  assert.match(p.out, /\be\d+\b/);
+  const s = await run(['units', '--run', smoeRun, '--windows', '4', '--min-fires', '2', '--top', '2']);
+  assert.is(s.code, 0, s.err);
+  assert.match(s.out, /layer 1 \(smoe, 4 units\)/);
 });
 
 test('inspect refuses bad input with the reason', async () => {
