@@ -148,7 +148,7 @@ export function svgHistograms(series: Array<{ name: string; values: number[] }>,
 
 /** Grouped bars: for each category, one bar per series (values may be negative). */
 export function svgGroupedBars(categories: string[], series: Array<{ name: string; values: number[] }>, title: string, yLabel: string): string {
-  const W = Math.max(420, 60 + categories.length * (14 * series.length + 14));
+  const W = Math.max(60 + 230 * series.length, 60 + categories.length * (14 * series.length + 14));
   const H = 260;
   const m = { l: 56, r: 12, t: 24, b: 70 };
   const vals = series.flatMap((s) => s.values).filter((v) => Number.isFinite(v));
@@ -177,7 +177,7 @@ export function svgGroupedBars(categories: string[], series: Array<{ name: strin
     svg += `<text x="${cx}" y="${H - m.b + 12}" font-size="10" text-anchor="end" transform="rotate(-40 ${cx} ${H - m.b + 12})">${esc(c)}</text>`;
   });
   series.forEach((s, si) => {
-    svg += `<rect x="${m.l + 8 + 150 * si}" y="${H - 14}" width="10" height="10" fill="${PALETTE[si % PALETTE.length]}"/><text x="${m.l + 22 + 150 * si}" y="${H - 5}" font-size="10">${esc(s.name)}</text>`;
+    svg += `<rect x="${m.l + 8 + 230 * si}" y="${H - 14}" width="10" height="10" fill="${PALETTE[si % PALETTE.length]}"/><text x="${m.l + 22 + 230 * si}" y="${H - 5}" font-size="10">${esc(s.name)}</text>`;
   });
   return svg + '</svg>';
 }
@@ -187,7 +187,7 @@ export function svgHeatmap(labels: string[], matrix: number[][], title: string):
   const n = labels.length;
   const c = Math.max(14, Math.min(28, Math.floor(420 / n)));
   const m = { l: 110, t: 110 };
-  const W = m.l + n * c + 10;
+  const W = Math.max(m.l + n * c + 10, 12 + 7 * title.length);
   const H = m.t + n * c + 10;
   const vmax = Math.max(1e-12, ...matrix.flat().map(Math.abs));
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">`;
