@@ -10,8 +10,8 @@
 //   swiglu(gate, up) = silu(gate) ⊙ up        (Llama / Mixtral gated FFN: silu(W1 x) ⊙ (W3 x))
 //
 // Saved state: the INPUT of the activation (pre-activation); every derivative above is a function of it.
-// Φ and φ come from ./normal.ts, whose erfc is accurate to ~1e-15 relative (a positive-term series below 2, a
-// continued fraction above), so gelu keeps full float64 precision in both tails (Φ(x) for x ≪ 0 is computed as
+// Φ and φ come from ./normal.ts, whose erfc is accurate to ~1e-14 relative (a positive-term series for erf below
+// 1.5, a continued fraction for erfc from 1.5 on), so gelu keeps full float64 precision in both tails (Φ(x) for x ≪ 0 is computed as
 // ½·erfc(−x/√2), never as 1 − something).
 
 import { normalCdf, normalPdf } from './normal.ts';
