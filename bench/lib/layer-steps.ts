@@ -1,6 +1,7 @@
 // One training step (forward + backward, parameter gradients included) of each layer kind on any Device, built
-// from the shared layer code in src/layers/. Used by bench/layers.ts (every kind on every backend at one size) and
-// bench/scaling.ts (Monet-HD/VD, SMoE and PEER as the number of experts N grows).
+// from the shared layer code in src/layers/. Used by bench/layers.ts (every kind on every backend at one size),
+// bench/scaling.ts (Monet-HD/VD, SMoE and PEER as the number of experts N grows) and bench/wasm-layers.ts (every
+// kind on the WASM kernels at a larger size, with where each layer's time goes).
 //
 // Dimension legend: T tokens, d model dim, F hidden (intermediate) dim, E experts per side (Monet: √N) or number
 // of experts (SMoE), N experts, n = √N (PEER sub-keys per side), H heads, m expert dim, k top-k, dk PEER key dim.
