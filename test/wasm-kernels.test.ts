@@ -10,45 +10,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import type { Device } from '../src/backend/device.ts';
-import { KERNELS, type ActKind, type DTensor, type KernelName } from '../src/backend/kernels.ts';
+import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
 import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
 import { enableRelaxedSimd, readWasmBytes } from '../src/backend/wasm/node.ts';
+import { assertMatchesJs, runOn, seededInputs, type KernelCase } from './kernel-cases.ts';
 
-type Init = Float32Array | Int32Array;
-interface Case {
-  kernel: KernelName;
-  label?: string;
-  args: Init[];
-  s: Record<string, unknown>;
+interface Case extends KernelCase {
   /** Reduction length for the tolerance (default 8). */
   K?: number;
-  alias?: [number, number];
 }
 
-let seed = 2024;
-const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-const rand = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
-const ints = (n: number, max: number) => Int32Array.from({ length: n }, () => Math.floor(rnd() * max));
-const tied = (n: number) => Float32Array.from({ length: n }, () => Math.round(rnd() * 6) / 2 - 1.5);
-const permutation = (n: number) => Int32Array.from(Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5));
-const distinctRows = (rows: number, k: number, n: number) => {
-  const out = new Int32Array(rows * k);
-  for (let r = 0; r < rows; r++) {
-    const perm = Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5);
-    for (let j = 0; j < k; j++) out[r * k + j] = perm[j];
-  }
-  return out;
-};
-/** Softmax-like rows with exact zeros (Monet's masked gates). */
-const gates = (rows: number, n: number) => {
-  const g = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += g[r * n + i] = rnd() < 0.4 && i > 0 ? 0 : rnd() + 0.05;
-    for (let i = 0; i < n; i++) g[r * n + i] /= s;
-  }
-  return g;
-};
+const { rand, ints, tied, permutation, distinctRows, gates, causalProbs } = seededInputs(2024);
 const ACTS: ActKind[] = ['relu', 'relu2', 'gelu', 'silu'];
 
 function cases(): Case[] {
@@ -86,7 +58,7 @@ function cases(): Case[] {
   c.push({ kernel: 'maskScale', args: [rand(33), rand(33), ints(33, 2)], s: { n: 33, alpha: 0.4 } });
   c.push({ kernel: 'maskScale', label: 'in place', args: [rand(33), rand(33), ints(33, 2)], s: { n: 33, alpha: 0.4 }, alias: [0, 1] });
   c.push({ kernel: 'softmaxRows', args: [rand(3 * 41), rand(3 * 41, -6, 6)], s: { rows: 3, n: 41 }, K: 41 });
-  c.push({ kernel: 'softmaxBackward', args: [rand(3 * 41), gates(3, 41), rand(3 * 41)], s: { rows: 3, n: 41 }, K: 41 });
+  c.push({ kernel: 'softmaxBackward', args: [rand(3 * 41), gates(3, 41, 0.4), rand(3 * 41)], s: { rows: 3, n: 41 }, K: 41 });
   c.push({ kernel: 'topkRows', args: [ints(7 * 4, 9), rand(7 * 4), rand(7 * 13)], s: { rows: 7, n: 13, k: 4 } });
   c.push({ kernel: 'topkRows', label: 'ties', args: [ints(7 * 4, 9), rand(7 * 4), tied(7 * 13)], s: { rows: 7, n: 13, k: 4 } });
   c.push({ kernel: 'topkRowsBackward', args: [rand(7 * 13), rand(7 * 4), distinctRows(7, 4, 13)], s: { rows: 7, n: 13, k: 4 } });
@@ -101,18 +73,18 @@ function cases(): Case[] {
   for (const m of [5, 8]) {
     const T = 4, H = 3, E = 7;
     const the = T * H * E, tem = T * E * m, thm = T * H * m;
-    c.push({ kernel: 'monetHdMix', label: `m=${m}`, args: [rand(tem), rand(thm), rand(tem), gates(T * H, E), gates(T * H, E)], s: { T, H, E, m }, K: E });
-    c.push({ kernel: 'monetHdMixBackward', label: `m=${m}`, args: [rand(tem), rand(the), rand(the), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(thm)], s: { T, H, E, m }, K: E * m });
-    c.push({ kernel: 'monetVdMix', label: `m=${m}`, args: [rand(tem), rand(tem), rand(tem), rand(tem), rand(thm), rand(thm), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E)], s: { T, H, E, m }, K: E });
-    c.push({ kernel: 'monetVdMixBackward', label: `m=${m}`, args: [rand(tem), rand(tem), rand(the), rand(the), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E), rand(thm), rand(thm)], s: { T, H, E, m }, K: E * m });
+    c.push({ kernel: 'monetHdMix', label: `m=${m}`, args: [rand(tem), rand(thm), rand(tem), gates(T * H, E, 0.4), gates(T * H, E, 0.4)], s: { T, H, E, m }, K: E });
+    c.push({ kernel: 'monetHdMixBackward', label: `m=${m}`, args: [rand(tem), rand(the), rand(the), rand(tem), rand(tem), gates(T * H, E, 0.4), gates(T * H, E, 0.4), rand(thm)], s: { T, H, E, m }, K: E * m });
+    c.push({ kernel: 'monetVdMix', label: `m=${m}`, args: [rand(tem), rand(tem), rand(tem), rand(tem), rand(thm), rand(thm), rand(tem), rand(tem), gates(T * H, E, 0.4), gates(T * H, E, 0.4), rand(T * E), rand(T * E)], s: { T, H, E, m }, K: E });
+    c.push({ kernel: 'monetVdMixBackward', label: `m=${m}`, args: [rand(tem), rand(tem), rand(the), rand(the), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), gates(T * H, E, 0.4), gates(T * H, E, 0.4), rand(T * E), rand(T * E), rand(thm), rand(thm)], s: { T, H, E, m }, K: E * m });
   }
   {
     const T = 5, H = 2, E = 9, the = T * H * E;
     c.push({ kernel: 'monetRoute', args: [rand(the), ints(the, 2), rand(the, -2, 2), rand(H, -0.2, 0.2), rand(H, 0.5, 2)], s: { T, H, E, sigma: 1.22, eps: 1e-5 }, K: E });
-    c.push({ kernel: 'monetUnifLoss', args: [rand(1), gates(T * H, E)], s: { T, H, E, eps: 1e-10, scale: 0.3 }, K: the });
-    c.push({ kernel: 'monetUnifBackward', args: [rand(the), gates(T * H, E)], s: { T, H, E, eps: 1e-10, scale: 0.3 }, K: T });
-    c.push({ kernel: 'monetAmbLoss', args: [rand(1), gates(T * H, E)], s: { T, H, E, scale: 0.3 }, K: T * H });
-    c.push({ kernel: 'monetAmbBackward', args: [rand(the), gates(T * H, E)], s: { T, H, E, scale: 0.3 } });
+    c.push({ kernel: 'monetUnifLoss', args: [rand(1), gates(T * H, E, 0.4)], s: { T, H, E, eps: 1e-10, scale: 0.3 }, K: the });
+    c.push({ kernel: 'monetUnifBackward', args: [rand(the), gates(T * H, E, 0.4)], s: { T, H, E, eps: 1e-10, scale: 0.3 }, K: T });
+    c.push({ kernel: 'monetAmbLoss', args: [rand(1), gates(T * H, E, 0.4)], s: { T, H, E, scale: 0.3 }, K: T * H });
+    c.push({ kernel: 'monetAmbBackward', args: [rand(the), gates(T * H, E, 0.4)], s: { T, H, E, scale: 0.3 } });
     c.push({ kernel: 'headSum', args: [rand(T * E), rand(the)], s: { T, H, E } });
     c.push({ kernel: 'headBroadcastAdd', args: [rand(the), rand(T * E)], s: { T, H, E } });
   }
@@ -135,7 +107,7 @@ function cases(): Case[] {
     c.push({ kernel: 'moeCombine', args: [rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k, d } });
     c.push({ kernel: 'moeCombineBackward', args: [rand(P * d), rand(P), rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k, d }, K: d });
     c.push({ kernel: 'smoeAux', args: [rand(1), rand(1), rand(T * E), rand(T), rand(T * E, -3, 3), distinctRows(T, k, E)], s: { T, E, k, scale: 0.5 }, K: T * E });
-    c.push({ kernel: 'smoeAuxBackward', args: [rand(T * E), gates(T, E), rand(T), distinctRows(T, k, E)], s: { T, E, k, coefBalance: 0.1, coefZ: 0.01 }, K: E });
+    c.push({ kernel: 'smoeAuxBackward', args: [rand(T * E), gates(T, E, 0.4), rand(T), distinctRows(T, k, E)], s: { T, E, k, coefBalance: 0.1, coefZ: 0.01 }, K: E });
   }
   c.push({ kernel: 'gatherRows', args: [rand(6 * 7), rand(9 * 7), ints(6, 9)], s: { rows: 6, cols: 7 } });
   c.push({ kernel: 'scatterAddRows', args: [rand(9 * 7), rand(11 * 7), ints(11, 4)], s: { rows: 11, cols: 7 } });
@@ -145,31 +117,12 @@ function cases(): Case[] {
   const as = { B: 2, S: 6, nH: 4, nKV: 2, hd: 5 };
   const nq = 2 * 6 * 4 * 5, nk = 2 * 6 * 2 * 5, np = 2 * 4 * 6 * 6;
   c.push({ kernel: 'attention', args: [rand(nq), rand(np), rand(nq), rand(nk), rand(nk)], s: as, K: 6 });
-  const probs = new Float32Array(np);
-  for (let r = 0; r < 2 * 4 * 6; r++) {
-    const i = r % 6;
-    let sum = 0;
-    for (let j = 0; j <= i; j++) sum += probs[r * 6 + j] = rnd() + 0.1;
-    for (let j = 0; j <= i; j++) probs[r * 6 + j] /= sum;
-  }
+  const probs = causalProbs(2 * 4 * 6, 6); // (B·nH·S, S)
   c.push({ kernel: 'attentionBackward', args: [rand(nq), rand(nk), rand(nk), rand(nq), rand(nq), rand(nk), rand(nk), probs], s: as, K: 24 });
   c.push({ kernel: 'crossEntropy', args: [rand(1), rand(2 * 5 * 13), rand(2 * 5 * 13, -3, 3), ints(2 * 5, 13)], s: { B: 2, S: 5, V: 13, scale: 1 / 8 }, K: 13 });
-  c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 5 * 13), gates(10, 13), ints(2 * 5, 13)], s: { B: 2, S: 5, V: 13, scale: 1 / 8 } });
+  c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 5 * 13), gates(10, 13, 0.4), ints(2 * 5, 13)], s: { B: 2, S: 5, V: 13, scale: 1 / 8 } });
   c.push({ kernel: 'adamw', args: [rand(41), rand(41), rand(41, -0.1, 0.1), rand(41, 0, 0.1)], s: { n: 41, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 5, gradScale: 0.5 } });
   return c;
-}
-
-async function runOn(dev: Device, k: Case): Promise<Init[]> {
-  const ts: DTensor[] = [];
-  k.args.forEach((a, i) => {
-    if (k.alias && i === k.alias[1]) ts.push(ts[k.alias[0]]);
-    else ts.push(a instanceof Float32Array ? dev.upload(a) : dev.upload(a));
-  });
-  (dev.kernels[k.kernel] as (...a: unknown[]) => void)(...ts, k.s);
-  const out: Init[] = [];
-  for (const t of ts) out.push(t.dtype === 'f32' ? await dev.read(t as DTensor<'f32'>) : await dev.read(t as DTensor<'i32'>));
-  for (const t of new Set(ts)) dev.free(t);
-  return out;
 }
 
 const all = cases();
@@ -203,18 +156,7 @@ for (const k of all) {
       if (!devP) continue;
       const got = await runOn(await devP, k);
       const atol = 1e-5 * Math.sqrt(k.K ?? 8);
-      for (let a = 0; a < want.length; a++) {
-        const w = want[a], g = got[a];
-        for (let i = 0; i < w.length; i++) {
-          if (w instanceof Int32Array) {
-            if (g[i] !== w[i]) assert.unreachable(`${build}: argument ${a} [${i}]: wasm ${g[i]}, js ${w[i]} (integers compare exactly)`);
-          } else {
-            const tol = atol + 2e-4 * Math.abs(w[i]);
-            const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= tol;
-            if (!ok) assert.unreachable(`${build}: argument ${a} [${i}]: wasm ${g[i]}, js ${w[i]} (|diff| ${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`);
-          }
-        }
-      }
+      assertMatchesJs(want, got, () => atol, 'wasm', `${build}: `);
     }
   });
 }

@@ -9,51 +9,15 @@ import * as assert from 'uvu/assert';
 import { sharedGpu } from './webgpu-setup.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
-import type { Device } from '../src/backend/device.ts';
-import { KERNELS, type ActKind, type DTensor, type KernelName } from '../src/backend/kernels.ts';
+import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
+import { assertMatchesJs, runOn, seededInputs, type KernelCase } from './kernel-cases.ts';
 
-type Init = Float32Array | Int32Array;
-interface Case {
-  kernel: KernelName;
-  label?: string;
-  args: Init[];
-  s: Record<string, unknown>;
-  /** Argument positions that are the same tensor (aliasing), e.g. maskScale's in-place form. */
-  alias?: [number, number];
+interface Case extends KernelCase {
   /** Argument positions filled by float atomics (order of additions varies): compared with a looser bound. */
   atomic?: number[];
 }
 
-let seed = 12345;
-const rnd = () => {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return seed / 2 ** 32;
-};
-const rand = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
-const zeros = (n: number) => new Float32Array(n);
-const ints = (n: number, max: number) => Int32Array.from({ length: n }, () => Math.floor(rnd() * max));
-/** Rows of k distinct indices below n. */
-const distinctRows = (rows: number, k: number, n: number) => {
-  const out = new Int32Array(rows * k);
-  for (let r = 0; r < rows; r++) {
-    const perm = Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5);
-    for (let j = 0; j < k; j++) out[r * k + j] = perm[j];
-  }
-  return out;
-};
-const permutation = (n: number) => Int32Array.from(Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5));
-/** Softmax-like rows (positive, each row sums to 1), some entries exactly 0 as Monet's masked gates are. */
-const gates = (rows: number, n: number) => {
-  const g = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += g[r * n + i] = rnd() < 0.3 && i > 0 ? 0 : rnd() + 0.05;
-    for (let i = 0; i < n; i++) g[r * n + i] /= s;
-  }
-  return g;
-};
-/** Values on a coarse grid, so rows hold ties for the tie rules. */
-const tied = (n: number) => Float32Array.from({ length: n }, () => Math.round(rnd() * 6) / 2 - 1.5);
+const { rand, ints, tied, permutation, distinctRows, gates, causalProbs } = seededInputs(12345);
 
 const ACTS: ActKind[] = ['relu', 'relu2', 'gelu', 'silu'];
 
@@ -101,7 +65,7 @@ function cases(): Case[] {
   c.push({ kernel: 'maskScale', label: 'in place', args: [rand(21), rand(21), ints(21, 2)], s: { n: 21, alpha: 0.3 }, alias: [0, 1] });
   // softmax, top-k
   c.push({ kernel: 'softmaxRows', args: [rand(4 * 67), rand(4 * 67, -5, 5)], s: { rows: 4, n: 67 } });
-  c.push({ kernel: 'softmaxBackward', args: [rand(4 * 67), gates(4, 67), rand(4 * 67)], s: { rows: 4, n: 67 } });
+  c.push({ kernel: 'softmaxBackward', args: [rand(4 * 67), gates(4, 67, 0.3), rand(4 * 67)], s: { rows: 4, n: 67 } });
   c.push({ kernel: 'topkRows', args: [ints(5 * 3, 9), rand(5 * 3), rand(5 * 9)], s: { rows: 5, n: 9, k: 3 } });
   c.push({ kernel: 'topkRows', label: 'ties', args: [ints(5 * 4, 9), rand(5 * 4), tied(5 * 9)], s: { rows: 5, n: 9, k: 4 } });
   c.push({ kernel: 'topkRowsBackward', args: [rand(5 * 9), rand(5 * 3), distinctRows(5, 3, 9)], s: { rows: 5, n: 9, k: 3 } });
@@ -119,16 +83,16 @@ function cases(): Case[] {
   const T = 5, H = 3, E = 7, m = 3;
   const the = T * H * E, tem = T * E * m, thm = T * H * m;
   c.push({ kernel: 'monetRoute', args: [rand(the), ints(the, 2), rand(the, -2, 2), rand(H, -0.2, 0.2), rand(H, 0.5, 2)], s: { T, H, E, sigma: 1.15, eps: 1e-5 } });
-  c.push({ kernel: 'monetUnifLoss', args: [rand(1), gates(T * H, E)], s: { T, H, E, eps: 1e-10, scale: 0.7 } });
-  c.push({ kernel: 'monetUnifBackward', args: [rand(the), gates(T * H, E)], s: { T, H, E, eps: 1e-10, scale: 0.7 } });
-  c.push({ kernel: 'monetAmbLoss', args: [rand(1), gates(T * H, E)], s: { T, H, E, scale: 0.7 } });
-  c.push({ kernel: 'monetAmbBackward', args: [rand(the), gates(T * H, E)], s: { T, H, E, scale: 0.7 } });
+  c.push({ kernel: 'monetUnifLoss', args: [rand(1), gates(T * H, E, 0.3)], s: { T, H, E, eps: 1e-10, scale: 0.7 } });
+  c.push({ kernel: 'monetUnifBackward', args: [rand(the), gates(T * H, E, 0.3)], s: { T, H, E, eps: 1e-10, scale: 0.7 } });
+  c.push({ kernel: 'monetAmbLoss', args: [rand(1), gates(T * H, E, 0.3)], s: { T, H, E, scale: 0.7 } });
+  c.push({ kernel: 'monetAmbBackward', args: [rand(the), gates(T * H, E, 0.3)], s: { T, H, E, scale: 0.7 } });
   c.push({ kernel: 'headSum', args: [rand(T * E), rand(the)], s: { T, H, E } });
   c.push({ kernel: 'headBroadcastAdd', args: [rand(the), rand(T * E)], s: { T, H, E } });
-  c.push({ kernel: 'monetHdMix', args: [rand(tem), rand(thm), rand(tem), gates(T * H, E), gates(T * H, E)], s: { T, H, E, m } });
-  c.push({ kernel: 'monetHdMixBackward', args: [rand(tem), rand(the), rand(the), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(thm)], s: { T, H, E, m } });
-  c.push({ kernel: 'monetVdMix', args: [rand(tem), rand(tem), rand(tem), rand(tem), rand(thm), rand(thm), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E)], s: { T, H, E, m } });
-  c.push({ kernel: 'monetVdMixBackward', args: [rand(tem), rand(tem), rand(the), rand(the), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), gates(T * H, E), gates(T * H, E), rand(T * E), rand(T * E), rand(thm), rand(thm)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetHdMix', args: [rand(tem), rand(thm), rand(tem), gates(T * H, E, 0.3), gates(T * H, E, 0.3)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetHdMixBackward', args: [rand(tem), rand(the), rand(the), rand(tem), rand(tem), gates(T * H, E, 0.3), gates(T * H, E, 0.3), rand(thm)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetVdMix', args: [rand(tem), rand(tem), rand(tem), rand(tem), rand(thm), rand(thm), rand(tem), rand(tem), gates(T * H, E, 0.3), gates(T * H, E, 0.3), rand(T * E), rand(T * E)], s: { T, H, E, m } });
+  c.push({ kernel: 'monetVdMixBackward', args: [rand(tem), rand(tem), rand(the), rand(the), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), rand(tem), gates(T * H, E, 0.3), gates(T * H, E, 0.3), rand(T * E), rand(T * E), rand(thm), rand(thm)], s: { T, H, E, m } });
   // Rows longer than a workgroup (every thread strides over several entries).
   c.push({ kernel: 'monetRoute', label: 'E=150 > 64 threads', args: [rand(2 * 2 * 150), ints(2 * 2 * 150, 2), rand(2 * 2 * 150, -2, 2), rand(2, -0.2, 0.2), rand(2, 0.5, 2)], s: { T: 2, H: 2, E: 150, sigma: 2.0, eps: 1e-5 } });
   c.push({ kernel: 'thresholdTopkMask', label: 'n=300', args: [ints(2 * 300, 2), rand(2 * 300)], s: { rows: 2, n: 300, k: 37 } });
@@ -151,7 +115,7 @@ function cases(): Case[] {
   c.push({ kernel: 'moeCombine', args: [rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k: 2, d } });
   c.push({ kernel: 'moeCombineBackward', args: [rand(P * d), rand(P), rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k: 2, d } });
   c.push({ kernel: 'smoeAux', args: [rand(1), rand(1), rand(T * Em), rand(T), rand(T * Em, -2, 2), distinctRows(T, 2, Em)], s: { T, E: Em, k: 2, scale: 0.5 } });
-  c.push({ kernel: 'smoeAuxBackward', args: [rand(T * Em), gates(T, Em), rand(T), distinctRows(T, 2, Em)], s: { T, E: Em, k: 2, coefBalance: 0.01, coefZ: 0.001 } });
+  c.push({ kernel: 'smoeAuxBackward', args: [rand(T * Em), gates(T, Em, 0.3), rand(T), distinctRows(T, 2, Em)], s: { T, E: Em, k: 2, coefBalance: 0.01, coefZ: 0.001 } });
   // LM
   c.push({ kernel: 'gatherRows', args: [rand(7 * 5), rand(9 * 5), ints(7, 9)], s: { rows: 7, cols: 5 } });
   c.push({ kernel: 'scatterAddRows', args: [rand(9 * 5), rand(7 * 5), ints(7, 4)], s: { rows: 7, cols: 5 }, atomic: [0] });
@@ -161,32 +125,12 @@ function cases(): Case[] {
   const as = { B: 2, S: 5, nH: 4, nKV: 2, hd: 3 };
   const nq = 2 * 5 * 4 * 3, nk = 2 * 5 * 2 * 3, np = 2 * 4 * 5 * 5;
   c.push({ kernel: 'attention', args: [rand(nq), rand(np), rand(nq), rand(nk), rand(nk)], s: as });
-  // Causal probability rows, as attention saves them.
-  const probs = new Float32Array(np);
-  for (let r = 0; r < 2 * 4 * 5; r++) {
-    const i = r % 5;
-    let sum = 0;
-    for (let j = 0; j <= i; j++) sum += probs[r * 5 + j] = rnd() + 0.1;
-    for (let j = 0; j <= i; j++) probs[r * 5 + j] /= sum;
-  }
+  const probs = causalProbs(2 * 4 * 5, 5); // (B·nH·S, S)
   c.push({ kernel: 'attentionBackward', args: [rand(nq), rand(nk), rand(nk), rand(nq), rand(nq), rand(nk), rand(nk), probs], s: as });
   c.push({ kernel: 'crossEntropy', args: [rand(1), rand(2 * 4 * 11), rand(2 * 4 * 11, -3, 3), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
-  c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 4 * 11), gates(8, 11), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
+  c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 4 * 11), gates(8, 11, 0.3), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
   c.push({ kernel: 'adamw', args: [rand(37), rand(37), rand(37, -0.1, 0.1), rand(37, 0, 0.1)], s: { n: 37, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 } });
   return c;
-}
-
-async function runOn(dev: Device, k: Case): Promise<Init[]> {
-  const ts: DTensor[] = [];
-  k.args.forEach((a, i) => {
-    if (k.alias && i === k.alias[1]) ts.push(ts[k.alias[0]]);
-    else ts.push(a instanceof Float32Array ? dev.upload(a) : dev.upload(a));
-  });
-  (dev.kernels[k.kernel] as (...a: unknown[]) => void)(...ts, k.s);
-  const out: Init[] = [];
-  for (const t of ts) out.push(t.dtype === 'f32' ? await dev.read(t as DTensor<'f32'>) : await dev.read(t as DTensor<'i32'>));
-  for (const t of new Set(ts)) dev.free(t);
-  return out;
 }
 
 const all = cases();
@@ -211,18 +155,7 @@ for (const k of all) {
     if (!dev) return;
     const want = await runOn(js, k);
     const got = await runOn(dev, k);
-    for (let a = 0; a < want.length; a++) {
-      const w = want[a], g = got[a];
-      for (let i = 0; i < w.length; i++) {
-        if (w instanceof Int32Array) {
-          if (g[i] !== w[i]) assert.unreachable(`argument ${a} [${i}]: webgpu ${g[i]}, js ${w[i]} (integers compare exactly)`);
-        } else {
-          const tol = (k.atomic?.includes(a) ? 1e-4 : 1e-5) + 2e-4 * Math.abs(w[i]);
-          const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= tol;
-          if (!ok) assert.unreachable(`argument ${a} [${i}]: webgpu ${g[i]}, js ${w[i]} (|diff| ${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`);
-        }
-      }
-    }
+    assertMatchesJs(want, got, (a) => (k.atomic?.includes(a) ? 1e-4 : 1e-5), 'webgpu');
   });
 }
 
