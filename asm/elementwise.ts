@@ -151,10 +151,44 @@ export function maskScale(y: usize, x: usize, mask: usize, n: i32, alpha: f32): 
   for (let i = 0; i < n; i++) st(y, i, ld(x, i) * (alpha + (1 - alpha) * <f32>ldi(mask, i)));
 }
 
-export function adamw(p: usize, g: usize, m: usize, v: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32, gradScale: f64): void {
+// Slots of the step-control tensor: STEP in src/backend/kernels.ts (the kernel tests compare against the JS device,
+// which uses STEP itself, so a mismatch here fails them).
+const S_SCALE = 0, S_SKIP = 1, S_FAULTS = 2, S_STREAK = 3, S_STREAK_FROM = 4, S_LAST_STEP = 5, S_LAST_LOSS = 6, S_LAST_NORM = 7;
+const S_LOSS = 8, S_NORM_SQ = 9;
+
+/** The step decision (clip factor, or skip and count a fault) from the report in ctl; see stepGuard in the contract. */
+export function stepGuard(ctl: usize, accum: f64, clip: f64, step: f64): void {
+  const loss = <f64>ld(ctl, S_LOSS) / accum;
+  const norm = Math.sqrt(<f64>ld(ctl, S_NORM_SQ)) / accum;
+  if (isFinite(loss) && isFinite(norm)) {
+    st(ctl, S_SCALE, clip > 0 ? <f32>Math.min(1, clip / (norm + 1e-6)) : 1);
+    st(ctl, S_SKIP, 0);
+    st(ctl, S_STREAK, 0);
+    return;
+  }
+  st(ctl, S_SCALE, 0);
+  st(ctl, S_SKIP, 1);
+  st(ctl, S_FAULTS, ld(ctl, S_FAULTS) + 1);
+  const streak = ld(ctl, S_STREAK) + 1;
+  st(ctl, S_STREAK, streak);
+  if (streak == 1) st(ctl, S_STREAK_FROM, <f32>step);
+  st(ctl, S_LAST_STEP, <f32>step);
+  st(ctl, S_LAST_LOSS, <f32>loss);
+  st(ctl, S_LAST_NORM, <f32>norm);
+}
+
+/** dst = src (n elements) when cond[at] ≠ 0 (BatchNorm statistics restored after a skipped step). */
+export function copyIf(dst: usize, src: usize, cond: usize, n: i32, at: i32): void {
+  if (ld(cond, at) == 0) return;
+  memory.copy(dst, src, <usize>n << 2);
+}
+
+export function adamw(p: usize, g: usize, m: usize, v: usize, ctl: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32, gradScale: f64): void {
+  if (ld(ctl, S_SKIP) != 0) return; // a skipped step (stepGuard): parameters and moments stay as they are
+  const scale = gradScale * <f64>ld(ctl, S_SCALE);
   const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
   for (let i = 0; i < n; i++) {
-    const gi = <f64>ld(g, i) * gradScale;
+    const gi = <f64>ld(g, i) * scale;
     let pi = <f64>ld(p, i);
     pi -= lr * weightDecay * pi;
     const mi = beta1 * <f64>ld(m, i) + (1 - beta1) * gi;

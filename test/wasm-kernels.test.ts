@@ -14,6 +14,7 @@ import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
 import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
 import { enableRelaxedSimd, readWasmBytes } from '../src/backend/wasm/node.ts';
 import { assertMatchesJs, runOn, seededInputs, type KernelCase } from './kernel-cases.ts';
+import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {
   /** Reduction length for the tolerance (default 8). */
@@ -121,7 +122,7 @@ function cases(): Case[] {
   c.push({ kernel: 'attentionBackward', args: [rand(nq), rand(nk), rand(nk), rand(nq), rand(nq), rand(nk), rand(nk), probs], s: as, K: 24 });
   c.push({ kernel: 'crossEntropy', args: [rand(1), rand(2 * 5 * 13), rand(2 * 5 * 13, -3, 3), ints(2 * 5, 13)], s: { B: 2, S: 5, V: 13, scale: 1 / 8 }, K: 13 });
   c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 5 * 13), gates(10, 13, 0.4), ints(2 * 5, 13)], s: { B: 2, S: 5, V: 13, scale: 1 / 8 } });
-  c.push({ kernel: 'adamw', args: [rand(41), rand(41), rand(41, -0.1, 0.1), rand(41, 0, 0.1)], s: { n: 41, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 5, gradScale: 0.5 } });
+  c.push(...stepKernelCases(rand, 41));
   return c;
 }
 

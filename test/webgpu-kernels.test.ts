@@ -11,6 +11,7 @@ import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
 import { assertMatchesJs, runOn, seededInputs, type KernelCase } from './kernel-cases.ts';
+import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {
   /** Argument positions filled by float atomics (order of additions varies): compared with a looser bound. */
@@ -129,7 +130,7 @@ function cases(): Case[] {
   c.push({ kernel: 'attentionBackward', args: [rand(nq), rand(nk), rand(nk), rand(nq), rand(nq), rand(nk), rand(nk), probs], s: as });
   c.push({ kernel: 'crossEntropy', args: [rand(1), rand(2 * 4 * 11), rand(2 * 4 * 11, -3, 3), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
   c.push({ kernel: 'crossEntropyBackward', args: [rand(2 * 4 * 11), gates(8, 11, 0.3), ints(2 * 4, 11)], s: { B: 2, S: 4, V: 11, scale: 1 / 6 } });
-  c.push({ kernel: 'adamw', args: [rand(37), rand(37), rand(37, -0.1, 0.1), rand(37, 0, 0.1)], s: { n: 37, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 } });
+  c.push(...stepKernelCases(rand, 37));
   return c;
 }
 

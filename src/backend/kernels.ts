@@ -62,7 +62,7 @@ export const KERNELS = [
   'gatherRows', 'scatterAddRows', 'rope', 'ropeBackward', 'attention', 'attentionBackward',
   'crossEntropy', 'crossEntropyBackward',
   // optimiser
-  'adamw',
+  'stepGuard', 'copyIf', 'adamw',
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -282,14 +282,50 @@ export interface KernelSignatures {
 
   // ---------------------------------------------------------------- optimiser
   /**
-   * AdamW step in place (PyTorch semantics, decoupled weight decay):
-   *   p −= lr·weightDecay·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
-   *   p −= lr·(m/(1−β1^step)) / (sqrt(v/(1−β2^step)) + eps);  g is first multiplied by gradScale (clipping).
+   * The step decision, on the device: from the step's report in ctl (layout STEP below: ctl[STEP.loss] = Σ loss over
+   * the `accum` micro-batches, ctl[STEP.normSq] = squared norm of the summed gradient), with loss = Σ loss / accum and
+   * ‖g‖ = sqrt(normSq) / accum (the norm of the averaged gradient):
+   * - loss and ‖g‖ finite: ctl[scale] = clip > 0 ? min(1, clip/(‖g‖ + 1e-6)) : 1 (PyTorch clip_grad_norm_);
+   *   ctl[skip] = 0; ctl[streak] = 0.
+   * - either one NaN or ±Inf: ctl[scale] = 0; ctl[skip] = 1; ctl[faults] += 1; ctl[streak] += 1; ctl[streakFrom] =
+   *   step when the streak starts here; ctl[lastStep] = step, ctl[lastLoss] = loss, ctl[lastNorm] = ‖g‖.
+   * adamw and copyIf then read ctl; nothing returns to the host until the host reads ctl (every few steps).
    */
-  adamw(p: F32, g: F32, m: F32, v: F32, s: {
+  stepGuard(ctl: F32, s: { accum: number; clip: number; step: number }): void;
+  /** When cond[at] ≠ 0: dst[i] = src[i], i < n; otherwise nothing. (Restores BatchNorm statistics of a skipped step.) */
+  copyIf(dst: F32, src: F32, cond: F32, s: { n: number; at: number }): void;
+  /**
+   * AdamW step in place (PyTorch semantics, decoupled weight decay), guarded by the step-control tensor ctl (STEP):
+   * when ctl[STEP.skip] ≠ 0 nothing is written; otherwise with g ← g·gradScale·ctl[STEP.scale] (averaging, clipping):
+   *   p −= lr·weightDecay·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
+   *   p −= lr·(m/(1−β1^step)) / (sqrt(v/(1−β2^step)) + eps).
+   */
+  adamw(p: F32, g: F32, m: F32, v: F32, ctl: F32, s: {
     n: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number;
   }): void;
 }
+
+/**
+ * Slots of the step-control tensor of stepGuard / adamw / copyIf (STEP.size floats; the engine's report of aux terms
+ * may follow). Counters are float32: exact up to 2^24 steps.
+ */
+export const STEP = {
+  /** clip factor applied to the gradient (0 on a skipped step) */
+  scale: 0,
+  /** 1 when this step is skipped (loss or gradient norm not finite), else 0 */
+  skip: 1,
+  /** skipped steps since the tensor was created */
+  faults: 2,
+  /** consecutive skipped steps ending at the latest step (0 after a good step) */
+  streak: 3,
+  /** `step` of the first skipped step of the current (or last) streak */
+  streakFrom: 4,
+  /** `step`, loss and gradient norm of the latest skipped step */
+  lastStep: 5, lastLoss: 6, lastNorm: 7,
+  /** the report stepGuard reads: Σ loss over the micro-batches, squared norm of the summed gradient */
+  loss: 8, normSq: 9,
+  size: 10,
+} as const;
 
 // Completeness, checked by the compiler both ways: every name in KERNELS has a signature and every signature is
 // listed in KERNELS. If either line below fails to compile, the list and the interface disagree.

@@ -30,7 +30,7 @@ function newestRun(runsDir: string): string {
 }
 
 /** Flags a resume may change (the trainer's `keep` list, in flag spelling); every other setting comes from the run. */
-const MAY_CHANGE_ON_RESUME = new Set(['resume', 'name', 'runs-dir', 'steps', 'backend', 'step-check', 'eval-every', 'log-every', 'save-every', 'sample-tokens', 'prompt', 'temperature', 'eval-batches']);
+const MAY_CHANGE_ON_RESUME = new Set(['resume', 'name', 'runs-dir', 'steps', 'backend', 'eval-every', 'log-every', 'save-every', 'sample-tokens', 'prompt', 'temperature', 'eval-batches']);
 
 /**
  * A resumed run keeps its model, data and optimiser settings, so a flag that would change one of them would be

@@ -1,29 +1,28 @@
 // A training engine on a Device (wasm, webgpu, or the plain-JS one): the whole step — forward, backward, gradient
-// norm, clipping and AdamW — runs as device kernels (src/layers/lm.ts + the contract's sumSquares and adamw).
+// norm, the skip/clip decision and AdamW — runs as device kernels (src/layers/lm.ts + the contract's sumSquares,
+// stepGuard, copyIf and adamw). Nothing is read back during a step: the host reads one small tensor only when the
+// loop asks for the result (every --log-every steps, and before an evaluation or a checkpoint).
 //
-// What crosses back to the host per step: one small "report" tensor (loss, aux terms, squared gradient norm), read
-// before AdamW at every step: the clip factor is a host scalar of the contract's `adamw`, and a step whose loss or
-// gradient is not finite must be skipped before it reaches the parameters (docs/robustness.md).
-//
-// With checkEveryStep: false (`monet train --no-step-check`) nothing comes back during a step unless the loop asks
-// for the loss (every --log-every steps): a WebGPU step then never waits for the GPU. The clip factor min(1, clip/‖g‖)
-// is computed on the device from contract kernels:
-//   ‖g‖²            sumSquares over every gradient                                          (1)
-//   y = clip/‖g‖    batchnorm of the constant x = clip with mean 0 and "variance" ‖g‖²:       (1)
-//                   (x − 0)/sqrt(‖g‖² + ε) — BatchNorm's normalisation is a divide by a device-side root
-//   s = min(1, y)   = 1 − relu(1 − y), with axpby and activation                            (1)
-//   g' = g·s        matmul of g as an (n, 1) matrix by s as a (1, 1) matrix (a broadcast multiply)
-// then adamw(p, g', m, v) with gradScale = 1/accum. (ε = 1e-12 on the squared norm stands for PyTorch's +1e-6 on the
-// norm; the two differ by < 1e-5 relative for any norm above 0.1.)
+// One step, all enqueued without waiting (ctl is the step-control tensor, slots STEP in src/backend/kernels.ts):
+//   backup ← BN running statistics                     copyBlock (a few hundred floats)
+//   ctl[loss, normSq, aux…] ← 0                         copyBlock from a zero tensor
+//   per micro-batch: forward, backward (gradients add up), ctl[loss] += loss, ctl[aux_j] += aux_j
+//   ctl[normSq] ← Σ_params sumSquares(grad)
+//   stepGuard(ctl): clip factor, or skip flag + fault counters when the loss or ‖g‖ is NaN/±Inf
+//   copyIf(BN stats ← backup, when skipped)              a skipped step leaves the running statistics as they were
+//   adamw(p, g, m, v, ctl) per parameter                 reads scale and skip flag from ctl; skipped ⇒ untouched
+// The fault counters (total faults, current streak, latest skipped step with its loss and norm) stay on the device
+// and come back with the loss at the next read; the loop reports the skipped steps then (docs/robustness.md).
 //
 // Gradient accumulation: lmBackward adds the gradients of every micro-batch into the same buffers; the average is
-// taken inside AdamW through gradScale = clipFactor / accum, and the norm is that of the average.
+// taken inside AdamW through gradScale = 1/accum (times the clip factor ctl[scale]), and the norm is that of the
+// average (stepGuard divides by accum).
 
 import { Scope, type Device } from '../backend/device.ts';
-import type { F32 } from '../backend/kernels.ts';
+import { STEP, type F32 } from '../backend/kernels.ts';
 import { lmBackward, lmForward, parseLmConfig, type LmConfig, type LmModel } from '../layers/lm.ts';
 import type { HostParams } from './checkpoint.ts';
-import { clipScale, nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
+import { nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
 import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 import { checkTokenIds } from '../validate.ts';
@@ -45,18 +44,11 @@ export class DeviceEngine implements Engine {
   private trainCfg: LmConfig;
   private evalCfg: LmConfig;
   private auxNames: string[];
-  private report: F32; // (2 + nAux): [Σ loss, ‖Σ g‖², Σ aux_1, …] over the micro-batches of a step
+  private ctl: F32; // (STEP.size + nAux) step control (STEP) with the step's report: Σ loss, ‖Σ g‖², then Σ aux_j
+  private reportZeros: F32; // (2 + nAux) zeros: resets the report slots of ctl at the start of a step
+  private evalReport: F32; // (2 + nAux) [Σ loss, unused, Σ aux_1, …] of an evaluation forward
   private normSq: F32; // (1) sumSquares target
-  private checkEveryStep: boolean;
-  // Device-side clipping (checkEveryStep false), see the header:
-  private scaled: F32; // (largest parameter) a gradient times the clip factor
-  private zero: F32; // (1) 0
-  private one: F32; // (1) 1
-  private clipX: F32; // (1) scratch of clipFactor
-  private clipY: F32;
-  private clipT: F32;
-  private clipR: F32;
-  private clipS: F32; // (1) the clip factor
+  private faultsRead = 0; // ctl[STEP.faults] at the previous read: the skipped steps since then are the difference
 
   constructor(private dev: Device, readonly config: ModelConfig, init: EngineInit) {
     this.name = dev.name;
@@ -80,17 +72,10 @@ export class DeviceEngine implements Engine {
       this.stateBackup.set(devStateName(s.name), dev.alloc('f32', a.length));
     }
     this.auxNames = config.ffn === 'smoe' ? ['loss_balance', 'loss_z'] : config.ffn === 'monet' ? ['loss_unif', 'loss_amb'] : [];
-    this.report = dev.alloc('f32', 2 + this.auxNames.length);
+    this.ctl = dev.alloc('f32', STEP.size + this.auxNames.length);
+    this.reportZeros = dev.alloc('f32', 2 + this.auxNames.length);
+    this.evalReport = dev.alloc('f32', 2 + this.auxNames.length);
     this.normSq = dev.alloc('f32', 1);
-    this.checkEveryStep = init.checkEveryStep ?? true;
-    this.scaled = dev.alloc('f32', this.checkEveryStep ? 1 : Math.max(...this.specs.map((q) => q.shape.reduce((a, b) => a * b, 1))));
-    this.zero = dev.alloc('f32', 1);
-    this.one = dev.upload(Float32Array.of(1));
-    this.clipX = dev.alloc('f32', 1);
-    this.clipY = dev.alloc('f32', 1);
-    this.clipT = dev.alloc('f32', 1);
-    this.clipR = dev.alloc('f32', 1);
-    this.clipS = dev.alloc('f32', 1);
   }
 
   private model(cfg: LmConfig, withGrads: boolean, alpha: number): LmModel {
@@ -98,98 +83,70 @@ export class DeviceEngine implements Engine {
     return { cfg, params: this.params, grads: withGrads ? this.grads : null, state: this.state };
   }
 
-  /** Adds loss and aux values of one forward into the report slots. */
-  private addToReport(loss: F32, aux: Map<string, F32>): void {
+  /** Adds loss and aux values of one forward into a report: the loss at `lossAt`, aux term j at `auxAt + j`. */
+  private addToReport(report: F32, lossAt: number, auxAt: number, loss: F32, aux: Map<string, F32>): void {
     const k = this.dev.kernels;
     const one = { rows: 1, cols: 1, dstLd: 1, srcLd: 1, srcOffset: 0, accumulate: true };
-    k.copyBlock(this.report, loss, { ...one, dstOffset: 0 });
+    k.copyBlock(report, loss, { ...one, dstOffset: lossAt });
     this.auxNames.forEach((n, j) => {
       const t = aux.get(n);
-      if (t) k.copyBlock(this.report, t, { ...one, dstOffset: 2 + j });
+      if (t) k.copyBlock(report, t, { ...one, dstOffset: auxAt + j });
     });
   }
 
-  private decodeReport(r: Float32Array, count: number): { loss: number; ce: number } {
-    const loss = r[0] / count;
+  /** Mean loss and cross-entropy from a report's sums over `count` forwards. */
+  private decodeReport(r: Float32Array, lossAt: number, auxAt: number, count: number): { loss: number; ce: number } {
+    const loss = r[lossAt] / count;
     let ce = loss;
-    this.auxNames.forEach((n, j) => (ce -= (this.config.aux?.[AUX_COEF[n]] ?? 0) * (r[2 + j] / count)));
+    this.auxNames.forEach((n, j) => (ce -= (this.config.aux?.[AUX_COEF[n]] ?? 0) * (r[auxAt + j] / count)));
     return { loss, ce };
   }
 
   async trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null> {
     const k = this.dev.kernels;
+    for (const b of batches) this.checkBatch(b, B, S, 'training batch'); // before anything is enqueued
     const model = this.model(this.trainCfg, true, hp.alpha);
+    const nReport = 2 + this.auxNames.length;
     for (const g of this.grads.values()) k.fill(g, { n: g.length, value: 0 });
-    k.fill(this.report, { n: this.report.length, value: 0 });
+    k.copyBlock(this.ctl, this.reportZeros, { rows: 1, cols: nReport, dstLd: nReport, srcLd: nReport, dstOffset: STEP.loss, srcOffset: 0, accumulate: false });
     this.copyState(this.stateBackup, this.state);
     for (const b of batches) {
-      this.checkBatch(b, B, S, 'training batch');
       const sc = new Scope(this.dev);
       const saved = lmForward(sc, model, sc.upload(b), B, S);
       lmBackward(sc, model, saved);
-      this.addToReport(saved.loss, saved.aux);
+      this.addToReport(this.ctl, STEP.loss, STEP.size, saved.loss, saved.aux);
       sc.release();
     }
     const accum = batches.length;
-    if (!this.checkEveryStep) return this.finishOnDevice(hp, accum, wantResult);
     k.fill(this.normSq, { n: 1, value: 0 });
     for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
-    k.copyBlock(this.report, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: 1, srcOffset: 0, accumulate: false });
-    const rep = await this.dev.read(this.report);
-    const gradNorm = Math.sqrt(rep[1]) / accum; // of the averaged gradient
-    const result = { ...this.decodeReport(rep, accum), gradNorm };
-    const bad = nonFiniteReason(result.loss, gradNorm);
-    if (bad) {
-      this.copyState(this.state, this.stateBackup); // no AdamW update; BN statistics as before the step
-      return { ...result, skipped: bad };
-    }
-    const gradScale = (hp.clip > 0 ? clipScale(gradNorm, hp.clip) : 1) / accum;
+    k.copyBlock(this.ctl, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: STEP.normSq, srcOffset: 0, accumulate: false });
+    // The decision: clip factor, or skip (see the header). Everything after it reads ctl on the device.
+    k.stepGuard(this.ctl, { accum, clip: hp.clip, step: hp.step });
+    for (const [n, st] of this.state) k.copyIf(st, this.stateBackup.get(n)!, this.ctl, { n: st.length, at: STEP.skip });
     for (const s of this.specs) {
       const p = this.params.get(s.name)!;
-      k.adamw(p, this.grads.get(s.name)!, this.m.get(s.name)!, this.v.get(s.name)!, {
-        n: p.length, lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: s.decay ? hp.weightDecay : 0, step: hp.step, gradScale,
-      });
-    }
-    return wantResult ? result : null;
-  }
-
-  /** The rest of a step without reading anything back unless the loop wants the result (see the header). */
-  private async finishOnDevice(hp: StepHyper, accum: number, wantResult: boolean): Promise<StepResult | null> {
-    const k = this.dev.kernels;
-    const clip = hp.clip > 0;
-    if (clip || wantResult) {
-      k.fill(this.normSq, { n: 1, value: 0 });
-      for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
-      k.copyBlock(this.report, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: 1, srcOffset: 0, accumulate: false });
-    }
-    if (clip) this.clipFactor(hp.clip * accum); // ‖Σg‖ = accum·‖avg g‖, so clip·accum/‖Σg‖ = clip/‖avg g‖
-    for (const s of this.specs) {
-      const p = this.params.get(s.name)!;
-      let g = this.grads.get(s.name)!;
-      if (clip) {
-        k.matmul(this.scaled, g, this.clipS, { M: p.length, N: 1, K: 1, transA: false, transB: false, accumulate: false });
-        g = this.scaled;
-      }
-      k.adamw(p, g, this.m.get(s.name)!, this.v.get(s.name)!, {
+      k.adamw(p, this.grads.get(s.name)!, this.m.get(s.name)!, this.v.get(s.name)!, this.ctl, {
         n: p.length, lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: s.decay ? hp.weightDecay : 0, step: hp.step, gradScale: 1 / accum,
       });
     }
     if (!wantResult) return null;
-    const rep = await this.dev.read(this.report);
-    return { ...this.decodeReport(rep, accum), gradNorm: Math.sqrt(rep[1]) / accum };
+    return this.readResult(accum);
   }
 
-  /** clipS (1) = min(1, c / sqrt(normSq + 1e-12)), on the device (see the header). */
-  private clipFactor(c: number): void {
-    const k = this.dev.kernels;
-    const one = { n: 1 };
-    k.fill(this.clipX, { ...one, value: c });
-    k.batchnorm(this.clipY, this.clipX, this.zero, this.normSq, this.one, this.zero, { rows: 1, cols: 1, eps: 1e-12 });
-    k.fill(this.clipT, { ...one, value: 1 });
-    k.axpby(this.clipT, this.clipY, { ...one, alpha: -1, beta: 1 }); // 1 − y
-    k.activation(this.clipR, this.clipT, { ...one, kind: 'relu' }); // relu(1 − y)
-    k.fill(this.clipS, { ...one, value: 1 });
-    k.axpby(this.clipS, this.clipR, { ...one, alpha: -1, beta: 1 }); // 1 − relu(1 − y) = min(1, y)
+  /** The one readback: this step's loss and norm, and the faults the device counted since the previous read. */
+  private async readResult(accum: number): Promise<StepResult> {
+    const c = await this.dev.read(this.ctl);
+    const result: StepResult = { ...this.decodeReport(c, STEP.loss, STEP.size, accum), gradNorm: Math.sqrt(c[STEP.normSq]) / accum };
+    const total = c[STEP.faults];
+    const count = total - this.faultsRead;
+    this.faultsRead = total;
+    if (count > 0) {
+      const reason = nonFiniteReason(c[STEP.lastLoss], c[STEP.lastNorm]) ?? 'loss or gradient norm not finite';
+      result.faults = { count, streak: c[STEP.streak], streakFrom: c[STEP.streakFrom], lastStep: c[STEP.lastStep], lastLoss: c[STEP.lastLoss], lastNorm: c[STEP.lastNorm], reason };
+      if (c[STEP.skip] !== 0) result.skipped = nonFiniteReason(result.loss, result.gradNorm) ?? reason;
+    }
+    return result;
   }
 
   /**
@@ -213,10 +170,10 @@ export class DeviceEngine implements Engine {
     this.checkBatch(tokens, B, S, 'validation batch');
     const sc = new Scope(this.dev);
     try {
-      k.fill(this.report, { n: this.report.length, value: 0 });
+      k.fill(this.evalReport, { n: this.evalReport.length, value: 0 });
       const saved = lmForward(sc, this.model(this.evalCfg, false, alpha), sc.upload(tokens), B, S);
-      this.addToReport(saved.loss, saved.aux);
-      return this.decodeReport(await this.dev.read(this.report), 1);
+      this.addToReport(this.evalReport, 0, 2, saved.loss, saved.aux);
+      return this.decodeReport(await this.dev.read(this.evalReport), 0, 2, 1);
     } finally {
       sc.release();
     }

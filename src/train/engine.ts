@@ -31,6 +31,27 @@ export interface StepResult {
    * AdamW moments and BatchNorm running statistics are left as they were before the step. Says which value failed.
    */
   skipped?: string;
+  /**
+   * Device engines decide skip/clip on the device and count faults there (docs/robustness.md); a result they return
+   * (only when asked, every few steps) carries the skipped steps since their previous result, this one included.
+   * The reference engine checks every step on the host and reports each skipped step itself (`skipped`).
+   */
+  faults?: StepFaults;
+}
+
+/** Skipped steps a device engine counted since its previous result. */
+export interface StepFaults {
+  /** how many steps were skipped since the previous result */
+  count: number;
+  /** consecutive skipped steps ending at this step (0: this step was applied) */
+  streak: number;
+  /** first step of the latest streak of skipped steps */
+  streakFrom: number;
+  /** the latest skipped step, its loss and gradient norm, and why it was skipped */
+  lastStep: number;
+  lastLoss: number;
+  lastNorm: number;
+  reason: string;
 }
 
 /** Why a step must be skipped (loss or gradient norm not finite), or null when it may be applied. */
@@ -53,8 +74,9 @@ export interface Engine {
   readonly config: ModelConfig;
   /**
    * One optimizer step over the micro-batches (gradient accumulation: the gradients of all micro-batches are
-   * averaged). When `wantResult` is false an engine may return null instead of the numbers — except for a skipped
-   * step (non-finite loss or gradient, see StepResult.skipped), which is always returned.
+   * averaged). A step whose loss or gradient is not finite is skipped (no update). When `wantResult` is false an
+   * engine may return null instead of the numbers: a device engine then reads nothing back and reports the skipped
+   * steps in `faults` of its next result; the reference engine returns a skipped step's result always.
    */
   trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null>;
   /** Loss of one batch in eval mode (BatchNorms use running statistics; nothing is updated). */
@@ -77,12 +99,6 @@ export interface EngineInit {
   /** Moments when resuming; zeros otherwise. */
   m?: HostParams;
   v?: HostParams;
-  /**
-   * Device engines: read loss and gradient norm back before every AdamW update, to skip non-finite steps (default
-   * true). false keeps the whole step on the device — the clip factor is computed there — and reads only when the
-   * loop asks for the loss; a non-finite step then reaches the parameters and is caught at the next read.
-   */
-  checkEveryStep?: boolean;
 }
 
 /**

@@ -36,8 +36,6 @@ export interface TrainOptions {
   topkAnneal: number;
   data: string[] | null;
   tokenizer: string;
-  /** Device engines read loss and norm before every update to skip non-finite steps; false = nothing read mid-run. */
-  stepCheck: boolean;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'name'> = {
@@ -67,7 +65,6 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'name'> = {
   topkAnneal: 0.2,
   data: null,
   tokenizer: 'bytes',
-  stepCheck: true,
 };
 
 const D = TRAIN_DEFAULTS;
@@ -123,7 +120,6 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'beta1', type: 'float', min: 0, help: 'AdamW β1', default: String(D.beta1) },
   { name: 'beta2', type: 'float', min: 0, help: 'AdamW β2', default: String(D.beta2) },
   { name: 'adam-eps', type: 'float', positive: true, help: 'AdamW ε', default: String(D.eps) },
-  { name: 'step-check', type: 'bool', help: 'read loss and gradient norm back before every update and skip non-finite steps; --no-step-check keeps a wasm/webgpu step entirely on the device (clip factor computed there), reading only every --log-every steps', default: 'on' },
   { name: 'clip', type: 'float', min: 0, help: 'gradient-norm clip (0 = off)', default: String(D.clip) },
   { name: 'seed', type: 'int', min: 0, help: 'seed for init and batches', default: String(D.seed) },
   // reporting
@@ -247,7 +243,6 @@ export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: 
     topkAnneal: num('topk-anneal', D.topkAnneal),
     data: (f.data as string[] | undefined) ?? null,
     tokenizer: (f.tokenizer as string | undefined) ?? D.tokenizer,
-    stepCheck: (f['step-check'] as boolean | undefined) ?? D.stepCheck,
   };
   if (o.beta1 >= 1) throw new FlagError(`monet train: --beta1 must be below 1, found ${o.beta1}`);
   if (o.beta2 >= 1) throw new FlagError(`monet train: --beta2 must be below 1, found ${o.beta2}`);

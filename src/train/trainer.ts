@@ -13,7 +13,10 @@
 //
 // Faults (docs/robustness.md): a step whose loss or gradient is not finite is skipped by the engine (no update) and
 // logged as an `event: 'skip'` record; MAX_CONSECUTIVE_FAULTS in a row stop the run with a clear message, and no
-// checkpoint is written while a fault streak lasts, so the last checkpoint stays a good one. Any error in the loop
+// checkpoint is written while a fault streak lasts, so the last checkpoint stays a good one. The reference engine
+// reports every skipped step as it happens; a device engine decides on the device and counts the skipped steps
+// there, and the loop learns of them when it reads a result: every --log-every steps, and always before an
+// evaluation or a checkpoint (so neither runs in the middle of a streak). Any error in the loop
 // (a lost WebGPU device, a failed checkpoint write) is reported with the step of the last checkpoint to resume from.
 
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -156,7 +159,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
       }
     }
     // The saved options win, except what a user may sensibly change on resume: more steps, the backend, reporting.
-    const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'stepCheck', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
+    const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
     const merged = { ...saved.options } as Record<string, unknown>;
     for (const k of keep) merged[k] = o[k];
     o = merged as unknown as TrainOptions;
@@ -203,7 +206,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   for (const l of describeModel(config)) say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
 
   // ---- engine
-  const created = await createEngine(o.backend, { config, params, state, m, v, checkEveryStep: o.stepCheck ?? true });
+  const created = await createEngine(o.backend, { config, params, state, m, v });
   const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
   say(`backend: ${engine.name} (${created.why})`);
   if (!resume) {
@@ -290,6 +293,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   const tLoop = performance.now();
   const maxFaults = io.maxConsecutiveFaults ?? MAX_CONSECUTIVE_FAULTS;
   let faults = 0; // consecutive skipped steps
+  let lastRead = startStep; // the step of the previous result read from the engine
   try {
     while (step < o.steps) {
       const batches: Int32Array[] = [];
@@ -298,7 +302,10 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
         lr: learningRate(sched, step), beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip,
         step: step + 1, alpha: alphaAt(step),
       };
-      const want = (step + 1) % o.logEvery === 0 || step + 1 === o.steps || step === startStep;
+      // A result is read at log steps, and before an evaluation or a checkpoint: a device engine's fault counters
+      // arrive with it, and neither may run while a streak of skipped steps lasts.
+      const want = (step + 1) % o.logEvery === 0 || step + 1 === o.steps || step === startStep ||
+        (step + 1) % o.evalEvery === 0 || (step + 1) % o.saveEvery === 0;
       let r: Awaited<ReturnType<Engine['trainStep']>>;
       try {
         r = await engine.trainStep(batches, B, S, hp, want);
@@ -307,23 +314,28 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
       }
       step++;
       tokensSinceMark += tokensPerStep;
-      if (r?.skipped) {
+      if (r?.faults) {
+        // Device engine: the steps it skipped since its previous result, counted on the device.
+        const f = r.faults;
+        faults = f.streak;
+        write({ step: f.lastStep, event: 'skip', reason: f.reason, loss: f.lastLoss, grad_norm: f.lastNorm, lr: learningRate(sched, f.lastStep - 1), skipped: f.count, since: lastRead + 1, read_at: step, streak: f.streak, streak_from: f.streakFrom });
+        progress.log(`steps ${lastRead + 1}–${step}: ${f.count} skipped, not applied (latest: step ${f.lastStep}, ${f.reason})` +
+          (f.streak > 0 ? `; ${f.streak} in a row up to step ${step} (stop at ${maxFaults})` : ''));
+      } else if (r?.skipped) {
+        // Reference engine: this step, checked on the host.
         faults++;
         write({ step, event: 'skip', reason: r.skipped, loss: r.loss, grad_norm: r.gradNorm, lr: hp.lr });
         progress.log(`step ${step}: skipped, not applied (${r.skipped}); ${faults} in a row (stop at ${maxFaults})`);
+      } else if (r) faults = 0;
+      if (r) lastRead = step;
+      if (r?.skipped) {
         if (faults >= maxFaults) {
           progress.done();
-          throw new Error(`training stopped at step ${step}: ${faults} consecutive steps had a non-finite loss or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
+          const from = r.faults ? ` (steps ${r.faults.streakFrom}–${step})` : '';
+          throw new Error(`training stopped at step ${step}: ${faults} consecutive steps${from} had a non-finite loss or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
             `the parameters may have diverged — try a lower --lr or a gradient clip (--clip); ${resumeHint()}`);
         }
         continue; // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
-      }
-      faults = 0;
-      if (r && !Number.isFinite(r.loss)) {
-        // Only an engine that does not check before updating (--no-step-check) gets here: the update is applied, the
-        // model is gone, and the last checkpoint is what is left.
-        progress.done();
-        throw new Error(`training diverged at step ${step}: loss ${r.loss} and the update was applied (--no-step-check checks only every --log-every steps; the default checks every step and skips such steps); try a lower --lr; ${resumeHint()}`);
       }
       if (r) {
         const now = performance.now();

@@ -5,7 +5,7 @@
 // (2) the oracle the WASM and WebGPU kernel tests compare with, and (3) a backend that runs every layer anywhere.
 // It is not meant to be fast.
 
-import type { ActKind, DTensor, F32, I32, Kernels } from '../kernels.ts';
+import { STEP, type ActKind, type DTensor, type F32, type I32, type Kernels } from '../kernels.ts';
 
 /** A JS device tensor: the typed array itself. */
 export interface JsTensor<D extends 'f32' | 'i32' = 'f32' | 'i32'> extends DTensor<D> {
@@ -757,11 +757,36 @@ export const jsKernels: Kernels = {
     }
   },
 
-  adamw(p, g, m, v, { n, lr, beta1, beta2, eps, weightDecay, step, gradScale }) {
-    const Pp = f(p), G = f(g), Mm = f(m), Vv = f(v);
+  stepGuard(ctl, { accum, clip, step }) {
+    const C = f(ctl);
+    const loss = C[STEP.loss] / accum;
+    const norm = Math.sqrt(C[STEP.normSq]) / accum;
+    if (Number.isFinite(loss) && Number.isFinite(norm)) {
+      C[STEP.scale] = clip > 0 ? Math.min(1, clip / (norm + 1e-6)) : 1;
+      C[STEP.skip] = 0;
+      C[STEP.streak] = 0;
+      return;
+    }
+    C[STEP.scale] = 0;
+    C[STEP.skip] = 1;
+    C[STEP.faults] += 1;
+    C[STEP.streak] += 1;
+    if (C[STEP.streak] === 1) C[STEP.streakFrom] = step;
+    C[STEP.lastStep] = step;
+    C[STEP.lastLoss] = loss;
+    C[STEP.lastNorm] = norm;
+  },
+  copyIf(dst, src, cond, { n, at }) {
+    if (f(cond)[at] === 0) return;
+    f(dst).set(f(src).subarray(0, n));
+  },
+  adamw(p, g, m, v, ctl, { n, lr, beta1, beta2, eps, weightDecay, step, gradScale }) {
+    const Pp = f(p), G = f(g), Mm = f(m), Vv = f(v), C = f(ctl);
+    if (C[STEP.skip] !== 0) return; // a skipped step (stepGuard): parameters and moments stay as they are
+    const scale = gradScale * C[STEP.scale];
     const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
     for (let i = 0; i < n; i++) {
-      const gi = G[i] * gradScale;
+      const gi = G[i] * scale;
       Pp[i] -= lr * weightDecay * Pp[i];
       Mm[i] = beta1 * Mm[i] + (1 - beta1) * gi;
       Vv[i] = beta2 * Vv[i] + (1 - beta2) * gi * gi;

@@ -223,8 +223,10 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
       k.attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(kk), p(v), p(probs), s.B, s.S, s.nH, s.nKV, s.hd, scratch(4 * ex.attentionScratchFloats(s.S, s.hd))),
     crossEntropy: (loss, probs, logits, tokens, s) => k.crossEntropy(p(loss), p(probs), p(logits), p(tokens), s.B, s.S, s.V, s.scale),
     crossEntropyBackward: (dl, probs, tokens, s) => k.crossEntropyBackward(p(dl), p(probs), p(tokens), s.B, s.S, s.V, s.scale),
-    adamw: (pp, g, m, v, s) =>
-      k.adamw(p(pp), p(g), p(m), p(v), s.n, s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.step, s.gradScale),
+    stepGuard: (ctl, s) => k.stepGuard(p(ctl), s.accum, s.clip, s.step),
+    copyIf: (dst, src, cond, s) => k.copyIf(p(dst), p(src), p(cond), s.n, s.at),
+    adamw: (pp, g, m, v, ctl, s) =>
+      k.adamw(p(pp), p(g), p(m), p(v), p(ctl), s.n, s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.step, s.gradScale),
   };
 }
 

@@ -8,7 +8,7 @@
 // in order; passes that need scratch memory allocate it here and free it after the dispatch is queued.
 
 import type { Device } from '../device.ts';
-import type { ActKind, DTensor, DType, F32, I32, Kernels, KernelSignatures } from '../kernels.ts';
+import { STEP, type ActKind, type DTensor, type DType, type F32, type I32, type Kernels, type KernelSignatures } from '../kernels.ts';
 import { Gpu, openGpu, type GpuBuffer, type OpenOptions, type UniformField } from './gpu.ts';
 import { matmul as gemm } from './matmul.ts';
 
@@ -67,6 +67,8 @@ import attentionBackwardSrc from '../../../wgsl/attentionBackward.wgsl';
 import crossEntropySrc from '../../../wgsl/crossEntropy.wgsl';
 import crossEntropyBackwardSrc from '../../../wgsl/crossEntropyBackward.wgsl';
 import adamwSrc from '../../../wgsl/adamw.wgsl';
+import stepGuardSrc from '../../../wgsl/stepGuard.wgsl';
+import copyIfSrc from '../../../wgsl/copyIf.wgsl';
 
 /** A device tensor: a GPU storage buffer. */
 interface GTensor extends DTensor {
@@ -586,11 +588,18 @@ function makeKernels(dev: WebGpuDevice): Kernels {
     },
 
     // ------------------------------------------------------------------------------------------ optimiser
-    adamw(p, g, m, v, s) {
+    stepGuard(ctl, s) {
+      dev.runGroups('stepGuard', stepGuardSrc, 'main', [f(s.accum), f(s.clip), f(s.step)], [B(ctl, STEP.size, 'stepGuard ctl')], 1);
+    },
+    copyIf(dst, src, cond, s) {
+      if (s.n === 0) return;
+      dev.run('copyIf', copyIfSrc, 'main', [s.n, s.at], [B(dst, s.n, 'copyIf dst'), B(src, s.n, 'copyIf src'), B(cond, s.at + 1, 'copyIf cond')], s.n);
+    },
+    adamw(p, g, m, v, ctl, s) {
       const bc1 = 1 - Math.pow(s.beta1, s.step), bc2 = 1 - Math.pow(s.beta2, s.step);
       dev.run('adamw', adamwSrc, 'main',
         [s.n, f(s.lr), f(s.beta1), f(s.beta2), f(s.eps), f(s.weightDecay), f(bc1), f(bc2), f(s.gradScale)],
-        [B(p, s.n, 'adamw p'), B(g, s.n, 'adamw g'), B(m, s.n, 'adamw m'), B(v, s.n, 'adamw v')], s.n);
+        [B(p, s.n, 'adamw p'), B(g, s.n, 'adamw g'), B(m, s.n, 'adamw m'), B(v, s.n, 'adamw v'), B(ctl, STEP.size, 'adamw ctl')], s.n);
     },
   };
   return k;
