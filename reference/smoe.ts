@@ -31,7 +31,6 @@ import { i32, type TensorMap } from '../src/tensor.ts';
 import {
   CaseInputs,
   cfgAux,
-  cfgEnum,
   cfgInt,
   gradBuffer,
   gradParams,
@@ -42,7 +41,7 @@ import {
   type ParamSpec,
   type Params,
 } from './common.ts';
-import { DENSE_ACTIVATIONS, denseFfnBackward, denseFfnForward, type DenseActivation, type DenseFfnConfig, type DenseFfnSaved, type DenseFfnWeights } from './dense-ffn.ts';
+import { denseFfnBackward, denseFfnForward, parseDenseFfnConfig, type DenseActivation, type DenseFfnConfig, type DenseFfnSaved, type DenseFfnWeights } from './dense-ffn.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import { topkMargin } from './margins.ts';
 import { logsumexp, softmaxForward } from './softmax.ts';
@@ -89,13 +88,8 @@ export function parseSmoeConfig(config: Config, where: string): SmoeConfig {
   const E = cfgInt(config, 'num_experts', where);
   const k = cfgInt(config, 'top_k', where);
   if (k > E) throw new Error(`${where}: config.top_k: expected at most num_experts = ${E}, found ${k}`);
-  return {
-    d: cfgInt(config, 'hidden_size', where),
-    F: cfgInt(config, 'intermediate_size', where),
-    E,
-    k,
-    activation: cfgEnum(config, 'activation', DENSE_ACTIVATIONS, where),
-  };
+  // every expert is a dense FFN: hidden_size, intermediate_size and activation mean what they mean there
+  return { ...parseDenseFfnConfig(config, where), E, k };
 }
 
 /** gate.weight, then experts.<e>.w1/w2(/w3).weight in Mixtral order. */
