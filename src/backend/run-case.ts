@@ -17,9 +17,11 @@ import type { F32, I32 } from './kernels.ts';
 import { numel, type Tensor, type TensorMap } from '../tensor.ts';
 import { CaseInputs, cfgAux, cfgEnum, cfgInt, cfgNum, type Config } from '../../reference/common.ts';
 import { monetSigma } from '../../reference/normal.ts';
-import { denseFfnBackward, denseFfnForward, type DenseFfnConfig } from '../layers/dense-ffn.ts';
+import { parseDenseFfnConfig as parseDenseConfig } from '../../reference/dense-ffn.ts';
+import { parseSmoeConfig } from '../../reference/smoe.ts';
+import { denseFfnBackward, denseFfnForward } from '../layers/dense-ffn.ts';
 import { topkBackward, topkFfnBackward, topkFfnForward, topkForward, type TopkFfnConfig } from '../layers/topk.ts';
-import { smoeBackward, smoeForward, type SmoeConfig } from '../layers/smoe.ts';
+import { smoeBackward, smoeForward } from '../layers/smoe.ts';
 import { peerBackward, peerForward, type PeerConfig } from '../layers/peer.ts';
 import { monetAuxBackward, monetAuxForward, monetRouterBackward, monetRouterForward, type MonetRouterConfig } from '../layers/monet-router.ts';
 import { monetHdBackward, monetHdForward } from '../layers/monet-hd.ts';
@@ -27,27 +29,11 @@ import { monetVdBackward, monetVdForward } from '../layers/monet-vd.ts';
 import { runLmCase } from '../layers/lm.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
-// Config parsing, shared with src/layers/lm.ts (same keys and defaults as the reference; NAMES.md).
+// Config parsing, shared with src/layers/lm.ts (same keys and defaults as the reference; NAMES.md). The dense FFN and
+// SMoE use the reference's own parsers (the device layers' configs have the same fields); PEER and the Monet router
+// have their own, as the device layers also take n = √N and sigma precomputed.
 
-export function parseDenseConfig(c: Config, where: string): DenseFfnConfig {
-  return {
-    d: cfgInt(c, 'hidden_size', where),
-    F: cfgInt(c, 'intermediate_size', where),
-    activation: cfgEnum(c, 'activation', ['swiglu', 'relu2', 'relu', 'gelu'] as const, where),
-  };
-}
-export function parseSmoeConfig(c: Config, where: string): SmoeConfig {
-  const E = cfgInt(c, 'num_experts', where), k = cfgInt(c, 'top_k', where);
-  // Checked here, where the config key can be named, rather than in the layer's forward.
-  if (k > E) throw new Error(`${where}: config.top_k: expected at most num_experts = ${E}, found ${k}`);
-  return {
-    d: cfgInt(c, 'hidden_size', where),
-    F: cfgInt(c, 'intermediate_size', where),
-    E,
-    k,
-    activation: cfgEnum(c, 'activation', ['swiglu', 'relu2', 'relu', 'gelu'] as const, where),
-  };
-}
+export { parseDenseConfig, parseSmoeConfig };
 export function parsePeerConfig(c: Config, where: string): PeerConfig {
   const N = cfgInt(c, 'num_experts', where);
   const n = Math.round(Math.sqrt(N));
@@ -139,6 +125,16 @@ function scalarOut(io: CaseIO, name: string): F32 {
   const t = io.sc.f32(1);
   io.out(name, [], t);
   return t;
+}
+
+/**
+ * A layer's tensors by the layer's own keys: its parameters (`prefix` 'param.') or gradient buffers for them
+ * ('grad.param.'), each named `prefix + names[key]` in the fixture and of shape `shapes[key]`.
+ */
+function layerTensors<K extends string>(io: CaseIO, prefix: 'param.' | 'grad.param.', names: Record<K, string>, shapes: Record<K, readonly number[]>): Record<K, F32> {
+  const keys = Object.keys(names) as K[];
+  const get = (name: string, shape: number[]) => (prefix === 'param.' ? io.f32(name, shape) : io.grad(name, shape));
+  return Object.fromEntries(keys.map((key) => [key, get(`${prefix}${names[key]}`, [...shapes[key]])])) as Record<K, F32>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -267,8 +263,7 @@ const RUNNERS: Record<string, Runner> = {
       query: 'query.weight', queryBias: 'query.bias', bnWeight: 'query_bn.weight', bnBias: 'query_bn.bias',
       subKeys: 'sub_keys', wDown: 'w_down', wUp: 'w_up',
     } as const;
-    const keys = Object.keys(names) as (keyof typeof names)[];
-    const p = Object.fromEntries(keys.map((key) => [key, io.f32(`param.${names[key]}`, [...shapes[key]])])) as Record<keyof typeof names, F32>;
+    const p = layerTensors(io, 'param.', names, shapes);
     const state = { runningMean: io.f32('state.query_bn.running_mean', [dq]), runningVar: io.f32('state.query_bn.running_var', [dq]) };
     const y = io.sc.f32(T * d);
     io.out('out.y', [T, d], y);
@@ -281,7 +276,7 @@ const RUNNERS: Record<string, Runner> = {
     if (!back) return;
     const dy = io.f32('in.dy', [T, d]);
     const dx = io.grad('grad.in.x', [T, d]);
-    const g = Object.fromEntries(keys.map((key) => [key, io.grad(`grad.param.${names[key]}`, [...shapes[key]])])) as Record<keyof typeof names, F32>;
+    const g = layerTensors(io, 'grad.param.', names, shapes);
     peerBackward(io.sc, dx, g, dy, x, p, saved, cfg, T);
   },
 
@@ -349,23 +344,27 @@ function monetMoe(io: CaseIO, back: boolean, decompose: 'horizontal' | 'vertical
   const y = io.sc.f32(T * d);
   io.out('out.y', [T, d], y);
   const dg1 = io.sc.f32(T * H * E), dg2 = io.sc.f32(T * H * E);
-  const routerGrads = () => ({
-    w1: io.grad('grad.param.router.w1.weight', [H * E, d]), w2: io.grad('grad.param.router.w2.weight', [H * E, d]),
+  // Backward's inputs and gradient buffers (registered in this order: dx, the expert layer's, the router's)
+  const backBuffers = <K extends string>(names: Record<K, string>, shapes: Record<K, readonly number[]>) => ({
+    dy: io.f32('in.dy', [T, d]),
+    dx: io.grad('grad.in.x', [T, d]),
+    g: layerTensors(io, 'grad.param.', names, shapes),
+    rg: { w1: io.grad('grad.param.router.w1.weight', [H * E, d]), w2: io.grad('grad.param.router.w2.weight', [H * E, d]) },
   });
+  // After the expert layer's backward has filled dg1, dg2 (and its part of dx): the aux losses' and the router's
+  const routerBackward = (dx: F32, rg: { w1: F32; w2: F32 }) => {
+    monetAuxBackward(io.sc, dg1, dg2, r.saved, H, E, T, unifEps, aux.unif, aux.amb);
+    monetRouterBackward(io.sc, dx, rg, dg1, dg2, x, r.p, r.saved, cfg, T);
+  };
   if (decompose === 'horizontal') {
     const sh = { u: [E * m, d], ub: [E * m], v: [d, E * m], b: [E, d] } as const;
     const nm = { u: 'moe.u.weight', ub: 'moe.u.bias', v: 'moe.v.weight', b: 'moe.b' } as const;
-    const keys = Object.keys(nm) as (keyof typeof nm)[];
-    const p = Object.fromEntries(keys.map((key) => [key, io.f32(`param.${nm[key]}`, [...sh[key]])])) as Record<keyof typeof nm, F32>;
+    const p = layerTensors(io, 'param.', nm, sh);
     const saved = monetHdForward(io.sc, y, x, r.saved.g1, r.saved.g2, p, dims);
     if (!back) return;
-    const dy = io.f32('in.dy', [T, d]);
-    const dx = io.grad('grad.in.x', [T, d]);
-    const g = Object.fromEntries(keys.map((key) => [key, io.grad(`grad.param.${nm[key]}`, [...sh[key]])])) as Record<keyof typeof nm, F32>;
-    const rg = routerGrads();
+    const { dy, dx, g, rg } = backBuffers(nm, sh);
     monetHdBackward(io.sc, dx, g, dg1, dg2, dy, x, r.saved.g1, r.saved.g2, p, saved, dims);
-    monetAuxBackward(io.sc, dg1, dg2, r.saved, H, E, T, unifEps, aux.unif, aux.amb);
-    monetRouterBackward(io.sc, dx, rg, dg1, dg2, x, r.p, r.saved, cfg, T);
+    routerBackward(dx, rg);
   } else {
     const Em = (E * m) / 2, dh = d / 2;
     const sh = {
@@ -375,17 +374,12 @@ function monetMoe(io: CaseIO, back: boolean, decompose: 'horizontal' | 'vertical
       u1: 'moe.u1.weight', u1b: 'moe.u1.bias', u2: 'moe.u2.weight', u2b: 'moe.u2.bias', v11: 'moe.v11.weight',
       v12: 'moe.v12.weight', v21: 'moe.v21.weight', v22: 'moe.v22.weight', b1: 'moe.b1', b2: 'moe.b2',
     } as const;
-    const keys = Object.keys(nm) as (keyof typeof nm)[];
-    const p = Object.fromEntries(keys.map((key) => [key, io.f32(`param.${nm[key]}`, [...sh[key]])])) as Record<keyof typeof nm, F32>;
+    const p = layerTensors(io, 'param.', nm, sh);
     const saved = monetVdForward(io.sc, y, x, r.saved.g1, r.saved.g2, p, dims);
     if (!back) return;
-    const dy = io.f32('in.dy', [T, d]);
-    const dx = io.grad('grad.in.x', [T, d]);
-    const g = Object.fromEntries(keys.map((key) => [key, io.grad(`grad.param.${nm[key]}`, [...sh[key]])])) as Record<keyof typeof nm, F32>;
-    const rg = routerGrads();
+    const { dy, dx, g, rg } = backBuffers(nm, sh);
     monetVdBackward(io.sc, dx, g, dg1, dg2, dy, x, r.saved.g1, r.saved.g2, p, saved, dims);
-    monetAuxBackward(io.sc, dg1, dg2, r.saved, H, E, T, unifEps, aux.unif, aux.amb);
-    monetRouterBackward(io.sc, dx, rg, dg1, dg2, x, r.p, r.saved, cfg, T);
+    routerBackward(dx, rg);
   }
 }
 
