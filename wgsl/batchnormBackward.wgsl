@@ -13,23 +13,6 @@ struct Dims { rows: u32, cols: u32, eps: f32, train: u32 }
 @group(0) @binding(6) var<storage, read> mean: array<f32>;
 @group(0) @binding(7) var<storage, read> variance: array<f32>;
 @group(0) @binding(8) var<storage, read> gamma: array<f32>;
-var<workgroup> red: array<f32, 64>;
-// The helper opens with a barrier too: Mesa's GL path (through Dawn) was seen to let a thread overwrite red[] for
-// the next reduction before every thread had read the previous result — the second variance then came out wrong.
-
-fn reduce_sum(tid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let c = wid.x;
@@ -42,8 +25,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     sdy += dy[i];
     sdyxh += dy[i] * (x[i] - mu) * r;
   }
-  let sumDy = reduce_sum(tid, sdy);
-  let sumDyXh = reduce_sum(tid, sdyxh);
+  let sumDy = wg_sum64(tid, sdy);
+  let sumDyXh = wg_sum64(tid, sdyxh);
   if (tid == 0u) {
     dgamma[c] += sumDyXh;
     dbeta[c] += sumDy;

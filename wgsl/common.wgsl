@@ -49,3 +49,36 @@ fn act_df(kind: u32, x: f32) -> f32 {
     default: { let s = sigmoid_f32(x); return s * (1.0 + x * (1.0 - s)); }
   }
 }
+
+// Workgroup reductions for the 64-thread row kernels (softmax, RMSNorm, BatchNorm statistics, Monet routing): every
+// thread passes its partial value and gets the total back. Call them from workgroup-uniform control flow only.
+// Each opens AND closes with a barrier: on Mesa's GL path (through Dawn) a thread was seen to overwrite the scratch
+// array for the next reduction before every thread had read the previous result, so a kernel running two
+// reductions in a row (max then sum, mean then variance) got a wrong second one.
+var<workgroup> wg_red64: array<f32, 64>;
+
+fn wg_sum64(tid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  wg_red64[tid] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (tid < s) { wg_red64[tid] += wg_red64[tid + s]; }
+    workgroupBarrier();
+  }
+  let total = wg_red64[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn wg_max64(tid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  wg_red64[tid] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (tid < s) { wg_red64[tid] = max(wg_red64[tid], wg_red64[tid + s]); }
+    workgroupBarrier();
+  }
+  let total = wg_red64[0];
+  workgroupBarrier();
+  return total;
+}

@@ -6,23 +6,6 @@ struct Dims { outer: u32, groups: u32, inner: u32 }
 @group(0) @binding(1) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(2) var<storage, read_write> variance: array<f32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
-var<workgroup> red: array<f32, 64>;
-// The helper opens with a barrier too: Mesa's GL path (through Dawn) was seen to let a thread overwrite red[] for
-// the next reduction before every thread had read the previous result — the second variance then came out wrong.
-
-fn reduce_sum(tid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let g = wid.x;
@@ -33,7 +16,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let i = e % dims.inner;
     acc += x[(o * dims.groups + g) * dims.inner + i];
   }
-  let mu = reduce_sum(tid, acc) / f32(count);
+  let mu = wg_sum64(tid, acc) / f32(count);
   acc = 0.0;
   for (var e = tid; e < count; e += 64u) {
     let o = e / dims.inner;
@@ -41,7 +24,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let dev = x[(o * dims.groups + g) * dims.inner + i] - mu;
     acc += dev * dev;
   }
-  let v = reduce_sum(tid, acc) / f32(count);
+  let v = wg_sum64(tid, acc) / f32(count);
   if (tid == 0u) {
     mean[g] = mu;
     variance[g] = v;

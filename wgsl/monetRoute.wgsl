@@ -11,25 +11,6 @@ struct Dims { T: u32, H: u32, E: u32, sigma: f32, eps: f32 }
 @group(0) @binding(3) var<storage, read> z: array<f32>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> variance: array<f32>;
-var<workgroup> red: array<f32, 64>;
-// The helper opens with a barrier too: Mesa's GL path (through Dawn) was seen to let a thread overwrite red[] for
-// the next reduction before every thread had read the previous result — the second variance then came out wrong.
-
-fn reduce(tid: u32, v: f32, is_max: bool) -> f32 {
-  workgroupBarrier();
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) {
-      if (is_max) { red[tid] = max(red[tid], red[tid + s]); } else { red[tid] += red[tid + s]; }
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) tid: u32) {
@@ -42,18 +23,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   const NEG = -3.4028234e38;
   var mx = NEG;
   for (var i = tid; i < dims.E; i += 64u) { mx = max(mx, (z[base + i] - mu) * rs); }
-  let thr = min(reduce(tid, mx, true), dims.sigma);
+  let thr = min(wg_max64(tid, mx), dims.sigma);
   // Softmax over the selected raw logits: max, then sum of exponentials.
   var zmax = NEG;
   for (var i = tid; i < dims.E; i += 64u) {
     if ((z[base + i] - mu) * rs >= thr) { zmax = max(zmax, z[base + i]); }
   }
-  zmax = reduce(tid, zmax, true);
+  zmax = wg_max64(tid, zmax);
   var sum = 0.0;
   for (var i = tid; i < dims.E; i += 64u) {
     if ((z[base + i] - mu) * rs >= thr) { sum += exp(z[base + i] - zmax); }
   }
-  let inv = 1.0 / reduce(tid, sum, false);
+  let inv = 1.0 / wg_sum64(tid, sum);
   for (var i = tid; i < dims.E; i += 64u) {
     let sel = (z[base + i] - mu) * rs >= thr;
     mask[base + i] = select(0, 1, sel);

@@ -6,7 +6,6 @@ struct Dims { rows: u32, d: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read_write> rstd: array<f32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 @group(0) @binding(4) var<storage, read> w: array<f32>;
-var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -16,13 +15,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * dims.d;
   var acc = 0.0;
   for (var j = tid; j < dims.d; j += 64u) { acc += x[base + j] * x[base + j]; }
-  red[tid] = acc;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let r = inverseSqrt(red[0] / f32(dims.d) + dims.eps);
+  let r = inverseSqrt(wg_sum64(tid, acc) / f32(dims.d) + dims.eps);
   if (tid == 0u) { rstd[row] = r; }
   for (var j = tid; j < dims.d; j += 64u) { y[base + j] = x[base + j] * r * w[j]; }
 }

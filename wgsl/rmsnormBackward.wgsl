@@ -9,7 +9,6 @@ struct Dims { rows: u32, d: u32 }
 @group(0) @binding(4) var<storage, read> x: array<f32>;
 @group(0) @binding(5) var<storage, read> w: array<f32>;
 @group(0) @binding(6) var<storage, read> rstd: array<f32>;
-var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -19,14 +18,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * dims.d;
   var acc = 0.0;
   for (var j = tid; j < dims.d; j += 64u) { acc += dy[base + j] * w[j] * x[base + j]; }
-  red[tid] = acc;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
   let r = rstd[row];
-  let c = red[0] * r * r * r / f32(dims.d);
+  let c = wg_sum64(tid, acc) * r * r * r / f32(dims.d);
   for (var j = tid; j < dims.d; j += 64u) { dx[base + j] += r * w[j] * dy[base + j] - x[base + j] * c; }
 }
 

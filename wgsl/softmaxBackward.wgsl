@@ -4,7 +4,6 @@ struct Dims { rows: u32, n: u32 }
 @group(0) @binding(1) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
-var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -14,12 +13,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * dims.n;
   var acc = 0.0;
   for (var j = tid; j < dims.n; j += 64u) { acc += y[base + j] * dy[base + j]; }
-  red[tid] = acc;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let dot = red[0];
+  let dot = wg_sum64(tid, acc);
   for (var j = tid; j < dims.n; j += 64u) { dx[base + j] += y[base + j] * (dy[base + j] - dot); }
 }

@@ -4,7 +4,6 @@ struct Dims { rows: u32, n: u32 }
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
-var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -14,22 +13,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * dims.n;
   var mx = -3.4028234e38;
   for (var j = tid; j < dims.n; j += 64u) { mx = max(mx, x[base + j]); }
-  red[tid] = mx;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
-    workgroupBarrier();
-  }
-  mx = red[0];
-  workgroupBarrier();
+  mx = wg_max64(tid, mx);
   var sum = 0.0;
   for (var j = tid; j < dims.n; j += 64u) { sum += exp(x[base + j] - mx); }
-  red[tid] = sum;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let inv = 1.0 / red[0];
+  let inv = 1.0 / wg_sum64(tid, sum);
   for (var j = tid; j < dims.n; j += 64u) { y[base + j] = exp(x[base + j] - mx) * inv; }
 }
