@@ -13,11 +13,10 @@ import { parseSafetensors } from '../src/safetensors.ts';
 import { stateCheckpointName } from '../src/train/checkpoint.ts';
 import type { CorpusDoc } from '../src/train/corpus.ts';
 import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from '../src/train/presets.ts';
-import { Rng } from '../src/train/rng.ts';
-import { sampleLogits } from '../src/train/sample.ts';
 import { collect, summarizeUnit, type Collected, type UnitSummary } from '../src/interp/collect.ts';
 import { buildWindows, contextOf, type AnalysisText } from '../src/interp/data.ts';
-import { interpForward, makeInterpModel, steerHooks, type FfnHooks, type InterpModel } from '../src/interp/model.ts';
+import { interpForward, makeInterpModel, type FfnHooks, type InterpModel } from '../src/interp/model.ts';
+import { decodeTokens, steeredTokens, type SampleOptions, type Steer } from '../src/interp/steer.ts';
 
 /** A model the page can look inside: float64 parameters under their checkpoint names. */
 export interface LoadedModel {
@@ -189,39 +188,24 @@ export function collectContexts(model: InterpModel, text: AnalysisText, M: numbe
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Generation, optionally with one neuron pushed by δ at every position (TopK LM paper's steering; src/interp/steer.ts
-// is the CLI's synchronous twin). Async so that the page stays responsive and shows text as it grows.
+// Generation, optionally with one neuron pushed by δ at every position (TopK LM paper's steering): the CLI's sampling
+// loop (src/interp/steer.ts steeredTokens), consumed asynchronously so the page stays responsive and shows text as
+// it grows.
 
-export interface GenerateOptions {
-  prompt: string;
-  tokens: number;
-  temperature: number;
-  seed: number;
-  steer: { layer: number; neuron: number; delta: number } | null;
+export interface GenerateOptions extends SampleOptions {
+  steer: Steer | null;
   onText?: (text: string) => void;
   shouldStop?: () => boolean;
 }
 
-const dec = new TextDecoder('utf-8', { fatal: false });
-
 export async function generate(model: InterpModel, o: GenerateOptions): Promise<string> {
-  const V = model.lm.cfg.V;
-  const maxCtx = model.lm.cfg.maxPos;
-  const rng = new Rng(o.seed);
-  const ids = Array.from(enc.encode(o.prompt));
-  // The forward computes a next-token loss, which needs two positions; training documents are preceded by newlines.
-  while (ids.length < 2) ids.unshift(10);
-  const hooks = o.steer ? steerHooks(o.steer.layer, o.steer.neuron, o.steer.delta) : null;
-  const out: number[] = [];
-  for (let n = 0; n < o.tokens && !o.shouldStop?.(); n++) {
-    const ctx = Int32Array.from(ids.slice(-maxCtx));
-    const S = ctx.length;
-    const { logits } = interpForward(model, ctx, 1, S, hooks);
-    const next = sampleLogits(logits.subarray((S - 1) * V, S * V), o.temperature, rng);
-    ids.push(next);
-    out.push(next);
-    o.onText?.(dec.decode(Uint8Array.from(out)));
-    if (n % 4 === 3) await new Promise((r) => setTimeout(r, 0));
+  let out: readonly number[] = [];
+  let n = 0;
+  for (const ids of steeredTokens(model, o.steer, o)) {
+    out = ids;
+    o.onText?.(decodeTokens(out));
+    if (o.shouldStop?.()) break;
+    if (++n % 4 === 0) await new Promise((r) => setTimeout(r, 0));
   }
-  return dec.decode(Uint8Array.from(out));
+  return decodeTokens(out);
 }

@@ -23,8 +23,18 @@ export interface SampleOptions {
   seed: number;
 }
 
-/** Sample text from the model with neuron (layer, neuron) raised by delta at every position (delta 0 = unsteered). */
-export function sampleSteered(model: InterpModel, layer: number, neuron: number, delta: number, o: SampleOptions): string {
+/** One neuron pushed by δ at every position; null = unsteered. */
+export interface Steer {
+  layer: number;
+  neuron: number;
+  delta: number;
+}
+
+/**
+ * The sampling loop shared by the CLI (sampleSteered) and the playground (which consumes it asynchronously): yields
+ * the generated token ids so far after each new token.
+ */
+export function* steeredTokens(model: InterpModel, steer: Steer | null, o: SampleOptions): Generator<readonly number[]> {
   const V = model.lm.cfg.V;
   const maxCtx = model.lm.cfg.maxPos;
   const rng = new Rng(o.seed);
@@ -32,7 +42,7 @@ export function sampleSteered(model: InterpModel, layer: number, neuron: number,
   // The forward computes a next-token loss, which needs two positions; documents are preceded by newlines in training.
   while (ids.length < 2) ids.unshift(10);
   const out: number[] = [];
-  const hooks = steerHooks(layer, neuron, delta);
+  const hooks = steer ? steerHooks(steer.layer, steer.neuron, steer.delta) : null;
   for (let n = 0; n < o.tokens; n++) {
     const ctx = Int32Array.from(ids.slice(-maxCtx));
     const S = ctx.length;
@@ -40,8 +50,20 @@ export function sampleSteered(model: InterpModel, layer: number, neuron: number,
     const next = sampleLogits(logits.subarray((S - 1) * V, S * V), o.temperature, rng);
     ids.push(next);
     out.push(next);
+    yield out;
   }
-  return dec.decode(Uint8Array.from(out));
+}
+
+/** Bytes → text, invalid UTF-8 shown as U+FFFD (a byte model can stop mid-character). */
+export function decodeTokens(ids: readonly number[]): string {
+  return dec.decode(Uint8Array.from(ids));
+}
+
+/** Sample text from the model with neuron (layer, neuron) raised by delta at every position (delta 0 = unsteered). */
+export function sampleSteered(model: InterpModel, layer: number, neuron: number, delta: number, o: SampleOptions): string {
+  let out: readonly number[] = [];
+  for (const ids of steeredTokens(model, { layer, neuron, delta }, o)) out = ids;
+  return decodeTokens(out);
 }
 
 /** A neuron to steer with how we named it. */
