@@ -33,7 +33,13 @@ import { denseFfnBackward, denseFfnForward, type DenseFfnConfig } from '../src/l
 import { topkFfnBackward, topkFfnForward, type TopkFfnConfig } from '../src/layers/topk.ts';
 import { smoeBackward, smoeForward, type SmoeConfig } from '../src/layers/smoe.ts';
 import { peerBackward, peerForward, type PeerConfig } from '../src/layers/peer.ts';
-import { monetAuxBackward, monetAuxForward, monetRouterBackward, monetRouterForward, type MonetRouterConfig } from '../src/layers/monet-router.ts';
+import {
+  monetAuxBackward,
+  monetAuxForward,
+  monetRouterBackward,
+  monetRouterForward,
+  type MonetRouterConfig,
+} from '../src/layers/monet-router.ts';
 import { monetHdBackward, monetHdForward } from '../src/layers/monet-hd.ts';
 import { monetVdBackward, monetVdForward } from '../src/layers/monet-vd.ts';
 
@@ -103,19 +109,29 @@ if (!noFixtures) {
       console.log(formatReports([r], { failuresOnly: true }));
     }
   }
-  if (files.length === 0) throw new Error(`no fixtures under ${join(process.cwd(), 'fixtures')}: run the job from the project root`);
+  if (files.length === 0)
+    throw new Error(`no fixtures under ${join(process.cwd(), 'fixtures')}: run the job from the project root`);
   fixtureVerdict = `${pass}/${files.length} fixtures pass on webgpu (f32 preset)${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}`;
   console.log(fixtureVerdict);
 }
 
 // ------------------------------------------------------------------------------------------------- 2. matmul
 
-async function checkSample(A: Float32Array, B: Float32Array, C: GpuBuffer, n: number, transA: boolean, transB: boolean): Promise<string> {
+async function checkSample(
+  A: Float32Array,
+  B: Float32Array,
+  C: GpuBuffer,
+  n: number,
+  transA: boolean,
+  transB: boolean,
+): Promise<string> {
   const got = await gpu.read(C);
   let worst = 0;
   for (let s = 0; s < 64; s++) {
-    const i = (s * 7919) % n, j = (s * 104729 + 13) % n;
-    let acc = 0, mag = 0;
+    const i = (s * 7919) % n,
+      j = (s * 104729 + 13) % n;
+    let acc = 0,
+      mag = 0;
     for (let k = 0; k < n; k++) {
       const a = transA ? A[k * n + i] : A[i * n + k];
       const b = transB ? B[j * n + k] : B[k * n + j];
@@ -124,14 +140,24 @@ async function checkSample(A: Float32Array, B: Float32Array, C: GpuBuffer, n: nu
     }
     worst = Math.max(worst, Math.abs(got[i * n + j] - acc) / (mag * n * 2 ** -24));
   }
-  if (worst > 2) throw new Error(`matmul ${n}³ transA=${transA} transB=${transB}: sampled error ${worst.toFixed(2)}× the float32 bound`);
+  if (worst > 2)
+    throw new Error(
+      `matmul ${n}³ transA=${transA} transB=${transB}: sampled error ${worst.toFixed(2)}× the float32 bound`,
+    );
   return `${(worst * 100).toFixed(1)}% of bound`;
 }
 
 for (const n of SIZES) {
-  const A = randn(n * n, 1), B = randn(n * n, 1);
-  const gA = gpu.upload(A, 'A'), gB = gpu.upload(B, 'B'), gC = gpu.alloc(n * n, 'C');
-  for (const [label, transA, transB] of [['NN', false, false], ['NT', false, true], ['TN', true, false]] as const) {
+  const A = randn(n * n, 1),
+    B = randn(n * n, 1);
+  const gA = gpu.upload(A, 'A'),
+    gB = gpu.upload(B, 'B'),
+    gC = gpu.alloc(n * n, 'C');
+  for (const [label, transA, transB] of [
+    ['NN', false, false],
+    ['NT', false, true],
+    ['TN', true, false],
+  ] as const) {
     const shape = { M: n, N: n, K: n, transA, transB };
     // Both tiled variants, so that one GPU run shows which one the automatic choice (matmulVariant) should pick.
     for (const variant of ['tile64', 'tile128', 'tile128k16'] as const) {
@@ -139,8 +165,16 @@ for (const n of SIZES) {
       const check = await checkSample(A, B, gC, n, transA, transB);
       const t = await timeIt(gpu, () => matmul(gpu, gC, gA, gB, shape, variant));
       const auto = matmulVariant(n, n) === variant ? ' (auto)' : '';
-      rows.push({ what: `matmul ${label} ${variant}${auto}`, shape: `${n}³`, ours: t, flops: 2 * n ** 3, torchKey: `${label} ${n}` });
-      console.log(`matmul ${label} ${variant}${auto} ${n}³: ${(t * 1e3).toFixed(3)} ms, ${(2 * n ** 3 / t / 1e9).toFixed(1)} GFLOP/s (check: ${check})`);
+      rows.push({
+        what: `matmul ${label} ${variant}${auto}`,
+        shape: `${n}³`,
+        ours: t,
+        flops: 2 * n ** 3,
+        torchKey: `${label} ${n}`,
+      });
+      console.log(
+        `matmul ${label} ${variant}${auto} ${n}³: ${(t * 1e3).toFixed(3)} ms, ${((2 * n ** 3) / t / 1e9).toFixed(1)} GFLOP/s (check: ${check})`,
+      );
     }
   }
   for (const b of [gA, gB, gC]) gpu.free(b);
@@ -156,12 +190,16 @@ type Bench = { name: string; shape: string; flops?: number; step: (sc: Scope) =>
 
 function denseBench(T: number, d: number, F: number): Bench {
   const cfg: DenseFfnConfig = { d, F, activation: 'swiglu' };
-  const x = up(T * d, 1), dy = up(T * d, 1);
+  const x = up(T * d, 1),
+    dy = up(T * d, 1);
   const w = { gate: up(F * d, d ** -0.5), up: up(F * d, d ** -0.5), down: up(d * F, F ** -0.5) };
   const g = { gate: zero(F * d), up: zero(F * d), down: zero(d * F) };
-  const dx = zero(T * d), y = zero(T * d);
+  const dx = zero(T * d),
+    y = zero(T * d);
   return {
-    name: 'dense-ffn (swiglu)', shape: `T=${T} d=${d} F=${F}`, flops: 18 * T * d * F,
+    name: 'dense-ffn (swiglu)',
+    shape: `T=${T} d=${d} F=${F}`,
+    flops: 18 * T * d * F,
     step: (sc) => {
       const s = denseFfnForward(sc, y, x, w, cfg, T);
       denseFfnBackward(sc, dx, g, dy, x, w, s, cfg, T);
@@ -171,12 +209,16 @@ function denseBench(T: number, d: number, F: number): Bench {
 
 function topkBench(T: number, d: number, F: number, k: number): Bench {
   const cfg: TopkFfnConfig = { d, F, k, alpha: 0 };
-  const x = up(T * d, 1), dy = up(T * d, 1);
+  const x = up(T * d, 1),
+    dy = up(T * d, 1);
   const w = { up: up(F * d, d ** -0.5), down: up(d * F, F ** -0.5) };
   const g = { up: zero(F * d), down: zero(d * F) };
-  const dx = zero(T * d), y = zero(T * d);
+  const dx = zero(T * d),
+    y = zero(T * d);
   return {
-    name: 'topk-ffn (relu)', shape: `T=${T} d=${d} F=${F} k=${k}`, flops: 12 * T * d * F,
+    name: 'topk-ffn (relu)',
+    shape: `T=${T} d=${d} F=${F} k=${k}`,
+    flops: 12 * T * d * F,
     step: (sc) => {
       const s = topkFfnForward(sc, y, x, w, cfg, T);
       topkFfnBackward(sc, dx, g, dy, x, w, s, cfg, T);
@@ -186,12 +228,22 @@ function topkBench(T: number, d: number, F: number, k: number): Bench {
 
 function smoeBench(T: number, d: number, F: number, E: number, k: number): Bench {
   const cfg: SmoeConfig = { d, F, E, k, activation: 'swiglu' };
-  const x = up(T * d, 1), dy = up(T * d, 1);
-  const w = { gate: up(E * d, d ** -0.5), w1: up(E * F * d, d ** -0.5), w2: up(E * d * F, F ** -0.5), w3: up(E * F * d, d ** -0.5) };
+  const x = up(T * d, 1),
+    dy = up(T * d, 1);
+  const w = {
+    gate: up(E * d, d ** -0.5),
+    w1: up(E * F * d, d ** -0.5),
+    w2: up(E * d * F, F ** -0.5),
+    w3: up(E * F * d, d ** -0.5),
+  };
   const g = { gate: zero(E * d), w1: zero(E * F * d), w2: zero(E * d * F), w3: zero(E * F * d) };
-  const dx = zero(T * d), y = zero(T * d), aux = { balance: zero(1), z: zero(1) };
+  const dx = zero(T * d),
+    y = zero(T * d),
+    aux = { balance: zero(1), z: zero(1) };
   return {
-    name: 'smoe (swiglu)', shape: `T=${T} d=${d} F=${F} E=${E} k=${k}`, flops: 18 * T * k * d * F,
+    name: 'smoe (swiglu)',
+    shape: `T=${T} d=${d} F=${F} E=${E} k=${k}`,
+    flops: 18 * T * k * d * F,
     step: (sc) => {
       const s = smoeForward(sc, y, aux, x, w, cfg, T);
       smoeBackward(sc, dx, g, dy, x, w, s, cfg, T, 0.01, 0.001);
@@ -200,22 +252,36 @@ function smoeBench(T: number, d: number, F: number, E: number, k: number): Bench
 }
 
 function peerBench(T: number, d: number, n: number, H: number, k: number, dk: number): Bench {
-  const N = n * n, dq = H * dk;
+  const N = n * n,
+    dq = H * dk;
   const cfg: PeerConfig = { d, N, n, H, k, dk, activation: 'relu', mode: 'train', bnEps: 1e-5, bnMomentum: 0.1 };
-  const x = up(T * d, 1), dy = up(T * d, 1);
+  const x = up(T * d, 1),
+    dy = up(T * d, 1);
   const ones = dev.upload(new Float32Array(dq).fill(1));
   const p = {
-    query: up(dq * d, d ** -0.5), queryBias: zero(dq), bnWeight: ones, bnBias: zero(dq), subKeys: up(2 * n * (dk / 2), 1),
-    wDown: up(N * d, d ** -0.5), wUp: up(N * d, d ** -0.5),
+    query: up(dq * d, d ** -0.5),
+    queryBias: zero(dq),
+    bnWeight: ones,
+    bnBias: zero(dq),
+    subKeys: up(2 * n * (dk / 2), 1),
+    wDown: up(N * d, d ** -0.5),
+    wUp: up(N * d, d ** -0.5),
   };
   const g = {
-    query: zero(dq * d), queryBias: zero(dq), bnWeight: zero(dq), bnBias: zero(dq), subKeys: zero(2 * n * (dk / 2)),
-    wDown: zero(N * d), wUp: zero(N * d),
+    query: zero(dq * d),
+    queryBias: zero(dq),
+    bnWeight: zero(dq),
+    bnBias: zero(dq),
+    subKeys: zero(2 * n * (dk / 2)),
+    wDown: zero(N * d),
+    wUp: zero(N * d),
   };
   const state = { runningMean: zero(dq), runningVar: dev.upload(new Float32Array(dq).fill(1)) };
-  const dx = zero(T * d), y = zero(T * d);
+  const dx = zero(T * d),
+    y = zero(T * d);
   return {
-    name: 'peer (relu, train)', shape: `T=${T} d=${d} N=${n}² H=${H} k=${k} dk=${dk}`,
+    name: 'peer (relu, train)',
+    shape: `T=${T} d=${d} N=${n}² H=${H} k=${k} dk=${dk}`,
     step: (sc) => {
       const s = peerForward(sc, y, x, p, state, cfg, T);
       peerBackward(sc, dx, g, dy, x, p, s, cfg, T);
@@ -223,31 +289,77 @@ function peerBench(T: number, d: number, n: number, H: number, k: number, dk: nu
   };
 }
 
-function monetBench(decompose: 'horizontal' | 'vertical', T: number, d: number, E: number, H: number, m: number, topk: number): Bench {
-  const rcfg: MonetRouterConfig = { d, H, E, topk, mode: 'train', bnEps: 1e-5, bnMomentum: 0.1, sigma: monetSigma(topk, E) };
+function monetBench(
+  decompose: 'horizontal' | 'vertical',
+  T: number,
+  d: number,
+  E: number,
+  H: number,
+  m: number,
+  topk: number,
+): Bench {
+  const rcfg: MonetRouterConfig = {
+    d,
+    H,
+    E,
+    topk,
+    mode: 'train',
+    bnEps: 1e-5,
+    bnMomentum: 0.1,
+    sigma: monetSigma(topk, E),
+  };
   const dims = { T, d, H, E, m };
-  const x = up(T * d, 1), dy = up(T * d, 1);
+  const x = up(T * d, 1),
+    dy = up(T * d, 1);
   const rp = { w1: up(H * E * d, d ** -0.5), w2: up(H * E * d, d ** -0.5) };
   const rg = { w1: zero(H * E * d), w2: zero(H * E * d) };
-  const rs = { mean1: zero(H), var1: dev.upload(new Float32Array(H).fill(1)), mean2: zero(H), var2: dev.upload(new Float32Array(H).fill(1)) };
-  const dx = zero(T * d), y = zero(T * d), unif = zero(1), amb = zero(1);
-  const Em = E * m, Eh = (E * m) / 2, dh = d / 2;
+  const rs = {
+    mean1: zero(H),
+    var1: dev.upload(new Float32Array(H).fill(1)),
+    mean2: zero(H),
+    var2: dev.upload(new Float32Array(H).fill(1)),
+  };
+  const dx = zero(T * d),
+    y = zero(T * d),
+    unif = zero(1),
+    amb = zero(1);
+  const Em = E * m,
+    Eh = (E * m) / 2,
+    dh = d / 2;
   const hd = { u: up(Em * d, d ** -0.5), ub: zero(Em), v: up(d * Em, Em ** -0.5), b: zero(E * d) };
   const hdG = { u: zero(Em * d), ub: zero(Em), v: zero(d * Em), b: zero(E * d) };
   const vd = {
-    u1: up(Eh * d, d ** -0.5), u1b: zero(Eh), u2: up(Eh * d, d ** -0.5), u2b: zero(Eh), v11: up(dh * Eh, Eh ** -0.5),
-    v12: up(dh * Eh, Eh ** -0.5), v21: up(dh * Eh, Eh ** -0.5), v22: up(dh * Eh, Eh ** -0.5), b1: zero(E * dh), b2: zero(E * dh),
+    u1: up(Eh * d, d ** -0.5),
+    u1b: zero(Eh),
+    u2: up(Eh * d, d ** -0.5),
+    u2b: zero(Eh),
+    v11: up(dh * Eh, Eh ** -0.5),
+    v12: up(dh * Eh, Eh ** -0.5),
+    v21: up(dh * Eh, Eh ** -0.5),
+    v22: up(dh * Eh, Eh ** -0.5),
+    b1: zero(E * dh),
+    b2: zero(E * dh),
   };
   const vdG = {
-    u1: zero(Eh * d), u1b: zero(Eh), u2: zero(Eh * d), u2b: zero(Eh), v11: zero(dh * Eh), v12: zero(dh * Eh), v21: zero(dh * Eh),
-    v22: zero(dh * Eh), b1: zero(E * dh), b2: zero(E * dh),
+    u1: zero(Eh * d),
+    u1b: zero(Eh),
+    u2: zero(Eh * d),
+    u2b: zero(Eh),
+    v11: zero(dh * Eh),
+    v12: zero(dh * Eh),
+    v21: zero(dh * Eh),
+    v22: zero(dh * Eh),
+    b1: zero(E * dh),
+    b2: zero(E * dh),
   };
   return {
-    name: `monet-${decompose === 'horizontal' ? 'hd' : 'vd'} + router (train)`, shape: `T=${T} d=${d} E=${E} H=${H} m=${m}`,
+    name: `monet-${decompose === 'horizontal' ? 'hd' : 'vd'} + router (train)`,
+    shape: `T=${T} d=${d} E=${E} H=${H} m=${m}`,
     step: (sc) => {
       const r = monetRouterForward(sc, x, rp, rs, rcfg, T);
       monetAuxForward(sc, unif, amb, r, H, E, T, 1e-10);
-      const dg1 = sc.f32(T * H * E), dg2 = sc.f32(T * H * E);
+      const dg1 = sc.f32(T * H * E),
+        dg2 = sc.f32(T * H * E);
       if (decompose === 'horizontal') {
         const s = monetHdForward(sc, y, x, r.g1, r.g2, hd, dims);
         monetHdBackward(sc, dx, hdG, dg1, dg2, dy, x, r.g1, r.g2, hd, s, dims);
@@ -263,7 +375,23 @@ function monetBench(decompose: 'horizontal' | 'vertical', T: number, d: number, 
 
 const L = quick
   ? { T: 64, d: 64, F: 128, topF: 128, k: 8, E: 4, ek: 2, pn: 16, pH: 2, pk: 4, dk: 16, mE: 16, mH: 2, m: 8, mk: 4 }
-  : { T: 2048, d: 1024, F: 2816, topF: 2048, k: 64, E: 8, ek: 2, pn: 256, pH: 8, pk: 16, dk: 128, mE: 64, mH: 4, m: 16, mk: 8 };
+  : {
+      T: 2048,
+      d: 1024,
+      F: 2816,
+      topF: 2048,
+      k: 64,
+      E: 8,
+      ek: 2,
+      pn: 256,
+      pH: 8,
+      pk: 16,
+      dk: 128,
+      mE: 64,
+      mH: 4,
+      m: 16,
+      mk: 8,
+    };
 const benches: Bench[] = [
   denseBench(L.T, L.d, L.F),
   topkBench(L.T, L.d, L.topF, L.k),
@@ -273,11 +401,15 @@ const benches: Bench[] = [
   monetBench('vertical', L.T, L.d, L.mE, L.mH, L.m, L.mk),
 ];
 for (const b of benches) {
-  const t = await timeIt(gpu, () => {
-    const sc = new Scope(dev);
-    b.step(sc);
-    sc.release();
-  }, 1);
+  const t = await timeIt(
+    gpu,
+    () => {
+      const sc = new Scope(dev);
+      b.step(sc);
+      sc.release();
+    },
+    1,
+  );
   rows.push({ what: b.name, shape: b.shape, ours: t, flops: b.flops });
   console.log(`${b.name} ${b.shape}: forward+backward ${(t * 1e3).toFixed(2)} ms`);
 }
@@ -338,7 +470,13 @@ let torchNote: string;
 if (proc.error || proc.status !== 0) {
   torchNote = `PyTorch not run: ${proc.error?.message ?? `${python} exited ${proc.status}: ${proc.stderr.trim().split('\n').slice(-1)[0]}`}`;
 } else {
-  const res = JSON.parse(proc.stdout.trim().split('\n').slice(-1)[0]) as { error?: string; device?: string; torch?: string; matmul?: Record<string, number>; layers?: Record<string, number> };
+  const res = JSON.parse(proc.stdout.trim().split('\n').slice(-1)[0]) as {
+    error?: string;
+    device?: string;
+    torch?: string;
+    matmul?: Record<string, number>;
+    layers?: Record<string, number>;
+  };
   if (res.error) torchNote = `PyTorch not run: ${res.error}`;
   else {
     torchNote = `PyTorch ${res.torch} float32, TF32 off, on ${res.device}`;
@@ -349,10 +487,19 @@ if (proc.error || proc.status !== 0) {
 // ------------------------------------------------------------------------------------------------- table
 
 const ms = (s?: number) => (s === undefined ? '–' : (s * 1e3).toFixed(s < 0.01 ? 3 : 2));
-const gf = (flops?: number, s?: number) => (flops === undefined || s === undefined ? '–' : (flops / s / 1e9).toFixed(0));
+const gf = (flops?: number, s?: number) =>
+  flops === undefined || s === undefined ? '–' : (flops / s / 1e9).toFixed(0);
 const lines = [
   ['what', 'shape', 'webgpu ms', 'GFLOP/s', 'torch ms', 'GFLOP/s', 'webgpu/torch rate'],
-  ...rows.map((r) => [r.what, r.shape, ms(r.ours), gf(r.flops, r.ours), ms(r.torch), gf(r.flops, r.torch), r.torch === undefined ? '–' : `${((r.torch / r.ours) * 100).toFixed(0)}%`]),
+  ...rows.map((r) => [
+    r.what,
+    r.shape,
+    ms(r.ours),
+    gf(r.flops, r.ours),
+    ms(r.torch),
+    gf(r.flops, r.torch),
+    r.torch === undefined ? '–' : `${((r.torch / r.ours) * 100).toFixed(0)}%`,
+  ]),
 ];
 const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
 console.log('');
@@ -363,7 +510,10 @@ for (const l of lines) console.log(l.map((cell, c) => cell.padEnd(widths[c])).jo
 // On the device machine $OUT comes back to the caller: leave the figures there as JSON too.
 if (process.env.OUT) {
   const file = join(process.env.OUT, 'gpu-job.json');
-  writeFileSync(file, JSON.stringify({ device: gpu.description, quick, fixtures: fixtureVerdict, torch: torchNote, rows }, null, 1));
+  writeFileSync(
+    file,
+    JSON.stringify({ device: gpu.description, quick, fixtures: fixtureVerdict, torch: torchNote, rows }, null, 1),
+  );
   console.log(`wrote ${file}`);
 }
 dev.dispose();

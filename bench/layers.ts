@@ -40,24 +40,25 @@ export interface LayersRun {
 
 /** The sizes: T tokens of width d; each kind's own hyper-parameters (see lib/layer-steps.ts for their meaning). */
 export function layerSpecs(quick: boolean): LayerSpec[] {
-  const T = quick ? 16 : 256, d = quick ? 32 : 256;
+  const T = quick ? 16 : 256,
+    d = quick ? 32 : 256;
   return quick
     ? [
-      { kind: 'dense-ffn', T, d, F: 64 },
-      { kind: 'smoe', T, d, E: 4, k: 2, F: 32, activation: 'swiglu' },
-      { kind: 'topk-ffn', T, d, F: 64, k: 8 },
-      { kind: 'peer', T, d, n: 8, H: 2, k: 4, dk: 16 },
-      { kind: 'monet-hd', T, d, E: 8, H: 2, m: 8, topk: 2 },
-      { kind: 'monet-vd', T, d, E: 8, H: 2, m: 8, topk: 2 },
-    ]
+        { kind: 'dense-ffn', T, d, F: 64 },
+        { kind: 'smoe', T, d, E: 4, k: 2, F: 32, activation: 'swiglu' },
+        { kind: 'topk-ffn', T, d, F: 64, k: 8 },
+        { kind: 'peer', T, d, n: 8, H: 2, k: 4, dk: 16 },
+        { kind: 'monet-hd', T, d, E: 8, H: 2, m: 8, topk: 2 },
+        { kind: 'monet-vd', T, d, E: 8, H: 2, m: 8, topk: 2 },
+      ]
     : [
-      { kind: 'dense-ffn', T, d, F: 768 },
-      { kind: 'smoe', T, d, E: 8, k: 2, F: 384, activation: 'swiglu' },
-      { kind: 'topk-ffn', T, d, F: 1024, k: 64 },
-      { kind: 'peer', T, d, n: 64, H: 4, k: 16, dk: 128 },
-      { kind: 'monet-hd', T, d, E: 64, H: 4, m: 16, topk: 8 },
-      { kind: 'monet-vd', T, d, E: 64, H: 4, m: 16, topk: 8 },
-    ];
+        { kind: 'dense-ffn', T, d, F: 768 },
+        { kind: 'smoe', T, d, E: 8, k: 2, F: 384, activation: 'swiglu' },
+        { kind: 'topk-ffn', T, d, F: 1024, k: 64 },
+        { kind: 'peer', T, d, n: 64, H: 4, k: 16, dk: 128 },
+        { kind: 'monet-hd', T, d, E: 64, H: 4, m: 16, topk: 8 },
+        { kind: 'monet-vd', T, d, E: 64, H: 4, m: 16, topk: 8 },
+      ];
 }
 
 /** tfjs-backend-wasm on one thread (XNNPACK), as bench/wasm-matmul.ts configures it. */
@@ -80,27 +81,36 @@ function tfjsDenseStep(T: number, d: number, F: number): { step: () => void; dis
   const x = tf.tensor2d(rnd(T * d, 1), [T, d]);
   const dy = tf.tensor2d(rnd(T * d, 1), [T, d]);
   const s = 1 / Math.sqrt(d);
-  const wg = tf.tensor2d(rnd(F * d, s), [F, d]), wu = tf.tensor2d(rnd(F * d, s), [F, d]), wd = tf.tensor2d(rnd(d * F, s), [d, F]);
+  const wg = tf.tensor2d(rnd(F * d, s), [F, d]),
+    wu = tf.tensor2d(rnd(F * d, s), [F, d]),
+    wd = tf.tensor2d(rnd(d * F, s), [d, F]);
   return {
-    step: () => tf.tidy(() => {
-      const gp = tf.matMul(x, wg, false, true), up = tf.matMul(x, wu, false, true); // (T, F)
-      const sg = tf.sigmoid(gp), silu = tf.mul(gp, sg);
-      const h = tf.mul(silu, up) as tf.Tensor2D;
-      tf.matMul(h, wd, false, true); // y (T, d)
-      tf.matMul(dy, h, true, false); // dWd (d, F)
-      const dh = tf.matMul(dy, wd); // (T, F)
-      const dup = tf.mul(dh, silu) as tf.Tensor2D;
-      // silu'(g) = s·(1 + g·(1 − s))
-      const dgp = tf.mul(tf.mul(dh, up), tf.mul(sg, tf.add(1, tf.mul(gp, tf.sub(1, sg))))) as tf.Tensor2D;
-      tf.matMul(dup, x, true, false); // dWu (F, d)
-      tf.matMul(dgp, x, true, false); // dWg (F, d)
-      tf.add(tf.matMul(dup, wu), tf.matMul(dgp, wg)); // dx (T, d)
-    }),
+    step: () =>
+      tf.tidy(() => {
+        const gp = tf.matMul(x, wg, false, true),
+          up = tf.matMul(x, wu, false, true); // (T, F)
+        const sg = tf.sigmoid(gp),
+          silu = tf.mul(gp, sg);
+        const h = tf.mul(silu, up) as tf.Tensor2D;
+        tf.matMul(h, wd, false, true); // y (T, d)
+        tf.matMul(dy, h, true, false); // dWd (d, F)
+        const dh = tf.matMul(dy, wd); // (T, F)
+        const dup = tf.mul(dh, silu) as tf.Tensor2D;
+        // silu'(g) = s·(1 + g·(1 − s))
+        const dgp = tf.mul(tf.mul(dh, up), tf.mul(sg, tf.add(1, tf.mul(gp, tf.sub(1, sg))))) as tf.Tensor2D;
+        tf.matMul(dup, x, true, false); // dWu (F, d)
+        tf.matMul(dgp, x, true, false); // dWg (F, d)
+        tf.add(tf.matMul(dup, wu), tf.matMul(dgp, wg)); // dx (T, d)
+      }),
     dispose: () => [x, dy, wg, wu, wd].forEach((t) => t.dispose()),
   };
 }
 
-export async function runLayers(opts: { quick: boolean; backends: readonly string[]; torchThreads: number }): Promise<LayersRun> {
+export async function runLayers(opts: {
+  quick: boolean;
+  backends: readonly string[];
+  torchThreads: number;
+}): Promise<LayersRun> {
   const specs = layerSpecs(opts.quick);
   const { T, d } = specs[0];
   const results: LayerResult[] = [];
@@ -118,19 +128,39 @@ export async function runLayers(opts: { quick: boolean; backends: readonly strin
         sc.release();
       };
       const sync = bd.sync;
-      return [l.kind, sync ? serial(async () => {
-        once();
-        await sync();
-      }) : once, budget];
+      return [
+        l.kind,
+        sync
+          ? serial(async () => {
+              once();
+              await sync();
+            })
+          : once,
+        budget,
+      ];
     });
     const timed = await runSuite(`layers forward+backward on ${bd.dev.name} (T=${T}, d=${d})`, cases);
     // CPU time for the synchronous, single-threaded backends (not WebGPU: its work runs on the driver's threads)
-    const cpu = bd.sync ? new Map<string, number>() : cpuBest(cases.map(([n, fn]) => [n, fn as () => void]), opts.quick ? 1 : 3);
+    const cpu = bd.sync
+      ? new Map<string, number>()
+      : cpuBest(
+          cases.map(([n, fn]) => [n, fn as () => void]),
+          opts.quick ? 1 : 3,
+        );
     for (const t of timed) {
       const l = built.find((b) => b.kind === t.name)!;
       results.push({
-        layer: l.kind, size: l.desc, backend: bd.label, group: 'ours', msPerStep: t.median * 1000, msBest: t.min * 1000, msCpu: cpu.get(t.name), tokensPerSec: T / t.median,
-        samples: t.samples, rme: t.rme, note: bd.note,
+        layer: l.kind,
+        size: l.desc,
+        backend: bd.label,
+        group: 'ours',
+        msPerStep: t.median * 1000,
+        msBest: t.min * 1000,
+        msCpu: cpu.get(t.name),
+        tokensPerSec: T / t.median,
+        samples: t.samples,
+        rme: t.rme,
+        note: bd.note,
       });
     }
     for (const l of built) l.dispose();
@@ -144,21 +174,45 @@ export async function runLayers(opts: { quick: boolean; backends: readonly strin
     const tfd = tfjsDenseStep(T, d, dense.F);
     const [t] = await runSuite(`dense-ffn forward+backward on ${desc}`, [['dense-ffn', tfd.step, budget]]);
     const cpu = cpuBest([['dense-ffn', tfd.step]], opts.quick ? 1 : 3).get('dense-ffn');
-    results.push({ layer: 'dense-ffn', size: `SwiGLU, F=${dense.F}`, backend: 'tfjs-backend-wasm', group: 'peer', msPerStep: t.median * 1000, msBest: t.min * 1000, msCpu: cpu, tokensPerSec: T / t.median, samples: t.samples, rme: t.rme, note: 'tfjs ops, same hand-written backward' });
+    results.push({
+      layer: 'dense-ffn',
+      size: `SwiGLU, F=${dense.F}`,
+      backend: 'tfjs-backend-wasm',
+      group: 'peer',
+      msPerStep: t.median * 1000,
+      msBest: t.min * 1000,
+      msCpu: cpu,
+      tokensPerSec: T / t.median,
+      samples: t.samples,
+      rme: t.rme,
+      note: 'tfjs ops, same hand-written backward',
+    });
     tfd.dispose();
   } catch (e) {
     notes.push(`tfjs-backend-wasm layer row absent: ${(e as Error).message.split('\n')[0]}`);
   }
   const topk = specs.find((s) => s.kind === 'topk-ffn') as Extract<LayerSpec, { kind: 'topk-ffn' }>;
-  const tr = runTorch({ threads: opts.torchThreads, dense: { T, d, F: dense.F }, topk: { T, d, F: topk.F, k: topk.k }, seconds: opts.quick ? 0.05 : 1 });
+  const tr = runTorch({
+    threads: opts.torchThreads,
+    dense: { T, d, F: dense.F },
+    topk: { T, d, F: topk.F, k: topk.k },
+    seconds: opts.quick ? 0.05 : 1,
+  });
   if ('error' in tr) notes.push(`PyTorch layer rows absent: ${tr.error}`);
   else {
     for (const r of tr.layers) {
       const sp = specs.find((s) => s.kind === r.layer)!;
       results.push({
-        layer: r.layer as LayerKind, size: sp.kind === 'dense-ffn' ? `SwiGLU, F=${dense.F}` : `F=${topk.F}, k=${topk.k}`,
-        backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', msPerStep: r.median_s * 1000, msBest: r.min_s * 1000, msCpu: r.cpu_s * 1000, tokensPerSec: T / r.median_s,
-        samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
+        layer: r.layer as LayerKind,
+        size: sp.kind === 'dense-ffn' ? `SwiGLU, F=${dense.F}` : `F=${topk.F}, k=${topk.k}`,
+        backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`,
+        group: 'native',
+        msPerStep: r.median_s * 1000,
+        msBest: r.min_s * 1000,
+        msCpu: r.cpu_s * 1000,
+        tokensPerSec: T / r.median_s,
+        samples: r.samples,
+        note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
       });
     }
   }

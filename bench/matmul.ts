@@ -48,7 +48,7 @@ export interface MatmulRun {
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed;
-  for (let i = 0; i < n; i++) a[i] = ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  for (let i = 0; i < n; i++) a[i] = (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
   return a;
 }
 
@@ -56,19 +56,28 @@ function rand(n: number, seed: number): Float32Array {
  * Checks C = A·B on 64 sampled entries against a float64 dot product: |c − ref| ≤ 1e-4·(Σ|a·b| + 1), float32
  * rounding over K terms with room. Throws with the worst entry, so a wrong kernel is never timed.
  */
-export function checkProduct(what: string, get: (i: number, j: number) => number, A: Float32Array, B: Float32Array, n: number): void {
+export function checkProduct(
+  what: string,
+  get: (i: number, j: number) => number,
+  A: Float32Array,
+  B: Float32Array,
+  n: number,
+): void {
   let s = 99;
   for (let t = 0; t < 64; t++) {
     const i = (s = (s * 1103515245 + 12345) >>> 0) % n;
     const j = (s = (s * 1103515245 + 12345) >>> 0) % n;
-    let ref = 0, mag = 0;
+    let ref = 0,
+      mag = 0;
     for (let p = 0; p < n; p++) {
       ref += A[i * n + p] * B[p * n + j];
       mag += Math.abs(A[i * n + p] * B[p * n + j]);
     }
     const got = get(i, j);
     if (!(Math.abs(got - ref) <= 1e-4 * (mag + 1))) {
-      throw new Error(`${what} at ${n}³: C[${i},${j}] = ${got}, expected ${ref} (float64) within ${(1e-4 * (mag + 1)).toExponential(2)}`);
+      throw new Error(
+        `${what} at ${n}³: C[${i},${j}] = ${got}, expected ${ref} (float64) within ${(1e-4 * (mag + 1)).toExponential(2)}`,
+      );
     }
   }
 }
@@ -76,10 +85,22 @@ export function checkProduct(what: string, get: (i: number, j: number) => number
 /** The scalar AssemblyScript module: three matrices placed after its static data, memory grown to fit. */
 async function scalarWasm(n: number, A: Float32Array, B: Float32Array) {
   const bytes = readFileSync(fileURLToPath(new URL('../asm/build/matmul-scalar.wasm', import.meta.url)));
-  const { instance } = await WebAssembly.instantiate(bytes, { env: { abort() { throw new Error('matmul-scalar aborted'); } } });
-  const ex = instance.exports as { memory: WebAssembly.Memory; heapBase(): number; matmulScalar(c: number, a: number, b: number, M: number, N: number, K: number): void };
+  const { instance } = await WebAssembly.instantiate(bytes, {
+    env: {
+      abort() {
+        throw new Error('matmul-scalar aborted');
+      },
+    },
+  });
+  const ex = instance.exports as {
+    memory: WebAssembly.Memory;
+    heapBase(): number;
+    matmulScalar(c: number, a: number, b: number, M: number, N: number, K: number): void;
+  };
   const bytesPer = 4 * n * n;
-  const a = Math.ceil(ex.heapBase() / 64) * 64, b = a + bytesPer, c = b + bytesPer;
+  const a = Math.ceil(ex.heapBase() / 64) * 64,
+    b = a + bytesPer,
+    c = b + bytesPer;
   const need = c + bytesPer - ex.memory.buffer.byteLength;
   if (need > 0) ex.memory.grow(Math.ceil(need / 65536));
   new Float32Array(ex.memory.buffer, a, n * n).set(A);
@@ -117,8 +138,16 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
     const group = r.name.startsWith('ours') ? 'ours' : r.name.startsWith('tfjs') ? 'peer' : 'baseline';
     const impl = r.name.replace(/^ours: /, 'ours: ');
     results.push({
-      n: r.n, impl, group, gflops: r.gflops, gflopsBest: r.best, gflopsInterleaved: r.interleaved, gflopsCpu: r.cpu, msPerCall: (2 * r.n ** 3) / r.gflops / 1e6,
-      samples: r.samples, note: 'timed by bench/wasm-matmul.ts (mean)',
+      n: r.n,
+      impl,
+      group,
+      gflops: r.gflops,
+      gflopsBest: r.best,
+      gflopsInterleaved: r.interleaved,
+      gflopsCpu: r.cpu,
+      msPerCall: (2 * r.n ** 3) / r.gflops / 1e6,
+      samples: r.samples,
+      note: 'timed by bench/wasm-matmul.ts (mean)',
     });
   }
 
@@ -135,9 +164,11 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
   const gpujsModes: string[] = [];
   if (!gpujs) notes.push('gpu.js rows absent: the package does not load');
 
-  const budget = (slow: boolean): CaseBudget => quick ? { minSamples: 1, maxTime: 0.05 } : slow ? { minSamples: 2, maxTime: 1 } : { minSamples: 5, maxTime: 2 };
+  const budget = (slow: boolean): CaseBudget =>
+    quick ? { minSamples: 1, maxTime: 0.05 } : slow ? { minSamples: 2, maxTime: 1 } : { minSamples: 5, maxTime: 2 };
   for (const n of sizes) {
-    const A = rand(n * n, 1), B = rand(n * n, 2);
+    const A = rand(n * n, 1),
+      B = rand(n * n, 2);
     const cases: [string, () => unknown, CaseBudget][] = [];
     const cpuCases: [string, () => void][] = []; // single-threaded, synchronous: timed by CPU time as well
     const meta = new Map<string, Pick<MatmulResult, 'group' | 'note'>>();
@@ -152,16 +183,22 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
 
     if (webgpu) {
       const { dev } = webgpu;
-      const a = dev.upload(A), b = dev.upload(B), c = dev.alloc('f32', n * n);
+      const a = dev.upload(A),
+        b = dev.upload(B),
+        c = dev.alloc('f32', n * n);
       const s = { M: n, N: n, K: n, transA: false, transB: false, accumulate: false };
       dev.kernels.matmul(c, a, b, s);
       const C = await dev.read(c);
       checkProduct('webgpu', (i, j) => C[i * n + j], A, B, n);
       const name = 'ours: webgpu (WGSL tiled)';
-      cases.push([name, serial(async () => {
-        dev.kernels.matmul(c, a, b, s);
-        await dev.gpu.sync();
-      }), budget(webgpu.software && n >= 1024)]);
+      cases.push([
+        name,
+        serial(async () => {
+          dev.kernels.matmul(c, a, b, s);
+          await dev.gpu.sync();
+        }),
+        budget(webgpu.software && n >= 1024),
+      ]);
       meta.set(name, { group: 'ours', note: webgpu.software ? NOT_PERF : undefined });
       cleanup.push(() => [a, b, c].forEach((t) => dev.free(t)));
     }
@@ -174,17 +211,33 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
         if (mode === 'cpu' && !gpujsModes.includes('cpu')) gpujsModes.push('cpu');
         if (mode === undefined && ran === 'cpu') continue; // the auto mode fell back to cpu: one row is enough
         // gpu.js's matmul as its documentation writes it: one output cell per thread, dot product over n
-        const k = gpu.createKernel(function (this: { thread: { x: number; y: number }; constants: { n: number } }, a: Float32Array, b: Float32Array) {
-          let sum = 0;
-          for (let p = 0; p < this.constants.n; p++) sum += a[this.thread.y * this.constants.n + p] * b[p * this.constants.n + this.thread.x];
-          return sum;
-        }, { output: [n, n], constants: { n }, precision: 'single' });
+        const k = gpu.createKernel(
+          function (
+            this: { thread: { x: number; y: number }; constants: { n: number } },
+            a: Float32Array,
+            b: Float32Array,
+          ) {
+            let sum = 0;
+            for (let p = 0; p < this.constants.n; p++)
+              sum += a[this.thread.y * this.constants.n + p] * b[p * this.constants.n + this.thread.x];
+            return sum;
+          },
+          { output: [n, n], constants: { n }, precision: 'single' },
+        );
         const C = k(A, B);
         checkProduct(`gpu.js (${ran})`, (i, j) => C[i][j], A, B, n);
         const name = `gpu.js (${mode ? 'mode cpu' : `auto mode → ${ran}`})`;
         cases.push([name, () => k(A, B), budget(n >= 512)]);
         cpuCases.push([name, () => void k(A, B)]);
-        meta.set(name, { group: 'peer', note: ran === 'webasm' ? "gpu.js's WebAssembly backend, synchronous call (one thread)" : ran === 'cpu' ? 'gpu.js CPU fallback (JavaScript)' : undefined });
+        meta.set(name, {
+          group: 'peer',
+          note:
+            ran === 'webasm'
+              ? "gpu.js's WebAssembly backend, synchronous call (one thread)"
+              : ran === 'cpu'
+                ? 'gpu.js CPU fallback (JavaScript)'
+                : undefined,
+        });
         cleanup.push(() => gpu.destroy());
       }
     }
@@ -195,8 +248,16 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
       const m = meta.get(t.name)!;
       const c = cpu.get(t.name);
       results.push({
-        n, impl: t.name, group: m.group, gflops: (2 * n ** 3) / t.median / 1e9, gflopsBest: (2 * n ** 3) / t.min / 1e9,
-        gflopsCpu: c ? (2 * n ** 3) / c / 1e6 : undefined, msPerCall: t.median * 1000, samples: t.samples, rme: t.rme, note: m.note,
+        n,
+        impl: t.name,
+        group: m.group,
+        gflops: (2 * n ** 3) / t.median / 1e9,
+        gflopsBest: (2 * n ** 3) / t.min / 1e9,
+        gflopsCpu: c ? (2 * n ** 3) / c / 1e6 : undefined,
+        msPerCall: t.median * 1000,
+        samples: t.samples,
+        rme: t.rme,
+        note: m.note,
       });
     }
     for (const f of cleanup) f();
@@ -210,7 +271,17 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
   else {
     torch = `PyTorch ${tr.torch}, ${tr.threads} thread(s), BLAS ${tr.blas}`;
     for (const r of tr.matmul) {
-      results.push({ n: r.n, impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`, group: 'native', gflops: (2 * r.n ** 3) / r.median_s / 1e9, gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9, gflopsCpu: (2 * r.n ** 3) / r.cpu_s / 1e9, msPerCall: r.median_s * 1000, samples: r.samples, note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime` });
+      results.push({
+        n: r.n,
+        impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`,
+        group: 'native',
+        gflops: (2 * r.n ** 3) / r.median_s / 1e9,
+        gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9,
+        gflopsCpu: (2 * r.n ** 3) / r.cpu_s / 1e9,
+        msPerCall: r.median_s * 1000,
+        samples: r.samples,
+        note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
+      });
     }
   }
   results.sort((a, b) => a.n - b.n);

@@ -35,16 +35,20 @@ export function parseArgs(argv: string[]): RunOptions {
     const i = argv.indexOf(flag);
     if (i < 0) return undefined;
     const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`bench: ${flag} expects a value, found ${v ?? 'nothing'}`);
+    if (v === undefined || v.startsWith('--'))
+      throw new Error(`bench: ${flag} expects a value, found ${v ?? 'nothing'}`);
     return v;
   };
   const known = ['--quick', '--only', '--out', '--prefix', '--backends'];
   for (let i = 0; i < argv.length; i++) {
     if (!argv[i].startsWith('--')) continue;
-    if (!known.includes(argv[i])) throw new Error(`bench: unknown option ${argv[i]}; expected one of ${known.join(', ')}`);
+    if (!known.includes(argv[i]))
+      throw new Error(`bench: unknown option ${argv[i]}; expected one of ${known.join(', ')}`);
   }
   const only = (value('--only') ?? 'matmul,layers,scaling').split(',');
-  for (const o of only) if (!['matmul', 'layers', 'scaling'].includes(o)) throw new Error(`bench: --only expects matmul, layers and/or scaling, found '${o}'`);
+  for (const o of only)
+    if (!['matmul', 'layers', 'scaling'].includes(o))
+      throw new Error(`bench: --only expects matmul, layers and/or scaling, found '${o}'`);
   return {
     quick,
     only,
@@ -61,13 +65,26 @@ export async function runBench(o: RunOptions, command: string): Promise<{ result
   const machine = machineInfo(feats.simd, feats.relaxed);
   const notes: string[] = [];
   const results: BenchResults = {
-    schema: 'monet-ts-bench/1', command, quick: o.quick, startedAt: new Date(t0).toISOString(), finishedAt: '', elapsedSeconds: 0, machine, notes,
+    schema: 'monet-ts-bench/1',
+    command,
+    quick: o.quick,
+    startedAt: new Date(t0).toISOString(),
+    finishedAt: '',
+    elapsedSeconds: 0,
+    machine,
+    notes,
   };
   if (machine.loadAvgStart[0] > machine.logicalCores * 0.5) {
-    notes.push(`the machine was busy when the run started (1-minute load average ${machine.loadAvgStart[0]} on ${machine.logicalCores} cores): figures are noisy and likely pessimistic`);
+    notes.push(
+      `the machine was busy when the run started (1-minute load average ${machine.loadAvgStart[0]} on ${machine.logicalCores} cores): figures are noisy and likely pessimistic`,
+    );
   }
   if (o.only.includes('matmul')) {
-    const m = await runMatmul({ sizes: o.quick ? [64, 128] : [256, 512, 1024], quick: o.quick, torchThreads: o.torchThreads });
+    const m = await runMatmul({
+      sizes: o.quick ? [64, 128] : [256, 512, 1024],
+      quick: o.quick,
+      torchThreads: o.torchThreads,
+    });
     results.matmul = { results: m.results, notes: m.notes };
     machine.webgpuAdapter = m.webgpuAdapter;
     machine.gpujsModes = m.gpujsModes;
@@ -97,10 +114,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const o = parseArgs(argv);
   const { results: r, files } = await runBench(o, ['npm run bench', ...(argv.length ? ['--', ...argv] : [])].join(' '));
-  console.log('\n' + machineLines(r.machine) + '\n');
-  if (r.matmul) console.log('## Matmul (float32, one thread)\n\n' + matmulTable(r.matmul.results) + '\n');
-  if (r.layers) console.log('## Layers, forward + backward\n\n' + layersTable(r.layers) + '\n');
-  if (r.scaling) console.log('## Scaling with the number of experts\n\n' + scalingTable(r.scaling) + '\n');
+  console.log(`\n${machineLines(r.machine)}\n`);
+  if (r.matmul) console.log(`## Matmul (float32, one thread)\n\n${matmulTable(r.matmul.results)}\n`);
+  if (r.layers) console.log(`## Layers, forward + backward\n\n${layersTable(r.layers)}\n`);
+  if (r.scaling) console.log(`## Scaling with the number of experts\n\n${scalingTable(r.scaling)}\n`);
   for (const n of r.notes) console.log(`note: ${n}`);
-  console.log(`\n${r.quick ? 'quick run (figures mean nothing); ' : ''}${r.elapsedSeconds.toFixed(0)} s; wrote ${files.map((f) => join(f)).join(', ')}`);
+  console.log(
+    `\n${r.quick ? 'quick run (figures mean nothing); ' : ''}${r.elapsedSeconds.toFixed(0)} s; wrote ${files.map((f) => join(f)).join(', ')}`,
+  );
 }

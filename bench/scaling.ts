@@ -66,7 +66,8 @@ export interface ScalingRun {
 }
 
 export function scalingSpec(model: ScalingModel, sqrtN: number, quick: boolean): LayerSpec {
-  const T = quick ? 8 : 128, d = quick ? 32 : 256;
+  const T = quick ? 8 : 128,
+    d = quick ? 32 : 256;
   switch (model) {
     case 'monet-hd':
     case 'monet-vd':
@@ -84,9 +85,12 @@ const gc = (globalThis as { gc?: () => void }).gc;
 export function logSlope(pts: [number, number][]): number {
   const n = pts.length;
   if (n < 2) return NaN;
-  const lx = pts.map(([x]) => Math.log(x)), ly = pts.map(([, y]) => Math.log(y));
-  const mx = lx.reduce((s, v) => s + v, 0) / n, my = ly.reduce((s, v) => s + v, 0) / n;
-  let num = 0, den = 0;
+  const lx = pts.map(([x]) => Math.log(x)),
+    ly = pts.map(([, y]) => Math.log(y));
+  const mx = lx.reduce((s, v) => s + v, 0) / n,
+    my = ly.reduce((s, v) => s + v, 0) / n;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < n; i++) {
     num += (lx[i] - mx) * (ly[i] - my);
     den += (lx[i] - mx) ** 2;
@@ -106,16 +110,25 @@ export function growth(results: ScalingResult[]): Growth[] {
   return out;
 }
 
-export async function runScaling(opts: { quick: boolean; sqrtNs?: number[]; models?: readonly ScalingModel[]; time?: boolean }): Promise<ScalingRun> {
+export async function runScaling(opts: {
+  quick: boolean;
+  sqrtNs?: number[];
+  models?: readonly ScalingModel[];
+  time?: boolean;
+}): Promise<ScalingRun> {
   const sqrtNs = opts.sqrtNs ?? (opts.quick ? [4, 8] : [16, 32, 64, 128, 256, 512]);
   const models = opts.models ?? SCALING_MODELS;
   const withTime = opts.time ?? true;
   const results: ScalingResult[] = [];
   const notes: string[] = [];
-  if (!gc) notes.push('run without --expose-gc: resident set sizes include memory of earlier configurations not yet collected');
+  if (!gc)
+    notes.push(
+      'run without --expose-gc: resident set sizes include memory of earlier configurations not yet collected',
+    );
   const budget: CaseBudget = opts.quick ? { minSamples: 1, maxTime: 0.05 } : { minSamples: 3, maxTime: 1 };
   let deviceName = '';
-  let T = 0, d = 0;
+  let T = 0,
+    d = 0;
   for (const model of models) {
     for (const sqrtN of sqrtNs) {
       const spec = scalingSpec(model, sqrtN, opts.quick);
@@ -139,7 +152,9 @@ export async function runScaling(opts: { quick: boolean; sqrtNs?: number[]; mode
         once(); // warm-up; also brings the tensor peak to its steady value
         row.peakTensorBytes = dev.bytes.peak;
         if (withTime) {
-          const [t] = await runSuite(`${model} N=${sqrtN}² forward+backward (T=${T}, d=${d}, ${dev.name})`, [[`${model} N=${sqrtN}²`, once, budget]]);
+          const [t] = await runSuite(`${model} N=${sqrtN}² forward+backward (T=${T}, d=${d}, ${dev.name})`, [
+            [`${model} N=${sqrtN}²`, once, budget],
+          ]);
           row.msPerStep = t.median * 1000;
           row.msBest = t.min * 1000;
           row.msCpu = cpuBest([['step', once]], opts.quick ? 1 : 3).get('step')!;

@@ -54,24 +54,59 @@ const batch = new BatchSampler(tokens, B, S, 3).next();
 // on a shared machine the load changes from minute to minute, and the best round is the least disturbed one.
 const rounds = (f.rounds as number | undefined) ?? 3;
 const dir = mkdtempSync(join(tmpdir(), 'monet-bench-'));
-saveModel(dir, config, 'bytes', new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])), new Map([...state].map(([k, v]) => [k, Float32Array.from(v)])));
-writeFileSync(join(dir, 'batch.safetensors'), serializeSafetensors(new Map([['tokens', { dtype: 'I32', shape: [B, S], data: batch }]])));
+saveModel(
+  dir,
+  config,
+  'bytes',
+  new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])),
+  new Map([...state].map(([k, v]) => [k, Float32Array.from(v)])),
+);
+writeFileSync(
+  join(dir, 'batch.safetensors'),
+  serializeSafetensors(new Map([['tokens', { dtype: 'I32', shape: [B, S], data: batch }]])),
+);
 const threads = (f['torch-threads'] as number | undefined) ?? 0;
 
 const { engine } = await createEngine(backend, { config, params, state });
-const hp = (i: number) => ({ lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, step: i + 1, alpha: 1 });
+const hp = (i: number) => ({
+  lr,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  clip: 1,
+  step: i + 1,
+  alpha: 1,
+});
 // Every step reads its loss back (as a run does with --log-every 1): the timing includes the wait for the device.
 let stepNo = 0;
 const r0 = await engine.trainStep([batch], B, S, hp(stepNo++), true);
 for (let i = 1; i < warmup; i++) await engine.trainStep([batch], B, S, hp(stepNo++), true);
 const ourName = engine.name;
 let oursSec = Infinity;
-let torchRes: { loss0: number; tokens_per_s: number; seconds_per_step: number; threads: number; torch: string } | undefined;
+let torchRes:
+  | { loss0: number; tokens_per_s: number; seconds_per_step: number; threads: number; torch: string }
+  | undefined;
 for (let r = 0; r < rounds; r++) {
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) await engine.trainStep([batch], B, S, hp(stepNo++), true);
   oursSec = Math.min(oursSec, (performance.now() - t0) / 1000 / steps);
-  const py = spawnSync('/usr/bin/python3', ['bench/train_step_torch.py', dir, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--lr', String(lr)], { encoding: 'utf8' });
+  const py = spawnSync(
+    '/usr/bin/python3',
+    [
+      'bench/train_step_torch.py',
+      dir,
+      '--steps',
+      String(steps),
+      '--warmup',
+      String(warmup),
+      '--threads',
+      String(threads),
+      '--lr',
+      String(lr),
+    ],
+    { encoding: 'utf8' },
+  );
   if (py.status !== 0) {
     console.error(`PyTorch side failed (exit ${py.status}):\n${py.stderr}`);
     process.exit(1);
@@ -85,12 +120,18 @@ torchRes = torchRes!;
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`best of ${rounds} alternating rounds of ${steps} steps each (after ${warmup} warm-up steps)`);
-console.log(`training step of ${presetName} (${formatCount(paramBreakdown(config).total)} parameters), batch ${B} × seq ${S} = ${B * S} tokens; ${cpu}, ${cpus().length} cores`);
-console.log(`step-0 loss: ours ${r0!.loss.toFixed(5)}, PyTorch ${torchRes.loss0.toFixed(5)} (same parameters and batch)`);
+console.log(
+  `training step of ${presetName} (${formatCount(paramBreakdown(config).total)} parameters), batch ${B} × seq ${S} = ${B * S} tokens; ${cpu}, ${cpus().length} cores`,
+);
+console.log(
+  `step-0 loss: ours ${r0!.loss.toFixed(5)}, PyTorch ${torchRes.loss0.toFixed(5)} (same parameters and batch)`,
+);
 console.log('');
 console.log('| implementation | s/step | tokens/s |');
 console.log('|---|---|---|');
 console.log(`| ours, ${ourName} | ${oursSec.toFixed(3)} | ${Math.round(oursTps)} |`);
-console.log(`| PyTorch ${torchRes.torch} eager, ${torchRes.threads} thread(s) | ${torchRes.seconds_per_step.toFixed(3)} | ${Math.round(torchRes.tokens_per_s)} |`);
+console.log(
+  `| PyTorch ${torchRes.torch} eager, ${torchRes.threads} thread(s) | ${torchRes.seconds_per_step.toFixed(3)} | ${Math.round(torchRes.tokens_per_s)} |`,
+);
 console.log('');
 console.log(`ratio ours / PyTorch = ${(oursTps / torchRes.tokens_per_s).toFixed(2)} (target ≥ 0.5)`);

@@ -53,15 +53,25 @@ function breakdown(dev: Device, step: Step, replays = 5) {
   const time = new Map<string, number>();
   const recorded: [KernelName, unknown[]][] = [];
   const base = dev.kernels as unknown as Record<string, (...a: unknown[]) => void>;
-  const timed = Object.fromEntries(KERNELS.map((name) => [name, (...a: unknown[]) => {
-    if (MATMULS.includes(name)) recorded.push([name, a]);
-    const t0 = cpuMs();
-    base[name](...a);
-    time.set(name, (time.get(name) ?? 0) + cpuMs() - t0);
-  }])) as unknown as Kernels;
+  const timed = Object.fromEntries(
+    KERNELS.map((name) => [
+      name,
+      (...a: unknown[]) => {
+        if (MATMULS.includes(name)) recorded.push([name, a]);
+        const t0 = cpuMs();
+        base[name](...a);
+        time.set(name, (time.get(name) ?? 0) + cpuMs() - t0);
+      },
+    ]),
+  ) as unknown as Kernels;
   const tdev: Device = {
-    name: dev.name, kernels: timed, alloc: dev.alloc.bind(dev) as Device['alloc'], upload: dev.upload.bind(dev) as Device['upload'],
-    read: dev.read.bind(dev) as Device['read'], free: dev.free.bind(dev), dispose: () => {},
+    name: dev.name,
+    kernels: timed,
+    alloc: dev.alloc.bind(dev) as Device['alloc'],
+    upload: dev.upload.bind(dev) as Device['upload'],
+    read: dev.read.bind(dev) as Device['read'],
+    free: dev.free.bind(dev),
+    dispose: () => {},
   };
   const sc = new Scope(tdev);
   const t0 = cpuMs();
@@ -82,21 +92,30 @@ function breakdown(dev: Device, step: Step, replays = 5) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const dev = await createWasmDevice({ relaxed: args.includes('--relaxed') });
-  const steps: Record<string, BuiltLayer> = Object.fromEntries(layerSpecs(T).map((sp) => [sp.kind, buildLayer(dev, sp)]));
+  const steps: Record<string, BuiltLayer> = Object.fromEntries(
+    layerSpecs(T).map((sp) => [sp.kind, buildLayer(dev, sp)]),
+  );
   const rows: { name: string; desc: string; ms: number; cpuMs?: number }[] = [];
   const part1 = !args.includes('--no-benny') && !args.includes('--monet-only');
-  if (part1) await b.suite(
-    `layers forward+backward on ${dev.name}, T=${T}, d=${d}`,
-    ...Object.entries(steps).map(([name, { step }]) => b.add(name, () => {
-      const sc = new Scope(dev);
-      step(sc);
-      sc.release();
-    }, { minSamples: 5 })),
-    b.cycle(),
-    b.complete((s) => {
-      for (const r of s.results) rows.push({ name: r.name, desc: steps[r.name].desc, ms: r.details.mean * 1000 });
-    }),
-  );
+  if (part1)
+    await b.suite(
+      `layers forward+backward on ${dev.name}, T=${T}, d=${d}`,
+      ...Object.entries(steps).map(([name, { step }]) =>
+        b.add(
+          name,
+          () => {
+            const sc = new Scope(dev);
+            step(sc);
+            sc.release();
+          },
+          { minSamples: 5 },
+        ),
+      ),
+      b.cycle(),
+      b.complete((s) => {
+        for (const r of s.results) rows.push({ name: r.name, desc: steps[r.name].desc, ms: r.details.mean * 1000 });
+      }),
+    );
   // CPU time of the fastest of a few more steps per layer: leaves out the slices this (single-threaded) process was
   // not running, so it stays meaningful on a shared machine
   for (const r of rows) {
@@ -111,12 +130,23 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
     r.cpuMs = best;
   }
-  console.log(`\nCPU: ${cpus()[0]?.model ?? 'unknown'} (load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}); Node ${process.version}; ${dev.name}; one thread; T=${T} tokens, d=${d}\n`);
-  if (part1) console.log('| layer (forward + backward) | size | ms / step (benny mean) | tokens/s | CPU ms / step (best of 4) | tokens/s (CPU time) |\n|---|---|---|---|---|---|');
+  console.log(
+    `\nCPU: ${cpus()[0]?.model ?? 'unknown'} (load average ${loadavg()
+      .map((v) => v.toFixed(1))
+      .join(' ')}); Node ${process.version}; ${dev.name}; one thread; T=${T} tokens, d=${d}\n`,
+  );
+  if (part1)
+    console.log(
+      '| layer (forward + backward) | size | ms / step (benny mean) | tokens/s | CPU ms / step (best of 4) | tokens/s (CPU time) |\n|---|---|---|---|---|---|',
+    );
   for (const r of rows) {
-    console.log(`| ${r.name} | ${r.desc} | ${r.ms.toFixed(1)} | ${Math.round((T / r.ms) * 1000)} | ${r.cpuMs!.toFixed(1)} | ${Math.round((T / r.cpuMs!) * 1000)} |`);
+    console.log(
+      `| ${r.name} | ${r.desc} | ${r.ms.toFixed(1)} | ${Math.round((T / r.ms) * 1000)} | ${r.cpuMs!.toFixed(1)} | ${Math.round((T / r.cpuMs!) * 1000)} |`,
+    );
   }
-  console.log('\n| layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|');
+  console.log(
+    '\n| layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|',
+  );
   const names = args.includes('--monet-only') ? ['monet-hd', 'monet-vd'] : Object.keys(steps);
   for (const name of names) {
     // best of three instrumented runs (the machine may be shared)
@@ -126,6 +156,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       if (!best || r.layerMs < best.layerMs) best = r;
     }
     const r = best!;
-    console.log(`| ${name} | ${r.layerMs.toFixed(1)} | ${r.matmulMs.toFixed(1)} ms (${((100 * r.matmulMs) / r.layerMs).toFixed(0)} %) | ${r.replayMs.toFixed(1)} ms (${r.calls} calls) | ${((100 * r.replayMs) / r.layerMs).toFixed(0)} % | ${r.top.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} |`);
+    console.log(
+      `| ${name} | ${r.layerMs.toFixed(1)} | ${r.matmulMs.toFixed(1)} ms (${((100 * r.matmulMs) / r.layerMs).toFixed(0)} %) | ${r.replayMs.toFixed(1)} ms (${r.calls} calls) | ${((100 * r.replayMs) / r.layerMs).toFixed(0)} % | ${r.top.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} |`,
+    );
   }
 }

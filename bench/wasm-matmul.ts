@@ -26,7 +26,7 @@ const withJs = !args.includes('--no-js');
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed;
-  for (let i = 0; i < n; i++) a[i] = ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  for (let i = 0; i < n; i++) a[i] = (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
   return a;
 }
 
@@ -50,7 +50,10 @@ function jsMatmul(c: Float32Array, a: Float32Array, bm: Float32Array, n: number)
  * conditions, and CPU time (process.cpuUsage) leaves out the slices the process was not running — every
  * implementation here is single-threaded, so CPU time is its compute time.
  */
-export function interleavedBest(impls: [string, () => void][], rounds: number): Map<string, { wallMs: number; cpuMs: number }> {
+export function interleavedBest(
+  impls: [string, () => void][],
+  rounds: number,
+): Map<string, { wallMs: number; cpuMs: number }> {
   const best = new Map<string, { wallMs: number; cpuMs: number }>();
   for (let r = 0; r < rounds; r++) {
     for (const [name, fn] of impls) {
@@ -80,8 +83,11 @@ export interface MatmulRow {
 export async function runMatmulBench(sizes = SIZES, js = withJs): Promise<MatmulRow[]> {
   enableRelaxedSimd();
   const bytes = readWasmBytes();
-  const devs: [string, Device][] = [['ours: wasm simd', await createWasmDeviceFromBytes(bytes, { preferRelaxed: false })]];
-  if (bytes.relaxed && WebAssembly.validate(bytes.relaxed)) devs.push(['ours: wasm relaxed-simd', await createWasmDeviceFromBytes(bytes, { preferRelaxed: true })]);
+  const devs: [string, Device][] = [
+    ['ours: wasm simd', await createWasmDeviceFromBytes(bytes, { preferRelaxed: false })],
+  ];
+  if (bytes.relaxed && WebAssembly.validate(bytes.relaxed))
+    devs.push(['ours: wasm relaxed-simd', await createWasmDeviceFromBytes(bytes, { preferRelaxed: true })]);
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   setThreadsCount(1);
   await tf.setBackend('wasm');
@@ -89,18 +95,22 @@ export async function runMatmulBench(sizes = SIZES, js = withJs): Promise<Matmul
 
   const rows: MatmulRow[] = [];
   for (const n of sizes) {
-    const A = rand(n * n, 1), B = rand(n * n, 2);
+    const A = rand(n * n, 1),
+      B = rand(n * n, 2);
     const flops = 2 * n * n * n;
     const cases = [];
     const impls: [string, () => void][] = [];
     for (const [name, dev] of devs) {
-      const a = dev.upload(A), bb = dev.upload(B), c = dev.alloc('f32', n * n) as F32;
+      const a = dev.upload(A),
+        bb = dev.upload(B),
+        c = dev.alloc('f32', n * n) as F32;
       const s = { M: n, N: n, K: n, transA: false, transB: false, accumulate: false };
       dev.kernels.matmul(c, a, bb, s); // warm-up (and JIT tier-up)
       cases.push(b.add(name, () => dev.kernels.matmul(c, a, bb, s), { minSamples: 8 }));
       impls.push([name, () => dev.kernels.matmul(c, a, bb, s)]);
     }
-    const ta = tf.tensor2d(A, [n, n]), tb = tf.tensor2d(B, [n, n]);
+    const ta = tf.tensor2d(A, [n, n]),
+      tb = tf.tensor2d(B, [n, n]);
     tf.matMul(ta, tb).dispose();
     cases.push(b.add('tfjs-backend-wasm (1 thread)', () => tf.matMul(ta, tb).dispose(), { minSamples: 8 }));
     impls.push(['tfjs-backend-wasm (1 thread)', () => tf.matMul(ta, tb).dispose()]);
@@ -110,12 +120,23 @@ export async function runMatmulBench(sizes = SIZES, js = withJs): Promise<Matmul
       cases.push(b.add('plain JS', () => jsMatmul(C, A, B, n), { minSamples: 2, maxTime: n >= 1024 ? 1 : 3 }));
       impls.push(['plain JS', () => jsMatmul(C, A, B, n)]);
     }
-    await b.suite(`matmul ${n}x${n}x${n}`, ...cases, b.cycle(), b.complete((summary) => {
-      // details.mean (seconds per run) rather than ops, which benny rounds to an integer
-      for (const r of summary.results) {
-        rows.push({ n, name: r.name, gflops: flops / r.details.mean / 1e9, best: flops / r.details.min / 1e9, samples: r.samples });
-      }
-    }));
+    await b.suite(
+      `matmul ${n}x${n}x${n}`,
+      ...cases,
+      b.cycle(),
+      b.complete((summary) => {
+        // details.mean (seconds per run) rather than ops, which benny rounds to an integer
+        for (const r of summary.results) {
+          rows.push({
+            n,
+            name: r.name,
+            gflops: flops / r.details.mean / 1e9,
+            best: flops / r.details.min / 1e9,
+            samples: r.samples,
+          });
+        }
+      }),
+    );
     const best = interleavedBest(impls, n >= 1024 ? 6 : 12);
     for (const r of rows) {
       const t = best.get(r.name);
@@ -141,9 +162,13 @@ export function matmulTable(rows: MatmulRow[]): string {
     const tfjsI = at.find((r) => r.name.startsWith('tfjs'))?.interleaved;
     const tfjsC = at.find((r) => r.name.startsWith('tfjs'))?.cpu;
     for (const r of at) {
-      const inter = r.interleaved ? `${r.interleaved.toFixed(1)} | ${tfjsI ? (r.interleaved / tfjsI).toFixed(2) : '–'}` : '– | –';
+      const inter = r.interleaved
+        ? `${r.interleaved.toFixed(1)} | ${tfjsI ? (r.interleaved / tfjsI).toFixed(2) : '–'}`
+        : '– | –';
       const cpu = r.cpu ? `${r.cpu.toFixed(1)} | ${tfjsC ? (r.cpu / tfjsC).toFixed(2) : '–'}` : '– | –';
-      out.push(`| ${n}³ | ${r.name} | ${r.gflops.toFixed(1)} | ${r.best.toFixed(1)} | ${tfjs ? (r.gflops / tfjs).toFixed(2) : '–'} | ${inter} | ${cpu} | ${js && r.cpu ? (r.cpu / js).toFixed(1) : '–'} |`);
+      out.push(
+        `| ${n}³ | ${r.name} | ${r.gflops.toFixed(1)} | ${r.best.toFixed(1)} | ${tfjs ? (r.gflops / tfjs).toFixed(2) : '–'} | ${inter} | ${cpu} | ${js && r.cpu ? (r.cpu / js).toFixed(1) : '–'} |`,
+      );
     }
   }
   return out.join('\n');
@@ -151,6 +176,10 @@ export function matmulTable(rows: MatmulRow[]): string {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await runMatmulBench();
-  console.log(`\nCPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} logical CPUs, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}); Node ${process.version}; one thread\n`);
+  console.log(
+    `\nCPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} logical CPUs, load average ${loadavg()
+      .map((v) => v.toFixed(1))
+      .join(' ')}); Node ${process.version}; one thread\n`,
+  );
   console.log(matmulTable(rows));
 }

@@ -16,7 +16,16 @@
 // the byte-level functions. The `webgpu` npm package (Dawn for Node) stays an unresolved dynamic import that gpu.ts
 // reaches only when navigator.gpu is missing, and whose failure it reports as "no adapter".
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  readFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,8 +38,22 @@ export const DEFAULT_OUT = join(PLAYGROUND_DIR, 'dist');
 
 /** Names the bundled package code imports from node: modules (a missing one is a build error, so it is noticed). */
 const NODE_STUB_EXPORTS: Record<string, string[]> = {
-  fs: ['readFileSync', 'writeFileSync', 'existsSync', 'mkdirSync', 'readdirSync', 'statSync', 'rmSync', 'openSync', 'writeSync',
-    'fsyncSync', 'closeSync', 'renameSync', 'unlinkSync', 'appendFileSync'],
+  fs: [
+    'readFileSync',
+    'writeFileSync',
+    'existsSync',
+    'mkdirSync',
+    'readdirSync',
+    'statSync',
+    'rmSync',
+    'openSync',
+    'writeSync',
+    'fsyncSync',
+    'closeSync',
+    'renameSync',
+    'unlinkSync',
+    'appendFileSync',
+  ],
   'fs/promises': ['readFile', 'writeFile'],
   path: ['join', 'dirname', 'basename', 'extname', 'relative', 'resolve'],
   url: ['fileURLToPath', 'pathToFileURL'],
@@ -46,8 +69,16 @@ function nodeStubPlugin(): Plugin {
       b.onResolve({ filter: /^node:/ }, (a) => ({ path: a.path.slice(5), namespace: 'node-stub' }));
       b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (a) => {
         const names = NODE_STUB_EXPORTS[a.path];
-        if (!names) return { errors: [{ text: `playground build: the page's code imports node:${a.path}, which has no browser stub; add it to NODE_STUB_EXPORTS in playground/build.ts` }] };
-        const fn = (n: string) => `export function ${n}() { throw new Error('node:${a.path} ${n}() is not available in a browser (the playground reads files through fetch and <input type=file>)'); }`;
+        if (!names)
+          return {
+            errors: [
+              {
+                text: `playground build: the page's code imports node:${a.path}, which has no browser stub; add it to NODE_STUB_EXPORTS in playground/build.ts`,
+              },
+            ],
+          };
+        const fn = (n: string) =>
+          `export function ${n}() { throw new Error('node:${a.path} ${n}() is not available in a browser (the playground reads files through fetch and <input type=file>)'); }`;
         return { contents: `${names.map(fn).join('\n')}\nexport default { ${names.join(', ')} };\n`, loader: 'js' };
       });
     },
@@ -56,15 +87,21 @@ function nodeStubPlugin(): Plugin {
 
 /** Documents of the Brown corpus the page trains on: the first `perGenre` training documents of every genre, and
  *  one validation document per genre (for the top contexts of experts and neurons). Whole documents, tags dropped. */
-function corpusSlice(perGenre: number): { name: string; train: { id: string; genre: string; text: string }[]; validation: { id: string; genre: string; text: string }[] } {
+function corpusSlice(perGenre: number): {
+  name: string;
+  train: { id: string; genre: string; text: string }[];
+  validation: { id: string; genre: string; text: string }[];
+} {
   const c = loadBrown();
   const take = (docs: typeof c.train, n: number) => {
     const count = new Map<string, number>();
-    return docs.filter((d) => {
-      const k = count.get(d.genre) ?? 0;
-      count.set(d.genre, k + 1);
-      return k < n;
-    }).map((d) => ({ id: d.id, genre: d.genre, text: d.text }));
+    return docs
+      .filter((d) => {
+        const k = count.get(d.genre) ?? 0;
+        count.set(d.genre, k + 1);
+        return k < n;
+      })
+      .map((d) => ({ id: d.id, genre: d.genre, text: d.text }));
   };
   return { name: 'Brown corpus (slice)', train: take(c.train, perGenre), validation: take(c.validation, 1) };
 }
@@ -90,11 +127,15 @@ export interface BuildResult {
 }
 
 /** Build the static site into outDir (emptied first). */
-export async function buildPlayground(outDir = DEFAULT_OUT, opts: { minify?: boolean; quiet?: boolean } = {}): Promise<BuildResult> {
+export async function buildPlayground(
+  outDir = DEFAULT_OUT,
+  opts: { minify?: boolean; quiet?: boolean } = {},
+): Promise<BuildResult> {
   const t0 = performance.now();
   const wasmDir = join(ROOT, 'asm', 'build');
   for (const f of ['kernels.wasm', 'kernels-relaxed.wasm']) {
-    if (!existsSync(join(wasmDir, f))) throw new Error(`playground build: expected ${join(wasmDir, f)}; run \`npm run build:asm\` first`);
+    if (!existsSync(join(wasmDir, f)))
+      throw new Error(`playground build: expected ${join(wasmDir, f)}; run \`npm run build:asm\` first`);
   }
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
@@ -117,8 +158,14 @@ export async function buildPlayground(outDir = DEFAULT_OUT, opts: { minify?: boo
   for (const f of ['index.html', 'style.css']) copyFileSync(join(PLAYGROUND_DIR, f), join(outDir, f));
   for (const f of ['kernels.wasm', 'kernels-relaxed.wasm']) copyFileSync(join(wasmDir, f), join(outDir, f));
   const fixtures: string[] = [];
-  copyTree(join(ROOT, 'fixtures'), join(outDir, 'fixtures'), (n) => n.endsWith('.safetensors'), fixtures, join(outDir, 'fixtures'));
-  writeFileSync(join(outDir, 'fixtures', 'index.json'), JSON.stringify({ fixtures }, null, 1) + '\n');
+  copyTree(
+    join(ROOT, 'fixtures'),
+    join(outDir, 'fixtures'),
+    (n) => n.endsWith('.safetensors'),
+    fixtures,
+    join(outDir, 'fixtures'),
+  );
+  writeFileSync(join(outDir, 'fixtures', 'index.json'), `${JSON.stringify({ fixtures }, null, 1)}\n`);
   writeFileSync(join(outDir, 'corpus.json'), JSON.stringify(corpusSlice(3)));
   let bytes = 0;
   let files = 0;
@@ -137,8 +184,13 @@ export async function buildPlayground(outDir = DEFAULT_OUT, opts: { minify?: boo
 }
 
 const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json', '.wasm': 'application/wasm', '.map': 'application/json', '.safetensors': 'application/octet-stream',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+  '.safetensors': 'application/octet-stream',
 };
 
 export interface Served {
@@ -153,7 +205,10 @@ export interface Served {
  */
 export function servePlayground(dir = DEFAULT_OUT, port = 0, host = '127.0.0.1'): Promise<Served> {
   const root = resolve(dir);
-  if (!existsSync(join(root, 'index.html'))) throw new Error(`playground serve: ${join(root, 'index.html')} does not exist; build first (npm run playground:build)`);
+  if (!existsSync(join(root, 'index.html')))
+    throw new Error(
+      `playground serve: ${join(root, 'index.html')} does not exist; build first (npm run playground:build)`,
+    );
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
@@ -167,7 +222,7 @@ export function servePlayground(dir = DEFAULT_OUT, port = 0, host = '127.0.0.1')
       return;
     }
     if (path.endsWith('/')) path += 'index.html';
-    const file = resolve(root, '.' + path);
+    const file = resolve(root, `.${path}`);
     if (file !== root && !file.startsWith(root + sep)) {
       res.writeHead(403).end('outside the site');
       return;
@@ -177,7 +232,11 @@ export function servePlayground(dir = DEFAULT_OUT, port = 0, host = '127.0.0.1')
       return;
     }
     const body = readFileSync(file);
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      'content-type': MIME[extname(file)] ?? 'application/octet-stream',
+      'content-length': body.length,
+      'cache-control': 'no-store',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
   return new Promise((ok, fail) => {
@@ -188,10 +247,11 @@ export function servePlayground(dir = DEFAULT_OUT, port = 0, host = '127.0.0.1')
       ok({
         url: `http://${host}:${p}/`,
         port: p,
-        close: () => new Promise<void>((done) => {
-          server.closeAllConnections?.();
-          server.close(() => done());
-        }),
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections?.();
+            server.close(() => done());
+          }),
       });
     });
   });

@@ -35,30 +35,42 @@ export function interpModelOf(m: LoadedModel): InterpModel {
 // Loading a run folder's checkpoint from bytes (the browser has no file system; the CLI twin is
 // src/train/checkpoint.ts loadModel, which reads the same two files from disk).
 
-export function modelFromFiles(configText: string, configName: string, modelBytes: Uint8Array, modelName: string): LoadedModel {
+export function modelFromFiles(
+  configText: string,
+  configName: string,
+  modelBytes: Uint8Array,
+  modelName: string,
+): LoadedModel {
   let raw: unknown;
   try {
     raw = JSON.parse(configText);
   } catch (e) {
     throw new Error(`${configName} is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${configName}: expected a JSON object (a run folder's config.json)`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new Error(`${configName}: expected a JSON object (a run folder's config.json)`);
   const { tokenizer, monet_ts_format, ...rest } = raw as Record<string, unknown>;
   void monet_ts_format;
-  if (tokenizer !== undefined && tokenizer !== 'bytes') throw new Error(`${configName}: tokenizer is ${JSON.stringify(tokenizer)}; the playground reads byte-level models ('bytes')`);
+  if (tokenizer !== undefined && tokenizer !== 'bytes')
+    throw new Error(
+      `${configName}: tokenizer is ${JSON.stringify(tokenizer)}; the playground reads byte-level models ('bytes')`,
+    );
   const config = rest as unknown as ModelConfig;
   try {
     validateConfig(config);
   } catch (e) {
     throw new Error(`${configName}: ${(e as Error).message}`);
   }
-  if (config.vocab_size !== 256) throw new Error(`${configName}: vocab_size is ${config.vocab_size}; byte-level models have 256`);
+  if (config.vocab_size !== 256)
+    throw new Error(`${configName}: vocab_size is ${config.vocab_size}; byte-level models have 256`);
   const { tensors } = parseSafetensors(modelBytes, modelName);
   const take = (name: string, shape: number[]): Float64Array => {
     const t = tensors.get(name);
     if (!t) throw new Error(`${modelName} has no tensor '${name}', which ${configName} (ffn '${config.ffn}') implies`);
-    if (t.shape.join(',') !== shape.join(',')) throw new Error(`${modelName}: tensor '${name}' has shape [${t.shape}], ${configName} implies [${shape}]`);
-    if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new Error(`${modelName}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
+    if (t.shape.join(',') !== shape.join(','))
+      throw new Error(`${modelName}: tensor '${name}' has shape [${t.shape}], ${configName} implies [${shape}]`);
+    if (t.dtype !== 'F32' && t.dtype !== 'F64')
+      throw new Error(`${modelName}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
     return Float64Array.from(t.data as Float32Array | Float64Array);
   };
   const params: Params = {};
@@ -82,7 +94,8 @@ export interface LayerRouting {
 
 /** Eval-mode forward of one sequence, keeping every layer's (g1, g2) (reference/lm-monet.ts monetLayerRouting). */
 export function monetRouting(model: InterpModel, tokens: Int32Array): LayerRouting[] {
-  if (model.config.ffn !== 'monet') throw new Error(`monetRouting: the model's ffn is '${model.config.ffn}', not 'monet'`);
+  if (model.config.ffn !== 'monet')
+    throw new Error(`monetRouting: the model's ffn is '${model.config.ffn}', not 'monet'`);
   const S = tokens.length;
   const out: LayerRouting[] = [];
   const base = model.lm.driver;
@@ -119,7 +132,11 @@ export function compositeGrid(r: LayerRouting, t: number): Float64Array {
 }
 
 /** The n largest composite weights of a grid (ties → lower id, the package's tie rule). */
-export function topComposite(grid: Float64Array, E: number, n: number): Array<{ id: number; i: number; j: number; score: number }> {
+export function topComposite(
+  grid: Float64Array,
+  E: number,
+  n: number,
+): Array<{ id: number; i: number; j: number; score: number }> {
   const ids = [...grid.keys()].filter((id) => grid[id] > 0);
   ids.sort((a, b) => grid[b] - grid[a] || a - b);
   return ids.slice(0, n).map((id) => ({ id, i: Math.floor(id / E), j: id % E, score: grid[id] }));
@@ -131,7 +148,9 @@ export function topComposite(grid: Float64Array, E: number, n: number): Array<{ 
 /** Per layer, the hidden activations (T, F) the interpretability hook reports (TopK: zero outside the top k). */
 export function neuronActivations(model: InterpModel, tokens: Int32Array): Array<Float64Array | null> {
   const S = tokens.length;
-  const acts: Array<Float64Array | null> = model.units.map((u) => (u.kind === 'topk' || u.kind === 'dense' ? new Float64Array(S * u.count) : null));
+  const acts: Array<Float64Array | null> = model.units.map((u) =>
+    u.kind === 'topk' || u.kind === 'dense' ? new Float64Array(S * u.count) : null,
+  );
   const hooks: FfnHooks = {
     afterFfn(view) {
       const a = acts[view.units.layer];
@@ -159,7 +178,10 @@ const enc = new TextEncoder();
 
 /** Analysis windows from the validation documents (one per genre, evenly spaced windows; no POS tags here). */
 export function analysisText(corpus: CorpusSlice, S: number, perGenre: number): AnalysisText {
-  const docs: CorpusDoc[] = corpus.validation.map((d) => ({ ...d, byteTags: new Uint16Array(enc.encode(d.text).length) }));
+  const docs: CorpusDoc[] = corpus.validation.map((d) => ({
+    ...d,
+    byteTags: new Uint16Array(enc.encode(d.text).length),
+  }));
   return buildWindows(docs, (d) => d.genre, [''], S, perGenre, false);
 }
 
@@ -167,7 +189,11 @@ export interface Contexts {
   collected: Collected;
   summary(layer: number, unit: number): UnitSummary | null;
   /** The unit's M strongest positions as [before, token, after] with their scores. */
-  contexts(layer: number, unit: number, radius: number): Array<{ score: number; parts: [string, string, string]; label: string }>;
+  contexts(
+    layer: number,
+    unit: number,
+    radius: number,
+  ): Array<{ score: number; parts: [string, string, string]; label: string }>;
 }
 
 export function collectContexts(model: InterpModel, text: AnalysisText, M: number): Contexts {

@@ -24,8 +24,19 @@ import { ByteTokenizer } from '../src/train/tokenizer.ts';
 import { showToken } from '../src/interp/data.ts';
 import type { InterpModel } from '../src/interp/model.ts';
 import {
-  analysisText, collectContexts, compositeGrid, generate, interpModelOf, modelFromFiles, monetRouting, neuronActivations,
-  topComposite, type Contexts, type CorpusSlice, type LayerRouting, type LoadedModel,
+  analysisText,
+  collectContexts,
+  compositeGrid,
+  generate,
+  interpModelOf,
+  modelFromFiles,
+  monetRouting,
+  neuronActivations,
+  topComposite,
+  type Contexts,
+  type CorpusSlice,
+  type LayerRouting,
+  type LoadedModel,
 } from './inspect.ts';
 import { playgroundConfig, TRAIN, type PlaygroundModel } from './models.ts';
 
@@ -36,7 +47,11 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   if (!el) throw new Error(`playground: index.html has no element #${id}`);
   return el as T;
 };
-const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] => {
+const el = <K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] => {
   const e = Object.assign(document.createElement(tag), props);
   e.append(...children);
   return e;
@@ -49,7 +64,10 @@ const pg = {
   webgpu: null as null | { ok: true; adapter: string; fallback: boolean } | { ok: false; why: string },
   losses: [] as number[],
   trainBackend: '',
-  check: null as null | Record<string, { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }>,
+  check: null as null | Record<
+    string,
+    { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }
+  >,
   routingRendered: false,
   generation: null as null | { plain: string; steered: string | null },
   errors: [] as string[],
@@ -85,10 +103,16 @@ let wasmBytes: Promise<{ plain: ArrayBuffer; relaxed: ArrayBuffer }> | null = nu
 function loadWasmBytes() {
   const get = async (f: string) => {
     const r = await fetch(f);
-    if (!r.ok) throw new Error(`could not load ${f} from the page's folder (HTTP ${r.status}); rebuild with npm run playground:build`);
+    if (!r.ok)
+      throw new Error(
+        `could not load ${f} from the page's folder (HTTP ${r.status}); rebuild with npm run playground:build`,
+      );
     return r.arrayBuffer();
   };
-  wasmBytes ??= Promise.all([get('kernels.wasm'), get('kernels-relaxed.wasm')]).then(([plain, relaxed]) => ({ plain, relaxed }));
+  wasmBytes ??= Promise.all([get('kernels.wasm'), get('kernels-relaxed.wasm')]).then(([plain, relaxed]) => ({
+    plain,
+    relaxed,
+  }));
   return wasmBytes;
 }
 
@@ -107,7 +131,11 @@ function resolveBackend(choice: string): { name: BackendName; why: string } {
   if (choice === 'webgpu') return { name: 'webgpu', why: 'chosen in the menu' };
   const w = pg.webgpu;
   if (w?.ok && !w.fallback) return { name: 'webgpu', why: 'auto: a WebGPU adapter is available' };
-  if (w?.ok) return { name: 'wasm', why: `auto: the only WebGPU adapter (${w.adapter}) is a software fallback, slower than WASM` };
+  if (w?.ok)
+    return {
+      name: 'wasm',
+      why: `auto: the only WebGPU adapter (${w.adapter}) is a software fallback, slower than WASM`,
+    };
   return { name: 'wasm', why: `auto: no WebGPU (${w?.why ?? 'not probed'})` };
 }
 
@@ -132,16 +160,25 @@ let training = false;
 
 function describeConfig(c: ModelConfig): string {
   const b = paramBreakdown(c);
-  const ffn = c.ffn === 'monet'
-    ? `Monet-${c.moe_decompose === 'vertical' ? 'VD' : 'HD'}: N = ${c.moe_experts}² = ${c.moe_experts! ** 2} composite experts per layer, ${c.moe_heads} heads, top-${c.moe_topk} per router`
-    : c.ffn === 'topk' ? `TopK: ${c.intermediate_size} ReLU neurons, ${c.k} active per token in layer 0 (layer 1 dense)`
-      : c.ffn === 'dense' ? `dense SwiGLU, ${c.intermediate_size} hidden units` : c.ffn;
+  const ffn =
+    c.ffn === 'monet'
+      ? `Monet-${c.moe_decompose === 'vertical' ? 'VD' : 'HD'}: N = ${c.moe_experts}² = ${c.moe_experts! ** 2} composite experts per layer, ${c.moe_heads} heads, top-${c.moe_topk} per router`
+      : c.ffn === 'topk'
+        ? `TopK: ${c.intermediate_size} ReLU neurons, ${c.k} active per token in layer 0 (layer 1 dense)`
+        : c.ffn === 'dense'
+          ? `dense SwiGLU, ${c.intermediate_size} hidden units`
+          : c.ffn;
   return `${c.num_hidden_layers} layers of width ${c.hidden_size}, ${fmtCount(b.total)} parameters; ${ffn}.`;
 }
 
 function drawLossChart(losses: number[], steps: number): void {
   const svg = $('loss-chart') as unknown as SVGSVGElement;
-  const W = 640, H = 260, L = 44, R = 10, T = 10, B = 26;
+  const W = 640,
+    H = 260,
+    L = 44,
+    R = 10,
+    T = 10,
+    B = 26;
   const lnV = Math.log(256);
   const hi = Math.max(lnV + 0.3, ...losses.filter(Number.isFinite));
   const lo = Math.max(0, Math.floor(Math.min(lnV - 1, ...losses.filter(Number.isFinite)) - 0.2)); // whole nats, so the lowest gridline is labelled
@@ -152,14 +189,20 @@ function drawLossChart(losses: number[], steps: number): void {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#d0d7de" stroke-width="1"/>`);
     parts.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11" fill="#57606a">${v}</text>`);
   }
-  for (const s of [0, Math.round(steps / 2), steps]) parts.push(`<text x="${x(s)}" y="${H - 8}" text-anchor="middle" font-size="11" fill="#57606a">${s}</text>`);
+  for (const s of [0, Math.round(steps / 2), steps])
+    parts.push(`<text x="${x(s)}" y="${H - 8}" text-anchor="middle" font-size="11" fill="#57606a">${s}</text>`);
   parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(lnV)}" y2="${y(lnV)}" stroke="#8c959f" stroke-dasharray="5 4"/>`);
   if (losses.length) {
     const pts = losses.map((v, i) => `${x(i + 1).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="#0b62d6" stroke-width="2" points="${pts}"/>`);
   }
   svg.innerHTML = parts.join('');
-  svg.setAttribute('aria-label', losses.length ? `Training loss: ${losses[0].toFixed(2)} at step 1, ${losses[losses.length - 1].toFixed(2)} at step ${losses.length}` : 'Training loss: no steps yet');
+  svg.setAttribute(
+    'aria-label',
+    losses.length
+      ? `Training loss: ${losses[0].toFixed(2)} at step 1, ${losses[losses.length - 1].toFixed(2)} at step ${losses.length}`
+      : 'Training loss: no steps yet',
+  );
 }
 
 async function train(): Promise<void> {
@@ -167,8 +210,10 @@ async function train(): Promise<void> {
   const kind = $<HTMLSelectElement>('model-kind').value as PlaygroundModel;
   const steps = Number($<HTMLInputElement>('steps').value);
   const lr = Number($<HTMLInputElement>('lr').value);
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`Steps: expected a whole number ≥ 1, found '${$<HTMLInputElement>('steps').value}'`);
-  if (!(lr > 0 && lr < 1)) throw new Error(`Learning rate: expected a number between 0 and 1, found '${$<HTMLInputElement>('lr').value}'`);
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new Error(`Steps: expected a whole number ≥ 1, found '${$<HTMLInputElement>('steps').value}'`);
+  if (!(lr > 0 && lr < 1))
+    throw new Error(`Learning rate: expected a number between 0 and 1, found '${$<HTMLInputElement>('lr').value}'`);
   const config = playgroundConfig(kind);
   const choice = $<HTMLSelectElement>('backend').value;
   let { name, why } = resolveBackend(choice);
@@ -184,14 +229,23 @@ async function train(): Promise<void> {
   try {
     const corpus = await loadCorpus();
     const tok = new ByteTokenizer();
-    const stream = tokenizeDocs(corpus.train.map((d) => ({ ...d, byteTags: new Uint16Array(0) })), tok).tokens;
+    const stream = tokenizeDocs(
+      corpus.train.map((d) => ({ ...d, byteTags: new Uint16Array(0) })),
+      tok,
+    ).tokens;
     const { params, state } = initParams(config, TRAIN.seed);
     const { B, S } = TRAIN;
     const sampler = new BatchSampler(stream, B, S, TRAIN.seed + 1);
     const sched = { lr, minLr: lr / 10, warmup: Math.min(TRAIN.warmup, Math.max(1, Math.floor(steps / 5))), steps };
     const hyper = (step: number) => ({
-      lr: learningRate(sched, step), beta1: TRAIN.beta1, beta2: TRAIN.beta2, eps: TRAIN.eps, weightDecay: TRAIN.weightDecay,
-      clip: TRAIN.clip, step: step + 1, alpha: 0,
+      lr: learningRate(sched, step),
+      beta1: TRAIN.beta1,
+      beta2: TRAIN.beta2,
+      eps: TRAIN.eps,
+      weightDecay: TRAIN.weightDecay,
+      clip: TRAIN.clip,
+      step: step + 1,
+      alpha: 0,
     });
     const first = sampler.next();
     let r0;
@@ -218,7 +272,8 @@ async function train(): Promise<void> {
     let lastDraw = 0;
     for (let step = 0; step < steps && !stopRequested; step++) {
       const r = step === 0 ? r0 : await engine.trainStep([sampler.next()], B, S, hyper(step), true);
-      if (!r || !Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step + 1}: loss ${r?.loss}; try a lower learning rate`);
+      if (!r || !Number.isFinite(r.loss))
+        throw new Error(`training diverged at step ${step + 1}: loss ${r?.loss}; try a lower learning rate`);
       pg.losses.push(r.loss);
       tokens += B * S;
       const now = performance.now();
@@ -233,7 +288,9 @@ async function train(): Promise<void> {
         $('stat-step').textContent = `${step + 1} / ${steps}`;
         $('stat-loss').textContent = r.loss.toFixed(3);
         // over the last half second; before the first half second has passed, since the start
-        $('stat-tps').textContent = fmtCount(Math.round(tps || ((step + 1) * B * S * 1000) / Math.max(1, now - tStart)));
+        $('stat-tps').textContent = fmtCount(
+          Math.round(tps || ((step + 1) * B * S * 1000) / Math.max(1, now - tStart)),
+        );
       }
       await yieldToPage();
     }
@@ -246,7 +303,12 @@ async function train(): Promise<void> {
       for (const [k, v] of m) o[strip ? k.replace(/^state\./, '') : k] = Float64Array.from(v);
       return o;
     };
-    setModel({ label: `the ${kind} model trained here (${pg.losses.length} steps on ${engine.name})`, config, params: toF64(p, false), state: toF64(s, true) });
+    setModel({
+      label: `the ${kind} model trained here (${pg.losses.length} steps on ${engine.name})`,
+      config,
+      params: toF64(p, false),
+      state: toF64(s, true),
+    });
     trainStatus.dataset.state = 'done';
     const l0 = pg.losses[0];
     const l1 = pg.losses[pg.losses.length - 1];
@@ -269,7 +331,9 @@ async function loadCheckpoint(files: FileList): Promise<void> {
     const cfg = list.find((f) => f.name.endsWith('.json'));
     const model = list.find((f) => f.name.endsWith('.safetensors'));
     if (!cfg || !model) {
-      throw new Error(`expected two files, config.json and model.safetensors; found ${list.map((f) => f.name).join(', ') || 'none'}`);
+      throw new Error(
+        `expected two files, config.json and model.safetensors; found ${list.map((f) => f.name).join(', ') || 'none'}`,
+      );
     }
     const m = modelFromFiles(await cfg.text(), cfg.name, new Uint8Array(await model.arrayBuffer()), model.name);
     setModel(m);
@@ -300,7 +364,14 @@ function setModel(m: LoadedModel): void {
   cur = { loaded: m, model, contexts: null, tokens: new Int32Array(0), routing: null, acts: null, selected: 0 };
   $('inspect-model').textContent = `Looking inside ${m.label}. ${describeConfig(m.config)}`;
   const layerSel = $<HTMLSelectElement>('layer');
-  layerSel.replaceChildren(...model.units.map((u) => el('option', { value: String(u.layer), textContent: `Layer ${u.layer}: ${u.kind}, ${fmtCount(u.count)} ${u.kind === 'monet' || u.kind === 'smoe' || u.kind === 'peer' ? 'experts' : 'neurons'}` })));
+  layerSel.replaceChildren(
+    ...model.units.map((u) =>
+      el('option', {
+        value: String(u.layer),
+        textContent: `Layer ${u.layer}: ${u.kind}, ${fmtCount(u.count)} ${u.kind === 'monet' || u.kind === 'smoe' || u.kind === 'peer' ? 'experts' : 'neurons'}`,
+      }),
+    ),
+  );
   const firstNeuron = model.units.find((u) => u.kind === 'topk') ?? model.units.find((u) => u.kind === 'dense');
   $<HTMLButtonElement>('analyse-btn').disabled = false;
   $('generate-panel').hidden = false;
@@ -311,9 +382,11 @@ function setModel(m: LoadedModel): void {
     $<HTMLInputElement>('steer-layer').max = String(model.units.length - 1);
   }
   $('steer-hint').textContent = canSteer
-    ? 'Generates twice with the same random seed: once as trained, once with the chosen neuron raised by δ at every position (the TopK LM paper\'s steering). Pick a neuron from the list above with its Steer button.'
+    ? "Generates twice with the same random seed: once as trained, once with the chosen neuron raised by δ at every position (the TopK LM paper's steering). Pick a neuron from the list above with its Steer button."
     : `Generates text from the model. Steering adds δ to a neuron; this model's feed-forward units are ${m.config.ffn} experts, not neurons, so train the TopK or dense model to steer.`;
-  $('gen-steered-h').textContent = canSteer ? 'With the neuron pushed' : 'With the neuron pushed (needs a TopK or dense model)';
+  $('gen-steered-h').textContent = canSteer
+    ? 'With the neuron pushed'
+    : 'With the neuron pushed (needs a TopK or dense model)';
   $('routing-view').hidden = true;
   $('neuron-view').hidden = true;
   $('token-strip').replaceChildren();
@@ -338,13 +411,16 @@ async function analyse(): Promise<void> {
   try {
     const text = $<HTMLInputElement>('inspect-text').value;
     let ids = Array.from(new TextEncoder().encode(text));
-    if (ids.length < 2) throw new Error('Text to analyse: type at least two characters (the model predicts each next one)');
+    if (ids.length < 2)
+      throw new Error('Text to analyse: type at least two characters (the model predicts each next one)');
     const maxPos = c.loaded.config.max_position_embeddings;
     if (ids.length > maxPos) ids = ids.slice(0, maxPos);
     c.tokens = Int32Array.from(ids);
     await ensureContexts(c);
     c.routing = c.loaded.config.ffn === 'monet' ? monetRouting(c.model, c.tokens) : null;
-    c.acts = c.model.units.some((u) => u.kind === 'topk' || u.kind === 'dense') ? neuronActivations(c.model, c.tokens) : null;
+    c.acts = c.model.units.some((u) => u.kind === 'topk' || u.kind === 'dense')
+      ? neuronActivations(c.model, c.tokens)
+      : null;
     renderTokens(c);
     selectToken(Math.min(c.selected, c.tokens.length - 1), false);
     inspectStatus.dataset.state = 'done';
@@ -356,20 +432,22 @@ async function analyse(): Promise<void> {
 
 function renderTokens(c: Current): void {
   const strip = $('token-strip');
-  strip.replaceChildren(...[...c.tokens].map((b, t) => {
-    const btn = el('button', { type: 'button', textContent: showToken(b), title: `character ${t}: byte ${b}` });
-    btn.setAttribute('aria-pressed', 'false');
-    btn.setAttribute('aria-label', `character ${t + 1} of ${c.tokens.length}: ${showToken(b)}`);
-    btn.addEventListener('click', () => selectToken(t, false));
-    btn.addEventListener('keydown', (ev) => {
-      const d = ev.key === 'ArrowRight' ? 1 : ev.key === 'ArrowLeft' ? -1 : 0;
-      if (!d) return;
-      ev.preventDefault();
-      const n = Math.max(0, Math.min(c.tokens.length - 1, t + d));
-      selectToken(n, true);
-    });
-    return btn;
-  }));
+  strip.replaceChildren(
+    ...[...c.tokens].map((b, t) => {
+      const btn = el('button', { type: 'button', textContent: showToken(b), title: `character ${t}: byte ${b}` });
+      btn.setAttribute('aria-pressed', 'false');
+      btn.setAttribute('aria-label', `character ${t + 1} of ${c.tokens.length}: ${showToken(b)}`);
+      btn.addEventListener('click', () => selectToken(t, false));
+      btn.addEventListener('keydown', (ev) => {
+        const d = ev.key === 'ArrowRight' ? 1 : ev.key === 'ArrowLeft' ? -1 : 0;
+        if (!d) return;
+        ev.preventDefault();
+        const n = Math.max(0, Math.min(c.tokens.length - 1, t + d));
+        selectToken(n, true);
+      });
+      return btn;
+    }),
+  );
 }
 
 function selectToken(t: number, focus: boolean): void {
@@ -387,7 +465,7 @@ function selectToken(t: number, focus: boolean): void {
     inspectStatus.textContent = `Layer ${layer} holds ${kind === 'smoe' ? 'SMoE' : 'PEER'} experts; this page draws Monet routing and TopK/dense neurons (monet inspect on the command line reads every kind).`;
   }
   if (c.routing && kind === 'monet') renderRouting(c, c.routing[layer], t);
-  if (c.acts && c.acts[layer]) renderNeurons(c, layer, c.acts[layer]!, t);
+  if (c.acts?.[layer]) renderNeurons(c, layer, c.acts[layer]!, t);
 }
 
 /** White → blue by value / max; 0 is white. */
@@ -399,10 +477,20 @@ function heatColor(v: number, max: number): string {
   return `rgb(${r},${g},${b})`;
 }
 
-function drawRouterMap(canvas: HTMLCanvasElement, g: Float64Array, h: number, r: LayerRouting, tokens: Int32Array, sel: number): void {
+function drawRouterMap(
+  canvas: HTMLCanvasElement,
+  g: Float64Array,
+  h: number,
+  r: LayerRouting,
+  tokens: Int32Array,
+  sel: number,
+): void {
   // rows: experts 0..E−1 of this router; columns: characters
   const { T, H, E } = r;
-  const cw = 16, chh = 14, left = 26, bottom = 18;
+  const cw = 16,
+    chh = 14,
+    left = 26,
+    bottom = 18;
   canvas.width = left + T * cw + 2;
   canvas.height = E * chh + bottom + 2;
   const ctx = canvas.getContext('2d')!;
@@ -433,28 +521,43 @@ function renderRouting(c: Current, r: LayerRouting, t: number): void {
   const box = $('heatmaps');
   box.replaceChildren();
   for (let h = 0; h < r.H; h++) {
-    for (const [name, g, what] of [['g1', r.g1, 'router 1, bottom halves i'], ['g2', r.g2, 'router 2, top halves j']] as const) {
+    for (const [name, g, what] of [
+      ['g1', r.g1, 'router 1, bottom halves i'],
+      ['g2', r.g2, 'router 2, top halves j'],
+    ] as const) {
       const canvas = el('canvas');
       canvas.dataset.router = name;
       canvas.dataset.head = String(h);
       drawRouterMap(canvas, g, h, r, c.tokens, t);
       const active = [...Array(r.E).keys()].filter((e) => g[(t * r.H + h) * r.E + e] > 0);
       canvas.setAttribute('role', 'img');
-      canvas.setAttribute('aria-label', `${name} of head ${h}: rows are experts 0 to ${r.E - 1}, columns are characters. The chosen character uses experts ${active.join(', ') || 'none'}.`);
+      canvas.setAttribute(
+        'aria-label',
+        `${name} of head ${h}: rows are experts 0 to ${r.E - 1}, columns are characters. The chosen character uses experts ${active.join(', ') || 'none'}.`,
+      );
       canvas.addEventListener('click', (ev) => {
         const rect = canvas.getBoundingClientRect();
         const x = ((ev.clientX - rect.left) * canvas.width) / rect.width;
         const col = Math.floor((x - 26) / 16);
         if (col >= 0 && col < r.T) selectToken(col, false);
       });
-      box.append(el('figure', { className: 'heatmap' }, el('figcaption', { textContent: `Head ${h} · ${name} (${what})` }), canvas));
+      box.append(
+        el(
+          'figure',
+          { className: 'heatmap' },
+          el('figcaption', { textContent: `Head ${h} · ${name} (${what})` }),
+          canvas,
+        ),
+      );
     }
   }
   // composite weights of the chosen character
   const { E } = r;
   const grid = compositeGrid(r, t);
   const cv = $<HTMLCanvasElement>('composite-map');
-  const cell = 20, left = 22, top = 18;
+  const cell = 20,
+    left = 22,
+    top = 18;
   cv.width = left + E * cell + 2;
   cv.height = top + E * cell + 2;
   const ctx = cv.getContext('2d')!;
@@ -474,8 +577,12 @@ function renderRouting(c: Current, r: LayerRouting, t: number): void {
     }
   }
   const top5 = topComposite(grid, E, 5);
-  cv.setAttribute('aria-label', `Composite expert weights g_ij of the chosen character: rows i (router 1), columns j (router 2). Largest: ${top5.map((x) => `(${x.i},${x.j}) ${x.score.toFixed(2)}`).join(', ')}.`);
-  $('composite-h').textContent = `Top composite experts of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${r.layer}`;
+  cv.setAttribute(
+    'aria-label',
+    `Composite expert weights g_ij of the chosen character: rows i (router 1), columns j (router 2). Largest: ${top5.map((x) => `(${x.i},${x.j}) ${x.score.toFixed(2)}`).join(', ')}.`,
+  );
+  $('composite-h').textContent =
+    `Top composite experts of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${r.layer}`;
   const list = $('composite-list');
   list.replaceChildren(...top5.map((x) => unitItem(c, r.layer, x.id, `expert (${x.i}, ${x.j})`, x.score, max, null)));
   if (!top5.length) list.append(el('li', { textContent: 'No composite expert has a non-zero weight here.' }));
@@ -490,11 +597,22 @@ function bar(score: number, max: number): HTMLSpanElement {
 }
 
 /** One expert or neuron: name, weight bar, how often it fires on held-out text, its strongest contexts. */
-function unitItem(c: Current, layer: number, unit: number, name: string, score: number, max: number, steer: null | (() => void)): HTMLLIElement {
-  const head = el('div', { className: 'unit-head' },
+function unitItem(
+  c: Current,
+  layer: number,
+  unit: number,
+  name: string,
+  score: number,
+  max: number,
+  steer: null | (() => void),
+): HTMLLIElement {
+  const head = el(
+    'div',
+    { className: 'unit-head' },
     el('strong', { textContent: name }),
     bar(score, max),
-    el('span', { className: 'mono', textContent: score.toFixed(3) }));
+    el('span', { className: 'mono', textContent: score.toFixed(3) }),
+  );
   if (steer) {
     const b = el('button', { type: 'button', textContent: 'Steer' });
     b.setAttribute('aria-label', `Steer with ${name} of layer ${layer}`);
@@ -504,10 +622,25 @@ function unitItem(c: Current, layer: number, unit: number, name: string, score: 
   const li = el('li', {}, head);
   const s = c.contexts?.summary(layer, unit);
   const ctxs = c.contexts?.contexts(layer, unit, 14).slice(0, 3) ?? [];
-  if (s) li.append(el('div', { className: 'hint', textContent: `fires on ${(100 * s.freq).toFixed(1)} % of ${fmtCount(c.contexts!.collected.positions)} held-out characters; strongest contexts:` }));
+  if (s)
+    li.append(
+      el('div', {
+        className: 'hint',
+        textContent: `fires on ${(100 * s.freq).toFixed(1)} % of ${fmtCount(c.contexts!.collected.positions)} held-out characters; strongest contexts:`,
+      }),
+    );
   else li.append(el('div', { className: 'hint', textContent: 'never fires on the held-out text' }));
   for (const x of ctxs) {
-    li.append(el('div', { className: 'ctx' }, `…${x.parts[0]}`, el('mark', { textContent: x.parts[1] }), `${x.parts[2]}…  `, el('span', { textContent: `(${x.label}, ${x.score.toFixed(2)})` })));
+    li.append(
+      el(
+        'div',
+        { className: 'ctx' },
+        `…${x.parts[0]}`,
+        el('mark', { textContent: x.parts[1] }),
+        `${x.parts[2]}…  `,
+        el('span', { textContent: `(${x.label}, ${x.score.toFixed(2)})` }),
+      ),
+    );
   }
   return li;
 }
@@ -515,15 +648,23 @@ function unitItem(c: Current, layer: number, unit: number, name: string, score: 
 function renderNeurons(c: Current, layer: number, a: Float64Array, t: number): void {
   const F = c.model.units[layer].count;
   const row = a.subarray(t * F, (t + 1) * F);
-  const ids = [...row.keys()].filter((n) => row[n] !== 0).sort((x, y) => Math.abs(row[y]) - Math.abs(row[x]) || x - y).slice(0, 8);
+  const ids = [...row.keys()]
+    .filter((n) => row[n] !== 0)
+    .sort((x, y) => Math.abs(row[y]) - Math.abs(row[x]) || x - y)
+    .slice(0, 8);
   const max = ids.length ? Math.abs(row[ids[0]]) : 1;
-  $('neuron-h').textContent = `Active neurons of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${layer} (${c.model.units[layer].kind}: ${[...row].filter((v) => v !== 0).length} of ${F} non-zero)`;
-  $('neuron-list').replaceChildren(...ids.map((n) => unitItem(c, layer, n, `neuron ${n}`, row[n], max, () => {
-    $<HTMLInputElement>('steer-layer').value = String(layer);
-    $<HTMLInputElement>('steer-neuron').value = String(n);
-    $<HTMLInputElement>('steer-delta').value = String(Math.round(4 * Math.max(1, Math.abs(row[n]))));
-    $('steer-delta').focus();
-  })));
+  $('neuron-h').textContent =
+    `Active neurons of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${layer} (${c.model.units[layer].kind}: ${[...row].filter((v) => v !== 0).length} of ${F} non-zero)`;
+  $('neuron-list').replaceChildren(
+    ...ids.map((n) =>
+      unitItem(c, layer, n, `neuron ${n}`, row[n], max, () => {
+        $<HTMLInputElement>('steer-layer').value = String(layer);
+        $<HTMLInputElement>('steer-neuron').value = String(n);
+        $<HTMLInputElement>('steer-delta').value = String(Math.round(4 * Math.max(1, Math.abs(row[n]))));
+        $('steer-delta').focus();
+      }),
+    ),
+  );
 }
 
 let generating = false;
@@ -536,28 +677,44 @@ async function runGenerate(): Promise<void> {
   try {
     const prompt = $<HTMLInputElement>('gen-prompt').value;
     const tokens = Number($<HTMLInputElement>('gen-tokens').value);
-    if (!Number.isInteger(tokens) || tokens < 1 || tokens > 300) throw new Error(`Characters: expected a whole number from 1 to 300, found '${$<HTMLInputElement>('gen-tokens').value}'`);
+    if (!Number.isInteger(tokens) || tokens < 1 || tokens > 300)
+      throw new Error(
+        `Characters: expected a whole number from 1 to 300, found '${$<HTMLInputElement>('gen-tokens').value}'`,
+      );
     const base = { prompt, tokens, temperature: 0.8, seed: 7 };
     const plain = $('gen-plain');
     const steered = $('gen-steered');
     steered.textContent = '';
     plain.textContent = '…';
     pg.generation = null;
-    const plainText = await generate(c.model, { ...base, steer: null, onText: (s) => (plain.textContent = prompt + s) });
+    const plainText = await generate(c.model, {
+      ...base,
+      steer: null,
+      onText: (s) => (plain.textContent = prompt + s),
+    });
     const layer = Number($<HTMLInputElement>('steer-layer').value);
     const neuron = Number($<HTMLInputElement>('steer-neuron').value);
     const delta = Number($<HTMLInputElement>('steer-delta').value);
     const u = c.model.units[layer];
     if (!u || (u.kind !== 'topk' && u.kind !== 'dense')) {
-      steered.textContent = u ? `Layer ${layer} has ${u.kind} experts, not neurons: nothing to push.` : `Steer layer: expected 0 to ${c.model.units.length - 1}, found ${layer}`;
+      steered.textContent = u
+        ? `Layer ${layer} has ${u.kind} experts, not neurons: nothing to push.`
+        : `Steer layer: expected 0 to ${c.model.units.length - 1}, found ${layer}`;
       pg.generation = { plain: plainText, steered: null };
       return;
     }
-    if (!Number.isInteger(neuron) || neuron < 0 || neuron >= u.count) throw new Error(`Neuron: expected a whole number from 0 to ${u.count - 1}, found '${$<HTMLInputElement>('steer-neuron').value}'`);
+    if (!Number.isInteger(neuron) || neuron < 0 || neuron >= u.count)
+      throw new Error(
+        `Neuron: expected a whole number from 0 to ${u.count - 1}, found '${$<HTMLInputElement>('steer-neuron').value}'`,
+      );
     if (!Number.isFinite(delta)) throw new Error('Push δ: expected a number');
     $('gen-steered-h').textContent = `With neuron ${neuron} of layer ${layer} pushed by δ = ${delta}`;
     steered.textContent = '…';
-    const steeredText = await generate(c.model, { ...base, steer: { layer, neuron, delta }, onText: (s) => (steered.textContent = prompt + s) });
+    const steeredText = await generate(c.model, {
+      ...base,
+      steer: { layer, neuron, delta },
+      onText: (s) => (steered.textContent = prompt + s),
+    });
     pg.generation = { plain: plainText, steered: steeredText };
   } catch (e) {
     showError($('gen-steered'), e);
@@ -574,17 +731,20 @@ let fixturesP: Promise<Array<{ path: string; fixture?: Fixture; error?: string }
 function loadFixtures() {
   fixturesP ??= (async () => {
     const r = await fetch('fixtures/index.json');
-    if (!r.ok) throw new Error(`could not load fixtures/index.json (HTTP ${r.status}); rebuild with npm run playground:build`);
+    if (!r.ok)
+      throw new Error(`could not load fixtures/index.json (HTTP ${r.status}); rebuild with npm run playground:build`);
     const { fixtures } = (await r.json()) as { fixtures: string[] };
-    return Promise.all(fixtures.map(async (path) => {
-      try {
-        const b = await fetch(`fixtures/${path}`);
-        if (!b.ok) throw new Error(`HTTP ${b.status}`);
-        return { path, fixture: parseFixture(new Uint8Array(await b.arrayBuffer()), `fixtures/${path}`) };
-      } catch (e) {
-        return { path, error: (e as Error).message };
-      }
-    }));
+    return Promise.all(
+      fixtures.map(async (path) => {
+        try {
+          const b = await fetch(`fixtures/${path}`);
+          if (!b.ok) throw new Error(`HTTP ${b.status}`);
+          return { path, fixture: parseFixture(new Uint8Array(await b.arrayBuffer()), `fixtures/${path}`) };
+        } catch (e) {
+          return { path, error: (e as Error).message };
+        }
+      }),
+    );
   })();
   return fixturesP;
 }
@@ -592,10 +752,22 @@ function loadFixtures() {
 function cellText(r: CaseReport): { text: string; cls: string; title: string } {
   if (r.unsupported) return { text: 'unsupported', cls: 'pending', title: r.unsupported };
   if (r.error) return { text: 'FAIL (threw)', cls: 'fail', title: r.error };
-  const worst = Math.max(0, ...r.tensors.map((x) => (x.budgetShare === undefined || !Number.isFinite(x.budgetShare) ? 0 : x.budgetShare)));
-  if (r.pass) return { text: `pass · ${worst < 0.001 ? '<0.1' : (100 * worst).toFixed(1)} % of budget`, cls: 'pass', title: `${r.tensors.length} tensors compared; the worst used ${(100 * worst).toFixed(2)} % of its tolerance` };
+  const worst = Math.max(
+    0,
+    ...r.tensors.map((x) => (x.budgetShare === undefined || !Number.isFinite(x.budgetShare) ? 0 : x.budgetShare)),
+  );
+  if (r.pass)
+    return {
+      text: `pass · ${worst < 0.001 ? '<0.1' : (100 * worst).toFixed(1)} % of budget`,
+      cls: 'pass',
+      title: `${r.tensors.length} tensors compared; the worst used ${(100 * worst).toFixed(2)} % of its tolerance`,
+    };
   const bad = r.tensors.filter((x) => x.status === 'fail');
-  return { text: `FAIL: ${bad.length > 2 ? `${bad.length} tensors (${bad[0].name}, …)` : bad.map((x) => x.name).join(', ')}`, cls: 'fail', title: bad.map((x) => `${x.name}: max |a−e| ${x.maxAbsError} at [${x.where}] (${x.note ?? ''})`).join('\n') };
+  return {
+    text: `FAIL: ${bad.length > 2 ? `${bad.length} tensors (${bad[0].name}, …)` : bad.map((x) => x.name).join(', ')}`,
+    cls: 'fail',
+    title: bad.map((x) => `${x.name}: max |a−e| ${x.maxAbsError} at [${x.where}] (${x.note ?? ''})`).join('\n'),
+  };
 }
 
 let checking = false;
@@ -612,21 +784,35 @@ async function runCheck(): Promise<void> {
     const fx = await loadFixtures();
     const tbody = $('check-table').querySelector('tbody')!;
     const cells = new Map<string, HTMLTableCellElement[]>();
-    tbody.replaceChildren(...fx.map((f) => {
-      const c = [el('td', { className: 'pending', textContent: 'waiting' }), el('td', { className: 'pending', textContent: 'waiting' })];
-      cells.set(f.path, c);
-      return el('tr', {}, el('th', { scope: 'row', className: 'mono', textContent: f.path.replace(/\.safetensors$/, '') }), el('td', { textContent: f.fixture?.kind ?? 'unreadable' }), ...c);
-    }));
+    tbody.replaceChildren(
+      ...fx.map((f) => {
+        const c = [
+          el('td', { className: 'pending', textContent: 'waiting' }),
+          el('td', { className: 'pending', textContent: 'waiting' }),
+        ];
+        cells.set(f.path, c);
+        return el(
+          'tr',
+          {},
+          el('th', { scope: 'row', className: 'mono', textContent: f.path.replace(/\.safetensors$/, '') }),
+          el('td', { textContent: f.fixture?.kind ?? 'unreadable' }),
+          ...c,
+        );
+      }),
+    );
     for (const [col, name] of (['webgpu', 'wasm'] as const).entries()) {
       const label = name === 'webgpu' ? 'WebGPU' : 'WASM';
-      const res = (result[name] = { passed: 0, failed: 0, unsupported: 0, failures: [] as string[] } as NonNullable<typeof pg.check>[string]);
+      const res = (result[name] = { passed: 0, failed: 0, unsupported: 0, failures: [] as string[] } as NonNullable<
+        typeof pg.check
+      >[string]);
       const entry = getBackendEntry(name);
       let backend;
       try {
         backend = deviceCaseBackend(await openDevice(name), name);
       } catch (e) {
         res.unavailable = (e as Error).message;
-        for (const c of cells.values()) Object.assign(c[col], { textContent: 'unavailable', className: 'pending', title: res.unavailable });
+        for (const c of cells.values())
+          Object.assign(c[col], { textContent: 'unavailable', className: 'pending', title: res.unavailable });
         continue;
       }
       try {
@@ -658,7 +844,12 @@ async function runCheck(): Promise<void> {
     }
     pg.check = result;
     summary.dataset.state = Object.values(result).some((r) => r.failed > 0) ? 'failed' : 'done';
-    summary.textContent = Object.entries(result).map(([n, r]) => `${n === 'webgpu' ? 'WebGPU' : 'WASM'}: ${r.unavailable ? `unavailable (${r.unavailable})` : `${r.passed} of ${r.passed + r.failed + r.unsupported} passed${r.failed ? `, ${r.failed} FAILED` : ''}${r.unsupported ? `, ${r.unsupported} unsupported` : ''}`}`).join(' · ');
+    summary.textContent = Object.entries(result)
+      .map(
+        ([n, r]) =>
+          `${n === 'webgpu' ? 'WebGPU' : 'WASM'}: ${r.unavailable ? `unavailable (${r.unavailable})` : `${r.passed} of ${r.passed + r.failed + r.unsupported} passed${r.failed ? `, ${r.failed} FAILED` : ''}${r.unsupported ? `, ${r.unsupported} unsupported` : ''}`}`,
+      )
+      .join(' · ');
   } catch (e) {
     pg.check = result;
     showError(summary, e);
@@ -672,7 +863,9 @@ async function runCheck(): Promise<void> {
 // Wiring
 
 function describeSelectedModel(): void {
-  $('model-desc').textContent = describeConfig(playgroundConfig($<HTMLSelectElement>('model-kind').value as PlaygroundModel));
+  $('model-desc').textContent = describeConfig(
+    playgroundConfig($<HTMLSelectElement>('model-kind').value as PlaygroundModel),
+  );
 }
 
 async function init(): Promise<void> {
@@ -689,14 +882,14 @@ async function init(): Promise<void> {
   });
   $<HTMLInputElement>('ckpt-files').addEventListener('change', (ev) => {
     const files = (ev.target as HTMLInputElement).files;
-    if (files && files.length) void loadCheckpoint(files);
+    if (files?.length) void loadCheckpoint(files);
   });
   $('inspect-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     void analyse();
   });
   $('layer').addEventListener('change', () => {
-    if (cur && cur.tokens.length) selectToken(cur.selected, false);
+    if (cur?.tokens.length) selectToken(cur.selected, false);
   });
   $('steer-form').addEventListener('submit', (ev) => {
     ev.preventDefault();

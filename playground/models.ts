@@ -45,11 +45,30 @@ export function playgroundConfig(kind: PlaygroundModel): ModelConfig {
     case 'topk':
       // Layer 0 is TopK, layer 1 stays dense (n_last_non_topk = 1, the paper keeps the last layers dense).
       // alpha = 0: pure TopK from the first step (the CLI anneals from dense; a short browser run has no time to).
-      return { ...BACKBONE, ffn: 'topk', intermediate_size: 256, activation: 'relu', k: 16, alpha: 0, topk_placement: 'ffn', n_last_non_topk: 1 };
+      return {
+        ...BACKBONE,
+        ffn: 'topk',
+        intermediate_size: 256,
+        activation: 'relu',
+        k: 16,
+        alpha: 0,
+        topk_placement: 'ffn',
+        n_last_non_topk: 1,
+      };
     case 'dense':
       return { ...BACKBONE, ffn: 'dense', intermediate_size: 172, activation: 'swiglu' };
   }
 }
 
 /** Training hyper-parameters shared by every playground model (AdamW as the CLI trainer, shorter warm-up). */
-export const TRAIN = { B: 8, S: 64, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1.0, warmup: 20, seed: 1234 };
+export const TRAIN = {
+  B: 8,
+  S: 64,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  clip: 1.0,
+  warmup: 20,
+  seed: 1234,
+};

@@ -30,7 +30,7 @@ function sigmoid(x: number): number {
 export function act(kind: Activation, x: number): number {
   switch (kind) {
     case 'relu':
-      return x > 0 ? x : 0;
+      return Math.max(x, 0);
     case 'relu2':
       return x > 0 ? x * x : 0;
     case 'gelu':

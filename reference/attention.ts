@@ -40,7 +40,8 @@ export function attentionForward(
   dims: AttentionDims,
 ): AttentionSaved {
   const { B, S, nH, nKV, hd } = dims;
-  if (nH % nKV !== 0) throw new Error(`attention: num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
+  if (nH % nKV !== 0)
+    throw new Error(`attention: num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
   const group = nH / nKV;
   const scale = 1 / Math.sqrt(hd);
   const att = new Float64Array(B * nH * S * S); // (B, nH, S, S)

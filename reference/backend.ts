@@ -35,11 +35,13 @@ const RUNNERS: Record<FixtureKind, CaseRunner> = {
 export class ReferenceBackend implements CaseBackend {
   readonly name = 'reference';
   supports(kind: string): boolean {
-    return Object.prototype.hasOwnProperty.call(RUNNERS, kind);
+    return Object.hasOwn(RUNNERS, kind);
   }
   async run(c: FixtureCase, opts?: RunOptions): Promise<TensorMap> {
     if (!this.supports(c.kind)) {
-      throw new Error(`reference backend: unknown kind '${c.kind}' (expected one of ${Object.keys(RUNNERS).join(', ')})`);
+      throw new Error(
+        `reference backend: unknown kind '${c.kind}' (expected one of ${Object.keys(RUNNERS).join(', ')})`,
+      );
     }
     return RUNNERS[c.kind as FixtureKind](c, opts);
   }

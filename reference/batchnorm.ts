@@ -67,7 +67,9 @@ export function batchnormForward(
       if (n < 2) {
         // PyTorch: "Expected more than 1 value per channel when training". The variance of one value is 0 and the
         // unbiased running variance would divide by zero.
-        throw new Error(`batchnorm (train mode): expected more than 1 value per channel, found ${n} (O=${O} · I=${I}); use mode 'eval' for single tokens`);
+        throw new Error(
+          `batchnorm (train mode): expected more than 1 value per channel, found ${n} (O=${O} · I=${I}); use mode 'eval' for single tokens`,
+        );
       }
       let s = 0;
       for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) s += x[(o * C + c) * I + i];

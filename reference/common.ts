@@ -41,16 +41,25 @@ export function cfgNum(config: Config, key: string, where: string, dflt?: number
   return v;
 }
 
-export function cfgEnum<T extends string>(config: Config, key: string, allowed: readonly T[], where: string, dflt?: T): T {
+export function cfgEnum<T extends string>(
+  config: Config,
+  key: string,
+  allowed: readonly T[],
+  where: string,
+  dflt?: T,
+): T {
   const v = config[key] ?? dflt;
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
-    throw new Error(`${where}: config.${key}: expected one of ${allowed.map((a) => `'${a}'`).join(', ')}, found ${JSON.stringify(config[key])}`);
+    throw new Error(
+      `${where}: config.${key}: expected one of ${allowed.map((a) => `'${a}'`).join(', ')}, found ${JSON.stringify(config[key])}`,
+    );
   return v as T;
 }
 
 export function cfgBool(config: Config, key: string, where: string, dflt?: boolean): boolean {
   const v = config[key] ?? dflt;
-  if (typeof v !== 'boolean') throw new Error(`${where}: config.${key}: expected true or false, found ${JSON.stringify(config[key])}`);
+  if (typeof v !== 'boolean')
+    throw new Error(`${where}: config.${key}: expected true or false, found ${JSON.stringify(config[key])}`);
   return v;
 }
 
@@ -58,15 +67,21 @@ export function cfgBool(config: Config, key: string, where: string, dflt?: boole
 export function cfgAux(config: Config, names: readonly string[], where: string): Record<string, number> {
   const aux = config.aux;
   if (typeof aux !== 'object' || aux === null || Array.isArray(aux))
-    throw new Error(`${where}: config.aux: expected an object {${names.map((n) => `${n}: number`).join(', ')}}, found ${JSON.stringify(aux)}`);
+    throw new Error(
+      `${where}: config.aux: expected an object {${names.map((n) => `${n}: number`).join(', ')}}, found ${JSON.stringify(aux)}`,
+    );
   const out: Record<string, number> = {};
   for (const n of names) {
     const v = (aux as Config)[n];
     if (typeof v !== 'number' || !Number.isFinite(v))
-      throw new Error(`${where}: config.aux.${n}: expected a finite number (the loss coefficient), found ${JSON.stringify(v)}`);
+      throw new Error(
+        `${where}: config.aux.${n}: expected a finite number (the loss coefficient), found ${JSON.stringify(v)}`,
+      );
     out[n] = v;
   }
-  for (const k of Object.keys(aux)) if (!names.includes(k)) throw new Error(`${where}: config.aux.${k}: unknown aux loss; expected only ${names.join(', ')}`);
+  for (const k of Object.keys(aux))
+    if (!names.includes(k))
+      throw new Error(`${where}: config.aux.${k}: unknown aux loss; expected only ${names.join(', ')}`);
   return out;
 }
 
@@ -130,7 +145,8 @@ export function gradBuffer(opts: RunOptions | undefined, name: string, shape: re
   const buf = new Float64Array(numel(shape));
   const init = opts?.gradInit?.get(name);
   if (init) {
-    if (!sameShape(init.shape, shape)) throw new Error(`gradInit ${name}: expected shape [${shape}], found [${init.shape}]`);
+    if (!sameShape(init.shape, shape))
+      throw new Error(`gradInit ${name}: expected shape [${shape}], found [${init.shape}]`);
     buf.set(asF64(init, `gradInit ${name}`));
   }
   return buf;

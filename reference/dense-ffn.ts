@@ -74,7 +74,11 @@ export function denseFfnParamSpecs(cfg: DenseFfnConfig): ParamSpec[] {
 
 /** Weights by role from a record with the Llama names. */
 export function denseFfnWeights(cfg: DenseFfnConfig, p: Params): DenseFfnWeights {
-  return { gate: cfg.activation === 'swiglu' ? p['gate_proj.weight'] : null, up: p['up_proj.weight'], down: p['down_proj.weight'] };
+  return {
+    gate: cfg.activation === 'swiglu' ? p['gate_proj.weight'] : null,
+    up: p['up_proj.weight'],
+    down: p['down_proj.weight'],
+  };
 }
 
 export function denseFfnForward(
@@ -127,8 +131,16 @@ export function denseFfnBackward(
 }
 
 /** Record-keyed gradients by role (null where the record has no such entry). */
-export function denseFfnGrads(g: Params | null): { gate: Float64Array | null; up: Float64Array | null; down: Float64Array | null } {
-  return { gate: g?.['gate_proj.weight'] ?? null, up: g?.['up_proj.weight'] ?? null, down: g?.['down_proj.weight'] ?? null };
+export function denseFfnGrads(g: Params | null): {
+  gate: Float64Array | null;
+  up: Float64Array | null;
+  down: Float64Array | null;
+} {
+  return {
+    gate: g?.['gate_proj.weight'] ?? null,
+    up: g?.['up_proj.weight'] ?? null,
+    down: g?.['down_proj.weight'] ?? null,
+  };
 }
 
 /**
@@ -144,7 +156,8 @@ export function runDenseFfnCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const p = readParams(inp, specs);
   const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, cfg.d]) : null; // (T, d)
   inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly) throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${cfg.d}]) for the backward pass`);
+  if (!dy && !opts?.forwardOnly)
+    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${cfg.d}]) for the backward pass`);
 
   const out: TensorMap = new Map();
   const w = denseFfnWeights(cfg, p);

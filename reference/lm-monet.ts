@@ -21,11 +21,25 @@ import type { FfnDriver, FfnLayerCtx } from './lm-ffn.ts';
 import { cfgEnum, cfgInt, type Config, type ParamSpec } from './common.ts';
 import { monetAuxBackward, monetAuxForward, type MonetAuxSaved } from './monet-aux.ts';
 import { MONET_HD, type MonetMoeDims } from './monet-hd.ts';
-import { parseMonetLayerConfig, prefixSpecs, type MonetDecompose, type MonetExpertsImpl, type MonetLayerConfig } from './monet-layer.ts';
 import {
-  MONET_ROUTER_STATE, monetRouterBackward, monetRouterForward, monetRouterOptions, monetRouterSavedMargin,
-  monetRouterParamSpecs, monetRouterStateSpecs, newMonetRouterState,
-  type MonetRouterParams, type MonetRouterSaved, type MonetRouterState,
+  parseMonetLayerConfig,
+  prefixSpecs,
+  type MonetDecompose,
+  type MonetExpertsImpl,
+  type MonetLayerConfig,
+} from './monet-layer.ts';
+import {
+  MONET_ROUTER_STATE,
+  monetRouterBackward,
+  monetRouterForward,
+  monetRouterOptions,
+  monetRouterSavedMargin,
+  monetRouterParamSpecs,
+  monetRouterStateSpecs,
+  newMonetRouterState,
+  type MonetRouterParams,
+  type MonetRouterSaved,
+  type MonetRouterState,
 } from './monet-router.ts';
 import { MONET_VD } from './monet-vd.ts';
 
@@ -55,7 +69,8 @@ function moeDims(c: MonetLmConfig, ctx: FfnLayerCtx): MonetMoeDims {
 function entryOf(c: MonetLmConfig, ctx: FfnLayerCtx): RouterEntry {
   const first = ctx.layer - (ctx.layer % c.groups);
   const e = ctx.shared.get(routerKey(first)) as RouterEntry | undefined;
-  if (!e) throw new Error(`monet: layer ${ctx.layer} reuses the router of layer ${first}, which has not run in this pass`);
+  if (!e)
+    throw new Error(`monet: layer ${ctx.layer} reuses the router of layer ${first}, which has not run in this pass`);
   return e;
 }
 
@@ -95,7 +110,13 @@ export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
       const g2 = new Float64Array(T * H * E); // (T, H, E)
       const next = c.layer.mode === 'train' ? newMonetRouterState(H) : null;
       const saved = monetRouterForward(
-        g1, g2, u, ctx.params('router.') as MonetRouterParams, ctx.state('router.') as MonetRouterState, next, dims,
+        g1,
+        g2,
+        u,
+        ctx.params('router.') as MonetRouterParams,
+        ctx.state('router.') as MonetRouterState,
+        next,
+        dims,
         monetRouterOptions(c.layer),
       );
       if (next) for (const name of MONET_ROUTER_STATE) ctx.setNext(`router.${name}`, next[name]);
@@ -104,7 +125,14 @@ export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
       ctx.addAux('unif', aux.losses.unif);
       ctx.addAux('amb', aux.losses.amb);
       // dg1, dg2 (T, H, E) start at zero; every layer of the group adds into them in backward
-      const entry: RouterEntry = { g1, g2, dg1: new Float64Array(T * H * E), dg2: new Float64Array(T * H * E), saved, aux: aux.saved };
+      const entry: RouterEntry = {
+        g1,
+        g2,
+        dg1: new Float64Array(T * H * E),
+        dg2: new Float64Array(T * H * E),
+        saved,
+        aux: aux.saved,
+      };
       ctx.shared.set(routerKey(ctx.layer), entry);
     }
     const e = entryOf(c, ctx);
@@ -118,7 +146,16 @@ export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
     if (!isRouterLayer(c, ctx.layer)) return;
     // the group's first layer: every layer of the group has contributed; add the aux losses and run the router
     monetAuxBackward(e.dg1, e.dg2, ctx.auxGrad('unif'), ctx.auxGrad('amb'), e.aux, dims);
-    monetRouterBackward(du, ctx.grads('router.') as MonetRouterParams, e.dg1, e.dg2, u, ctx.params('router.') as MonetRouterParams, e.saved, dims);
+    monetRouterBackward(
+      du,
+      ctx.grads('router.') as MonetRouterParams,
+      e.dg1,
+      e.dg2,
+      u,
+      ctx.params('router.') as MonetRouterParams,
+      e.saved,
+      dims,
+    );
     e.dg1.fill(0); // ready for another backward of the same forward
     e.dg2.fill(0);
   },
@@ -126,15 +163,33 @@ export const monetDriver: FfnDriver<MonetLmConfig, unknown> = {
     {
       label: 'monet vertical, groups of 2',
       config: {
-        moe_experts: 4, moe_heads: 2, moe_topk: 1, moe_dim: 4, moe_groups: 2, moe_decompose: 'vertical',
-        hidden_act: 'relu2', aux: { unif: 1e-3, amb: 1e-3 }, unif_eps: 1e-10, bn_eps: 1e-5, bn_momentum: 0.1,
+        moe_experts: 4,
+        moe_heads: 2,
+        moe_topk: 1,
+        moe_dim: 4,
+        moe_groups: 2,
+        moe_decompose: 'vertical',
+        hidden_act: 'relu2',
+        aux: { unif: 1e-3, amb: 1e-3 },
+        unif_eps: 1e-10,
+        bn_eps: 1e-5,
+        bn_momentum: 0.1,
       },
     },
     {
       label: 'monet horizontal, groups of 2',
       config: {
-        moe_experts: 4, moe_heads: 2, moe_topk: 1, moe_dim: 4, moe_groups: 2, moe_decompose: 'horizontal',
-        hidden_act: 'relu2', aux: { unif: 1e-3, amb: 1e-3 }, unif_eps: 1e-10, bn_eps: 1e-5, bn_momentum: 0.1,
+        moe_experts: 4,
+        moe_heads: 2,
+        moe_topk: 1,
+        moe_dim: 4,
+        moe_groups: 2,
+        moe_decompose: 'horizontal',
+        hidden_act: 'relu2',
+        aux: { unif: 1e-3, amb: 1e-3 },
+        unif_eps: 1e-10,
+        bn_eps: 1e-5,
+        bn_momentum: 0.1,
       },
     },
   ],

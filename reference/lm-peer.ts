@@ -11,13 +11,29 @@
 
 import { cfgEnum, type Config } from './common.ts';
 import {
-  denseFfnBackward, denseFfnForward, denseFfnGrads, denseFfnParamSpecs, denseFfnWeights, parseDenseFfnConfig,
-  type DenseFfnConfig, type DenseFfnSaved,
+  denseFfnBackward,
+  denseFfnForward,
+  denseFfnGrads,
+  denseFfnParamSpecs,
+  denseFfnWeights,
+  parseDenseFfnConfig,
+  type DenseFfnConfig,
+  type DenseFfnSaved,
 } from './dense-ffn.ts';
 import type { FfnDriver } from './lm-ffn.ts';
 import {
-  PEER_STATE, parsePeerConfig, peerBackward, peerDims, peerForward, peerOptions, peerParamSpecs, peerStateSpecs,
-  type PeerConfig, type PeerParams, type PeerSaved, type PeerState,
+  PEER_STATE,
+  parsePeerConfig,
+  peerBackward,
+  peerDims,
+  peerForward,
+  peerOptions,
+  peerParamSpecs,
+  peerStateSpecs,
+  type PeerConfig,
+  type PeerParams,
+  type PeerSaved,
+  type PeerState,
 } from './peer.ts';
 
 export interface PeerLmConfig {
@@ -31,8 +47,14 @@ type PeerLmSaved = { kind: 'peer'; saved: PeerSaved } | { kind: 'dense'; saved: 
 export const peerDriver: FfnDriver<PeerLmConfig, PeerLmSaved> = {
   parse(raw: Config, cfg, where) {
     const list = raw.peer_layers;
-    if (!Array.isArray(list) || list.some((i) => !Number.isInteger(i) || i < 0 || i >= cfg.L) || new Set(list).size !== list.length) {
-      throw new Error(`${where}: config.peer_layers: expected an array of distinct layer indices in [0, ${cfg.L}), found ${JSON.stringify(list)}`);
+    if (
+      !Array.isArray(list) ||
+      list.some((i) => !Number.isInteger(i) || i < 0 || i >= cfg.L) ||
+      new Set(list).size !== list.length
+    ) {
+      throw new Error(
+        `${where}: config.peer_layers: expected an array of distinct layer indices in [0, ${cfg.L}), found ${JSON.stringify(list)}`,
+      );
     }
     cfgEnum(raw, 'activation', ['relu', 'gelu'] as const, where); // shared by the PEER and the dense layers
     const layers = new Set<number>(list as number[]);
@@ -51,13 +73,25 @@ export const peerDriver: FfnDriver<PeerLmConfig, PeerLmSaved> = {
   forward(c, ctx, u, out) {
     const T = ctx.dims.T;
     if (!c.layers.has(ctx.layer)) {
-      return { kind: 'dense', saved: denseFfnForward(out, u, denseFfnWeights(c.dense!, ctx.params('mlp.')), c.dense!, T) };
+      return {
+        kind: 'dense',
+        saved: denseFfnForward(out, u, denseFfnWeights(c.dense!, ctx.params('mlp.')), c.dense!, T),
+      };
     }
     const dq = c.peer.H * c.peer.dk;
-    const next: PeerState | null = c.peer.mode === 'train'
-      ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
-      : null;
-    const saved = peerForward(out, u, ctx.params('mlp.') as PeerParams, ctx.state('mlp.') as PeerState, next, peerDims(c.peer, T), peerOptions(c.peer));
+    const next: PeerState | null =
+      c.peer.mode === 'train'
+        ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
+        : null;
+    const saved = peerForward(
+      out,
+      u,
+      ctx.params('mlp.') as PeerParams,
+      ctx.state('mlp.') as PeerState,
+      next,
+      peerDims(c.peer, T),
+      peerOptions(c.peer),
+    );
     if (next) for (const name of PEER_STATE) ctx.setNext(`mlp.${name}`, next[name]);
     ctx.addMargin(saved.margin);
     return { kind: 'peer', saved };
@@ -65,17 +99,42 @@ export const peerDriver: FfnDriver<PeerLmConfig, PeerLmSaved> = {
   backward(c, ctx, s, u, dout, du) {
     const T = ctx.dims.T;
     if (s.kind === 'dense') {
-      denseFfnBackward(du, denseFfnGrads(ctx.grads('mlp.')), dout, u, denseFfnWeights(c.dense!, ctx.params('mlp.')), s.saved, c.dense!, T);
+      denseFfnBackward(
+        du,
+        denseFfnGrads(ctx.grads('mlp.')),
+        dout,
+        u,
+        denseFfnWeights(c.dense!, ctx.params('mlp.')),
+        s.saved,
+        c.dense!,
+        T,
+      );
       return;
     }
-    peerBackward(du, ctx.grads('mlp.') as PeerParams, dout, u, ctx.params('mlp.') as PeerParams, s.saved, peerDims(c.peer, T), peerOptions(c.peer));
+    peerBackward(
+      du,
+      ctx.grads('mlp.') as PeerParams,
+      dout,
+      u,
+      ctx.params('mlp.') as PeerParams,
+      s.saved,
+      peerDims(c.peer, T),
+      peerOptions(c.peer),
+    );
   },
   examples: () => [
     {
       label: 'peer on layer 1 (gelu)',
       config: {
-        peer_layers: [1], num_experts: 16, heads: 2, top_k: 2, key_dim: 4, activation: 'gelu', bn_eps: 1e-5,
-        bn_momentum: 0.1, intermediate_size: 12,
+        peer_layers: [1],
+        num_experts: 16,
+        heads: 2,
+        top_k: 2,
+        key_dim: 4,
+        activation: 'gelu',
+        bn_eps: 1e-5,
+        bn_momentum: 0.1,
+        intermediate_size: 12,
       },
     },
   ],

@@ -51,7 +51,13 @@ import {
 import { embeddingBackward, embeddingForward } from './embedding.ts';
 import { topkMargin } from './margins.ts';
 import { parseSmoeConfig, smoeBackward, smoeForward, smoeParamSpecs, type SmoeConfig, type SmoeSaved } from './smoe.ts';
-import { topkFfnBackward, topkFfnForward, topkFfnParamSpecs, type TopkFfnConfig, type TopkFfnSaved } from './topk-ffn.ts';
+import {
+  topkFfnBackward,
+  topkFfnForward,
+  topkFfnParamSpecs,
+  type TopkFfnConfig,
+  type TopkFfnSaved,
+} from './topk-ffn.ts';
 import { parseTopkConfig, topkBackward, topkForward, type TopkSaved } from './topk.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import type { FfnDriver, FfnLayerCtx, LmConfig, LmDims, LmMode, StateSpec } from './lm-ffn.ts';
@@ -74,7 +80,16 @@ const denseDriver: FfnDriver<DenseFfnConfig, DenseFfnSaved> = {
   stateSpecs: () => [],
   forward: (c, ctx, u, out) => denseFfnForward(out, u, denseFfnWeights(c, ctx.params('mlp.')), c, ctx.dims.T),
   backward: (c, ctx, saved, u, dout, du) =>
-    denseFfnBackward(du, denseFfnGrads(ctx.grads('mlp.')), dout, u, denseFfnWeights(c, ctx.params('mlp.')), saved, c, ctx.dims.T),
+    denseFfnBackward(
+      du,
+      denseFfnGrads(ctx.grads('mlp.')),
+      dout,
+      u,
+      denseFfnWeights(c, ctx.params('mlp.')),
+      saved,
+      c,
+      ctx.dims.T,
+    ),
   examples: () => [
     { label: 'dense swiglu', config: { intermediate_size: 12, activation: 'swiglu' } },
     { label: 'dense relu2', config: { intermediate_size: 12, activation: 'relu2' } },
@@ -105,7 +120,13 @@ const smoeDriver: FfnDriver<SmoeConfig, SmoeSaved> = {
   examples: () => [
     {
       label: 'smoe swiglu E=4 k=2',
-      config: { intermediate_size: 6, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } },
+      config: {
+        intermediate_size: 6,
+        num_experts: 4,
+        top_k: 2,
+        activation: 'swiglu',
+        aux: { balance: 0.01, z: 0.001 },
+      },
     },
   ],
 };
@@ -130,7 +151,10 @@ const topkDriver: FfnDriver<TopkLmConfig, TopkLmSaved> = {
     const F = cfgInt(raw, 'intermediate_size', where);
     const placement = cfgEnum(raw, 'topk_placement', ['ffn', 'hidden'] as const, where, 'ffn');
     const nLast = cfgInt(raw, 'n_last_non_topk', where, 0, 2);
-    if (nLast > cfg.L) throw new Error(`${where}: config.n_last_non_topk: expected at most num_hidden_layers = ${cfg.L}, found ${nLast}`);
+    if (nLast > cfg.L)
+      throw new Error(
+        `${where}: config.n_last_non_topk: expected at most num_hidden_layers = ${cfg.L}, found ${nLast}`,
+      );
     cfgEnum(raw, 'activation', ['relu'], where, 'relu');
     return { d: cfg.d, F, placement, nLast, ...parseTopkConfig(raw, placement === 'ffn' ? F : cfg.d, where) };
   },
@@ -150,7 +174,8 @@ const topkDriver: FfnDriver<TopkLmConfig, TopkLmSaved> = {
     const p = ctx.params('mlp.');
     const g = ctx.grads('mlp.');
     if (saved.topk) topkFfnBackward(du, g, dout, u, p, saved.s, c, ctx.dims.T);
-    else denseFfnBackward(du, denseFfnGrads(g), dout, u, denseFfnWeights(reluMlp(c), p), saved.s, reluMlp(c), ctx.dims.T);
+    else
+      denseFfnBackward(du, denseFfnGrads(g), dout, u, denseFfnWeights(reluMlp(c), p), saved.s, reluMlp(c), ctx.dims.T);
   },
   postForward: (c, ctx, inp, out) => {
     if (c.placement !== 'hidden' || !isTopkLayer(c, ctx.cfg, ctx.layer)) return null;
@@ -163,8 +188,14 @@ const topkDriver: FfnDriver<TopkLmConfig, TopkLmSaved> = {
     topkBackward(dinp, dout, s.inp, s.topk, ctx.dims.T, c.d, c);
   },
   examples: () => [
-    { label: 'topk ffn α=0.4', config: { intermediate_size: 12, k: 4, alpha: 0.4, topk_placement: 'ffn', n_last_non_topk: 1 } },
-    { label: 'topk hidden α=0.4', config: { intermediate_size: 12, k: 4, alpha: 0.4, topk_placement: 'hidden', n_last_non_topk: 1 } },
+    {
+      label: 'topk ffn α=0.4',
+      config: { intermediate_size: 12, k: 4, alpha: 0.4, topk_placement: 'ffn', n_last_non_topk: 1 },
+    },
+    {
+      label: 'topk hidden α=0.4',
+      config: { intermediate_size: 12, k: 4, alpha: 0.4, topk_placement: 'hidden', n_last_non_topk: 1 },
+    },
   ],
 };
 
@@ -211,7 +242,8 @@ export function buildLm(raw: Config, where = 'lm config'): LmModel {
   const nH = cfgInt(raw, 'num_attention_heads', where);
   const nKV = cfgInt(raw, 'num_key_value_heads', where, 1, nH);
   if (d % nH !== 0) throw new Error(`${where}: hidden_size ${d} is not a multiple of num_attention_heads ${nH}`);
-  if (nH % nKV !== 0) throw new Error(`${where}: num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
+  if (nH % nKV !== 0)
+    throw new Error(`${where}: num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
   const hd = d / nH;
   if (hd % 2 !== 0) throw new Error(`${where}: head dim hidden_size/num_attention_heads = ${hd} must be even for RoPE`);
   const cfg: LmConfig = {
@@ -233,7 +265,8 @@ export function buildLm(raw: Config, where = 'lm config'): LmModel {
   const ffnCfg = driver.parse(raw, cfg, where);
   const auxNames = driver.auxNames(ffnCfg);
   if (auxNames.length) cfg.aux = cfgAux(raw, auxNames, where);
-  else if (raw.aux !== undefined) throw new Error(`${where}: config.aux: ffn '${ffn}' produces no aux losses, found ${JSON.stringify(raw.aux)}`);
+  else if (raw.aux !== undefined)
+    throw new Error(`${where}: config.aux: ffn '${ffn}' produces no aux losses, found ${JSON.stringify(raw.aux)}`);
   return { cfg, driver, ffnCfg };
 }
 
@@ -275,7 +308,8 @@ export function initLm(m: LmModel, rng: Rng, std = 0.02): { params: Params; stat
     params[s.name] = s.init === 'normal' ? rng.normals(n, std) : new Float64Array(n).fill(s.init === 'ones' ? 1 : 0);
   }
   const state: Params = {};
-  for (const s of lmStateSpecs(m)) state[s.name] = new Float64Array(s.shape.reduce((a, b) => a * b, 1)).fill(s.init === 'ones' ? 1 : 0);
+  for (const s of lmStateSpecs(m))
+    state[s.name] = new Float64Array(s.shape.reduce((a, b) => a * b, 1)).fill(s.init === 'ones' ? 1 : 0);
   return { params, state };
 }
 
@@ -395,7 +429,8 @@ export function lmForward(
 ): LmForward {
   const { V, d, L, nH, nKV, hd, eps, theta, maxPos, tied } = m.cfg;
   if (S > maxPos) throw new Error(`lm: sequence length ${S} exceeds max_position_embeddings ${maxPos}`);
-  if (tokens.length !== B * S) throw new Error(`lm: expected ${B * S} tokens for (B, S) = (${B}, ${S}), found ${tokens.length}`);
+  if (tokens.length !== B * S)
+    throw new Error(`lm: expected ${B * S} tokens for (B, S) = (${B}, ${S}), found ${tokens.length}`);
   const T = B * S;
   const dims: LmDims = { B, S, T };
   const qd = nH * hd; // query width
@@ -518,11 +553,30 @@ export function lmBackward(m: LmModel, params: Params, fwd: LmForward, grads: Pa
     const dh = Float64Array.from(dpre); // (T, d) residual path
     const du = new Float64Array(T * d); // (T, d)
     m.driver.backward(m.ffnCfg, ctx, s.ffn, s.u, dpre, du);
-    rmsnormBackward(dh, G(ln('post_attention_layernorm.weight'), d), du, s.h, P(ln('post_attention_layernorm.weight'), d), s.rms2, T, d);
+    rmsnormBackward(
+      dh,
+      G(ln('post_attention_layernorm.weight'), d),
+      du,
+      s.h,
+      P(ln('post_attention_layernorm.weight'), d),
+      s.rms2,
+      T,
+      d,
+    );
 
     // Attention sub-block: h = x + o_proj(Attn(RoPE(q_proj a), RoPE(k_proj a), v_proj a)).
     const dao = new Float64Array(T * qd); // (T, nH·hd)
-    linearBackward(dao, G(ln('self_attn.o_proj.weight'), d * qd), null, dh, s.ao, P(ln('self_attn.o_proj.weight'), d * qd), T, qd, d);
+    linearBackward(
+      dao,
+      G(ln('self_attn.o_proj.weight'), d * qd),
+      null,
+      dh,
+      s.ao,
+      P(ln('self_attn.o_proj.weight'), d * qd),
+      T,
+      qd,
+      d,
+    );
     const dq = new Float64Array(T * qd); // (T, nH·hd) after RoPE
     const dk = new Float64Array(T * kvd); // (T, nKV·hd) after RoPE
     const dv = new Float64Array(T * kvd); // (T, nKV·hd)
@@ -532,11 +586,50 @@ export function lmBackward(m: LmModel, params: Params, fwd: LmForward, grads: Pa
     ropeBackward(dqPre, dq, rope, B, S, nH, hd);
     ropeBackward(dkPre, dk, rope, B, S, nKV, hd);
     const da = new Float64Array(T * d); // (T, d)
-    linearBackward(da, G(ln('self_attn.q_proj.weight'), qd * d), null, dqPre, s.a, P(ln('self_attn.q_proj.weight'), qd * d), T, d, qd);
-    linearBackward(da, G(ln('self_attn.k_proj.weight'), kvd * d), null, dkPre, s.a, P(ln('self_attn.k_proj.weight'), kvd * d), T, d, kvd);
-    linearBackward(da, G(ln('self_attn.v_proj.weight'), kvd * d), null, dv, s.a, P(ln('self_attn.v_proj.weight'), kvd * d), T, d, kvd);
+    linearBackward(
+      da,
+      G(ln('self_attn.q_proj.weight'), qd * d),
+      null,
+      dqPre,
+      s.a,
+      P(ln('self_attn.q_proj.weight'), qd * d),
+      T,
+      d,
+      qd,
+    );
+    linearBackward(
+      da,
+      G(ln('self_attn.k_proj.weight'), kvd * d),
+      null,
+      dkPre,
+      s.a,
+      P(ln('self_attn.k_proj.weight'), kvd * d),
+      T,
+      d,
+      kvd,
+    );
+    linearBackward(
+      da,
+      G(ln('self_attn.v_proj.weight'), kvd * d),
+      null,
+      dv,
+      s.a,
+      P(ln('self_attn.v_proj.weight'), kvd * d),
+      T,
+      d,
+      kvd,
+    );
     const dxIn = Float64Array.from(dh); // (T, d) residual path
-    rmsnormBackward(dxIn, G(ln('input_layernorm.weight'), d), da, s.x, P(ln('input_layernorm.weight'), d), s.rms1, T, d);
+    rmsnormBackward(
+      dxIn,
+      G(ln('input_layernorm.weight'), d),
+      da,
+      s.x,
+      P(ln('input_layernorm.weight'), d),
+      s.rms1,
+      T,
+      d,
+    );
     dx = dxIn;
   }
   embeddingBackward(G('model.embed_tokens.weight', V * d), dx, tokens, T, d);
@@ -558,7 +651,10 @@ export function runLmCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const tokens = inp.i32('in.tokens', [B, S]); // (B, S)
   // The embedding checks every id too, but only this level knows the file and tensor to name.
   for (let i = 0; i < tokens.length; i++) {
-    if (!(tokens[i] >= 0 && tokens[i] < m.cfg.V)) throw new Error(`${inp.where}: tensor in.tokens: token id ${tokens[i]} at position ${i} is outside [0, ${m.cfg.V}) (config.vocab_size; row ${Math.floor(i / S)}, column ${i % S})`);
+    if (!(tokens[i] >= 0 && tokens[i] < m.cfg.V))
+      throw new Error(
+        `${inp.where}: tensor in.tokens: token id ${tokens[i]} at position ${i} is outside [0, ${m.cfg.V}) (config.vocab_size; row ${Math.floor(i / S)}, column ${i % S})`,
+      );
   }
   const specs = lmParamSpecs(m);
   const params = readParams(inp, specs);

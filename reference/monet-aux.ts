@@ -55,7 +55,10 @@ export function monetAuxForward(
   const argmax2 = new Int32Array(T * H); // (T, H)
   let unif = 0;
   let amb = 0;
-  for (const [g, gbar, argmax] of [[g1, gbar1, argmax1], [g2, gbar2, argmax2]] as const) {
+  for (const [g, gbar, argmax] of [
+    [g1, gbar1, argmax1],
+    [g2, gbar2, argmax2],
+  ] as const) {
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < H; h++) {
         const row = (t * H + h) * E;
@@ -83,12 +86,15 @@ export function monetAuxBackward(
   dims: MonetAuxDims,
 ): void {
   const { T, H, E } = dims;
-  for (const [dg, gbar, argmax] of [[dg1, saved.gbar1, saved.argmax1], [dg2, saved.gbar2, saved.argmax2]] as const) {
+  for (const [dg, gbar, argmax] of [
+    [dg1, saved.gbar1, saved.argmax1],
+    [dg2, saved.gbar2, saved.argmax2],
+  ] as const) {
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < H; h++) {
         const row = (t * H + h) * E;
         if (coefUnif !== 0) {
-          for (let i = 0; i < E; i++) dg[row + i] += (-coefUnif / (2 * H * E)) / (T * (gbar[h * E + i] + saved.eps));
+          for (let i = 0; i < E; i++) dg[row + i] += -coefUnif / (2 * H * E) / (T * (gbar[h * E + i] + saved.eps));
         }
         dg[row + argmax[t * H + h]] += -coefAmb / (2 * H * T);
       }

@@ -64,7 +64,15 @@ export function compositeScores(
 }
 
 /** relu²(W[rows r0 .. r0+len) · x + bias) into out (len). */
-function hiddenBlock(out: Float64Array, W: Float64Array, bias: Float64Array, x: Float64Array, r0: number, len: number, d: number): void {
+function hiddenBlock(
+  out: Float64Array,
+  W: Float64Array,
+  bias: Float64Array,
+  x: Float64Array,
+  r0: number,
+  len: number,
+  d: number,
+): void {
   for (let r = 0; r < len; r++) {
     let s = bias[r0 + r];
     for (let c = 0; c < d; c++) s += W[(r0 + r) * d + c] * x[c];
@@ -73,7 +81,15 @@ function hiddenBlock(out: Float64Array, W: Float64Array, bias: Float64Array, x: 
 }
 
 /** out (rows) += V[:, c0 .. c0+len) · h, V (rows, cols). */
-function addColumnBlock(out: Float64Array, o0: number, V: Float64Array, cols: number, c0: number, h: Float64Array, rows: number): void {
+function addColumnBlock(
+  out: Float64Array,
+  o0: number,
+  V: Float64Array,
+  cols: number,
+  c0: number,
+  h: Float64Array,
+  rows: number,
+): void {
   for (let o = 0; o < rows; o++) {
     let s = 0;
     for (let c = 0; c < h.length; c++) s += V[o * cols + c0 + c] * h[c];
@@ -102,7 +118,7 @@ export function monetExpertOutput(
     const a = new Float64Array(m); // (m) expert i's hidden units
     hiddenBlock(a, p['u.weight'], p['u.bias'], x, i * m, m, d);
     addColumnBlock(out, 0, p['v.weight'], E * m, j * m, a, d);
-    for (let o = 0; o < d; o++) out[o] += p['b'][j * d + o];
+    for (let o = 0; o < d; o++) out[o] += p.b[j * d + o];
   } else {
     const p = experts.params;
     const mh = m / 2;
@@ -116,8 +132,8 @@ export function monetExpertOutput(
     addColumnBlock(out, dh, p['v21.weight'], E * mh, j * mh, a1, dh); // bottom: V21_j A1_i
     addColumnBlock(out, dh, p['v22.weight'], E * mh, j * mh, a2, dh); // bottom: V22_j A2_j
     for (let o = 0; o < dh; o++) {
-      out[o] += p['b1'][i * dh + o];
-      out[dh + o] += p['b2'][j * dh + o];
+      out[o] += p.b1[i * dh + o];
+      out[dh + o] += p.b2[j * dh + o];
     }
   }
 }

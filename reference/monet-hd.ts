@@ -61,7 +61,7 @@ export function monetHdForward(
   const U = p['u.weight']; // (E·m, d)
   const ub = p['u.bias']; // (E·m)
   const V = p['v.weight']; // (d, E·m)
-  const b = p['b']; // (E, d)
+  const b = p.b; // (E, d)
   for (let t = 0; t < T; t++) {
     const xt = x.subarray(t * d, t * d + d); // (d)
     const pre_t = pre.subarray(t * Em, t * Em + Em); // (E·m)
@@ -131,11 +131,11 @@ export function monetHdBackward(
   const Em = E * m;
   const U = p['u.weight'];
   const V = p['v.weight'];
-  const b = p['b'];
+  const b = p.b;
   const dU = grads['u.weight'];
   const dub = grads['u.bias'];
   const dV = grads['v.weight'];
-  const db = grads['b'];
+  const db = grads.b;
   const dy = new Float64Array(Em); // (E, m) one token
   const dcc = new Float64Array(H * m); // (H, m)
   const dpre = new Float64Array(Em); // (E·m)
@@ -226,7 +226,19 @@ export const MONET_HD: MonetExpertsImpl = {
   paramSpecs: monetHdParamSpecs,
   forward: (out, x, g1, g2, p, dims) => monetHdForward(out, x, g1, g2, p as MonetHdParams, dims),
   backward: (dx, grads, dg1, dg2, dout, x, g1, g2, p, saved, dims) =>
-    monetHdBackward(dx, grads as MonetHdParams, dg1, dg2, dout, x, g1, g2, p as MonetHdParams, saved as MonetHdSaved, dims),
+    monetHdBackward(
+      dx,
+      grads as MonetHdParams,
+      dg1,
+      dg2,
+      dout,
+      x,
+      g1,
+      g2,
+      p as MonetHdParams,
+      saved as MonetHdSaved,
+      dims,
+    ),
 };
 
 /** Fixture case `monet-hd` (router + MoHDE + aux losses; see monet-layer.ts for the tensors). */

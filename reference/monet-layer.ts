@@ -12,15 +12,33 @@
 import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
 import { u8, type TensorMap } from '../src/tensor.ts';
 import {
-  CaseInputs, cfgAux, cfgEnum, cfgInt, cfgNum, gradBuffer, gradParams, put, putGrads, readParams,
-  type Config, type ParamSpec, type Params,
+  CaseInputs,
+  cfgAux,
+  cfgEnum,
+  cfgInt,
+  cfgNum,
+  gradBuffer,
+  gradParams,
+  put,
+  putGrads,
+  readParams,
+  type Config,
+  type ParamSpec,
+  type Params,
 } from './common.ts';
 import { monetAuxBackward, monetAuxForward } from './monet-aux.ts';
 import type { MonetMoeDims } from './monet-hd.ts';
 import {
-  MONET_ROUTER_STATE, monetRouterBackward, monetRouterForward, monetRouterOptions, monetRouterParamSpecs,
-  newMonetRouterState, parseMonetRouterConfig, readMonetRouterState,
-  type MonetRouterConfig, type MonetRouterParams,
+  MONET_ROUTER_STATE,
+  monetRouterBackward,
+  monetRouterForward,
+  monetRouterOptions,
+  monetRouterParamSpecs,
+  newMonetRouterState,
+  parseMonetRouterConfig,
+  readMonetRouterState,
+  type MonetRouterConfig,
+  type MonetRouterParams,
 } from './monet-router.ts';
 
 export type MonetDecompose = 'horizontal' | 'vertical';
@@ -39,8 +57,14 @@ export function parseMonetLayerConfig(config: Config, where: string, decompose: 
   const m = cfgInt(config, 'moe_dim', where);
   cfgEnum(config, 'hidden_act', ['relu2'] as const, where, 'relu2'); // the only activation Monet uses
   if (decompose === 'vertical') {
-    if (r.d % 2) throw new Error(`${where}: config.hidden_size: expected an even number (MoVDE splits the output in halves), found ${r.d}`);
-    if (m % 2) throw new Error(`${where}: config.moe_dim: expected an even number (MoVDE splits the expert in halves), found ${m}`);
+    if (r.d % 2)
+      throw new Error(
+        `${where}: config.hidden_size: expected an even number (MoVDE splits the output in halves), found ${r.d}`,
+      );
+    if (m % 2)
+      throw new Error(
+        `${where}: config.moe_dim: expected an even number (MoVDE splits the expert in halves), found ${m}`,
+      );
   }
   const aux = config.aux === undefined ? { ...MONET_DEFAULT_AUX } : cfgAux(config, ['unif', 'amb'], where);
   return { ...r, m, aux: { unif: aux.unif, amb: aux.amb }, unifEps: cfgNum(config, 'unif_eps', where, 1e-10) };
@@ -51,10 +75,26 @@ export interface MonetExpertsImpl {
   decompose: MonetDecompose;
   /** Parameters, named relative to the experts module (`u.weight`, … without `moe.`). */
   paramSpecs(c: { d: number; E: number; m: number }): ParamSpec[];
-  forward(out: Float64Array, x: Float64Array, g1: Float64Array, g2: Float64Array, p: Params, dims: MonetMoeDims): unknown;
+  forward(
+    out: Float64Array,
+    x: Float64Array,
+    g1: Float64Array,
+    g2: Float64Array,
+    p: Params,
+    dims: MonetMoeDims,
+  ): unknown;
   backward(
-    dx: Float64Array, grads: Params, dg1: Float64Array, dg2: Float64Array, dout: Float64Array, x: Float64Array,
-    g1: Float64Array, g2: Float64Array, p: Params, saved: unknown, dims: MonetMoeDims,
+    dx: Float64Array,
+    grads: Params,
+    dg1: Float64Array,
+    dg2: Float64Array,
+    dout: Float64Array,
+    x: Float64Array,
+    g1: Float64Array,
+    g2: Float64Array,
+    p: Params,
+    saved: unknown,
+    dims: MonetMoeDims,
   ): void;
 }
 

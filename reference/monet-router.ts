@@ -28,8 +28,18 @@ import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
 import { u8, type TensorMap } from '../src/tensor.ts';
 import { batchnormForward, type BatchNormMode, type BatchNormSaved } from './batchnorm.ts';
 import {
-  CaseInputs, cfgEnum, cfgInt, cfgNum, gradBuffer, gradParams, put, putGrads, readParams,
-  type Config, type ParamSpec, type Params,
+  CaseInputs,
+  cfgEnum,
+  cfgInt,
+  cfgNum,
+  gradBuffer,
+  gradParams,
+  put,
+  putGrads,
+  readParams,
+  type Config,
+  type ParamSpec,
+  type Params,
 } from './common.ts';
 import { linearForward } from './linear.ts';
 import { relGap } from './margins.ts';
@@ -52,7 +62,10 @@ export interface MonetRouterOptions {
 /** Router parameters, keyed by the official names. */
 export type MonetRouterParams = Record<'w1.weight' | 'w2.weight', Float64Array>; // each (H·E, d)
 /** BatchNorm buffers, keyed by the official names (each (H)). */
-export type MonetRouterState = Record<'norm1.running_mean' | 'norm1.running_var' | 'norm2.running_mean' | 'norm2.running_var', Float64Array>;
+export type MonetRouterState = Record<
+  'norm1.running_mean' | 'norm1.running_var' | 'norm2.running_mean' | 'norm2.running_var',
+  Float64Array
+>;
 
 /** What forward saves for backward (only g is needed: the softmax Jacobian is expressed through g). */
 export interface MonetRouterSaved {
@@ -133,10 +146,16 @@ export function monetRouterForward(
     linearForward(z, x, W, null, T, d, H * E);
     const n = new Float64Array(T * H * E); // (T, H, E) normalised logits
     const bn = batchnormForward(
-      n, z, null, null,
-      state[`norm${r}.running_mean`], state[`norm${r}.running_var`],
-      next ? next[`norm${r}.running_mean`] : null, next ? next[`norm${r}.running_var`] : null,
-      bnDims, bnOpts,
+      n,
+      z,
+      null,
+      null,
+      state[`norm${r}.running_mean`],
+      state[`norm${r}.running_var`],
+      next ? next[`norm${r}.running_mean`] : null,
+      next ? next[`norm${r}.running_var`] : null,
+      bnDims,
+      bnOpts,
     );
     const mask = new Uint8Array(T * H * E); // (T, H, E)
     monetSelectSoftmax(r === 1 ? g1 : g2, mask, z, n, sigma, T, H, E);
@@ -145,7 +164,19 @@ export function monetRouterForward(
     ns.push(n);
     bns.push(bn);
   }
-  return { g1, g2, mask1: masks[0], mask2: masks[1], z1: zs[0], z2: zs[1], n1: ns[0], n2: ns[1], sigma, bn1: bns[0], bn2: bns[1] };
+  return {
+    g1,
+    g2,
+    mask1: masks[0],
+    mask2: masks[1],
+    z1: zs[0],
+    z2: zs[1],
+    n1: ns[0],
+    n2: ns[1],
+    sigma,
+    bn1: bns[0],
+    bn2: bns[1],
+  };
 }
 
 /**
@@ -224,7 +255,7 @@ export function monetRouterMargin(
       worst = Math.min(worst, relGap(v, sigma));
       if (v > n1) [n1, n2] = [v, n1];
       else if (v > n2) n2 = v;
-      if (z && mask && mask[row + i]) {
+      if (z && mask?.[row + i]) {
         selected++;
         const zv = z[row + i];
         if (zv > z1) [z1, z2] = [zv, z1];
@@ -261,7 +292,10 @@ export function parseMonetRouterConfig(config: Config, where: string): MonetRout
     bnEps: cfgNum(config, 'bn_eps', where, 1e-5),
     bnMomentum: cfgNum(config, 'bn_momentum', where, 0.1),
   };
-  if (c.topk >= c.E) throw new Error(`${where}: config.moe_topk: expected < moe_experts = ${c.E} (sigma = Φ⁻¹(1 − topk/E) needs 0 < topk/E < 1), found ${c.topk}`);
+  if (c.topk >= c.E)
+    throw new Error(
+      `${where}: config.moe_topk: expected < moe_experts = ${c.E} (sigma = Φ⁻¹(1 − topk/E) needs 0 < topk/E < 1), found ${c.topk}`,
+    );
   return c;
 }
 
@@ -278,9 +312,20 @@ export function monetRouterParamSpecs(c: MonetRouterConfig): ParamSpec[] {
 }
 
 /** BatchNorm buffers (PyTorch init: running_mean 0, running_var 1). */
-export const MONET_ROUTER_STATE = ['norm1.running_mean', 'norm1.running_var', 'norm2.running_mean', 'norm2.running_var'] as const;
-export function monetRouterStateSpecs(c: MonetRouterConfig): Array<{ name: string; shape: number[]; init: 'zeros' | 'ones' }> {
-  return MONET_ROUTER_STATE.map((name) => ({ name, shape: [c.H], init: name.endsWith('mean') ? 'zeros' as const : 'ones' as const }));
+export const MONET_ROUTER_STATE = [
+  'norm1.running_mean',
+  'norm1.running_var',
+  'norm2.running_mean',
+  'norm2.running_var',
+] as const;
+export function monetRouterStateSpecs(
+  c: MonetRouterConfig,
+): Array<{ name: string; shape: number[]; init: 'zeros' | 'ones' }> {
+  return MONET_ROUTER_STATE.map((name) => ({
+    name,
+    shape: [c.H],
+    init: name.endsWith('mean') ? ('zeros' as const) : ('ones' as const),
+  }));
 }
 
 /** A state record from a case (`state.<prefix>norm1.running_mean` …); required in eval mode, PyTorch's init if absent in train mode. */

@@ -32,7 +32,16 @@ import type { MonetMoeDims } from './monet-hd.ts';
 import { runMonetMoeCase, type MonetExpertsImpl } from './monet-layer.ts';
 
 export type MonetVdParams = Record<
-  'u1.weight' | 'u1.bias' | 'u2.weight' | 'u2.bias' | 'v11.weight' | 'v12.weight' | 'v21.weight' | 'v22.weight' | 'b1' | 'b2',
+  | 'u1.weight'
+  | 'u1.bias'
+  | 'u2.weight'
+  | 'u2.bias'
+  | 'v11.weight'
+  | 'v12.weight'
+  | 'v21.weight'
+  | 'v22.weight'
+  | 'b1'
+  | 'b2',
   Float64Array
 >;
 
@@ -68,12 +77,18 @@ export function monetVdForward(
   const mh = dims.m / 2; // m'
   const dh = d / 2; // d'
   const Emh = E * mh;
-  const s: MonetVdSaved = { // shapes as in MonetVdSaved
-    pre1: new Float64Array(T * Emh), pre2: new Float64Array(T * Emh),
-    a1: new Float64Array(T * Emh), a2: new Float64Array(T * Emh),
-    c1: new Float64Array(T * H * mh), c2: new Float64Array(T * H * mh),
-    h11: new Float64Array(T * Emh), h12: new Float64Array(T * Emh),
-    h21: new Float64Array(T * Emh), h22: new Float64Array(T * Emh),
+  const s: MonetVdSaved = {
+    // shapes as in MonetVdSaved
+    pre1: new Float64Array(T * Emh),
+    pre2: new Float64Array(T * Emh),
+    a1: new Float64Array(T * Emh),
+    a2: new Float64Array(T * Emh),
+    c1: new Float64Array(T * H * mh),
+    c2: new Float64Array(T * H * mh),
+    h11: new Float64Array(T * Emh),
+    h12: new Float64Array(T * Emh),
+    h21: new Float64Array(T * Emh),
+    h22: new Float64Array(T * Emh),
   };
   const G1 = new Float64Array(E); // (E) Σ_h g1[h,i] for one token
   const G2 = new Float64Array(E); // (E)
@@ -137,7 +152,10 @@ export function monetVdForward(
       }
     }
     // top = v11·h11 + v12·h12 + Σ_i G1[i] b1[i,:]  ("bthi,id->btd");  bot = v21·h21 + v22·h22 + Σ_j G2[j] b2[j,:]
-    const V11 = p['v11.weight'], V12 = p['v12.weight'], V21 = p['v21.weight'], V22 = p['v22.weight']; // (d', E·m')
+    const V11 = p['v11.weight'],
+      V12 = p['v12.weight'],
+      V21 = p['v21.weight'],
+      V22 = p['v22.weight']; // (d', E·m')
     for (let o = 0; o < dh; o++) {
       let top = 0;
       let bot = 0;
@@ -146,8 +164,8 @@ export function monetVdForward(
         bot += V21[o * Emh + r] * s.h21[off + r] + V22[o * Emh + r] * s.h22[off + r];
       }
       for (let i = 0; i < E; i++) {
-        top += G1[i] * p['b1'][i * dh + o];
-        bot += G2[i] * p['b2'][i * dh + o];
+        top += G1[i] * p.b1[i * dh + o];
+        bot += G2[i] * p.b2[i * dh + o];
       }
       out[t * d + o] = top;
       out[t * d + dh + o] = bot;
@@ -175,7 +193,10 @@ export function monetVdBackward(
   const mh = dims.m / 2;
   const dh = d / 2;
   const Emh = E * mh;
-  const V11 = p['v11.weight'], V12 = p['v12.weight'], V21 = p['v21.weight'], V22 = p['v22.weight'];
+  const V11 = p['v11.weight'],
+    V12 = p['v12.weight'],
+    V21 = p['v21.weight'],
+    V22 = p['v22.weight'];
   const dh11 = new Float64Array(Emh); // (E, m') gradients of the four v inputs, one token
   const dh12 = new Float64Array(Emh); // (E, m')
   const dh21 = new Float64Array(Emh); // (E, m')
@@ -207,7 +228,10 @@ export function monetVdBackward(
       }
     }
     // the four projections: dv11 += dtop ⊗ h11 (etc.);  dh11 = v11ᵀ dtop (etc.)
-    dh11.fill(0); dh12.fill(0); dh21.fill(0); dh22.fill(0);
+    dh11.fill(0);
+    dh12.fill(0);
+    dh21.fill(0);
+    dh22.fill(0);
     for (let o = 0; o < dh; o++) {
       const gt = dtop[o];
       const gb = dbot[o];
@@ -229,10 +253,10 @@ export function monetVdBackward(
       let s1 = 0;
       let s2 = 0;
       for (let o = 0; o < dh; o++) {
-        grads['b1'][i * dh + o] += G1[i] * dtop[o];
-        grads['b2'][i * dh + o] += G2[i] * dbot[o];
-        s1 += dtop[o] * p['b1'][i * dh + o];
-        s2 += dbot[o] * p['b2'][i * dh + o];
+        grads.b1[i * dh + o] += G1[i] * dtop[o];
+        grads.b2[i * dh + o] += G2[i] * dbot[o];
+        s1 += dtop[o] * p.b1[i * dh + o];
+        s2 += dbot[o] * p.b2[i * dh + o];
       }
       for (let c = 0; c < mh; c++) {
         const k = i * mh + c;
@@ -332,7 +356,19 @@ export const MONET_VD: MonetExpertsImpl = {
   paramSpecs: monetVdParamSpecs,
   forward: (out, x, g1, g2, p, dims) => monetVdForward(out, x, g1, g2, p as MonetVdParams, dims),
   backward: (dx, grads, dg1, dg2, dout, x, g1, g2, p, saved, dims) =>
-    monetVdBackward(dx, grads as MonetVdParams, dg1, dg2, dout, x, g1, g2, p as MonetVdParams, saved as MonetVdSaved, dims),
+    monetVdBackward(
+      dx,
+      grads as MonetVdParams,
+      dg1,
+      dg2,
+      dout,
+      x,
+      g1,
+      g2,
+      p as MonetVdParams,
+      saved as MonetVdSaved,
+      dims,
+    ),
 };
 
 /** Fixture case `monet-vd` (router + MoVDE + aux losses; see monet-layer.ts for the tensors). */

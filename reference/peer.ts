@@ -30,8 +30,18 @@
 import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
 import { i32, type TensorMap } from '../src/tensor.ts';
 import {
-  CaseInputs, cfgEnum, cfgInt, cfgNum, gradBuffer, gradParams, put, putGrads, readParams,
-  type Config, type ParamSpec, type Params,
+  CaseInputs,
+  cfgEnum,
+  cfgInt,
+  cfgNum,
+  gradBuffer,
+  gradParams,
+  put,
+  putGrads,
+  readParams,
+  type Config,
+  type ParamSpec,
+  type Params,
 } from './common.ts';
 import { batchnormBackward, batchnormForward, type BatchNormMode, type BatchNormSaved } from './batchnorm.ts';
 import { linearBackward, linearForward } from './linear.ts';
@@ -87,7 +97,7 @@ export function peerSqrtN(N: number): number {
  */
 function topkIndices(scores: Float64Array, n: number, k: number, key: (i: number) => number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((x, y) => (scores[y] - scores[x]) || (key(x) - key(y)));
+  order.sort((x, y) => scores[y] - scores[x] || key(x) - key(y));
   return order.slice(0, k);
 }
 
@@ -112,19 +122,25 @@ export function peerForward(
   const half = dk / 2;
   if (dk % 2 !== 0) throw new Error(`peer: key_dim must be even (two product-key halves), found ${dk}`);
   if (k > K) throw new Error(`peer: top_k must be ≤ √num_experts = ${K} (top-k is taken on each key half), found ${k}`);
-  const C = p['sub_keys']; // (2, K, dk/2)
-  const Wd = p['w_down']; // (N, d)
-  const Wu = p['w_up']; // (N, d)
+  const C = p.sub_keys; // (2, K, dk/2)
+  const Wd = p.w_down; // (N, d)
+  const Wu = p.w_up; // (N, d)
 
   // queries: q = BN(Wq x + bq), one BN channel per query feature, statistics over the T tokens
   const qpre = new Float64Array(T * dq); // (T, dq)
   linearForward(qpre, x, p['query.weight'], p['query.bias'], T, d, dq);
   const q = new Float64Array(T * dq); // (T, dq)
   const bn = batchnormForward(
-    q, qpre, p['query_bn.weight'], p['query_bn.bias'],
-    state['query_bn.running_mean'], state['query_bn.running_var'],
-    next ? next['query_bn.running_mean'] : null, next ? next['query_bn.running_var'] : null,
-    { O: T, C: dq, I: 1 }, { mode: opts.mode, eps: opts.bnEps, momentum: opts.bnMomentum },
+    q,
+    qpre,
+    p['query_bn.weight'],
+    p['query_bn.bias'],
+    state['query_bn.running_mean'],
+    state['query_bn.running_var'],
+    next ? next['query_bn.running_mean'] : null,
+    next ? next['query_bn.running_var'] : null,
+    { O: T, C: dq, I: 1 },
+    { mode: opts.mode, eps: opts.bnEps, momentum: opts.bnMomentum },
   );
 
   const ids = new Int32Array(T * H * k); // (T, H, k)
@@ -155,7 +171,17 @@ export function peerForward(
       }
       const A = topkIndices(s1, K, K, (i) => i); // full descending order (for the margin); first k selected
       const B = topkIndices(s2, K, K, (i) => i);
-      margin = Math.min(margin, boundaryGap(A.map((i) => s1[i]), k), boundaryGap(B.map((i) => s2[i]), k));
+      margin = Math.min(
+        margin,
+        boundaryGap(
+          A.map((i) => s1[i]),
+          k,
+        ),
+        boundaryGap(
+          B.map((i) => s2[i]),
+          k,
+        ),
+      );
       // stage 3: the k² sums, ranked by score then by expert id
       for (let x1 = 0; x1 < k; x1++) {
         for (let x2 = 0; x2 < k; x2++) {
@@ -208,12 +234,12 @@ export function peerBackward(
   const K = peerSqrtN(N);
   const dq = H * dk;
   const half = dk / 2;
-  const C = p['sub_keys'];
-  const dC = grads['sub_keys'];
-  const Wd = p['w_down'];
-  const Wu = p['w_up'];
-  const dWd = grads['w_down'];
-  const dWu = grads['w_up'];
+  const C = p.sub_keys;
+  const dC = grads.sub_keys;
+  const Wd = p.w_down;
+  const Wu = p.w_up;
+  const dWd = grads.w_down;
+  const dWu = grads.w_up;
   const dqv = new Float64Array(T * dq); // (T, dq) gradient of the BN output q
   const dw = new Float64Array(k); // (k) gradient of one head's softmax weights
   for (let t = 0; t < T; t++) {
@@ -261,7 +287,11 @@ export function peerBackward(
   }
   // query BatchNorm (train: through the batch statistics; eval: a fixed affine map), then the query Linear
   const dqpre = new Float64Array(T * dq); // (T, dq)
-  batchnormBackward(dqpre, grads['query_bn.weight'], grads['query_bn.bias'], dqv, p['query_bn.weight'], s.bn, { O: T, C: dq, I: 1 });
+  batchnormBackward(dqpre, grads['query_bn.weight'], grads['query_bn.bias'], dqv, p['query_bn.weight'], s.bn, {
+    O: T,
+    C: dq,
+    I: 1,
+  });
   linearBackward(dx, grads['query.weight'], grads['query.bias'], dqpre, x, p['query.weight'], T, d, dq);
 }
 
@@ -293,9 +323,13 @@ export function parsePeerConfig(config: Config, where: string): PeerConfig {
     bnMomentum: cfgNum(config, 'bn_momentum', where, 0.1),
   };
   const K = Math.round(Math.sqrt(c.N));
-  if (K * K !== c.N) throw new Error(`${where}: config.num_experts: expected a perfect square (product keys), found ${c.N}`);
+  if (K * K !== c.N)
+    throw new Error(`${where}: config.num_experts: expected a perfect square (product keys), found ${c.N}`);
   if (c.dk % 2) throw new Error(`${where}: config.key_dim: expected an even number (two key halves), found ${c.dk}`);
-  if (c.k > K) throw new Error(`${where}: config.top_k: expected ≤ √num_experts = ${K} (top-k is taken on each key half), found ${c.k}`);
+  if (c.k > K)
+    throw new Error(
+      `${where}: config.top_k: expected ≤ √num_experts = ${K} (top-k is taken on each key half), found ${c.k}`,
+    );
   return c;
 }
 
@@ -352,12 +386,16 @@ export function runPeerCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const wantGrad = !opts?.forwardOnly;
   const dy = wantGrad || inp.has('in.dy') ? inp.f64('in.dy', [T, cfg.d]) : null; // (T, d)
   inp.assertAllUsed();
-  if (cfg.mode === 'train' && T < 2) throw new Error(`${inp.where}: mode 'train' needs at least 2 tokens for the query BatchNorm statistics, found T=${T}`);
+  if (cfg.mode === 'train' && T < 2)
+    throw new Error(
+      `${inp.where}: mode 'train' needs at least 2 tokens for the query BatchNorm statistics, found T=${T}`,
+    );
 
   const dims = peerDims(cfg, T);
-  const next: PeerState | null = cfg.mode === 'train'
-    ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
-    : null;
+  const next: PeerState | null =
+    cfg.mode === 'train'
+      ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
+      : null;
   const y = new Float64Array(T * cfg.d); // (T, d)
   const saved = peerForward(y, x, p, st as PeerState, next, dims, peerOptions(cfg));
   const out: TensorMap = new Map();

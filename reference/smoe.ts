@@ -41,7 +41,15 @@ import {
   type ParamSpec,
   type Params,
 } from './common.ts';
-import { denseFfnBackward, denseFfnForward, parseDenseFfnConfig, type DenseActivation, type DenseFfnConfig, type DenseFfnSaved, type DenseFfnWeights } from './dense-ffn.ts';
+import {
+  denseFfnBackward,
+  denseFfnForward,
+  parseDenseFfnConfig,
+  type DenseActivation,
+  type DenseFfnConfig,
+  type DenseFfnSaved,
+  type DenseFfnWeights,
+} from './dense-ffn.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import { topkMargin } from './margins.ts';
 import { logsumexp, softmaxForward } from './softmax.ts';
@@ -268,7 +276,8 @@ export function runSmoeCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const p = readParams(inp, specs);
   const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, d]) : null; // (T, d)
   inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly) throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${d}]) for the backward pass`);
+  if (!dy && !opts?.forwardOnly)
+    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${d}]) for the backward pass`);
 
   const out: TensorMap = new Map();
   const y = new Float64Array(T * d); // (T, d)

@@ -12,7 +12,19 @@
 
 import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
 import { u8, type TensorMap } from '../src/tensor.ts';
-import { CaseInputs, cfgEnum, cfgInt, gradBuffer, gradParams, put, putGrads, readParams, type Config, type ParamSpec, type Params } from './common.ts';
+import {
+  CaseInputs,
+  cfgEnum,
+  cfgInt,
+  gradBuffer,
+  gradParams,
+  put,
+  putGrads,
+  readParams,
+  type Config,
+  type ParamSpec,
+  type Params,
+} from './common.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import { parseTopkConfig, topkBackward, topkForward, type TopkConfig, type TopkSaved } from './topk.ts';
 
@@ -91,7 +103,8 @@ export function runTopkFfnCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const p = readParams(inp, specs);
   const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, d]) : null; // (T, d)
   inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly) throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${d}]) for the backward pass`);
+  if (!dy && !opts?.forwardOnly)
+    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${d}]) for the backward pass`);
 
   const out: TensorMap = new Map();
   const y = new Float64Array(T * d); // (T, d)

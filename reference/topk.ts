@@ -83,7 +83,8 @@ export function topkBackward(
  */
 export function topkAlpha(step: number, totalSteps: number, ratio = 0.2): number {
   if (!(Number.isInteger(step) && step >= 0)) throw new Error(`topkAlpha: step must be an integer ≥ 0, found ${step}`);
-  if (!(Number.isInteger(totalSteps) && totalSteps >= 1)) throw new Error(`topkAlpha: totalSteps must be an integer ≥ 1, found ${totalSteps}`);
+  if (!(Number.isInteger(totalSteps) && totalSteps >= 1))
+    throw new Error(`topkAlpha: totalSteps must be an integer ≥ 1, found ${totalSteps}`);
   if (!(ratio >= 0 && ratio <= 1)) throw new Error(`topkAlpha: ratio must be in [0, 1], found ${ratio}`);
   const annealSteps = ratio * totalSteps;
   if (annealSteps === 0) return 0;
@@ -113,7 +114,8 @@ export function runTopkCase(c: FixtureCase, opts?: RunOptions): TensorMap {
   const x = inp.f64('in.x', [T, F]); // (T, F)
   const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, F]) : null; // (T, F)
   inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly) throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${F}]) for the backward pass`);
+  if (!dy && !opts?.forwardOnly)
+    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${F}]) for the backward pass`);
 
   const out: TensorMap = new Map();
   const y = new Float64Array(T * F); // (T, F)

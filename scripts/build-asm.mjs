@@ -11,14 +11,19 @@ import { execFileSync } from 'node:child_process';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const asmDir = join(root, 'asm');
 const outDir = join(asmDir, 'build');
-const sources = readdirSync(asmDir).filter((f) => f.endsWith('.ts')).map((f) => join(asmDir, f));
+const sources = readdirSync(asmDir)
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => join(asmDir, f));
 const builds = [
   { out: 'kernels.wasm', features: 'simd' },
   { out: 'kernels-relaxed.wasm', features: 'simd,relaxed-simd' },
   // benchmark-only scalar matmul (no SIMD feature), see asm/matmul_scalar.ts and bench/matmul.ts
   { out: 'matmul-scalar.wasm', features: '', entry: 'matmul_scalar.ts' },
 ];
-const newestSource = Math.max(...sources.map((f) => statSync(f).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs);
+const newestSource = Math.max(
+  ...sources.map((f) => statSync(f).mtimeMs),
+  statSync(fileURLToPath(import.meta.url)).mtimeMs,
+);
 const force = process.argv.includes('--force');
 mkdirSync(outDir, { recursive: true });
 const asc = join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
@@ -31,7 +36,22 @@ for (const b of builds) {
   if (!force && existsSync(out) && statSync(out).mtimeMs >= newestSource) continue;
   const t0 = Date.now();
   // --runtime stub: no garbage collector; the JS loader owns all memory above __heap_base.
-  execFileSync(process.execPath, [asc, join(asmDir, b.entry ?? 'index.ts'), ...(b.features ? ['--enable', b.features] : []), '-O3', '--runtime', 'stub',
-    '--noAssert', '--outFile', out], { stdio: 'inherit', cwd: root });
-  console.log(`build-asm: asm/build/${b.out} (${b.features || 'scalar'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  execFileSync(
+    process.execPath,
+    [
+      asc,
+      join(asmDir, b.entry ?? 'index.ts'),
+      ...(b.features ? ['--enable', b.features] : []),
+      '-O3',
+      '--runtime',
+      'stub',
+      '--noAssert',
+      '--outFile',
+      out,
+    ],
+    { stdio: 'inherit', cwd: root },
+  );
+  console.log(
+    `build-asm: asm/build/${b.out} (${b.features || 'scalar'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
 }

@@ -37,7 +37,9 @@ const { buildPlayground, servePlayground, DEFAULT_OUT } = await tsImport('../pla
 const out = opt.out ?? DEFAULT_OUT;
 try {
   const r = await buildPlayground(out, { minify: opt.minify });
-  console.log(`playground: built ${r.files} files (${(r.bytes / 1e6).toFixed(1)} MB) into ${r.outDir} in ${r.seconds.toFixed(1)} s`);
+  console.log(
+    `playground: built ${r.files} files (${(r.bytes / 1e6).toFixed(1)} MB) into ${r.outDir} in ${r.seconds.toFixed(1)} s`,
+  );
 } catch (e) {
   console.error(`playground: build failed: ${e.message}`);
   process.exit(1);
@@ -47,7 +49,9 @@ if (!opt.build) {
   try {
     served = await servePlayground(out, opt.port);
   } catch (e) {
-    console.error(`playground: cannot serve on 127.0.0.1:${opt.port}: ${e.message}${e.code === 'EADDRINUSE' ? ' (pass --port 0 for any free port)' : ''}`);
+    console.error(
+      `playground: cannot serve on 127.0.0.1:${opt.port}: ${e.message}${e.code === 'EADDRINUSE' ? ' (pass --port 0 for any free port)' : ''}`,
+    );
     process.exit(1);
   }
   console.log(`playground: serving ${out} at ${served.url}  (Ctrl-C to stop)`);

@@ -16,13 +16,29 @@
 // tensor bytes are copied as they are; on a big-endian host they are decoded element by element through a DataView.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { numel, type DType, type Tensor, type TensorData, type TensorMap } from './tensor.ts';
+import { numel, type DType, type TensorData, type TensorMap } from './tensor.ts';
 
 /** Bytes per element of each supported dtype. */
 export const DTYPE_SIZE: Record<DType, number> = { F64: 8, F32: 4, I32: 4, I64: 8, U8: 1 };
 
 /** dtypes that the safetensors format defines but this project does not read (named so the error can say so). */
-const KNOWN_UNSUPPORTED = ['BOOL', 'I8', 'I16', 'U16', 'U32', 'U64', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64'];
+const KNOWN_UNSUPPORTED = [
+  'BOOL',
+  'I8',
+  'I16',
+  'U16',
+  'U32',
+  'U64',
+  'F16',
+  'BF16',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'C64',
+];
 
 /** Refuse headers larger than this: real headers are kilobytes; a bigger number means a damaged or hostile file. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -48,7 +64,7 @@ export interface SafetensorsContents {
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function isDType(s: string): s is DType {
-  return Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
+  return Object.hasOwn(DTYPE_SIZE, s);
 }
 
 function describe(v: unknown): string {
@@ -56,10 +72,12 @@ function describe(v: unknown): string {
   // Never JSON.stringify a value from the file as a whole: a hostile header can nest arrays thousands deep, which
   // JSON.parse accepts but a recursive stringify overflows the stack on. Show the length and a few plain elements.
   if (Array.isArray(v)) {
-    const head = v.slice(0, 8).map((x) => (x !== null && typeof x === 'object' ? (Array.isArray(x) ? '[…]' : '{…}') : String(x)));
+    const head = v
+      .slice(0, 8)
+      .map((x) => (x !== null && typeof x === 'object' ? (Array.isArray(x) ? '[…]' : '{…}') : String(x)));
     return `an array of ${v.length} element${v.length === 1 ? '' : 's'} [${head.join(', ')}${v.length > 8 ? ', …' : ''}]`;
   }
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? v.slice(0, 60) + '…' : v)}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
   if (typeof v === 'object') return 'an object';
   return `${typeof v} ${String(v)}`;
 }
@@ -85,11 +103,16 @@ function decode(bytes: Uint8Array, offset: number, dtype: DType, count: number):
     }
   }
   switch (dtype) {
-    case 'F64': return new Float64Array(buf);
-    case 'F32': return new Float32Array(buf);
-    case 'I32': return new Int32Array(buf);
-    case 'I64': return new BigInt64Array(buf);
-    case 'U8': return new Uint8Array(buf);
+    case 'F64':
+      return new Float64Array(buf);
+    case 'F32':
+      return new Float32Array(buf);
+    case 'I32':
+      return new Int32Array(buf);
+    case 'I64':
+      return new BigInt64Array(buf);
+    case 'U8':
+      return new Uint8Array(buf);
   }
 }
 
@@ -109,7 +132,11 @@ function encode(data: TensorData): Uint8Array {
 }
 
 const ARRAY_FOR: Record<DType, string> = {
-  F64: 'Float64Array', F32: 'Float32Array', I32: 'Int32Array', I64: 'BigInt64Array', U8: 'Uint8Array',
+  F64: 'Float64Array',
+  F32: 'Float32Array',
+  I32: 'Int32Array',
+  I64: 'BigInt64Array',
+  U8: 'Uint8Array',
 };
 
 /**
@@ -119,20 +146,26 @@ const ARRAY_FOR: Record<DType, string> = {
 export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): SafetensorsContents {
   if (bytes.length < 8) {
     throw new SafetensorsError(
-      `expected at least 8 bytes (the header length), found a file of ${bytes.length} bytes; not a safetensors file or truncated`, source);
+      `expected at least 8 bytes (the header length), found a file of ${bytes.length} bytes; not a safetensors file or truncated`,
+      source,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen64 = view.getBigUint64(0, true);
   const maxHeader = Math.min(MAX_HEADER_BYTES, bytes.length - 8);
   if (headerLen64 > BigInt(maxHeader)) {
-    const why = headerLen64 > BigInt(MAX_HEADER_BYTES)
-      ? `at most ${MAX_HEADER_BYTES} bytes`
-      : `at most ${bytes.length - 8} bytes (the file is ${bytes.length} bytes)`;
+    const why =
+      headerLen64 > BigInt(MAX_HEADER_BYTES)
+        ? `at most ${MAX_HEADER_BYTES} bytes`
+        : `at most ${bytes.length - 8} bytes (the file is ${bytes.length} bytes)`;
     throw new SafetensorsError(
-      `header length (first 8 bytes, little-endian) says ${headerLen64} bytes; expected ${why}; not a safetensors file or truncated`, source);
+      `header length (first 8 bytes, little-endian) says ${headerLen64} bytes; expected ${why}; not a safetensors file or truncated`,
+      source,
+    );
   }
   const headerLen = Number(headerLen64);
-  if (headerLen < 2) throw new SafetensorsError(`header length is ${headerLen}; expected a JSON object of at least 2 bytes`, source);
+  if (headerLen < 2)
+    throw new SafetensorsError(`header length is ${headerLen}; expected a JSON object of at least 2 bytes`, source);
 
   let text: string;
   try {
@@ -141,7 +174,10 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
     throw new SafetensorsError(`header (bytes 8..${8 + headerLen}) is not valid UTF-8; not a safetensors file`, source);
   }
   if (!text.startsWith('{')) {
-    throw new SafetensorsError(`header must be a JSON object starting with '{', found ${JSON.stringify(text.slice(0, 20))}; not a safetensors file`, source);
+    throw new SafetensorsError(
+      `header must be a JSON object starting with '{', found ${JSON.stringify(text.slice(0, 20))}; not a safetensors file`,
+      source,
+    );
   }
   let header: unknown;
   try {
@@ -156,16 +192,26 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
   const dataStart = 8 + headerLen;
   const dataLen = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  interface Entry { name: string; dtype: DType; shape: number[]; begin: number; end: number }
+  interface Entry {
+    name: string;
+    dtype: DType;
+    shape: number[];
+    begin: number;
+    end: number;
+  }
   const entries: Entry[] = [];
 
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (info === null || typeof info !== 'object' || Array.isArray(info)) {
-        throw new SafetensorsError(`__metadata__ must be an object of string → string, found ${describe(info)}`, source);
+        throw new SafetensorsError(
+          `__metadata__ must be an object of string → string, found ${describe(info)}`,
+          source,
+        );
       }
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} must be a string, found ${describe(v)}`, source);
+        if (typeof v !== 'string')
+          throw new SafetensorsError(`__metadata__.${k} must be a string, found ${describe(v)}`, source);
         metadata[k] = v;
       }
       continue;
@@ -181,12 +227,16 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
       }
     }
     const dtype = rec.dtype;
-    if (typeof dtype !== 'string') throw new SafetensorsError(`dtype must be a string, found ${describe(dtype)}`, where);
+    if (typeof dtype !== 'string')
+      throw new SafetensorsError(`dtype must be a string, found ${describe(dtype)}`, where);
     if (!isDType(dtype)) {
       const supported = Object.keys(DTYPE_SIZE).join(', ');
-      throw new SafetensorsError(KNOWN_UNSUPPORTED.includes(dtype)
-        ? `dtype ${dtype} is valid safetensors but not supported here; expected one of ${supported}`
-        : `unknown dtype ${JSON.stringify(dtype)}; expected one of ${supported}`, where);
+      throw new SafetensorsError(
+        KNOWN_UNSUPPORTED.includes(dtype)
+          ? `dtype ${dtype} is valid safetensors but not supported here; expected one of ${supported}`
+          : `unknown dtype ${JSON.stringify(dtype)}; expected one of ${supported}`,
+        where,
+      );
     }
     const shape = rec.shape;
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
@@ -194,13 +244,18 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
     }
     const offs = rec.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
-      throw new SafetensorsError(`data_offsets must be [begin, end] with non-negative integers, found ${describe(offs)}`, where);
+      throw new SafetensorsError(
+        `data_offsets must be [begin, end] with non-negative integers, found ${describe(offs)}`,
+        where,
+      );
     }
     const [begin, end] = offs as [number, number];
     if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: begin is after end`, where);
     if (end > dataLen) {
       throw new SafetensorsError(
-        `data_offsets [${begin}, ${end}] run past the data area, which has ${dataLen} bytes (file truncated?)`, where);
+        `data_offsets [${begin}, ${end}] run past the data area, which has ${dataLen} bytes (file truncated?)`,
+        where,
+      );
     }
     // numel·itemsize is compared with the byte range the file really has, so the shape cannot request more memory
     // than the file holds. Multiply in floating point: an absurd shape gives a huge (or infinite) number, never a wrap.
@@ -209,7 +264,9 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
     const want = n * DTYPE_SIZE[dtype];
     if (want !== end - begin) {
       throw new SafetensorsError(
-        `shape [${shape}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`, where);
+        `shape [${shape}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+        where,
+      );
     }
     entries.push({ name, dtype, shape: (shape as number[]).slice(), begin, end });
   }
@@ -221,22 +278,32 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
     if (e.begin < pos) {
       const prev = entries[entries.indexOf(e) - 1];
       throw new SafetensorsError(
-        `data_offsets [${e.begin}, ${e.end}] overlap those of tensor '${prev.name}' [${prev.begin}, ${prev.end}]`, `${source}: tensor '${e.name}'`);
+        `data_offsets [${e.begin}, ${e.end}] overlap those of tensor '${prev.name}' [${prev.begin}, ${prev.end}]`,
+        `${source}: tensor '${e.name}'`,
+      );
     }
     if (e.begin > pos) {
       throw new SafetensorsError(
-        `bytes ${pos}..${e.begin} of the data area belong to no tensor (expected tensor '${e.name}' to start at ${pos})`, source);
+        `bytes ${pos}..${e.begin} of the data area belong to no tensor (expected tensor '${e.name}' to start at ${pos})`,
+        source,
+      );
     }
     pos = e.end;
   }
   if (pos !== dataLen) {
     throw new SafetensorsError(
-      `the tensors cover ${pos} bytes of the data area but it has ${dataLen} bytes; expected every byte to belong to a tensor`, source);
+      `the tensors cover ${pos} bytes of the data area but it has ${dataLen} bytes; expected every byte to belong to a tensor`,
+      source,
+    );
   }
 
   const tensors: TensorMap = new Map();
   for (const e of entries) {
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(bytes, dataStart + e.begin, e.dtype, numel(e.shape)) });
+    tensors.set(e.name, {
+      dtype: e.dtype,
+      shape: e.shape,
+      data: decode(bytes, dataStart + e.begin, e.dtype, numel(e.shape)),
+    });
   }
   return { metadata, tensors };
 }
@@ -249,7 +316,8 @@ export function serializeSafetensors(tensors: TensorMap, metadata: Record<string
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new Error(`safetensors writer: metadata '${k}' must be a string, found ${describe(v)}`);
+      if (typeof v !== 'string')
+        throw new Error(`safetensors writer: metadata '${k}' must be a string, found ${describe(v)}`);
     }
     header.__metadata__ = metadata;
   }
@@ -257,20 +325,26 @@ export function serializeSafetensors(tensors: TensorMap, metadata: Record<string
   let offset = 0;
   for (const [name, t] of tensors) {
     if (name === '__metadata__') throw new Error(`safetensors writer: '__metadata__' cannot be a tensor name`);
-    if (!isDType(t.dtype)) throw new Error(`safetensors writer: tensor '${name}' has unsupported dtype ${String(t.dtype)}`);
-    if (!t.shape.every(isNonNegInt)) throw new Error(`safetensors writer: tensor '${name}' has shape [${t.shape}]; expected non-negative integers`);
+    if (!isDType(t.dtype))
+      throw new Error(`safetensors writer: tensor '${name}' has unsupported dtype ${String(t.dtype)}`);
+    if (!t.shape.every(isNonNegInt))
+      throw new Error(`safetensors writer: tensor '${name}' has shape [${t.shape}]; expected non-negative integers`);
     if (t.data.constructor.name !== ARRAY_FOR[t.dtype]) {
-      throw new Error(`safetensors writer: tensor '${name}' is ${t.dtype} but its data is a ${t.data.constructor.name}; expected ${ARRAY_FOR[t.dtype]}`);
+      throw new Error(
+        `safetensors writer: tensor '${name}' is ${t.dtype} but its data is a ${t.data.constructor.name}; expected ${ARRAY_FOR[t.dtype]}`,
+      );
     }
     if (t.data.length !== numel(t.shape)) {
-      throw new Error(`safetensors writer: tensor '${name}' has shape [${t.shape}] (${numel(t.shape)} values) but ${t.data.length} values`);
+      throw new Error(
+        `safetensors writer: tensor '${name}' has shape [${t.shape}] (${numel(t.shape)} values) but ${t.data.length} values`,
+      );
     }
     const b = encode(t.data);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + b.length] };
     parts.push(b);
     offset += b.length;
   }
-  let json = JSON.stringify(header);
+  const json = JSON.stringify(header);
   const enc = new TextEncoder();
   let hb = enc.encode(json);
   if (hb.length % 8 !== 0) hb = enc.encode(json + ' '.repeat(8 - (hb.length % 8)));

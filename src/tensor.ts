@@ -23,7 +23,8 @@ export function f64(shape: number[], data?: ArrayLike<number>): Tensor {
   const n = numel(shape);
   const out = new Float64Array(n);
   if (data) {
-    if (data.length !== n) throw new Error(`f64 tensor: expected ${n} values for shape [${shape}], found ${data.length}`);
+    if (data.length !== n)
+      throw new Error(`f64 tensor: expected ${n} values for shape [${shape}], found ${data.length}`);
     out.set(data);
   }
   return { dtype: 'F64', shape, data: out };
@@ -33,7 +34,8 @@ export function i32(shape: number[], data?: ArrayLike<number>): Tensor {
   const n = numel(shape);
   const out = new Int32Array(n);
   if (data) {
-    if (data.length !== n) throw new Error(`i32 tensor: expected ${n} values for shape [${shape}], found ${data.length}`);
+    if (data.length !== n)
+      throw new Error(`i32 tensor: expected ${n} values for shape [${shape}], found ${data.length}`);
     out.set(data);
   }
   return { dtype: 'I32', shape, data: out };
@@ -43,7 +45,8 @@ export function u8(shape: number[], data?: ArrayLike<number>): Tensor {
   const n = numel(shape);
   const out = new Uint8Array(n);
   if (data) {
-    if (data.length !== n) throw new Error(`u8 tensor: expected ${n} values for shape [${shape}], found ${data.length}`);
+    if (data.length !== n)
+      throw new Error(`u8 tensor: expected ${n} values for shape [${shape}], found ${data.length}`);
     out.set(data);
   }
   return { dtype: 'U8', shape, data: out };
@@ -64,7 +67,8 @@ export function asI32(t: Tensor, where = 'tensor'): Int32Array {
     const out = new Int32Array(src.length);
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
-      if (v > 2147483647n || v < -2147483648n) throw new Error(`${where}: I64 value ${v} at flat index ${i} does not fit in int32`);
+      if (v > 2147483647n || v < -2147483648n)
+        throw new Error(`${where}: I64 value ${v} at flat index ${i} does not fit in int32`);
       out[i] = Number(v);
     }
     return out;

@@ -91,13 +91,18 @@ export function verifyChecksum(contents: SafetensorsContents, source: string): s
   if (stored !== actual) {
     throw new SafetensorsError(
       `checksum mismatch: __metadata__.${CHECKSUM_KEY} says ${JSON.stringify(stored.slice(0, 40))}, the tensors give ${actual}; ` +
-        'the file was damaged after it was written (disk, copy or a crash during a non-atomic copy)', source);
+        'the file was damaged after it was written (disk, copy or a crash during a non-atomic copy)',
+      source,
+    );
   }
   return actual;
 }
 
 /** parseSafetensors + verifyChecksum: the reader for checkpoints this project writes. */
-export function parseCheckpointBytes(bytes: Uint8Array, source: string): SafetensorsContents & { checksum: string | null } {
+export function parseCheckpointBytes(
+  bytes: Uint8Array,
+  source: string,
+): SafetensorsContents & { checksum: string | null } {
   const contents = parseSafetensors(bytes, source);
   return { ...contents, checksum: verifyChecksum(contents, source) };
 }
@@ -120,7 +125,12 @@ export function checkTokenIds(tokens: ArrayLike<number>, V: number, where: strin
 }
 
 /** A tensor of the expected dtype(s) and shape; `where` names it (file and tensor). */
-export function expectTensor(t: Tensor | undefined, where: string, shape: readonly number[], dtypes: readonly DType[]): Tensor {
+export function expectTensor(
+  t: Tensor | undefined,
+  where: string,
+  shape: readonly number[],
+  dtypes: readonly DType[],
+): Tensor {
   if (!t) throw new Error(`${where}: missing; expected a ${dtypes.join(' or ')} tensor of shape [${shape}]`);
   if (!dtypes.includes(t.dtype)) throw new Error(`${where}: expected dtype ${dtypes.join(' or ')}, found ${t.dtype}`);
   if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {

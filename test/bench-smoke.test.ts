@@ -26,16 +26,19 @@ test('bench options: --quick writes quick.* files; unknown options and bad --onl
 });
 
 test('serial: wrapped async calls never overlap, even when started together', async () => {
-  let running = 0, most = 0;
+  let running = 0,
+    most = 0;
   const order: number[] = [];
-  const make = (id: number) => serial(async () => {
-    running++;
-    most = Math.max(most, running);
-    await new Promise((r) => setTimeout(r, 2));
-    order.push(id);
-    running--;
-  });
-  const a = make(1), b = make(2);
+  const make = (id: number) =>
+    serial(async () => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, 2));
+      order.push(id);
+      running--;
+    });
+  const a = make(1),
+    b = make(2);
   await Promise.all([a(), b(), a(), b()]);
   assert.is(most, 1);
   assert.equal(order, [1, 2, 1, 2]);
@@ -46,9 +49,13 @@ test('matmul gate: a correct product passes, a wrong one is refused with the ent
   const A = Float32Array.from({ length: n * n }, (_, i) => ((i * 7) % 5) - 2);
   const B = Float32Array.from({ length: n * n }, (_, i) => ((i * 3) % 7) - 3);
   const C = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let p = 0; p < n; p++) C[i * n + j] += A[i * n + p] * B[p * n + j];
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) for (let p = 0; p < n; p++) C[i * n + j] += A[i * n + p] * B[p * n + j];
   checkProduct('test', (i, j) => C[i * n + j], A, B, n);
-  assert.throws(() => checkProduct('broken', (i, j) => C[i * n + j] + (i === j ? 1 : 0.5), A, B, n), /broken at 8³: C\[\d+,\d+\]/);
+  assert.throws(
+    () => checkProduct('broken', (i, j) => C[i * n + j] + (i === j ? 1 : 0.5), A, B, n),
+    /broken at 8³: C\[\d+,\d+\]/,
+  );
 });
 
 /** Parameter count of each scaling model written from the shapes in notes/names.md, not from bench code. */
@@ -74,13 +81,19 @@ test('scaling (no timing): parameters counted from allocated tensors match the l
   for (const r of run.results) {
     assert.is(r.status, 'ok', `${r.model} ${r.sqrtN}²: ${r.reason}`);
     assert.is(r.params, expectedParams(r.model, r.sqrtN), `${r.model} at N = ${r.sqrtN}²`);
-    assert.ok(r.peakTensorBytes! >= 4 * r.params! * 2, `${r.model}: peak tensor bytes hold at least parameters + gradients`);
+    assert.ok(
+      r.peakTensorBytes! >= 4 * r.params! * 2,
+      `${r.model}: peak tensor bytes hold at least parameters + gradients`,
+    );
   }
   const slope = (m: ScalingModel) => logSlope(run.results.filter((r) => r.model === m).map((r) => [r.N, r.params!]));
   assert.ok(Math.abs(slope('monet-hd') - 0.5) < 1e-9, `monet-hd parameter exponent ${slope('monet-hd')}`);
   assert.ok(Math.abs(slope('monet-vd') - 0.5) < 1e-9, `monet-vd parameter exponent ${slope('monet-vd')}`);
   assert.ok(Math.abs(slope('smoe') - 1) < 1e-9, `smoe parameter exponent ${slope('smoe')}`);
-  assert.ok(slope('peer') > 0.5 && slope('peer') < 1, `peer parameter exponent ${slope('peer')} (N·d tables plus √N-sized keys)`);
+  assert.ok(
+    slope('peer') > 0.5 && slope('peer') < 1,
+    `peer parameter exponent ${slope('peer')} (N·d tables plus √N-sized keys)`,
+  );
 });
 
 test('result files: JSON with the machine, one CSV per table, self-contained HTML with SVG', async () => {
@@ -90,14 +103,48 @@ test('result files: JSON with the machine, one CSV per table, self-contained HTM
     // times are not measured here: give the rows placeholder values so the charts have something to draw
     for (const r of scaling.results) Object.assign(r, { msPerStep: 1, msBest: 1, usPerToken: r.N, zeroGradMs: 0 });
     const results: BenchResults = {
-      schema: 'monet-ts-bench/1', command: 'test', quick: true, startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(),
-      elapsedSeconds: 0, machine: machineInfo(true, false), notes: ['a <note> & "quotes"'],
-      matmul: { results: [{ n: 64, impl: 'plain JS', group: 'baseline', gflops: 1, gflopsBest: 1.5, msPerCall: 0.5, samples: 3 }], notes: [] },
-      layers: { T: 4, d: 8, adapters: [], notes: [], results: [{ layer: 'dense-ffn', size: 'F=8', backend: 'wasm simd', group: 'ours', msPerStep: 1, msBest: 0.9, tokensPerSec: 4000, samples: 2 }] },
+      schema: 'monet-ts-bench/1',
+      command: 'test',
+      quick: true,
+      startedAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      elapsedSeconds: 0,
+      machine: machineInfo(true, false),
+      notes: ['a <note> & "quotes"'],
+      matmul: {
+        results: [
+          { n: 64, impl: 'plain JS', group: 'baseline', gflops: 1, gflopsBest: 1.5, msPerCall: 0.5, samples: 3 },
+        ],
+        notes: [],
+      },
+      layers: {
+        T: 4,
+        d: 8,
+        adapters: [],
+        notes: [],
+        results: [
+          {
+            layer: 'dense-ffn',
+            size: 'F=8',
+            backend: 'wasm simd',
+            group: 'ours',
+            msPerStep: 1,
+            msBest: 0.9,
+            tokensPerSec: 4000,
+            samples: 2,
+          },
+        ],
+      },
       scaling,
     };
     const files = writeResults(results, dir, 't');
-    assert.equal(files.map((f) => f.slice(dir.length + 1)).sort(), ['t-layers.csv', 't-matmul.csv', 't-scaling.csv', 't.html', 't.json']);
+    assert.equal(files.map((f) => f.slice(dir.length + 1)).sort(), [
+      't-layers.csv',
+      't-matmul.csv',
+      't-scaling.csv',
+      't.html',
+      't.json',
+    ]);
     const json = JSON.parse(readFileSync(join(dir, 't.json'), 'utf8')) as BenchResults;
     assert.ok(json.machine.cpuModel.length > 0);
     assert.is(json.scaling!.results.length, 4);
@@ -106,7 +153,11 @@ test('result files: JSON with the machine, one CSV per table, self-contained HTM
     assert.ok(csv[0].startsWith('model,sqrt_n,n,status,params'));
     const html = readFileSync(join(dir, 't.html'), 'utf8');
     assert.ok(html.includes('<svg'), 'charts are inline SVG');
-    assert.not.match(html, /<script|<link|src=|@import|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no scripts, no external resources');
+    assert.not.match(
+      html,
+      /<script|<link|src=|@import|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+      'no scripts, no external resources',
+    );
     assert.ok(html.includes('a &lt;note&gt; &amp; &quot;quotes&quot;'), 'text is escaped');
   } finally {
     rmSync(dir, { recursive: true, force: true });

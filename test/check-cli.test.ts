@@ -15,8 +15,10 @@ const dir = mkdtempSync(join(tmpdir(), 'monet-check-'));
 
 /** Run `monet check …` in-process, capturing what it prints. */
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
+  const out: string[] = [],
+    err: string[] = [];
+  const log = console.log,
+    error = console.error;
   console.log = (...a: unknown[]) => void out.push(a.join(' '));
   console.error = (...a: unknown[]) => void err.push(a.join(' '));
   try {
@@ -29,7 +31,10 @@ async function run(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 /** A copy of the source fixture with its metadata or tensors edited. */
-function variant(name: string, edit: (meta: Record<string, string>, tensors: ReturnType<typeof parseSafetensors>['tensors']) => void): string {
+function variant(
+  name: string,
+  edit: (meta: Record<string, string>, tensors: ReturnType<typeof parseSafetensors>['tensors']) => void,
+): string {
   const { metadata, tensors } = parseSafetensors(readFileSync(SRC), SRC);
   edit(metadata, tensors);
   const path = join(dir, name);
@@ -61,7 +66,10 @@ test('one corrupted output value: exit 1, naming the tensor and the element', as
   assert.is(j.code, 1);
   const report = JSON.parse(j.out);
   const bad = report.reports[0].tensors.filter((t: { status: string }) => t.status === 'fail');
-  assert.equal(bad.map((t: { name: string }) => t.name), ['out.y']);
+  assert.equal(
+    bad.map((t: { name: string }) => t.name),
+    ['out.y'],
+  );
   assert.equal(bad[0].where, [1, 2]);
 });
 
@@ -95,10 +103,16 @@ test('not safetensors, wrong format version, unknown kind, config not matching t
   assert.is(c.code, 2);
   assert.match(c.err, /kind is 'mixture'; expected one of/);
 
-  const cfg = variant('cfg.safetensors', (m) => void (m.config = JSON.stringify({ ...JSON.parse(m.config), intermediate_size: 99 })));
+  const cfg = variant(
+    'cfg.safetensors',
+    (m) => void (m.config = JSON.stringify({ ...JSON.parse(m.config), intermediate_size: 99 })),
+  );
   const d = await run(cfg);
   assert.is(d.code, 2);
-  assert.match(d.err, /cfg\.safetensors: tensor 'param\.\w+_proj\.weight': shape \[\d+,\d+\] does not match the config: expected \[/);
+  assert.match(
+    d.err,
+    /cfg\.safetensors: tensor 'param\.\w+_proj\.weight': shape \[\d+,\d+\] does not match the config: expected \[/,
+  );
   assert.match(d.err, /intermediate_size=99/);
 
   // A broken file among good ones: the good ones are still checked and reported; exit 2 wins.
@@ -122,7 +136,9 @@ test('usage errors: missing path, unknown backend, unknown option: exit 2', asyn
 
 test('the real command sets the process exit code (bin/monet.mjs)', () => {
   const corrupt = join(dir, 'corrupt.safetensors');
-  const p = spawnSync(process.execPath, [join(ROOT, 'bin', 'monet.mjs'), 'check', corrupt, '--failures'], { encoding: 'utf8' });
+  const p = spawnSync(process.execPath, [join(ROOT, 'bin', 'monet.mjs'), 'check', corrupt, '--failures'], {
+    encoding: 'utf8',
+  });
   assert.is(p.status, 1, p.stdout + p.stderr);
   assert.match(p.stdout, /out\.y\s+FAIL/);
 });

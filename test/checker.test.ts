@@ -2,7 +2,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  checkCase, compareTensor, F32_EPS, formatReports, presetTolerance, runFixture, toleranceFor, unravel, validateOverrides,
+  checkCase,
+  compareTensor,
+  F32_EPS,
+  formatReports,
+  presetTolerance,
+  runFixture,
+  toleranceFor,
+  unravel,
+  validateOverrides,
 } from '../src/fixtures/checker.ts';
 import { FIXTURE_FORMAT, parseFixture, serializeFixture } from '../src/fixtures/format.ts';
 import { FixtureError } from '../src/fixtures/kinds.ts';
@@ -36,12 +44,29 @@ test('the rule |a − e| ≤ atol + rtol·|e| at and past the edge', () => {
 });
 
 test('a corrupted value fails, naming the tensor and its multi-index', () => {
-  const e = f64([2, 3, 4], Array.from({ length: 24 }, (_, i) => Math.sin(i)));
+  const e = f64(
+    [2, 3, 4],
+    Array.from({ length: 24 }, (_, i) => Math.sin(i)),
+  );
   const a = f64([2, 3, 4], e.data as Float64Array);
   (a.data as Float64Array)[1 * 12 + 2 * 4 + 3] += 1e-6; // element [1, 2, 3]
-  const r = checkCase(new Map([['grad.in.x', e], ['out.y', e]]), new Map([['grad.in.x', a], ['out.y', e]]), {
-    source: 'mem', kind: 'dense-ffn', backend: 't', preset: 'f64', reduction: 1,
-  });
+  const r = checkCase(
+    new Map([
+      ['grad.in.x', e],
+      ['out.y', e],
+    ]),
+    new Map([
+      ['grad.in.x', a],
+      ['out.y', e],
+    ]),
+    {
+      source: 'mem',
+      kind: 'dense-ffn',
+      backend: 't',
+      preset: 'f64',
+      reduction: 1,
+    },
+  );
   assert.is(r.pass, false);
   const bad = r.tensors.find((t) => t.status === 'fail')!;
   assert.is(bad.name, 'grad.in.x');
@@ -67,32 +92,65 @@ test('indices and masks are compared exactly, whatever the preset', () => {
 test('NaN, shapes, scalars', () => {
   assert.is(compareTensor('out.y', f64([1], [NaN]), f64([1], [0]), F64).status, 'fail');
   assert.is(compareTensor('out.y', f64([1], [0]), f64([1], [NaN]), F64).status, 'fail');
-  assert.is(compareTensor('out.loss', f64([], [2]), f64([1], [2]), F64).status, 'pass', '0-d and (1,) scalars are the same');
+  assert.is(
+    compareTensor('out.loss', f64([], [2]), f64([1], [2]), F64).status,
+    'pass',
+    '0-d and (1,) scalars are the same',
+  );
   const s = compareTensor('out.y', f64([2, 3]), f64([3, 2]), F64);
   assert.is(s.status, 'fail');
   assert.match(s.note!, /shape \[2,3\] produced, \[3,2\] expected/);
 });
 
 test('missing tensors fail; optional ones are unchecked; extra ones are reported', () => {
-  const e: TensorMap = new Map([['out.y', f64([1], [1])], ['out.g1', f64([1], [1])], ['grad.in.x', f64([1], [1])]]);
-  const a: TensorMap = new Map([['out.y', f64([1], [1])], ['grad.param.w', f64([1], [1])]]);
+  const e: TensorMap = new Map([
+    ['out.y', f64([1], [1])],
+    ['out.g1', f64([1], [1])],
+    ['grad.in.x', f64([1], [1])],
+  ]);
+  const a: TensorMap = new Map([
+    ['out.y', f64([1], [1])],
+    ['grad.param.w', f64([1], [1])],
+  ]);
   const r = checkCase(e, a, {
-    source: 'mem', kind: 'k', backend: 't', preset: 'f64', reduction: 1, optional: new Set(['out.g1']),
+    source: 'mem',
+    kind: 'k',
+    backend: 't',
+    preset: 'f64',
+    reduction: 1,
+    optional: new Set(['out.g1']),
     unknown: [{ name: 'weird.thing', why: 'unknown prefix' }],
   });
   const st = Object.fromEntries(r.tensors.map((t) => [t.name, t.status]));
-  assert.equal(st, { 'out.y': 'pass', 'out.g1': 'unchecked', 'grad.in.x': 'fail', 'grad.param.w': 'extra', 'weird.thing': 'unknown' });
+  assert.equal(st, {
+    'out.y': 'pass',
+    'out.g1': 'unchecked',
+    'grad.in.x': 'fail',
+    'grad.param.w': 'extra',
+    'weird.thing': 'unknown',
+  });
   assert.is(r.pass, false);
 });
 
 test('overrides need a reason, and the reason is printed', () => {
   assert.throws(() => validateOverrides([{ kind: '*', tensor: 'out.y', atol: 1, rtol: 1, reason: '' }]), /reason/);
-  const overrides = [{ kind: 'lm', tensor: 'grad.param.*', atol: 1e-3, rtol: 0, reason: 'float32 attention softmax over long rows' }];
+  const overrides = [
+    { kind: 'lm', tensor: 'grad.param.*', atol: 1e-3, rtol: 0, reason: 'float32 attention softmax over long rows' },
+  ];
   const t = toleranceFor('grad.param.model.norm.weight', { kind: 'lm', preset: 'f64', reduction: 1, overrides });
   assert.equal([t.atol, t.rtol, t.preset], [1e-3, 0, 'override']);
-  assert.is(toleranceFor('grad.param.x', { kind: 'smoe', preset: 'f64', reduction: 1, overrides }).preset, 'f64', 'kind must match');
+  assert.is(
+    toleranceFor('grad.param.x', { kind: 'smoe', preset: 'f64', reduction: 1, overrides }).preset,
+    'f64',
+    'kind must match',
+  );
   const r = checkCase(new Map([['grad.param.w', f64([1], [1])]]), new Map([['grad.param.w', f64([1], [1.0005])]]), {
-    source: 'mem', kind: 'lm', backend: 't', preset: 'f64', reduction: 1, overrides,
+    source: 'mem',
+    kind: 'lm',
+    backend: 't',
+    preset: 'f64',
+    reduction: 1,
+    overrides,
   });
   assert.is(r.pass, true);
   assert.match(formatReports([r]), /float32 attention softmax over long rows/);
@@ -107,17 +165,24 @@ test('unravel gives row-major multi-indices', () => {
 
 // ---- the loader: a hand-built dense-ffn fixture (relu: up_proj (F, d), down_proj (d, F)) ----
 
-const d = 4, F = 6, T = 3;
+const d = 4,
+  F = 6,
+  T = 3;
 function denseInputs(): TensorMap {
   return new Map<string, Tensor>([
-    ['in.x', f64([T, d])], ['in.dy', f64([T, d])],
-    ['param.up_proj.weight', f64([F, d])], ['param.down_proj.weight', f64([d, F])],
+    ['in.x', f64([T, d])],
+    ['in.dy', f64([T, d])],
+    ['param.up_proj.weight', f64([F, d])],
+    ['param.down_proj.weight', f64([d, F])],
   ]);
 }
 const denseConfig = { hidden_size: d, intermediate_size: F, activation: 'relu' };
 
 test('loader: config vs tensor shapes, missing keys, unknown tensors reported', () => {
-  const results: TensorMap = new Map([['out.y', f64([T, d])], ['out.h_pre', f64([T, F])]]);
+  const results: TensorMap = new Map([
+    ['out.y', f64([T, d])],
+    ['out.h_pre', f64([T, F])],
+  ]);
   const inputs = denseInputs();
   inputs.set('param.stray', f64([1]));
   inputs.set('notes', f64([1])); // no known prefix: the fixture writer refuses it, so write the file directly
@@ -128,20 +193,56 @@ test('loader: config vs tensor shapes, missing keys, unknown tensors reported', 
   assert.is(fx.forwardOnly, true);
   assert.not.ok(fx.case.tensors.has('param.stray'), 'unknown tensors are not passed to backends');
 
-  const wrong = serializeFixture({ kind: 'dense-ffn', config: { ...denseConfig, hidden_size: 5 }, inputs: denseInputs(), results });
-  assert.throws(() => parseFixture(wrong, 'w.st'), (e: Error) => e instanceof FixtureError && /w\.st: tensor '(in\.x|param\.up_proj\.weight)'/.test(e.message) && /hidden_size=5/.test(e.message));
-  const missing = serializeFixture({ kind: 'dense-ffn', config: { hidden_size: d, activation: 'relu' }, inputs: denseInputs(), results });
-  assert.throws(() => parseFixture(missing, 'm.st'), /config\.intermediate_size: expected an integer ≥ 1, found nothing \(key missing\)/);
-  const badGrad = serializeFixture({ kind: 'dense-ffn', config: denseConfig, inputs: denseInputs(), results: new Map([['grad.param.nope', f64([1])]]) });
+  const wrong = serializeFixture({
+    kind: 'dense-ffn',
+    config: { ...denseConfig, hidden_size: 5 },
+    inputs: denseInputs(),
+    results,
+  });
+  assert.throws(
+    () => parseFixture(wrong, 'w.st'),
+    (e: Error) =>
+      e instanceof FixtureError &&
+      /w\.st: tensor '(in\.x|param\.up_proj\.weight)'/.test(e.message) &&
+      /hidden_size=5/.test(e.message),
+  );
+  const missing = serializeFixture({
+    kind: 'dense-ffn',
+    config: { hidden_size: d, activation: 'relu' },
+    inputs: denseInputs(),
+    results,
+  });
+  assert.throws(
+    () => parseFixture(missing, 'm.st'),
+    /config\.intermediate_size: expected an integer ≥ 1, found nothing \(key missing\)/,
+  );
+  const badGrad = serializeFixture({
+    kind: 'dense-ffn',
+    config: denseConfig,
+    inputs: denseInputs(),
+    results: new Map([['grad.param.nope', f64([1])]]),
+  });
   assert.throws(() => parseFixture(badGrad, 'g.st'), /grad\.param\.nope.*no such in\.\* or param\.\* tensor/);
 });
 
 test('loader: format version, kind and metadata errors name what was found and expected', () => {
   const mk = (meta: Record<string, string>) => serializeSafetensors(new Map([['in.x', f64([1, 1])]]), meta);
-  assert.throws(() => parseFixture(mk({ format: 'monet-ts-fixture/2', kind: 'topk', config: '{}' }), 'v.st'), /format version 2 .* reads version 1 \('monet-ts-fixture\/1'\)/);
-  assert.throws(() => parseFixture(mk({ format: 'other/1', kind: 'topk', config: '{}' })), /expected 'monet-ts-fixture\/1'/);
-  assert.throws(() => parseFixture(mk({ format: FIXTURE_FORMAT, kind: 'moe', config: '{}' })), /kind is 'moe'; expected one of dense-ffn/);
-  assert.throws(() => parseFixture(mk({ format: FIXTURE_FORMAT, kind: 'topk', config: '{oops' })), /config is not valid JSON/);
+  assert.throws(
+    () => parseFixture(mk({ format: 'monet-ts-fixture/2', kind: 'topk', config: '{}' }), 'v.st'),
+    /format version 2 .* reads version 1 \('monet-ts-fixture\/1'\)/,
+  );
+  assert.throws(
+    () => parseFixture(mk({ format: 'other/1', kind: 'topk', config: '{}' })),
+    /expected 'monet-ts-fixture\/1'/,
+  );
+  assert.throws(
+    () => parseFixture(mk({ format: FIXTURE_FORMAT, kind: 'moe', config: '{}' })),
+    /kind is 'moe'; expected one of dense-ffn/,
+  );
+  assert.throws(
+    () => parseFixture(mk({ format: FIXTURE_FORMAT, kind: 'topk', config: '{oops' })),
+    /config is not valid JSON/,
+  );
   assert.throws(() => parseFixture(mk({ kind: 'topk', config: '{}' })), /__metadata__ has no 'format'/);
 });
 
@@ -153,36 +254,74 @@ test('loader: train-mode layer files may omit state.*, eval-mode files may not',
   };
   const train = parseFixture(strip('monet-router/train.safetensors'), 'train.st');
   assert.not.ok([...train.case.tensors.keys()].some((n) => n.startsWith('state.')));
-  assert.throws(() => parseFixture(strip('monet-router/eval.safetensors'), 'eval.st'), /eval\.st: tensor 'state\.norm1\.running_mean' is missing/);
-  assert.throws(() => parseFixture(strip('lm/peer.safetensors'), 'lm.st'), /lm\.st: tensor 'state\.model\.layers\.1\.mlp\.query_bn\.running_mean' is missing/);
+  assert.throws(
+    () => parseFixture(strip('monet-router/eval.safetensors'), 'eval.st'),
+    /eval\.st: tensor 'state\.norm1\.running_mean' is missing/,
+  );
+  assert.throws(
+    () => parseFixture(strip('lm/peer.safetensors'), 'lm.st'),
+    /lm\.st: tensor 'state\.model\.layers\.1\.mlp\.query_bn\.running_mean' is missing/,
+  );
 });
 
 test('loader: a deeply nested config value gives a FixtureError, not a stack overflow', () => {
   const deep = '['.repeat(100000) + ']'.repeat(100000);
-  const meta = { format: FIXTURE_FORMAT, kind: 'dense-ffn', config: `{"hidden_size": ${deep}, "intermediate_size": 6, "activation": "relu"}` };
-  assert.throws(() => parseFixture(serializeSafetensors(denseInputs(), meta), 'deep.st'), (e: Error) => e instanceof FixtureError && /config\.hidden_size: expected an integer ≥ 1, found \[\[…\]\]/.test(e.message));
+  const meta = {
+    format: FIXTURE_FORMAT,
+    kind: 'dense-ffn',
+    config: `{"hidden_size": ${deep}, "intermediate_size": 6, "activation": "relu"}`,
+  };
+  assert.throws(
+    () => parseFixture(serializeSafetensors(denseInputs(), meta), 'deep.st'),
+    (e: Error) =>
+      e instanceof FixtureError && /config\.hidden_size: expected an integer ≥ 1, found \[\[…\]\]/.test(e.message),
+  );
   const meta2 = { ...meta, config: deep };
-  assert.throws(() => parseFixture(serializeSafetensors(denseInputs(), meta2), 'deep2.st'), (e: Error) => e instanceof FixtureError && /config must be a JSON object, found \[\[…\]\]/.test(e.message));
+  assert.throws(
+    () => parseFixture(serializeSafetensors(denseInputs(), meta2), 'deep2.st'),
+    (e: Error) => e instanceof FixtureError && /config must be a JSON object, found \[\[…\]\]/.test(e.message),
+  );
 });
 
 test('runFixture: a backend must add into pre-filled gradients (gradInit)', async () => {
-  const e: TensorMap = new Map([['out.y', f64([T, d])], ['grad.in.x', f64([T, d], Array.from({ length: T * d }, (_, i) => i))]]);
-  const fx = parseFixture(serializeFixture({ kind: 'dense-ffn', config: denseConfig, inputs: denseInputs(), results: e }));
+  const e: TensorMap = new Map([
+    ['out.y', f64([T, d])],
+    [
+      'grad.in.x',
+      f64(
+        [T, d],
+        Array.from({ length: T * d }, (_, i) => i),
+      ),
+    ],
+  ]);
+  const fx = parseFixture(
+    serializeFixture({ kind: 'dense-ffn', config: denseConfig, inputs: denseInputs(), results: e }),
+  );
   const init = new Map([['grad.in.x', f64([T, d], new Array(T * d).fill(0.5))]]);
   const make = (accumulates: boolean): CaseBackend => ({
     name: accumulates ? 'adds' : 'overwrites',
     supports: () => true,
     run: async (_c, opts) => {
-      const g = f64([T, d], Array.from({ length: T * d }, (_, i) => i + (accumulates ? 0.5 : 0)));
+      const g = f64(
+        [T, d],
+        Array.from({ length: T * d }, (_, i) => i + (accumulates ? 0.5 : 0)),
+      );
       assert.ok(opts?.gradInit, 'gradInit passed through');
-      return new Map([['out.y', f64([T, d])], ['grad.in.x', g]]);
+      return new Map([
+        ['out.y', f64([T, d])],
+        ['grad.in.x', g],
+      ]);
     },
   });
   assert.is((await runFixture(fx, make(true), { preset: 'f64', gradInit: init })).pass, true);
   const r = await runFixture(fx, make(false), { preset: 'f64', gradInit: init });
   assert.is(r.pass, false);
   assert.is(r.tensors.find((t) => t.status === 'fail')!.name, 'grad.in.x');
-  const uns = await runFixture(fx, { name: 'none', supports: () => false, run: async () => new Map() }, { preset: 'f64' });
+  const uns = await runFixture(
+    fx,
+    { name: 'none', supports: () => false, run: async () => new Map() },
+    { preset: 'f64' },
+  );
   assert.is(uns.pass, false);
   assert.match(uns.unsupported!, /does not support kind 'dense-ffn'/);
 });

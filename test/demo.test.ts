@@ -23,7 +23,11 @@ test('monet demo checks every feed-forward configuration of the reference LM and
   const rows = out.split('\n').filter((l) => / ok$/.test(l));
   const expected = Object.values(FFN_DRIVERS).reduce((n, d) => n + d.examples().length, 0);
   assert.is(rows.length, expected, out);
-  for (const kind of Object.keys(FFN_DRIVERS)) assert.ok(rows.some((r) => r.startsWith(kind)), `no row for ${kind}`);
+  for (const kind of Object.keys(FFN_DRIVERS))
+    assert.ok(
+      rows.some((r) => r.startsWith(kind)),
+      `no row for ${kind}`,
+    );
   assert.match(out.split('\n').at(-1)!, /^verdict: PASS — all \d+ feed-forward configurations/);
 });
 

@@ -36,10 +36,17 @@ export function checkGrads(
     const num = numericGrad(f, theta, idx, opts.h ?? 1e-5);
     const e = relError(a, num, idx);
     errs[name] = e;
-    assert.ok(e <= (opts.tol ?? FD_TOL), `${label}: ∂L/∂${name} relative error ${e.toExponential(2)} > ${opts.tol ?? FD_TOL}`);
+    assert.ok(
+      e <= (opts.tol ?? FD_TOL),
+      `${label}: ∂L/∂${name} relative error ${e.toExponential(2)} > ${opts.tol ?? FD_TOL}`,
+    );
     let maxA = 0;
     for (const i of idx) maxA = Math.max(maxA, Math.abs(a[i]));
-    if (!opts.mayBeZero?.includes(name)) assert.ok(maxA > 0, `${label}: ∂L/∂${name} is identically zero on the checked entries (a check that cannot fail)`);
+    if (!opts.mayBeZero?.includes(name))
+      assert.ok(
+        maxA > 0,
+        `${label}: ∂L/∂${name} is identically zero on the checked entries (a check that cannot fail)`,
+      );
   }
   return errs;
 }

@@ -24,7 +24,8 @@ const backendP = createReferenceBackend();
 test('the committed fixtures load', () => {
   assert.equal(all.errors, []);
   assert.ok(own.length >= 30, `expected the generated set under fixtures/<kind>/, found ${own.length}`);
-  if (existsSync(join(ROOT, 'fixtures', 'external'))) assert.ok(external.length > 0, 'fixtures/external/ holds no fixtures');
+  if (existsSync(join(ROOT, 'fixtures', 'external')))
+    assert.ok(external.length > 0, 'fixtures/external/ holds no fixtures');
 });
 
 test('every committed fixture passes on the reference backend (f64 preset), external ones included', async () => {
@@ -33,7 +34,10 @@ test('every committed fixture passes on the reference backend (f64 preset), exte
   for (const f of fixtures) {
     const r = await runFixture(f, backend, { preset: 'f64' });
     if (!r.pass) failed.push(formatReports([r], { failuresOnly: true }));
-    assert.not.ok(r.tensors.some((t) => t.status === 'unknown'), `${f.source}: unknown tensors in a committed fixture`);
+    assert.not.ok(
+      r.tensors.some((t) => t.status === 'unknown'),
+      `${f.source}: unknown tensors in a committed fixture`,
+    );
   }
   assert.equal(failed, [], failed.join('\n'));
 });
@@ -45,7 +49,8 @@ test('gradient accumulation: with grad.* pre-filled, the reference returns init 
   for (const f of fixtures) {
     if (f.forwardOnly) continue;
     const gradInit: TensorMap = new Map();
-    for (const [name, t] of f.expected) if (name.startsWith('grad.')) gradInit.set(name, f64(t.shape, rng.normals(numel(t.shape))));
+    for (const [name, t] of f.expected)
+      if (name.startsWith('grad.')) gradInit.set(name, f64(t.shape, rng.normals(numel(t.shape))));
     const r = await runFixture(f, backend, { preset: 'f64', gradInit });
     assert.ok(r.pass, `${f.source} with pre-filled gradients:\n${formatReports([r], { failuresOnly: true })}`);
     checked++;
@@ -62,17 +67,35 @@ test('the generated set covers the contract', () => {
     assert.ok(modes.has('train') && modes.has('eval'), `${k}: expected train and eval fixtures, found ${[...modes]}`);
   }
   for (const f of own.filter((f) => f.kind.startsWith('monet'))) {
-    assert.ok((cfg(f).moe_heads as number) >= 2 && (cfg(f).moe_experts as number) >= 8, `${f.source}: Monet fixtures need H ≥ 2 and √N ≥ 8`);
+    assert.ok(
+      (cfg(f).moe_heads as number) >= 2 && (cfg(f).moe_experts as number) >= 8,
+      `${f.source}: Monet fixtures need H ≥ 2 and √N ≥ 8`,
+    );
   }
   const lms = own.filter((f) => f.kind === 'lm').map(cfg);
-  for (const ffn of ['dense', 'smoe', 'peer', 'monet', 'topk']) assert.ok(lms.some((c) => c.ffn === ffn), `no lm fixture with ffn '${ffn}'`);
-  for (const d of ['horizontal', 'vertical']) assert.ok(lms.some((c) => c.ffn === 'monet' && c.moe_decompose === d && c.moe_groups === 2), `no Monet lm (${d}) with moe_groups 2`);
-  for (const p of ['ffn', 'hidden']) assert.ok(lms.some((c) => c.ffn === 'topk' && c.topk_placement === p), `no TopK lm with placement '${p}'`);
+  for (const ffn of ['dense', 'smoe', 'peer', 'monet', 'topk'])
+    assert.ok(
+      lms.some((c) => c.ffn === ffn),
+      `no lm fixture with ffn '${ffn}'`,
+    );
+  for (const d of ['horizontal', 'vertical'])
+    assert.ok(
+      lms.some((c) => c.ffn === 'monet' && c.moe_decompose === d && c.moe_groups === 2),
+      `no Monet lm (${d}) with moe_groups 2`,
+    );
+  for (const p of ['ffn', 'hidden'])
+    assert.ok(
+      lms.some((c) => c.ffn === 'topk' && c.topk_placement === p),
+      `no TopK lm with placement '${p}'`,
+    );
   // Aux losses switched on where the kind has them.
   for (const f of own.filter((f) => ['smoe', 'monet-hd', 'monet-vd'].includes(f.kind))) {
     if (f.source.includes('noaux')) continue;
     const aux = cfg(f).aux as Record<string, number>;
-    assert.ok(Object.values(aux).every((v) => v > 0), `${f.source}: aux coefficients should be on, found ${JSON.stringify(aux)}`);
+    assert.ok(
+      Object.values(aux).every((v) => v > 0),
+      `${f.source}: aux coefficients should be on, found ${JSON.stringify(aux)}`,
+    );
   }
   // Every case that routes records its margin, at least 1e-3; every fixture records its generator and seed.
   for (const f of own) {
@@ -98,7 +121,11 @@ test('npm run fixtures reproduces the committed set (same seeds, same inputs, de
     for (const [name, t] of committed.case.tensors) {
       const u = regenerated.case.tensors.get(name);
       assert.ok(u, `${spec.kind}/${spec.name}: ${name} not regenerated`);
-      assert.equal(Array.from(u.data as ArrayLike<number>), Array.from(t.data as ArrayLike<number>), `${spec.kind}/${spec.name}: ${name} differs from the committed file; run npm run fixtures`);
+      assert.equal(
+        Array.from(u.data as ArrayLike<number>),
+        Array.from(t.data as ArrayLike<number>),
+        `${spec.kind}/${spec.name}: ${name} differs from the committed file; run npm run fixtures`,
+      );
     }
   }
 });

@@ -14,8 +14,16 @@ import type { ModelConfig } from '../src/train/presets.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'interp-cli-'));
 const BASE = {
-  vocab_size: 256, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2,
-  rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 16, tie_word_embeddings: false, mode: 'train' as const,
+  vocab_size: 256,
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 16,
+  tie_word_embeddings: false,
+  mode: 'train' as const,
 };
 
 // Two "languages": prose and numbers, 3 kB each (the last 10 % of each file is validation).
@@ -31,20 +39,51 @@ function makeRun(name: string, config: ModelConfig): string {
   // a larger init than 0.02 so that routing and activations are not all alike
   for (const [k, v] of params) if (!/norm/.test(k)) for (let i = 0; i < v.length; i++) v[i] *= 15;
   saveModel(dir, config, 'bytes', params, state);
-  writeFileSync(join(dir, 'run.json'), JSON.stringify({ options: { ...TRAIN_DEFAULTS, name, seqLen: 16, data: [alpha, beta] }, step: 10 }));
+  writeFileSync(
+    join(dir, 'run.json'),
+    JSON.stringify({ options: { ...TRAIN_DEFAULTS, name, seqLen: 16, data: [alpha, beta] }, step: 10 }),
+  );
   return dir;
 }
 
 const monetRun = makeRun('tiny-monet', {
-  ...BASE, ffn: 'monet', moe_experts: 4, moe_heads: 2, moe_topk: 2, moe_dim: 4, moe_groups: 1, moe_decompose: 'vertical',
-  hidden_act: 'relu2', aux: { unif: 1e-3, amb: 1e-3 }, unif_eps: 1e-10, bn_eps: 1e-5, bn_momentum: 0.1,
+  ...BASE,
+  ffn: 'monet',
+  moe_experts: 4,
+  moe_heads: 2,
+  moe_topk: 2,
+  moe_dim: 4,
+  moe_groups: 1,
+  moe_decompose: 'vertical',
+  hidden_act: 'relu2',
+  aux: { unif: 1e-3, amb: 1e-3 },
+  unif_eps: 1e-10,
+  bn_eps: 1e-5,
+  bn_momentum: 0.1,
 });
 const denseRun = makeRun('tiny-dense', { ...BASE, ffn: 'dense', intermediate_size: 24, activation: 'relu' });
 const peerRun = makeRun('tiny-peer', {
-  ...BASE, ffn: 'peer', intermediate_size: 24, activation: 'relu', peer_layers: [1], num_experts: 16, heads: 2, top_k: 2, key_dim: 4,
-  bn_eps: 1e-5, bn_momentum: 0.1,
+  ...BASE,
+  ffn: 'peer',
+  intermediate_size: 24,
+  activation: 'relu',
+  peer_layers: [1],
+  num_experts: 16,
+  heads: 2,
+  top_k: 2,
+  key_dim: 4,
+  bn_eps: 1e-5,
+  bn_momentum: 0.1,
 });
-const smoeRun = makeRun('tiny-smoe', { ...BASE, ffn: 'smoe', intermediate_size: 8, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } });
+const smoeRun = makeRun('tiny-smoe', {
+  ...BASE,
+  ffn: 'smoe',
+  intermediate_size: 8,
+  num_experts: 4,
+  top_k: 2,
+  activation: 'swiglu',
+  aux: { balance: 0.01, z: 0.001 },
+});
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -91,11 +130,35 @@ test('inspect mask: one row per label with the ratio column', async () => {
 });
 
 test('inspect steer (dense run) and compare', async () => {
-  const s = await run(['steer', '--run', denseRun, '--windows', '4', '--min-fires', '2', '--tokens', '8', '--count', '2']);
+  const s = await run([
+    'steer',
+    '--run',
+    denseRun,
+    '--windows',
+    '4',
+    '--min-fires',
+    '2',
+    '--tokens',
+    '8',
+    '--count',
+    '2',
+  ]);
   assert.is(s.code, 0, s.err);
   assert.match(s.out, /unsteered:/);
   assert.match(s.out, /neuron n\d+/);
-  const c = await run(['compare', '--run', monetRun, '--run', denseRun, '--windows', '4', '--min-fires', '2', '--out', join(root, 'cmp.html')]);
+  const c = await run([
+    'compare',
+    '--run',
+    monetRun,
+    '--run',
+    denseRun,
+    '--windows',
+    '4',
+    '--min-fires',
+    '2',
+    '--out',
+    join(root, 'cmp.html'),
+  ]);
   assert.is(c.code, 0, c.err);
   assert.match(c.out, /tiny-monet/);
   assert.match(c.out, /tiny-dense/);

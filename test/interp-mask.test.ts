@@ -20,13 +20,32 @@ import { interpForward, makeInterpModel, maskHooks, type FfnHooks, type InterpMo
 import type { ModelConfig } from '../src/train/presets.ts';
 
 const BASE = {
-  vocab_size: 13, hidden_size: 8, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2,
-  rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 16, tie_word_embeddings: false, mode: 'eval' as const,
+  vocab_size: 13,
+  hidden_size: 8,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 16,
+  tie_word_embeddings: false,
+  mode: 'eval' as const,
 };
 
 const MONET = (decompose: 'vertical' | 'horizontal'): ModelConfig => ({
-  ...BASE, ffn: 'monet', moe_experts: 4, moe_heads: 2, moe_topk: 2, moe_dim: 4, moe_groups: 2, moe_decompose: decompose,
-  hidden_act: 'relu2', aux: { unif: 1e-3, amb: 1e-3 }, unif_eps: 1e-10, bn_eps: 1e-5, bn_momentum: 0.1,
+  ...BASE,
+  ffn: 'monet',
+  moe_experts: 4,
+  moe_heads: 2,
+  moe_topk: 2,
+  moe_dim: 4,
+  moe_groups: 2,
+  moe_decompose: decompose,
+  hidden_act: 'relu2',
+  aux: { unif: 1e-3, amb: 1e-3 },
+  unif_eps: 1e-10,
+  bn_eps: 1e-5,
+  bn_momentum: 0.1,
 });
 
 /** A model with every weight (and bias, and Monet b) drawn N(0, 0.4²), norms 1, BN state mean 0.1 / var 1.3. */
@@ -34,7 +53,8 @@ function randomModel(config: ModelConfig, seed: number): InterpModel {
   const probe = makeInterpModel('test', config, {}, {});
   const { params, state } = initLm(probe.lm, new Rng(seed), 0.4);
   const rng = new Rng(seed + 1);
-  for (const [k, v] of Object.entries(params)) if (!/norm\.weight$|layernorm\.weight$/.test(k)) v.set(rng.normals(v.length, 0.4));
+  for (const [k, v] of Object.entries(params))
+    if (!/norm\.weight$|layernorm\.weight$/.test(k)) v.set(rng.normals(v.length, 0.4));
   for (const [k, v] of Object.entries(state)) v.fill(k.endsWith('mean') ? 0.1 : 1.3);
   return makeInterpModel('test', config, params, state);
 }
@@ -86,16 +106,33 @@ for (const decompose of ['vertical', 'horizontal'] as const) {
       // Independent: routing from the router forward on layer 0's input, experts from the naive expert view.
       const g1 = new Float64Array(T * H * E);
       const g2 = new Float64Array(T * H * E);
-      const rp: MonetRouterParams = { 'w1.weight': model.params['model.layers.0.router.w1.weight'], 'w2.weight': model.params['model.layers.0.router.w2.weight'] };
-      const st = {
-        'norm1.running_mean': model.state['model.layers.0.router.norm1.running_mean'], 'norm1.running_var': model.state['model.layers.0.router.norm1.running_var'],
-        'norm2.running_mean': model.state['model.layers.0.router.norm2.running_mean'], 'norm2.running_var': model.state['model.layers.0.router.norm2.running_var'],
+      const rp: MonetRouterParams = {
+        'w1.weight': model.params['model.layers.0.router.w1.weight'],
+        'w2.weight': model.params['model.layers.0.router.w2.weight'],
       };
-      monetRouterForward(g1, g2, uRouter!, rp, st, null, { T, d, H, E }, { topk: 2, mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 });
+      const st = {
+        'norm1.running_mean': model.state['model.layers.0.router.norm1.running_mean'],
+        'norm1.running_var': model.state['model.layers.0.router.norm1.running_var'],
+        'norm2.running_mean': model.state['model.layers.0.router.norm2.running_mean'],
+        'norm2.running_var': model.state['model.layers.0.router.norm2.running_var'],
+      };
+      monetRouterForward(
+        g1,
+        g2,
+        uRouter!,
+        rp,
+        st,
+        null,
+        { T, d, H, E },
+        { topk: 2, mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 },
+      );
       const p: Params = {};
       const pre = `model.layers.${layer}.moe.`;
       for (const [k, v] of Object.entries(model.params)) if (k.startsWith(pre)) p[k.slice(pre.length)] = v;
-      const experts: MonetExperts = decompose === 'vertical' ? { decompose, params: p as MonetVdParams } : { decompose, params: p as MonetHdParams };
+      const experts: MonetExperts =
+        decompose === 'vertical'
+          ? { decompose, params: p as MonetVdParams }
+          : { decompose, params: p as MonetHdParams };
       const want = new Float64Array(T * d);
       const full = new Float64Array(T * d);
       const e = new Float64Array(d);
@@ -131,7 +168,13 @@ test('monet: an empty mask leaves the logits bit-identical to the plain referenc
 });
 
 /** Logits with unit u of layer l masked vs logits of a copy of the model with `zero` applied to its weights. */
-function maskVsZeroed(config: ModelConfig, layer: number, unit: number, zero: (p: Params) => void, seed = 3): { masked: Float64Array; zeroed: Float64Array; plain: Float64Array } {
+function maskVsZeroed(
+  config: ModelConfig,
+  layer: number,
+  unit: number,
+  zero: (p: Params) => void,
+  seed = 3,
+): { masked: Float64Array; zeroed: Float64Array; plain: Float64Array } {
   const model = randomModel(config, seed);
   const tok = tokens(14, 13, seed + 10);
   const remove = model.units.map(() => new Set<number>());
@@ -146,9 +189,22 @@ function maskVsZeroed(config: ModelConfig, layer: number, unit: number, zero: (p
 }
 
 test('smoe: masking expert e = zeroing its w2 (the router does not read expert weights)', () => {
-  const config: ModelConfig = { ...BASE, ffn: 'smoe', intermediate_size: 6, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } };
-  for (const [layer, e] of [[0, 1], [1, 3]] as const) {
-    const r = maskVsZeroed(config, layer, e, (p) => p[`model.layers.${layer}.block_sparse_moe.experts.${e}.w2.weight`].fill(0));
+  const config: ModelConfig = {
+    ...BASE,
+    ffn: 'smoe',
+    intermediate_size: 6,
+    num_experts: 4,
+    top_k: 2,
+    activation: 'swiglu',
+    aux: { balance: 0.01, z: 0.001 },
+  };
+  for (const [layer, e] of [
+    [0, 1],
+    [1, 3],
+  ] as const) {
+    const r = maskVsZeroed(config, layer, e, (p) =>
+      p[`model.layers.${layer}.block_sparse_moe.experts.${e}.w2.weight`].fill(0),
+    );
     assert.ok(maxRel(r.masked, r.zeroed) < 1e-12, `smoe layer ${layer} expert ${e}: ${maxRel(r.masked, r.zeroed)}`);
     assert.ok(maxRel(r.masked, r.plain) > 1e-6, 'masking must change the logits');
   }
@@ -156,14 +212,29 @@ test('smoe: masking expert e = zeroing its w2 (the router does not read expert w
 
 test('dense and topk: masking neuron n = zeroing column n of down_proj', () => {
   const dense: ModelConfig = { ...BASE, ffn: 'dense', intermediate_size: 10, activation: 'swiglu' };
-  const topk: ModelConfig = { ...BASE, ffn: 'topk', intermediate_size: 10, activation: 'relu', k: 3, alpha: 0, topk_placement: 'ffn', n_last_non_topk: 1 };
+  const topk: ModelConfig = {
+    ...BASE,
+    ffn: 'topk',
+    intermediate_size: 10,
+    activation: 'relu',
+    k: 3,
+    alpha: 0,
+    topk_placement: 'ffn',
+    n_last_non_topk: 1,
+  };
   for (const config of [dense, topk]) {
-    for (const [layer, n] of [[0, 2], [1, 7]] as const) {
+    for (const [layer, n] of [
+      [0, 2],
+      [1, 7],
+    ] as const) {
       const r = maskVsZeroed(config, layer, n, (p) => {
         const W = p[`model.layers.${layer}.mlp.down_proj.weight`]; // (d, F)
         for (let o = 0; o < 8; o++) W[o * 10 + n] = 0;
       });
-      assert.ok(maxRel(r.masked, r.zeroed) < 1e-12, `${config.ffn} layer ${layer} neuron ${n}: ${maxRel(r.masked, r.zeroed)}`);
+      assert.ok(
+        maxRel(r.masked, r.zeroed) < 1e-12,
+        `${config.ffn} layer ${layer} neuron ${n}: ${maxRel(r.masked, r.zeroed)}`,
+      );
       if (config.ffn === 'dense') assert.ok(maxRel(r.masked, r.plain) > 1e-6, 'masking must change the logits');
     }
   }
@@ -171,13 +242,24 @@ test('dense and topk: masking neuron n = zeroing column n of down_proj', () => {
 
 test('peer: masking expert id = zeroing row id of w_up', () => {
   const config: ModelConfig = {
-    ...BASE, ffn: 'peer', intermediate_size: 6, activation: 'gelu', peer_layers: [1], num_experts: 16, heads: 2, top_k: 2, key_dim: 4,
-    bn_eps: 1e-5, bn_momentum: 0.1,
+    ...BASE,
+    ffn: 'peer',
+    intermediate_size: 6,
+    activation: 'gelu',
+    peer_layers: [1],
+    num_experts: 16,
+    heads: 2,
+    top_k: 2,
+    key_dim: 4,
+    bn_eps: 1e-5,
+    bn_momentum: 0.1,
   };
   // Find an expert that is retrieved for this batch, so the test shows something.
   const model = randomModel(config, 3);
   const seen = new Set<number>();
-  interpForward(model, tokens(14, 13, 13), 2, 7, { afterFfn: (v) => v.units.kind === 'peer' && v.visitScores((_t, u) => seen.add(u)) });
+  interpForward(model, tokens(14, 13, 13), 2, 7, {
+    afterFfn: (v) => v.units.kind === 'peer' && v.visitScores((_t, u) => seen.add(u)),
+  });
   const id = Math.min(...seen);
   const r = maskVsZeroed(config, 1, id, (p) => p['model.layers.1.mlp.w_up'].fill(0, id * 8, (id + 1) * 8));
   assert.ok(maxRel(r.masked, r.zeroed) < 1e-12, `peer expert ${id}: ${maxRel(r.masked, r.zeroed)}`);

@@ -20,7 +20,16 @@ test('entropyBits: known values, zero counts, a Map iterator, bad input', () => 
   // p = (0.9, 0.1): −0.9 log2 0.9 − 0.1 log2 0.1, written out
   assert.ok(Math.abs(entropyBits([9, 1]) - (0.9 * Math.log2(1 / 0.9) + 0.1 * Math.log2(10))) < 1e-15);
   // an iterator can be consumed once: the function must not walk it twice
-  assert.ok(Math.abs(entropyBits(new Map([['a', 2], ['b', 2]]).values()) - 1) < 1e-15);
+  assert.ok(
+    Math.abs(
+      entropyBits(
+        new Map([
+          ['a', 2],
+          ['b', 2],
+        ]).values(),
+      ) - 1,
+    ) < 1e-15,
+  );
   assert.throws(() => entropyBits([1, -1]), /≥ 0/);
 });
 
@@ -37,7 +46,10 @@ test('TopHeap keeps the M largest scores (vs a full sort), ties spread by a fixe
     const kept = h.sorted();
     assert.is(kept.length, M);
     const want = [...all].sort((a, b) => b - a).slice(0, M);
-    assert.equal(kept.map((k) => k.score), want);
+    assert.equal(
+      kept.map((k) => k.score),
+      want,
+    );
     for (const k of kept) assert.is(all[k.pos], k.score);
   }
   // With all scores equal, the kept positions are not simply the first M.
@@ -58,12 +70,24 @@ test('labelSpecificUnits: ≥ 2× every other label, inclusive at exactly 2×, n
   // 6 units × 3 labels (mean score per label)
   const G = 3;
   const m = Float64Array.from([
-    0.4, 0.2, 0.1, // unit 0: exactly 2× the runner-up on label 0 → selected for 0
-    0.39, 0.2, 0.1, // unit 1: 1.95× → not selected
-    0.0, 0.0, 0.0, // unit 2: never fires → nothing
-    0.0, 0.3, 0.0, // unit 3: only label 1 → selected for 1
-    0.5, 0.5, 0.1, // unit 4: shared by 0 and 1 → nothing
-    0.01, 0.0, 0.2, // unit 5: label 2 (20×)
+    0.4,
+    0.2,
+    0.1, // unit 0: exactly 2× the runner-up on label 0 → selected for 0
+    0.39,
+    0.2,
+    0.1, // unit 1: 1.95× → not selected
+    0.0,
+    0.0,
+    0.0, // unit 2: never fires → nothing
+    0.0,
+    0.3,
+    0.0, // unit 3: only label 1 → selected for 1
+    0.5,
+    0.5,
+    0.1, // unit 4: shared by 0 and 1 → nothing
+    0.01,
+    0.0,
+    0.2, // unit 5: label 2 (20×)
   ]);
   assert.equal(labelSpecificUnits(m, 6, G, 0), [0]);
   assert.equal(labelSpecificUnits(m, 6, G, 1), [3]);
@@ -103,8 +127,15 @@ test('wordAt and contextOf', () => {
   const s = 'He said: "hello_world" now.';
   const b = enc.encode(s);
   const text = {
-    S: b.length, labels: ['x'], tagSet: null, tags: [''], windows: 1, tokens: Int32Array.from(b), tokenTags: new Uint16Array(b.length),
-    windowLabel: new Int32Array(1), windowDoc: ['d@0'],
+    S: b.length,
+    labels: ['x'],
+    tagSet: null,
+    tags: [''],
+    windows: 1,
+    tokens: Int32Array.from(b),
+    tokenTags: new Uint16Array(b.length),
+    windowLabel: new Int32Array(1),
+    windowDoc: ['d@0'],
   };
   assert.is(wordAt(text, 0, s.indexOf('w')), 'hello_world');
   assert.is(wordAt(text, 0, 0), 'he');
@@ -128,13 +159,16 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
       writeFileSync(join(dir, `b${p}.d.ts`), body(`dts${p}`));
       writeFileSync(join(dir, `c${p}.json`), body(`json${p}`));
       writeFileSync(join(dir, `README${p}.md`), body(`md${p}`));
-      writeFileSync(join(dir, `long${p}.js`), 'y'.repeat(400) + '\n' + body(`longjs${p}`)); // minified-looking
+      writeFileSync(join(dir, `long${p}.js`), `${'y'.repeat(400)}\n${body(`longjs${p}`)}`); // minified-looking
     }
     const out1 = join(root, 'out1');
     const out2 = join(root, 'out2');
     const files = buildCodeCorpus(nm, out1, 1500);
     buildCodeCorpus(nm, out2, 1500);
-    assert.equal(files.map((f) => f.language), ['js', 'ts', 'json', 'md']);
+    assert.equal(
+      files.map((f) => f.language),
+      ['js', 'ts', 'json', 'md'],
+    );
     for (const f of files) {
       const t = readFileSync(f.path, 'utf8');
       assert.is(t, readFileSync(join(out2, `${f.language}.txt`), 'utf8'));
@@ -147,7 +181,8 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
     for (let p = 0; p < 6; p++) writeFileSync(join(nm, 'zzz-new', 'lib', `n${p}.js`), body(`new${p}`));
     const out3 = join(root, 'out3');
     buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt'));
-    for (const f of files) assert.is(readFileSync(join(out3, `${f.language}.txt`), 'utf8'), readFileSync(f.path, 'utf8'));
+    for (const f of files)
+      assert.is(readFileSync(join(out3, `${f.language}.txt`), 'utf8'), readFileSync(f.path, 'utf8'));
     assert.throws(() => buildCodeCorpus(nm, out3, 1500, join(root, 'missing.txt')), /does not exist/);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -11,11 +11,28 @@ import { sampleSteered } from '../src/interp/steer.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
 const BASE = {
-  vocab_size: 256, hidden_size: 8, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2,
-  rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 16, tie_word_embeddings: false, mode: 'eval' as const,
+  vocab_size: 256,
+  hidden_size: 8,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 16,
+  tie_word_embeddings: false,
+  mode: 'eval' as const,
 };
 const DENSE: ModelConfig = { ...BASE, ffn: 'dense', intermediate_size: 10, activation: 'relu' };
-const TOPK: ModelConfig = { ...BASE, ffn: 'topk', intermediate_size: 10, activation: 'relu', k: 3, alpha: 0, topk_placement: 'ffn', n_last_non_topk: 1 };
+const TOPK: ModelConfig = {
+  ...BASE,
+  ffn: 'topk',
+  intermediate_size: 10,
+  activation: 'relu',
+  k: 3,
+  alpha: 0,
+  topk_placement: 'ffn',
+  n_last_non_topk: 1,
+};
 
 function randomModel(config: ModelConfig, seed: number): InterpModel {
   const probe = makeInterpModel('test', config, {}, {});
@@ -29,7 +46,10 @@ for (const config of [DENSE, TOPK]) {
   test(`${config.ffn}: steering with δ = 0 leaves the logits bit-identical to the plain forward`, () => {
     const model = randomModel(config, 5);
     const plain = lmForward(model.lm, model.params, tok, 2, 6, model.state).logits;
-    for (const [l, n] of [[0, 3], [1, 9]]) {
+    for (const [l, n] of [
+      [0, 3],
+      [1, 9],
+    ]) {
       const steered = interpForward(model, tok, 2, 6, steerHooks(l, n, 0)).logits;
       assert.equal(Array.from(steered), Array.from(plain), `layer ${l} neuron ${n}`);
     }
@@ -49,7 +69,10 @@ for (const config of [DENSE, TOPK]) {
     const d = 8;
     const F = 10;
     const T = 12;
-    for (const [layer, n, delta] of [[0, 2, 1.7], [1, 8, -0.6]] as const) {
+    for (const [layer, n, delta] of [
+      [0, 2, 1.7],
+      [1, 8, -0.6],
+    ] as const) {
       let got: Float64Array | null = null;
       let want: Float64Array | null = null;
       const steer = steerHooks(layer, n, delta);
@@ -64,14 +87,23 @@ for (const config of [DENSE, TOPK]) {
           const down = model.params[`${pre}down_proj.weight`]; // (d, F)
           const h = new Float64Array(T * F);
           if (config.ffn === 'topk' && layer === 0) {
-            const s = topkFfnForward(new Float64Array(T * d), u, { 'up_proj.weight': up, 'down_proj.weight': down }, { d, F, k: 3, alpha: 0 }, T);
+            const s = topkFfnForward(
+              new Float64Array(T * d),
+              u,
+              { 'up_proj.weight': up, 'down_proj.weight': down },
+              { d, F, k: 3, alpha: 0 },
+              T,
+            );
             h.set(s.a);
           } else {
-            h.set(denseFfnForward(new Float64Array(T * d), u, { gate: null, up, down }, { d, F, activation: 'relu' }, T).h);
+            h.set(
+              denseFfnForward(new Float64Array(T * d), u, { gate: null, up, down }, { d, F, activation: 'relu' }, T).h,
+            );
           }
           for (let t = 0; t < T; t++) h[t * F + n] += delta;
           want = new Float64Array(T * d);
-          for (let t = 0; t < T; t++) for (let o = 0; o < d; o++) for (let f = 0; f < F; f++) want[t * d + o] += down[o * F + f] * h[t * F + f];
+          for (let t = 0; t < T; t++)
+            for (let o = 0; o < d; o++) for (let f = 0; f < F; f++) want[t * d + o] += down[o * F + f] * h[t * F + f];
         },
       };
       interpForward(model, tok, 2, 6, hooks);
@@ -83,7 +115,15 @@ for (const config of [DENSE, TOPK]) {
 }
 
 test('steering an expert model is refused with the reason', () => {
-  const config: ModelConfig = { ...BASE, ffn: 'smoe', intermediate_size: 6, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } };
+  const config: ModelConfig = {
+    ...BASE,
+    ffn: 'smoe',
+    intermediate_size: 6,
+    num_experts: 4,
+    top_k: 2,
+    activation: 'swiglu',
+    aux: { balance: 0.01, z: 0.001 },
+  };
   const model = randomModel(config, 8);
   assert.throws(() => interpForward(model, tok, 2, 6, steerHooks(0, 1, 1)), /experts, not neurons/);
 });

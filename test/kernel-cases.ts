@@ -77,7 +77,8 @@ export async function runOn(dev: Device, k: KernelCase): Promise<Init[]> {
   });
   (dev.kernels[k.kernel] as (...a: unknown[]) => void)(...ts, k.s);
   const out: Init[] = [];
-  for (const t of ts) out.push(t.dtype === 'f32' ? await dev.read(t as DTensor<'f32'>) : await dev.read(t as DTensor<'i32'>));
+  for (const t of ts)
+    out.push(t.dtype === 'f32' ? await dev.read(t as DTensor<'f32'>) : await dev.read(t as DTensor<'i32'>));
   for (const t of new Set(ts)) dev.free(t);
   return out;
 }
@@ -86,16 +87,27 @@ export async function runOn(dev: Device, k: KernelCase): Promise<Init[]> {
  * Fails unless every argument `got` matches `want` (the JS device's): integers exactly, floats within
  * `atol(argument) + 2e-4·|want|` (NaN only where want is NaN). `where` prefixes the message, `name` is the device's.
  */
-export function assertMatchesJs(want: Init[], got: Init[], atol: (arg: number) => number, name: string, where = ''): void {
+export function assertMatchesJs(
+  want: Init[],
+  got: Init[],
+  atol: (arg: number) => number,
+  name: string,
+  where = '',
+): void {
   for (let a = 0; a < want.length; a++) {
-    const w = want[a], g = got[a];
+    const w = want[a],
+      g = got[a];
     for (let i = 0; i < w.length; i++) {
       if (w instanceof Int32Array) {
-        if (g[i] !== w[i]) assert.unreachable(`${where}argument ${a} [${i}]: ${name} ${g[i]}, js ${w[i]} (integers compare exactly)`);
+        if (g[i] !== w[i])
+          assert.unreachable(`${where}argument ${a} [${i}]: ${name} ${g[i]}, js ${w[i]} (integers compare exactly)`);
       } else {
         const tol = atol(a) + 2e-4 * Math.abs(w[i]);
         const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= tol;
-        if (!ok) assert.unreachable(`${where}argument ${a} [${i}]: ${name} ${g[i]}, js ${w[i]} (|diff| ${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`);
+        if (!ok)
+          assert.unreachable(
+            `${where}argument ${a} [${i}]: ${name} ${g[i]}, js ${w[i]} (|diff| ${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`,
+          );
       }
     }
   }

@@ -23,8 +23,17 @@ const CI = process.env.CI === 'true';
 
 /** Flags: headless, no sandbox (containers), WebGPU on (unsafe = without an allow-list; SwiftShader when no GPU),
  *  and nothing that talks to the network on its own. */
-const ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--disable-gpu-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /**
  * WebGPU fixtures that fail in Chromium today, each with its reason (a listed gap, never a silent skip). Every other
@@ -47,7 +56,10 @@ interface PageState {
   webgpu: { ok: boolean; adapter?: string; why?: string; fallback?: boolean } | null;
   losses: number[];
   trainBackend: string;
-  check: Record<string, { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }> | null;
+  check: Record<
+    string,
+    { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }
+  > | null;
   routingRendered: boolean;
   generation: { plain: string; steered: string | null } | null;
   errors: string[];
@@ -67,7 +79,10 @@ if (!existsSync(CHROMIUM)) {
     const server = await servePlayground(site, 0);
     const origin = server.url.replace(/\/$/, '');
     const context = await chromium.launchPersistentContext(join(work, 'profile'), {
-      executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1366, height: 900 },
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1366, height: 900 },
     });
     const outside: string[] = [];
     const pageErrors: string[] = [];
@@ -76,7 +91,7 @@ if (!existsSync(CHROMIUM)) {
       // Everything must come from the page's own folder: record (and refuse) any other request.
       await page.route('**/*', (route) => {
         const u = route.request().url();
-        if (u.startsWith(origin + '/') || u.startsWith('data:') || u.startsWith('blob:')) return route.continue();
+        if (u.startsWith(`${origin}/`) || u.startsWith('data:') || u.startsWith('blob:')) return route.continue();
         outside.push(u);
         return route.abort();
       });
@@ -90,13 +105,19 @@ if (!existsSync(CHROMIUM)) {
         const why = `no WebGPU adapter in Chromium: ${s0.webgpu?.why}`;
         if (CI) assert.unreachable(why);
         console.log(`playground test: ${why}; the WebGPU column is checked as unavailable`);
-      } else console.log(`playground test: WebGPU adapter in Chromium: ${s0.webgpu?.adapter}${s0.webgpu?.fallback ? ' (fallback)' : ''}`);
-      assert.match(await page.textContent('#backend-status') ?? '', gpuOk ? /WebGPU adapter/ : /No WebGPU/);
+      } else
+        console.log(
+          `playground test: WebGPU adapter in Chromium: ${s0.webgpu?.adapter}${s0.webgpu?.fallback ? ' (fallback)' : ''}`,
+        );
+      assert.match((await page.textContent('#backend-status')) ?? '', gpuOk ? /WebGPU adapter/ : /No WebGPU/);
 
       // ---- 1. fixture check, both backends
       const nFixtures = countFixtures(join(ROOT, 'fixtures'));
       await page.getByRole('button', { name: /Run the fixture check/ }).click();
-      await page.waitForSelector('#check-summary:is([data-state="done"], [data-state="failed"], [data-state="error"])', { timeout: 120_000 });
+      await page.waitForSelector(
+        '#check-summary:is([data-state="done"], [data-state="failed"], [data-state="error"])',
+        { timeout: 120_000 },
+      );
       const s1 = await state();
       const summary = await page.textContent('#check-summary');
       console.log(`playground test: ${summary}`);
@@ -108,12 +129,17 @@ if (!existsSync(CHROMIUM)) {
       const gpu = s1.check!.webgpu;
       if (gpuOk) {
         assert.is(gpu.unavailable, undefined, `webgpu unavailable: ${gpu.unavailable}`);
-        const listed = (f: string, g: (typeof KNOWN_WEBGPU_GAPS)[number]) => g.match.test(f.split(':')[0]) && g.symptom.test(f);
+        const listed = (f: string, g: (typeof KNOWN_WEBGPU_GAPS)[number]) =>
+          g.match.test(f.split(':')[0]) && g.symptom.test(f);
         const unexplained = gpu.failures.filter((f) => !KNOWN_WEBGPU_GAPS.some((g) => listed(f, g)));
         assert.equal(unexplained, [], 'WebGPU failures that are not listed gaps');
         for (const g of KNOWN_WEBGPU_GAPS) {
           const hit = gpu.failures.filter((f) => listed(f, g)).length;
-          console.log(hit ? `playground test: known WebGPU gap (${hit} fixtures): ${g.reason}` : `playground test: listed WebGPU gap ${g.match} no longer fails: remove it from KNOWN_WEBGPU_GAPS`);
+          console.log(
+            hit
+              ? `playground test: known WebGPU gap (${hit} fixtures): ${g.reason}`
+              : `playground test: listed WebGPU gap ${g.match} no longer fails: remove it from KNOWN_WEBGPU_GAPS`,
+          );
         }
         assert.is(gpu.passed + gpu.failures.length, nFixtures, 'every fixture ran on WebGPU');
         if (KNOWN_WEBGPU_GAPS.length === 0) assert.is(gpu.passed, nFixtures, 'every fixture passes on WebGPU');
@@ -129,42 +155,60 @@ if (!existsSync(CHROMIUM)) {
         await page.getByRole('button', { name: 'Train', exact: true }).click();
         await page.waitForSelector('#train-status[data-state="running"]', { timeout: 10_000 });
         await page.waitForSelector('#train-status:is([data-state="done"], [data-state="error"])', { timeout: 120_000 });
-        assert.is(await page.getAttribute('#train-status', 'data-state'), 'done', `training ${model} on ${backend}: ${await page.textContent('#train-status')}`);
+        assert.is(
+          await page.getAttribute('#train-status', 'data-state'),
+          'done',
+          `training ${model} on ${backend}: ${await page.textContent('#train-status')}`,
+        );
         const s = await state();
         const L = s.losses;
-        console.log(`playground test: ${model} trained ${L.length} steps on ${s.trainBackend} (${backend}): loss ${L[0]?.toFixed(3)} → ${L[L.length - 1]?.toFixed(3)}, ${await page.textContent('#stat-tps')} tokens/s`);
+        console.log(
+          `playground test: ${model} trained ${L.length} steps on ${s.trainBackend} (${backend}): loss ${L[0]?.toFixed(3)} → ${L[L.length - 1]?.toFixed(3)}, ${await page.textContent('#stat-tps')} tokens/s`,
+        );
         assert.is(L.length, steps);
         assert.ok(L.every(Number.isFinite), 'every loss is finite');
         // A fresh byte model starts near ln 256 ≈ 5.55; a few AdamW steps must bring the average clearly down.
         const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
         assert.ok(Math.abs(L[0] - Math.log(256)) < 0.5, `first loss ${L[0]} near ln 256`);
-        assert.ok(mean(L.slice(-4)) < mean(L.slice(0, 4)) - 0.1, `loss falls: first 4 steps ${mean(L.slice(0, 4))}, last 4 ${mean(L.slice(-4))}`);
+        assert.ok(
+          mean(L.slice(-4)) < mean(L.slice(0, 4)) - 0.1,
+          `loss falls: first 4 steps ${mean(L.slice(0, 4))}, last 4 ${mean(L.slice(-4))}`,
+        );
         return s.trainBackend;
       };
       if (gpuOk) assert.match(await trainRun('monet-hd', 'webgpu', 8), /^webgpu/);
       // auto skips a software fallback adapter (SwiftShader) for WASM, and uses a hardware one
       const autoBackend = await trainRun('monet-vd', 'auto', 24);
       assert.match(autoBackend, gpuOk && !s0.webgpu?.fallback ? /^webgpu/ : /^wasm/);
-      assert.match(await page.textContent('#stat-backend') ?? '', /^(wasm|webgpu)/);
+      assert.match((await page.textContent('#stat-backend')) ?? '', /^(wasm|webgpu)/);
 
       // ---- 3. routing view
       await page.getByLabel('Text to analyse').fill('The jury said the city was ready.');
       await page.getByRole('button', { name: 'Analyse' }).click();
       await page.waitForSelector('#inspect-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
-      assert.is(await page.getAttribute('#inspect-status', 'data-state'), 'done', `analyse: ${await page.textContent('#inspect-status')}`);
+      assert.is(
+        await page.getAttribute('#inspect-status', 'data-state'),
+        'done',
+        `analyse: ${await page.textContent('#inspect-status')}`,
+      );
       assert.ok(await page.isVisible('#routing-view'), 'routing view shown for a Monet model');
       const H = 2; // moe_heads of the playground's Monet models (playground/models.ts)
       assert.is(await page.locator('#heatmaps canvas').count(), 2 * H, 'a g1 and a g2 heatmap per head');
       // Each heatmap must have ink: at least one cell coloured (non-white) by a routing weight.
-      const inked = await page.evaluate(() => Array.from(document.querySelectorAll<HTMLCanvasElement>('#heatmaps canvas')).map((c) => {
-        const d = c.getContext('2d')!.getImageData(26, 0, c.width - 26, c.height - 20).data;
-        let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i + 2] > 150) n++;
-        return n;
-      }));
-      assert.ok(inked.every((n) => n > 0), `every heatmap shows routing weights (blue pixels per map: ${inked})`);
+      const inked = await page.evaluate(() =>
+        Array.from(document.querySelectorAll<HTMLCanvasElement>('#heatmaps canvas')).map((c) => {
+          const d = c.getContext('2d')!.getImageData(26, 0, c.width - 26, c.height - 20).data;
+          let n = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i + 2] > 150) n++;
+          return n;
+        }),
+      );
+      assert.ok(
+        inked.every((n) => n > 0),
+        `every heatmap shows routing weights (blue pixels per map: ${inked})`,
+      );
       assert.ok((await page.locator('#composite-list li').count()) > 0, 'top composite experts listed');
-      assert.match(await page.textContent('#composite-list') ?? '', /expert \(\d+, \d+\)/);
+      assert.match((await page.textContent('#composite-list')) ?? '', /expert \(\d+, \d+\)/);
       assert.ok((await state()).routingRendered);
       // keyboard: the token strip moves with the arrow keys
       const tokens = page.locator('#token-strip button');
@@ -172,7 +216,7 @@ if (!existsSync(CHROMIUM)) {
       await tokens.nth(2).click();
       await page.keyboard.press('ArrowRight');
       assert.is(await tokens.nth(3).getAttribute('aria-pressed'), 'true', 'ArrowRight selects the next token');
-      assert.match(await page.textContent('#composite-h') ?? '', /character 4/);
+      assert.match((await page.textContent('#composite-h')) ?? '', /character 4/);
 
       const shot = join(work, 'playground.png');
       await page.screenshot({ path: shot, fullPage: true });
@@ -186,7 +230,7 @@ if (!existsSync(CHROMIUM)) {
       assert.ok(await page.isVisible('#neuron-view'), 'neuron view shown for a TopK model');
       assert.not.ok(await page.isVisible('#routing-view'), 'no routing view for a TopK model');
       // Layer 0 is the TopK layer: exactly k = 16 neurons are non-zero per token (playground/models.ts).
-      assert.match(await page.textContent('#neuron-h') ?? '', /16 of 256 non-zero/);
+      assert.match((await page.textContent('#neuron-h')) ?? '', /16 of 256 non-zero/);
       const steerButtons = page.getByRole('button', { name: /^Steer with neuron \d+ of layer 0$/ });
       assert.ok((await steerButtons.count()) > 0, 'active neurons listed with Steer buttons');
       await steerButtons.first().focus();
@@ -195,11 +239,20 @@ if (!existsSync(CHROMIUM)) {
       const neuron = await page.inputValue('#steer-neuron');
       await page.getByLabel('Characters', { exact: true }).fill('40');
       await page.getByRole('button', { name: 'Generate' }).press('Enter');
-      await page.waitForFunction(() => (window as unknown as { playground: PageState }).playground.generation !== null, null, { timeout: 60_000 });
+      await page.waitForFunction(
+        () => (window as unknown as { playground: PageState }).playground.generation !== null,
+        null,
+        { timeout: 60_000 },
+      );
       const gen = (await state()).generation!;
-      console.log(`playground test: plain ${JSON.stringify(gen.plain)}; neuron ${neuron} pushed ${JSON.stringify(gen.steered)}`);
+      console.log(
+        `playground test: plain ${JSON.stringify(gen.plain)}; neuron ${neuron} pushed ${JSON.stringify(gen.steered)}`,
+      );
       assert.is(new TextEncoder().encode(gen.plain).length >= 30, true, 'plain sample generated');
-      assert.ok(gen.steered !== null && gen.steered !== gen.plain, 'pushing the neuron changes the text drawn with the same seed');
+      assert.ok(
+        gen.steered !== null && gen.steered !== gen.plain,
+        'pushing the neuron changes the text drawn with the same seed',
+      );
       const shot2 = join(work, 'playground-topk.png');
       await page.locator('#inspect').screenshot({ path: shot2 });
       console.log(`playground test: screenshot ${shot2}`);
@@ -213,14 +266,24 @@ if (!existsSync(CHROMIUM)) {
       await page.locator('#load-panel summary').click();
       await page.setInputFiles('#ckpt-files', [join(run, 'config.json')]);
       await page.waitForSelector('#ckpt-status[data-state="error"]');
-      assert.match(await page.textContent('#ckpt-status') ?? '', /expected two files, config\.json and model\.safetensors/);
+      assert.match(
+        (await page.textContent('#ckpt-status')) ?? '',
+        /expected two files, config\.json and model\.safetensors/,
+      );
       await page.setInputFiles('#ckpt-files', [join(run, 'config.json'), join(run, 'model.safetensors')]);
       await page.waitForSelector('#ckpt-status[data-state="done"]');
-      assert.match(await page.textContent('#inspect-model') ?? '', /model\.safetensors \+ config\.json/);
+      assert.match((await page.textContent('#inspect-model')) ?? '', /model\.safetensors \+ config\.json/);
       await page.getByRole('button', { name: 'Analyse' }).click();
       await page.waitForSelector('#inspect-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
-      assert.match(await page.textContent('#inspect-status') ?? '', /16 characters analysed \(the model sees at most 16\)/);
-      assert.is(await page.locator('#heatmaps canvas').count(), 2 * (tiny.moe_heads ?? 0), 'routing heatmaps of the loaded model');
+      assert.match(
+        (await page.textContent('#inspect-status')) ?? '',
+        /16 characters analysed \(the model sees at most 16\)/,
+      );
+      assert.is(
+        await page.locator('#heatmaps canvas').count(),
+        2 * (tiny.moe_heads ?? 0),
+        'routing heatmaps of the loaded model',
+      );
       await page.evaluate(() => ((window as unknown as { playground: PageState }).playground.errors.length = 0)); // the file-input error above was intended
 
       assert.equal(outside, [], 'no request outside the page origin');

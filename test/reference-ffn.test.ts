@@ -21,7 +21,11 @@ type Runner = (c: FixtureCase, opts?: RunOptions) => TensorMap;
 /** A tensor that shares `data` (so finite differences can perturb it in place). */
 const t64 = (shape: number[], data: Float64Array): Tensor => ({ dtype: 'F64', shape, data });
 
-function makeCase(kind: string, config: Record<string, unknown>, tensors: [string, number[], Float64Array][]): FixtureCase {
+function makeCase(
+  kind: string,
+  config: Record<string, unknown>,
+  tensors: [string, number[], Float64Array][],
+): FixtureCase {
   return { kind, config, tensors: new Map(tensors.map(([n, s, d]) => [n, t64(s, d)])), source: `test ${kind}` };
 }
 
@@ -43,18 +47,31 @@ function checkCaseGradients(run: Runner, c: FixtureCase, coefs: Record<string, n
   const names = [...c.tensors.keys()].filter((n) => (n.startsWith('in.') && n !== 'in.dy') || n.startsWith('param.'));
   const gradNames = [...res.keys()].filter((n) => n.startsWith('grad.')).sort();
   assert.equal(gradNames, names.map((n) => `grad.${n}`).sort(), `${c.kind}: one grad.* per in.*/param.*`);
-  const tensors = names.map((n) => ({ name: n, value: c.tensors.get(n)!.data as Float64Array, grad: res.get(`grad.${n}`)!.data as Float64Array }));
+  const tensors = names.map((n) => ({
+    name: n,
+    value: c.tensors.get(n)!.data as Float64Array,
+    grad: res.get(`grad.${n}`)!.data as Float64Array,
+  }));
   for (const r of gradCheck(loss, tensors))
-    assert.ok(r.relError <= TOL, `${c.kind} ${JSON.stringify(c.config)}: ${r.name} relative error ${r.relError.toExponential(2)} > ${TOL}`);
+    assert.ok(
+      r.relError <= TOL,
+      `${c.kind} ${JSON.stringify(c.config)}: ${r.name} relative error ${r.relError.toExponential(2)} > ${TOL}`,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // dense-ffn
 
 function denseCase(rng: Rng, activation: string, T = 5, d = 4, F = 6): FixtureCase {
-  const ts: [string, number[], Float64Array][] = [['in.x', [T, d], rng.normals(T * d)], ['in.dy', [T, d], rng.normals(T * d)]];
+  const ts: [string, number[], Float64Array][] = [
+    ['in.x', [T, d], rng.normals(T * d)],
+    ['in.dy', [T, d], rng.normals(T * d)],
+  ];
   if (activation === 'swiglu') ts.push(['param.gate_proj.weight', [F, d], rng.normals(F * d, 0.7)]);
-  ts.push(['param.up_proj.weight', [F, d], rng.normals(F * d, 0.7)], ['param.down_proj.weight', [d, F], rng.normals(d * F, 0.7)]);
+  ts.push(
+    ['param.up_proj.weight', [F, d], rng.normals(F * d, 0.7)],
+    ['param.down_proj.weight', [d, F], rng.normals(d * F, 0.7)],
+  );
   return makeCase('dense-ffn', { hidden_size: d, intermediate_size: F, activation }, ts);
 }
 
@@ -74,7 +91,8 @@ test('dense-ffn swiglu: y = down(silu(gate x) ⊙ up x), spelled out for one tok
     return (a / (1 + Math.exp(-a))) * b;
   });
   const y = runDenseFfnCase(c).get('out.y')!.data as Float64Array;
-  for (let i = 0; i < 2; i++) assert.ok(Math.abs(y[i] - (D[i * 3] * h[0] + D[i * 3 + 1] * h[1] + D[i * 3 + 2] * h[2])) < 1e-14);
+  for (let i = 0; i < 2; i++)
+    assert.ok(Math.abs(y[i] - (D[i * 3] * h[0] + D[i * 3 + 1] * h[1] + D[i * 3 + 2] * h[2])) < 1e-14);
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -97,7 +115,8 @@ function smoeCase(rng: Rng, activation: string, aux = { balance: 0.3, z: 0.2 }):
     ['in.dy', [T, d], rng.normals(T * d)],
     ['param.gate.weight', [E, d], value.gate],
   ];
-  for (const s of smoeParamSpecs(parseSmoeConfig(config, 'test')).slice(1)) ts.push([`param.${s.name}`, s.shape, rng.normals(s.shape[0] * s.shape[1], 0.7)]);
+  for (const s of smoeParamSpecs(parseSmoeConfig(config, 'test')).slice(1))
+    ts.push([`param.${s.name}`, s.shape, rng.normals(s.shape[0] * s.shape[1], 0.7)]);
   return makeCase('smoe', config, ts);
 }
 
@@ -119,7 +138,9 @@ test('smoe: aux losses and gates by their definitions (f normalised by T·k, top
   const P = new Array(E).fill(0);
   let zl = 0;
   for (let t = 0; t < T; t++) {
-    const z = [...Array(E).keys()].map((e) => [...Array(d).keys()].reduce((s, i) => s + x[t * d + i] * Wg[e * d + i], 0));
+    const z = [...Array(E).keys()].map((e) =>
+      [...Array(d).keys()].reduce((s, i) => s + x[t * d + i] * Wg[e * d + i], 0),
+    );
     const order = [...Array(E).keys()].sort((a, b) => z[b] - z[a] || a - b);
     assert.equal(Array.from(idx.subarray(t * k, t * k + k)), order.slice(0, k));
     for (const e of order.slice(0, k)) counts[e]++;
@@ -142,8 +163,16 @@ test('smoe ties: equal router logits go to the lower expert index first', () => 
       ['in.dy', [1, 1], Float64Array.from([1])],
       ['param.gate.weight', [E, 1], Float64Array.from(gate)],
     ];
-    for (let e = 0; e < E; e++) ts.push([`param.experts.${e}.w1.weight`, [2, 1], Float64Array.from([1, 2])], [`param.experts.${e}.w2.weight`, [1, 2], Float64Array.from([1, 1])]);
-    const c = makeCase('smoe', { hidden_size: 1, intermediate_size: 2, num_experts: E, top_k: k, activation: 'relu', aux: { balance: 0, z: 0 } }, ts);
+    for (let e = 0; e < E; e++)
+      ts.push(
+        [`param.experts.${e}.w1.weight`, [2, 1], Float64Array.from([1, 2])],
+        [`param.experts.${e}.w2.weight`, [1, 2], Float64Array.from([1, 1])],
+      );
+    const c = makeCase(
+      'smoe',
+      { hidden_size: 1, intermediate_size: 2, num_experts: E, top_k: k, activation: 'relu', aux: { balance: 0, z: 0 } },
+      ts,
+    );
     return Array.from(runSmoeCase(c).get('idx.topk')!.data as Int32Array);
   };
   assert.equal(run([1, 5, 5, 2], 2), [1, 2]);
@@ -165,7 +194,10 @@ for (const alpha of [1, 0.4, 0]) {
       () => rng.normals(T * F),
       (x) => Math.min(topkMargin(x, T, F, k), ...Array.from(x, (v) => Math.abs(v) / MIN_MARGIN / 10)),
     );
-    const c = makeCase('topk', { k, alpha, activation: 'relu' }, [['in.x', [T, F], x], ['in.dy', [T, F], rng.normals(T * F)]]);
+    const c = makeCase('topk', { k, alpha, activation: 'relu' }, [
+      ['in.x', [T, F], x],
+      ['in.dy', [T, F], rng.normals(T * F)],
+    ]);
     checkCaseGradients(runTopkCase, c);
   });
 
@@ -193,9 +225,15 @@ for (const alpha of [1, 0.4, 0]) {
 test('topk ties: every entry equal to τ_k is kept (the mask may exceed k)', () => {
   const run = (row: number[], k: number, alpha = 0) => {
     const F = row.length;
-    const c = makeCase('topk', { k, alpha }, [['in.x', [1, F], Float64Array.from(row)], ['in.dy', [1, F], new Float64Array(F)]]);
+    const c = makeCase('topk', { k, alpha }, [
+      ['in.x', [1, F], Float64Array.from(row)],
+      ['in.dy', [1, F], new Float64Array(F)],
+    ]);
     const o = runTopkCase(c);
-    return { mask: Array.from(o.get('idx.mask')!.data as Uint8Array), y: Array.from(o.get('out.y')!.data as Float64Array) };
+    return {
+      mask: Array.from(o.get('idx.mask')!.data as Uint8Array),
+      y: Array.from(o.get('out.y')!.data as Float64Array),
+    };
   };
   assert.equal(run([1, 3, 3, 2], 1).mask, [0, 1, 1, 0], 'k = 1 with a tie at the top keeps both');
   assert.equal(run([1, 3, 3, 2], 2).mask, [0, 1, 1, 0]);
@@ -232,7 +270,8 @@ test('case runners add their gradients to opts.gradInit and skip backward when f
   const c = denseCase(new Rng(500), 'relu2');
   const plain = runDenseFfnCase(c);
   const init = new Map<string, Tensor>();
-  for (const [n, t] of plain) if (n.startsWith('grad.')) init.set(n, t64(t.shape, new Float64Array(t.data.length).fill(0.5)));
+  for (const [n, t] of plain)
+    if (n.startsWith('grad.')) init.set(n, t64(t.shape, new Float64Array(t.data.length).fill(0.5)));
   const acc = runDenseFfnCase(c, { gradInit: init });
   for (const [n, t] of plain) {
     if (!n.startsWith('grad.')) continue;
@@ -246,20 +285,44 @@ test('case runners add their gradients to opts.gradInit and skip backward when f
 
 test('case runners refuse bad config, shapes and unknown tensors with clear errors', () => {
   const c = denseCase(new Rng(600), 'relu2');
-  assert.throws(() => runDenseFfnCase({ ...c, config: { ...c.config, activation: 'tanh' } }), /config\.activation: expected one of 'swiglu', 'relu2', 'relu', 'gelu', found "tanh"/);
-  assert.throws(() => runDenseFfnCase({ ...c, config: { ...c.config, intermediate_size: 5 } }), /param\.up_proj\.weight: expected shape \[5,4\], found \[6,4\]/);
+  assert.throws(
+    () => runDenseFfnCase({ ...c, config: { ...c.config, activation: 'tanh' } }),
+    /config\.activation: expected one of 'swiglu', 'relu2', 'relu', 'gelu', found "tanh"/,
+  );
+  assert.throws(
+    () => runDenseFfnCase({ ...c, config: { ...c.config, intermediate_size: 5 } }),
+    /param\.up_proj\.weight: expected shape \[5,4\], found \[6,4\]/,
+  );
   const extra = new Map(c.tensors);
   extra.set('param.gate_proj.weight', t64([6, 4], new Float64Array(24)));
-  assert.throws(() => runDenseFfnCase({ ...c, tensors: extra }), /unexpected tensors for this kind\/config: param\.gate_proj\.weight/);
+  assert.throws(
+    () => runDenseFfnCase({ ...c, tensors: extra }),
+    /unexpected tensors for this kind\/config: param\.gate_proj\.weight/,
+  );
   const missing = new Map(c.tensors);
   missing.delete('param.down_proj.weight');
-  assert.throws(() => runDenseFfnCase({ ...c, tensors: missing }), /test dense-ffn \[kind dense-ffn\]: missing tensor param\.down_proj\.weight/);
+  assert.throws(
+    () => runDenseFfnCase({ ...c, tensors: missing }),
+    /test dense-ffn \[kind dense-ffn\]: missing tensor param\.down_proj\.weight/,
+  );
   const s = smoeCase(new Rng(601), 'relu2');
-  assert.throws(() => runSmoeCase({ ...s, config: { ...s.config, aux: { balance: 0.1 } } }), /config\.aux\.z: expected a finite number/);
-  assert.throws(() => runSmoeCase({ ...s, config: { ...s.config, top_k: 5 } }), /config\.top_k: expected at most num_experts = 4, found 5/);
-  const tk = makeCase('topk', { k: 9, alpha: 0.5 }, [['in.x', [1, 3], new Float64Array(3)], ['in.dy', [1, 3], new Float64Array(3)]]);
+  assert.throws(
+    () => runSmoeCase({ ...s, config: { ...s.config, aux: { balance: 0.1 } } }),
+    /config\.aux\.z: expected a finite number/,
+  );
+  assert.throws(
+    () => runSmoeCase({ ...s, config: { ...s.config, top_k: 5 } }),
+    /config\.top_k: expected at most num_experts = 4, found 5/,
+  );
+  const tk = makeCase('topk', { k: 9, alpha: 0.5 }, [
+    ['in.x', [1, 3], new Float64Array(3)],
+    ['in.dy', [1, 3], new Float64Array(3)],
+  ]);
   assert.throws(() => runTopkCase(tk), /config\.k: expected at most 3/);
-  assert.throws(() => runTopkCase({ ...tk, config: { k: 1, alpha: 2 } }), /config\.alpha: expected a number in \[0, 1\]/);
+  assert.throws(
+    () => runTopkCase({ ...tk, config: { k: 1, alpha: 2 } }),
+    /config\.alpha: expected a number in \[0, 1\]/,
+  );
 });
 
 test.run();

@@ -7,7 +7,17 @@ import * as assert from 'uvu/assert';
 import type { Tensor } from '../src/tensor.ts';
 import { zerosLike, type Config, type Params } from '../reference/common.ts';
 import { gradCheck } from '../reference/gradcheck.ts';
-import { buildLm, FFN_DRIVERS, initLm, lmBackward, lmForward, lmParamSpecs, runLmCase, TINY_LM_BASE, type LmModel } from '../reference/lm.ts';
+import {
+  buildLm,
+  FFN_DRIVERS,
+  initLm,
+  lmBackward,
+  lmForward,
+  lmParamSpecs,
+  runLmCase,
+  TINY_LM_BASE,
+  type LmModel,
+} from '../reference/lm.ts';
 import { drawWithMargin } from '../reference/margins.ts';
 import { Rng } from '../reference/rng.ts';
 
@@ -17,7 +27,8 @@ const [B, S] = [2, 5];
 /** A model with O(1) random weights (so every path matters numerically), random norm gains, random tokens. */
 function drawModel(m: LmModel, rng: Rng): { params: Params; state: Params; tokens: Int32Array } {
   const { params, state } = initLm(m, rng, 0.5);
-  for (const s of lmParamSpecs(m)) if (s.init === 'ones') params[s.name] = params[s.name].map(() => 1 + 0.3 * rng.normal());
+  for (const s of lmParamSpecs(m))
+    if (s.init === 'ones') params[s.name] = params[s.name].map(() => 1 + 0.3 * rng.normal());
   return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
 }
 
@@ -25,15 +36,25 @@ function drawModel(m: LmModel, rng: Rng): { params: Params; state: Params; token
 function checkLm(config: Config, seed: number): void {
   const m = buildLm(config, JSON.stringify(config));
   const rng = new Rng(seed);
-  const { value } = drawWithMargin(() => drawModel(m, rng), (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin);
+  const { value } = drawWithMargin(
+    () => drawModel(m, rng),
+    (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin,
+  );
   const { params, state, tokens } = value;
   const fwd = lmForward(m, params, tokens, B, S, state);
   const grads = zerosLike(params);
   lmBackward(m, params, fwd, grads);
   const loss = () => lmForward(m, params, tokens, B, S, state).loss;
-  const results = gradCheck(loss, Object.keys(params).map((name) => ({ name, value: params[name], grad: grads[name] })));
+  const results = gradCheck(
+    loss,
+    Object.keys(params).map((name) => ({ name, value: params[name], grad: grads[name] })),
+  );
   assert.is(results.length, lmParamSpecs(m).length);
-  for (const r of results) assert.ok(r.relError <= TOL, `${config.ffn} ${JSON.stringify(config)}: ${r.name} relative error ${r.relError.toExponential(2)} > ${TOL}`);
+  for (const r of results)
+    assert.ok(
+      r.relError <= TOL,
+      `${config.ffn} ${JSON.stringify(config)}: ${r.name} relative error ${r.relError.toExponential(2)} > ${TOL}`,
+    );
 }
 
 for (const [ffn, driver] of Object.entries(FFN_DRIVERS))
@@ -79,7 +100,8 @@ test('lm is causal: changing the last token leaves the logits of earlier positio
     t2[S - 1] = (t2[S - 1] + 1) % m.cfg.V; // last token of sequence 0
     const b = lmForward(m, params, t2, B, S, state).logits;
     const V = m.cfg.V;
-    for (let i = 0; i < (S - 1) * V; i++) assert.is(b[i], a[i], `${config.ffn}: logit ${i} of an earlier position changed`);
+    for (let i = 0; i < (S - 1) * V; i++)
+      assert.is(b[i], a[i], `${config.ffn}: logit ${i} of an earlier position changed`);
     let changed = false;
     for (let i = (S - 1) * V; i < S * V; i++) if (b[i] !== a[i]) changed = true;
     assert.ok(changed);
@@ -88,7 +110,15 @@ test('lm is causal: changing the last token leaves the logits of earlier positio
 });
 
 test('lm loss = CE + Σ coef · (aux averaged over the SMoE layers)', () => {
-  const config = { ...TINY_LM_BASE, ffn: 'smoe', intermediate_size: 6, num_experts: 4, top_k: 2, activation: 'swiglu', aux: { balance: 0.1, z: 0.01 } };
+  const config = {
+    ...TINY_LM_BASE,
+    ffn: 'smoe',
+    intermediate_size: 6,
+    num_experts: 4,
+    top_k: 2,
+    activation: 'swiglu',
+    aux: { balance: 0.1, z: 0.01 },
+  };
   const m = buildLm(config);
   const { params, state, tokens } = drawModel(m, new Rng(1500));
   const fwd = lmForward(m, params, tokens, B, S, state);
@@ -119,18 +149,43 @@ test('lm parameter names follow the Hugging Face Llama / Mixtral checkpoint layo
     'lm_head.weight [11,8]',
   ])
     assert.ok(dense.includes(n), `missing ${n}`);
-  const smoe = names({ ...TINY_LM_BASE, ffn: 'smoe', tie_word_embeddings: true, intermediate_size: 6, num_experts: 2, top_k: 1, activation: 'swiglu', aux: { balance: 0, z: 0 } });
-  for (const n of ['model.layers.1.block_sparse_moe.gate.weight [2,8]', 'model.layers.1.block_sparse_moe.experts.1.w3.weight [6,8]', 'model.layers.1.block_sparse_moe.experts.0.w2.weight [8,6]'])
+  const smoe = names({
+    ...TINY_LM_BASE,
+    ffn: 'smoe',
+    tie_word_embeddings: true,
+    intermediate_size: 6,
+    num_experts: 2,
+    top_k: 1,
+    activation: 'swiglu',
+    aux: { balance: 0, z: 0 },
+  });
+  for (const n of [
+    'model.layers.1.block_sparse_moe.gate.weight [2,8]',
+    'model.layers.1.block_sparse_moe.experts.1.w3.weight [6,8]',
+    'model.layers.1.block_sparse_moe.experts.0.w2.weight [8,6]',
+  ])
     assert.ok(smoe.includes(n), `missing ${n}`);
-  assert.not.ok(smoe.some((n) => n.startsWith('lm_head')), 'tied embeddings: no lm_head.weight');
+  assert.not.ok(
+    smoe.some((n) => n.startsWith('lm_head')),
+    'tied embeddings: no lm_head.weight',
+  );
 });
 
 test('lm case runner: outputs, gradInit accumulation, forward-only, and clear errors', () => {
-  const config = { ...TINY_LM_BASE, ffn: 'smoe', intermediate_size: 6, num_experts: 4, top_k: 2, activation: 'relu2', aux: { balance: 0.1, z: 0.01 } };
+  const config = {
+    ...TINY_LM_BASE,
+    ffn: 'smoe',
+    intermediate_size: 6,
+    num_experts: 4,
+    top_k: 2,
+    activation: 'relu2',
+    aux: { balance: 0.1, z: 0.01 },
+  };
   const m = buildLm(config);
   const { params, state, tokens } = drawModel(m, new Rng(1600));
   const tensors = new Map<string, Tensor>([['in.tokens', { dtype: 'I32', shape: [B, S], data: tokens }]]);
-  for (const s of lmParamSpecs(m)) tensors.set(`param.${s.name}`, { dtype: 'F64', shape: s.shape, data: params[s.name] });
+  for (const s of lmParamSpecs(m))
+    tensors.set(`param.${s.name}`, { dtype: 'F64', shape: s.shape, data: params[s.name] });
   const c = { kind: 'lm', config, tensors, source: 'test lm' };
   const out = runLmCase(c);
   const fwd = lmForward(m, params, tokens, B, S, state);
@@ -139,8 +194,11 @@ test('lm case runner: outputs, gradInit accumulation, forward-only, and clear er
   assert.equal(out.get('out.logits')!.shape, [B, S, m.cfg.V]);
   const grads = zerosLike(params);
   lmBackward(m, params, fwd, grads);
-  for (const s of lmParamSpecs(m)) assert.equal(Array.from(out.get(`grad.param.${s.name}`)!.data as Float64Array), Array.from(grads[s.name]), s.name);
-  const init = new Map<string, Tensor>([['grad.param.model.norm.weight', { dtype: 'F64', shape: [8], data: new Float64Array(8).fill(1) }]]);
+  for (const s of lmParamSpecs(m))
+    assert.equal(Array.from(out.get(`grad.param.${s.name}`)!.data as Float64Array), Array.from(grads[s.name]), s.name);
+  const init = new Map<string, Tensor>([
+    ['grad.param.model.norm.weight', { dtype: 'F64', shape: [8], data: new Float64Array(8).fill(1) }],
+  ]);
   const acc = runLmCase(c, { gradInit: init }).get('grad.param.model.norm.weight')!.data as Float64Array;
   acc.forEach((v, i) => assert.ok(Math.abs(v - (grads['model.norm.weight'][i] + 1)) < 1e-15));
   assert.not.ok([...runLmCase(c, { forwardOnly: true }).keys()].some((n) => n.startsWith('grad.')));
@@ -150,11 +208,20 @@ test('lm case runner: outputs, gradInit accumulation, forward-only, and clear er
   assert.is((runLmCase({ ...c, tensors: t64 }).get('out.loss')!.data as Float64Array)[0], fwd.loss);
 
   assert.throws(() => runLmCase({ ...c, config: { ...config, ffn: 'mamba' } }), /config\.ffn: expected one of 'dense'/);
-  assert.throws(() => runLmCase({ ...c, config: { ...config, ffn: 'dense', activation: 'relu2' } }), /config\.aux: ffn 'dense' produces no aux losses/);
+  assert.throws(
+    () => runLmCase({ ...c, config: { ...config, ffn: 'dense', activation: 'relu2' } }),
+    /config\.aux: ffn 'dense' produces no aux losses/,
+  );
   const missing = new Map(tensors);
   missing.delete('param.model.layers.1.block_sparse_moe.experts.3.w2.weight');
-  assert.throws(() => runLmCase({ ...c, tensors: missing }), /missing tensor param\.model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight/);
-  assert.throws(() => runLmCase({ ...c, config: { ...config, max_position_embeddings: 4 } }), /sequence length 5 exceeds max_position_embeddings 4/);
+  assert.throws(
+    () => runLmCase({ ...c, tensors: missing }),
+    /missing tensor param\.model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight/,
+  );
+  assert.throws(
+    () => runLmCase({ ...c, config: { ...config, max_position_embeddings: 4 } }),
+    /sequence length 5 exceeds max_position_embeddings 4/,
+  );
   const bad = new Map(tensors);
   bad.set('in.tokens', { dtype: 'I32', shape: [B, S], data: Int32Array.from(tokens, () => 11) });
   assert.throws(() => runLmCase({ ...c, tensors: bad }), /token id 11 at position 0 is outside \[0, 11\)/);

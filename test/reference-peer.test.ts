@@ -5,7 +5,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { drawWithMargin, MIN_MARGIN } from '../reference/margins.ts';
 import {
-  peerBackward, peerForward, runPeerCase, type PeerDims, type PeerOptions, type PeerParams, type PeerState,
+  peerBackward,
+  peerForward,
+  runPeerCase,
+  type PeerDims,
+  type PeerOptions,
+  type PeerParams,
+  type PeerState,
 } from '../reference/peer.ts';
 import { Rng } from '../reference/rng.ts';
 import { f64 } from '../src/tensor.ts';
@@ -30,16 +36,28 @@ function drawPeer(seed: number, dims: PeerDims = DIMS): PeerDraw {
   return {
     x: rng.normals(T * d),
     p: {
-      'query.weight': rng.normals(dq * d, 0.5), 'query.bias': rng.normals(dq, 0.3),
-      'query_bn.weight': Float64Array.from(rng.normals(dq, 0.2), (v) => 1 + v), 'query_bn.bias': rng.normals(dq, 0.2),
-      sub_keys: rng.normals(2 * K * (dk / 2)), w_down: rng.normals(N * d, 0.6), w_up: rng.normals(N * d, 0.6),
+      'query.weight': rng.normals(dq * d, 0.5),
+      'query.bias': rng.normals(dq, 0.3),
+      'query_bn.weight': Float64Array.from(rng.normals(dq, 0.2), (v) => 1 + v),
+      'query_bn.bias': rng.normals(dq, 0.2),
+      sub_keys: rng.normals(2 * K * (dk / 2)),
+      w_down: rng.normals(N * d, 0.6),
+      w_up: rng.normals(N * d, 0.6),
     },
-    state: { 'query_bn.running_mean': rng.normals(dq, 0.3), 'query_bn.running_var': Float64Array.from(rng.normals(dq), (v) => 0.5 + v * v) },
+    state: {
+      'query_bn.running_mean': rng.normals(dq, 0.3),
+      'query_bn.running_var': Float64Array.from(rng.normals(dq), (v) => 0.5 + v * v),
+    },
     dy: rng.normals(T * d),
   };
 }
 
-const opts = (mode: 'train' | 'eval', activation: 'relu' | 'gelu'): PeerOptions => ({ activation, mode, bnEps: 1e-5, bnMomentum: 0.1 });
+const opts = (mode: 'train' | 'eval', activation: 'relu' | 'gelu'): PeerOptions => ({
+  activation,
+  mode,
+  bnEps: 1e-5,
+  bnMomentum: 0.1,
+});
 
 function forward(s: PeerDraw, o: PeerOptions, dims: PeerDims = DIMS) {
   const y = new Float64Array(dims.T * dims.d);
@@ -58,25 +76,29 @@ function margin(s: PeerDraw, o: PeerOptions): number {
 test('PEER retrieval equals brute-force top-k over all N product keys (descending, ties → lower id)', () => {
   const s = drawPeer(51);
   const { T, N, H, k, dk } = DIMS;
-  const K = Math.sqrt(N), half = dk / 2;
+  const K = Math.sqrt(N),
+    half = dk / 2;
   const { saved } = forward(s, opts('train', 'gelu'));
-  for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
-    const q = saved.q.subarray(t * H * dk + h * dk, t * H * dk + (h + 1) * dk);
-    const all: Array<[number, number]> = [];
-    for (let a = 0; a < K; a++) for (let b = 0; b < K; b++) {
-      let sc = 0;
-      for (let c = 0; c < half; c++) sc += q[c] * s.p.sub_keys[a * half + c] + q[half + c] * s.p.sub_keys[(K + b) * half + c];
-      all.push([sc, a * K + b]);
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < H; h++) {
+      const q = saved.q.subarray(t * H * dk + h * dk, t * H * dk + (h + 1) * dk);
+      const all: Array<[number, number]> = [];
+      for (let a = 0; a < K; a++)
+        for (let b = 0; b < K; b++) {
+          let sc = 0;
+          for (let c = 0; c < half; c++)
+            sc += q[c] * s.p.sub_keys[a * half + c] + q[half + c] * s.p.sub_keys[(K + b) * half + c];
+          all.push([sc, a * K + b]);
+        }
+      all.sort((u, v) => v[0] - u[0] || u[1] - v[1]);
+      const want = all.slice(0, k).map((e) => e[1]);
+      assert.equal([...saved.ids.subarray((t * H + h) * k, (t * H + h + 1) * k)], want, `token ${t} head ${h}`);
+      // softmax over the k scores of this head
+      const w = saved.w.subarray((t * H + h) * k, (t * H + h + 1) * k);
+      const z = all.slice(0, k).map((e) => Math.exp(e[0]));
+      const zs = z.reduce((a, b) => a + b, 0);
+      for (let r = 0; r < k; r++) assert.ok(Math.abs(w[r] - z[r] / zs) < 1e-14);
     }
-    all.sort((u, v) => v[0] - u[0] || u[1] - v[1]);
-    const want = all.slice(0, k).map((e) => e[1]);
-    assert.equal([...saved.ids.subarray((t * H + h) * k, (t * H + h + 1) * k)], want, `token ${t} head ${h}`);
-    // softmax over the k scores of this head
-    const w = saved.w.subarray((t * H + h) * k, (t * H + h + 1) * k);
-    const z = all.slice(0, k).map((e) => Math.exp(e[0]));
-    const zs = z.reduce((a, b) => a + b, 0);
-    for (let r = 0; r < k; r++) assert.ok(Math.abs(w[r] - z[r] / zs) < 1e-14);
-  }
 });
 
 test('PEER ties: lower sub-key index at stages 1–2, lower expert id at stage 3', () => {
@@ -84,13 +106,19 @@ test('PEER ties: lower sub-key index at stages 1–2, lower expert id at stage 3
   // query Linear make q = (1, 1), so the scores are the sub-keys themselves.
   const dims: PeerDims = { T: 1, d: 2, N: 16, H: 1, k: 2, dk: 2 };
   const p: PeerParams = {
-    'query.weight': new Float64Array(4), 'query.bias': new Float64Array(2),
-    'query_bn.weight': new Float64Array([1, 1]), 'query_bn.bias': new Float64Array([1, 1]),
+    'query.weight': new Float64Array(4),
+    'query.bias': new Float64Array(2),
+    'query_bn.weight': new Float64Array([1, 1]),
+    'query_bn.bias': new Float64Array([1, 1]),
     // first half scores (1, 3, 3, 0): a ∈ {1, 2} tie; second half (2, 2, 0, 0): b ∈ {0, 1} tie
     sub_keys: new Float64Array([1, 3, 3, 0, 2, 2, 0, 0]),
-    w_down: new Float64Array(32).fill(0.1), w_up: new Float64Array(32).fill(0.1),
+    w_down: new Float64Array(32).fill(0.1),
+    w_up: new Float64Array(32).fill(0.1),
   };
-  const state: PeerState = { 'query_bn.running_mean': new Float64Array(2), 'query_bn.running_var': new Float64Array(2).fill(1 - 1e-5) };
+  const state: PeerState = {
+    'query_bn.running_mean': new Float64Array(2),
+    'query_bn.running_var': new Float64Array(2).fill(1 - 1e-5),
+  };
   const y = new Float64Array(2);
   const s = peerForward(y, new Float64Array([0.3, -0.2]), p, state, null, dims, opts('eval', 'gelu'));
   // all four candidates (1,0), (1,1), (2,0), (2,1) score 5: ids 4, 5, 8, 9 → the two lowest
@@ -105,12 +133,18 @@ for (const mode of ['train', 'eval'] as const) {
   for (const activation of ['gelu', 'relu'] as const) {
     test(`PEER (${mode}, ${activation}): finite differences for every parameter and the input`, () => {
       const o = opts(mode, activation);
-      const { value: s, margin: mg } = drawWithMargin((a) => drawPeer(500 + a + (mode === 'eval' ? 100 : 0) + (activation === 'relu' ? 200 : 0)), (s) => margin(s, o));
+      const { value: s, margin: mg } = drawWithMargin(
+        (a) => drawPeer(500 + a + (mode === 'eval' ? 100 : 0) + (activation === 'relu' ? 200 : 0)),
+        (s) => margin(s, o),
+      );
       assert.ok(mg >= MIN_MARGIN);
       const base = forward(s, o);
       const f = () => {
         const r = forward(s, o);
-        assert.ok(arraysEqual(r.saved.ids, base.saved.ids), 'a routing decision flipped under a finite-difference step');
+        assert.ok(
+          arraysEqual(r.saved.ids, base.saved.ids),
+          'a routing decision flipped under a finite-difference step',
+        );
         return dot(r.y, s.dy);
       };
       const dx = new Float64Array(s.x.length);
@@ -120,7 +154,10 @@ for (const mode of ['train', 'eval'] as const) {
       // train-mode BN removes the mean: the query bias gets exactly no gradient (up to rounding)
       if (mode === 'train') {
         const scale = Math.max(...g['query.weight'].map(Math.abs));
-        assert.ok(g['query.bias'].every((v) => Math.abs(v) < 1e-12 * Math.max(1, scale)), 'query.bias gradient vanishes under train-mode BN');
+        assert.ok(
+          g['query.bias'].every((v) => Math.abs(v) < 1e-12 * Math.max(1, scale)),
+          'query.bias gradient vanishes under train-mode BN',
+        );
       }
       const tensors: Record<string, Float64Array> = { x: s.x, ...s.p };
       if (mode === 'train') delete tensors['query.bias']; // its true gradient is 0: relative error is meaningless
@@ -133,7 +170,10 @@ test('PEER: scatter-add when several tokens and heads select the same expert', (
   // N = 4 experts, k = 2 of them per head, 3 heads, 5 tokens: collisions are certain
   const dims: PeerDims = { T: 5, d: 3, N: 4, H: 3, k: 2, dk: 2 };
   const o = opts('train', 'gelu');
-  const { value: s } = drawWithMargin((a) => drawPeer(700 + a, dims), (s) => forward(s, o, dims).saved.margin);
+  const { value: s } = drawWithMargin(
+    (a) => drawPeer(700 + a, dims),
+    (s) => forward(s, o, dims).saved.margin,
+  );
   const base = forward(s, o, dims);
   const counts = new Map<number, number>();
   for (const id of base.saved.ids) counts.set(id, (counts.get(id) ?? 0) + 1);
@@ -152,13 +192,29 @@ test('peer case: idx.experts, next running stats, gradInit, forwardOnly, config 
   const dq = H * dk;
   const K = Math.sqrt(N);
   const tensors = new Map([
-    ['in.x', f64([T, d], s.x)], ['in.dy', f64([T, d], s.dy)],
-    ['param.query.weight', f64([dq, d], s.p['query.weight'])], ['param.query.bias', f64([dq], s.p['query.bias'])],
-    ['param.query_bn.weight', f64([dq], s.p['query_bn.weight'])], ['param.query_bn.bias', f64([dq], s.p['query_bn.bias'])],
-    ['param.sub_keys', f64([2, K, dk / 2], s.p.sub_keys)], ['param.w_down', f64([N, d], s.p.w_down)], ['param.w_up', f64([N, d], s.p.w_up)],
-    ['state.query_bn.running_mean', f64([dq], s.state['query_bn.running_mean'])], ['state.query_bn.running_var', f64([dq], s.state['query_bn.running_var'])],
+    ['in.x', f64([T, d], s.x)],
+    ['in.dy', f64([T, d], s.dy)],
+    ['param.query.weight', f64([dq, d], s.p['query.weight'])],
+    ['param.query.bias', f64([dq], s.p['query.bias'])],
+    ['param.query_bn.weight', f64([dq], s.p['query_bn.weight'])],
+    ['param.query_bn.bias', f64([dq], s.p['query_bn.bias'])],
+    ['param.sub_keys', f64([2, K, dk / 2], s.p.sub_keys)],
+    ['param.w_down', f64([N, d], s.p.w_down)],
+    ['param.w_up', f64([N, d], s.p.w_up)],
+    ['state.query_bn.running_mean', f64([dq], s.state['query_bn.running_mean'])],
+    ['state.query_bn.running_var', f64([dq], s.state['query_bn.running_var'])],
   ]);
-  const config = { hidden_size: d, num_experts: N, heads: H, top_k: k, key_dim: dk, activation: 'gelu', mode: 'train', bn_eps: 1e-5, bn_momentum: 0.1 };
+  const config = {
+    hidden_size: d,
+    num_experts: N,
+    heads: H,
+    top_k: k,
+    key_dim: dk,
+    activation: 'gelu',
+    mode: 'train',
+    bn_eps: 1e-5,
+    bn_momentum: 0.1,
+  };
   const out = runPeerCase({ kind: 'peer', config, tensors });
   const ids = out.get('idx.experts')!;
   assert.is(ids.dtype, 'I32');
@@ -174,21 +230,39 @@ test('peer case: idx.experts, next running stats, gradInit, forwardOnly, config 
   }
   const mean = pre.reduce((a, b) => a + b, 0) / T;
   const varU = pre.reduce((a, b) => a + (b - mean) ** 2, 0) / (T - 1);
-  assert.ok(Math.abs(D(out, 'next.query_bn.running_mean')[c] - (0.9 * s.state['query_bn.running_mean'][c] + 0.1 * mean)) < 1e-14);
-  assert.ok(Math.abs(D(out, 'next.query_bn.running_var')[c] - (0.9 * s.state['query_bn.running_var'][c] + 0.1 * varU)) < 1e-13);
+  assert.ok(
+    Math.abs(D(out, 'next.query_bn.running_mean')[c] - (0.9 * s.state['query_bn.running_mean'][c] + 0.1 * mean)) <
+      1e-14,
+  );
+  assert.ok(
+    Math.abs(D(out, 'next.query_bn.running_var')[c] - (0.9 * s.state['query_bn.running_var'][c] + 0.1 * varU)) < 1e-13,
+  );
   const init = new Map([['grad.param.w_up', f64([N, d], new Float64Array(N * d).fill(3))]]);
-  const a = D(out, 'grad.param.w_up'), b = D(runPeerCase({ kind: 'peer', config, tensors }, { gradInit: init }), 'grad.param.w_up');
+  const a = D(out, 'grad.param.w_up'),
+    b = D(runPeerCase({ kind: 'peer', config, tensors }, { gradInit: init }), 'grad.param.w_up');
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(b[i] - (a[i] + 3)) < 1e-14);
   const fo = runPeerCase({ kind: 'peer', config, tensors }, { forwardOnly: true });
   assert.ok(![...fo.keys()].some((n) => n.startsWith('grad.')) && fo.has('next.query_bn.running_var'));
   const evalOut = runPeerCase({ kind: 'peer', config: { ...config, mode: 'eval' }, tensors });
   assert.ok(!evalOut.has('next.query_bn.running_mean'), 'eval mode reports no next state');
-  assert.throws(() => runPeerCase({ kind: 'peer', config: { ...config, num_experts: 15 }, tensors }), /num_experts: expected a perfect square/);
-  assert.throws(() => runPeerCase({ kind: 'peer', config: { ...config, top_k: 5 }, tensors }), /top_k: expected ≤ √num_experts = 4/);
-  assert.throws(() => runPeerCase({ kind: 'peer', config: { ...config, activation: 'swiglu' }, tensors }), /config\.activation/);
+  assert.throws(
+    () => runPeerCase({ kind: 'peer', config: { ...config, num_experts: 15 }, tensors }),
+    /num_experts: expected a perfect square/,
+  );
+  assert.throws(
+    () => runPeerCase({ kind: 'peer', config: { ...config, top_k: 5 }, tensors }),
+    /top_k: expected ≤ √num_experts = 4/,
+  );
+  assert.throws(
+    () => runPeerCase({ kind: 'peer', config: { ...config, activation: 'swiglu' }, tensors }),
+    /config\.activation/,
+  );
   const bad = new Map(tensors);
   bad.set('param.sub_keys', f64([2, K, dk]));
-  assert.throws(() => runPeerCase({ kind: 'peer', config, tensors: bad }), /param\.sub_keys: expected shape \[2,4,2\], found \[2,4,4\]/);
+  assert.throws(
+    () => runPeerCase({ kind: 'peer', config, tensors: bad }),
+    /param\.sub_keys: expected shape \[2,4,2\], found \[2,4,4\]/,
+  );
   const one = new Map(tensors);
   one.set('in.x', f64([1, d], s.x.subarray(0, d)));
   one.set('in.dy', f64([1, d], s.dy.subarray(0, d)));
@@ -199,32 +273,57 @@ test('peer case: idx.experts, next running stats, gradInit, forwardOnly, config 
 // PEER inside the reference LM
 
 const lmPeerCfg = (mode: 'train' | 'eval'): Config => ({
-  ...TINY_LM_BASE, num_hidden_layers: 4, ffn: 'peer', mode, peer_layers: [1, 2], num_experts: 16, heads: 2, top_k: 2,
-  key_dim: 4, activation: 'gelu', bn_eps: 1e-5, bn_momentum: 0.1, intermediate_size: 6,
+  ...TINY_LM_BASE,
+  num_hidden_layers: 4,
+  ffn: 'peer',
+  mode,
+  peer_layers: [1, 2],
+  num_experts: 16,
+  heads: 2,
+  top_k: 2,
+  key_dim: 4,
+  activation: 'gelu',
+  bn_eps: 1e-5,
+  bn_momentum: 0.1,
+  intermediate_size: 6,
 });
 
 for (const mode of ['train', 'eval'] as const) {
   test(`lm peer (${mode}) on layers 1 and 2, dense elsewhere: names, state, FD for every parameter`, () => {
     const m = buildLm(lmPeerCfg(mode), 'test');
     const names = lmParamSpecs(m).map((s) => s.name);
-    for (const i of [1, 2]) for (const n of ['query.weight', 'query.bias', 'query_bn.weight', 'query_bn.bias', 'sub_keys', 'w_down', 'w_up'])
-      assert.ok(names.includes(`model.layers.${i}.mlp.${n}`), `layer ${i} mlp.${n}`);
+    for (const i of [1, 2])
+      for (const n of ['query.weight', 'query.bias', 'query_bn.weight', 'query_bn.bias', 'sub_keys', 'w_down', 'w_up'])
+        assert.ok(names.includes(`model.layers.${i}.mlp.${n}`), `layer ${i} mlp.${n}`);
     for (const i of [0, 3]) {
-      assert.ok(names.includes(`model.layers.${i}.mlp.up_proj.weight`) && names.includes(`model.layers.${i}.mlp.down_proj.weight`));
+      assert.ok(
+        names.includes(`model.layers.${i}.mlp.up_proj.weight`) &&
+          names.includes(`model.layers.${i}.mlp.down_proj.weight`),
+      );
       assert.not.ok(names.includes(`model.layers.${i}.mlp.w_up`));
     }
-    assert.equal(lmStateSpecs(m).map((s) => s.name), [
-      'model.layers.1.mlp.query_bn.running_mean', 'model.layers.1.mlp.query_bn.running_var',
-      'model.layers.2.mlp.query_bn.running_mean', 'model.layers.2.mlp.query_bn.running_var',
-    ]);
+    assert.equal(
+      lmStateSpecs(m).map((s) => s.name),
+      [
+        'model.layers.1.mlp.query_bn.running_mean',
+        'model.layers.1.mlp.query_bn.running_var',
+        'model.layers.2.mlp.query_bn.running_mean',
+        'model.layers.2.mlp.query_bn.running_var',
+      ],
+    );
     const rng = new Rng(mode === 'train' ? 3000 : 3100);
     const [B, S] = [2, 4];
-    const { value } = drawWithMargin(() => {
-      const { params, state } = initLm(m, rng, 0.5);
-      for (const s of lmParamSpecs(m)) if (s.init !== 'normal') params[s.name] = params[s.name].map((v) => v + 0.3 * rng.normal());
-      for (const s of lmStateSpecs(m)) if (s.init === 'ones') state[s.name] = state[s.name].map(() => 0.5 + rng.uniform());
-      return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
-    }, (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin);
+    const { value } = drawWithMargin(
+      () => {
+        const { params, state } = initLm(m, rng, 0.5);
+        for (const s of lmParamSpecs(m))
+          if (s.init !== 'normal') params[s.name] = params[s.name].map((v) => v + 0.3 * rng.normal());
+        for (const s of lmStateSpecs(m))
+          if (s.init === 'ones') state[s.name] = state[s.name].map(() => 0.5 + rng.uniform());
+        return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
+      },
+      (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin,
+    );
     const { params, state, tokens } = value;
     const fwd = lmForward(m, params, tokens, B, S, state);
     assert.equal(Object.keys(fwd.next).length, mode === 'train' ? 4 : 0);
@@ -234,18 +333,33 @@ for (const mode of ['train', 'eval'] as const) {
     for (const name of Object.keys(params)) {
       // train-mode BN: the query bias has no gradient (checked to be ~0 instead)
       if (mode === 'train' && name.endsWith('query.bias')) {
-        assert.ok(grads[name].every((v) => Math.abs(v) < 1e-12), `${name} gradient vanishes under train-mode BN`);
+        assert.ok(
+          grads[name].every((v) => Math.abs(v) < 1e-12),
+          `${name} gradient vanishes under train-mode BN`,
+        );
         continue;
       }
-      checkGrads(`lm peer ${mode}`, loss, { [name]: params[name] }, { [name]: grads[name] }, { maxEntries: name.includes('.mlp.') ? 1e9 : 12 });
+      checkGrads(
+        `lm peer ${mode}`,
+        loss,
+        { [name]: params[name] },
+        { [name]: grads[name] },
+        { maxEntries: name.includes('.mlp.') ? 1e9 : 12 },
+      );
     }
   });
 }
 
 test('lm peer: config errors name the key', () => {
-  assert.throws(() => buildLm({ ...lmPeerCfg('train'), peer_layers: [4] }, 'cfg'), /cfg: config\.peer_layers: expected an array of distinct layer indices in \[0, 4\)/);
+  assert.throws(
+    () => buildLm({ ...lmPeerCfg('train'), peer_layers: [4] }, 'cfg'),
+    /cfg: config\.peer_layers: expected an array of distinct layer indices in \[0, 4\)/,
+  );
   assert.throws(() => buildLm({ ...lmPeerCfg('train'), activation: 'swiglu' }, 'cfg'), /cfg: config\.activation/);
-  assert.throws(() => buildLm({ ...lmPeerCfg('train'), intermediate_size: undefined }, 'cfg'), /config\.intermediate_size/);
+  assert.throws(
+    () => buildLm({ ...lmPeerCfg('train'), intermediate_size: undefined }, 'cfg'),
+    /config\.intermediate_size/,
+  );
   // every layer PEER: no dense keys needed
   const all = buildLm({ ...lmPeerCfg('eval'), peer_layers: [0, 1, 2, 3], intermediate_size: undefined }, 'cfg');
   assert.is(lmStateSpecs(all).length, 8);

@@ -3,7 +3,15 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { activationBackward, activationForward, ACTIVATIONS, act, actGrad, swigluBackward, swigluForward } from '../reference/activations.ts';
+import {
+  activationBackward,
+  activationForward,
+  ACTIVATIONS,
+  act,
+  actGrad,
+  swigluBackward,
+  swigluForward,
+} from '../reference/activations.ts';
 import { attentionBackward, attentionForward } from '../reference/attention.ts';
 import { crossEntropyBackward, crossEntropyForward } from '../reference/cross-entropy.ts';
 import { embeddingBackward, embeddingForward } from '../reference/embedding.ts';
@@ -24,7 +32,8 @@ function dotLoss(out: Float64Array, dout: Float64Array): number {
 }
 
 function expectAllClose(loss: () => number, tensors: GradCheckTensor[], label: string): void {
-  for (const r of gradCheck(loss, tensors)) assert.ok(r.relError <= TOL, `${label}: ${r.name} relative error ${r.relError.toExponential(2)} > ${TOL}`);
+  for (const r of gradCheck(loss, tensors))
+    assert.ok(r.relError <= TOL, `${label}: ${r.name} relative error ${r.relError.toExponential(2)} > ${TOL}`);
 }
 
 test('linear: dx, dW, db match finite differences (PyTorch (out, in) layout)', () => {
@@ -45,11 +54,15 @@ test('linear: dx, dW, db match finite differences (PyTorch (out, in) layout)', (
   const dW = new Float64Array(O * I);
   const db = new Float64Array(O);
   linearBackward(dx, dW, db, dy, x, W, N, I, O);
-  expectAllClose(loss, [
-    { name: 'x', value: x, grad: dx },
-    { name: 'W', value: W, grad: dW },
-    { name: 'b', value: b, grad: db },
-  ], 'linear');
+  expectAllClose(
+    loss,
+    [
+      { name: 'x', value: x, grad: dx },
+      { name: 'W', value: W, grad: dW },
+      { name: 'b', value: b, grad: db },
+    ],
+    'linear',
+  );
 });
 
 test('linear backward accumulates into existing gradients', () => {
@@ -76,7 +89,10 @@ test('embedding: dW scatter-adds repeated tokens; out-of-range ids are refused',
   const dW = new Float64Array(V * d);
   embeddingBackward(dW, dy, tokens, tokens.length, d);
   expectAllClose(loss, [{ name: 'W', value: W, grad: dW }], 'embedding');
-  assert.throws(() => embeddingForward(y, Int32Array.from([5, 0, 0, 0]), W, 4, V, d), /token id 5 at position 0 is outside \[0, 5\)/);
+  assert.throws(
+    () => embeddingForward(y, Int32Array.from([5, 0, 0, 0]), W, 4, V, d),
+    /token id 5 at position 0 is outside \[0, 5\)/,
+  );
 });
 
 test('rmsnorm: dx and dweight match finite differences', () => {
@@ -91,10 +107,14 @@ test('rmsnorm: dx and dweight match finite differences', () => {
   const dx = new Float64Array(N * C);
   const dw = new Float64Array(C);
   rmsnormBackward(dx, dw, dy, x, w, saved, N, C);
-  expectAllClose(loss, [
-    { name: 'x', value: x, grad: dx },
-    { name: 'weight', value: w, grad: dw },
-  ], 'rmsnorm');
+  expectAllClose(
+    loss,
+    [
+      { name: 'x', value: x, grad: dx },
+      { name: 'weight', value: w, grad: dw },
+    ],
+    'rmsnorm',
+  );
   // With unit weights each output row has root-mean-square 1 (up to eps).
   const ones = new Float64Array(C).fill(1);
   rmsnormForward(y, x, ones, N, C, 0);
@@ -177,11 +197,15 @@ test('attention (grouped KV heads): dq, dk, dv match finite differences', () => 
   const dk = new Float64Array(k.length);
   const dv = new Float64Array(v.length);
   attentionBackward(dq, dk, dv, dy, q, k, v, saved, dims);
-  expectAllClose(loss, [
-    { name: 'q', value: q, grad: dq },
-    { name: 'k', value: k, grad: dk },
-    { name: 'v', value: v, grad: dv },
-  ], 'attention');
+  expectAllClose(
+    loss,
+    [
+      { name: 'q', value: q, grad: dq },
+      { name: 'k', value: k, grad: dk },
+      { name: 'v', value: v, grad: dv },
+    ],
+    'attention',
+  );
 });
 
 test('attention is causal: changing future keys/values leaves earlier outputs unchanged', () => {
@@ -205,7 +229,8 @@ test('attention is causal: changing future keys/values leaves earlier outputs un
   let changed = false;
   for (let i = 3 * nH * hd; i < q.length; i++) if (y2[i] !== y1[i]) changed = true;
   assert.ok(changed, 'positions ≥ 3 see the change');
-  for (let h = 0; h < nH; h++) for (let s = 0; s < S; s++) for (let t = s + 1; t < S; t++) assert.is(saved.att[(h * S + s) * S + t], 0);
+  for (let h = 0; h < nH; h++)
+    for (let s = 0; s < S; s++) for (let t = s + 1; t < S; t++) assert.is(saved.att[(h * S + s) * S + t], 0);
   // Position 0 attends only to itself, so its output is exactly v[0] of its KV head.
   for (let i = 0; i < hd; i++) assert.ok(Math.abs(y1[i] - v[i]) < 1e-15);
 });
@@ -257,7 +282,8 @@ test('cross-entropy: mean over B·(S−1) next-token predictions; backward match
   const dl = new Float64Array(logits.length);
   crossEntropyBackward(dl, saved, tokens, B, S, V);
   expectAllClose(loss, [{ name: 'logits', value: logits, grad: dl }], 'cross-entropy');
-  for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) assert.is(dl[(b * S + S - 1) * V + v], 0, 'the last position predicts nothing');
+  for (let b = 0; b < B; b++)
+    for (let v = 0; v < V; v++) assert.is(dl[(b * S + S - 1) * V + v], 0, 'the last position predicts nothing');
 });
 
 test('activations relu, relu2, gelu, silu and SwiGLU: backward matches finite differences', () => {
@@ -276,10 +302,14 @@ test('activations relu, relu2, gelu, silu and SwiGLU: backward matches finite di
   const dgate = new Float64Array(n);
   const dup = new Float64Array(n);
   swigluBackward(dgate, dup, dy, x, up, n);
-  expectAllClose(() => (swigluForward(y, x, up, n), dotLoss(y, dy)), [
-    { name: 'gate', value: x, grad: dgate },
-    { name: 'up', value: up, grad: dup },
-  ], 'swiglu');
+  expectAllClose(
+    () => (swigluForward(y, x, up, n), dotLoss(y, dy)),
+    [
+      { name: 'gate', value: x, grad: dgate },
+      { name: 'up', value: up, grad: dup },
+    ],
+    'swiglu',
+  );
 });
 
 test('activation values: relu/relu2 at and around 0; gelu (erf form) against Python math.erfc', () => {
@@ -301,8 +331,14 @@ test('activation values: relu/relu2 at and around 0; gelu (erf form) against Pyt
     [6.0, 5.999999994080474, 1.0000000354687093],
   ];
   for (const [x, g, dg] of table) {
-    assert.ok(Math.abs(act('gelu', x) - g) <= 1e-14 * Math.abs(g) + 1e-300, `gelu(${x}) = ${act('gelu', x)}, expected ${g}`);
-    assert.ok(Math.abs(actGrad('gelu', x) - dg) <= 1e-13 * Math.abs(dg) + 1e-300, `gelu'(${x}) = ${actGrad('gelu', x)}, expected ${dg}`);
+    assert.ok(
+      Math.abs(act('gelu', x) - g) <= 1e-14 * Math.abs(g) + 1e-300,
+      `gelu(${x}) = ${act('gelu', x)}, expected ${g}`,
+    );
+    assert.ok(
+      Math.abs(actGrad('gelu', x) - dg) <= 1e-13 * Math.abs(dg) + 1e-300,
+      `gelu'(${x}) = ${actGrad('gelu', x)}, expected ${dg}`,
+    );
   }
   // silu(x) = x·σ(x) stays finite and exact-ish for large |x|.
   assert.is(act('silu', -800), -0);

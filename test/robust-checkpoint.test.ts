@@ -8,7 +8,14 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fsOps, readJsonl } from '../src/train/atomic.ts';
-import { CheckpointWriteError, loadModel, loadTrainerState, recoverCheckpoint, saveCheckpoint, type HostParams } from '../src/train/checkpoint.ts';
+import {
+  CheckpointWriteError,
+  loadModel,
+  loadTrainerState,
+  recoverCheckpoint,
+  saveCheckpoint,
+  type HostParams,
+} from '../src/train/checkpoint.ts';
 import { initParams } from '../src/train/init.ts';
 import { getPreset } from '../src/train/presets.ts';
 import { SafetensorsError } from '../src/safetensors.ts';
@@ -29,7 +36,13 @@ function save(dir: string, step: number): void {
   const { params, state } = initParams(config, step);
   const m: HostParams = new Map([...params].map(([k, v]) => [k, v.map((x) => x * 0.1)]));
   const v: HostParams = new Map([...params].map(([k, a]) => [k, a.map((x) => x * x)]));
-  saveCheckpoint(dir, config, 'bytes', params, state, { step, sampler: { rng: [1, 2, 3, step], batches: step }, info: {}, m, v });
+  saveCheckpoint(dir, config, 'bytes', params, state, {
+    step,
+    sampler: { rng: [1, 2, 3, step], batches: step },
+    info: {},
+    m,
+    v,
+  });
 }
 
 function snapshot(dir: string): Record<string, string> {
@@ -59,7 +72,14 @@ test('checksums: a flipped bit in either file is found on load, naming the file'
     bad[bad.length - 3] ^= 0x10; // a bit in the last tensor's bytes: the container is still well-formed
     writeFileSync(p, bad);
     const load = () => (file === 'model.safetensors' ? loadModel(d) : loadTrainerState(d, config));
-    assert.throws(load, (e: Error) => e instanceof SafetensorsError && e.message.startsWith(p) && /checksum mismatch/.test(e.message) && /damaged/.test(e.message));
+    assert.throws(
+      load,
+      (e: Error) =>
+        e instanceof SafetensorsError &&
+        e.message.startsWith(p) &&
+        /checksum mismatch/.test(e.message) &&
+        /damaged/.test(e.message),
+    );
     writeFileSync(p, good);
     load();
   }
@@ -72,7 +92,11 @@ test('a truncated checkpoint is refused with a clear error naming the file', () 
   const good = readFileSync(p);
   for (const n of [0, 5, 100, good.length - 1]) {
     writeFileSync(p, good.subarray(0, n));
-    assert.throws(() => loadModel(d), (e: Error) => e instanceof SafetensorsError && e.message.startsWith(p) && /truncated|expected/.test(e.message), `cut to ${n}`);
+    assert.throws(
+      () => loadModel(d),
+      (e: Error) => e instanceof SafetensorsError && e.message.startsWith(p) && /truncated|expected/.test(e.message),
+      `cut to ${n}`,
+    );
   }
 });
 
@@ -87,8 +111,14 @@ test('disk full while writing: CheckpointWriteError, the previous checkpoint is 
     return ORIGINAL.writeSync(fd, buf, off, Math.min(len, 4096));
   };
   try {
-    assert.throws(() => save(d, 2), (e: Error) => e instanceof CheckpointWriteError && /checkpoint of step 2 not written/.test(e.message) &&
-      /the disk is full/.test(e.message) && /previous checkpoint in .* is intact/.test(e.message));
+    assert.throws(
+      () => save(d, 2),
+      (e: Error) =>
+        e instanceof CheckpointWriteError &&
+        /checkpoint of step 2 not written/.test(e.message) &&
+        /the disk is full/.test(e.message) &&
+        /previous checkpoint in .* is intact/.test(e.message),
+    );
   } finally {
     restoreFs();
   }
@@ -105,7 +135,11 @@ test('permission denied: the same, for a refused open', () => {
     return ORIGINAL.openSync(p, flags);
   }) as typeof fsOps.openSync;
   try {
-    assert.throws(() => save(d, 2), (e: Error) => e instanceof CheckpointWriteError && /no permission to write there/.test(e.message) && /intact/.test(e.message));
+    assert.throws(
+      () => save(d, 2),
+      (e: Error) =>
+        e instanceof CheckpointWriteError && /no permission to write there/.test(e.message) && /intact/.test(e.message),
+    );
   } finally {
     restoreFs();
   }
@@ -116,7 +150,8 @@ test('crash between the two renames of a commit: resume finishes it (roll forwar
   const d = fresh('rollforward');
   save(d, 1);
   fsOps.renameSync = (a, b) => {
-    if (String(a).endsWith('.model.safetensors.pending') && String(b).endsWith('model.safetensors')) throw errno('EIO', 'simulated crash');
+    if (String(a).endsWith('.model.safetensors.pending') && String(b).endsWith('model.safetensors'))
+      throw errno('EIO', 'simulated crash');
     return ORIGINAL.renameSync(a, b);
   };
   try {
@@ -130,7 +165,10 @@ test('crash between the two renames of a commit: resume finishes it (roll forwar
   assert.match(recoverCheckpoint(d)!, /finished an interrupted checkpoint commit/);
   assert.is(loadModel(d).checksum, loadTrainerState(d, config).modelChecksum);
   assert.is(loadModel(d).step, 2);
-  assert.equal(readdirSync(d).filter((n) => n.startsWith('.')), []);
+  assert.equal(
+    readdirSync(d).filter((n) => n.startsWith('.')),
+    [],
+  );
   assert.is(recoverCheckpoint(d), null, 'nothing left to do');
 });
 
@@ -145,7 +183,10 @@ test('the very first commit interrupted between its renames: sample/eval say so,
   } finally {
     restoreFs();
   }
-  assert.throws(() => loadModel(d), /model\.safetensors does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it/);
+  assert.throws(
+    () => loadModel(d),
+    /model\.safetensors does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it/,
+  );
   assert.match(recoverCheckpoint(d)!, /finished an interrupted checkpoint commit/);
   assert.is(loadModel(d).step, 1);
 });
@@ -183,8 +224,35 @@ test('a refused commit rename removes both pending files; a kill before the comm
 const textFile = join(root, 'text.txt');
 writeFileSync(textFile, Array.from({ length: 200 }, (_, i) => `one two three ${i % 3}.`).join('\n'));
 function setup(name: string, extra: string[] = []) {
-  const f = parseFlags('train', TRAIN_FLAGS, ['--preset', 'tiny', '--backend', 'reference', '--data', textFile, '--runs-dir', root, '--batch-size', '2',
-    '--seq-len', '16', '--eval-every', '100', '--eval-batches', '1', '--log-every', '1', '--sample-tokens', '0', '--steps', '6', '--save-every', '2', '--name', name, ...extra]);
+  const f = parseFlags('train', TRAIN_FLAGS, [
+    '--preset',
+    'tiny',
+    '--backend',
+    'reference',
+    '--data',
+    textFile,
+    '--runs-dir',
+    root,
+    '--batch-size',
+    '2',
+    '--seq-len',
+    '16',
+    '--eval-every',
+    '100',
+    '--eval-batches',
+    '1',
+    '--log-every',
+    '1',
+    '--sample-tokens',
+    '0',
+    '--steps',
+    '6',
+    '--save-every',
+    '2',
+    '--name',
+    name,
+    ...extra,
+  ]);
   const { preset, config: c } = resolveModel(f);
   return { o: resolveTrainOptions(f, preset, name), config: c };
 }
@@ -194,7 +262,8 @@ test('disk full at the second checkpoint of a run: the run stops naming the inta
   const { o, config: c } = setup('full-disk');
   let models = 0;
   fsOps.openSync = ((p: string, flags: string) => {
-    if (String(p).includes('.model.safetensors.pending') && ++models === 2) throw errno('ENOSPC', `no space left on device, open '${p}'`);
+    if (String(p).includes('.model.safetensors.pending') && ++models === 2)
+      throw errno('ENOSPC', `no space left on device, open '${p}'`);
     return ORIGINAL.openSync(p, flags);
   }) as typeof fsOps.openSync;
   let err: Error | null = null;
@@ -209,10 +278,16 @@ test('disk full at the second checkpoint of a run: the run stops naming the inta
   assert.match(err!.message, /checkpoint of step 4 not written: cannot write .*\(the disk is full\)/);
   assert.match(err!.message, /The previous checkpoint in .* is intact/);
   const d = join(root, 'full-disk');
-  assert.equal(readdirSync(d).filter((n) => n.startsWith('.')), [], 'no partial file left');
+  assert.equal(
+    readdirSync(d).filter((n) => n.startsWith('.')),
+    [],
+    'no partial file left',
+  );
   assert.is(loadTrainerState(d, c).step, 2);
   await train(o, c, true, { out: quiet });
-  const steps = readJsonl<{ step: number; loss?: number }>(join(d, 'log.jsonl')).records.filter((r) => typeof r.loss === 'number').map((r) => r.step);
+  const steps = readJsonl<{ step: number; loss?: number }>(join(d, 'log.jsonl'))
+    .records.filter((r) => typeof r.loss === 'number')
+    .map((r) => r.step);
   assert.equal(steps, [1, 2, 3, 4, 5, 6]);
 });
 
@@ -227,14 +302,20 @@ test('resume refuses a checkpoint whose model and trainer state are from differe
   cpSync(join(other, 'model.safetensors'), join(d, 'model.safetensors'));
   let msg = '';
   await train({ ...o, steps: 8 }, c, true, { out: quiet }).catch((e: Error) => (msg = e.message));
-  assert.match(msg, /trainer_state\.safetensors \(step 6\) was saved with model crc32:[0-9a-f]{8}, but model\.safetensors is crc32:[0-9a-f]{8} \(step 1\); the checkpoint is inconsistent/);
+  assert.match(
+    msg,
+    /trainer_state\.safetensors \(step 6\) was saved with model crc32:[0-9a-f]{8}, but model\.safetensors is crc32:[0-9a-f]{8} \(step 1\); the checkpoint is inconsistent/,
+  );
 });
 
 test('a log cut off mid-line by a kill: the partial last line is dropped, a damaged middle line is an error', () => {
   const p = join(root, 'log.jsonl');
   writeFileSync(p, '{"step":1,"loss":2}\n{"step":2,"loss":1.5}\n{"step":3,"lo');
   const r = readJsonl<{ step: number }>(p);
-  assert.equal(r.records.map((x) => x.step), [1, 2]);
+  assert.equal(
+    r.records.map((x) => x.step),
+    [1, 2],
+  );
   assert.ok(r.droppedPartialLine);
   writeFileSync(p, '{"step":1}\n{"st\n{"step":3}\n');
   assert.throws(() => readJsonl(p), /log\.jsonl: line 2 is not valid JSON/);

@@ -28,32 +28,70 @@ writeFileSync(textFile, Array.from({ length: 300 }, (_, i) => `a quick brown fox
 const quiet = { write: () => true, isTTY: false };
 
 function setup(extra: string[]) {
-  const argv = ['--preset', 'tiny', '--data', textFile, '--runs-dir', dir, '--batch-size', '2', '--seq-len', '16',
-    '--eval-every', '100', '--eval-batches', '1', '--log-every', '1', '--sample-tokens', '0', ...extra];
+  const argv = [
+    '--preset',
+    'tiny',
+    '--data',
+    textFile,
+    '--runs-dir',
+    dir,
+    '--batch-size',
+    '2',
+    '--seq-len',
+    '16',
+    '--eval-every',
+    '100',
+    '--eval-batches',
+    '1',
+    '--log-every',
+    '1',
+    '--sample-tokens',
+    '0',
+    ...extra,
+  ];
   const f = parseFlags('train', TRAIN_FLAGS, argv);
   const { preset, config } = resolveModel(f);
   return { o: resolveTrainOptions(f, preset, 'x'), config };
 }
 
-interface Rec { step: number; loss?: number; event?: string; reason?: string }
-const readLog = (name: string): Rec[] => readFileSync(join(dir, name, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec);
+interface Rec {
+  step: number;
+  loss?: number;
+  event?: string;
+  reason?: string;
+}
+const readLog = (name: string): Rec[] =>
+  readFileSync(join(dir, name, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Rec);
 
 /** Same values, NaN equal to NaN (Object.is per element). */
 function sameMaps(a: HostParams, b: HostParams, what: string): void {
   assert.equal([...a.keys()], [...b.keys()], what);
   for (const [k, x] of a) {
     const y = b.get(k)!;
-    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) assert.unreachable(`${what} '${k}'[${i}] changed: ${x[i]} → ${y[i]}`);
+    for (let i = 0; i < x.length; i++)
+      if (!Object.is(x[i], y[i])) assert.unreachable(`${what} '${k}'[${i}] changed: ${x[i]} → ${y[i]}`);
   }
 }
 
 /** A delegating engine whose trainStep can be intercepted. */
-function wrap(inner: Engine, onStep: (call: number, run: () => ReturnType<Engine['trainStep']>) => ReturnType<Engine['trainStep']>): Engine {
+function wrap(
+  inner: Engine,
+  onStep: (call: number, run: () => ReturnType<Engine['trainStep']>) => ReturnType<Engine['trainStep']>,
+): Engine {
   let call = 0;
   return {
-    get name() { return inner.name; },
-    get dtype() { return inner.dtype; },
-    get config() { return inner.config; },
+    get name() {
+      return inner.name;
+    },
+    get dtype() {
+      return inner.dtype;
+    },
+    get config() {
+      return inner.config;
+    },
     trainStep: (b, B, S, hp, want) => onStep(++call, () => inner.trainStep(b, B, S, hp, want)),
     evalLoss: (t, B, S, a) => inner.evalLoss(t, B, S, a),
     nextLogits: (t, a) => inner.nextLogits(t, a),
@@ -67,7 +105,22 @@ function wrap(inner: Engine, onStep: (call: number, run: () => ReturnType<Engine
 test('absurd learning rate: every non-finite step is skipped and logged, 5 in a row stop the run, the checkpoint stays good', async () => {
   for (const backend of ['reference', 'wasm']) {
     const name = `lr-${backend}`;
-    const { o, config } = setup(['--backend', backend, '--steps', '40', '--save-every', '1', '--lr', backend === 'wasm' ? '1e30' : '1e200', '--warmup', '0', '--min-lr', '0', '--name', name]);
+    const { o, config } = setup([
+      '--backend',
+      backend,
+      '--steps',
+      '40',
+      '--save-every',
+      '1',
+      '--lr',
+      backend === 'wasm' ? '1e30' : '1e200',
+      '--warmup',
+      '0',
+      '--min-lr',
+      '0',
+      '--name',
+      name,
+    ]);
     let err: Error | null = null;
     try {
       await train(o, config, false, { out: quiet });
@@ -75,9 +128,14 @@ test('absurd learning rate: every non-finite step is skipped and logged, 5 in a 
       err = e as Error;
     }
     assert.ok(err, `${backend}: the run did not stop`);
-    assert.match(err!.message, /training stopped at step (\d+): 5 consecutive steps( \(steps \d+–\d+\))? had a non-finite loss or gradient/);
+    assert.match(
+      err!.message,
+      /training stopped at step (\d+): 5 consecutive steps( \(steps \d+–\d+\))? had a non-finite loss or gradient/,
+    );
     assert.match(err!.message, /try a lower --lr/);
-    const m = /the checkpoint of step (\d+) in (\S+) is intact; continue with: monet train --resume --name lr-/.exec(err!.message);
+    const m = /the checkpoint of step (\d+) in (\S+) is intact; continue with: monet train --resume --name lr-/.exec(
+      err!.message,
+    );
     assert.ok(m, err!.message);
     const log = readLog(name);
     const skips = log.filter((r) => r.event === 'skip');
@@ -94,7 +152,24 @@ test('device engines (wasm, webgpu), --log-every 4: faults are counted on the de
   for (const backend of ['wasm', 'webgpu'] as const) {
     if (backend === 'webgpu' && !(await hasWebGpu())) continue;
     const name = `lr4-${backend}`;
-    const { o, config } = setup(['--backend', backend, '--steps', '40', '--log-every', '4', '--save-every', '8', '--lr', '1e30', '--warmup', '0', '--min-lr', '0', '--name', name]);
+    const { o, config } = setup([
+      '--backend',
+      backend,
+      '--steps',
+      '40',
+      '--log-every',
+      '4',
+      '--save-every',
+      '8',
+      '--lr',
+      '1e30',
+      '--warmup',
+      '0',
+      '--min-lr',
+      '0',
+      '--name',
+      name,
+    ]);
     const asked: number[] = [];
     let msg = '';
     await train(o, config, false, {
@@ -109,22 +184,40 @@ test('device engines (wasm, webgpu), --log-every 4: faults are counted on the de
         return e;
       },
     }).catch((e: Error) => (msg = e.message));
-    const m = /training stopped at step (\d+): (\d+) consecutive steps \(steps (\d+)–(\d+)\) had a non-finite loss or gradient/.exec(msg);
+    const m =
+      /training stopped at step (\d+): (\d+) consecutive steps \(steps (\d+)–(\d+)\) had a non-finite loss or gradient/.exec(
+        msg,
+      );
     assert.ok(m, `${backend}: ${msg}`);
     const [stop, streak, from, to] = [1, 2, 3, 4].map((i) => Number(m![i]));
-    assert.is(stop % 4, 0, `${backend}: the stop is noticed at a read (a multiple of --log-every), not at step ${stop}`);
+    assert.is(
+      stop % 4,
+      0,
+      `${backend}: the stop is noticed at a read (a multiple of --log-every), not at step ${stop}`,
+    );
     assert.is(to, stop);
     assert.is(streak, stop - from + 1);
     assert.ok(streak >= 5 && streak < 5 + 4, `${backend}: ${streak} in a row when noticed`);
-    assert.ok(asked.every((s) => s === 1 || s % 4 === 0), `${backend}: results asked only at step 1 and every 4 steps (and before checkpoints): ${asked}`);
+    assert.ok(
+      asked.every((s) => s === 1 || s % 4 === 0),
+      `${backend}: results asked only at step 1 and every 4 steps (and before checkpoints): ${asked}`,
+    );
     // Skip records carry the count of skipped steps since the previous read; together they cover the streak.
-    const skips = readLog(name).filter((r) => r.event === 'skip') as (Rec & { skipped: number; read_at: number; streak: number })[];
+    const skips = readLog(name).filter((r) => r.event === 'skip') as (Rec & {
+      skipped: number;
+      read_at: number;
+      streak: number;
+    })[];
     assert.ok(skips.length >= 1);
     for (const r of skips) {
       assert.ok(r.read_at % 4 === 0 && r.step <= r.read_at && r.skipped >= 1 && r.skipped <= 4, JSON.stringify(r));
       assert.match(r.reason!, /loss is (NaN|-?Infinity)|gradient norm is/);
     }
-    assert.is(skips.reduce((a, r) => a + r.skipped, 0), streak, `${backend}: skipped steps in the log`);
+    assert.is(
+      skips.reduce((a, r) => a + r.skipped, 0),
+      streak,
+      `${backend}: skipped steps in the log`,
+    );
     // No checkpoint is written inside the streak: the message names the last one before it, or says there is none.
     const ckm = /the checkpoint of step (\d+) in \S+ is intact/.exec(msg);
     if (from <= 8) assert.match(msg, /no checkpoint had been written yet/);
@@ -142,31 +235,38 @@ test('a transient NaN (one poisoned forward) is skipped without touching paramet
   let checked = false;
   await train(o, config, false, {
     out: quiet,
-    wrapEngine: (inner) => wrap(inner, async (call, run) => {
-      if (call !== 3) return run();
-      // Poison one weight for this step only (a stand-in for a bad batch or a hardware glitch).
-      const w = (inner as unknown as { params: Record<string, Float64Array> }).params['model.norm.weight'];
-      const keep = w[0];
-      w[0] = NaN;
-      const before = { ...(await inner.exportModel()), ...(await inner.exportMoments()) };
-      const r = await run();
-      const after = { ...(await inner.exportModel()), ...(await inner.exportMoments()) };
-      sameMaps(before.params, after.params, 'parameter');
-      sameMaps(before.state, after.state, 'BN statistic');
-      sameMaps(before.m, after.m, 'first moment');
-      sameMaps(before.v, after.v, 'second moment');
-      w[0] = keep;
-      checked = true;
-      return r;
-    }),
+    wrapEngine: (inner) =>
+      wrap(inner, async (call, run) => {
+        if (call !== 3) return run();
+        // Poison one weight for this step only (a stand-in for a bad batch or a hardware glitch).
+        const w = (inner as unknown as { params: Record<string, Float64Array> }).params['model.norm.weight'];
+        const keep = w[0];
+        w[0] = NaN;
+        const before = { ...(await inner.exportModel()), ...(await inner.exportMoments()) };
+        const r = await run();
+        const after = { ...(await inner.exportModel()), ...(await inner.exportMoments()) };
+        sameMaps(before.params, after.params, 'parameter');
+        sameMaps(before.state, after.state, 'BN statistic');
+        sameMaps(before.m, after.m, 'first moment');
+        sameMaps(before.v, after.v, 'second moment');
+        w[0] = keep;
+        checked = true;
+        return r;
+      }),
   });
   assert.ok(checked);
   const log = readLog('transient');
   const skips = log.filter((r) => r.event === 'skip');
-  assert.equal(skips.map((s) => s.step), [3]);
+  assert.equal(
+    skips.map((s) => s.step),
+    [3],
+  );
   assert.match(skips[0].reason!, /loss is NaN/);
   const losses = log.filter((r) => typeof r.loss === 'number' && r.event === undefined);
-  assert.equal(losses.map((r) => r.step), [1, 2, 4, 5, 6, 7, 8]);
+  assert.equal(
+    losses.map((r) => r.step),
+    [1, 2, 4, 5, 6, 7, 8],
+  );
   assert.ok(losses.every((r) => Number.isFinite(r.loss)));
 });
 
@@ -235,7 +335,11 @@ test('device engines (wasm, webgpu): a normal step reads nothing back; the resul
         const want = step % 3 === 0;
         const r = await e.trainStep([tokens], 2, 16, { ...HP, step }, want);
         assert.is(reads() - before, want ? 1 : 0, `${backend} step ${step}: readbacks`);
-        if (want) assert.ok(r && Number.isFinite(r.loss) && r.gradNorm > 0 && !r.skipped && !r.faults, `${backend} step ${step}: ${JSON.stringify(r)}`);
+        if (want)
+          assert.ok(
+            r && Number.isFinite(r.loss) && r.gradNorm > 0 && !r.skipped && !r.faults,
+            `${backend} step ${step}: ${JSON.stringify(r)}`,
+          );
         else assert.is(r, null);
       }
     } finally {
@@ -267,9 +371,17 @@ test('device engines (wasm, webgpu): a step with a NaN weight is skipped on the 
       sameMaps(before.v, mid.v, `${backend} second moment`);
       // The next read reports both skipped steps: the counters lived on the device.
       const r2 = await e.trainStep([tokens], 2, 16, { ...HP, step: 2 }, true);
-      assert.ok(r2 && r2.skipped && r2.faults, `${backend}: ${JSON.stringify(r2)}`);
+      assert.ok(r2?.skipped && r2.faults, `${backend}: ${JSON.stringify(r2)}`);
       assert.match(r2!.skipped!, /loss is NaN|gradient norm/);
-      assert.equal({ count: r2!.faults!.count, streak: r2!.faults!.streak, from: r2!.faults!.streakFrom, last: r2!.faults!.lastStep }, { count: 2, streak: 2, from: 1, last: 2 });
+      assert.equal(
+        {
+          count: r2!.faults!.count,
+          streak: r2!.faults!.streak,
+          from: r2!.faults!.streakFrom,
+          last: r2!.faults!.lastStep,
+        },
+        { count: 2, streak: 2, from: 1, last: 2 },
+      );
       assert.match(r2!.faults!.reason, /loss is NaN|gradient norm/);
       const after = { ...(await e.exportModel()), ...(await e.exportMoments()) };
       sameMaps(before.params, after.params, `${backend} parameter`);
@@ -292,42 +404,75 @@ test('device engines (wasm, webgpu) in a run, --log-every 4: a transient NaN at 
   for (const backend of ['wasm', 'webgpu'] as const) {
     if (backend === 'webgpu' && !(await hasWebGpu())) continue;
     const name = `transient4-${backend}`;
-    const { o, config } = setup(['--backend', backend, '--steps', '12', '--log-every', '4', '--save-every', '100', '--name', name]);
+    const { o, config } = setup([
+      '--backend',
+      backend,
+      '--steps',
+      '12',
+      '--log-every',
+      '4',
+      '--save-every',
+      '100',
+      '--name',
+      name,
+    ]);
     let poisoned = false;
     await train(o, config, false, {
       out: quiet,
-      wrapEngine: (inner) => wrap(inner, async (call, run) => {
-        if (call !== 3) return run();
-        // Poison one weight on the device for this step only, with device kernels (nothing read back).
-        const eng = inner as unknown as { dev: Device; params: Map<string, F32> };
-        const w = eng.params.get('model.norm.weight')!;
-        const keep = eng.dev.alloc('f32', w.length);
-        const whole = { rows: 1, cols: w.length, dstLd: w.length, srcLd: w.length, dstOffset: 0, srcOffset: 0, accumulate: false };
-        eng.dev.kernels.copyBlock(keep, w, whole);
-        eng.dev.kernels.fill(w, { n: 1, value: NaN });
-        const r = await run();
-        eng.dev.kernels.copyBlock(w, keep, whole);
-        eng.dev.free(keep);
-        poisoned = true;
-        return r;
-      }),
+      wrapEngine: (inner) =>
+        wrap(inner, async (call, run) => {
+          if (call !== 3) return run();
+          // Poison one weight on the device for this step only, with device kernels (nothing read back).
+          const eng = inner as unknown as { dev: Device; params: Map<string, F32> };
+          const w = eng.params.get('model.norm.weight')!;
+          const keep = eng.dev.alloc('f32', w.length);
+          const whole = {
+            rows: 1,
+            cols: w.length,
+            dstLd: w.length,
+            srcLd: w.length,
+            dstOffset: 0,
+            srcOffset: 0,
+            accumulate: false,
+          };
+          eng.dev.kernels.copyBlock(keep, w, whole);
+          eng.dev.kernels.fill(w, { n: 1, value: NaN });
+          const r = await run();
+          eng.dev.kernels.copyBlock(w, keep, whole);
+          eng.dev.free(keep);
+          poisoned = true;
+          return r;
+        }),
     });
     assert.ok(poisoned);
     const log = readLog(name) as (Rec & { skipped?: number; read_at?: number; streak?: number })[];
     const skips = log.filter((r) => r.event === 'skip');
-    assert.equal(skips.map((r) => [r.step, r.skipped, r.read_at, r.streak]), [[3, 1, 4, 0]], `${backend}: ${JSON.stringify(skips)}`);
+    assert.equal(
+      skips.map((r) => [r.step, r.skipped, r.read_at, r.streak]),
+      [[3, 1, 4, 0]],
+      `${backend}: ${JSON.stringify(skips)}`,
+    );
     assert.match(skips[0].reason!, /loss is NaN|gradient norm/);
     const losses = log.filter((r) => typeof r.loss === 'number' && r.event === undefined);
-    assert.equal(losses.map((r) => r.step), [1, 4, 8, 12]);
+    assert.equal(
+      losses.map((r) => r.step),
+      [1, 4, 8, 12],
+    );
     assert.ok(losses.every((r) => Number.isFinite(r.loss)));
   }
 });
 
 test('WebGPU device lost mid-run: reported with the checkpoint to resume from; --resume finishes like an uninterrupted run', async () => {
-  const probe = await engineOn('webgpu', ...(() => {
-    const { params, state } = initParams(getPreset('tiny').config, 1);
-    return [new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])), new Map([...state].map(([k, v]) => [k, Float32Array.from(v)]))] as [HostParams, HostParams];
-  })());
+  const probe = await engineOn(
+    'webgpu',
+    ...(() => {
+      const { params, state } = initParams(getPreset('tiny').config, 1);
+      return [
+        new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])),
+        new Map([...state].map(([k, v]) => [k, Float32Array.from(v)])),
+      ] as [HostParams, HostParams];
+    })(),
+  );
   if (!probe) return;
   await probe.dispose();
   const flags = ['--backend', 'webgpu', '--steps', '8', '--save-every', '2'];
@@ -339,10 +484,11 @@ test('WebGPU device lost mid-run: reported with the checkpoint to resume from; -
   try {
     await train(part.o, part.config, false, {
       out: quiet,
-      wrapEngine: (inner) => wrap(inner, (call, run) => {
-        if (call === 5) (inner as unknown as { dev: { gpu: { device: GPUDevice } } }).dev.gpu.device.destroy();
-        return run();
-      }),
+      wrapEngine: (inner) =>
+        wrap(inner, (call, run) => {
+          if (call === 5) (inner as unknown as { dev: { gpu: { device: GPUDevice } } }).dev.gpu.device.destroy();
+          return run();
+        }),
     });
   } catch (e) {
     err = e as Error;
@@ -350,12 +496,18 @@ test('WebGPU device lost mid-run: reported with the checkpoint to resume from; -
   assert.ok(err, 'the run went on after the device was destroyed');
   assert.match(err!.message, /step 5 failed on webgpu/);
   assert.match(err!.message, /WebGPU/);
-  assert.match(err!.message, /the checkpoint of step 4 in \S+ is intact; continue with: monet train --resume --name gpu-lost/);
+  assert.match(
+    err!.message,
+    /the checkpoint of step 4 in \S+ is intact; continue with: monet train --resume --name gpu-lost/,
+  );
 
   await train(part.o, part.config, true, { out: quiet });
   const a = readLog('gpu-full').filter((r) => typeof r.loss === 'number');
   const b = readLog('gpu-lost').filter((r) => typeof r.loss === 'number');
-  assert.equal(b.map((r) => r.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(
+    b.map((r) => r.step),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
   for (let i = 0; i < a.length; i++) {
     // Same device kind, same data and state: equal up to the trajectory test's cross-run tolerance (WebGPU does not
     // promise bit-identical reductions between two device instances).

@@ -25,29 +25,77 @@ const cfg = (name: string, o: Record<string, unknown>) => ({ ...getPreset(name).
 
 /** The same bad config through the three readers: each names the key (and the reference/device readers the place). */
 const BAD_CONFIGS: [string, ModelConfig, RegExp, RegExp, RegExp][] = [
-  ['PEER N not a perfect square', cfg('peer-small', { num_experts: 10 }),
-    /config\.num_experts: expected a perfect square.*found 10/, /config\.num_experts: expected a perfect square.*found 10/, /num_experts must be a perfect square, found 10/],
-  ['PEER top_k above √N', cfg('peer-small', { top_k: 65 }),
-    /config\.top_k: expected ≤ √num_experts = 64.*found 65/, /config\.top_k: expected at most √num_experts = 64.*found 65/, /peer top_k 65 exceeds √num_experts = 64/],
-  ['SMoE top_k above num_experts', cfg('smoe-small', { top_k: 9 }),
-    /config\.top_k: expected at most num_experts = 8, found 9/, /config\.top_k: expected at most num_experts = 8, found 9/, /smoe top_k 9 exceeds num_experts 8/],
-  ['Monet moe_topk not below moe_experts', cfg('tiny', { moe_topk: 4 }),
-    /config\.moe_topk: expected < moe_experts = 4.*found 4/, /config\.moe_topk: expected less than moe_experts = 4.*found 4/, /moe_topk 4 must be below moe_experts 4/],
-  ['odd moe_dim for VD', cfg('tiny', { moe_dim: 3 }),
-    /config\.moe_dim: expected an even number.*found 3/, /config\.moe_dim: expected an even number.*found 3/, /vertical decomposition needs even moe_dim and hidden_size, found m = 3/],
-  ['d not divisible by heads', cfg('tiny', { hidden_size: 18, num_attention_heads: 4 }),
-    /hidden_size 18 is not a multiple of num_attention_heads 4/, /config\.hidden_size 18 is not a multiple of num_attention_heads 4/, /hidden_size 18 must be divisible by num_attention_heads 4/],
-  ['odd RoPE head dim', cfg('tiny', { hidden_size: 6, num_attention_heads: 2, num_key_value_heads: 2 }),
-    /head dim .* = 3 must be even/, /head dim .* = 3 must be even/, /head dim .* = 3 must be even/],
-  ['unknown activation', cfg('dense-small', { activation: 'tanh' }),
-    /config\.activation: expected one of 'swiglu', 'relu2', 'relu', 'gelu', found "tanh"/, /config\.activation: expected one of .*found "tanh"/, /'activation' for ffn 'dense' must be one of swiglu, relu2, relu, gelu, found "tanh"/],
+  [
+    'PEER N not a perfect square',
+    cfg('peer-small', { num_experts: 10 }),
+    /config\.num_experts: expected a perfect square.*found 10/,
+    /config\.num_experts: expected a perfect square.*found 10/,
+    /num_experts must be a perfect square, found 10/,
+  ],
+  [
+    'PEER top_k above √N',
+    cfg('peer-small', { top_k: 65 }),
+    /config\.top_k: expected ≤ √num_experts = 64.*found 65/,
+    /config\.top_k: expected at most √num_experts = 64.*found 65/,
+    /peer top_k 65 exceeds √num_experts = 64/,
+  ],
+  [
+    'SMoE top_k above num_experts',
+    cfg('smoe-small', { top_k: 9 }),
+    /config\.top_k: expected at most num_experts = 8, found 9/,
+    /config\.top_k: expected at most num_experts = 8, found 9/,
+    /smoe top_k 9 exceeds num_experts 8/,
+  ],
+  [
+    'Monet moe_topk not below moe_experts',
+    cfg('tiny', { moe_topk: 4 }),
+    /config\.moe_topk: expected < moe_experts = 4.*found 4/,
+    /config\.moe_topk: expected less than moe_experts = 4.*found 4/,
+    /moe_topk 4 must be below moe_experts 4/,
+  ],
+  [
+    'odd moe_dim for VD',
+    cfg('tiny', { moe_dim: 3 }),
+    /config\.moe_dim: expected an even number.*found 3/,
+    /config\.moe_dim: expected an even number.*found 3/,
+    /vertical decomposition needs even moe_dim and hidden_size, found m = 3/,
+  ],
+  [
+    'd not divisible by heads',
+    cfg('tiny', { hidden_size: 18, num_attention_heads: 4 }),
+    /hidden_size 18 is not a multiple of num_attention_heads 4/,
+    /config\.hidden_size 18 is not a multiple of num_attention_heads 4/,
+    /hidden_size 18 must be divisible by num_attention_heads 4/,
+  ],
+  [
+    'odd RoPE head dim',
+    cfg('tiny', { hidden_size: 6, num_attention_heads: 2, num_key_value_heads: 2 }),
+    /head dim .* = 3 must be even/,
+    /head dim .* = 3 must be even/,
+    /head dim .* = 3 must be even/,
+  ],
+  [
+    'unknown activation',
+    cfg('dense-small', { activation: 'tanh' }),
+    /config\.activation: expected one of 'swiglu', 'relu2', 'relu', 'gelu', found "tanh"/,
+    /config\.activation: expected one of .*found "tanh"/,
+    /'activation' for ffn 'dense' must be one of swiglu, relu2, relu, gelu, found "tanh"/,
+  ],
 ];
 
 test('model configs: reference, device layers and trainer presets refuse the same bad configs, naming the key', () => {
   for (const [what, c, ref, dev, pre] of BAD_CONFIGS) {
     const raw = c as unknown as Record<string, unknown>;
-    assert.throws(() => buildLm(raw, 'my/config.json'), (e: Error) => e.message.startsWith('my/config.json: ') && ref.test(e.message), `reference: ${what}`);
-    assert.throws(() => parseLmConfig(raw, 'my/config.json'), (e: Error) => e.message.startsWith('my/config.json: ') && dev.test(e.message), `device: ${what}`);
+    assert.throws(
+      () => buildLm(raw, 'my/config.json'),
+      (e: Error) => e.message.startsWith('my/config.json: ') && ref.test(e.message),
+      `reference: ${what}`,
+    );
+    assert.throws(
+      () => parseLmConfig(raw, 'my/config.json'),
+      (e: Error) => e.message.startsWith('my/config.json: ') && dev.test(e.message),
+      `device: ${what}`,
+    );
     assert.throws(() => validateConfig(c), pre, `presets: ${what}`);
   }
 });
@@ -77,25 +125,63 @@ async function rejects(p: () => Promise<unknown>, want: RegExp, what: string): P
 test('case runners (reference and device) refuse bad configs, out-of-range token ids and wrong shapes or dtypes', async () => {
   for (const b of await backends()) {
     const run = (c: FixtureCase) => b.run(c, {});
-    await rejects(() => run(caseFrom('fixtures/smoe/swiglu_e4k2.safetensors', (c) => (c.config.top_k = 5))), /config\.top_k: expected at most num_experts = 4, found 5/, `${b.name} smoe top_k`);
-    await rejects(() => run(caseFrom('fixtures/peer/train_relu.safetensors', (c) => (c.config.num_experts = 15))), /config\.num_experts: expected a perfect square/, `${b.name} peer N`);
-    await rejects(() => run(caseFrom('fixtures/monet-vd/train.safetensors', (c) => (c.config.moe_dim = (c.config.moe_dim as number) + 1))), /fixtures\/monet-vd\/train\.safetensors \[kind monet-vd\]: config\.moe_dim: expected an even number .*found 5/, `${b.name} vd odd m`);
+    await rejects(
+      () => run(caseFrom('fixtures/smoe/swiglu_e4k2.safetensors', (c) => (c.config.top_k = 5))),
+      /config\.top_k: expected at most num_experts = 4, found 5/,
+      `${b.name} smoe top_k`,
+    );
+    await rejects(
+      () => run(caseFrom('fixtures/peer/train_relu.safetensors', (c) => (c.config.num_experts = 15))),
+      /config\.num_experts: expected a perfect square/,
+      `${b.name} peer N`,
+    );
+    await rejects(
+      () =>
+        run(
+          caseFrom('fixtures/monet-vd/train.safetensors', (c) => (c.config.moe_dim = (c.config.moe_dim as number) + 1)),
+        ),
+      /fixtures\/monet-vd\/train\.safetensors \[kind monet-vd\]: config\.moe_dim: expected an even number .*found 5/,
+      `${b.name} vd odd m`,
+    );
     for (const bad of [-1, 256, 1 << 30]) {
-      await rejects(() => run(caseFrom('fixtures/lm/dense_swiglu.safetensors', (c) => {
-        const t = c.tensors.get('in.tokens')!;
-        const data = Int32Array.from(t.data as Int32Array);
-        data[data.length - 1] = bad;
-        c.tensors.set('in.tokens', { ...t, data });
-      })), new RegExp(`fixtures/lm/dense_swiglu\\.safetensors \\[kind lm\\]: tensor in\\.tokens: token id ${bad} at (row \\d+, )?position \\d+ is outside \\[0, (config\\.vocab_size = )?11\\)`), `${b.name} token ${bad}`);
+      await rejects(
+        () =>
+          run(
+            caseFrom('fixtures/lm/dense_swiglu.safetensors', (c) => {
+              const t = c.tensors.get('in.tokens')!;
+              const data = Int32Array.from(t.data as Int32Array);
+              data[data.length - 1] = bad;
+              c.tensors.set('in.tokens', { ...t, data });
+            }),
+          ),
+        new RegExp(
+          `fixtures/lm/dense_swiglu\\.safetensors \\[kind lm\\]: tensor in\\.tokens: token id ${bad} at (row \\d+, )?position \\d+ is outside \\[0, (config\\.vocab_size = )?11\\)`,
+        ),
+        `${b.name} token ${bad}`,
+      );
     }
-    await rejects(() => run(caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
-      const t = c.tensors.get('param.up_proj.weight')!;
-      c.tensors.set('param.up_proj.weight', { ...t, shape: [t.shape[1], t.shape[0]] });
-    })), /param\.up_proj\.weight: expected shape \[\d+,\d+\], found \[\d+,\d+\]/, `${b.name} transposed weight`);
-    await rejects(() => run(caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
-      const t = c.tensors.get('in.x')!;
-      c.tensors.set('in.x', { dtype: 'I32', shape: t.shape, data: new Int32Array(t.data.length) });
-    })), /in\.x: expected a real tensor \(F64 or F32\), found I32/, `${b.name} integer input`);
+    await rejects(
+      () =>
+        run(
+          caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
+            const t = c.tensors.get('param.up_proj.weight')!;
+            c.tensors.set('param.up_proj.weight', { ...t, shape: [t.shape[1], t.shape[0]] });
+          }),
+        ),
+      /param\.up_proj\.weight: expected shape \[\d+,\d+\], found \[\d+,\d+\]/,
+      `${b.name} transposed weight`,
+    );
+    await rejects(
+      () =>
+        run(
+          caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
+            const t = c.tensors.get('in.x')!;
+            c.tensors.set('in.x', { dtype: 'I32', shape: t.shape, data: new Int32Array(t.data.length) });
+          }),
+        ),
+      /in\.x: expected a real tensor \(F64 or F32\), found I32/,
+      `${b.name} integer input`,
+    );
   }
 });
 
@@ -106,12 +192,36 @@ test('fixture loader: token ids, shapes and dtypes are checked against the confi
     f(tensors as never);
     return serializeSafetensors(tensors, metadata);
   };
-  const tok = edit((t) => { const x = t.get('in.tokens')!; const d = Int32Array.from(x.data); d[3] = 9999; t.set('in.tokens', { ...x, data: d }); });
-  assert.throws(() => parseFixture(tok, 'bad.safetensors'), /bad\.safetensors: tensor 'in\.tokens': token id 9999 at flat index 3 is outside \[0, config\.vocab_size = \d+\)/);
-  const shape = edit((t) => { const x = t.get('param.model.norm.weight')!; t.set('param.model.norm.weight', { dtype: x.dtype, shape: [x.shape[0] - 1], data: Float64Array.from(x.data).subarray(1) }); });
-  assert.throws(() => parseFixture(shape, 'bad.safetensors'), /bad\.safetensors: tensor 'param\.model\.norm\.weight': shape \[\d+\] does not match the config: expected \[\d+\]/);
-  const dtype = edit((t) => { const x = t.get('param.model.norm.weight')!; t.set('param.model.norm.weight', { dtype: 'I32', shape: x.shape, data: new Int32Array(x.data.length) }); });
-  assert.throws(() => parseFixture(dtype, 'bad.safetensors'), /bad\.safetensors: tensor 'param\.model\.norm\.weight': expected F32 or F64, found I32/);
+  const tok = edit((t) => {
+    const x = t.get('in.tokens')!;
+    const d = Int32Array.from(x.data);
+    d[3] = 9999;
+    t.set('in.tokens', { ...x, data: d });
+  });
+  assert.throws(
+    () => parseFixture(tok, 'bad.safetensors'),
+    /bad\.safetensors: tensor 'in\.tokens': token id 9999 at flat index 3 is outside \[0, config\.vocab_size = \d+\)/,
+  );
+  const shape = edit((t) => {
+    const x = t.get('param.model.norm.weight')!;
+    t.set('param.model.norm.weight', {
+      dtype: x.dtype,
+      shape: [x.shape[0] - 1],
+      data: Float64Array.from(x.data).subarray(1),
+    });
+  });
+  assert.throws(
+    () => parseFixture(shape, 'bad.safetensors'),
+    /bad\.safetensors: tensor 'param\.model\.norm\.weight': shape \[\d+\] does not match the config: expected \[\d+\]/,
+  );
+  const dtype = edit((t) => {
+    const x = t.get('param.model.norm.weight')!;
+    t.set('param.model.norm.weight', { dtype: 'I32', shape: x.shape, data: new Int32Array(x.data.length) });
+  });
+  assert.throws(
+    () => parseFixture(dtype, 'bad.safetensors'),
+    /bad\.safetensors: tensor 'param\.model\.norm\.weight': expected F32 or F64, found I32/,
+  );
 });
 
 test('checkpoint loader: a tensor of the wrong dtype or shape is refused naming the file and tensor', () => {
@@ -134,7 +244,10 @@ test('checkpoint loader: a tensor of the wrong dtype or shape is refused naming 
 
 test('checkTokenIds names the first bad id, its row and position, and the vocabulary', () => {
   checkTokenIds(Int32Array.of(0, 255, 7), 256, 'batch', 3);
-  assert.throws(() => checkTokenIds(Int32Array.of(0, 1, 2, 3, 256, 5), 256, 'training batch', 3), /training batch: token id 256 at row 1, position 1 is outside the vocabulary \[0, 256\)/);
+  assert.throws(
+    () => checkTokenIds(Int32Array.of(0, 1, 2, 3, 256, 5), 256, 'training batch', 3),
+    /training batch: token id 256 at row 1, position 1 is outside the vocabulary \[0, 256\)/,
+  );
   assert.throws(() => checkTokenIds([0, -1], 10, 'ids'), /ids: token id -1 at index 1/);
   assert.throws(() => checkTokenIds([0.5], 10, 'ids'), /token id 0\.5/);
 });

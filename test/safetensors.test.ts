@@ -57,11 +57,14 @@ test('reads little-endian bytes written by hand, at unaligned offsets, in any or
   data[0] = 9; // U8 first: the F64 starts at offset 1 (unaligned)
   dv.setFloat64(1, -1.25, true);
   dv.setInt32(9, -7, true);
-  const bytes = handmade({
-    z: { dtype: 'I32', shape: [1], data_offsets: [9, 13] },
-    a: { dtype: 'F64', shape: [], data_offsets: [1, 9] },
-    m: { dtype: 'U8', shape: [1, 1], data_offsets: [0, 1] },
-  }, data);
+  const bytes = handmade(
+    {
+      z: { dtype: 'I32', shape: [1], data_offsets: [9, 13] },
+      a: { dtype: 'F64', shape: [], data_offsets: [1, 9] },
+      m: { dtype: 'U8', shape: [1, 1], data_offsets: [0, 1] },
+    },
+    data,
+  );
   const r = parseSafetensors(bytes);
   assert.equal(Array.from(r.tensors.get('a')!.data as Float64Array), [-1.25]);
   assert.equal(Array.from(r.tensors.get('z')!.data as Int32Array), [-7]);
@@ -75,31 +78,74 @@ test('header padded with trailing spaces is accepted', () => {
 });
 
 test('too short / truncated files', () => {
-  throwsWith(() => parseSafetensors(new Uint8Array(5), 'short.st'), /short\.st/, /at least 8 bytes/, /found a file of 5 bytes/);
-  const good = serializeSafetensors(new Map([['x', { dtype: 'F64', shape: [4], data: new Float64Array(4) } as Tensor]]));
+  throwsWith(
+    () => parseSafetensors(new Uint8Array(5), 'short.st'),
+    /short\.st/,
+    /at least 8 bytes/,
+    /found a file of 5 bytes/,
+  );
+  const good = serializeSafetensors(
+    new Map([['x', { dtype: 'F64', shape: [4], data: new Float64Array(4) } as Tensor]]),
+  );
   // Cut inside the data area: the tensor's offsets run past the end.
-  throwsWith(() => parseSafetensors(good.subarray(0, good.length - 3), 'cut.st'), /cut\.st: tensor 'x'/, /run past the data area/, /truncated/);
+  throwsWith(
+    () => parseSafetensors(good.subarray(0, good.length - 3), 'cut.st'),
+    /cut\.st: tensor 'x'/,
+    /run past the data area/,
+    /truncated/,
+  );
   // Cut inside the header: the header length exceeds the file.
   throwsWith(() => parseSafetensors(good.subarray(0, 20), 'cut2.st'), /header length/, /at most 12 bytes/);
 });
 
 test('a lying header length is refused without allocating', () => {
-  throwsWith(() => parseSafetensors(handmade('{}', new Uint8Array(0), 2n ** 62n)), /header length .* says 4611686018427387904 bytes/, /at most 104857600/);
+  throwsWith(
+    () => parseSafetensors(handmade('{}', new Uint8Array(0), 2n ** 62n)),
+    /header length .* says 4611686018427387904 bytes/,
+    /at most 104857600/,
+  );
   throwsWith(() => parseSafetensors(handmade('{}', new Uint8Array(0), 1000n)), /at most 2 bytes/);
 });
 
 test('malformed headers: not JSON, not an object, bad metadata, bad fields', () => {
   throwsWith(() => parseSafetensors(handmade('{"a": [1,')), /not valid JSON/);
   throwsWith(() => parseSafetensors(handmade('[1, 2]')), /must be a JSON object starting with '\{'/);
-  throwsWith(() => parseSafetensors(handmade({ __metadata__: { k: 3 } })), /__metadata__\.k must be a string, found number 3/);
+  throwsWith(
+    () => parseSafetensors(handmade({ __metadata__: { k: 3 } })),
+    /__metadata__\.k must be a string, found number 3/,
+  );
   throwsWith(() => parseSafetensors(handmade({ __metadata__: ['x'] })), /__metadata__ must be an object/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'BF16', shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2))), /tensor 't'/, /BF16 is valid safetensors but not supported/, /F64, F32, I32, I64, U8/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'F99', shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2))), /unknown dtype "F99"/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [-1], data_offsets: [0, 1] } }, new Uint8Array(1))), /shape must be an array of non-negative integers/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1.5], data_offsets: [0, 1] } }, new Uint8Array(1))), /shape must be/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1], data_offsets: [0] } }, new Uint8Array(1))), /data_offsets must be \[begin, end\]/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1], data_offsets: [1, 0] } }, new Uint8Array(1))), /begin is after end/);
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1], data_offsets: [0, 1], extra: 1 } }, new Uint8Array(1))), /unexpected field 'extra'/);
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'BF16', shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2))),
+    /tensor 't'/,
+    /BF16 is valid safetensors but not supported/,
+    /F64, F32, I32, I64, U8/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'F99', shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2))),
+    /unknown dtype "F99"/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [-1], data_offsets: [0, 1] } }, new Uint8Array(1))),
+    /shape must be an array of non-negative integers/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1.5], data_offsets: [0, 1] } }, new Uint8Array(1))),
+    /shape must be/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1], data_offsets: [0] } }, new Uint8Array(1))),
+    /data_offsets must be \[begin, end\]/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1], data_offsets: [1, 0] } }, new Uint8Array(1))),
+    /begin is after end/,
+  );
+  throwsWith(
+    () =>
+      parseSafetensors(handmade({ t: { dtype: 'U8', shape: [1], data_offsets: [0, 1], extra: 1 } }, new Uint8Array(1))),
+    /unexpected field 'extra'/,
+  );
   throwsWith(() => parseSafetensors(handmade({ t: 5 })), /expected \{dtype, shape, data_offsets\}/);
   const bad = handmade('{"a":1}');
   bad[9] = 0xff; // invalid UTF-8 inside the header
@@ -108,34 +154,75 @@ test('malformed headers: not JSON, not an object, bad metadata, bad fields', () 
 
 test('a hostile header nesting arrays deeply gives a SafetensorsError, not a stack overflow', () => {
   const deep = '['.repeat(100000) + ']'.repeat(100000);
-  throwsWith(() => parseSafetensors(handmade(`{"t": {"dtype": "U8", "shape": ${deep}, "data_offsets": [0, 0]}}`)), /shape must be an array of non-negative integers, found an array of 1 element \[\[…\]\]/);
+  throwsWith(
+    () => parseSafetensors(handmade(`{"t": {"dtype": "U8", "shape": ${deep}, "data_offsets": [0, 0]}}`)),
+    /shape must be an array of non-negative integers, found an array of 1 element \[\[…\]\]/,
+  );
 });
 
 test('lying lengths: shape vs offsets, huge shapes', () => {
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'F64', shape: [3], data_offsets: [0, 16] } }, new Uint8Array(16))),
-    /shape \[3\] of F64 needs 24 bytes, but data_offsets \[0, 16\] span 16 bytes/);
+  throwsWith(
+    () => parseSafetensors(handmade({ t: { dtype: 'F64', shape: [3], data_offsets: [0, 16] } }, new Uint8Array(16))),
+    /shape \[3\] of F64 needs 24 bytes, but data_offsets \[0, 16\] span 16 bytes/,
+  );
   // A shape whose product is astronomically large is compared with the bytes present, never allocated.
-  throwsWith(() => parseSafetensors(handmade({ t: { dtype: 'F64', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, new Uint8Array(8))),
-    /needs .* bytes, but data_offsets \[0, 8\] span 8 bytes/);
+  throwsWith(
+    () =>
+      parseSafetensors(
+        handmade({ t: { dtype: 'F64', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      ),
+    /needs .* bytes, but data_offsets \[0, 8\] span 8 bytes/,
+  );
 });
 
 test('overlapping offsets, gaps and uncovered bytes are refused', () => {
   const d = new Uint8Array(8);
-  throwsWith(() => parseSafetensors(handmade({
-    a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
-    b: { dtype: 'F32', shape: [1], data_offsets: [2, 6] },
-  }, d)), /tensor 'b'/, /overlap those of tensor 'a'/);
-  throwsWith(() => parseSafetensors(handmade({
-    a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
-    b: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
-  }, d)), /overlap/);
-  throwsWith(() => parseSafetensors(handmade({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d)), /bytes 0\.\.4 of the data area belong to no tensor/);
-  throwsWith(() => parseSafetensors(handmade({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, d)), /cover 4 bytes of the data area but it has 8 bytes/);
+  throwsWith(
+    () =>
+      parseSafetensors(
+        handmade(
+          {
+            a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+            b: { dtype: 'F32', shape: [1], data_offsets: [2, 6] },
+          },
+          d,
+        ),
+      ),
+    /tensor 'b'/,
+    /overlap those of tensor 'a'/,
+  );
+  throwsWith(
+    () =>
+      parseSafetensors(
+        handmade(
+          {
+            a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+            b: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+          },
+          d,
+        ),
+      ),
+    /overlap/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d)),
+    /bytes 0\.\.4 of the data area belong to no tensor/,
+  );
+  throwsWith(
+    () => parseSafetensors(handmade({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, d)),
+    /cover 4 bytes of the data area but it has 8 bytes/,
+  );
 });
 
 test('writer refuses inconsistent tensors', () => {
-  assert.throws(() => serializeSafetensors(new Map([['a', { dtype: 'F64', shape: [3], data: new Float64Array(2) } as Tensor]])), /shape \[3\] \(3 values\) but 2 values/);
-  assert.throws(() => serializeSafetensors(new Map([['a', { dtype: 'F64', shape: [2], data: new Float32Array(2) } as Tensor]])), /is F64 but its data is a Float32Array/);
+  assert.throws(
+    () => serializeSafetensors(new Map([['a', { dtype: 'F64', shape: [3], data: new Float64Array(2) } as Tensor]])),
+    /shape \[3\] \(3 values\) but 2 values/,
+  );
+  assert.throws(
+    () => serializeSafetensors(new Map([['a', { dtype: 'F64', shape: [2], data: new Float32Array(2) } as Tensor]])),
+    /is F64 but its data is a Float32Array/,
+  );
 });
 
 test.run();

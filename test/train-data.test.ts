@@ -26,7 +26,10 @@ test('a tagged Brown sentence becomes plain text with one tag per byte', () => {
 });
 
 test('a malformed token names the file', () => {
-  assert.throws(() => parseBrownDoc('The/at jury', new Map([['', 0]]), [''], 'cz99'), /cz99: expected a word\/tag token, found 'jury'/);
+  assert.throws(
+    () => parseBrownDoc('The/at jury', new Map([['', 0]]), [''], 'cz99'),
+    /cz99: expected a word\/tag token, found 'jury'/,
+  );
 });
 
 test('baseTag strips the title/headline/cited suffixes and the foreign-word prefix', () => {
@@ -43,7 +46,11 @@ test('the Brown split is by document, deterministic, disjoint and covers every g
   for (const d of c.validation) assert.not.ok(trainIds.has(d.id), `${d.id} in both splits`);
   const genres = new Set(c.train.map((d) => d.genre));
   assert.is(genres.size, 15);
-  for (const g of genres) assert.ok(c.validation.some((d) => d.genre === g), `genre ${g} has no validation document`);
+  for (const g of genres)
+    assert.ok(
+      c.validation.some((d) => d.genre === g),
+      `genre ${g} has no validation document`,
+    );
   const share = c.validation.length / 500;
   assert.ok(share > 0.08 && share < 0.14, `validation share ${share}`);
   // No tags left in the text, and byte tags line up with the UTF-8 bytes.
@@ -100,7 +107,10 @@ test('validation batches are evenly spaced, non-overlapping windows', () => {
   const starts = vb.flatMap((b) => [b[0], b[10]]);
   for (let i = 1; i < starts.length; i++) assert.ok(starts[i] - starts[i - 1] >= 10);
   assert.is(vb.length, 50);
-  assert.throws(() => validationBatches(tokens.subarray(0, 15), 2, 10, 4), /validation split has 15 tokens; one batch needs B·S = 20/);
+  assert.throws(
+    () => validationBatches(tokens.subarray(0, 15), 2, 10, 4),
+    /validation split has 15 tokens; one batch needs B·S = 20/,
+  );
 });
 
 test('--data text files: last ~10 % of each file is validation; missing files are named', () => {
@@ -109,7 +119,10 @@ test('--data text files: last ~10 % of each file is validation; missing files ar
   writeFileSync(p, Array.from({ length: 200 }, (_, i) => `line ${i} of the text`).join('\n'));
   const c = loadTextFiles([p]);
   assert.is(c.train.length, 1);
-  assert.is(c.train[0].text + c.validation[0].text, Array.from({ length: 200 }, (_, i) => `line ${i} of the text`).join('\n'));
+  assert.is(
+    c.train[0].text + c.validation[0].text,
+    Array.from({ length: 200 }, (_, i) => `line ${i} of the text`).join('\n'),
+  );
   assert.ok(c.validation[0].text.startsWith('line '));
   assert.throws(() => loadTextFiles([join(dir, 'nope.txt')]), /--data file '.*nope\.txt' does not exist/);
 });
@@ -119,15 +132,22 @@ test('Rng: seeded streams repeat, differ by seed, restore from state, and refuse
   const b = new Rng(1);
   const c = new Rng(2);
   const xs = Array.from({ length: 5 }, () => a.nextU32());
-  assert.equal(xs, Array.from({ length: 5 }, () => b.nextU32()));
-  assert.not.equal(xs, Array.from({ length: 5 }, () => c.nextU32()));
+  assert.equal(
+    xs,
+    Array.from({ length: 5 }, () => b.nextU32()),
+  );
+  assert.not.equal(
+    xs,
+    Array.from({ length: 5 }, () => c.nextU32()),
+  );
   const st = a.state();
   const y = a.next();
   assert.is(new Rng(st).next(), y);
   assert.throws(() => new Rng(-1), /integer seed/);
   // normal(): mean ≈ 0, variance ≈ 1 over 20k draws (5σ bounds)
   const r = new Rng(3);
-  let s1 = 0, s2 = 0;
+  let s1 = 0,
+    s2 = 0;
   const n = 20000;
   for (let i = 0; i < n; i++) {
     const z = r.normal();

@@ -13,9 +13,15 @@ test('AdamW step 1: p ← p·(1 − lr·wd) − lr·g/(|g| + eps) (bias correcti
   const g = Float64Array.from([0.3, -0.01, 0]);
   const m = new Float64Array(3);
   const v = new Float64Array(3);
-  const lr = 0.1, wd = 0.1, eps = 1e-8;
+  const lr = 0.1,
+    wd = 0.1,
+    eps = 1e-8;
   adamwHost(p, g, m, v, { lr, beta1: 0.9, beta2: 0.95, eps, weightDecay: wd, step: 1, gradScale: 1 });
-  const want = [1 * (1 - lr * wd) - lr * (0.3 / (0.3 + eps)), -2 * (1 - lr * wd) - lr * (-0.01 / (0.01 + eps)), 0.5 * (1 - lr * wd)];
+  const want = [
+    1 * (1 - lr * wd) - lr * (0.3 / (0.3 + eps)),
+    -2 * (1 - lr * wd) - lr * (-0.01 / (0.01 + eps)),
+    0.5 * (1 - lr * wd),
+  ];
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(p[i] - want[i]) < 1e-12, `p[${i}] = ${p[i]}, want ${want[i]}`);
   assert.ok(Math.abs(m[0] - 0.1 * 0.3) < 1e-15 && Math.abs(v[0] - 0.05 * 0.09) < 1e-15);
 });
@@ -27,7 +33,15 @@ test('clip factor: PyTorch clip_grad_norm_ (clip/(norm + 1e-6), at most 1; 0 = o
 });
 
 // A dense model has no batch statistics, so two micro-batches of B accumulated must equal one batch of 2B.
-const dense: ModelConfig = { ...getPreset('dense-small').config, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 };
+const dense: ModelConfig = {
+  ...getPreset('dense-small').config,
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 2,
+  intermediate_size: 24,
+  max_position_embeddings: 16,
+};
 
 function batches(B: number, S: number): Int32Array[] {
   const r = new Rng(4);
@@ -36,7 +50,8 @@ function batches(B: number, S: number): Int32Array[] {
 
 for (const backend of ['reference', 'js', 'wasm'] as const) {
   test(`${backend}: 2 accumulated micro-batches of B = 1 step on the 2B batch (params after AdamW, loss, grad norm)`, async () => {
-    const B = 2, S = 8;
+    const B = 2,
+      S = 8;
     const [b1, b2] = batches(B, S);
     const both = new Int32Array(2 * B * S);
     both.set(b1, 0);

@@ -23,7 +23,17 @@ const SPECS: FlagSpec[] = [
 ];
 
 test('flags: values, =, booleans, lists', () => {
-  const v = parseFlags('train', SPECS, ['--steps', '10', '--lr=3e-4', '--ffn', 'monet', '--resume', '--data', 'a.txt,b.txt', 'c.txt']);
+  const v = parseFlags('train', SPECS, [
+    '--steps',
+    '10',
+    '--lr=3e-4',
+    '--ffn',
+    'monet',
+    '--resume',
+    '--data',
+    'a.txt,b.txt',
+    'c.txt',
+  ]);
   assert.equal(v, { steps: 10, lr: 3e-4, ffn: 'monet', resume: true, data: ['a.txt', 'b.txt', 'c.txt'] });
   assert.equal(parseFlags('train', SPECS, ['--no-resume']), { resume: false });
 });
@@ -68,8 +78,14 @@ test('atomic write replaces the file and leaves no temp file behind; JSONL appen
   assert.equal(readdirSync(dir), ['x.json']);
   appendJsonl(join(dir, 'log.jsonl'), { step: 1, loss: 2.5 });
   appendJsonl(join(dir, 'log.jsonl'), { step: 2, loss: 2.25 });
-  const lines = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(lines, [{ step: 1, loss: 2.5 }, { step: 2, loss: 2.25 }]);
+  const lines = readFileSync(join(dir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(lines, [
+    { step: 1, loss: 2.5 },
+    { step: 2, loss: 2.25 },
+  ]);
 });
 
 test('checkpoint round trip: HF names, BN buffers without the state. prefix, f32 storage, config.json', () => {
@@ -90,15 +106,22 @@ test('checkpoint round trip: HF names, BN buffers without the state. prefix, f32
   // a config that disagrees with the tensors is reported with the tensor name and both shapes
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, vocab_size: 128 }));
-  assert.throws(() => loadModel(dir), /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[128,16\]/);
+  assert.throws(
+    () => loadModel(dir),
+    /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[128,16\]/,
+  );
   assert.throws(() => loadModel(join(dir, 'nope')), /config\.json does not exist/);
 });
 
 test('trainer state round trip: moments, step, sampler position', () => {
   const dir = mkdtempSync(join(tmpdir(), 'monet-state-'));
   const config = getPreset('tiny').config;
-  const m = new Map(paramSpecs(config).map((s) => [s.name, new Float64Array(s.shape.reduce((a, b) => a * b, 1)).fill(0.5)]));
-  const v = new Map(paramSpecs(config).map((s) => [s.name, new Float64Array(s.shape.reduce((a, b) => a * b, 1)).fill(0.25)]));
+  const m = new Map(
+    paramSpecs(config).map((s) => [s.name, new Float64Array(s.shape.reduce((a, b) => a * b, 1)).fill(0.5)]),
+  );
+  const v = new Map(
+    paramSpecs(config).map((s) => [s.name, new Float64Array(s.shape.reduce((a, b) => a * b, 1)).fill(0.25)]),
+  );
   saveTrainerState(dir, config, { step: 17, sampler: { rng: [1, 2, 3, 4], batches: 17 }, info: { lr: 1e-3 }, m, v });
   const st = loadTrainerState(dir, config);
   assert.is(st.step, 17);
@@ -109,7 +132,22 @@ test('trainer state round trip: moments, step, sampler position', () => {
 });
 
 test('loss SVG is self-contained and well-formed enough to parse as XML-ish', () => {
-  const svg = lossCurveSvg('run <a>', [{ label: 'train', color: '#1f77b4', points: [[0, 5.5], [1, 4], [2, 3.1]] }, { label: 'val', color: '#d62728', points: [[2, 3.3]], dots: true }], [{ label: 'unigram', color: '#999', y: 3.0 }]);
+  const svg = lossCurveSvg(
+    'run <a>',
+    [
+      {
+        label: 'train',
+        color: '#1f77b4',
+        points: [
+          [0, 5.5],
+          [1, 4],
+          [2, 3.1],
+        ],
+      },
+      { label: 'val', color: '#d62728', points: [[2, 3.3]], dots: true },
+    ],
+    [{ label: 'unigram', color: '#999', y: 3.0 }],
+  );
   assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
   assert.ok(svg.trim().endsWith('</svg>'));
   assert.not.match(svg, /<script|href=|url\(/);

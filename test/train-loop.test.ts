@@ -22,8 +22,29 @@ const sink = () => {
 };
 
 function setup(extra: string[]) {
-  const argv = ['--preset', 'tiny', '--data', textFile, '--runs-dir', dir, '--batch-size', '4', '--seq-len', '16',
-    '--eval-every', '4', '--eval-batches', '2', '--log-every', '1', '--save-every', '100', '--sample-tokens', '8', ...extra];
+  const argv = [
+    '--preset',
+    'tiny',
+    '--data',
+    textFile,
+    '--runs-dir',
+    dir,
+    '--batch-size',
+    '4',
+    '--seq-len',
+    '16',
+    '--eval-every',
+    '4',
+    '--eval-batches',
+    '2',
+    '--log-every',
+    '1',
+    '--save-every',
+    '100',
+    '--sample-tokens',
+    '8',
+    ...extra,
+  ];
   if (!argv.includes('--backend')) argv.push('--backend', 'reference');
   const f = parseFlags('train', TRAIN_FLAGS, argv);
   const { preset, config } = resolveModel(f);
@@ -35,8 +56,19 @@ test('a short reference run lowers the loss and writes a complete run folder', a
   const s = sink();
   const r = await train(o, config, false, { out: s.out });
   const run = join(dir, 'a');
-  for (const f of ['config.json', 'model.safetensors', 'trainer_state.safetensors', 'log.jsonl', 'loss.svg', 'run.json']) assert.ok(existsSync(join(run, f)), f);
-  const log = readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'trainer_state.safetensors',
+    'log.jsonl',
+    'loss.svg',
+    'run.json',
+  ])
+    assert.ok(existsSync(join(run, f)), f);
+  const log = readFileSync(join(run, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const losses = log.filter((x) => typeof x.loss === 'number').map((x) => x.loss as number);
   assert.is(losses.length, 8);
   assert.ok(losses[7] < losses[0] - 0.3, `loss ${losses[0]} → ${losses[7]}`);
@@ -58,7 +90,13 @@ for (const backend of ['reference', 'wasm'] as const) {
     const s1 = sink();
     // Stop after step 3: the loop checks the flag after each step.
     let n = 0;
-    const out = { write: (x: string) => { if (/step \d+\/6/.test(x) && ++n === 3) stop.requested = true; s1.lines.push(x); }, isTTY: false };
+    const out = {
+      write: (x: string) => {
+        if (/step \d+\/6/.test(x) && ++n === 3) stop.requested = true;
+        s1.lines.push(x);
+      },
+      isTTY: false,
+    };
     await train(part.o, part.config, false, { out, stop });
     assert.match(s1.lines.join(''), /interrupted/);
     const mid = JSON.parse(readFileSync(join(dir, `part-${backend}`, 'run.json'), 'utf8'));
@@ -69,7 +107,12 @@ for (const backend of ['reference', 'wasm'] as const) {
     for (const [k, v] of a.params) assert.equal(Array.from(b.params.get(k)!), Array.from(v), k);
     for (const [k, v] of a.state) assert.equal(Array.from(b.state.get(k)!), Array.from(v), k);
     // the log has exactly one training record per step
-    const steps = readFileSync(join(dir, `part-${backend}`, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => typeof x.loss === 'number').map((x) => x.step);
+    const steps = readFileSync(join(dir, `part-${backend}`, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((x) => typeof x.loss === 'number')
+      .map((x) => x.step);
     assert.equal(steps, [1, 2, 3, 4, 5, 6]);
   });
 }
@@ -92,7 +135,20 @@ test('monet sample and monet eval read the run folder', async () => {
   process.stdout.write = ((x: string) => (logs.push(x), true)) as typeof process.stdout.write;
   try {
     assert.is(await main(['eval', '--checkpoint', join(dir, 'a'), '--backend', 'reference', '--json']), 0);
-    assert.is(await main(['sample', '--checkpoint', join(dir, 'a'), '--backend', 'reference', '--tokens', '5', '--prompt', 'the ']), 0);
+    assert.is(
+      await main([
+        'sample',
+        '--checkpoint',
+        join(dir, 'a'),
+        '--backend',
+        'reference',
+        '--tokens',
+        '5',
+        '--prompt',
+        'the ',
+      ]),
+      0,
+    );
   } finally {
     console.log = log;
     process.stdout.write = write;

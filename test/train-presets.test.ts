@@ -1,7 +1,17 @@
 // Presets and parameter accounting, checked against SPEC §1.2 / §1.6 (numbers computed there independently).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PRESETS, getPreset, paramBreakdown, paramSpecs, stateSpecs, expertScaling, formatCount, validateConfig, type ModelConfig } from '../src/train/presets.ts';
+import {
+  PRESETS,
+  getPreset,
+  paramBreakdown,
+  paramSpecs,
+  stateSpecs,
+  expertScaling,
+  formatCount,
+  validateConfig,
+  type ModelConfig,
+} from '../src/train/presets.ts';
 import { initParams } from '../src/train/init.ts';
 import { describeModel } from '../src/train/trainer.ts';
 import { main } from '../src/cli/main.ts';
@@ -54,7 +64,10 @@ test('names follow names.md: routers only where i % moe_groups == 0, VD halves, 
   const peer = paramSpecs(getPreset('peer-small').config);
   const keys = peer.find((s) => s.name === 'model.layers.2.mlp.sub_keys');
   assert.equal(keys?.shape, [2, 64, 16]);
-  assert.ok(peer.some((s) => s.name === 'model.layers.1.mlp.up_proj.weight') && !peer.some((s) => s.name.endsWith('gate_proj.weight')));
+  assert.ok(
+    peer.some((s) => s.name === 'model.layers.1.mlp.up_proj.weight') &&
+      !peer.some((s) => s.name.endsWith('gate_proj.weight')),
+  );
   const st = stateSpecs(getPreset('monet-vd-small').config).map((s) => s.name);
   assert.ok(st.includes('state.model.layers.2.router.norm2.running_var'));
 });
@@ -71,7 +84,8 @@ test('weight decay: on weights and embeddings, never on norms, biases or Monet b
 
 test('config validation names the key', () => {
   const base = getPreset('monet-vd-small').config;
-  const bad = (patch: Partial<ModelConfig>, re: RegExp) => assert.throws(() => validateConfig({ ...base, ...patch } as ModelConfig), re);
+  const bad = (patch: Partial<ModelConfig>, re: RegExp) =>
+    assert.throws(() => validateConfig({ ...base, ...patch } as ModelConfig), re);
   bad({ hidden_size: 130 }, /hidden_size 130 must be divisible by num_attention_heads 4/);
   bad({ moe_topk: 32 }, /moe_topk 32 must be below moe_experts 32/);
   bad({ moe_dim: 3 }, /vertical decomposition needs even moe_dim/);
@@ -79,7 +93,10 @@ test('config validation names the key', () => {
   bad({ num_hidden_layers: 0 }, /'num_hidden_layers' must be a positive integer, found 0/);
   const peer = getPreset('peer-small').config;
   assert.throws(() => validateConfig({ ...peer, num_experts: 1000 }), /perfect square, found 1000/);
-  assert.throws(() => validateConfig({ ...peer, peer_layers: [9] }), /peer_layers must be a non-empty list of layer indices in \[0, 4\)/);
+  assert.throws(
+    () => validateConfig({ ...peer, peer_layers: [9] }),
+    /peer_layers must be a non-empty list of layer indices in \[0, 4\)/,
+  );
   assert.throws(() => getPreset('monet-vd-2b'), /unknown preset 'monet-vd-2b'; expected one of monet-vd-850m/);
 });
 
@@ -96,7 +113,10 @@ test('every preset validates; init draws N(0, 0.02) weights, ones for norms, zer
   assert.ok(params.get('model.layers.0.moe.b2')!.every((x) => x === 0));
   assert.ok(state.get('state.model.layers.0.router.norm1.running_var')!.every((x) => x === 1));
   // same seed, same numbers
-  assert.equal(Array.from(initParams(getPreset('tiny').config, 7).params.get('lm_head.weight')!.slice(0, 4)), Array.from(params.get('lm_head.weight')!.slice(0, 4)));
+  assert.equal(
+    Array.from(initParams(getPreset('tiny').config, 7).params.get('lm_head.weight')!.slice(0, 4)),
+    Array.from(params.get('lm_head.weight')!.slice(0, 4)),
+  );
 });
 
 test('every trainable preset: our parameter and state lists equal those of reference/lm.ts and src/layers/lm.ts', () => {
@@ -108,8 +128,16 @@ test('every trainable preset: our parameter and state lists equal those of refer
     assert.equal(ours, ref, `${p.name} vs reference`);
     assert.equal(ours, dev, `${p.name} vs src/layers`);
     const st = stateSpecs(p.config).map((s) => `${s.name.replace(/^state\./, '')} [${s.shape}]`);
-    assert.equal(st, lmStateSpecs(buildLm(raw, p.name)).map((s) => `${s.name} [${s.shape}]`), `${p.name} state vs reference`);
-    assert.equal(st, lmStateShapes(parseLmConfig(raw, p.name)).map(([n, sh]) => `${n} [${sh}]`), `${p.name} state vs src/layers`);
+    assert.equal(
+      st,
+      lmStateSpecs(buildLm(raw, p.name)).map((s) => `${s.name} [${s.shape}]`),
+      `${p.name} state vs reference`,
+    );
+    assert.equal(
+      st,
+      lmStateShapes(parseLmConfig(raw, p.name)).map(([n, sh]) => `${n} [${sh}]`),
+      `${p.name} state vs src/layers`,
+    );
   }
 });
 

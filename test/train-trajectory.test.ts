@@ -31,10 +31,22 @@ const { params, state } = initParams(config, 5);
 const tokens = tokenizeDocs(loadBrown().train.slice(0, 3), new ByteTokenizer()).tokens;
 const sampler = new BatchSampler(tokens, B, S, 9);
 const batches = Array.from({ length: STEPS }, () => sampler.next());
-const hp = (i: number): StepHyper => ({ lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, step: i + 1, alpha: 1 });
+const hp = (i: number): StepHyper => ({
+  lr: 1e-2,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  clip: 1,
+  step: i + 1,
+  alpha: 1,
+});
 
 /** Losses of the 10 steps (NaN where not read: with `readEvery` > 1 only every readEvery-th step is read back). */
-async function trajectory(backend: 'reference' | 'js' | 'wasm' | 'webgpu', readEvery = 1): Promise<{ losses: number[]; grads0: HostParams; name: string }> {
+async function trajectory(
+  backend: 'reference' | 'js' | 'wasm' | 'webgpu',
+  readEvery = 1,
+): Promise<{ losses: number[]; grads0: HostParams; name: string }> {
   const { engine } = await createEngine(backend, { config, params, state });
   try {
     const losses: number[] = [];
@@ -42,7 +54,10 @@ async function trajectory(backend: 'reference' | 'js' | 'wasm' | 'webgpu', readE
     for (let i = 0; i < STEPS; i++) {
       const want = (i + 1) % readEvery === 0;
       const r = await engine.trainStep([batches[i]], B, S, hp(i), want);
-      assert.ok(want || backend === 'reference' || r === null, `${backend}: step ${i + 1} returned a result without being asked`);
+      assert.ok(
+        want || backend === 'reference' || r === null,
+        `${backend}: step ${i + 1} returned a result without being asked`,
+      );
       losses.push(want ? r!.loss : NaN);
       if (i === 0) grads0 = await engine.gradients();
     }
@@ -85,16 +100,35 @@ for (const backend of ['js', 'wasm', 'webgpu'] as const) {
         }
         throw e;
       }
-      const worst = Math.max(...run.losses.map((l, i) => Math.abs(l - ref!.losses[i]) / Math.abs(ref!.losses[i])).filter(Number.isFinite));
-      console.log(`  ${run.name} (${mode}): worst per-step relative loss difference ${worst.toExponential(2)} (tolerance ${REL_TOL})`);
+      const worst = Math.max(
+        ...run.losses.map((l, i) => Math.abs(l - ref!.losses[i]) / Math.abs(ref!.losses[i])).filter(Number.isFinite),
+      );
+      console.log(
+        `  ${run.name} (${mode}): worst per-step relative loss difference ${worst.toExponential(2)} (tolerance ${REL_TOL})`,
+      );
       assert.is(run.losses.filter(Number.isFinite).length, STEPS / readEvery);
-      run.losses.forEach((l, i) => assert.ok(readEvery > 1 && (i + 1) % readEvery !== 0 ? Number.isNaN(l) : Math.abs(l - ref!.losses[i]) <= REL_TOL * Math.abs(ref!.losses[i]), `step ${i}: ${l} vs ${ref!.losses[i]}`));
+      run.losses.forEach((l, i) =>
+        assert.ok(
+          readEvery > 1 && (i + 1) % readEvery !== 0
+            ? Number.isNaN(l)
+            : Math.abs(l - ref!.losses[i]) <= REL_TOL * Math.abs(ref!.losses[i]),
+          `step ${i}: ${l} vs ${ref!.losses[i]}`,
+        ),
+      );
       const expected: TensorMap = new Map();
       const actual: TensorMap = new Map();
-      for (const [k, v] of ref!.grads0) expected.set(`grad.param.${k}`, { dtype: 'F64', shape: [v.length], data: v as Float64Array });
-      for (const [k, v] of run.grads0) actual.set(`grad.param.${k}`, { dtype: 'F32', shape: [v.length], data: v as Float32Array });
+      for (const [k, v] of ref!.grads0)
+        expected.set(`grad.param.${k}`, { dtype: 'F64', shape: [v.length], data: v as Float64Array });
+      for (const [k, v] of run.grads0)
+        actual.set(`grad.param.${k}`, { dtype: 'F32', shape: [v.length], data: v as Float32Array });
       // K: the longest reduction of a step — the vocabulary (256), above T = 64 tokens and every parameter dimension.
-      const report = checkCase(expected, actual, { source: 'trajectory step 0', kind: 'lm', backend: run.name, preset: 'f32', reduction: config.vocab_size });
+      const report = checkCase(expected, actual, {
+        source: 'trajectory step 0',
+        kind: 'lm',
+        backend: run.name,
+        preset: 'f32',
+        reduction: config.vocab_size,
+      });
       if (!report.pass) console.log(formatReports([report], { failuresOnly: true }));
       assert.ok(report.pass, `${run.name}: step-0 gradients outside the f32 preset`);
     });

@@ -18,11 +18,22 @@ test('device + layers + case runner bundle for the browser and run a fixture fro
     import { deviceCaseBackend } from ${JSON.stringify(join(ROOT, 'src/backend/run-case.ts'))};
     export async function backend(bytes) { return deviceCaseBackend(await createWasmDeviceFromBytes(bytes)); }`;
   const out = await build({
-    stdin: { contents: entry, resolveDir: ROOT, loader: 'ts' }, bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent',
+    stdin: { contents: entry, resolveDir: ROOT, loader: 'ts' },
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent',
   });
   const code = out.outputFiles[0].text;
-  assert.not.match(code, /from\s*["']node:|require\(["'](fs|path|url|v8|node:)/, 'the browser bundle pulls in a Node built-in');
-  const mod = (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`)) as { backend(b: unknown): Promise<CaseBackend> };
+  assert.not.match(
+    code,
+    /from\s*["']node:|require\(["'](fs|path|url|v8|node:)/,
+    'the browser bundle pulls in a Node built-in',
+  );
+  const mod = (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`)) as {
+    backend(b: unknown): Promise<CaseBackend>;
+  };
   const b = await mod.backend({ plain: readWasmBytes().plain });
   const f = loadFixture(join(ROOT, 'fixtures/external/pytorch/monet-vd/train.safetensors'));
   const r = await runFixture(f, b, { preset: 'f32' });

@@ -27,7 +27,10 @@ test('the wasm registry entry uses the f32 preset with no per-tensor loosening; 
   assert.is(entry.preset, 'f32');
   assert.equal(entry.overrides ?? [], []);
   assert.ok(files.length >= 60, `expected the committed fixtures, found ${files.length}`);
-  assert.ok(fixtures.some((f) => f.source.includes(join('fixtures', 'external'))), 'no external (PyTorch) fixtures found');
+  assert.ok(
+    fixtures.some((f) => f.source.includes(join('fixtures', 'external'))),
+    'no external (PyTorch) fixtures found',
+  );
 });
 
 for (const f of fixtures) {
@@ -47,7 +50,8 @@ test('backward accumulates into pre-filled gradients on wasm (every fixture with
   for (const f of fixtures) {
     if (f.forwardOnly) continue;
     const gradInit: TensorMap = new Map();
-    for (const [name, t] of f.expected) if (name.startsWith('grad.')) gradInit.set(name, f64(t.shape, Array.from({ length: numel(t.shape) }, rnd)));
+    for (const [name, t] of f.expected)
+      if (name.startsWith('grad.')) gradInit.set(name, f64(t.shape, Array.from({ length: numel(t.shape) }, rnd)));
     const r = await runFixture(f, b, { preset: entry.preset, gradInit });
     assert.ok(r.pass, `${f.source} with pre-filled gradients:\n${formatReports([r], { failuresOnly: true })}`);
     checked++;
@@ -59,7 +63,8 @@ test('the relaxed-SIMD build passes every fixture too', async () => {
   enableRelaxedSimd(); // Node 20: V8 validates relaxed SIMD only behind this flag
   const bytes = readWasmBytes();
   if (!bytes.relaxed || !WebAssembly.validate(bytes.relaxed)) {
-    if (process.env.CI === 'true') assert.unreachable('the relaxed-SIMD build does not validate even with --experimental-wasm-relaxed-simd');
+    if (process.env.CI === 'true')
+      assert.unreachable('the relaxed-SIMD build does not validate even with --experimental-wasm-relaxed-simd');
     console.log('SKIP relaxed-SIMD fixtures: this engine does not validate the relaxed build');
     return;
   }

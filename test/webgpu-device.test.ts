@@ -16,7 +16,10 @@ test('invalid WGSL is reported by the next read, with the kernel name', async ()
   const gpu = await sharedGpu();
   if (!gpu) return;
   const buf = gpu.upload([1, 2, 3], 'x');
-  const k = gpu.kernel('broken_kernel', '@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n@compute @workgroup_size(1) fn main() { x[0] = undefined_name; }');
+  const k = gpu.kernel(
+    'broken_kernel',
+    '@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n@compute @workgroup_size(1) fn main() { x[0] = undefined_name; }',
+  );
   gpu.dispatch(k, null, [buf], [1]);
   let msg = '';
   try {
@@ -50,8 +53,15 @@ test('launches past 65535 workgroups fold into the y dimension and cover every e
   const n = 65535 * 256 + 1000; // one more than a single dimension of 256-wide workgroups can hold
   const x = dev.alloc('f32', n);
   dev.kernels.fill(x, { n, value: 3 });
-  const got = await gpu.read((x as unknown as { buf: import('../src/backend/webgpu/gpu.ts').GpuBuffer }).buf, n - 2000, 2000);
-  assert.ok(got.every((v) => v === 3), 'the last elements were not filled');
+  const got = await gpu.read(
+    (x as unknown as { buf: import('../src/backend/webgpu/gpu.ts').GpuBuffer }).buf,
+    n - 2000,
+    2000,
+  );
+  assert.ok(
+    got.every((v) => v === 3),
+    'the last elements were not filled',
+  );
   dev.free(x);
 });
 
@@ -62,7 +72,9 @@ test('the debug switch prints the WGSL, the variant chosen and the dispatch size
   const err = console.error;
   console.error = (s: unknown) => void lines.push(String(s));
   try {
-    const a = gpu.upload(new Float32Array(3 * 5), 'A'), b = gpu.upload(new Float32Array(5 * 70), 'B'), c = gpu.alloc(3 * 70, 'C');
+    const a = gpu.upload(new Float32Array(3 * 5), 'A'),
+      b = gpu.upload(new Float32Array(5 * 70), 'B'),
+      c = gpu.alloc(3 * 70, 'C');
     matmul(gpu, c, a, b, { M: 3, N: 70, K: 5, transB: false });
     await gpu.sync();
   } finally {

@@ -58,7 +58,8 @@ test('backward accumulates into pre-filled gradients on webgpu (every kind with 
     if (f.forwardOnly || seen.has(f.kind)) continue;
     seen.add(f.kind);
     const gradInit: TensorMap = new Map();
-    for (const [n, t] of f.expected) if (n.startsWith('grad.')) gradInit.set(n, f64(t.shape, Array.from({ length: numel(t.shape) }, rnd)));
+    for (const [n, t] of f.expected)
+      if (n.startsWith('grad.')) gradInit.set(n, f64(t.shape, Array.from({ length: numel(t.shape) }, rnd)));
     const r = await runFixture(f, b, { preset: entry.preset, overrides: entry.overrides, gradInit });
     assert.ok(r.pass, `${file} with pre-filled gradients:\n${formatReports([r], { failuresOnly: true })}`);
   }

@@ -23,7 +23,8 @@ function reference(A: Float32Array, B: Float32Array, C0: Float32Array, s: Requir
   for (let b = 0; b < s.batch; b++) {
     for (let m = 0; m < s.M; m++) {
       for (let n = 0; n < s.N; n++) {
-        let acc = 0, mag = 0;
+        let acc = 0,
+          mag = 0;
         for (let k = 0; k < s.K; k++) {
           const a = s.transA ? A[s.offA + b * s.strideA + k * s.M + m] : A[s.offA + b * s.strideA + m * s.K + k];
           const w = s.transB ? B[s.offB + b * s.strideB + n * s.K + k] : B[s.offB + b * s.strideB + k * s.N + n];
@@ -44,8 +45,18 @@ async function check(shape: MatmulShape, seed: number, variant: MatmulVariant = 
   const gpu = await sharedGpu();
   if (!gpu) return;
   const s: Required<MatmulShape> = {
-    transA: false, transB: false, alpha: 1, beta: 0, batch: 1, offA: 0, offB: 0, offC: 0,
-    strideA: shape.M * shape.K, strideB: shape.K * shape.N, strideC: shape.M * shape.N, ...shape,
+    transA: false,
+    transB: false,
+    alpha: 1,
+    beta: 0,
+    batch: 1,
+    offA: 0,
+    offB: 0,
+    offC: 0,
+    strideA: shape.M * shape.K,
+    strideB: shape.K * shape.N,
+    strideC: shape.M * shape.N,
+    ...shape,
   };
   const r = rng(seed);
   const lenA = s.offA + (s.batch - 1) * s.strideA + s.M * s.K + 3;
@@ -54,21 +65,35 @@ async function check(shape: MatmulShape, seed: number, variant: MatmulVariant = 
   const A = Float32Array.from({ length: lenA }, r);
   const B = Float32Array.from({ length: lenB }, r);
   const C0 = Float32Array.from({ length: lenC }, r);
-  const gA = gpu.upload(A, 'A'), gB = gpu.upload(B, 'B'), gC = gpu.upload(C0, 'C');
+  const gA = gpu.upload(A, 'A'),
+    gB = gpu.upload(B, 'B'),
+    gC = gpu.upload(C0, 'C');
   matmul(gpu, gC, gA, gB, s, variant);
   const got = await gpu.read(gC);
   const { C, bound } = reference(A, B, C0, s);
   for (let i = 0; i < lenC; i++) {
     if (!(Math.abs(got[i] - C[i]) <= bound[i])) {
-      assert.unreachable(`matmul ${variant} ${JSON.stringify(shape)}: element ${i} got ${got[i]}, expected ${C[i]} (bound ${bound[i]})`);
+      assert.unreachable(
+        `matmul ${variant} ${JSON.stringify(shape)}: element ${i} got ${got[i]}, expected ${C[i]} (bound ${bound[i]})`,
+      );
     }
   }
   for (const g of [gA, gB, gC]) gpu.free(g);
 }
 
 const shapes: [number, number, number][] = [
-  [1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 64, 16], [65, 63, 17], [130, 70, 100], [16, 96, 200], [1, 257, 31],
-  [SMALL_M + 1, 5, 64], [200, 3, 50], [8, 128, 1000], [128, 64, 3],
+  [1, 1, 1],
+  [3, 5, 7],
+  [17, 33, 9],
+  [64, 64, 16],
+  [65, 63, 17],
+  [130, 70, 100],
+  [16, 96, 200],
+  [1, 257, 31],
+  [SMALL_M + 1, 5, 64],
+  [200, 3, 50],
+  [8, 128, 1000],
+  [128, 64, 3],
 ];
 
 for (const [M, N, K] of shapes) {
@@ -85,12 +110,24 @@ for (const [M, N, K] of shapes) {
 for (const variant of ['rows', 'tile64', 'tile128', 'tile128k16'] as const) {
   test(`matmul variant ${variant} at odd shapes, all transposes, accumulate, batched`, async () => {
     let seed = 100;
-    for (const [M, N, K] of [[1, 1, 1], [7, 9, 5], [65, 130, 17], [128, 256, 16], [129, 127, 9], [20, 300, 64]]) {
-      for (const transA of [false, true]) for (const transB of [false, true]) {
-        await check({ M, N, K, transA, transB, beta: transA ? 1 : 0 }, seed++, variant);
-      }
+    for (const [M, N, K] of [
+      [1, 1, 1],
+      [7, 9, 5],
+      [65, 130, 17],
+      [128, 256, 16],
+      [129, 127, 9],
+      [20, 300, 64],
+    ]) {
+      for (const transA of [false, true])
+        for (const transB of [false, true]) {
+          await check({ M, N, K, transA, transB, beta: transA ? 1 : 0 }, seed++, variant);
+        }
     }
-    await check({ M: 130, N: 12, K: 9, batch: 3, offA: 5, offB: 2, offC: 11, strideA: 1200, strideB: 120, strideC: 1600 }, seed++, variant);
+    await check(
+      { M: 130, N: 12, K: 9, batch: 3, offA: 5, offB: 2, offC: 11, strideA: 1200, strideB: 120, strideC: 1600 },
+      seed++,
+      variant,
+    );
   });
 }
 
@@ -100,8 +137,14 @@ test('matmul accumulates with beta = 1 and scales with alpha', async () => {
 });
 
 test('matmul batched with offsets and strides (both variants)', async () => {
-  await check({ M: 20, N: 12, K: 9, batch: 3, offA: 5, offB: 2, offC: 11, strideA: 200, strideB: 120, strideC: 250 }, 7);
-  await check({ M: 2, N: 12, K: 9, batch: 4, offA: 1, offB: 3, offC: 2, strideA: 20, strideB: 110, strideC: 30, transA: true }, 8);
+  await check(
+    { M: 20, N: 12, K: 9, batch: 3, offA: 5, offB: 2, offC: 11, strideA: 200, strideB: 120, strideC: 250 },
+    7,
+  );
+  await check(
+    { M: 2, N: 12, K: 9, batch: 4, offA: 1, offB: 3, offC: 2, strideA: 20, strideB: 110, strideC: 30, transA: true },
+    8,
+  );
 });
 
 test('matmul K = 0 writes beta · C', async () => {
@@ -112,7 +155,9 @@ test('matmul K = 0 writes beta · C', async () => {
 test('matmul rejects a buffer that is too small, naming it', async () => {
   const gpu = await sharedGpu();
   if (!gpu) return;
-  const a = gpu.alloc(10, 'small-A'), b = gpu.alloc(100, 'B'), c = gpu.alloc(100, 'C');
+  const a = gpu.alloc(10, 'small-A'),
+    b = gpu.alloc(100, 'B'),
+    c = gpu.alloc(100, 'C');
   assert.throws(() => matmul(gpu, c, a, b, { M: 4, N: 4, K: 4 }), /small-A/);
 });
 

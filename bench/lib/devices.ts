@@ -42,7 +42,9 @@ export async function openWasm(relaxed: boolean): Promise<Device> {
  * Opens the backends named in `which` ('js', 'wasm', 'wasm-relaxed', 'webgpu'); a backend that cannot open here is
  * returned in `skipped` with the reason (printed and recorded, never silently dropped).
  */
-export async function openDevices(which: readonly string[]): Promise<{ devices: BenchDevice[]; skipped: { label: string; reason: string }[] }> {
+export async function openDevices(
+  which: readonly string[],
+): Promise<{ devices: BenchDevice[]; skipped: { label: string; reason: string }[] }> {
   const devices: BenchDevice[] = [];
   const skipped: { label: string; reason: string }[] = [];
   for (const w of which) {

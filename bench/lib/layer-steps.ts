@@ -18,7 +18,11 @@ import { smoeBackward, smoeForward, type SmoeConfig, type SmoeGrads, type SmoeWe
 import { topkFfnBackward, topkFfnForward, type TopkFfnConfig } from '../../src/layers/topk.ts';
 import { peerBackward, peerForward, type PeerConfig } from '../../src/layers/peer.ts';
 import {
-  monetAuxBackward, monetAuxForward, monetRouterBackward, monetRouterForward, type MonetRouterConfig,
+  monetAuxBackward,
+  monetAuxForward,
+  monetRouterBackward,
+  monetRouterForward,
+  type MonetRouterConfig,
 } from '../../src/layers/monet-router.ts';
 import { monetHdBackward, monetHdForward } from '../../src/layers/monet-hd.ts';
 import { monetVdBackward, monetVdForward } from '../../src/layers/monet-vd.ts';
@@ -75,7 +79,11 @@ function param(dev: Device, n: number, scale: number): F32 {
 }
 
 /** Allocates every gradient first and every parameter next, so an infeasible size fails before any slow fill. */
-function allocate(dev: Device, shapes: Record<string, number>, scale: number): { p: Record<string, F32>; g: Record<string, F32> } {
+function allocate(
+  dev: Device,
+  shapes: Record<string, number>,
+  scale: number,
+): { p: Record<string, F32>; g: Record<string, F32> } {
   const g: Record<string, F32> = {};
   for (const [k, n] of Object.entries(shapes)) g[k] = dev.alloc('f32', n);
   const p: Record<string, F32> = {};
@@ -103,10 +111,15 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
       const dy = dev.upload(rnd(T * d, 1)); // (T, d)
       const cfg: DenseFfnConfig = { d, F, activation: 'swiglu' };
       return {
-        kind: spec.kind, desc: `SwiGLU, F=${F}`, params: p, grads: g, other: [x, dy],
+        kind: spec.kind,
+        desc: `SwiGLU, F=${F}`,
+        params: p,
+        grads: g,
+        other: [x, dy],
         forwardFlopsPerToken: 2 * 3 * d * F,
         step: (sc) => {
-          const y = sc.f32(T * d), dx = sc.f32(T * d);
+          const y = sc.f32(T * d),
+            dx = sc.f32(T * d);
           const s = denseFfnForward(sc, y, x, p as never, cfg, T);
           denseFfnBackward(sc, dx, g as never, dy, x, p as never, s, cfg, T);
         },
@@ -119,15 +132,23 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
       if (activation === 'swiglu') shapes.w3 = E * F * d;
       const { p, g } = allocate(dev, shapes, scale);
       // the layer reads w3 only for swiglu; it must be null (not absent) otherwise
-      const pw = { ...p, w3: p.w3 ?? null } as unknown as SmoeWeights, gw = { ...g, w3: g.w3 ?? null } as unknown as SmoeGrads;
+      const pw = { ...p, w3: p.w3 ?? null } as unknown as SmoeWeights,
+        gw = { ...g, w3: g.w3 ?? null } as unknown as SmoeGrads;
       const x = dev.upload(rnd(T * d, 1));
       const dy = dev.upload(rnd(T * d, 1));
       const cfg: SmoeConfig = { d, F, E, k, activation };
       return {
-        kind: spec.kind, desc: `E=${E}, k=${k}, F=${F}, ${activation}`, params: p, grads: g, other: [x, dy],
+        kind: spec.kind,
+        desc: `E=${E}, k=${k}, F=${F}, ${activation}`,
+        params: p,
+        grads: g,
+        other: [x, dy],
         forwardFlopsPerToken: 2 * E * d + 2 * k * (activation === 'swiglu' ? 3 : 2) * d * F,
         step: (sc) => {
-          const y = sc.f32(T * d), dx = sc.f32(T * d), lb = sc.f32(1), lz = sc.f32(1);
+          const y = sc.f32(T * d),
+            dx = sc.f32(T * d),
+            lb = sc.f32(1),
+            lz = sc.f32(1);
           const s = smoeForward(sc, y, { balance: lb, z: lz }, x, pw, cfg, T);
           smoeBackward(sc, dx, gw, dy, x, pw, s, cfg, T, 0.01, 0.001);
         },
@@ -141,10 +162,15 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
       const dy = dev.upload(rnd(T * d, 1));
       const cfg: TopkFfnConfig = { d, F, k, alpha: 0 };
       return {
-        kind: spec.kind, desc: `F=${F}, k=${k}`, params: p, grads: g, other: [x, dy],
+        kind: spec.kind,
+        desc: `F=${F}, k=${k}`,
+        params: p,
+        grads: g,
+        other: [x, dy],
         forwardFlopsPerToken: 2 * 2 * d * F,
         step: (sc) => {
-          const y = sc.f32(T * d), dx = sc.f32(T * d);
+          const y = sc.f32(T * d),
+            dx = sc.f32(T * d);
           const s = topkFfnForward(sc, y, x, p as never, cfg, T);
           topkFfnBackward(sc, dx, g as never, dy, x, p as never, s, cfg, T);
         },
@@ -153,8 +179,13 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
     }
     case 'peer': {
       const { n, H, k, dk } = spec;
-      const N = n * n, dq = H * dk;
-      const { p, g } = allocate(dev, { query: dq * d, queryBias: dq, subKeys: 2 * n * (dk / 2), wDown: N * d, wUp: N * d }, scale);
+      const N = n * n,
+        dq = H * dk;
+      const { p, g } = allocate(
+        dev,
+        { query: dq * d, queryBias: dq, subKeys: 2 * n * (dk / 2), wDown: N * d, wUp: N * d },
+        scale,
+      );
       // BatchNorm's affine parameters start at the PyTorch defaults (weight 1, bias 0)
       dev.kernels.fill(p.queryBias, { n: dq, value: 0 });
       p.bnWeight = dev.upload(new Float32Array(dq).fill(1));
@@ -166,12 +197,16 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
       const dy = dev.upload(rnd(T * d, 1));
       const cfg: PeerConfig = { d, N, n, H, k, dk, activation: 'gelu', mode: 'train', bnEps: 1e-5, bnMomentum: 0.1 };
       return {
-        kind: spec.kind, desc: `N=${n}², H=${H}, k=${k}, key_dim=${dk}`, params: p, grads: g,
+        kind: spec.kind,
+        desc: `N=${n}², H=${H}, k=${k}, key_dim=${dk}`,
+        params: p,
+        grads: g,
         other: [x, dy, state.runningMean, state.runningVar],
         // query projection + sub-key scores (2·n·dk/2 per head) + H·k singleton experts (down and up rows)
         forwardFlopsPerToken: 2 * dq * d + 2 * H * n * dk + 2 * 2 * H * k * d,
         step: (sc) => {
-          const y = sc.f32(T * d), dx = sc.f32(T * d);
+          const y = sc.f32(T * d),
+            dx = sc.f32(T * d);
           const s = peerForward(sc, y, x, p as never, state, cfg, T);
           peerBackward(sc, dx, g as never, dy, x, p as never, s, cfg, T);
         },
@@ -181,14 +216,42 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
     case 'monet-hd':
     case 'monet-vd': {
       const { E, H, m, topk } = spec;
-      const rc: MonetRouterConfig = { d, H, E, topk, mode: 'train', bnEps: 1e-5, bnMomentum: 0.1, sigma: monetSigma(topk, E) };
-      const Em = E * m, Eh = (E * m) / 2, dh = d / 2;
-      const shapes: Record<string, number> = spec.kind === 'monet-hd'
-        ? { u: Em * d, ub: Em, v: d * Em, b: E * d }
-        : { u1: Eh * d, u1b: Eh, u2: Eh * d, u2b: Eh, v11: dh * Eh, v12: dh * Eh, v21: dh * Eh, v22: dh * Eh, b1: E * dh, b2: E * dh };
+      const rc: MonetRouterConfig = {
+        d,
+        H,
+        E,
+        topk,
+        mode: 'train',
+        bnEps: 1e-5,
+        bnMomentum: 0.1,
+        sigma: monetSigma(topk, E),
+      };
+      const Em = E * m,
+        Eh = (E * m) / 2,
+        dh = d / 2;
+      const shapes: Record<string, number> =
+        spec.kind === 'monet-hd'
+          ? { u: Em * d, ub: Em, v: d * Em, b: E * d }
+          : {
+              u1: Eh * d,
+              u1b: Eh,
+              u2: Eh * d,
+              u2b: Eh,
+              v11: dh * Eh,
+              v12: dh * Eh,
+              v21: dh * Eh,
+              v22: dh * Eh,
+              b1: E * dh,
+              b2: E * dh,
+            };
       const moe = allocate(dev, shapes, scale);
       const r = allocate(dev, { w1: H * E * d, w2: H * E * d }, scale);
-      const state = { mean1: dev.alloc('f32', H), var1: dev.upload(new Float32Array(H).fill(1)), mean2: dev.alloc('f32', H), var2: dev.upload(new Float32Array(H).fill(1)) };
+      const state = {
+        mean1: dev.alloc('f32', H),
+        var1: dev.upload(new Float32Array(H).fill(1)),
+        mean2: dev.alloc('f32', H),
+        var2: dev.upload(new Float32Array(H).fill(1)),
+      };
       const x = dev.upload(rnd(T * d, 1));
       const dy = dev.upload(rnd(T * d, 1));
       const dims = { T, d, H, E, m };
@@ -200,14 +263,22 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
       }
       const other = [x, dy, state.mean1, state.var1, state.mean2, state.var2];
       return {
-        kind: spec.kind, desc: `√N=${E}, H=${H}, m=${m}, topk=${topk}, router + aux losses included`, params, grads, other,
+        kind: spec.kind,
+        desc: `√N=${E}, H=${H}, m=${m}, topk=${topk}, router + aux losses included`,
+        params,
+        grads,
+        other,
         // router logits 2·(H·E)·d, the dense projections u and v (E·m each way), the contractions O(H·E·m)
         forwardFlopsPerToken: 2 * 2 * H * E * d + 2 * 2 * Em * d + 2 * 2 * H * Em,
         step: (sc) => {
           const rs = monetRouterForward(sc, x, r.p as never, state, rc, T);
-          const unif = sc.f32(1), amb = sc.f32(1);
+          const unif = sc.f32(1),
+            amb = sc.f32(1);
           monetAuxForward(sc, unif, amb, rs, H, E, T, 1e-10);
-          const y = sc.f32(T * d), dx = sc.f32(T * d), dg1 = sc.f32(T * H * E), dg2 = sc.f32(T * H * E);
+          const y = sc.f32(T * d),
+            dx = sc.f32(T * d),
+            dg1 = sc.f32(T * H * E),
+            dg2 = sc.f32(T * H * E);
           if (spec.kind === 'monet-hd') {
             const s = monetHdForward(sc, y, x, rs.g1, rs.g2, moe.p as never, dims);
             monetHdBackward(sc, dx, moe.g as never, dg1, dg2, dy, x, rs.g1, rs.g2, moe.p as never, s, dims);

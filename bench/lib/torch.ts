@@ -31,7 +31,8 @@ export function runTorch(spec: TorchSpec): TorchResult | { error: string } {
   const py = pythonWithTorch();
   const r = spawnSync(py, [SCRIPT, JSON.stringify(spec)], { encoding: 'utf8', timeout: 180_000 });
   if (r.error) return { error: `${py}: ${r.error.message}` };
-  if (r.status !== 0) return { error: `${py} ${SCRIPT} exited with ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}` };
+  if (r.status !== 0)
+    return { error: `${py} ${SCRIPT} exited with ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}` };
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
   } catch {

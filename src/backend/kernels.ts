@@ -42,27 +42,73 @@ export type ActKind = 'relu' | 'relu2' | 'gelu' | 'silu';
 /** Kernel names: one list, used by backends for registration, by tests to iterate, and by docs. */
 export const KERNELS = [
   // memory and elementwise
-  'fill', 'copyBlock', 'axpby', 'addBias', 'colSum', 'sumSquares',
+  'fill',
+  'copyBlock',
+  'axpby',
+  'addBias',
+  'colSum',
+  'sumSquares',
   // matrix products
-  'matmul', 'matmulGrouped', 'matmulGroupedTN',
+  'matmul',
+  'matmulGrouped',
+  'matmulGroupedTN',
   // activations and TopK
-  'activation', 'activationBackward', 'swiglu', 'swigluBackward', 'thresholdTopkMask', 'maskScale',
+  'activation',
+  'activationBackward',
+  'swiglu',
+  'swigluBackward',
+  'thresholdTopkMask',
+  'maskScale',
   // softmax, top-k
-  'softmaxRows', 'softmaxBackward', 'topkRows', 'topkRowsBackward',
+  'softmaxRows',
+  'softmaxBackward',
+  'topkRows',
+  'topkRowsBackward',
   // normalisation
-  'rmsnorm', 'rmsnormBackward', 'groupStats', 'batchnorm', 'batchnormBackward', 'runningStatsUpdate',
+  'rmsnorm',
+  'rmsnormBackward',
+  'groupStats',
+  'batchnorm',
+  'batchnormBackward',
+  'runningStatsUpdate',
   // Monet
-  'monetRoute', 'monetUnifLoss', 'monetUnifBackward', 'monetAmbLoss', 'monetAmbBackward',
-  'headSum', 'headBroadcastAdd', 'monetHdMix', 'monetHdMixBackward', 'monetVdMix', 'monetVdMixBackward',
+  'monetRoute',
+  'monetUnifLoss',
+  'monetUnifBackward',
+  'monetAmbLoss',
+  'monetAmbBackward',
+  'headSum',
+  'headBroadcastAdd',
+  'monetHdMix',
+  'monetHdMixBackward',
+  'monetVdMix',
+  'monetVdMixBackward',
   // PEER
-  'peerRoute', 'peerRouteBackward', 'peerExperts', 'peerExpertsBackward',
+  'peerRoute',
+  'peerRouteBackward',
+  'peerExperts',
+  'peerExpertsBackward',
   // SMoE
-  'moeSort', 'moeDispatch', 'moeDispatchBackward', 'moeCombine', 'moeCombineBackward', 'smoeAux', 'smoeAuxBackward',
+  'moeSort',
+  'moeDispatch',
+  'moeDispatchBackward',
+  'moeCombine',
+  'moeCombineBackward',
+  'smoeAux',
+  'smoeAuxBackward',
   // LM
-  'gatherRows', 'scatterAddRows', 'rope', 'ropeBackward', 'attention', 'attentionBackward',
-  'crossEntropy', 'crossEntropyBackward',
+  'gatherRows',
+  'scatterAddRows',
+  'rope',
+  'ropeBackward',
+  'attention',
+  'attentionBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
   // optimiser
-  'stepGuard', 'copyIf', 'adamw',
+  'stepGuard',
+  'copyIf',
+  'adamw',
 ] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -75,9 +121,19 @@ export interface KernelSignatures {
    * 2-D block copy: dst[dstOffset + r·dstLd + c] (=, or += when accumulate) src[srcOffset + r·srcLd + c],
    * r < rows, c < cols. Slices columns (Monet-VD halves), copies whole tensors (rows = 1). Same dtype both sides.
    */
-  copyBlock(dst: DTensor, src: DTensor, s: {
-    rows: number; cols: number; dstLd: number; srcLd: number; dstOffset: number; srcOffset: number; accumulate: boolean;
-  }): void;
+  copyBlock(
+    dst: DTensor,
+    src: DTensor,
+    s: {
+      rows: number;
+      cols: number;
+      dstLd: number;
+      srcLd: number;
+      dstOffset: number;
+      srcOffset: number;
+      accumulate: boolean;
+    },
+  ): void;
   /** y[i] = alpha·x[i] + beta·y[i], i < n. When beta = 0 the old y is not read (NaN-safe). */
   axpby(y: F32, x: F32, s: { n: number; alpha: number; beta: number }): void;
   /** y (rows, cols) += bias (cols) broadcast over rows. */
@@ -93,13 +149,24 @@ export interface KernelSignatures {
    * op(B) is (K, N): B stored (K, N), or (N, K) when transB. A Linear layer y = x·Wᵀ is transB; its backward
    * dx += dy·W is plain, dW += dyᵀ·x is transA.
    */
-  matmul(c: F32, a: F32, b: F32, s: { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean }): void;
+  matmul(
+    c: F32,
+    a: F32,
+    b: F32,
+    s: { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean },
+  ): void;
   /**
    * Grouped (per-expert) product over rows sorted by group. Rows offsets[g] ≤ r < offsets[g+1] belong to group g
    * (offsets (G+1) int32 on the device, offsets[G] = P):
    *   C[r, :] (=, or += when accumulate) A[r, :] · op(B[g]),  A (P, K), C (P, N), B (G, N, K) when transB else (G, K, N).
    */
-  matmulGrouped(c: F32, a: F32, b: F32, offsets: I32, s: { P: number; N: number; K: number; G: number; transB: boolean; accumulate: boolean }): void;
+  matmulGrouped(
+    c: F32,
+    a: F32,
+    b: F32,
+    offsets: I32,
+    s: { P: number; N: number; K: number; G: number; transB: boolean; accumulate: boolean },
+  ): void;
   /** Grouped weight gradient: dB[g] (N, K) += Σ_{r in group g} dC[r, :]ᵀ ⊗ A[r, :];  dC (P, N), A (P, K), dB (G, N, K). */
   matmulGroupedTN(db: F32, dc: F32, a: F32, offsets: I32, s: { P: number; N: number; K: number; G: number }): void;
 
@@ -141,18 +208,41 @@ export interface KernelSignatures {
    */
   groupStats(mean: F32, variance: F32, x: F32, s: { outer: number; groups: number; inner: number }): void;
   /** y (rows, cols) = (x − mean[c]) / sqrt(variance[c] + eps) · gamma[c] + beta[c]. */
-  batchnorm(y: F32, x: F32, mean: F32, variance: F32, gamma: F32, beta: F32, s: { rows: number; cols: number; eps: number }): void;
+  batchnorm(
+    y: F32,
+    x: F32,
+    mean: F32,
+    variance: F32,
+    gamma: F32,
+    beta: F32,
+    s: { rows: number; cols: number; eps: number },
+  ): void;
   /**
    * Backward of batchnorm over (rows, cols), accumulating into dx, dgamma, dbeta. train: mean/variance are the batch
    * statistics of x (gradient flows through them); otherwise they are constants (running stats).
    */
-  batchnormBackward(dx: F32, dgamma: F32, dbeta: F32, dy: F32, x: F32, mean: F32, variance: F32, gamma: F32,
-    s: { rows: number; cols: number; eps: number; train: boolean }): void;
+  batchnormBackward(
+    dx: F32,
+    dgamma: F32,
+    dbeta: F32,
+    dy: F32,
+    x: F32,
+    mean: F32,
+    variance: F32,
+    gamma: F32,
+    s: { rows: number; cols: number; eps: number; train: boolean },
+  ): void;
   /**
    * PyTorch BatchNorm running statistics, in place: runMean = (1 − momentum)·runMean + momentum·mean;
    * runVar = (1 − momentum)·runVar + momentum·variance·count/(count − 1) (the unbiased batch variance).
    */
-  runningStatsUpdate(runMean: F32, runVar: F32, mean: F32, variance: F32, s: { groups: number; count: number; momentum: number }): void;
+  runningStatsUpdate(
+    runMean: F32,
+    runVar: F32,
+    mean: F32,
+    variance: F32,
+    s: { groups: number; count: number; momentum: number },
+  ): void;
 
   // ---------------------------------------------------------------- Monet (SPEC §1.3–1.10)
   /**
@@ -160,7 +250,14 @@ export interface KernelSignatures {
    * s = min(max_i n_i, sigma), mask[t,h,i] = n_i ≥ s, g[t,h,:] = softmax of z over the masked entries (0 elsewhere).
    * z, g, mask (T, H, E); mean, variance (H) (batch stats in train mode, running stats in eval mode).
    */
-  monetRoute(g: F32, mask: I32, z: F32, mean: F32, variance: F32, s: { T: number; H: number; E: number; sigma: number; eps: number }): void;
+  monetRoute(
+    g: F32,
+    mask: I32,
+    z: F32,
+    mean: F32,
+    variance: F32,
+    s: { T: number; H: number; E: number; sigma: number; eps: number },
+  ): void;
   /** loss (1) += scale · (−1/(2·H·E)) · Σ_{h,i} log(ḡ[h,i] + eps), ḡ = mean over t of g (T, H, E). */
   monetUnifLoss(loss: F32, g: F32, s: { T: number; H: number; E: number; eps: number; scale: number }): void;
   /** dg[t,h,i] += scale · (−1/(2·H·E)) / (T·(ḡ[h,i] + eps)). */
@@ -183,21 +280,61 @@ export interface KernelSignatures {
    * Backward of monetHdMix: dg2[h,j] += Σ_c dy[j,c]·cc[h,c];  dcc[h,c] = Σ_j g2[h,j]·dy[j,c];
    * dg1[h,i] += Σ_c dcc[h,c]·a[i,c];  da[i,c] += Σ_h g1[h,i]·dcc[h,c].
    */
-  monetHdMixBackward(da: F32, dg1: F32, dg2: F32, dy: F32, a: F32, g1: F32, g2: F32, cc: F32, s: { T: number; H: number; E: number; m: number }): void;
+  monetHdMixBackward(
+    da: F32,
+    dg1: F32,
+    dg2: F32,
+    dy: F32,
+    a: F32,
+    g1: F32,
+    g2: F32,
+    cc: F32,
+    s: { T: number; H: number; E: number; m: number },
+  ): void;
   /**
    * MoVDE contractions (SPEC §1.5), m here = moe_dim/2, per token:
    *   c1[h,c] = Σ_i g1[h,i]·a1[i,c];  c2[h,c] = Σ_j g2[h,j]·a2[j,c]             (saved)
    *   h11[i,c] = G1[i]·a1[i,c];  h12[i,c] = Σ_h g1[h,i]·c2[h,c];  h21[j,c] = Σ_h g2[h,j]·c1[h,c];  h22[j,c] = G2[j]·a2[j,c]
    * a1, a2, h11..h22 (T, E, m); g1, g2 (T, H, E); G1, G2 (T, E) from headSum; c1, c2 (T, H, m).
    */
-  monetVdMix(h11: F32, h12: F32, h21: F32, h22: F32, c1: F32, c2: F32, a1: F32, a2: F32, g1: F32, g2: F32, G1: F32, G2: F32,
-    s: { T: number; H: number; E: number; m: number }): void;
+  monetVdMix(
+    h11: F32,
+    h12: F32,
+    h21: F32,
+    h22: F32,
+    c1: F32,
+    c2: F32,
+    a1: F32,
+    a2: F32,
+    g1: F32,
+    g2: F32,
+    G1: F32,
+    G2: F32,
+    s: { T: number; H: number; E: number; m: number },
+  ): void;
   /**
    * Backward of monetVdMix given dh11..dh22 (T, E, m), accumulating into da1, da2 (T, E, m) and dg1, dg2 (T, H, E)
    * (the G1/G2 paths land on every head: dg1[h,i] += Σ_c dh11[i,c]·a1[i,c], likewise dg2 from dh22).
    */
-  monetVdMixBackward(da1: F32, da2: F32, dg1: F32, dg2: F32, dh11: F32, dh12: F32, dh21: F32, dh22: F32,
-    a1: F32, a2: F32, g1: F32, g2: F32, G1: F32, G2: F32, c1: F32, c2: F32, s: { T: number; H: number; E: number; m: number }): void;
+  monetVdMixBackward(
+    da1: F32,
+    da2: F32,
+    dg1: F32,
+    dg2: F32,
+    dh11: F32,
+    dh12: F32,
+    dh21: F32,
+    dh22: F32,
+    a1: F32,
+    a2: F32,
+    g1: F32,
+    g2: F32,
+    G1: F32,
+    G2: F32,
+    c1: F32,
+    c2: F32,
+    s: { T: number; H: number; E: number; m: number },
+  ): void;
 
   // ---------------------------------------------------------------- PEER (SPEC §2.2, §2.5)
   /**
@@ -206,23 +343,58 @@ export interface KernelSignatures {
    * (a, b) score s1[a] + s2[b]; ids[t,h,:] = the final top-k ids a·n + b (descending score, ties → lower id) and
    * scores[t,h,:] their scores. q (T, H·dk); subKeys (2, n, dk/2); ids, scores (T, H, k).
    */
-  peerRoute(ids: I32, scores: F32, q: F32, subKeys: F32, s: { T: number; H: number; dk: number; n: number; k: number }): void;
+  peerRoute(
+    ids: I32,
+    scores: F32,
+    q: F32,
+    subKeys: F32,
+    s: { T: number; H: number; dk: number; n: number; k: number },
+  ): void;
   /**
    * Backward of the selected scores: with a = id / n, b = id mod n: dq1 += Σ_r dscores_r·C[a_r],
    * dq2 += Σ_r dscores_r·C'[b_r], dC[a_r] += dscores_r·q1, dC'[b_r] += dscores_r·q2 (scatter-add).
    */
-  peerRouteBackward(dq: F32, dSubKeys: F32, dscores: F32, q: F32, subKeys: F32, ids: I32, s: { T: number; H: number; dk: number; n: number; k: number }): void;
+  peerRouteBackward(
+    dq: F32,
+    dSubKeys: F32,
+    dscores: F32,
+    q: F32,
+    subKeys: F32,
+    ids: I32,
+    s: { T: number; H: number; dk: number; n: number; k: number },
+  ): void;
   /**
    * Singleton experts: hpre[t,h,r] = wDown[id]·x[t] (saved), y[t] += Σ_{h,r} w[t,h,r]·f(hpre)·wUp[id], id = ids[t,h,r].
    * x, y (T, d); wDown, wUp (N, d); ids, w, hpre (T, H, k).
    */
-  peerExperts(y: F32, hpre: F32, x: F32, wDown: F32, wUp: F32, ids: I32, w: F32, s: { T: number; H: number; k: number; d: number; kind: ActKind }): void;
+  peerExperts(
+    y: F32,
+    hpre: F32,
+    x: F32,
+    wDown: F32,
+    wUp: F32,
+    ids: I32,
+    w: F32,
+    s: { T: number; H: number; k: number; d: number; kind: ActKind },
+  ): void;
   /**
    * Backward of peerExperts (SPEC §2.5): dwUp[id] += w·f(hpre)·dy[t] (scatter-add); dov = dy[t]·wUp[id];
    * dw[t,h,r] += dov·f(hpre); dh = dov·w·f'(hpre); dwDown[id] += dh·x[t] (scatter-add); dx[t] += dh·wDown[id].
    */
-  peerExpertsBackward(dx: F32, dwDown: F32, dwUp: F32, dw: F32, dy: F32, x: F32, wDown: F32, wUp: F32, ids: I32, w: F32, hpre: F32,
-    s: { T: number; H: number; k: number; d: number; kind: ActKind }): void;
+  peerExpertsBackward(
+    dx: F32,
+    dwDown: F32,
+    dwUp: F32,
+    dw: F32,
+    dy: F32,
+    x: F32,
+    wDown: F32,
+    wUp: F32,
+    ids: I32,
+    w: F32,
+    hpre: F32,
+    s: { T: number; H: number; k: number; d: number; kind: ActKind },
+  ): void;
 
   // ---------------------------------------------------------------- SMoE, dropless (SPEC §3.4)
   /**
@@ -238,18 +410,40 @@ export interface KernelSignatures {
   /** y[t, :] += Σ_s w[t·k + s]·ys[pos[t·k + s], :]. ys (P, d), w (T, k). */
   moeCombine(y: F32, ys: F32, w: F32, pos: I32, s: { T: number; k: number; d: number }): void;
   /** dys[pos[p], :] += w[p]·dy[t, :];  dw[p] += dy[t, :]·ys[pos[p], :]  (p = t·k + s). */
-  moeCombineBackward(dys: F32, dw: F32, dy: F32, ys: F32, w: F32, pos: I32, s: { T: number; k: number; d: number }): void;
+  moeCombineBackward(
+    dys: F32,
+    dw: F32,
+    dy: F32,
+    ys: F32,
+    w: F32,
+    pos: I32,
+    s: { T: number; k: number; d: number },
+  ): void;
   /**
    * SMoE aux losses from the gate logits z (T, E) and the selected ids (T, k): probs (T, E) = softmax(z) (saved),
    * lse (T) = logsumexp(z) (saved); lossBalance (1) += scale·E·Σ_i f_i·P_i with f_i = count_i/(T·k),
    * P_i = mean_t probs[t, i]; lossZ (1) += scale·(1/T)·Σ_t lse_t².
    */
-  smoeAux(lossBalance: F32, lossZ: F32, probs: F32, lse: F32, z: F32, expertIdx: I32, s: { T: number; E: number; k: number; scale: number }): void;
+  smoeAux(
+    lossBalance: F32,
+    lossZ: F32,
+    probs: F32,
+    lse: F32,
+    z: F32,
+    expertIdx: I32,
+    s: { T: number; E: number; k: number; scale: number },
+  ): void;
   /**
    * dz[t, j] += coefBalance·(E/T)·probs[t,j]·(f_j − Σ_i f_i·probs[t,i]) + coefZ·(2/T)·lse_t·probs[t,j]
    * (the coefficients already include any averaging scale).
    */
-  smoeAuxBackward(dz: F32, probs: F32, lse: F32, expertIdx: I32, s: { T: number; E: number; k: number; coefBalance: number; coefZ: number }): void;
+  smoeAuxBackward(
+    dz: F32,
+    probs: F32,
+    lse: F32,
+    expertIdx: I32,
+    s: { T: number; E: number; k: number; coefBalance: number; coefZ: number },
+  ): void;
 
   // ---------------------------------------------------------------- LM
   /** dst[r, :] = table[idx[r], :]. idx (rows), table (·, cols), dst (rows, cols). Embedding lookup. */
@@ -268,17 +462,44 @@ export interface KernelSignatures {
    * (q·k/√hd) (0 for j > i, saved); out[b,i,h,:] = Σ_j probs·v. q, out (B, S, nH·hd); k, v (B, S, nKV·hd);
    * probs (B, nH, S, S).
    */
-  attention(out: F32, probs: F32, q: F32, k: F32, v: F32, s: { B: number; S: number; nH: number; nKV: number; hd: number }): void;
+  attention(
+    out: F32,
+    probs: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    s: { B: number; S: number; nH: number; nKV: number; hd: number },
+  ): void;
   /** Backward of attention, accumulating into dq, dk, dv. */
-  attentionBackward(dq: F32, dk: F32, dv: F32, dout: F32, q: F32, k: F32, v: F32, probs: F32,
-    s: { B: number; S: number; nH: number; nKV: number; hd: number }): void;
+  attentionBackward(
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    dout: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    s: { B: number; S: number; nH: number; nKV: number; hd: number },
+  ): void;
   /**
    * Next-token cross-entropy: probs (B·S, V) = softmax(logits) (saved; the last position of each sequence too);
    * loss (1) += scale · Σ_{b, s < S−1} −log probs[b·S + s, tokens[b·S + s + 1]]. scale = 1/(B·(S−1)) gives the mean.
    */
-  crossEntropy(loss: F32, probs: F32, logits: F32, tokens: I32, s: { B: number; S: number; V: number; scale: number }): void;
+  crossEntropy(
+    loss: F32,
+    probs: F32,
+    logits: F32,
+    tokens: I32,
+    s: { B: number; S: number; V: number; scale: number },
+  ): void;
   /** dlogits[b·S + s, :] += scale·(probs − onehot(tokens[b·S + s + 1])) for s < S−1 (0 for the last position). */
-  crossEntropyBackward(dlogits: F32, probs: F32, tokens: I32, s: { B: number; S: number; V: number; scale: number }): void;
+  crossEntropyBackward(
+    dlogits: F32,
+    probs: F32,
+    tokens: I32,
+    s: { B: number; S: number; V: number; scale: number },
+  ): void;
 
   // ---------------------------------------------------------------- optimiser
   /**
@@ -300,9 +521,23 @@ export interface KernelSignatures {
    *   p −= lr·weightDecay·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
    *   p −= lr·(m/(1−β1^step)) / (sqrt(v/(1−β2^step)) + eps).
    */
-  adamw(p: F32, g: F32, m: F32, v: F32, ctl: F32, s: {
-    n: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number;
-  }): void;
+  adamw(
+    p: F32,
+    g: F32,
+    m: F32,
+    v: F32,
+    ctl: F32,
+    s: {
+      n: number;
+      lr: number;
+      beta1: number;
+      beta2: number;
+      eps: number;
+      weightDecay: number;
+      step: number;
+      gradScale: number;
+    },
+  ): void;
 }
 
 /**
@@ -321,9 +556,12 @@ export const STEP = {
   /** `step` of the first skipped step of the current (or last) streak */
   streakFrom: 4,
   /** `step`, loss and gradient norm of the latest skipped step */
-  lastStep: 5, lastLoss: 6, lastNorm: 7,
+  lastStep: 5,
+  lastLoss: 6,
+  lastNorm: 7,
   /** the report stepGuard reads: Σ loss over the micro-batches, squared norm of the summed gradient */
-  loss: 8, normSq: 9,
+  loss: 8,
+  normSq: 9,
   size: 10,
 } as const;
 

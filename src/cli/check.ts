@@ -78,7 +78,8 @@ function parseArgs(args: string[]): Options | string {
     else if (a.startsWith('--backend=')) o.backend = a.slice(10);
     else if (a === '--preset' || a.startsWith('--preset=')) {
       const v = a === '--preset' ? value() : a.slice(9);
-      if (!(PRESET_NAMES as readonly string[]).includes(v)) return `--preset: expected one of ${PRESET_NAMES.join(', ')}, found '${v}'`;
+      if (!(PRESET_NAMES as readonly string[]).includes(v))
+        return `--preset: expected one of ${PRESET_NAMES.join(', ')}, found '${v}'`;
       o.preset = v as PresetName;
     } else if (a === '--json') o.json = true;
     else if (a === '--failures') o.failures = true;
@@ -111,7 +112,10 @@ export async function check(args: string[]): Promise<number> {
   const o = parsed;
 
   const { files, errors: pathErrors } = collectFixtureFiles(o.paths);
-  const fileErrors: { source: string; message: string }[] = pathErrors.map((m) => ({ source: m.split(':')[0], message: m }));
+  const fileErrors: { source: string; message: string }[] = pathErrors.map((m) => ({
+    source: m.split(':')[0],
+    message: m,
+  }));
   const fixtures: Fixture[] = [];
   for (const f of files) {
     try {
@@ -154,7 +158,9 @@ export async function check(args: string[]): Promise<number> {
   const exitCode = fileErrors.length > 0 || backendError ? 2 : failed.length > 0 ? 1 : 0;
 
   if (o.json) {
-    console.log(JSON.stringify({ exitCode, fileErrors, unavailable, reports }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2));
+    console.log(
+      JSON.stringify({ exitCode, fileErrors, unavailable, reports }, (_k, v) => (v === Infinity ? 'Infinity' : v), 2),
+    );
     return exitCode;
   }
   if (reports.length > 0) console.log(formatReports(reports, { failuresOnly: o.failures }));
@@ -168,12 +174,23 @@ export async function check(args: string[]): Promise<number> {
     const uns = rs.filter((r) => r.unsupported).length;
     let line = `${name}: ${rs.length} fixtures, ${pass} passed, ${fails.length} failed, ${uns} unsupported`;
     if (fails.length) {
-      const what = fails.map((r) => `${r.source} (${r.error ? 'backend threw' : r.tensors.filter((t) => t.status === 'fail').map((t) => t.name).join(', ')})`);
+      const what = fails.map(
+        (r) =>
+          `${r.source} (${
+            r.error
+              ? 'backend threw'
+              : r.tensors
+                  .filter((t) => t.status === 'fail')
+                  .map((t) => t.name)
+                  .join(', ')
+          })`,
+      );
       line += `\n  failed: ${what.join('\n          ')}`;
     }
     console.log(line);
   }
-  if (unsupported.length && o.strict) console.log(`--strict: ${unsupported.length} unsupported cases count as failures`);
+  if (unsupported.length && o.strict)
+    console.log(`--strict: ${unsupported.length} unsupported cases count as failures`);
   if (fileErrors.length) console.log(`${fileErrors.length} file(s) could not be used (see above)`);
   console.log(exitCode === 0 ? 'check: PASS' : `check: FAIL (exit ${exitCode})`);
   return exitCode;

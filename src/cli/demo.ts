@@ -27,9 +27,11 @@ function parseArgs(args: string[]): { seed: number; samples: number } | 'help' {
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--help' || a === '-h') return 'help';
-    if (a !== '--seed' && a !== '--samples') throw new Error(`monet demo: unknown option '${a}'; expected --seed N, --samples N or --help`);
+    if (a !== '--seed' && a !== '--samples')
+      throw new Error(`monet demo: unknown option '${a}'; expected --seed N, --samples N or --help`);
     const v = Number(args[++i]);
-    if (!Number.isInteger(v) || v < (a === '--seed' ? 0 : 1)) throw new Error(`monet demo: ${a} expects an integer ${a === '--seed' ? '≥ 0' : '≥ 1'}, found '${args[i]}'`);
+    if (!Number.isInteger(v) || v < (a === '--seed' ? 0 : 1))
+      throw new Error(`monet demo: ${a} expects an integer ${a === '--seed' ? '≥ 0' : '≥ 1'}, found '${args[i]}'`);
     if (a === '--seed') opts.seed = v;
     else opts.samples = v;
   }
@@ -49,8 +51,12 @@ export async function demo(args: string[]): Promise<number> {
     return 0;
   }
   const [B, S] = [2, 6];
-  console.log(`monet demo: tiny float64 LM (B=${B}, S=${S}, V=${TINY_LM_BASE.vocab_size}, d=${TINY_LM_BASE.hidden_size}, ${TINY_LM_BASE.num_hidden_layers} layers), seed ${opts.seed}`);
-  console.log(`${'feed-forward'.padEnd(34)}${'params'.padStart(7)}  ${'loss'.padEnd(9)} ${'aux'.padEnd(28)} ${'grad check'.padEnd(28)} verdict`);
+  console.log(
+    `monet demo: tiny float64 LM (B=${B}, S=${S}, V=${TINY_LM_BASE.vocab_size}, d=${TINY_LM_BASE.hidden_size}, ${TINY_LM_BASE.num_hidden_layers} layers), seed ${opts.seed}`,
+  );
+  console.log(
+    `${'feed-forward'.padEnd(34)}${'params'.padStart(7)}  ${'loss'.padEnd(9)} ${'aux'.padEnd(28)} ${'grad check'.padEnd(28)} verdict`,
+  );
   let failed = 0;
   let count = 0;
   let worstAll = 0;
@@ -80,16 +86,27 @@ export async function demo(args: string[]): Promise<number> {
         worstAll = Math.max(worstAll, worst.relError);
         if (!ok) failed++;
         const nParams = lmParamSpecs(m).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-        const aux = Object.entries(fwd.aux).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ') || '–';
+        const aux =
+          Object.entries(fwd.aux)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(', ') || '–';
         const check = `worst rel err ${worst.relError.toExponential(1)}`;
-        console.log(`${label.padEnd(34)}${String(nParams).padStart(7)}  ${fwd.loss.toFixed(5).padEnd(9)} ${aux.padEnd(28)} ${check.padEnd(28)} ${ok ? 'ok' : `FAIL (${worst.name})`}`);
+        console.log(
+          `${label.padEnd(34)}${String(nParams).padStart(7)}  ${fwd.loss.toFixed(5).padEnd(9)} ${aux.padEnd(28)} ${check.padEnd(28)} ${ok ? 'ok' : `FAIL (${worst.name})`}`,
+        );
       } catch (e) {
         failed++;
         console.log(`${label.padEnd(34)} FAIL: ${(e as Error).message}`);
       }
     }
   }
-  if (failed === 0) console.log(`verdict: PASS — all ${count} feed-forward configurations match finite differences (worst relative error ${worstAll.toExponential(1)} ≤ ${TOL.toExponential(0)})`);
-  else console.log(`verdict: FAIL — ${failed} of ${count} feed-forward configurations failed the gradient check (tolerance ${TOL.toExponential(0)})`);
+  if (failed === 0)
+    console.log(
+      `verdict: PASS — all ${count} feed-forward configurations match finite differences (worst relative error ${worstAll.toExponential(1)} ≤ ${TOL.toExponential(0)})`,
+    );
+  else
+    console.log(
+      `verdict: FAIL — ${failed} of ${count} feed-forward configurations failed the gradient check (tolerance ${TOL.toExponential(0)})`,
+    );
   return failed === 0 ? 0 : 1;
 }

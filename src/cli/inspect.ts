@@ -18,8 +18,20 @@ import { runWindows, type AnalysisText } from '../interp/data.ts';
 import { maskExperiment, type MaskResult } from '../interp/mask.ts';
 import { parseUnit, unitName } from '../interp/model.ts';
 import {
-  contextsText, entropyTable, esc, leanText, ratioText, htmlContexts, htmlPage, htmlTable, maskTable, svgGroupedBars, svgHeatmap, svgHistograms,
-  unitsTable, type EntropyRow,
+  contextsText,
+  entropyTable,
+  esc,
+  leanText,
+  ratioText,
+  htmlContexts,
+  htmlPage,
+  htmlTable,
+  maskTable,
+  svgGroupedBars,
+  svgHeatmap,
+  svgHistograms,
+  unitsTable,
+  type EntropyRow,
 } from '../interp/report.ts';
 import { openRunForInspect, type RunInfo } from '../interp/run-info.ts';
 import { neuronName, pickSteerTargets, sampleSteered, topTokenShare, type SteerTarget } from '../interp/steer.ts';
@@ -30,27 +42,88 @@ type Sub = (typeof SUBCOMMANDS)[number];
 
 const FLAGS: FlagSpec[] = [
   { name: 'run', type: 'list', help: 'run folder(s) written by monet train (compare takes several)' },
-  { name: 'windows', type: 'int', positive: true, help: 'analysis windows per label (genre / language) of the run\'s sequence length', default: '⌊192 / labels⌋, at least 8' },
-  { name: 'top-m', type: 'int', positive: true, help: 'highest-scoring positions kept per unit (contexts, entropies)', default: '100' },
-  { name: 'min-fires', type: 'int', positive: true, help: 'units that fired fewer times are not measured', default: '20' },
+  {
+    name: 'windows',
+    type: 'int',
+    positive: true,
+    help: "analysis windows per label (genre / language) of the run's sequence length",
+    default: '⌊192 / labels⌋, at least 8',
+  },
+  {
+    name: 'top-m',
+    type: 'int',
+    positive: true,
+    help: 'highest-scoring positions kept per unit (contexts, entropies)',
+    default: '100',
+  },
+  {
+    name: 'min-fires',
+    type: 'int',
+    positive: true,
+    help: 'units that fired fewer times are not measured',
+    default: '20',
+  },
   { name: 'layer', type: 'int', min: 0, help: 'layer (unit, steer)' },
   { name: 'unit', type: 'string', help: 'unit id: 17 / n17 / e3, or i,j for a Monet composite expert (unit)' },
   { name: 'neuron', type: 'int', min: 0, help: 'neuron to steer (steer; default: picked automatically)' },
   { name: 'top', type: 'int', positive: true, help: 'units listed per layer (units, report)', default: '8' },
-  { name: 'contexts', type: 'int', positive: true, help: 'top contexts shown per unit', default: '10 (unit), 3 (units)' },
-  { name: 'sort', type: 'string', choices: ['token', 'pos', 'label'], help: 'specialisation measure for listings', default: 'token' },
-  { name: 'factor', type: 'float', positive: true, help: 'masking: a unit is specific to a label if its mean score there is ≥ factor × every other label\'s', default: '2' },
+  {
+    name: 'contexts',
+    type: 'int',
+    positive: true,
+    help: 'top contexts shown per unit',
+    default: '10 (unit), 3 (units)',
+  },
+  {
+    name: 'sort',
+    type: 'string',
+    choices: ['token', 'pos', 'label'],
+    help: 'specialisation measure for listings',
+    default: 'token',
+  },
+  {
+    name: 'factor',
+    type: 'float',
+    positive: true,
+    help: "masking: a unit is specific to a label if its mean score there is ≥ factor × every other label's",
+    default: '2',
+  },
   { name: 'count', type: 'int', positive: true, help: 'steer: neurons picked automatically', default: '2' },
-  { name: 'delta', type: 'float', help: 'steer: δ added to the neuron (default: --delta-scale × its largest observed activation)' },
-  { name: 'delta-scale', type: 'float', positive: true, help: 'steer: automatic δ as a multiple of the neuron\'s largest activation', default: '3' },
+  {
+    name: 'delta',
+    type: 'float',
+    help: 'steer: δ added to the neuron (default: --delta-scale × its largest observed activation)',
+  },
+  {
+    name: 'delta-scale',
+    type: 'float',
+    positive: true,
+    help: "steer: automatic δ as a multiple of the neuron's largest activation",
+    default: '3',
+  },
   { name: 'prompt', type: 'string', help: 'steer: prompt', default: '"The "' },
   { name: 'tokens', type: 'int', positive: true, help: 'steer: tokens to sample', default: '200' },
   { name: 'temperature', type: 'float', min: 0, help: 'steer: sampling temperature', default: '0.8' },
-  { name: 'seed', type: 'int', min: 0, help: 'steer: sampling seed (the same for unsteered and steered)', default: '1' },
-  { name: 'out', type: 'string', help: 'HTML file (default: in the (first) run folder); code-corpus: output folder', default: 'inspect-<subcommand>.html / runs/code-corpus' },
+  {
+    name: 'seed',
+    type: 'int',
+    min: 0,
+    help: 'steer: sampling seed (the same for unsteered and steered)',
+    default: '1',
+  },
+  {
+    name: 'out',
+    type: 'string',
+    help: 'HTML file (default: in the (first) run folder); code-corpus: output folder',
+    default: 'inspect-<subcommand>.html / runs/code-corpus',
+  },
   { name: 'bytes', type: 'int', positive: true, help: 'code-corpus: bytes per language', default: '150000' },
   { name: 'node-modules', type: 'string', help: 'code-corpus: where the packages are', default: 'node_modules' },
-  { name: 'manifest', type: 'string', help: 'code-corpus: rebuild exactly the files listed in a sources.txt written earlier' },
+  {
+    name: 'manifest',
+    type: 'string',
+    help: 'code-corpus: rebuild exactly the files listed in a sources.txt written earlier',
+  },
 ];
 
 const USAGE = `Usage: monet inspect <${SUBCOMMANDS.join('|')}> --run runs/<name> [options]
@@ -64,7 +137,7 @@ Examples:
   monet inspect report --run runs/interp-monet
   monet inspect code-corpus --out runs/code-corpus`;
 
-const err = (s: string) => process.stderr.write(s + '\n');
+const err = (s: string) => process.stderr.write(`${s}\n`);
 
 function num(f: FlagValues, k: string, d: number): number {
   return (f[k] as number | undefined) ?? d;
@@ -72,7 +145,8 @@ function num(f: FlagValues, k: string, d: number): number {
 
 function oneRun(f: FlagValues, sub: string): RunInfo {
   const runs = f.run as string[] | undefined;
-  if (!runs || runs.length !== 1) throw new FlagError(`monet inspect ${sub}: expected exactly one --run <run folder>, found ${runs?.length ?? 0}`);
+  if (runs?.length !== 1)
+    throw new FlagError(`monet inspect ${sub}: expected exactly one --run <run folder>, found ${runs?.length ?? 0}`);
   return openRunForInspect(runs[0]);
 }
 
@@ -88,7 +162,8 @@ function collectRun(r: RunInfo, f: FlagValues): Collected {
   return collect(r.model, text, num(f, 'top-m', 100));
 }
 
-const sortKey = (how: string) => (s: UnitSummary) => (how === 'pos' ? s.tagEntropy ?? s.tokenEntropy : how === 'label' ? s.labelEntropy : s.tokenEntropy);
+const sortKey = (how: string) => (s: UnitSummary) =>
+  how === 'pos' ? (s.tagEntropy ?? s.tokenEntropy) : how === 'label' ? s.labelEntropy : s.tokenEntropy;
 
 function writeHtml(path: string, title: string, body: string): void {
   writeFileSync(path, htmlPage(title, body));
@@ -115,13 +190,26 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
     const lu = st.units;
     const { measured, tooRare, dead } = summarizeLayer(c, lu.layer, minFires);
     // ties (many byte-level units have token entropy exactly 0) go to the lower POS entropy, then the more frequent
-    const best = [...measured].sort((a, b) => key(a) - key(b) || (a.tagEntropy ?? 0) - (b.tagEntropy ?? 0) || b.fires - a.fires).slice(0, top);
+    const best = [...measured]
+      .sort((a, b) => key(a) - key(b) || (a.tagEntropy ?? 0) - (b.tagEntropy ?? 0) || b.fires - a.fires)
+      .slice(0, top);
     text += `\nlayer ${lu.layer} (${lu.kind}, ${lu.count} units): ${measured.length} measured, ${tooRare} too rare, ${dead} never fired\n`;
-    text += unitsTable(lu, best, hasTags) + '\n';
-    for (const s of best.slice(0, Math.min(best.length, 3))) text += `${unitName(lu, s.unit)}:\n${contextsText(c, s, nCtx)}\n`;
+    text += `${unitsTable(lu, best, hasTags)}\n`;
+    for (const s of best.slice(0, Math.min(best.length, 3)))
+      text += `${unitName(lu, s.unit)}:\n${contextsText(c, s, nCtx)}\n`;
     html += `<h3>Layer ${lu.layer} — ${lu.kind}, ${lu.count} units (${measured.length} measured, ${tooRare} too rare, ${dead} never fired)</h3>`;
     html += htmlTable(
-      ['unit', 'fires', 'token H', ...(hasTags ? ['POS H'] : []), 'label H', 'top tokens', 'top words', ...(hasTags ? ['top POS'] : []), 'top labels'],
+      [
+        'unit',
+        'fires',
+        'token H',
+        ...(hasTags ? ['POS H'] : []),
+        'label H',
+        'top tokens',
+        'top words',
+        ...(hasTags ? ['top POS'] : []),
+        'top labels',
+      ],
       best.map((s) => [
         esc(unitName(lu, s.unit)),
         `${(100 * s.freq).toFixed(2)}%`,
@@ -129,20 +217,28 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
         ...(hasTags ? [s.tagEntropy!.toFixed(2)] : []),
         s.labelEntropy.toFixed(2),
         esc(neuronName({ ...s, topWords: [], topTags: [] })),
-        esc(s.topWords.slice(0, 4).map(([w, n]) => `${w} (${n})`).join(', ')),
+        esc(
+          s.topWords
+            .slice(0, 4)
+            .map(([w, n]) => `${w} (${n})`)
+            .join(', '),
+        ),
         ...(hasTags ? [esc(s.topTags.map(([t, n]) => `${t} (${n})`).join(', '))] : []),
         esc(s.topLabels.map(([t, n]) => `${t} (${n})`).join(', ')),
       ]),
     );
-    for (const s of best) html += `<details><summary>${esc(unitName(lu, s.unit))}: top contexts</summary>${htmlContexts(c, s, 12)}</details>`;
+    for (const s of best)
+      html += `<details><summary>${esc(unitName(lu, s.unit))}: top contexts</summary>${htmlContexts(c, s, 12)}</details>`;
   }
   return { text, html };
 }
 
 function unitSection(r: RunInfo, c: Collected, f: FlagValues): Section {
-  if (f.layer === undefined || f.unit === undefined) throw new FlagError('monet inspect unit: --layer <l> and --unit <id> are required');
+  if (f.layer === undefined || f.unit === undefined)
+    throw new FlagError('monet inspect unit: --layer <l> and --unit <id> are required');
   const l = f.layer as number;
-  if (l >= c.layers.length) throw new FlagError(`monet inspect unit: --layer ${l} out of range; the model has ${c.layers.length} layers`);
+  if (l >= c.layers.length)
+    throw new FlagError(`monet inspect unit: --layer ${l} out of range; the model has ${c.layers.length} layers`);
   const lu = c.layers[l].units;
   const u = parseUnit(lu, f.unit as string);
   const s = summarizeUnit(c, l, u);
@@ -165,11 +261,12 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
   const ev = windowsFor(r, f, 'validation');
   const factor = num(f, 'factor', 2);
   const res = maskExperiment(r.model, sel, ev, factor, err);
-  writeFileSync(join(r.dir, 'inspect-mask.json'), JSON.stringify(res, null, 1) + '\n');
+  writeFileSync(join(r.dir, 'inspect-mask.json'), `${JSON.stringify(res, null, 1)}\n`);
   const what = r.data ? 'language' : 'genre';
   const valid = res.rows.filter((x) => x.ratio !== null);
   const above1 = valid.filter((x) => x.ratio! > 1).length;
-  const summary = `${valid.length} of ${res.rows.length} ${what}s had specific units and a positive mean ΔL elsewhere; for ${above1} of them masking hurt the target ${what} more than the others` +
+  const summary =
+    `${valid.length} of ${res.rows.length} ${what}s had specific units and a positive mean ΔL elsewhere; for ${above1} of them masking hurt the target ${what} more than the others` +
     (valid.length ? ` (median ratio ${median(valid.map((x) => x.ratio!)).toFixed(2)})` : '');
   const text = `\n== ${r.name}: ${what} masking (units with mean score on the ${what} ≥ ${factor}× every other ${what}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows) ==\n${maskTable(res)}\n${summary}\n`;
   let html = `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>For each ${what}: the units (${res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons'}, every layer) whose mean routing score on that ${what} is ≥ ${factor}× their mean score on every other ${what}, selected on ${res.selectionWindows} windows of the training split; 'max lean' is the largest ratio (mean score on the ${what}) / (largest mean score on another ${what}) of any unit; their contributions are removed exactly and the next-token loss (nats/token) is measured on ${res.evalWindows} validation windows. ${esc(summary)}.</p>`;
@@ -185,11 +282,20 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
       esc(ratioText(x)),
     ]),
   );
-  html += svgGroupedBars(res.labels, [
-    { name: `ΔL on the masked ${what}`, values: res.rows.map((x) => x.deltaTarget) },
-    { name: `mean ΔL on the others`, values: res.rows.map((x) => x.deltaOthers) },
-  ], `Loss increase after masking each ${what}'s units`, 'ΔL (nats/token)');
-  html += svgHeatmap(res.labels, res.rows.map((x) => x.deltas), `ΔL matrix: row = masked ${what}, column = evaluated ${what} (diagonal outlined)`);
+  html += svgGroupedBars(
+    res.labels,
+    [
+      { name: `ΔL on the masked ${what}`, values: res.rows.map((x) => x.deltaTarget) },
+      { name: `mean ΔL on the others`, values: res.rows.map((x) => x.deltaOthers) },
+    ],
+    `Loss increase after masking each ${what}'s units`,
+    'ΔL (nats/token)',
+  );
+  html += svgHeatmap(
+    res.labels,
+    res.rows.map((x) => x.deltas),
+    `ΔL matrix: row = masked ${what}, column = evaluated ${what} (diagonal outlined)`,
+  );
   return { sec: { text, html }, result: res };
 }
 
@@ -204,11 +310,16 @@ function steerSection(r: RunInfo, c: Collected, f: FlagValues): Section {
   if (f.neuron !== undefined) {
     if (f.layer === undefined) throw new FlagError('monet inspect steer: --neuron needs --layer');
     const l = f.layer as number;
-    if (l >= c.layers.length) throw new FlagError(`monet inspect steer: --layer ${l} out of range; the model has ${c.layers.length} layers`);
+    if (l >= c.layers.length)
+      throw new FlagError(`monet inspect steer: --layer ${l} out of range; the model has ${c.layers.length} layers`);
     const lu = c.layers[l].units;
-    if (lu.kind !== 'dense' && lu.kind !== 'topk') throw new FlagError(`monet inspect steer: layer ${l} has ${lu.kind} units; steering needs neurons (dense or TopK layers)`);
+    if (lu.kind !== 'dense' && lu.kind !== 'topk')
+      throw new FlagError(
+        `monet inspect steer: layer ${l} has ${lu.kind} units; steering needs neurons (dense or TopK layers)`,
+      );
     const n = f.neuron as number;
-    if (n >= lu.count) throw new FlagError(`monet inspect steer: --neuron ${n} out of range; layer ${l} has ${lu.count} neurons`);
+    if (n >= lu.count)
+      throw new FlagError(`monet inspect steer: --neuron ${n} out of range; layer ${l} has ${lu.count} neurons`);
     const s = summarizeUnit(c, l, n);
     targets = [{ layer: l, neuron: n, name: neuronName(s), why: 'given on the command line', summary: s }];
   } else {
@@ -267,16 +378,39 @@ function compareSection(runs: RunInfo[], f: FlagValues): Section {
   }
   const text = `\n== entropy of each unit's top ${M} positions (bits; median and interquartile range over the units that fired ≥ ${minFires} times) ==\n${entropyTable(rows)}\n`;
   const pooled = (pick: (r: EntropyRow) => number[] | null) =>
-    runs.map((r) => ({ name: `${r.name} (${r.model.config.ffn})`, values: rows.filter((x) => x.model === r.name).flatMap((x) => pick(x) ?? []) }));
+    runs.map((r) => ({
+      name: `${r.name} (${r.model.config.ffn})`,
+      values: rows.filter((x) => x.model === r.name).flatMap((x) => pick(x) ?? []),
+    }));
   let html = `<h2>Specialisation: entropy distributions</h2><p>For every unit, the entropy (bits) of the byte tokens, POS tags and genres at its top ${M} firing positions on the validation windows; lower = more specialised. Units that fired fewer than ${minFires} times are not measured. All layers pooled in the charts.</p>`;
   const q = (v: number[]) => (v.length ? `${median(v).toFixed(2)} (${v.length})` : '—');
   html += htmlTable(
     ['model', 'layer', 'units', 'measured', 'median token H', 'median POS H', 'median label H'],
-    rows.map((x) => [esc(x.model), `${x.layer} ${x.unitKind}`, String(x.units), String(x.measured), q(x.tok), x.tag ? q(x.tag) : '—', q(x.label)]),
+    rows.map((x) => [
+      esc(x.model),
+      `${x.layer} ${x.unitKind}`,
+      String(x.units),
+      String(x.measured),
+      q(x.tok),
+      x.tag ? q(x.tag) : '—',
+      q(x.label),
+    ]),
   );
-  html += svgHistograms(pooled((x) => x.tok), 'Token entropy of units (all layers)', 'bits');
-  html += svgHistograms(pooled((x) => x.tag), 'POS-tag entropy of units (all layers)', 'bits');
-  html += svgHistograms(pooled((x) => x.label), 'Genre entropy of units (all layers)', 'bits');
+  html += svgHistograms(
+    pooled((x) => x.tok),
+    'Token entropy of units (all layers)',
+    'bits',
+  );
+  html += svgHistograms(
+    pooled((x) => x.tag),
+    'POS-tag entropy of units (all layers)',
+    'bits',
+  );
+  html += svgHistograms(
+    pooled((x) => x.label),
+    'Genre entropy of units (all layers)',
+    'bits',
+  );
   return { text, html };
 }
 
@@ -290,7 +424,8 @@ export async function inspectCommand(args: string[]): Promise<number> {
   }
   const sub = first as Sub;
   try {
-    if (!SUBCOMMANDS.includes(sub)) throw new FlagError(`monet inspect: unknown subcommand '${sub}'; expected one of ${SUBCOMMANDS.join(', ')}`);
+    if (!SUBCOMMANDS.includes(sub))
+      throw new FlagError(`monet inspect: unknown subcommand '${sub}'; expected one of ${SUBCOMMANDS.join(', ')}`);
     if (args.includes('--help') || args.includes('-h')) {
       console.log(formatHelp(USAGE, FLAGS));
       return 0;
@@ -298,7 +433,12 @@ export async function inspectCommand(args: string[]): Promise<number> {
     const f = parseFlags(`inspect ${sub}`, FLAGS, args.slice(1));
     if (sub === 'code-corpus') {
       const out = (f.out as string | undefined) ?? 'runs/code-corpus';
-      const files = buildCodeCorpus((f['node-modules'] as string | undefined) ?? 'node_modules', out, num(f, 'bytes', 150000), f.manifest as string | undefined);
+      const files = buildCodeCorpus(
+        (f['node-modules'] as string | undefined) ?? 'node_modules',
+        out,
+        num(f, 'bytes', 150000),
+        f.manifest as string | undefined,
+      );
       for (const x of files) console.log(`${x.language.padEnd(5)} ${x.path}  ${x.bytes} bytes from ${x.sources} files`);
       console.log(`sources: ${join(out, 'sources.txt')} (rebuild the same files later with --manifest)`);
       console.log(`\ntrain on it with: monet train --data ${files.map((x) => x.path).join(' ')} …`);
@@ -310,7 +450,11 @@ export async function inspectCommand(args: string[]): Promise<number> {
       const runs = dirs.map(openRunForInspect);
       const sec = compareSection(runs, f);
       console.log(sec.text);
-      writeHtml((f.out as string | undefined) ?? join(runs[0].dir, 'inspect-compare.html'), `Specialisation: ${runs.map((r) => r.name).join(' vs ')}`, sec.html);
+      writeHtml(
+        (f.out as string | undefined) ?? join(runs[0].dir, 'inspect-compare.html'),
+        `Specialisation: ${runs.map((r) => r.name).join(' vs ')}`,
+        sec.html,
+      );
       return 0;
     }
     const r = oneRun(f, sub);
@@ -333,7 +477,11 @@ export async function inspectCommand(args: string[]): Promise<number> {
       secs.push(compareSectionSingle(r, c, num(f, 'min-fires', 20)));
     }
     for (const s of secs) console.log(s.text);
-    writeHtml(sub === 'report' && f.out === undefined ? join(r.dir, 'report.html') : out, title, secs.map((s) => s.html).join('\n'));
+    writeHtml(
+      sub === 'report' && f.out === undefined ? join(r.dir, 'report.html') : out,
+      title,
+      secs.map((s) => s.html).join('\n'),
+    );
     return 0;
   } catch (e) {
     if (e instanceof FlagError) {
@@ -349,8 +497,19 @@ export async function inspectCommand(args: string[]): Promise<number> {
 function compareSectionSingle(r: RunInfo, c: Collected, minFires: number): Section {
   const rows = entropyRows(r, c, minFires);
   const text = `\n== ${r.name}: entropy of each unit's top ${c.M} positions ==\n${entropyTable(rows)}\n`;
-  const html = `<h2>Entropy distributions</h2>` +
-    svgHistograms(rows.map((x) => ({ name: `layer ${x.layer} ${x.unitKind}`, values: x.tok })), 'Token entropy per layer', 'bits') +
-    (c.text.tagSet ? svgHistograms(rows.map((x) => ({ name: `layer ${x.layer} ${x.unitKind}`, values: x.tag ?? [] })), 'POS-tag entropy per layer', 'bits') : '');
+  const html =
+    `<h2>Entropy distributions</h2>` +
+    svgHistograms(
+      rows.map((x) => ({ name: `layer ${x.layer} ${x.unitKind}`, values: x.tok })),
+      'Token entropy per layer',
+      'bits',
+    ) +
+    (c.text.tagSet
+      ? svgHistograms(
+          rows.map((x) => ({ name: `layer ${x.layer} ${x.unitKind}`, values: x.tag ?? [] })),
+          'POS-tag entropy per layer',
+          'bits',
+        )
+      : '');
   return { text, html };
 }

@@ -5,12 +5,22 @@ import { openRun } from '../train/run.ts';
 import { generate } from '../train/sample.ts';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'checkpoint', type: 'string', help: 'run folder written by monet train (holds config.json and model.safetensors)' },
+  {
+    name: 'checkpoint',
+    type: 'string',
+    help: 'run folder written by monet train (holds config.json and model.safetensors)',
+  },
   { name: 'prompt', type: 'string', help: 'text to continue', default: '"The "' },
   { name: 'tokens', type: 'int', min: 1, help: 'tokens to generate', default: '300' },
   { name: 'temperature', type: 'float', min: 0, help: 'sampling temperature (0 = greedy)', default: '0.8' },
   { name: 'seed', type: 'int', min: 0, help: 'sampling seed', default: '1' },
-  { name: 'backend', type: 'string', choices: ['auto', 'webgpu', 'wasm', 'reference', 'js'], help: 'where to run the model', default: 'auto' },
+  {
+    name: 'backend',
+    type: 'string',
+    choices: ['auto', 'webgpu', 'wasm', 'reference', 'js'],
+    help: 'where to run the model',
+    default: 'auto',
+  },
 ];
 
 export async function sampleCommand(args: string[]): Promise<number> {
@@ -20,7 +30,8 @@ export async function sampleCommand(args: string[]): Promise<number> {
   }
   try {
     const f = parseFlags('sample', FLAGS, args);
-    if (!f.checkpoint) throw new FlagError('monet sample: --checkpoint <run folder> is required (e.g. runs/monet-vd-small-run)');
+    if (!f.checkpoint)
+      throw new FlagError('monet sample: --checkpoint <run folder> is required (e.g. runs/monet-vd-small-run)');
     const run = await openRun(f.checkpoint as string, (f.backend as 'auto') ?? 'auto');
     try {
       const prompt = (f.prompt as string | undefined) ?? 'The ';

@@ -24,13 +24,31 @@ function newestRun(runsDir: string): string {
   const runs = existsSync(runsDir)
     ? readdirSync(runsDir).filter((n) => existsSync(join(runsDir, n, 'trainer_state.safetensors')))
     : [];
-  if (runs.length === 0) throw new FlagError(`monet train: --resume: no run folder with a checkpoint in ${runsDir}/; pass --name <run>`);
-  runs.sort((a, b) => statSync(join(runsDir, a, 'trainer_state.safetensors')).mtimeMs - statSync(join(runsDir, b, 'trainer_state.safetensors')).mtimeMs);
+  if (runs.length === 0)
+    throw new FlagError(`monet train: --resume: no run folder with a checkpoint in ${runsDir}/; pass --name <run>`);
+  runs.sort(
+    (a, b) =>
+      statSync(join(runsDir, a, 'trainer_state.safetensors')).mtimeMs -
+      statSync(join(runsDir, b, 'trainer_state.safetensors')).mtimeMs,
+  );
   return runs[runs.length - 1];
 }
 
 /** Flags a resume may change (the trainer's `keep` list, in flag spelling); every other setting comes from the run. */
-const MAY_CHANGE_ON_RESUME = new Set(['resume', 'name', 'runs-dir', 'steps', 'backend', 'eval-every', 'log-every', 'save-every', 'sample-tokens', 'prompt', 'temperature', 'eval-batches']);
+const MAY_CHANGE_ON_RESUME = new Set([
+  'resume',
+  'name',
+  'runs-dir',
+  'steps',
+  'backend',
+  'eval-every',
+  'log-every',
+  'save-every',
+  'sample-tokens',
+  'prompt',
+  'temperature',
+  'eval-batches',
+]);
 
 /**
  * A resumed run keeps its model, data and optimiser settings, so a flag that would change one of them would be
@@ -57,19 +75,28 @@ function refuseChangedOnResume(f: FlagValues, runDir: string): void {
       const ca = a.config as unknown as Record<string, unknown>;
       const cb = b.config as unknown as Record<string, unknown>;
       for (const key of Object.keys(ca)) {
-        if (!same(ca[key], cb[key]) && saved.config && !same(ca[key], saved.config[key])) changed.push(`--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, flags give ${JSON.stringify(ca[key])})`);
+        if (!same(ca[key], cb[key]) && saved.config && !same(ca[key], saved.config[key]))
+          changed.push(
+            `--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, flags give ${JSON.stringify(ca[key])})`,
+          );
       }
       for (const key of Object.keys(oa)) {
         if (key === 'preset' || key === 'name') continue;
-        if (!same(oa[key], ob[key]) && saved.options && !same(oa[key], saved.options[key])) changed.push(`--${k} (run has ${JSON.stringify(saved.options[key])}, flag gives ${JSON.stringify(oa[key])})`);
+        if (!same(oa[key], ob[key]) && saved.options && !same(oa[key], saved.options[key]))
+          changed.push(`--${k} (run has ${JSON.stringify(saved.options[key])}, flag gives ${JSON.stringify(oa[key])})`);
       }
     } catch {
       // a flag that cannot be resolved on its own was already reported by resolveModel/resolveTrainOptions above
     }
   }
   if (changed.length > 0) {
-    throw new FlagError(`monet train --resume: the run's saved model, data and optimiser settings are used, so these flags cannot change them: ${[...new Set(changed)].join('; ')}. ` +
-      `A resume may change ${[...MAY_CHANGE_ON_RESUME].filter((k) => k !== 'resume').map((k) => `--${k}`).join(', ')}`);
+    throw new FlagError(
+      `monet train --resume: the run's saved model, data and optimiser settings are used, so these flags cannot change them: ${[...new Set(changed)].join('; ')}. ` +
+        `A resume may change ${[...MAY_CHANGE_ON_RESUME]
+          .filter((k) => k !== 'resume')
+          .map((k) => `--${k}`)
+          .join(', ')}`,
+    );
   }
 }
 
@@ -92,7 +119,9 @@ export async function trainCommand(args: string[]): Promise<number> {
     const { preset, config } = resolveModel(f);
     const p = PRESETS.find((q) => q.name === preset)!;
     if (!p.trainable && !resume) {
-      throw new FlagError(`monet train: preset ${preset} (${describeModel(config)[0]}) is listed for parameter accounting and is far too large to train here; pick a trainable preset (monet train --list-presets)`);
+      throw new FlagError(
+        `monet train: preset ${preset} (${describeModel(config)[0]}) is listed for parameter accounting and is far too large to train here; pick a trainable preset (monet train --list-presets)`,
+      );
     }
     let name = f.name as string | undefined;
     if (resume && !name) {
@@ -105,7 +134,9 @@ export async function trainCommand(args: string[]): Promise<number> {
     const onSigint = () => {
       if (stop.requested) process.exit(130);
       stop.requested = true;
-      process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)\n');
+      process.stderr.write(
+        '\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)\n',
+      );
     };
     process.on('SIGINT', onSigint);
     try {

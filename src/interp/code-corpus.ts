@@ -78,8 +78,14 @@ export interface CodeCorpusFile {
   sources: number; // files taken from node_modules
 }
 
-export function buildCodeCorpus(nodeModules: string, outDir: string, bytesPerLanguage: number, manifest?: string): CodeCorpusFile[] {
-  if (!existsSync(nodeModules)) throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
+export function buildCodeCorpus(
+  nodeModules: string,
+  outDir: string,
+  bytesPerLanguage: number,
+  manifest?: string,
+): CodeCorpusFile[] {
+  if (!existsSync(nodeModules))
+    throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
   // From a manifest: exactly the listed files, in order. Otherwise: the hashed order over everything installed.
   let listed: Map<string, string[]> | null = null;
   if (manifest) {
@@ -88,7 +94,10 @@ export function buildCodeCorpus(nodeModules: string, outDir: string, bytesPerLan
     for (const [n, line] of readFileSync(manifest, 'utf8').split('\n').entries()) {
       if (!line.trim()) continue;
       const [lang, rel] = line.split('\t');
-      if (!CODE_LANGUAGES[lang] || !rel) throw new Error(`code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`);
+      if (!CODE_LANGUAGES[lang] || !rel)
+        throw new Error(
+          `code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`,
+        );
       listed.set(lang, [...(listed.get(lang) ?? []), rel]);
     }
   }
@@ -99,7 +108,7 @@ export function buildCodeCorpus(nodeModules: string, outDir: string, bytesPerLan
   const sources: string[] = [];
   for (const [lang, match] of Object.entries(CODE_LANGUAGES)) {
     const files = listed
-      ? listed.get(lang) ?? []
+      ? (listed.get(lang) ?? [])
       : all
           .map((p) => relative(nodeModules, p))
           .filter((r) => match(r))
@@ -112,19 +121,25 @@ export function buildCodeCorpus(nodeModules: string, outDir: string, bytesPerLan
       if (listed && !existsSync(path)) throw new Error(`code corpus: ${path} (listed in ${manifest}) does not exist`);
       const text = looksHandWritten(readFileSync(path));
       if (text === null) {
-        if (listed) throw new Error(`code corpus: ${path} (listed in ${manifest}) no longer passes the filters (size, line length, UTF-8)`);
+        if (listed)
+          throw new Error(
+            `code corpus: ${path} (listed in ${manifest}) no longer passes the filters (size, line length, UTF-8)`,
+          );
         continue;
       }
       parts.push(text.trimEnd());
       sources.push(`${lang}\t${r}\t${Buffer.byteLength(text)}`);
       bytes += Buffer.byteLength(text) + 2;
     }
-    if (!listed && bytes < bytesPerLanguage / 4) throw new Error(`code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ${Math.ceil(bytesPerLanguage / 4)}`);
+    if (!listed && bytes < bytesPerLanguage / 4)
+      throw new Error(
+        `code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ${Math.ceil(bytesPerLanguage / 4)}`,
+      );
     const path = join(outDir, `${lang}.txt`);
-    const body = parts.join('\n\n') + '\n';
+    const body = `${parts.join('\n\n')}\n`;
     writeFileSync(path, body);
     result.push({ language: lang, path, bytes: Buffer.byteLength(body), sources: parts.length });
   }
-  writeFileSync(join(outDir, 'sources.txt'), sources.join('\n') + '\n');
+  writeFileSync(join(outDir, 'sources.txt'), `${sources.join('\n')}\n`);
   return result;
 }

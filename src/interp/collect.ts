@@ -31,7 +31,12 @@ export interface Collected {
 /** Windows per forward pass: (B, S) batches of whole windows. */
 const BATCH = 16;
 
-export function collect(model: InterpModel, text: AnalysisText, M: number, onProgress?: (done: number, total: number) => void): Collected {
+export function collect(
+  model: InterpModel,
+  text: AnalysisText,
+  M: number,
+  onProgress?: (done: number, total: number) => void,
+): Collected {
   const { S, windows: W } = text;
   const G = text.labels.length;
   const layers: LayerStats[] = model.units.map((u) => ({
@@ -75,7 +80,8 @@ export function meanScores(c: Collected, layer: number): Float64Array {
   const st = c.layers[layer];
   const G = c.text.labels.length;
   const out = new Float64Array(st.sumByLabel.length);
-  for (let u = 0; u < st.units.count; u++) for (let g = 0; g < G; g++) out[u * G + g] = st.sumByLabel[u * G + g] / c.labelPositions[g];
+  for (let u = 0; u < st.units.count; u++)
+    for (let g = 0; g < G; g++) out[u * G + g] = st.sumByLabel[u * G + g] / c.labelPositions[g];
   return out;
 }
 
@@ -147,7 +153,11 @@ export function summarizeUnit(c: Collected, layer: number, unit: number): UnitSu
 }
 
 /** Summaries of every unit of a layer that kept at least `minFires` positions (rarer units say too little). */
-export function summarizeLayer(c: Collected, layer: number, minFires: number): { measured: UnitSummary[]; tooRare: number; dead: number } {
+export function summarizeLayer(
+  c: Collected,
+  layer: number,
+  minFires: number,
+): { measured: UnitSummary[]; tooRare: number; dead: number } {
   const st = c.layers[layer];
   const measured: UnitSummary[] = [];
   let tooRare = 0;

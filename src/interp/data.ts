@@ -97,13 +97,35 @@ export function buildWindows(
       w++;
     }
   }
-  return { S, labels, tagSet: hasTags ? 'POS (Brown)' : null, tags, windows: W, tokens, tokenTags, windowLabel, windowDoc };
+  return {
+    S,
+    labels,
+    tagSet: hasTags ? 'POS (Brown)' : null,
+    tags,
+    windows: W,
+    tokens,
+    tokenTags,
+    windowLabel,
+    windowDoc,
+  };
 }
 
 /** Windows of a run's validation or training split. */
-export function runWindows(data: string[] | null, split: 'validation' | 'train', S: number, perLabel: number): AnalysisText {
+export function runWindows(
+  data: string[] | null,
+  split: 'validation' | 'train',
+  S: number,
+  perLabel: number,
+): AnalysisText {
   const { corpus, labelOf } = corpusOfRun(data);
-  return buildWindows(split === 'validation' ? corpus.validation : corpus.train, labelOf, corpus.tags, S, perLabel, corpus.name === 'brown');
+  return buildWindows(
+    split === 'validation' ? corpus.validation : corpus.train,
+    labelOf,
+    corpus.tags,
+    S,
+    perLabel,
+    corpus.name === 'brown',
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -126,10 +148,15 @@ export function contextOf(text: AnalysisText, w: number, s: number, radius: numb
   const S = text.S;
   const row = text.tokens.subarray(w * S, (w + 1) * S);
   const clean = (a: Int32Array) => dec.decode(Uint8Array.from(a)).replace(/\n/g, '⏎').replace(/\t/g, ' ');
-  return [clean(row.subarray(Math.max(0, s - radius), s)), showToken(row[s]), clean(row.subarray(s + 1, Math.min(S, s + 1 + radius)))];
+  return [
+    clean(row.subarray(Math.max(0, s - radius), s)),
+    showToken(row[s]),
+    clean(row.subarray(s + 1, Math.min(S, s + 1 + radius))),
+  ];
 }
 
-const isWordByte = (b: number) => (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b === 95 || b === 39 || b >= 128;
+const isWordByte = (b: number) =>
+  (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b === 95 || b === 39 || b >= 128;
 
 /** The word (letters, digits, _, ', non-ASCII) around position s of window w; '' when the token is not in a word. */
 export function wordAt(text: AnalysisText, w: number, s: number): string {

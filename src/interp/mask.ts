@@ -38,7 +38,11 @@ export interface MaskResult {
 }
 
 /** Loss per label over `text` with the given units removed. */
-export function maskedLossByLabel(model: InterpModel, text: AnalysisText, remove: ReadonlyArray<ReadonlySet<number>>): Float64Array {
+export function maskedLossByLabel(
+  model: InterpModel,
+  text: AnalysisText,
+  remove: ReadonlyArray<ReadonlySet<number>>,
+): Float64Array {
   const { S, windows: W } = text;
   const nll = new Float64Array(W * (S - 1));
   const hooks = maskHooks(remove);
@@ -87,7 +91,9 @@ export function maskExperiment(
   log?: (line: string) => void,
 ): MaskResult {
   if (selection.labels.join('\u0000') !== evaluation.labels.join('\u0000')) {
-    throw new Error(`inspect mask: the training and validation splits have different labels (${selection.labels.join(', ')} vs ${evaluation.labels.join(', ')})`);
+    throw new Error(
+      `inspect mask: the training and validation splits have different labels (${selection.labels.join(', ')} vs ${evaluation.labels.join(', ')})`,
+    );
   }
   const labels = evaluation.labels;
   const G = labels.length;
@@ -120,5 +126,13 @@ export function maskExperiment(
       deltas,
     });
   }
-  return { kind: model.config.ffn, factor, labels, baseLoss: Array.from(base), rows, selectionWindows: selection.windows, evalWindows: evaluation.windows };
+  return {
+    kind: model.config.ffn,
+    factor,
+    labels,
+    baseLoss: Array.from(base),
+    rows,
+    selectionWindows: selection.windows,
+    evalWindows: evaluation.windows,
+  };
 }

@@ -66,7 +66,9 @@ export function layerUnits(config: ModelConfig): LayerUnits[] {
         break;
       case 'topk': {
         if (config.topk_placement === 'hidden') {
-          throw new Error("inspect: TopK models with topk_placement 'hidden' are not supported (their TopK units are residual-stream dimensions after the block, not MLP neurons); train with --topk-placement ffn");
+          throw new Error(
+            "inspect: TopK models with topk_placement 'hidden' are not supported (their TopK units are residual-stream dimensions after the block, not MLP neurons); train with --topk-placement ffn",
+          );
         }
         const nLast = config.n_last_non_topk ?? 2;
         out.push({ layer: l, kind: l < L - nLast ? 'topk' : 'dense', count: config.intermediate_size! });
@@ -106,18 +108,23 @@ export function parseUnit(lu: LayerUnits, text: string): number {
   let u: number;
   const pair = /^(\d+)\s*,\s*(\d+)$/.exec(t);
   if (pair) {
-    if (lu.kind !== 'monet') throw new Error(`inspect: unit '${text}' is an (i,j) pair, but layer ${lu.layer} has ${lu.kind} units (give a number)`);
+    if (lu.kind !== 'monet')
+      throw new Error(
+        `inspect: unit '${text}' is an (i,j) pair, but layer ${lu.layer} has ${lu.kind} units (give a number)`,
+      );
     const E = lu.sideExperts!;
     const i = Number(pair[1]);
     const j = Number(pair[2]);
-    if (i >= E || j >= E) throw new Error(`inspect: Monet expert (${i},${j}) out of range: both indices must be < ${E} (moe_experts)`);
+    if (i >= E || j >= E)
+      throw new Error(`inspect: Monet expert (${i},${j}) out of range: both indices must be < ${E} (moe_experts)`);
     u = i * E + j;
   } else {
     const m = /^[ne]?(\d+)$/.exec(t);
     if (!m) throw new Error(`inspect: expected a unit id like 17, n17, e3 or i,j (Monet), found '${text}'`);
     u = Number(m[1]);
   }
-  if (u >= lu.count) throw new Error(`inspect: unit ${text} out of range: layer ${lu.layer} has ${lu.count} ${lu.kind} units`);
+  if (u >= lu.count)
+    throw new Error(`inspect: unit ${text} out of range: layer ${lu.layer} has ${lu.count} ${lu.kind} units`);
   return u;
 }
 
@@ -177,7 +184,9 @@ function neuronView(units: LayerUnits, T: number, d: number, h: Float64Array, do
 }
 
 function noSteer(kind: UnitKind): never {
-  throw new Error(`inspect: steering adds δ to a neuron; layer units of kind '${kind}' are experts, not neurons (use a dense or TopK model)`);
+  throw new Error(
+    `inspect: steering adds δ to a neuron; layer units of kind '${kind}' are experts, not neurons (use a dense or TopK model)`,
+  );
 }
 
 function smoeView(units: LayerUnits, T: number, d: number, c: SmoeConfig, s: SmoeSaved): FfnView {
@@ -232,13 +241,21 @@ function peerView(units: LayerUnits, T: number, d: number, c: PeerLmConfig, s: P
   };
 }
 
-function monetView(units: LayerUnits, T: number, d: number, c: MonetLmConfig, ctx: FfnLayerCtx, u: Float64Array): FfnView {
+function monetView(
+  units: LayerUnits,
+  T: number,
+  d: number,
+  c: MonetLmConfig,
+  ctx: FfnLayerCtx,
+  u: Float64Array,
+): FfnView {
   const { H, E, m } = c.layer;
   const { g1, g2 } = monetLayerRouting(c, ctx); // (T, H, E) each
   const p = ctx.params('moe.');
-  const experts: MonetExperts = c.impl.decompose === 'horizontal'
-    ? { decompose: 'horizontal', params: p as MonetHdParams }
-    : { decompose: 'vertical', params: p as MonetVdParams };
+  const experts: MonetExperts =
+    c.impl.decompose === 'horizontal'
+      ? { decompose: 'horizontal', params: p as MonetHdParams }
+      : { decompose: 'vertical', params: p as MonetVdParams };
   const dims = { T, d, H, E, m };
   /**
    * Composite scores of token t, sparse: only pairs (i, j) with g1[h,i] > 0 and g2[h,j] > 0 for some head h can be
@@ -309,7 +326,7 @@ function makeView(model: InterpModel, ctx: FfnLayerCtx, c: unknown, u: Float64Ar
       const s = saved as { kind: 'peer'; saved: PeerSaved } | { kind: 'dense'; saved: DenseFfnSaved };
       const p = ctx.params('mlp.');
       if (s.kind === 'dense') return neuronView(units, T, d, s.saved.h, p['down_proj.weight']);
-      return peerView(units, T, d, c as PeerLmConfig, s.saved, p['w_up']);
+      return peerView(units, T, d, c as PeerLmConfig, s.saved, p.w_up);
     }
     case 'monet':
       return monetView(units, T, d, c as MonetLmConfig, ctx, u);
@@ -329,7 +346,13 @@ export interface InterpModel {
 }
 
 /** Build an eval-mode model from a config and float64 parameters (tests use this with random weights). */
-export function makeInterpModel(dir: string, config: ModelConfig, params: Params, state: Params, alpha = 0): InterpModel {
+export function makeInterpModel(
+  dir: string,
+  config: ModelConfig,
+  params: Params,
+  state: Params,
+  alpha = 0,
+): InterpModel {
   const units = layerUnits(config);
   const raw: Record<string, unknown> = { ...config, mode: 'eval' };
   delete raw.tokenizer;
@@ -373,7 +396,13 @@ export interface ForwardResult {
 }
 
 /** Eval-mode forward of (B, S) tokens with optional hooks; returns logits and per-position next-token losses. */
-export function interpForward(model: InterpModel, tokens: Int32Array, B: number, S: number, hooks: FfnHooks | null = null): ForwardResult {
+export function interpForward(
+  model: InterpModel,
+  tokens: Int32Array,
+  B: number,
+  S: number,
+  hooks: FfnHooks | null = null,
+): ForwardResult {
   const fwd = lmForward(hookedLm(model, hooks), model.params, tokens, B, S, model.state);
   const V = model.lm.cfg.V;
   const nll = new Float64Array(B * (S - 1)); // (B, S−1)

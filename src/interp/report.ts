@@ -11,7 +11,8 @@ import { quantile } from './stats.ts';
 
 export function table(head: string[], rows: string[][], align: Array<'l' | 'r'> = []): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => [...r[i]].length)));
-  const cell = (s: string, i: number) => (align[i] === 'r' ? s.padStart(w[i] + s.length - [...s].length) : s.padEnd(w[i] + s.length - [...s].length));
+  const cell = (s: string, i: number) =>
+    align[i] === 'r' ? s.padStart(w[i] + s.length - [...s].length) : s.padEnd(w[i] + s.length - [...s].length);
   const line = (r: string[]) => r.map(cell).join('  ').trimEnd();
   return [line(head), w.map((n) => '─'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
@@ -19,10 +20,23 @@ export function table(head: string[], rows: string[][], align: Array<'l' | 'r'> 
 const pct = (x: number) => `${(100 * x).toFixed(x < 0.001 ? 3 : 1)}%`;
 const f2 = (x: number | null) => (x === null || Number.isNaN(x) ? '—' : x.toFixed(2));
 const f4 = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(5);
-const tokList = (s: UnitSummary) => s.topTokens.slice(0, 3).map(([b, n]) => `${showToken(b)}:${n}`).join(' ');
+const tokList = (s: UnitSummary) =>
+  s.topTokens
+    .slice(0, 3)
+    .map(([b, n]) => `${showToken(b)}:${n}`)
+    .join(' ');
 
 export function unitsTable(lu: LayerUnits, list: UnitSummary[], hasTags: boolean): string {
-  const head = ['unit', 'fires', 'tok H', ...(hasTags ? ['POS H'] : []), 'label H', 'top tokens (of kept)', 'top words', ...(hasTags ? ['top POS'] : [])];
+  const head = [
+    'unit',
+    'fires',
+    'tok H',
+    ...(hasTags ? ['POS H'] : []),
+    'label H',
+    'top tokens (of kept)',
+    'top words',
+    ...(hasTags ? ['top POS'] : []),
+  ];
   const rows = list.map((s) => [
     unitName(lu, s.unit),
     pct(s.freq),
@@ -30,8 +44,18 @@ export function unitsTable(lu: LayerUnits, list: UnitSummary[], hasTags: boolean
     ...(hasTags ? [f2(s.tagEntropy)] : []),
     f2(s.labelEntropy),
     tokList(s),
-    s.topWords.slice(0, 3).map(([w]) => w).join(' '),
-    ...(hasTags ? [s.topTags.slice(0, 2).map(([t]) => t).join(' ')] : []),
+    s.topWords
+      .slice(0, 3)
+      .map(([w]) => w)
+      .join(' '),
+    ...(hasTags
+      ? [
+          s.topTags
+            .slice(0, 2)
+            .map(([t]) => t)
+            .join(' '),
+        ]
+      : []),
   ]);
   return table(head, rows, ['l', 'r', 'r', 'r', 'r']);
 }
@@ -63,12 +87,21 @@ export interface EntropyRow {
   label: number[];
 }
 
-const qs = (v: number[]) => (v.length ? `${f2(quantile(v, 0.5))} (${f2(quantile(v, 0.25))}–${f2(quantile(v, 0.75))})` : '—');
+const qs = (v: number[]) =>
+  v.length ? `${f2(quantile(v, 0.5))} (${f2(quantile(v, 0.25))}–${f2(quantile(v, 0.75))})` : '—';
 
 export function entropyTable(rows: EntropyRow[]): string {
   return table(
     ['model', 'layer', 'units', 'measured', 'token H median (IQR)', 'POS H median (IQR)', 'label H median (IQR)'],
-    rows.map((r) => [r.model, `${r.layer} ${r.unitKind}`, String(r.units), String(r.measured), qs(r.tok), r.tag ? qs(r.tag) : '—', qs(r.label)]),
+    rows.map((r) => [
+      r.model,
+      `${r.layer} ${r.unitKind}`,
+      String(r.units),
+      String(r.measured),
+      qs(r.tok),
+      r.tag ? qs(r.tag) : '—',
+      qs(r.label),
+    ]),
     ['l', 'l', 'r', 'r', 'r', 'r', 'r'],
   );
 }
@@ -101,12 +134,18 @@ export const leanText = (v: number) => (v === Infinity ? 'only' : `${v.toFixed(2
 // ---------------------------------------------------------------------------------------------------------------
 // HTML
 
-export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const esc = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 
 /** Overlaid histograms (as step lines) of several series over [lo, hi]; density per series, so sizes may differ. */
-export function svgHistograms(series: Array<{ name: string; values: number[] }>, title: string, xLabel: string, bins = 20): string {
+export function svgHistograms(
+  series: Array<{ name: string; values: number[] }>,
+  title: string,
+  xLabel: string,
+  bins = 20,
+): string {
   const all = series.flatMap((s) => s.values);
   const W = 560;
   const H = 220;
@@ -143,11 +182,16 @@ export function svgHistograms(series: Array<{ name: string; values: number[] }>,
     svg += `<path d="${d}" fill="none" stroke="${col}" stroke-width="1.6"/>`;
     svg += `<rect x="${W - m.r - 150}" y="${m.t + 4 + 14 * si}" width="10" height="10" fill="${col}"/><text x="${W - m.r - 136}" y="${m.t + 13 + 14 * si}" font-size="10">${esc(series[si].name)} (${series[si].values.length})</text>`;
   });
-  return svg + '</svg>';
+  return `${svg}</svg>`;
 }
 
 /** Grouped bars: for each category, one bar per series (values may be negative). */
-export function svgGroupedBars(categories: string[], series: Array<{ name: string; values: number[] }>, title: string, yLabel: string): string {
+export function svgGroupedBars(
+  categories: string[],
+  series: Array<{ name: string; values: number[] }>,
+  title: string,
+  yLabel: string,
+): string {
   const W = Math.max(60 + 230 * series.length, 60 + categories.length * (14 * series.length + 14));
   const H = 260;
   const m = { l: 56, r: 12, t: 24, b: 70 };
@@ -179,7 +223,7 @@ export function svgGroupedBars(categories: string[], series: Array<{ name: strin
   series.forEach((s, si) => {
     svg += `<rect x="${m.l + 8 + 230 * si}" y="${H - 14}" width="10" height="10" fill="${PALETTE[si % PALETTE.length]}"/><text x="${m.l + 22 + 230 * si}" y="${H - 5}" font-size="10">${esc(s.name)}</text>`;
   });
-  return svg + '</svg>';
+  return `${svg}</svg>`;
 }
 
 /** Heat map of the (masked label × evaluated label) ΔL matrix. */
@@ -204,7 +248,7 @@ export function svgHeatmap(labels: string[], matrix: number[][], title: string):
       svg += `<rect x="${m.l + j * c}" y="${m.t + i * c}" width="${c - 1}" height="${c - 1}" fill="${col}" stroke="${i === j ? '#000' : 'none'}"><title>${esc(`mask ${labels[i]} → loss on ${labels[j]}: ${v >= 0 ? '+' : ''}${v.toFixed(4)}`)}</title></rect>`;
     }),
   );
-  return svg + '</svg>';
+  return `${svg}</svg>`;
 }
 
 export function htmlTable(head: string[], rows: string[][]): string {

@@ -18,7 +18,8 @@ export interface RunInfo {
 }
 
 export function openRunForInspect(dir: string): RunInfo {
-  if (!existsSync(dir)) throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
+  if (!existsSync(dir))
+    throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
   let options: TrainOptions = { ...TRAIN_DEFAULTS, name: dir };
   let step = 0;
   const runJson = join(dir, 'run.json');

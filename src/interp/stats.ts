@@ -19,7 +19,7 @@ export function entropyBits(counts: Iterable<number>): number {
     h -= p * Math.log2(p);
   }
   // −Σ p log p can come out as −0 or −1e-17 for a single outcome; entropy is never negative.
-  return h > 0 ? h : 0;
+  return Math.max(h, 0);
 }
 
 /** Counts of each distinct value in `values` (insertion order of first occurrence). */
@@ -134,7 +134,8 @@ export function mean(values: ArrayLike<number>): number {
  *   meanScore (U, G) row-major: meanScore[u·G + g] = mean routing score of unit u over the positions of label g.
  */
 export function labelSpecificUnits(meanScore: Float64Array, U: number, G: number, g: number, factor = 2): number[] {
-  if (meanScore.length !== U * G) throw new Error(`labelSpecificUnits: expected ${U}·${G} = ${U * G} mean scores, found ${meanScore.length}`);
+  if (meanScore.length !== U * G)
+    throw new Error(`labelSpecificUnits: expected ${U}·${G} = ${U * G} mean scores, found ${meanScore.length}`);
   if (g < 0 || g >= G) throw new Error(`labelSpecificUnits: label ${g} out of range [0, ${G})`);
   if (G < 2) throw new Error('labelSpecificUnits: needs at least two labels to compare');
   const out: number[] = [];

@@ -34,7 +34,11 @@ export interface Steer {
  * The sampling loop shared by the CLI (sampleSteered) and the playground (which consumes it asynchronously): yields
  * the generated token ids so far after each new token.
  */
-export function* steeredTokens(model: InterpModel, steer: Steer | null, o: SampleOptions): Generator<readonly number[]> {
+export function* steeredTokens(
+  model: InterpModel,
+  steer: Steer | null,
+  o: SampleOptions,
+): Generator<readonly number[]> {
   const V = model.lm.cfg.V;
   const maxCtx = model.lm.cfg.maxPos;
   const rng = new Rng(o.seed);
@@ -60,7 +64,13 @@ export function decodeTokens(ids: readonly number[]): string {
 }
 
 /** Sample text from the model with neuron (layer, neuron) raised by delta at every position (delta 0 = unsteered). */
-export function sampleSteered(model: InterpModel, layer: number, neuron: number, delta: number, o: SampleOptions): string {
+export function sampleSteered(
+  model: InterpModel,
+  layer: number,
+  neuron: number,
+  delta: number,
+  o: SampleOptions,
+): string {
   let out: readonly number[] = [];
   for (const ids of steeredTokens(model, { layer, neuron, delta }, o)) out = ids;
   return decodeTokens(out);
@@ -77,9 +87,18 @@ export interface SteerTarget {
 
 export function neuronName(s: UnitSummary): string {
   const share = (n: number) => `${Math.round((100 * n) / Math.max(1, s.kept))}%`;
-  const toks = s.topTokens.slice(0, 3).map(([b, n]) => `'${showToken(b)}' ${share(n)}`).join(', ');
-  const words = s.topWords.slice(0, 3).map(([w]) => w).join(', ');
-  const tags = s.topTags.slice(0, 2).map(([t]) => t).join(', ');
+  const toks = s.topTokens
+    .slice(0, 3)
+    .map(([b, n]) => `'${showToken(b)}' ${share(n)}`)
+    .join(', ');
+  const words = s.topWords
+    .slice(0, 3)
+    .map(([w]) => w)
+    .join(', ');
+  const tags = s.topTags
+    .slice(0, 2)
+    .map(([t]) => t)
+    .join(', ');
   return `${toks}${words ? ` · words: ${words}` : ''}${tags ? ` · POS: ${tags}` : ''}`;
 }
 
@@ -94,7 +113,10 @@ export function pickSteerTargets(c: Collected, count: number, minFires: number):
     if (st.units.kind !== 'topk' && st.units.kind !== 'dense') continue;
     cands.push(...summarizeLayer(c, st.units.layer, minFires).measured);
   }
-  if (cands.length === 0) throw new Error(`inspect steer: no neuron fired at least ${minFires} times; this needs a dense or TopK model (or a lower --min-fires)`);
+  if (cands.length === 0)
+    throw new Error(
+      `inspect steer: no neuron fired at least ${minFires} times; this needs a dense or TopK model (or a lower --min-fires)`,
+    );
   // Prefer TopK layers when the model has them (the paper steers TopK neurons). Skip neurons whose most frequent
   // token is whitespace: at byte level those are word-boundary detectors, which have entropy 0 and no concept.
   const hasTopk = cands.some((s) => c.layers[s.layer].units.kind === 'topk');
@@ -110,7 +132,9 @@ export function pickSteerTargets(c: Collected, count: number, minFires: number):
   };
   add(byTok[0], `lowest token entropy (${byTok[0].tokenEntropy.toFixed(2)} bits)`);
   if (count > 1 && c.text.tagSet) {
-    const byTag = [...pool].filter((s) => !used.has(`${s.layer}/${s.unit}`)).sort((a, b) => a.tagEntropy! - b.tagEntropy! || b.fires - a.fires);
+    const byTag = [...pool]
+      .filter((s) => !used.has(`${s.layer}/${s.unit}`))
+      .sort((a, b) => a.tagEntropy! - b.tagEntropy! || b.fires - a.fires);
     if (byTag.length) add(byTag[0], `lowest POS entropy among the rest (${byTag[0].tagEntropy!.toFixed(2)} bits)`);
   }
   for (const s of byTok) {

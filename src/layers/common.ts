@@ -14,7 +14,16 @@ import type { F32, Kernels } from '../backend/kernels.ts';
 export type DParams = Record<string, F32>;
 
 /** y (N, O) = x (N, I) · Wᵀ (+ bias), W (O, I) as PyTorch stores Linear weights. */
-export function linearForward(k: Kernels, y: F32, x: F32, W: F32, bias: F32 | null, N: number, I: number, O: number): void {
+export function linearForward(
+  k: Kernels,
+  y: F32,
+  x: F32,
+  W: F32,
+  bias: F32 | null,
+  N: number,
+  I: number,
+  O: number,
+): void {
   k.matmul(y, x, W, { M: N, N: O, K: I, transA: false, transB: true, accumulate: false });
   if (bias) k.addBias(y, bias, { rows: N, cols: O });
 }
@@ -24,7 +33,16 @@ export function linearForward(k: Kernels, y: F32, x: F32, W: F32, bias: F32 | nu
  *   dx (N, I) += dy·W;   dW (O, I) += dyᵀ·x;   dbias (O) += Σ_n dy[n, :].
  */
 export function linearBackward(
-  k: Kernels, dx: F32 | null, dW: F32 | null, dbias: F32 | null, dy: F32, x: F32, W: F32, N: number, I: number, O: number,
+  k: Kernels,
+  dx: F32 | null,
+  dW: F32 | null,
+  dbias: F32 | null,
+  dy: F32,
+  x: F32,
+  W: F32,
+  N: number,
+  I: number,
+  O: number,
 ): void {
   if (dW) k.matmul(dW, dy, x, { M: O, N: I, K: N, transA: true, transB: false, accumulate: true });
   if (dbias) k.colSum(dbias, dy, { rows: N, cols: O });

@@ -38,7 +38,14 @@ export interface DenseFfnSaved {
   h: F32; // (T, F) hidden activation, the input of down (ddown needs it)
 }
 
-export function denseFfnForward(sc: Scope, y: F32, x: F32, w: DenseFfnWeights, cfg: DenseFfnConfig, T: number): DenseFfnSaved {
+export function denseFfnForward(
+  sc: Scope,
+  y: F32,
+  x: F32,
+  w: DenseFfnWeights,
+  cfg: DenseFfnConfig,
+  T: number,
+): DenseFfnSaved {
   const k = sc.dev.kernels;
   const { d, F } = cfg;
   const upPre = sc.f32(T * F); // (T, F)
@@ -59,7 +66,15 @@ export function denseFfnForward(sc: Scope, y: F32, x: F32, w: DenseFfnWeights, c
 
 /** Backward (accumulates into dx and the non-null gradients). */
 export function denseFfnBackward(
-  sc: Scope, dx: F32 | null, g: DenseFfnGrads, dy: F32, x: F32, w: DenseFfnWeights, saved: DenseFfnSaved, cfg: DenseFfnConfig, T: number,
+  sc: Scope,
+  dx: F32 | null,
+  g: DenseFfnGrads,
+  dy: F32,
+  x: F32,
+  w: DenseFfnWeights,
+  saved: DenseFfnSaved,
+  cfg: DenseFfnConfig,
+  T: number,
 ): void {
   const k = sc.dev.kernels;
   const { d, F } = cfg;

@@ -35,11 +35,23 @@ export interface MonetHdSaved {
   G2: F32; // (T, E)
 }
 
-export function monetHdForward(sc: Scope, out: F32, x: F32, g1: F32, g2: F32, p: MonetHdWeights, dims: MonetMoeDims): MonetHdSaved {
+export function monetHdForward(
+  sc: Scope,
+  out: F32,
+  x: F32,
+  g1: F32,
+  g2: F32,
+  p: MonetHdWeights,
+  dims: MonetMoeDims,
+): MonetHdSaved {
   const kn = sc.dev.kernels;
   const { T, d, H, E, m } = dims;
   const Em = E * m;
-  const pre = sc.f32(T * Em), a = sc.f32(T * Em), cc = sc.f32(T * H * m), y = sc.f32(T * Em), G2 = sc.f32(T * E);
+  const pre = sc.f32(T * Em),
+    a = sc.f32(T * Em),
+    cc = sc.f32(T * H * m),
+    y = sc.f32(T * Em),
+    G2 = sc.f32(T * E);
   linearForward(kn, pre, x, p.u, p.ub, T, d, Em);
   kn.activation(a, pre, { n: T * Em, kind: 'relu2' });
   kn.monetHdMix(y, cc, a, g1, g2, { T, H, E, m });
@@ -52,7 +64,18 @@ export function monetHdForward(sc: Scope, out: F32, x: F32, g1: F32, g2: F32, p:
 
 /** Backward (accumulates into dx, grads, dg1, dg2; dg1/dg2 then go to the router backward). */
 export function monetHdBackward(
-  sc: Scope, dx: F32 | null, g: MonetHdGrads, dg1: F32, dg2: F32, dout: F32, x: F32, g1: F32, g2: F32, p: MonetHdWeights, s: MonetHdSaved, dims: MonetMoeDims,
+  sc: Scope,
+  dx: F32 | null,
+  g: MonetHdGrads,
+  dg1: F32,
+  dg2: F32,
+  dout: F32,
+  x: F32,
+  g1: F32,
+  g2: F32,
+  p: MonetHdWeights,
+  s: MonetHdSaved,
+  dims: MonetMoeDims,
 ): void {
   const kn = sc.dev.kernels;
   const { T, d, H, E, m } = dims;

@@ -47,7 +47,14 @@ export interface MonetRouterSaved {
   mask2: I32; // (T, H, E) idx.mask2
 }
 
-export function monetRouterForward(sc: Scope, x: F32, p: MonetRouterWeights, state: MonetRouterState, cfg: MonetRouterConfig, T: number): MonetRouterSaved {
+export function monetRouterForward(
+  sc: Scope,
+  x: F32,
+  p: MonetRouterWeights,
+  state: MonetRouterState,
+  cfg: MonetRouterConfig,
+  T: number,
+): MonetRouterSaved {
   const kn = sc.dev.kernels;
   const { d, H, E } = cfg;
   const out: F32[] = [];
@@ -58,15 +65,18 @@ export function monetRouterForward(sc: Scope, x: F32, p: MonetRouterWeights, sta
     const runVar = r === 1 ? state.var1 : state.var2;
     const z = sc.f32(T * H * E); // (T, H, E)
     linearForward(kn, z, x, W, null, T, d, H * E);
-    let mean = runMean, variance = runVar;
+    let mean = runMean,
+      variance = runVar;
     if (cfg.mode === 'train') {
       mean = sc.f32(H);
       variance = sc.f32(H);
       kn.groupStats(mean, variance, z, { outer: T, groups: H, inner: E });
-      if (T * E < 2) throw new Error(`monet router (train mode): BatchNorm needs more than 1 value per head, found T·E = ${T * E}`);
+      if (T * E < 2)
+        throw new Error(`monet router (train mode): BatchNorm needs more than 1 value per head, found T·E = ${T * E}`);
       kn.runningStatsUpdate(runMean, runVar, mean, variance, { groups: H, count: T * E, momentum: cfg.bnMomentum });
     }
-    const g = sc.f32(T * H * E), mask = sc.i32(T * H * E);
+    const g = sc.f32(T * H * E),
+      mask = sc.i32(T * H * E);
     kn.monetRoute(g, mask, z, mean, variance, { T, H, E, sigma: cfg.sigma, eps: cfg.bnEps });
     out.push(g);
     masks.push(mask);
@@ -76,7 +86,16 @@ export function monetRouterForward(sc: Scope, x: F32, p: MonetRouterWeights, sta
 
 /** Backward (accumulates). dg1, dg2 (T, H, E): the total upstream gradient (every layer of a router group + aux). */
 export function monetRouterBackward(
-  sc: Scope, dx: F32 | null, g: MonetRouterGrads, dg1: F32, dg2: F32, x: F32, p: MonetRouterWeights, s: MonetRouterSaved, cfg: MonetRouterConfig, T: number,
+  sc: Scope,
+  dx: F32 | null,
+  g: MonetRouterGrads,
+  dg1: F32,
+  dg2: F32,
+  x: F32,
+  p: MonetRouterWeights,
+  s: MonetRouterSaved,
+  cfg: MonetRouterConfig,
+  T: number,
 ): void {
   const kn = sc.dev.kernels;
   const { d, H, E } = cfg;
@@ -88,7 +107,17 @@ export function monetRouterBackward(
 }
 
 /** Aux losses of one router into 1-element tensors (+= scale·value: the LM averages over routers with scale). */
-export function monetAuxForward(sc: Scope, unif: F32, amb: F32, s: MonetRouterSaved, H: number, E: number, T: number, eps: number, scale = 1): void {
+export function monetAuxForward(
+  sc: Scope,
+  unif: F32,
+  amb: F32,
+  s: MonetRouterSaved,
+  H: number,
+  E: number,
+  T: number,
+  eps: number,
+  scale = 1,
+): void {
   const kn = sc.dev.kernels;
   for (const g of [s.g1, s.g2]) {
     kn.monetUnifLoss(unif, g, { T, H, E, eps, scale });
@@ -97,9 +126,23 @@ export function monetAuxForward(sc: Scope, unif: F32, amb: F32, s: MonetRouterSa
 }
 
 /** dg_r += coefUnif·∂L_unif/∂g_r + coefAmb·∂L_amb/∂g_r (coefficients include any averaging scale). */
-export function monetAuxBackward(sc: Scope, dg1: F32, dg2: F32, s: MonetRouterSaved, H: number, E: number, T: number, eps: number, coefUnif: number, coefAmb: number): void {
+export function monetAuxBackward(
+  sc: Scope,
+  dg1: F32,
+  dg2: F32,
+  s: MonetRouterSaved,
+  H: number,
+  E: number,
+  T: number,
+  eps: number,
+  coefUnif: number,
+  coefAmb: number,
+): void {
   const kn = sc.dev.kernels;
-  for (const [dg, g] of [[dg1, s.g1], [dg2, s.g2]] as const) {
+  for (const [dg, g] of [
+    [dg1, s.g1],
+    [dg2, s.g2],
+  ] as const) {
     if (coefUnif !== 0) kn.monetUnifBackward(dg, g, { T, H, E, eps, scale: coefUnif });
     if (coefAmb !== 0) kn.monetAmbBackward(dg, g, { T, H, E, scale: coefAmb });
   }

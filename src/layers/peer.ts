@@ -53,7 +53,15 @@ export interface PeerSaved {
   hpre: F32; // (T, H, k) w_down[id]·x
 }
 
-export function peerForward(sc: Scope, y: F32, x: F32, p: PeerWeights, state: PeerState, cfg: PeerConfig, T: number): PeerSaved {
+export function peerForward(
+  sc: Scope,
+  y: F32,
+  x: F32,
+  p: PeerWeights,
+  state: PeerState,
+  cfg: PeerConfig,
+  T: number,
+): PeerSaved {
   const kn = sc.dev.kernels;
   const { d, H, k, dk, n } = cfg;
   const dq = H * dk;
@@ -62,19 +70,29 @@ export function peerForward(sc: Scope, y: F32, x: F32, p: PeerWeights, state: Pe
   linearForward(kn, qpre, x, p.query, p.queryBias, T, d, dq);
   let mean: F32, variance: F32;
   if (cfg.mode === 'train') {
-    if (T < 2) throw new Error(`peer (train mode): BatchNorm needs more than 1 token per feature, found T = ${T}; use mode 'eval'`);
+    if (T < 2)
+      throw new Error(
+        `peer (train mode): BatchNorm needs more than 1 token per feature, found T = ${T}; use mode 'eval'`,
+      );
     mean = sc.f32(dq);
     variance = sc.f32(dq);
     kn.groupStats(mean, variance, qpre, { outer: T, groups: dq, inner: 1 });
     // BN normalises with the batch statistics; the running stats (updated in place) only matter for eval mode.
-    kn.runningStatsUpdate(state.runningMean, state.runningVar, mean, variance, { groups: dq, count: T, momentum: cfg.bnMomentum });
+    kn.runningStatsUpdate(state.runningMean, state.runningVar, mean, variance, {
+      groups: dq,
+      count: T,
+      momentum: cfg.bnMomentum,
+    });
   } else {
     mean = state.runningMean;
     variance = state.runningVar;
   }
   const q = sc.f32(T * dq); // (T, dq)
   kn.batchnorm(q, qpre, mean, variance, p.bnWeight, p.bnBias, { rows: T, cols: dq, eps: cfg.bnEps });
-  const ids = sc.i32(T * H * k), scores = sc.f32(T * H * k), w = sc.f32(T * H * k), hpre = sc.f32(T * H * k);
+  const ids = sc.i32(T * H * k),
+    scores = sc.f32(T * H * k),
+    w = sc.f32(T * H * k),
+    hpre = sc.f32(T * H * k);
   kn.peerRoute(ids, scores, q, p.subKeys, { T, H, dk, n, k });
   kn.softmaxRows(w, scores, { rows: T * H, n: k });
   kn.fill(y, { n: T * d, value: 0 });
@@ -82,23 +100,45 @@ export function peerForward(sc: Scope, y: F32, x: F32, p: PeerWeights, state: Pe
   return { qpre, q, mean, variance, ids, w, hpre };
 }
 
-export function peerBackward(sc: Scope, dx: F32 | null, g: PeerGrads, dy: F32, x: F32, p: PeerWeights, s: PeerSaved, cfg: PeerConfig, T: number): void {
+export function peerBackward(
+  sc: Scope,
+  dx: F32 | null,
+  g: PeerGrads,
+  dy: F32,
+  x: F32,
+  p: PeerWeights,
+  s: PeerSaved,
+  cfg: PeerConfig,
+  T: number,
+): void {
   const kn = sc.dev.kernels;
   const { d, H, k, dk, n, N } = cfg;
   const dq = H * dk;
   const dw = sc.f32(T * H * k);
   // The expert kernel scatter-adds into w_down/w_up gradients; give it scratch buffers when those are not wanted.
-  const dwDown = g.wDown ?? sc.f32(N * d), dwUp = g.wUp ?? sc.f32(N * d);
+  const dwDown = g.wDown ?? sc.f32(N * d),
+    dwUp = g.wUp ?? sc.f32(N * d);
   const dxTmp = dx ?? sc.f32(T * d);
-  kn.peerExpertsBackward(dxTmp, dwDown, dwUp, dw, dy, x, p.wDown, p.wUp, s.ids, s.w, s.hpre, { T, H, k, d, kind: cfg.activation });
+  kn.peerExpertsBackward(dxTmp, dwDown, dwUp, dw, dy, x, p.wDown, p.wUp, s.ids, s.w, s.hpre, {
+    T,
+    H,
+    k,
+    d,
+    kind: cfg.activation,
+  });
   const dscores = sc.f32(T * H * k);
   kn.softmaxBackward(dscores, s.w, dw, { rows: T * H, n: k });
   const dqn = sc.f32(T * dq); // gradient of the BN output
   const dSub = g.subKeys ?? sc.f32(2 * n * (dk / 2));
   kn.peerRouteBackward(dqn, dSub, dscores, s.q, p.subKeys, s.ids, { T, H, dk, n, k });
   const dqpre = sc.f32(T * dq);
-  const dGamma = g.bnWeight ?? sc.f32(dq), dBeta = g.bnBias ?? sc.f32(dq);
-  kn.batchnormBackward(dqpre, dGamma, dBeta, dqn, s.qpre, s.mean, s.variance, p.bnWeight,
-    { rows: T, cols: dq, eps: cfg.bnEps, train: cfg.mode === 'train' });
+  const dGamma = g.bnWeight ?? sc.f32(dq),
+    dBeta = g.bnBias ?? sc.f32(dq);
+  kn.batchnormBackward(dqpre, dGamma, dBeta, dqn, s.qpre, s.mean, s.variance, p.bnWeight, {
+    rows: T,
+    cols: dq,
+    eps: cfg.bnEps,
+    train: cfg.mode === 'train',
+  });
   linearBackward(kn, dx, g.query, g.queryBias, dqpre, x, p.query, T, d, dq);
 }

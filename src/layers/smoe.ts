@@ -65,7 +65,14 @@ export interface SmoeAux {
 }
 
 export function smoeForward(
-  sc: Scope, y: F32, aux: SmoeAux, x: F32, w: SmoeWeights, cfg: SmoeConfig, T: number, auxScale = 1,
+  sc: Scope,
+  y: F32,
+  aux: SmoeAux,
+  x: F32,
+  w: SmoeWeights,
+  cfg: SmoeConfig,
+  T: number,
+  auxScale = 1,
 ): SmoeSaved {
   const kn = sc.dev.kernels;
   const { d, F, E, k } = cfg;
@@ -78,7 +85,9 @@ export function smoeForward(
   kn.topkRows(idx, val, z, { rows: T, n: E, k });
   const wt = sc.f32(P); // (T, k)
   kn.softmaxRows(wt, val, { rows: T, n: k });
-  const order = sc.i32(P), pos = sc.i32(P), offsets = sc.i32(E + 1);
+  const order = sc.i32(P),
+    pos = sc.i32(P),
+    offsets = sc.i32(E + 1);
   kn.moeSort(order, pos, offsets, idx, { P, E });
   const xs = sc.f32(P * d); // (P, d)
   kn.moeDispatch(xs, x, order, { P, k, d });
@@ -87,7 +96,7 @@ export function smoeForward(
   const a = sc.f32(P * F); // (P, F)
   let h3: F32 | null = null;
   if (cfg.activation === 'swiglu') {
-    if (!w.w3) throw new Error('smoe (swiglu): expected the experts\' w3 weights, found none');
+    if (!w.w3) throw new Error("smoe (swiglu): expected the experts' w3 weights, found none");
     h3 = sc.f32(P * F);
     kn.matmulGrouped(h3, xs, w.w3, offsets, { P, N: F, K: d, G: E, transB: true, accumulate: false });
     kn.swiglu(a, h1, h3, { n: P * F });
@@ -98,7 +107,8 @@ export function smoeForward(
   kn.matmulGrouped(ys, a, w.w2, offsets, { P, N: d, K: F, G: E, transB: true, accumulate: false });
   kn.fill(y, { n: T * d, value: 0 });
   kn.moeCombine(y, ys, wt, pos, { T, k, d });
-  const probs = sc.f32(T * E), lse = sc.f32(T);
+  const probs = sc.f32(T * E),
+    lse = sc.f32(T);
   kn.smoeAux(aux.balance, aux.z, probs, lse, z, idx, { T, E, k, scale: auxScale });
   return { z, idx, w: wt, order, pos, offsets, xs, h1, h3, a, ys, probs, lse };
 }
@@ -108,14 +118,24 @@ export function smoeForward(
  * averaging scale the caller applied in forward).
  */
 export function smoeBackward(
-  sc: Scope, dx: F32 | null, g: SmoeGrads, dy: F32, x: F32, w: SmoeWeights, s: SmoeSaved, cfg: SmoeConfig, T: number,
-  coefBalance: number, coefZ: number,
+  sc: Scope,
+  dx: F32 | null,
+  g: SmoeGrads,
+  dy: F32,
+  x: F32,
+  w: SmoeWeights,
+  s: SmoeSaved,
+  cfg: SmoeConfig,
+  T: number,
+  coefBalance: number,
+  coefZ: number,
 ): void {
   const kn = sc.dev.kernels;
   const { d, F, E, k } = cfg;
   const P = T * k;
   // y[t] = Σ_s w[t,s]·ys[pos[t,s]]
-  const dys = sc.f32(P * d), dw = sc.f32(P);
+  const dys = sc.f32(P * d),
+    dw = sc.f32(P);
   kn.moeCombineBackward(dys, dw, dy, s.ys, s.w, s.pos, { T, k, d });
   // ys = a·w2[e]ᵀ  (grouped):  dw2[e] += dysᵀ·a;  da = dys·w2[e]
   if (g.w2) kn.matmulGroupedTN(g.w2, dys, s.a, s.offsets, { P, N: d, K: F, G: E });

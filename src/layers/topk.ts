@@ -33,7 +33,15 @@ export function topkForward(sc: Scope, y: F32, z: F32, cfg: TopkConfig, T: numbe
 }
 
 /** dz += dy ⊙ (α + (1 − α)·m) ⊙ relu'(z). */
-export function topkBackward(sc: Scope, dz: F32, dy: F32, saved: TopkSaved, cfg: TopkConfig, T: number, F: number): void {
+export function topkBackward(
+  sc: Scope,
+  dz: F32,
+  dy: F32,
+  saved: TopkSaved,
+  cfg: TopkConfig,
+  T: number,
+  F: number,
+): void {
   const k = sc.dev.kernels;
   const dyScaled = sc.f32(T * F); // (T, F)
   k.maskScale(dyScaled, dy, saved.mask, { n: T * F, alpha: cfg.alpha });
@@ -57,7 +65,14 @@ export interface TopkFfnSaved {
   h: F32; // (T, F) the TopK activation, input of down
 }
 
-export function topkFfnForward(sc: Scope, y: F32, x: F32, w: TopkFfnWeights, cfg: TopkFfnConfig, T: number): TopkFfnSaved {
+export function topkFfnForward(
+  sc: Scope,
+  y: F32,
+  x: F32,
+  w: TopkFfnWeights,
+  cfg: TopkFfnConfig,
+  T: number,
+): TopkFfnSaved {
   const k = sc.dev.kernels;
   const { d, F } = cfg;
   const z = sc.f32(T * F); // (T, F)
@@ -69,7 +84,15 @@ export function topkFfnForward(sc: Scope, y: F32, x: F32, w: TopkFfnWeights, cfg
 }
 
 export function topkFfnBackward(
-  sc: Scope, dx: F32 | null, g: TopkFfnGrads, dy: F32, x: F32, w: TopkFfnWeights, saved: TopkFfnSaved, cfg: TopkFfnConfig, T: number,
+  sc: Scope,
+  dx: F32 | null,
+  g: TopkFfnGrads,
+  dy: F32,
+  x: F32,
+  w: TopkFfnWeights,
+  saved: TopkFfnSaved,
+  cfg: TopkFfnConfig,
+  T: number,
 ): void {
   const k = sc.dev.kernels;
   const { d, F } = cfg;

@@ -27,8 +27,15 @@ export class AtomicWriteError extends Error {
     cause: unknown,
   ) {
     const detail = (cause as Error)?.message ?? String(cause);
-    const hint = code === 'ENOSPC' ? ' (the disk is full)' : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? ' (no permission to write there)' : '';
-    super(`cannot write ${path}${hint}: ${detail}; the previous ${basename(path)}, if any, is unchanged and no partial file was left`);
+    const hint =
+      code === 'ENOSPC'
+        ? ' (the disk is full)'
+        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+          ? ' (no permission to write there)'
+          : '';
+    super(
+      `cannot write ${path}${hint}: ${detail}; the previous ${basename(path)}, if any, is unchanged and no partial file was left`,
+    );
     this.name = 'AtomicWriteError';
   }
 }
@@ -89,7 +96,7 @@ export function syncDir(dir: string): void {
 
 /** Append one JSON line (a log record). Appends of one short line are atomic enough for a log; no rename needed. */
 export function appendJsonl(path: string, record: Record<string, unknown>): void {
-  fs.appendFileSync(path, JSON.stringify(record) + '\n');
+  fs.appendFileSync(path, `${JSON.stringify(record)}\n`);
 }
 
 /**
@@ -110,7 +117,9 @@ export function readJsonl<T>(path: string): { records: T[]; droppedPartialLine: 
         dropped = true;
         break;
       }
-      throw new Error(`${path}: line ${i + 1} is not valid JSON (${(e as Error).message}); expected one JSON record per line`);
+      throw new Error(
+        `${path}: line ${i + 1} is not valid JSON (${(e as Error).message}); expected one JSON record per line`,
+      );
     }
   }
   return { records, droppedPartialLine: dropped };

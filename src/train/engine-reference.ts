@@ -3,7 +3,16 @@
 
 import { buildLm, lmBackward, lmForward, type LmModel } from '../../reference/lm.ts';
 import type { Params } from '../../reference/common.ts';
-import { adamwHost, clipScale, nonFiniteReason, type Engine, type EngineInit, type EvalResult, type StepHyper, type StepResult } from './engine.ts';
+import {
+  adamwHost,
+  clipScale,
+  nonFiniteReason,
+  type Engine,
+  type EngineInit,
+  type EvalResult,
+  type StepHyper,
+  type StepResult,
+} from './engine.ts';
 import type { HostParams } from './checkpoint.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 
@@ -21,7 +30,10 @@ export class ReferenceEngine implements Engine {
   private state: Params = {}; // reference names (no `state.` prefix)
   private models = new Map<string, LmModel>();
 
-  constructor(readonly config: ModelConfig, init: EngineInit) {
+  constructor(
+    readonly config: ModelConfig,
+    init: EngineInit,
+  ) {
     this.specs = paramSpecs(config);
     for (const s of this.specs) {
       const p = init.params.get(s.name);
@@ -54,7 +66,13 @@ export class ReferenceEngine implements Engine {
     return m;
   }
 
-  async trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null> {
+  async trainStep(
+    batches: Int32Array[],
+    B: number,
+    S: number,
+    hp: StepHyper,
+    wantResult: boolean,
+  ): Promise<StepResult | null> {
     const model = this.model('train', hp.alpha);
     for (const g of Object.values(this.grads)) g.fill(0);
     let loss = 0;
@@ -81,7 +99,13 @@ export class ReferenceEngine implements Engine {
     const gradScale = clipScale(gradNorm, hp.clip);
     for (const s of this.specs) {
       adamwHost(this.params[s.name], this.grads[s.name], this.m[s.name], this.v[s.name], {
-        lr: hp.lr, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: s.decay ? hp.weightDecay : 0, step: hp.step, gradScale,
+        lr: hp.lr,
+        beta1: hp.beta1,
+        beta2: hp.beta2,
+        eps: hp.eps,
+        weightDecay: s.decay ? hp.weightDecay : 0,
+        step: hp.step,
+        gradScale,
       });
     }
     return wantResult ? { loss, ce, gradNorm } : null;
@@ -106,7 +130,9 @@ export class ReferenceEngine implements Engine {
 
   async exportModel(): Promise<{ params: HostParams; state: HostParams }> {
     const params: HostParams = new Map(this.specs.map((s) => [s.name, Float64Array.from(this.params[s.name])]));
-    const state: HostParams = new Map(stateSpecs(this.config).map((s) => [s.name, Float64Array.from(this.state[refStateName(s.name)])]));
+    const state: HostParams = new Map(
+      stateSpecs(this.config).map((s) => [s.name, Float64Array.from(this.state[refStateName(s.name)])]),
+    );
     return { params, state };
   }
 

@@ -78,7 +78,13 @@ export interface Engine {
    * engine may return null instead of the numbers: a device engine then reads nothing back and reports the skipped
    * steps in `faults` of its next result; the reference engine returns a skipped step's result always.
    */
-  trainStep(batches: Int32Array[], B: number, S: number, hp: StepHyper, wantResult: boolean): Promise<StepResult | null>;
+  trainStep(
+    batches: Int32Array[],
+    B: number,
+    S: number,
+    hp: StepHyper,
+    wantResult: boolean,
+  ): Promise<StepResult | null>;
   /** Loss of one batch in eval mode (BatchNorms use running statistics; nothing is updated). */
   evalLoss(tokens: Int32Array, B: number, S: number, alpha: number): Promise<EvalResult>;
   /** Logits (V) of the next token after `tokens` (one sequence), eval mode. */
@@ -106,7 +112,13 @@ export interface EngineInit {
  *   p −= lr·wd·p;  g ← gradScale·g;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
  *   p −= lr·(m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps).
  */
-export function adamwHost(p: HostArray, g: HostArray, m: HostArray, v: HostArray, hp: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number }): void {
+export function adamwHost(
+  p: HostArray,
+  g: HostArray,
+  m: HostArray,
+  v: HostArray,
+  hp: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale: number },
+): void {
   const { lr, beta1, beta2, eps, weightDecay, step, gradScale } = hp;
   const bc1 = 1 - Math.pow(beta1, step);
   const bc2 = 1 - Math.pow(beta2, step);

@@ -25,7 +25,11 @@ export interface EngineChoice {
   why: string;
 }
 
-async function create(name: 'reference' | 'wasm' | 'webgpu' | 'js', init: EngineInit, hardwareOnly = false): Promise<Engine> {
+async function create(
+  name: 'reference' | 'wasm' | 'webgpu' | 'js',
+  init: EngineInit,
+  hardwareOnly = false,
+): Promise<Engine> {
   switch (name) {
     case 'reference': {
       const { ReferenceEngine } = await import('./engine-reference.ts');

@@ -54,7 +54,9 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], argv: re
         (out[lastList] as string[]).push(...arg.split(',').filter((s) => s.length > 0));
         continue;
       }
-      throw new FlagError(`monet ${command}: unexpected argument '${arg}'; options are given as --name value (see monet ${command} --help)`);
+      throw new FlagError(
+        `monet ${command}: unexpected argument '${arg}'; options are given as --name value (see monet ${command} --help)`,
+      );
     }
     lastList = undefined;
     let name = arg.slice(2);
@@ -64,14 +66,18 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], argv: re
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    let spec = byName.get(name);
+    const spec = byName.get(name);
     if (!spec && name.startsWith('no-') && byName.get(name.slice(3))?.type === 'bool' && value === undefined) {
       out[name.slice(3)] = false;
       continue;
     }
     if (!spec) {
-      const near = specs.map((s) => s.name).filter((n) => editDistance(n, name) <= 2 || n.includes(name) || name.includes(n));
-      throw new FlagError(`monet ${command}: unknown option --${name}${near.length ? `; did you mean ${near.map((n) => '--' + n).join(' or ')}?` : ''} (see monet ${command} --help)`);
+      const near = specs
+        .map((s) => s.name)
+        .filter((n) => editDistance(n, name) <= 2 || n.includes(name) || name.includes(n));
+      throw new FlagError(
+        `monet ${command}: unknown option --${name}${near.length ? `; did you mean ${near.map((n) => `--${n}`).join(' or ')}?` : ''} (see monet ${command} --help)`,
+      );
     }
     if (spec.type === 'bool') {
       if (value === undefined) out[name] = true;
@@ -81,7 +87,8 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], argv: re
       continue;
     }
     if (value === undefined) {
-      if (i >= argv.length || (argv[i].startsWith('--') && argv[i].length > 2)) throw new FlagError(`monet ${command}: --${name} needs a value (${describeType(spec)})`);
+      if (i >= argv.length || (argv[i].startsWith('--') && argv[i].length > 2))
+        throw new FlagError(`monet ${command}: --${name} needs a value (${describeType(spec)})`);
       value = argv[i++];
     }
     out[name] = convert(command, spec, value, out[name]);
@@ -115,7 +122,8 @@ function convert(command: string, s: FlagSpec, raw: string, prev: FlagValues[str
     }
     case 'float': {
       const v = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(v) || (s.positive && v <= 0) || (s.min !== undefined && v < s.min)) throw bad();
+      if (raw.trim() === '' || !Number.isFinite(v) || (s.positive && v <= 0) || (s.min !== undefined && v < s.min))
+        throw bad();
       return v;
     }
     case 'string':
@@ -136,7 +144,7 @@ export function formatHelp(usage: string, specs: readonly FlagSpec[]): string {
   const lines = [usage, '', 'Options:'];
   const w = Math.max(...specs.map((s) => s.name.length + (s.type === 'bool' ? 0 : 6))) + 4;
   for (const s of specs) {
-    const left = `  --${s.name}${s.type === 'bool' ? '' : ' <' + (s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b' : s.type) + '>'}`;
+    const left = `  --${s.name}${s.type === 'bool' ? '' : ` <${s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b' : s.type}>`}`;
     const def = s.default !== undefined ? ` (default ${s.default})` : '';
     if (left.length >= w - 1) lines.push(left, ' '.repeat(w) + s.help + def);
     else lines.push(left.padEnd(w) + s.help + def);

@@ -71,10 +71,21 @@ const D = TRAIN_DEFAULTS;
 
 export const TRAIN_FLAGS: FlagSpec[] = [
   // run
-  { name: 'name', type: 'string', help: 'run name: the run folder is <runs-dir>/<name>', default: '<preset>-<date>-<time>; with --resume, the newest run' },
+  {
+    name: 'name',
+    type: 'string',
+    help: 'run name: the run folder is <runs-dir>/<name>',
+    default: '<preset>-<date>-<time>; with --resume, the newest run',
+  },
   { name: 'runs-dir', type: 'string', help: 'folder that holds run folders', default: D.runsDir },
   { name: 'resume', type: 'bool', help: 'continue the run in <runs-dir>/<name> from its last checkpoint' },
-  { name: 'backend', type: 'string', choices: BACKENDS, help: 'where the whole step runs; auto = webgpu on a hardware adapter, else wasm; reference = float64 (slow, exact); js = the kernel contract in plain TypeScript (slow)', default: D.backend },
+  {
+    name: 'backend',
+    type: 'string',
+    choices: BACKENDS,
+    help: 'where the whole step runs; auto = webgpu on a hardware adapter, else wasm; reference = float64 (slow, exact); js = the kernel contract in plain TypeScript (slow)',
+    default: D.backend,
+  },
   { name: 'list-presets', type: 'bool', help: 'print every preset with its parameter count and exit' },
   { name: 'force', type: 'bool', help: 'replace an existing run folder of the same name' },
   // data
@@ -82,13 +93,28 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'tokenizer', type: 'string', choices: ['bytes'], help: 'tokenizer', default: D.tokenizer },
   // model
   { name: 'preset', type: 'string', help: `model preset (${presetNames().join(', ')})`, default: D.preset },
-  { name: 'ffn', type: 'string', choices: ['dense', 'smoe', 'peer', 'monet', 'topk'], help: 'feed-forward kind (picks the <kind>-small preset unless --preset is given)' },
+  {
+    name: 'ffn',
+    type: 'string',
+    choices: ['dense', 'smoe', 'peer', 'monet', 'topk'],
+    help: 'feed-forward kind (picks the <kind>-small preset unless --preset is given)',
+  },
   { name: 'hidden-size', type: 'int', positive: true, help: 'model width d' },
   { name: 'layers', type: 'int', positive: true, help: 'number of decoder layers' },
   { name: 'heads', type: 'int', positive: true, help: 'attention heads' },
   { name: 'kv-heads', type: 'int', positive: true, help: 'key/value heads (grouped-query attention)' },
-  { name: 'intermediate-size', type: 'int', positive: true, help: 'FFN hidden width F (dense, smoe experts, topk, dense layers of peer)' },
-  { name: 'activation', type: 'string', choices: ['swiglu', 'relu2', 'relu', 'gelu'], help: 'FFN activation (dense, smoe, peer)' },
+  {
+    name: 'intermediate-size',
+    type: 'int',
+    positive: true,
+    help: 'FFN hidden width F (dense, smoe experts, topk, dense layers of peer)',
+  },
+  {
+    name: 'activation',
+    type: 'string',
+    choices: ['swiglu', 'relu2', 'relu', 'gelu'],
+    help: 'FFN activation (dense, smoe, peer)',
+  },
   { name: 'moe-decompose', type: 'string', choices: ['vertical', 'horizontal'], help: 'Monet decomposition: VD or HD' },
   { name: 'moe-experts', type: 'int', positive: true, help: 'Monet √N (experts per side)' },
   { name: 'moe-heads', type: 'int', positive: true, help: 'Monet expert heads H' },
@@ -105,18 +131,41 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'key-dim', type: 'int', positive: true, help: 'PEER query/key dim' },
   { name: 'peer-layers', type: 'list', help: 'PEER layer indices (others dense)' },
   { name: 'topk-k', type: 'int', positive: true, help: 'TopK active units per token' },
-  { name: 'topk-placement', type: 'string', choices: ['ffn', 'hidden'], help: 'TopK on the FFN hidden units or on the block output' },
-  { name: 'topk-anneal', type: 'float', min: 0, help: 'share of the steps over which TopK α goes 1 → 0', default: String(D.topkAnneal) },
+  {
+    name: 'topk-placement',
+    type: 'string',
+    choices: ['ffn', 'hidden'],
+    help: 'TopK on the FFN hidden units or on the block output',
+  },
+  {
+    name: 'topk-anneal',
+    type: 'float',
+    min: 0,
+    help: 'share of the steps over which TopK α goes 1 → 0',
+    default: String(D.topkAnneal),
+  },
   { name: 'n-last-dense', type: 'int', min: 0, help: 'TopK: last layers kept dense' },
   // optimisation
   { name: 'steps', type: 'int', positive: true, help: 'optimizer steps', default: String(D.steps) },
   { name: 'batch-size', type: 'int', positive: true, help: 'sequences per micro-batch', default: String(D.batchSize) },
   { name: 'seq-len', type: 'int', min: 2, help: 'tokens per sequence', default: String(D.seqLen) },
-  { name: 'grad-accum', type: 'int', positive: true, help: 'micro-batches per optimizer step', default: String(D.gradAccum) },
+  {
+    name: 'grad-accum',
+    type: 'int',
+    positive: true,
+    help: 'micro-batches per optimizer step',
+    default: String(D.gradAccum),
+  },
   { name: 'lr', type: 'float', positive: true, help: 'peak learning rate', default: String(D.lr) },
   { name: 'min-lr', type: 'float', min: 0, help: 'learning rate at the last step', default: String(D.minLr) },
   { name: 'warmup', type: 'int', min: 0, help: 'linear warm-up steps', default: `${D.warmup} (at most steps/10)` },
-  { name: 'weight-decay', type: 'float', min: 0, help: 'AdamW weight decay (not on norms and biases)', default: String(D.weightDecay) },
+  {
+    name: 'weight-decay',
+    type: 'float',
+    min: 0,
+    help: 'AdamW weight decay (not on norms and biases)',
+    default: String(D.weightDecay),
+  },
   { name: 'beta1', type: 'float', min: 0, help: 'AdamW β1', default: String(D.beta1) },
   { name: 'beta2', type: 'float', min: 0, help: 'AdamW β2', default: String(D.beta2) },
   { name: 'adam-eps', type: 'float', positive: true, help: 'AdamW ε', default: String(D.eps) },
@@ -125,11 +174,29 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   // reporting
   { name: 'eval-every', type: 'int', positive: true, help: 'validation every N steps', default: String(D.evalEvery) },
   { name: 'eval-batches', type: 'int', positive: true, help: 'validation batches', default: String(D.evalBatches) },
-  { name: 'log-every', type: 'int', positive: true, help: 'read the loss back every N steps', default: String(D.logEvery) },
+  {
+    name: 'log-every',
+    type: 'int',
+    positive: true,
+    help: 'read the loss back every N steps',
+    default: String(D.logEvery),
+  },
   { name: 'save-every', type: 'int', positive: true, help: 'checkpoint every N steps', default: String(D.saveEvery) },
-  { name: 'sample-tokens', type: 'int', min: 0, help: 'tokens to generate at the end', default: String(D.sampleTokens) },
+  {
+    name: 'sample-tokens',
+    type: 'int',
+    min: 0,
+    help: 'tokens to generate at the end',
+    default: String(D.sampleTokens),
+  },
   { name: 'prompt', type: 'string', help: 'prompt of the final sample', default: JSON.stringify(D.prompt) },
-  { name: 'temperature', type: 'float', min: 0, help: 'sampling temperature (0 = greedy)', default: String(D.temperature) },
+  {
+    name: 'temperature',
+    type: 'float',
+    min: 0,
+    help: 'sampling temperature (0 = greedy)',
+    default: String(D.temperature),
+  },
 ];
 
 /** Which model flags apply to which ffn kinds (and to which config key they write). */
@@ -168,7 +235,13 @@ const MODEL_FLAGS: Record<string, { kinds: FfnKind[] | 'all'; apply: (c: ModelCo
   'n-last-dense': { kinds: ['topk'], apply: (c, v: number) => (c.n_last_non_topk = v) },
 };
 
-const SMALL_FOR: Record<FfnKind, string> = { dense: 'dense-small', smoe: 'smoe-small', peer: 'peer-small', monet: 'monet-vd-small', topk: 'topk-small' };
+const SMALL_FOR: Record<FfnKind, string> = {
+  dense: 'dense-small',
+  smoe: 'smoe-small',
+  peer: 'peer-small',
+  monet: 'monet-vd-small',
+  topk: 'topk-small',
+};
 
 /** The model config implied by the flags: a preset, then the overrides, validated. */
 export function resolveModel(f: FlagValues): { preset: string; config: ModelConfig } {
@@ -185,12 +258,17 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
     throw new FlagError(`monet train: --preset: ${(e as Error).message.replace(/^preset: /, '')}`); // a usage error: exit 2
   }
   const config = preset.config;
-  if (ffn && ffn !== config.ffn) throw new FlagError(`monet train: --ffn ${ffn} conflicts with --preset ${presetName}, whose ffn is '${config.ffn}'; give one of them`);
+  if (ffn && ffn !== config.ffn)
+    throw new FlagError(
+      `monet train: --ffn ${ffn} conflicts with --preset ${presetName}, whose ffn is '${config.ffn}'; give one of them`,
+    );
   for (const [flag, rule] of Object.entries(MODEL_FLAGS)) {
     const v = f[flag];
     if (v === undefined) continue;
     if (rule.kinds !== 'all' && !rule.kinds.includes(config.ffn)) {
-      throw new FlagError(`monet train: --${flag} applies to ${rule.kinds.map((k) => `--ffn ${k}`).join(' / ')}; this model is ${config.ffn} (preset ${presetName})`);
+      throw new FlagError(
+        `monet train: --${flag} applies to ${rule.kinds.map((k) => `--ffn ${k}`).join(' / ')}; this model is ${config.ffn} (preset ${presetName})`,
+      );
     }
     rule.apply(config, v as never);
   }
@@ -218,7 +296,7 @@ export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: 
     name: (f.name as string | undefined) ?? defaultName,
     runsDir: (f['runs-dir'] as string | undefined) ?? D.runsDir,
     preset,
-    backend: ((f.backend as BackendChoice | undefined) ?? D.backend),
+    backend: (f.backend as BackendChoice | undefined) ?? D.backend,
     steps: num('steps', D.steps),
     batchSize: num('batch-size', D.batchSize),
     seqLen: num('seq-len', D.seqLen),
@@ -247,8 +325,11 @@ export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: 
   if (o.beta1 >= 1) throw new FlagError(`monet train: --beta1 must be below 1, found ${o.beta1}`);
   if (o.beta2 >= 1) throw new FlagError(`monet train: --beta2 must be below 1, found ${o.beta2}`);
   if (o.minLr > o.lr) throw new FlagError(`monet train: --min-lr ${o.minLr} exceeds --lr ${o.lr}`);
-  if (o.warmup >= o.steps && o.steps > 1) throw new FlagError(`monet train: --warmup ${o.warmup} must be below --steps ${o.steps}`);
-  if (o.topkAnneal > 1) throw new FlagError(`monet train: --topk-anneal is a share of the steps in [0, 1], found ${o.topkAnneal}`);
-  if (/[\/\\]|^\.\.?$/.test(o.name)) throw new FlagError(`monet train: --name must be a plain folder name (no slashes), found '${o.name}'`);
+  if (o.warmup >= o.steps && o.steps > 1)
+    throw new FlagError(`monet train: --warmup ${o.warmup} must be below --steps ${o.steps}`);
+  if (o.topkAnneal > 1)
+    throw new FlagError(`monet train: --topk-anneal is a share of the steps in [0, 1], found ${o.topkAnneal}`);
+  if (/[/\\]|^\.\.?$/.test(o.name))
+    throw new FlagError(`monet train: --name must be a plain folder name (no slashes), found '${o.name}'`);
   return o;
 }

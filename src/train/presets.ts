@@ -69,7 +69,14 @@ const LLAMA_DEFAULTS = {
 
 const MONET_AUX = { unif: 1e-3, amb: 1e-3 }; // λ = 1e-3 for both (SPEC §1.7, Eq. 18)
 
-function monetPaper(decompose: 'vertical' | 'horizontal', L: number, d: number, nH: number, m: number, H: number): ModelConfig {
+function monetPaper(
+  decompose: 'vertical' | 'horizontal',
+  L: number,
+  d: number,
+  nH: number,
+  m: number,
+  H: number,
+): ModelConfig {
   return {
     ...LLAMA_DEFAULTS,
     vocab_size: 32000,
@@ -127,21 +134,72 @@ function smallMonet(decompose: 'vertical' | 'horizontal', E: number, m: number, 
 const PAPER_MONET = 'Monet paper Table 6 + released VD-1.4B config (SPEC §1.2); moe_topk 8 confirmed for 1.4B only';
 
 export const PRESETS: Preset[] = [
-  { name: 'monet-vd-850m', description: 'Monet-VD 850M (24 × 1536, √N = 512, m = 12, H = 6)', source: PAPER_MONET, config: monetPaper('vertical', 24, 1536, 12, 12, 6), trainable: false },
-  { name: 'monet-hd-850m', description: 'Monet-HD 850M', source: PAPER_MONET, config: monetPaper('horizontal', 24, 1536, 12, 12, 6), trainable: false },
-  { name: 'monet-vd-1.4b', description: 'Monet-VD 1.4B (24 × 2048, √N = 512, m = 16, H = 8)', source: PAPER_MONET, config: monetPaper('vertical', 24, 2048, 16, 16, 8), trainable: false },
-  { name: 'monet-hd-1.4b', description: 'Monet-HD 1.4B', source: PAPER_MONET, config: monetPaper('horizontal', 24, 2048, 16, 16, 8), trainable: false },
-  { name: 'monet-vd-4.1b', description: 'Monet-VD 4.1B (32 × 3072, √N = 512, m = 24, H = 12)', source: PAPER_MONET, config: monetPaper('vertical', 32, 3072, 24, 24, 12), trainable: false },
-  { name: 'monet-hd-4.1b', description: 'Monet-HD 4.1B', source: PAPER_MONET, config: monetPaper('horizontal', 32, 3072, 24, 24, 12), trainable: false },
+  {
+    name: 'monet-vd-850m',
+    description: 'Monet-VD 850M (24 × 1536, √N = 512, m = 12, H = 6)',
+    source: PAPER_MONET,
+    config: monetPaper('vertical', 24, 1536, 12, 12, 6),
+    trainable: false,
+  },
+  {
+    name: 'monet-hd-850m',
+    description: 'Monet-HD 850M',
+    source: PAPER_MONET,
+    config: monetPaper('horizontal', 24, 1536, 12, 12, 6),
+    trainable: false,
+  },
+  {
+    name: 'monet-vd-1.4b',
+    description: 'Monet-VD 1.4B (24 × 2048, √N = 512, m = 16, H = 8)',
+    source: PAPER_MONET,
+    config: monetPaper('vertical', 24, 2048, 16, 16, 8),
+    trainable: false,
+  },
+  {
+    name: 'monet-hd-1.4b',
+    description: 'Monet-HD 1.4B',
+    source: PAPER_MONET,
+    config: monetPaper('horizontal', 24, 2048, 16, 16, 8),
+    trainable: false,
+  },
+  {
+    name: 'monet-vd-4.1b',
+    description: 'Monet-VD 4.1B (32 × 3072, √N = 512, m = 24, H = 12)',
+    source: PAPER_MONET,
+    config: monetPaper('vertical', 32, 3072, 24, 24, 12),
+    trainable: false,
+  },
+  {
+    name: 'monet-hd-4.1b',
+    description: 'Monet-HD 4.1B',
+    source: PAPER_MONET,
+    config: monetPaper('horizontal', 32, 3072, 24, 24, 12),
+    trainable: false,
+  },
   {
     name: 'peer-1m-1.4b',
-    description: 'PEER with 1024² experts (H = 8, k = 16) in the middle layer of the 1.4B backbone, GELU MLPs elsewhere',
-    source: 'PEER paper §3.1 (N, H, k, middle-layer placement); key_dim 256, GELU (one activation for the experts and the dense layers, as the lm config has one key) and the 1.4B backbone with F = 4d are our choices, the paper does not state them',
+    description:
+      'PEER with 1024² experts (H = 8, k = 16) in the middle layer of the 1.4B backbone, GELU MLPs elsewhere',
+    source:
+      'PEER paper §3.1 (N, H, k, middle-layer placement); key_dim 256, GELU (one activation for the experts and the dense layers, as the lm config has one key) and the 1.4B backbone with F = 4d are our choices, the paper does not state them',
     config: {
       ...LLAMA_DEFAULTS,
-      vocab_size: 32000, hidden_size: 2048, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16,
-      max_position_embeddings: 2048, ffn: 'peer', intermediate_size: 8192, activation: 'gelu',
-      peer_layers: [12], num_experts: 1024 * 1024, heads: 8, top_k: 16, key_dim: 256, bn_eps: 1e-5, bn_momentum: 0.1,
+      vocab_size: 32000,
+      hidden_size: 2048,
+      num_hidden_layers: 24,
+      num_attention_heads: 16,
+      num_key_value_heads: 16,
+      max_position_embeddings: 2048,
+      ffn: 'peer',
+      intermediate_size: 8192,
+      activation: 'gelu',
+      peer_layers: [12],
+      num_experts: 1024 * 1024,
+      heads: 8,
+      top_k: 16,
+      key_dim: 256,
+      bn_eps: 1e-5,
+      bn_momentum: 0.1,
     },
     trainable: false,
   },
@@ -151,9 +209,19 @@ export const PRESETS: Preset[] = [
     source: 'TopK LM (SPEC §4.4: D, L, k, n_last_non_topk); heads 16, F = 4D, ReLU MLP and vocab 32000 are our choices',
     config: {
       ...LLAMA_DEFAULTS,
-      vocab_size: 32000, hidden_size: 2048, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16,
-      max_position_embeddings: 2048, ffn: 'topk', intermediate_size: 8192, activation: 'relu',
-      k: 64, alpha: 1, topk_placement: 'ffn', n_last_non_topk: 2,
+      vocab_size: 32000,
+      hidden_size: 2048,
+      num_hidden_layers: 24,
+      num_attention_heads: 16,
+      num_key_value_heads: 16,
+      max_position_embeddings: 2048,
+      ffn: 'topk',
+      intermediate_size: 8192,
+      activation: 'relu',
+      k: 64,
+      alpha: 1,
+      topk_placement: 'ffn',
+      n_last_non_topk: 2,
     },
     trainable: false,
   },
@@ -174,17 +242,31 @@ export const PRESETS: Preset[] = [
   },
   {
     name: 'monet-vd-512',
-    description: 'Monet-VD with the paper\'s √N = 512 (262,144 experts per layer) at d = 128, m = 2, H = 4',
-    source: 'ours: the paper\'s expert count at a width that trains on a CPU',
+    description: "Monet-VD with the paper's √N = 512 (262,144 experts per layer) at d = 128, m = 2, H = 4",
+    source: "ours: the paper's expert count at a width that trains on a CPU",
     config: smallMonet('vertical', 512, 2, 4, 8),
     trainable: true,
   },
-  { name: 'dense-small', description: 'SwiGLU Llama, 4 × 128, F = 344 (about the Monet-VD-small FFN size)', source: 'ours', config: { ...smallBackbone(), ffn: 'dense', intermediate_size: 344, activation: 'swiglu' }, trainable: true },
+  {
+    name: 'dense-small',
+    description: 'SwiGLU Llama, 4 × 128, F = 344 (about the Monet-VD-small FFN size)',
+    source: 'ours',
+    config: { ...smallBackbone(), ffn: 'dense', intermediate_size: 344, activation: 'swiglu' },
+    trainable: true,
+  },
   {
     name: 'smoe-small',
     description: 'top-2 SMoE, 8 SwiGLU experts of width 128, 4 × 128',
     source: 'ours; SPEC §3.4 definition, α = 0.01, c_z = 0.001',
-    config: { ...smallBackbone(), ffn: 'smoe', intermediate_size: 128, num_experts: 8, top_k: 2, activation: 'swiglu', aux: { balance: 0.01, z: 0.001 } },
+    config: {
+      ...smallBackbone(),
+      ffn: 'smoe',
+      intermediate_size: 128,
+      num_experts: 8,
+      top_k: 2,
+      activation: 'swiglu',
+      aux: { balance: 0.01, z: 0.001 },
+    },
     trainable: true,
   },
   {
@@ -192,8 +274,17 @@ export const PRESETS: Preset[] = [
     description: 'PEER with 64² = 4096 experts (H = 4, k = 8) in layer 2, GELU MLPs (F = 512) elsewhere, 4 × 128',
     source: 'ours; SPEC §2.2 definition',
     config: {
-      ...smallBackbone(), ffn: 'peer', intermediate_size: 512, activation: 'gelu', peer_layers: [2], num_experts: 4096, heads: 4, top_k: 8, key_dim: 32,
-      bn_eps: 1e-5, bn_momentum: 0.1,
+      ...smallBackbone(),
+      ffn: 'peer',
+      intermediate_size: 512,
+      activation: 'gelu',
+      peer_layers: [2],
+      num_experts: 4096,
+      heads: 4,
+      top_k: 8,
+      key_dim: 32,
+      bn_eps: 1e-5,
+      bn_momentum: 0.1,
     },
     trainable: true,
   },
@@ -201,14 +292,31 @@ export const PRESETS: Preset[] = [
     name: 'topk-small',
     description: 'TopK LM, 4 × 128, F = 512 ReLU, k = 32, last 2 layers dense',
     source: 'ours; SPEC §4.3–4.4',
-    config: { ...smallBackbone(), ffn: 'topk', intermediate_size: 512, activation: 'relu', k: 32, alpha: 1, topk_placement: 'ffn', n_last_non_topk: 2 },
+    config: {
+      ...smallBackbone(),
+      ffn: 'topk',
+      intermediate_size: 512,
+      activation: 'relu',
+      k: 32,
+      alpha: 1,
+      topk_placement: 'ffn',
+      n_last_non_topk: 2,
+    },
     trainable: true,
   },
   {
     name: 'tiny',
     description: 'Monet-VD 2 × 16 for tests (√N = 4, m = 4, H = 2)',
     source: 'ours',
-    config: { ...smallMonet('vertical', 4, 4, 2, 2), hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 16, moe_groups: 1 },
+    config: {
+      ...smallMonet('vertical', 4, 4, 2, 2),
+      hidden_size: 16,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      num_key_value_heads: 2,
+      max_position_embeddings: 16,
+      moe_groups: 1,
+    },
     trainable: true,
   },
 ];
@@ -243,7 +351,8 @@ export interface StateSpec {
 
 function req(c: ModelConfig, key: keyof ModelConfig): number {
   const v = c[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config: ffn '${c.ffn}' needs a number for '${key}', found ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new Error(`config: ffn '${c.ffn}' needs a number for '${key}', found ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -332,19 +441,33 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
         const H = req(c, 'moe_heads');
         const m = req(c, 'moe_dim');
         const G = req(c, 'moe_groups');
-        if (i % G === 0) out.push(w(`model.layers.${i}.router.w1.weight`, [H * E, d]), w(`model.layers.${i}.router.w2.weight`, [H * E, d]));
+        if (i % G === 0)
+          out.push(
+            w(`model.layers.${i}.router.w1.weight`, [H * E, d]),
+            w(`model.layers.${i}.router.w2.weight`, [H * E, d]),
+          );
         const q = `${p}moe.`;
         if (c.moe_decompose === 'horizontal') {
-          out.push(w(`${q}u.weight`, [E * m, d]), bias(`${q}u.bias`, [E * m]), w(`${q}v.weight`, [d, E * m]), bias(`${q}b`, [E, d]));
+          out.push(
+            w(`${q}u.weight`, [E * m, d]),
+            bias(`${q}u.bias`, [E * m]),
+            w(`${q}v.weight`, [d, E * m]),
+            bias(`${q}b`, [E, d]),
+          );
         } else {
           const mh = m / 2;
           const dh = d / 2;
           out.push(
-            w(`${q}u1.weight`, [E * mh, d]), bias(`${q}u1.bias`, [E * mh]),
-            w(`${q}u2.weight`, [E * mh, d]), bias(`${q}u2.bias`, [E * mh]),
-            w(`${q}v11.weight`, [dh, E * mh]), w(`${q}v12.weight`, [dh, E * mh]),
-            w(`${q}v21.weight`, [dh, E * mh]), w(`${q}v22.weight`, [dh, E * mh]),
-            bias(`${q}b1`, [E, dh]), bias(`${q}b2`, [E, dh]),
+            w(`${q}u1.weight`, [E * mh, d]),
+            bias(`${q}u1.bias`, [E * mh]),
+            w(`${q}u2.weight`, [E * mh, d]),
+            bias(`${q}u2.bias`, [E * mh]),
+            w(`${q}v11.weight`, [dh, E * mh]),
+            w(`${q}v12.weight`, [dh, E * mh]),
+            w(`${q}v21.weight`, [dh, E * mh]),
+            w(`${q}v22.weight`, [dh, E * mh]),
+            bias(`${q}b1`, [E, dh]),
+            bias(`${q}b2`, [E, dh]),
           );
         }
         break;
@@ -410,13 +533,20 @@ export function paramBreakdown(c: ModelConfig): ParamBreakdown {
  * Monet's expert width m (up and down projection: 2·N·m·d; the N·d gate not counted, as in SPEC), and PEER with N singleton experts
  * (w_down, w_up: 2·N·d; query and sub-keys not counted). Monet itself: per layer (expert part only).
  */
-export function expertScaling(c: ModelConfig): { N: number; monetPerLayer: number; smoePerLayer: number; peerPerLayer: number } {
+export function expertScaling(c: ModelConfig): {
+  N: number;
+  monetPerLayer: number;
+  smoePerLayer: number;
+  peerPerLayer: number;
+} {
   if (c.ffn !== 'monet') throw new Error(`expertScaling: expected a monet config, found ffn '${c.ffn}'`);
   const E = req(c, 'moe_experts');
   const m = req(c, 'moe_dim');
   const d = c.hidden_size;
   const N = E * E;
-  const monetPerLayer = paramSpecs({ ...c, num_hidden_layers: 1, moe_groups: 1 }).filter((s) => s.name.includes('.moe.')).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  const monetPerLayer = paramSpecs({ ...c, num_hidden_layers: 1, moe_groups: 1 })
+    .filter((s) => s.name.includes('.moe.'))
+    .reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
   return { N, monetPerLayer, smoePerLayer: 2 * N * m * d, peerPerLayer: 2 * N * d };
 }
 
@@ -432,7 +562,8 @@ export function formatCount(n: number): string {
 
 function posInt(c: ModelConfig, key: keyof ModelConfig): number {
   const v = c[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`config: '${key}' must be a positive integer, found ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new Error(`config: '${key}' must be a positive integer, found ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -444,32 +575,50 @@ export function validateConfig(c: ModelConfig): void {
   const nKV = posInt(c, 'num_key_value_heads');
   posInt(c, 'max_position_embeddings');
   if (d % nH !== 0) throw new Error(`config: hidden_size ${d} must be divisible by num_attention_heads ${nH}`);
-  if (nH % nKV !== 0) throw new Error(`config: num_attention_heads ${nH} must be divisible by num_key_value_heads ${nKV}`);
-  if ((d / nH) % 2 !== 0) throw new Error(`config: the head dim hidden_size/num_attention_heads = ${d / nH} must be even for RoPE`);
+  if (nH % nKV !== 0)
+    throw new Error(`config: num_attention_heads ${nH} must be divisible by num_key_value_heads ${nKV}`);
+  if ((d / nH) % 2 !== 0)
+    throw new Error(`config: the head dim hidden_size/num_attention_heads = ${d / nH} must be even for RoPE`);
   const kinds: FfnKind[] = ['dense', 'smoe', 'peer', 'monet', 'topk'];
-  if (!kinds.includes(c.ffn)) throw new Error(`config: 'ffn' must be one of ${kinds.join(', ')}, found ${JSON.stringify(c.ffn)}`);
+  if (!kinds.includes(c.ffn))
+    throw new Error(`config: 'ffn' must be one of ${kinds.join(', ')}, found ${JSON.stringify(c.ffn)}`);
   // Keys every kind shares, checked here so that a hand-edited config.json fails naming the key rather than later
   // inside a backend (docs/robustness.md).
   for (const key of ['rms_norm_eps', 'rope_theta', 'bn_eps', 'unif_eps'] as const) {
     const v = c[key];
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new Error(`config: '${key}' must be a positive number, found ${JSON.stringify(v)}`);
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0))
+      throw new Error(`config: '${key}' must be a positive number, found ${JSON.stringify(v)}`);
   }
-  if (c.tie_word_embeddings !== undefined && typeof c.tie_word_embeddings !== 'boolean') throw new Error(`config: 'tie_word_embeddings' must be true or false, found ${JSON.stringify(c.tie_word_embeddings)}`);
-  if (c.mode !== undefined && c.mode !== 'train' && c.mode !== 'eval') throw new Error(`config: 'mode' must be 'train' or 'eval', found ${JSON.stringify(c.mode)}`);
+  if (c.tie_word_embeddings !== undefined && typeof c.tie_word_embeddings !== 'boolean')
+    throw new Error(
+      `config: 'tie_word_embeddings' must be true or false, found ${JSON.stringify(c.tie_word_embeddings)}`,
+    );
+  if (c.mode !== undefined && c.mode !== 'train' && c.mode !== 'eval')
+    throw new Error(`config: 'mode' must be 'train' or 'eval', found ${JSON.stringify(c.mode)}`);
   const acts = c.ffn === 'peer' ? ['relu', 'gelu'] : c.ffn === 'topk' ? ['relu'] : ['swiglu', 'relu2', 'relu', 'gelu'];
   if (c.activation !== undefined && c.ffn !== 'monet' && !acts.includes(c.activation)) {
-    throw new Error(`config: 'activation' for ffn '${c.ffn}' must be one of ${acts.join(', ')}, found ${JSON.stringify(c.activation)}`);
+    throw new Error(
+      `config: 'activation' for ffn '${c.ffn}' must be one of ${acts.join(', ')}, found ${JSON.stringify(c.activation)}`,
+    );
   }
   const auxNames = c.ffn === 'smoe' ? ['balance', 'z'] : c.ffn === 'monet' ? ['unif', 'amb'] : [];
   if (c.aux !== undefined) {
-    if (typeof c.aux !== 'object' || c.aux === null || Array.isArray(c.aux)) throw new Error(`config: 'aux' must be an object {${auxNames.join(', ')}}, found ${JSON.stringify(c.aux)}`);
+    if (typeof c.aux !== 'object' || c.aux === null || Array.isArray(c.aux))
+      throw new Error(`config: 'aux' must be an object {${auxNames.join(', ')}}, found ${JSON.stringify(c.aux)}`);
     for (const [k, v] of Object.entries(c.aux)) {
-      if (!auxNames.includes(k)) throw new Error(`config: 'aux.${k}' is not an aux loss of ffn '${c.ffn}'; expected ${auxNames.length ? auxNames.join(', ') : 'no aux key'}`);
-      if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`config: 'aux.${k}' must be a non-negative number, found ${JSON.stringify(v)}`);
+      if (!auxNames.includes(k))
+        throw new Error(
+          `config: 'aux.${k}' is not an aux loss of ffn '${c.ffn}'; expected ${auxNames.length ? auxNames.join(', ') : 'no aux key'}`,
+        );
+      if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+        throw new Error(`config: 'aux.${k}' must be a non-negative number, found ${JSON.stringify(v)}`);
     }
   }
   for (const k of auxNames) {
-    if (typeof c.aux?.[k] !== 'number') throw new Error(`config: ffn '${c.ffn}' needs 'aux.${k}' (its loss coefficient; 0 turns it off), found ${JSON.stringify(c.aux?.[k])}`);
+    if (typeof c.aux?.[k] !== 'number')
+      throw new Error(
+        `config: ffn '${c.ffn}' needs 'aux.${k}' (its loss coefficient; 0 turns it off), found ${JSON.stringify(c.aux?.[k])}`,
+      );
   }
   // Size guards: paramSpecs lists layers and SMoE experts one by one, so a hostile config.json asking for a billion
   // of them would make loading hang before any file size is compared. Real models are far below these bounds.
@@ -482,9 +631,13 @@ export function validateConfig(c: ModelConfig): void {
       const F = posInt(c, 'intermediate_size');
       const k = posInt(c, 'k');
       const place = c.topk_placement ?? 'ffn';
-      if (place !== 'ffn' && place !== 'hidden') throw new Error(`config: 'topk_placement' must be 'ffn' or 'hidden', found ${JSON.stringify(place)}`);
+      if (place !== 'ffn' && place !== 'hidden')
+        throw new Error(`config: 'topk_placement' must be 'ffn' or 'hidden', found ${JSON.stringify(place)}`);
       const width = place === 'ffn' ? F : d;
-      if (k > width) throw new Error(`config: topk k = ${k} exceeds the ${place === 'ffn' ? 'intermediate_size' : 'hidden_size'} ${width} it selects from`);
+      if (k > width)
+        throw new Error(
+          `config: topk k = ${k} exceeds the ${place === 'ffn' ? 'intermediate_size' : 'hidden_size'} ${width} it selects from`,
+        );
       break;
     }
     case 'smoe': {
@@ -492,7 +645,10 @@ export function validateConfig(c: ModelConfig): void {
       const E = posInt(c, 'num_experts');
       const k = posInt(c, 'top_k');
       if (k > E) throw new Error(`config: smoe top_k ${k} exceeds num_experts ${E}`);
-      if (E > 65536) throw new Error(`config: smoe num_experts ${E} exceeds the supported 65536 (each expert is its own set of tensors)`);
+      if (E > 65536)
+        throw new Error(
+          `config: smoe num_experts ${E} exceeds the supported 65536 (each expert is its own set of tensors)`,
+        );
       break;
     }
     case 'peer': {
@@ -505,11 +661,19 @@ export function validateConfig(c: ModelConfig): void {
       const k = posInt(c, 'top_k');
       if (k > sq) throw new Error(`config: peer top_k ${k} exceeds √num_experts = ${sq}`);
       if (c.activation !== 'relu' && c.activation !== 'gelu') {
-        throw new Error(`config: peer 'activation' (the experts' σ and the dense layers' MLP) must be 'relu' or 'gelu', found ${JSON.stringify(c.activation)}`);
+        throw new Error(
+          `config: peer 'activation' (the experts' σ and the dense layers' MLP) must be 'relu' or 'gelu', found ${JSON.stringify(c.activation)}`,
+        );
       }
       const layers = c.peer_layers;
-      if (!Array.isArray(layers) || layers.length === 0 || layers.some((i) => !Number.isInteger(i) || i < 0 || i >= L)) {
-        throw new Error(`config: peer_layers must be a non-empty list of layer indices in [0, ${L}), found ${JSON.stringify(layers)}`);
+      if (
+        !Array.isArray(layers) ||
+        layers.length === 0 ||
+        layers.some((i) => !Number.isInteger(i) || i < 0 || i >= L)
+      ) {
+        throw new Error(
+          `config: peer_layers must be a non-empty list of layer indices in [0, ${L}), found ${JSON.stringify(layers)}`,
+        );
       }
       posInt(c, 'intermediate_size');
       break;
@@ -518,12 +682,15 @@ export function validateConfig(c: ModelConfig): void {
       const E = posInt(c, 'moe_experts');
       posInt(c, 'moe_heads');
       const k = posInt(c, 'moe_topk');
-      if (k >= E) throw new Error(`config: moe_topk ${k} must be below moe_experts ${E} (the BN threshold is Φ⁻¹(1 − topk/E))`);
+      if (k >= E)
+        throw new Error(`config: moe_topk ${k} must be below moe_experts ${E} (the BN threshold is Φ⁻¹(1 − topk/E))`);
       const m = posInt(c, 'moe_dim');
       posInt(c, 'moe_groups');
       const dec = c.moe_decompose ?? 'vertical';
-      if (dec !== 'vertical' && dec !== 'horizontal') throw new Error(`config: 'moe_decompose' must be 'vertical' or 'horizontal', found ${JSON.stringify(dec)}`);
-      if (dec === 'vertical' && (m % 2 !== 0 || d % 2 !== 0)) throw new Error(`config: vertical decomposition needs even moe_dim and hidden_size, found m = ${m}, d = ${d}`);
+      if (dec !== 'vertical' && dec !== 'horizontal')
+        throw new Error(`config: 'moe_decompose' must be 'vertical' or 'horizontal', found ${JSON.stringify(dec)}`);
+      if (dec === 'vertical' && (m % 2 !== 0 || d % 2 !== 0))
+        throw new Error(`config: vertical decomposition needs even moe_dim and hidden_size, found m = ${m}, d = ${d}`);
       break;
     }
   }

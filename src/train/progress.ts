@@ -44,7 +44,7 @@ export class Progress {
     if (this.out.isTTY) {
       this.out.write(`\r${progressLine(p)}\x1b[K`);
     } else if (p.step - this.lastPrint >= this.every || p.step === p.steps) {
-      this.out.write(progressLine(p) + '\n');
+      this.out.write(`${progressLine(p)}\n`);
       this.lastPrint = p.step;
     }
   }
@@ -52,7 +52,7 @@ export class Progress {
   /** Print a full line (e.g. a validation result) without garbling the redrawn progress line. */
   log(line: string): void {
     if (this.out.isTTY) this.out.write(`\r\x1b[K${line}\n`);
-    else this.out.write(line + '\n');
+    else this.out.write(`${line}\n`);
   }
 
   done(): void {

@@ -29,7 +29,11 @@ export class Rng {
       const sm = splitmix32(seed);
       for (let i = 0; i < 4; i++) this.s[i] = sm();
     } else {
-      if (!Array.isArray(seed) || seed.length !== 4 || seed.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff)) {
+      if (
+        !Array.isArray(seed) ||
+        seed.length !== 4 ||
+        seed.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+      ) {
         throw new Error(`Rng: expected a state of four uint32 words, found ${JSON.stringify(seed)}`);
       }
       this.s.set(seed);

@@ -31,12 +31,23 @@ export async function openRun(dir: string, backend: BackendChoice): Promise<Open
     try {
       r = JSON.parse(readFileSync(runJson, 'utf8'));
     } catch (e) {
-      throw new Error(`${runJson} is not valid JSON (${(e as Error).message}); expected the run summary monet train writes`);
+      throw new Error(
+        `${runJson} is not valid JSON (${(e as Error).message}); expected the run summary monet train writes`,
+      );
     }
-    if (r === null || typeof r !== 'object') throw new Error(`${runJson}: expected a JSON object (the run summary), found ${r === null ? 'null' : typeof r}`);
+    if (r === null || typeof r !== 'object')
+      throw new Error(`${runJson}: expected a JSON object (the run summary), found ${r === null ? 'null' : typeof r}`);
     if (r.options && typeof r.options === 'object') options = { ...TRAIN_DEFAULTS, ...r.options };
     step = Number.isInteger(r.step) && (r.step as number) >= 0 ? (r.step as number) : 0;
   }
   const { engine } = await createEngine(backend, { config, params, state });
-  return { dir, config, options, step, engine, tokenizer: makeTokenizer(tokenizer), alpha: topkAlpha(options.topkAnneal, options.steps, step) };
+  return {
+    dir,
+    config,
+    options,
+    step,
+    engine,
+    tokenizer: makeTokenizer(tokenizer),
+    alpha: topkAlpha(options.topkAnneal, options.steps, step),
+  };
 }

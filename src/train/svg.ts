@@ -30,10 +30,17 @@ export function niceTicks(lo: number, hi: number, count: number): number[] {
 }
 
 export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = [], width = 720, height = 400): string {
-  const ml = 56, mr = 16, mt = 32, mb = 44;
-  const pw = width - ml - mr, ph = height - mt - mb;
+  const ml = 56,
+    mr = 16,
+    mt = 32,
+    mb = 44;
+  const pw = width - ml - mr,
+    ph = height - mt - mb;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  let x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  let x0 = 0,
+    x1 = 1,
+    y0 = 0,
+    y1 = 1;
   if (all.length > 0) {
     x0 = Math.min(...all.map((p) => p[0]));
     x1 = Math.max(...all.map((p) => p[0]));
@@ -50,7 +57,9 @@ export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = 
   const sy = (y: number) => mt + (1 - (y - y0) / (y1 - y0)) * ph;
   const f = (v: number) => v.toFixed(1);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+  );
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
   parts.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">${esc(title)}</text>`);
   for (const t of niceTicks(y0, y1, 6)) {
@@ -63,15 +72,22 @@ export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = 
   }
   parts.push(`<rect x="${ml}" y="${mt}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   parts.push(`<text x="${ml + pw / 2}" y="${height - 8}" text-anchor="middle">step</text>`);
-  parts.push(`<text x="14" y="${mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${mt + ph / 2})">loss (nats/token)</text>`);
+  parts.push(
+    `<text x="14" y="${mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${mt + ph / 2})">loss (nats/token)</text>`,
+  );
   for (const h of hlines) {
-    parts.push(`<line x1="${ml}" x2="${ml + pw}" y1="${f(sy(h.y))}" y2="${f(sy(h.y))}" stroke="${h.color}" stroke-dasharray="5,4"/>`);
+    parts.push(
+      `<line x1="${ml}" x2="${ml + pw}" y1="${f(sy(h.y))}" y2="${f(sy(h.y))}" stroke="${h.color}" stroke-dasharray="5,4"/>`,
+    );
   }
   for (const s of series) {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (pts.length === 0) continue;
-    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`);
-    if (s.dots) for (const [x, y] of pts) parts.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="2.5" fill="${s.color}"/>`);
+    parts.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
+    );
+    if (s.dots)
+      for (const [x, y] of pts) parts.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="2.5" fill="${s.color}"/>`);
   }
   // legend
   const legend: { label: string; color: string; dash: boolean }[] = [
@@ -81,9 +97,11 @@ export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = 
   legend.forEach((l, i) => {
     const y = mt + 14 + i * 15;
     const x = ml + pw - 250;
-    parts.push(`<line x1="${x}" x2="${x + 20}" y1="${y - 4}" y2="${y - 4}" stroke="${l.color}" stroke-width="2"${l.dash ? ' stroke-dasharray="5,4"' : ''}/>`);
+    parts.push(
+      `<line x1="${x}" x2="${x + 20}" y1="${y - 4}" y2="${y - 4}" stroke="${l.color}" stroke-width="2"${l.dash ? ' stroke-dasharray="5,4"' : ''}/>`,
+    );
     parts.push(`<text x="${x + 26}" y="${y}">${esc(l.label)}</text>`);
   });
   parts.push('</svg>');
-  return parts.join('\n') + '\n';
+  return `${parts.join('\n')}\n`;
 }

@@ -23,7 +23,8 @@ export class ByteTokenizer implements Tokenizer {
     const bytes = new Uint8Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
       const v = ids[i];
-      if (!Number.isInteger(v) || v < 0 || v > 255) throw new Error(`ByteTokenizer.decode: expected byte ids 0..255, found ${v} at position ${i}`);
+      if (!Number.isInteger(v) || v < 0 || v > 255)
+        throw new Error(`ByteTokenizer.decode: expected byte ids 0..255, found ${v} at position ${i}`);
       bytes[i] = v;
     }
     return this.dec.decode(bytes);

@@ -116,13 +116,21 @@ export function checkFitsInMemory(config: ModelConfig, backend: string): void {
   const have = totalmem();
   if (bytes > have) {
     const gb = (b: number) => (b / 2 ** 30).toFixed(1);
-    throw new Error(`the model has ${formatCount(n)} parameters; training it needs at least ${gb(bytes)} GiB (parameters, gradients and two AdamW moments) ` +
-      `but this machine has ${gb(have)} GiB; pick a smaller --hidden-size / --layers / expert count, or a preset from monet train --list-presets`);
+    throw new Error(
+      `the model has ${formatCount(n)} parameters; training it needs at least ${gb(bytes)} GiB (parameters, gradients and two AdamW moments) ` +
+        `but this machine has ${gb(have)} GiB; pick a smaller --hidden-size / --layers / expert count, or a preset from monet train --list-presets`,
+    );
   }
 }
 
-export async function train(o: TrainOptions, config: ModelConfig, resume: boolean, io: TrainIO, force = false): Promise<TrainResult> {
-  const say = (s: string) => io.out.write(s + '\n');
+export async function train(
+  o: TrainOptions,
+  config: ModelConfig,
+  resume: boolean,
+  io: TrainIO,
+  force = false,
+): Promise<TrainResult> {
+  const say = (s: string) => io.out.write(`${s}\n`);
   const runDir = join(o.runsDir, o.name);
   const t0 = performance.now();
 
@@ -141,12 +149,16 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
     const recovered = recoverCheckpoint(runDir);
     if (recovered) say(`${runDir}: ${recovered}`);
     if (!existsSync(join(runDir, 'trainer_state.safetensors'))) {
-      throw new Error(`--resume: ${runDir} has no trainer_state.safetensors (expected a run folder written by monet train)`);
+      throw new Error(
+        `--resume: ${runDir} has no trainer_state.safetensors (expected a run folder written by monet train)`,
+      );
     }
     const ck = loadModel(runDir);
     const st = loadTrainerState(runDir, ck.config);
     if (st.modelChecksum && ck.checksum && st.modelChecksum !== ck.checksum) {
-      throw new Error(`--resume: ${runDir}: trainer_state.safetensors (step ${st.step}) was saved with model ${st.modelChecksum}, but model.safetensors is ${ck.checksum}${ck.step !== undefined ? ` (step ${ck.step})` : ''}; the checkpoint is inconsistent`);
+      throw new Error(
+        `--resume: ${runDir}: trainer_state.safetensors (step ${st.step}) was saved with model ${st.modelChecksum}, but model.safetensors is ${ck.checksum}${ck.step !== undefined ? ` (step ${ck.step})` : ''}; the checkpoint is inconsistent`,
+      );
     }
     // The options come from the trainer state (written in the same commit); run.json is the fallback for older runs.
     let saved: { options: TrainOptions };
@@ -159,7 +171,17 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
       }
     }
     // The saved options win, except what a user may sensibly change on resume: more steps, the backend, reporting.
-    const keep: (keyof TrainOptions)[] = ['steps', 'backend', 'evalEvery', 'logEvery', 'saveEvery', 'sampleTokens', 'prompt', 'temperature', 'evalBatches'];
+    const keep: (keyof TrainOptions)[] = [
+      'steps',
+      'backend',
+      'evalEvery',
+      'logEvery',
+      'saveEvery',
+      'sampleTokens',
+      'prompt',
+      'temperature',
+      'evalBatches',
+    ];
     const merged = { ...saved.options } as Record<string, unknown>;
     for (const k of keep) merged[k] = o[k];
     o = merged as unknown as TrainOptions;
@@ -176,13 +198,22 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
       records = readJsonl<LogRecord>(join(runDir, 'log.jsonl')).records;
       // Records written after the checkpoint (a crash between checkpoints) describe steps that will run again.
       records = records.filter((r) => r.step <= startStep);
-      writeFileAtomic(join(runDir, 'log.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+      writeFileAtomic(
+        join(runDir, 'log.jsonl'),
+        records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
+      );
     }
-    if (startStep >= o.steps) throw new Error(`--resume: ${runDir} already finished ${startStep} of ${o.steps} steps; pass a larger --steps to continue`);
+    if (startStep >= o.steps)
+      throw new Error(
+        `--resume: ${runDir} already finished ${startStep} of ${o.steps} steps; pass a larger --steps to continue`,
+      );
     say(`resuming ${runDir} at step ${startStep}`);
   } else {
     if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'trainer_state.safetensors'))) {
-      if (!force) throw new Error(`run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, or --name for a new one`);
+      if (!force)
+        throw new Error(
+          `run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, or --name for a new one`,
+        );
     }
     // The folder is replaced / created only once the data and the backend are known to work (below), so that a
     // wrong --data or --seq-len neither deletes an old run nor leaves an empty folder behind.
@@ -193,17 +224,26 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   // ---- data
   const splits = loadSplits(o.data, o.tokenizer);
   const tok = makeTokenizer(o.tokenizer);
-  if (tok.vocabSize !== config.vocab_size) throw new Error(`tokenizer '${o.tokenizer}' has ${tok.vocabSize} ids but the model's vocab_size is ${config.vocab_size}`);
+  if (tok.vocabSize !== config.vocab_size)
+    throw new Error(
+      `tokenizer '${o.tokenizer}' has ${tok.vocabSize} ids but the model's vocab_size is ${config.vocab_size}`,
+    );
   const B = o.batchSize;
   const S = o.seqLen;
-  if (S > config.max_position_embeddings) throw new Error(`--seq-len ${S} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
+  if (S > config.max_position_embeddings)
+    throw new Error(`--seq-len ${S} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
   const sampler = new BatchSampler(splits.train, B, S, samplerState ?? o.seed + 1);
   const valBatches = validationBatches(splits.validation, B, S, o.evalBatches);
   const H = splits.entropy;
-  say(`data: ${splits.corpus.name === 'brown' ? 'Brown corpus' : 'text files'} — ${splits.corpus.train.length} training documents (${splits.train.length.toLocaleString('en-US')} tokens), ` +
-    `${splits.corpus.validation.length} validation documents (${splits.validation.length.toLocaleString('en-US')} tokens; ${valBatches.length * B} windows of ${S} used for validation)`);
-  say(`validation byte-unigram entropy ${H.toFixed(4)} nats (${(H / Math.LN2).toFixed(3)} bits); target validation loss ≤ 0.75 × that = ${(0.75 * H).toFixed(4)}`);
-  for (const l of describeModel(config)) say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
+  say(
+    `data: ${splits.corpus.name === 'brown' ? 'Brown corpus' : 'text files'} — ${splits.corpus.train.length} training documents (${splits.train.length.toLocaleString('en-US')} tokens), ` +
+      `${splits.corpus.validation.length} validation documents (${splits.validation.length.toLocaleString('en-US')} tokens; ${valBatches.length * B} windows of ${S} used for validation)`,
+  );
+  say(
+    `validation byte-unigram entropy ${H.toFixed(4)} nats (${(H / Math.LN2).toFixed(3)} bits); target validation loss ≤ 0.75 × that = ${(0.75 * H).toFixed(4)}`,
+  );
+  for (const l of describeModel(config))
+    say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
 
   // ---- engine
   const created = await createEngine(o.backend, { config, params, state, m, v });
@@ -219,7 +259,9 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
     }
   }
   const tokensPerStep = B * S * o.gradAccum;
-  say(`training ${o.steps} steps × ${tokensPerStep.toLocaleString('en-US')} tokens (batch ${B} × seq ${S}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`);
+  say(
+    `training ${o.steps} steps × ${tokensPerStep.toLocaleString('en-US')} tokens (batch ${B} × seq ${S}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`,
+  );
 
   const write = (r: LogRecord) => {
     records.push(r);
@@ -240,7 +282,7 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
   };
 
   const runOptionsJson = (extra: Record<string, unknown>) =>
-    JSON.stringify({ options: o, config, backend: engine.name, ...extra }, null, 2) + '\n';
+    `${JSON.stringify({ options: o, config, backend: engine.name, ...extra }, null, 2)}\n`;
 
   let lastCheckpoint: number | null = resume ? startStep : null;
   const checkpoint = async (step: number, seconds: number) => {
@@ -249,37 +291,64 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
     // Never replace a good checkpoint with a diverged model (an update can overflow even when its gradient was finite).
     for (const [name, a] of p) {
       for (let i = 0; i < a.length; i++) {
-        if (!Number.isFinite(a[i])) throw new Error(`not writing the checkpoint of step ${step}: parameter '${name}' holds ${a[i]} at index ${i}; ${resumeHint()}`);
+        if (!Number.isFinite(a[i]))
+          throw new Error(
+            `not writing the checkpoint of step ${step}: parameter '${name}' holds ${a[i]} at index ${i}; ${resumeHint()}`,
+          );
       }
     }
-    saveCheckpoint(runDir, config, o.tokenizer, p, s, { step, sampler: sampler.state(), info: { seconds, backend: engine.name, options: o }, m: mom.m, v: mom.v });
+    saveCheckpoint(runDir, config, o.tokenizer, p, s, {
+      step,
+      sampler: sampler.state(),
+      info: { seconds, backend: engine.name, options: o },
+      m: mom.m,
+      v: mom.v,
+    });
     lastCheckpoint = step;
     writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step }));
     writeSvg();
   };
   /** What to tell the user when the run cannot go on. */
-  const resumeHint = () => lastCheckpoint !== null
-    ? `the checkpoint of step ${lastCheckpoint} in ${runDir} is intact; continue with: monet train --resume --name ${o.name}${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}`
-    : 'no checkpoint had been written yet';
+  const resumeHint = () =>
+    lastCheckpoint !== null
+      ? `the checkpoint of step ${lastCheckpoint} in ${runDir} is intact; continue with: monet train --resume --name ${o.name}${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}`
+      : 'no checkpoint had been written yet';
 
   const writeSvg = () => {
-    const trainPts = records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number] as [number, number]);
-    const valPts = records.filter((r) => typeof r.val_loss === 'number').map((r) => [r.step, r.val_loss as number] as [number, number]);
-    const svg = lossCurveSvg(`${o.name}: ${modelKind(config)} on ${engine.name}`, [
-      { label: 'train loss', color: '#1f77b4', points: trainPts },
-      { label: 'validation CE', color: '#d62728', points: valPts, dots: true },
-    ], [
-      { label: 'byte-unigram entropy', color: '#7f7f7f', y: H },
-      { label: '0.75 × entropy (target)', color: '#2ca02c', y: 0.75 * H },
-    ]);
+    const trainPts = records
+      .filter((r) => typeof r.loss === 'number')
+      .map((r) => [r.step, r.loss as number] as [number, number]);
+    const valPts = records
+      .filter((r) => typeof r.val_loss === 'number')
+      .map((r) => [r.step, r.val_loss as number] as [number, number]);
+    const svg = lossCurveSvg(
+      `${o.name}: ${modelKind(config)} on ${engine.name}`,
+      [
+        { label: 'train loss', color: '#1f77b4', points: trainPts },
+        { label: 'validation CE', color: '#d62728', points: valPts, dots: true },
+      ],
+      [
+        { label: 'byte-unigram entropy', color: '#7f7f7f', y: H },
+        { label: '0.75 × entropy (target)', color: '#2ca02c', y: 0.75 * H },
+      ],
+    );
     writeFileAtomic(join(runDir, 'loss.svg'), svg);
   };
 
   if (!resume) {
-    write({ step: 0, event: 'start', backend: engine.name, preset: o.preset, params: paramBreakdown(config).total, entropy: H });
+    write({
+      step: 0,
+      event: 'start',
+      backend: engine.name,
+      preset: o.preset,
+      params: paramBreakdown(config).total,
+      entropy: H,
+    });
     const v0 = await evaluate(alphaAt(0));
     write({ step: 0, val_loss: v0.ce, val_total: v0.loss });
-    say(`step 0: validation CE ${v0.ce.toFixed(4)} (uniform over 256 bytes would be ${Math.log(config.vocab_size).toFixed(4)})`);
+    say(
+      `step 0: validation CE ${v0.ce.toFixed(4)} (uniform over 256 bytes would be ${Math.log(config.vocab_size).toFixed(4)})`,
+    );
   } else {
     write({ step: startStep, event: 'resume', backend: engine.name });
   }
@@ -299,18 +368,30 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
       const batches: Int32Array[] = [];
       for (let a = 0; a < o.gradAccum; a++) batches.push(sampler.next());
       const hp: StepHyper = {
-        lr: learningRate(sched, step), beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip,
-        step: step + 1, alpha: alphaAt(step),
+        lr: learningRate(sched, step),
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+        weightDecay: o.weightDecay,
+        clip: o.clip,
+        step: step + 1,
+        alpha: alphaAt(step),
       };
       // A result is read at log steps, and before an evaluation or a checkpoint: a device engine's fault counters
       // arrive with it, and neither may run while a streak of skipped steps lasts.
-      const want = (step + 1) % o.logEvery === 0 || step + 1 === o.steps || step === startStep ||
-        (step + 1) % o.evalEvery === 0 || (step + 1) % o.saveEvery === 0;
+      const want =
+        (step + 1) % o.logEvery === 0 ||
+        step + 1 === o.steps ||
+        step === startStep ||
+        (step + 1) % o.evalEvery === 0 ||
+        (step + 1) % o.saveEvery === 0;
       let r: Awaited<ReturnType<Engine['trainStep']>>;
       try {
         r = await engine.trainStep(batches, B, S, hp, want);
       } catch (e) {
-        throw new Error(`step ${step + 1} failed on ${engine.name}: ${(e as Error).message}; ${resumeHint()}`, { cause: e });
+        throw new Error(`step ${step + 1} failed on ${engine.name}: ${(e as Error).message}; ${resumeHint()}`, {
+          cause: e,
+        });
       }
       step++;
       tokensSinceMark += tokensPerStep;
@@ -318,9 +399,23 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
         // Device engine: the steps it skipped since its previous result, counted on the device.
         const f = r.faults;
         faults = f.streak;
-        write({ step: f.lastStep, event: 'skip', reason: f.reason, loss: f.lastLoss, grad_norm: f.lastNorm, lr: learningRate(sched, f.lastStep - 1), skipped: f.count, since: lastRead + 1, read_at: step, streak: f.streak, streak_from: f.streakFrom });
-        progress.log(`steps ${lastRead + 1}–${step}: ${f.count} skipped, not applied (latest: step ${f.lastStep}, ${f.reason})` +
-          (f.streak > 0 ? `; ${f.streak} in a row up to step ${step} (stop at ${maxFaults})` : ''));
+        write({
+          step: f.lastStep,
+          event: 'skip',
+          reason: f.reason,
+          loss: f.lastLoss,
+          grad_norm: f.lastNorm,
+          lr: learningRate(sched, f.lastStep - 1),
+          skipped: f.count,
+          since: lastRead + 1,
+          read_at: step,
+          streak: f.streak,
+          streak_from: f.streakFrom,
+        });
+        progress.log(
+          `steps ${lastRead + 1}–${step}: ${f.count} skipped, not applied (latest: step ${f.lastStep}, ${f.reason})` +
+            (f.streak > 0 ? `; ${f.streak} in a row up to step ${step} (stop at ${maxFaults})` : ''),
+        );
       } else if (r?.skipped) {
         // Reference engine: this step, checked on the host.
         faults++;
@@ -332,8 +427,10 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
         if (faults >= maxFaults) {
           progress.done();
           const from = r.faults ? ` (steps ${r.faults.streakFrom}–${step})` : '';
-          throw new Error(`training stopped at step ${step}: ${faults} consecutive steps${from} had a non-finite loss or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
-            `the parameters may have diverged — try a lower --lr or a gradient clip (--clip); ${resumeHint()}`);
+          throw new Error(
+            `training stopped at step ${step}: ${faults} consecutive steps${from} had a non-finite loss or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
+              `the parameters may have diverged — try a lower --lr or a gradient clip (--clip); ${resumeHint()}`,
+          );
         }
         continue; // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
       }
@@ -343,15 +440,33 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
         tMark = now;
         tokensSinceMark = 0;
         lastLoss = r.loss;
-        write({ step, loss: r.loss, ce: r.ce, grad_norm: r.gradNorm, lr: hp.lr, alpha: config.ffn === 'topk' ? hp.alpha : undefined, tokens_per_s: Math.round(tps), seconds: prevSeconds + (now - tLoop) / 1000 });
-        progress.update({ step, steps: o.steps, loss: r.loss, tokensPerSec: tps, elapsed: (now - tLoop) / 1000, lr: hp.lr, startStep });
+        write({
+          step,
+          loss: r.loss,
+          ce: r.ce,
+          grad_norm: r.gradNorm,
+          lr: hp.lr,
+          alpha: config.ffn === 'topk' ? hp.alpha : undefined,
+          tokens_per_s: Math.round(tps),
+          seconds: prevSeconds + (now - tLoop) / 1000,
+        });
+        progress.update({
+          step,
+          steps: o.steps,
+          loss: r.loss,
+          tokensPerSec: tps,
+          elapsed: (now - tLoop) / 1000,
+          lr: hp.lr,
+          startStep,
+        });
       }
       if (step % o.evalEvery === 0 && step < o.steps) {
         const ev = await evaluate(alphaAt(step));
         write({ step, val_loss: ev.ce, val_total: ev.loss });
         progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
       }
-      if (step % o.saveEvery === 0 && step < o.steps) await checkpoint(step, prevSeconds + (performance.now() - tLoop) / 1000);
+      if (step % o.saveEvery === 0 && step < o.steps)
+        await checkpoint(step, prevSeconds + (performance.now() - tLoop) / 1000);
       if (io.stop?.requested) {
         progress.done();
         say(`stopping at step ${step} (interrupted); checkpoint written, continue with --resume`);
@@ -366,19 +481,39 @@ export async function train(o: TrainOptions, config: ModelConfig, resume: boolea
     write({ step, val_loss: final.ce, val_total: final.loss });
     await checkpoint(step, seconds);
     const ratio = final.ce / H;
-    say(`validation CE ${final.ce.toFixed(4)} nats/byte vs byte-unigram entropy ${H.toFixed(4)}: ratio ${ratio.toFixed(3)} (target ≤ 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`);
+    say(
+      `validation CE ${final.ce.toFixed(4)} nats/byte vs byte-unigram entropy ${H.toFixed(4)}: ratio ${ratio.toFixed(3)} (target ≤ 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`,
+    );
     let sample = '';
     if (o.sampleTokens > 0) {
       sample = await generate(engine, tok, {
-        prompt: o.prompt, tokens: o.sampleTokens, temperature: o.temperature, seed: o.seed, alpha: alphaAt(step), maxContext: config.max_position_embeddings,
+        prompt: o.prompt,
+        tokens: o.sampleTokens,
+        temperature: o.temperature,
+        seed: o.seed,
+        alpha: alphaAt(step),
+        maxContext: config.max_position_embeddings,
       });
       say(`sample (temperature ${o.temperature}):\n${o.prompt}${sample}`);
     }
     const result: TrainResult = {
-      runDir, backend: engine.name, steps: step, finalTrainLoss: lastLoss, valLoss: final.ce, unigramEntropy: H, ratio, sample, seconds,
+      runDir,
+      backend: engine.name,
+      steps: step,
+      finalTrainLoss: lastLoss,
+      valLoss: final.ce,
+      unigramEntropy: H,
+      ratio,
+      sample,
+      seconds,
     };
-    writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step, summary: { ...result, totalSeconds: (performance.now() - t0) / 1000 } }));
-    say(`run folder: ${runDir} (config.json, model.safetensors, trainer_state.safetensors, log.jsonl, loss.svg, run.json) — ${seconds.toFixed(1)} s of training`);
+    writeFileAtomic(
+      join(runDir, 'run.json'),
+      runOptionsJson({ step, summary: { ...result, totalSeconds: (performance.now() - t0) / 1000 } }),
+    );
+    say(
+      `run folder: ${runDir} (config.json, model.safetensors, trainer_state.safetensors, log.jsonl, loss.svg, run.json) — ${seconds.toFixed(1)} s of training`,
+    );
     return result;
   } catch (e) {
     // Whatever stopped the run (device lost, disk full, divergence), say where it can be resumed from.

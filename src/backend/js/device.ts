@@ -13,8 +13,13 @@ class JsDevice implements Device {
   alloc(dtype: 'i32', length: number): I32;
   alloc(dtype: DType, length: number): DTensor;
   alloc(dtype: DType, length: number): DTensor {
-    if (!Number.isInteger(length) || length < 0) throw new Error(`js device alloc: expected a non-negative integer length, found ${length}`);
-    const t: JsTensor = { dtype, length, data: dtype === 'f32' ? new Float32Array(length) : new Int32Array(length) } as JsTensor;
+    if (!Number.isInteger(length) || length < 0)
+      throw new Error(`js device alloc: expected a non-negative integer length, found ${length}`);
+    const t: JsTensor = {
+      dtype,
+      length,
+      data: dtype === 'f32' ? new Float32Array(length) : new Int32Array(length),
+    } as JsTensor;
     this.live.add(t);
     return t;
   }

@@ -28,9 +28,18 @@ export function erfc(x: number): number {
   const r =
     t *
     Math.exp(
-      -z * z - 1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 +
-          t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? r : 2 - r;
 }
@@ -43,18 +52,28 @@ function sigmoid(x: number): number {
 }
 export function act(kind: ActKind, x: number): number {
   switch (kind) {
-    case 'relu': return x > 0 ? x : 0;
-    case 'relu2': return x > 0 ? x * x : 0;
-    case 'gelu': return 0.5 * x * erfc(-x * SQRT1_2);
-    case 'silu': return x * sigmoid(x);
+    case 'relu':
+      return Math.max(x, 0);
+    case 'relu2':
+      return x > 0 ? x * x : 0;
+    case 'gelu':
+      return 0.5 * x * erfc(-x * SQRT1_2);
+    case 'silu':
+      return x * sigmoid(x);
   }
 }
 export function actGrad(kind: ActKind, x: number): number {
   switch (kind) {
-    case 'relu': return x > 0 ? 1 : 0;
-    case 'relu2': return x > 0 ? 2 * x : 0;
-    case 'gelu': return 0.5 * erfc(-x * SQRT1_2) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
-    case 'silu': { const s = sigmoid(x); return s * (1 + x * (1 - s)); }
+    case 'relu':
+      return x > 0 ? 1 : 0;
+    case 'relu2':
+      return x > 0 ? 2 * x : 0;
+    case 'gelu':
+      return 0.5 * erfc(-x * SQRT1_2) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+    case 'silu': {
+      const s = sigmoid(x);
+      return s * (1 + x * (1 - s));
+    }
   }
 }
 
@@ -73,7 +92,8 @@ export const jsKernels: Kernels = {
     any(x).fill(value, 0, n);
   },
   copyBlock(dst, src, { rows, cols, dstLd, srcLd, dstOffset, srcOffset, accumulate }) {
-    const D = any(dst), Sr = any(src);
+    const D = any(dst),
+      Sr = any(src);
     for (let r = 0; r < rows; r++)
       for (let c = 0; c < cols; c++) {
         const o = dstOffset + r * dstLd + c;
@@ -81,15 +101,18 @@ export const jsKernels: Kernels = {
       }
   },
   axpby(y, x, { n, alpha, beta }) {
-    const Y = f(y), X = f(x);
+    const Y = f(y),
+      X = f(x);
     for (let i = 0; i < n; i++) Y[i] = beta === 0 ? alpha * X[i] : alpha * X[i] + beta * Y[i];
   },
   addBias(y, bias, { rows, cols }) {
-    const Y = f(y), b = f(bias);
+    const Y = f(y),
+      b = f(bias);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Y[r * cols + c] += b[c];
   },
   colSum(out, x, { rows, cols }) {
-    const O = f(out), X = f(x);
+    const O = f(out),
+      X = f(x);
     for (let c = 0; c < cols; c++) {
       let s = 0;
       for (let r = 0; r < rows; r++) s += X[r * cols + c];
@@ -104,16 +127,22 @@ export const jsKernels: Kernels = {
   },
 
   matmul(c, a, b, { M, N, K, transA, transB, accumulate }) {
-    const C = f(c), A = f(a), B = f(b);
+    const C = f(c),
+      A = f(a),
+      B = f(b);
     for (let i = 0; i < M; i++)
       for (let j = 0; j < N; j++) {
         let s = 0;
-        for (let p = 0; p < K; p++) s += (transA ? A[p * M + i] : A[i * K + p]) * (transB ? B[j * K + p] : B[p * N + j]);
+        for (let p = 0; p < K; p++)
+          s += (transA ? A[p * M + i] : A[i * K + p]) * (transB ? B[j * K + p] : B[p * N + j]);
         C[i * N + j] = (accumulate ? C[i * N + j] : 0) + s;
       }
   },
   matmulGrouped(c, a, b, offsets, { N, K, G, transB, accumulate }) {
-    const C = f(c), A = f(a), B = f(b), off = ix(offsets);
+    const C = f(c),
+      A = f(a),
+      B = f(b),
+      off = ix(offsets);
     for (let g = 0; g < G; g++) {
       const Bg = g * N * K;
       for (let r = off[g]; r < off[g + 1]; r++)
@@ -125,7 +154,10 @@ export const jsKernels: Kernels = {
     }
   },
   matmulGroupedTN(db, dc, a, offsets, { N, K, G }) {
-    const dB = f(db), dC = f(dc), A = f(a), off = ix(offsets);
+    const dB = f(db),
+      dC = f(dc),
+      A = f(a),
+      off = ix(offsets);
     for (let g = 0; g < G; g++)
       for (let j = 0; j < N; j++)
         for (let p = 0; p < K; p++) {
@@ -136,26 +168,36 @@ export const jsKernels: Kernels = {
   },
 
   activation(y, x, { n, kind }) {
-    const Y = f(y), X = f(x);
+    const Y = f(y),
+      X = f(x);
     for (let i = 0; i < n; i++) Y[i] = act(kind, X[i]);
   },
   activationBackward(dx, dy, x, { n, kind }) {
-    const dX = f(dx), dY = f(dy), X = f(x);
+    const dX = f(dx),
+      dY = f(dy),
+      X = f(x);
     for (let i = 0; i < n; i++) dX[i] += dY[i] * actGrad(kind, X[i]);
   },
   swiglu(h, g, u, { n }) {
-    const Hh = f(h), G = f(g), U = f(u);
+    const Hh = f(h),
+      G = f(g),
+      U = f(u);
     for (let i = 0; i < n; i++) Hh[i] = act('silu', G[i]) * U[i];
   },
   swigluBackward(dg, du, dh, g, u, { n }) {
-    const dG = f(dg), dU = f(du), dH = f(dh), G = f(g), U = f(u);
+    const dG = f(dg),
+      dU = f(du),
+      dH = f(dh),
+      G = f(g),
+      U = f(u);
     for (let i = 0; i < n; i++) {
       dG[i] += dH[i] * U[i] * actGrad('silu', G[i]);
       dU[i] += dH[i] * act('silu', G[i]);
     }
   },
   thresholdTopkMask(mask, x, { rows, n, k }) {
-    const Mk = ix(mask), X = f(x);
+    const Mk = ix(mask),
+      X = f(x);
     for (let r = 0; r < rows; r++) {
       const ids = topkIndices(X, r * n, n, k);
       const tau = X[r * n + ids[k - 1]];
@@ -163,12 +205,15 @@ export const jsKernels: Kernels = {
     }
   },
   maskScale(y, x, mask, { n, alpha }) {
-    const Y = f(y), X = f(x), Mk = ix(mask);
+    const Y = f(y),
+      X = f(x),
+      Mk = ix(mask);
     for (let i = 0; i < n; i++) Y[i] = X[i] * (alpha + (1 - alpha) * Mk[i]);
   },
 
   softmaxRows(y, x, { rows, n }) {
-    const Y = f(y), X = f(x);
+    const Y = f(y),
+      X = f(x);
     for (let r = 0; r < rows; r++) {
       const o = r * n;
       let mx = -Infinity;
@@ -180,7 +225,9 @@ export const jsKernels: Kernels = {
     }
   },
   softmaxBackward(dx, y, dy, { rows, n }) {
-    const dX = f(dx), Y = f(y), dY = f(dy);
+    const dX = f(dx),
+      Y = f(y),
+      dY = f(dy);
     for (let r = 0; r < rows; r++) {
       const o = r * n;
       let dot = 0;
@@ -189,7 +236,9 @@ export const jsKernels: Kernels = {
     }
   },
   topkRows(idx, val, x, { rows, n, k }) {
-    const I = ix(idx), Vv = f(val), X = f(x);
+    const I = ix(idx),
+      Vv = f(val),
+      X = f(x);
     for (let r = 0; r < rows; r++) {
       const ids = topkIndices(X, r * n, n, k);
       for (let s = 0; s < k; s++) {
@@ -199,12 +248,17 @@ export const jsKernels: Kernels = {
     }
   },
   topkRowsBackward(dx, dval, idx, { rows, n, k }) {
-    const dX = f(dx), dV = f(dval), I = ix(idx);
+    const dX = f(dx),
+      dV = f(dval),
+      I = ix(idx);
     for (let r = 0; r < rows; r++) for (let s = 0; s < k; s++) dX[r * n + I[r * k + s]] += dV[r * k + s];
   },
 
   rmsnorm(y, rstd, x, w, { rows, d, eps }) {
-    const Y = f(y), R = f(rstd), X = f(x), W = f(w);
+    const Y = f(y),
+      R = f(rstd),
+      X = f(x),
+      W = f(w);
     for (let r = 0; r < rows; r++) {
       let ss = 0;
       for (let j = 0; j < d; j++) ss += X[r * d + j] * X[r * d + j];
@@ -214,7 +268,12 @@ export const jsKernels: Kernels = {
     }
   },
   rmsnormBackward(dx, dw, dy, x, w, rstd, { rows, d }) {
-    const dX = f(dx), dW = f(dw), dY = f(dy), X = f(x), W = f(w), R = f(rstd);
+    const dX = f(dx),
+      dW = f(dw),
+      dY = f(dy),
+      X = f(x),
+      W = f(w),
+      R = f(rstd);
     for (let r = 0; r < rows; r++) {
       const rs = R[r];
       // y_j = x_j·rs·w_j with rs = (mean x² + eps)^(-1/2):  dx_j = rs·w_j·dy_j − x_j·rs³/d·Σ_i dy_i·w_i·x_i
@@ -222,13 +281,15 @@ export const jsKernels: Kernels = {
       for (let j = 0; j < d; j++) dot += dY[r * d + j] * W[j] * X[r * d + j];
       for (let j = 0; j < d; j++) {
         const o = r * d + j;
-        dX[o] += rs * W[j] * dY[o] - X[o] * rs * rs * rs * dot / d;
+        dX[o] += rs * W[j] * dY[o] - (X[o] * rs * rs * rs * dot) / d;
         dW[j] += dY[o] * X[o] * rs;
       }
     }
   },
   groupStats(mean, variance, x, { outer, groups, inner }) {
-    const Mu = f(mean), Va = f(variance), X = f(x);
+    const Mu = f(mean),
+      Va = f(variance),
+      X = f(x);
     const n = outer * inner;
     for (let g = 0; g < groups; g++) {
       let s = 0;
@@ -245,7 +306,12 @@ export const jsKernels: Kernels = {
     }
   },
   batchnorm(y, x, mean, variance, gamma, beta, { rows, cols, eps }) {
-    const Y = f(y), X = f(x), Mu = f(mean), Va = f(variance), Ga = f(gamma), Be = f(beta);
+    const Y = f(y),
+      X = f(x),
+      Mu = f(mean),
+      Va = f(variance),
+      Ga = f(gamma),
+      Be = f(beta);
     for (let r = 0; r < rows; r++)
       for (let c = 0; c < cols; c++) {
         const o = r * cols + c;
@@ -253,10 +319,18 @@ export const jsKernels: Kernels = {
       }
   },
   batchnormBackward(dx, dgamma, dbeta, dy, x, mean, variance, gamma, { rows, cols, eps, train }) {
-    const dX = f(dx), dGa = f(dgamma), dBe = f(dbeta), dY = f(dy), X = f(x), Mu = f(mean), Va = f(variance), Ga = f(gamma);
+    const dX = f(dx),
+      dGa = f(dgamma),
+      dBe = f(dbeta),
+      dY = f(dy),
+      X = f(x),
+      Mu = f(mean),
+      Va = f(variance),
+      Ga = f(gamma);
     for (let c = 0; c < cols; c++) {
       const rs = 1 / Math.sqrt(Va[c] + eps);
-      let sdy = 0, sdyxh = 0;
+      let sdy = 0,
+        sdyxh = 0;
       for (let r = 0; r < rows; r++) {
         const o = r * cols + c;
         const xh = (X[o] - Mu[c]) * rs;
@@ -268,20 +342,27 @@ export const jsKernels: Kernels = {
       for (let r = 0; r < rows; r++) {
         const o = r * cols + c;
         const xh = (X[o] - Mu[c]) * rs;
-        dX[o] += train ? Ga[c] * rs * (dY[o] - sdy / rows - xh * sdyxh / rows) : Ga[c] * rs * dY[o];
+        dX[o] += train ? Ga[c] * rs * (dY[o] - sdy / rows - (xh * sdyxh) / rows) : Ga[c] * rs * dY[o];
       }
     }
   },
   runningStatsUpdate(runMean, runVar, mean, variance, { groups, count, momentum }) {
-    const RM = f(runMean), RV = f(runVar), Mu = f(mean), Va = f(variance);
+    const RM = f(runMean),
+      RV = f(runVar),
+      Mu = f(mean),
+      Va = f(variance);
     for (let g = 0; g < groups; g++) {
       RM[g] = (1 - momentum) * RM[g] + momentum * Mu[g];
-      RV[g] = (1 - momentum) * RV[g] + momentum * Va[g] * count / (count - 1);
+      RV[g] = (1 - momentum) * RV[g] + (momentum * Va[g] * count) / (count - 1);
     }
   },
 
   monetRoute(g, mask, z, mean, variance, { T, H, E, sigma, eps }) {
-    const Gg = f(g), Mk = ix(mask), Z = f(z), Mu = f(mean), Va = f(variance);
+    const Gg = f(g),
+      Mk = ix(mask),
+      Z = f(z),
+      Mu = f(mean),
+      Va = f(variance);
     for (let t = 0; t < T; t++)
       for (let h = 0; h < H; h++) {
         const o = (t * H + h) * E;
@@ -312,7 +393,8 @@ export const jsKernels: Kernels = {
     f(loss)[0] += scale * (-s / (2 * H * E));
   },
   monetUnifBackward(dg, g, { T, H, E, eps, scale }) {
-    const dG = f(dg), Gg = f(g);
+    const dG = f(dg),
+      Gg = f(g);
     for (let hi = 0; hi < H * E; hi++) {
       let m = 0;
       for (let t = 0; t < T; t++) m += Gg[t * H * E + hi];
@@ -331,7 +413,8 @@ export const jsKernels: Kernels = {
     f(loss)[0] += (scale * s) / (2 * H * T);
   },
   monetAmbBackward(dg, g, { T, H, E, scale }) {
-    const dG = f(dg), Gg = f(g);
+    const dG = f(dg),
+      Gg = f(g);
     for (let th = 0; th < T * H; th++) {
       let best = 0;
       for (let i = 1; i < E; i++) if (Gg[th * E + i] > Gg[th * E + best]) best = i;
@@ -339,7 +422,8 @@ export const jsKernels: Kernels = {
     }
   },
   headSum(G, g, { T, H, E }) {
-    const GG = f(G), Gg = f(g);
+    const GG = f(G),
+      Gg = f(g);
     for (let t = 0; t < T; t++)
       for (let i = 0; i < E; i++) {
         let s = 0;
@@ -348,13 +432,21 @@ export const jsKernels: Kernels = {
       }
   },
   headBroadcastAdd(dg, dG, { T, H, E }) {
-    const dGg = f(dg), dGG = f(dG);
-    for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let i = 0; i < E; i++) dGg[(t * H + h) * E + i] += dGG[t * E + i];
+    const dGg = f(dg),
+      dGG = f(dG);
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < H; h++) for (let i = 0; i < E; i++) dGg[(t * H + h) * E + i] += dGG[t * E + i];
   },
   monetHdMix(y, cc, a, g1, g2, { T, H, E, m }) {
-    const Y = f(y), CC = f(cc), A = f(a), G1 = f(g1), G2 = f(g2);
+    const Y = f(y),
+      CC = f(cc),
+      A = f(a),
+      G1 = f(g1),
+      G2 = f(g2);
     for (let t = 0; t < T; t++) {
-      const ga = t * H * E, aa = t * E * m, ca = t * H * m;
+      const ga = t * H * E,
+        aa = t * E * m,
+        ca = t * H * m;
       for (let h = 0; h < H; h++)
         for (let c = 0; c < m; c++) {
           let s = 0;
@@ -370,10 +462,19 @@ export const jsKernels: Kernels = {
     }
   },
   monetHdMixBackward(da, dg1, dg2, dy, a, g1, g2, cc, { T, H, E, m }) {
-    const dA = f(da), dG1 = f(dg1), dG2 = f(dg2), dY = f(dy), A = f(a), G1 = f(g1), G2 = f(g2), CC = f(cc);
+    const dA = f(da),
+      dG1 = f(dg1),
+      dG2 = f(dg2),
+      dY = f(dy),
+      A = f(a),
+      G1 = f(g1),
+      G2 = f(g2),
+      CC = f(cc);
     const dcc = new Float64Array(H * m);
     for (let t = 0; t < T; t++) {
-      const ga = t * H * E, aa = t * E * m, ca = t * H * m;
+      const ga = t * H * E,
+        aa = t * E * m,
+        ca = t * H * m;
       dcc.fill(0);
       for (let h = 0; h < H; h++)
         for (let j = 0; j < E; j++) {
@@ -399,13 +500,27 @@ export const jsKernels: Kernels = {
     }
   },
   monetVdMix(h11, h12, h21, h22, c1, c2, a1, a2, g1, g2, G1, G2, { T, H, E, m }) {
-    const H11 = f(h11), H12 = f(h12), H21 = f(h21), H22 = f(h22), C1 = f(c1), C2 = f(c2);
-    const A1 = f(a1), A2 = f(a2), Q1 = f(g1), Q2 = f(g2), S1 = f(G1), S2 = f(G2);
+    const H11 = f(h11),
+      H12 = f(h12),
+      H21 = f(h21),
+      H22 = f(h22),
+      C1 = f(c1),
+      C2 = f(c2);
+    const A1 = f(a1),
+      A2 = f(a2),
+      Q1 = f(g1),
+      Q2 = f(g2),
+      S1 = f(G1),
+      S2 = f(G2);
     for (let t = 0; t < T; t++) {
-      const ga = t * H * E, aa = t * E * m, ca = t * H * m, sa = t * E;
+      const ga = t * H * E,
+        aa = t * E * m,
+        ca = t * H * m,
+        sa = t * E;
       for (let h = 0; h < H; h++)
         for (let c = 0; c < m; c++) {
-          let s1 = 0, s2 = 0;
+          let s1 = 0,
+            s2 = 0;
           for (let i = 0; i < E; i++) {
             s1 += Q1[ga + h * E + i] * A1[aa + i * m + c];
             s2 += Q2[ga + h * E + i] * A2[aa + i * m + c];
@@ -415,7 +530,8 @@ export const jsKernels: Kernels = {
         }
       for (let i = 0; i < E; i++)
         for (let c = 0; c < m; c++) {
-          let s12 = 0, s21 = 0;
+          let s12 = 0,
+            s21 = 0;
           for (let h = 0; h < H; h++) {
             s12 += Q1[ga + h * E + i] * C2[ca + h * m + c];
             s21 += Q2[ga + h * E + i] * C1[ca + h * m + c];
@@ -428,17 +544,35 @@ export const jsKernels: Kernels = {
     }
   },
   monetVdMixBackward(da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, a1, a2, g1, g2, G1, G2, c1, c2, { T, H, E, m }) {
-    const dA1 = f(da1), dA2 = f(da2), dQ1 = f(dg1), dQ2 = f(dg2);
-    const dH11 = f(dh11), dH12 = f(dh12), dH21 = f(dh21), dH22 = f(dh22);
-    const A1 = f(a1), A2 = f(a2), Q1 = f(g1), Q2 = f(g2), S1 = f(G1), S2 = f(G2), C1 = f(c1), C2 = f(c2);
-    const dc1 = new Float64Array(H * m), dc2 = new Float64Array(H * m);
+    const dA1 = f(da1),
+      dA2 = f(da2),
+      dQ1 = f(dg1),
+      dQ2 = f(dg2);
+    const dH11 = f(dh11),
+      dH12 = f(dh12),
+      dH21 = f(dh21),
+      dH22 = f(dh22);
+    const A1 = f(a1),
+      A2 = f(a2),
+      Q1 = f(g1),
+      Q2 = f(g2),
+      S1 = f(G1),
+      S2 = f(G2),
+      C1 = f(c1),
+      C2 = f(c2);
+    const dc1 = new Float64Array(H * m),
+      dc2 = new Float64Array(H * m);
     for (let t = 0; t < T; t++) {
-      const ga = t * H * E, aa = t * E * m, ca = t * H * m, sa = t * E;
+      const ga = t * H * E,
+        aa = t * E * m,
+        ca = t * H * m,
+        sa = t * E;
       dc1.fill(0);
       dc2.fill(0);
       for (let i = 0; i < E; i++) {
         // straight flows h11 = G1·a1, h22 = G2·a2: dG lands on every head
-        let dG1 = 0, dG2 = 0;
+        let dG1 = 0,
+          dG2 = 0;
         for (let c = 0; c < m; c++) {
           dG1 += dH11[aa + i * m + c] * A1[aa + i * m + c];
           dG2 += dH22[aa + i * m + c] * A2[aa + i * m + c];
@@ -447,7 +581,8 @@ export const jsKernels: Kernels = {
         }
         // cross flows h12[i] = Σ_h g1[h,i]·c2[h],  h21[j] = Σ_h g2[h,j]·c1[h]
         for (let h = 0; h < H; h++) {
-          let s12 = 0, s21 = 0;
+          let s12 = 0,
+            s21 = 0;
           for (let c = 0; c < m; c++) {
             s12 += dH12[aa + i * m + c] * C2[ca + h * m + c];
             s21 += dH21[aa + i * m + c] * C1[ca + h * m + c];
@@ -461,7 +596,8 @@ export const jsKernels: Kernels = {
       // c1[h] = Σ_i g1[h,i]·a1[i],  c2[h] = Σ_j g2[h,j]·a2[j]
       for (let i = 0; i < E; i++)
         for (let h = 0; h < H; h++) {
-          let s1 = 0, s2 = 0;
+          let s1 = 0,
+            s2 = 0;
           for (let c = 0; c < m; c++) {
             s1 += dc1[h * m + c] * A1[aa + i * m + c];
             s2 += dc2[h * m + c] * A2[aa + i * m + c];
@@ -475,14 +611,19 @@ export const jsKernels: Kernels = {
   },
 
   peerRoute(ids, scores, q, subKeys, { T, H, dk, n, k }) {
-    const I = ix(ids), Sc = f(scores), Q = f(q), K = f(subKeys);
+    const I = ix(ids),
+      Sc = f(scores),
+      Q = f(q),
+      K = f(subKeys);
     const half = dk / 2;
-    const s1 = new Float64Array(n), s2 = new Float64Array(n);
+    const s1 = new Float64Array(n),
+      s2 = new Float64Array(n);
     for (let t = 0; t < T; t++)
       for (let h = 0; h < H; h++) {
         const qo = t * H * dk + h * dk;
         for (let a = 0; a < n; a++) {
-          let x1 = 0, x2 = 0;
+          let x1 = 0,
+            x2 = 0;
           for (let c = 0; c < half; c++) {
             x1 += Q[qo + c] * K[a * half + c];
             x2 += Q[qo + half + c] * K[(n + a) * half + c];
@@ -490,7 +631,8 @@ export const jsKernels: Kernels = {
           s1[a] = x1;
           s2[a] = x2;
         }
-        const A = topkIndices(s1, 0, n, k), Bk = topkIndices(s2, 0, n, k);
+        const A = topkIndices(s1, 0, n, k),
+          Bk = topkIndices(s2, 0, n, k);
         const cand: { id: number; sc: number }[] = [];
         for (const a of A) for (const b of Bk) cand.push({ id: a * n + b, sc: s1[a] + s2[b] });
         cand.sort((u, v) => v.sc - u.sc || u.id - v.id);
@@ -501,14 +643,21 @@ export const jsKernels: Kernels = {
       }
   },
   peerRouteBackward(dq, dSubKeys, dscores, q, subKeys, ids, { T, H, dk, n, k }) {
-    const dQ = f(dq), dK = f(dSubKeys), dS = f(dscores), Q = f(q), K = f(subKeys), I = ix(ids);
+    const dQ = f(dq),
+      dK = f(dSubKeys),
+      dS = f(dscores),
+      Q = f(q),
+      K = f(subKeys),
+      I = ix(ids);
     const half = dk / 2;
     for (let t = 0; t < T; t++)
       for (let h = 0; h < H; h++) {
         const qo = t * H * dk + h * dk;
         for (let r = 0; r < k; r++) {
           const o = (t * H + h) * k + r;
-          const a = Math.floor(I[o] / n), b = I[o] % n, ds = dS[o];
+          const a = Math.floor(I[o] / n),
+            b = I[o] % n,
+            ds = dS[o];
           for (let c = 0; c < half; c++) {
             dQ[qo + c] += ds * K[a * half + c];
             dQ[qo + half + c] += ds * K[(n + b) * half + c];
@@ -519,10 +668,17 @@ export const jsKernels: Kernels = {
       }
   },
   peerExperts(y, hpre, x, wDown, wUp, ids, w, { T, H, k, d, kind }) {
-    const Y = f(y), Hp = f(hpre), X = f(x), U = f(wDown), Vv = f(wUp), I = ix(ids), W = f(w);
+    const Y = f(y),
+      Hp = f(hpre),
+      X = f(x),
+      U = f(wDown),
+      Vv = f(wUp),
+      I = ix(ids),
+      W = f(w);
     for (let t = 0; t < T; t++)
       for (let hr = 0; hr < H * k; hr++) {
-        const o = t * H * k + hr, id = I[o];
+        const o = t * H * k + hr,
+          id = I[o];
         let s = 0;
         for (let c = 0; c < d; c++) s += U[id * d + c] * X[t * d + c];
         Hp[o] = s;
@@ -531,11 +687,21 @@ export const jsKernels: Kernels = {
       }
   },
   peerExpertsBackward(dx, dwDown, dwUp, dw, dy, x, wDown, wUp, ids, w, hpre, { T, H, k, d, kind }) {
-    const dX = f(dx), dU = f(dwDown), dV = f(dwUp), dW = f(dw), dY = f(dy), X = f(x), U = f(wDown), Vv = f(wUp);
-    const I = ix(ids), W = f(w), Hp = f(hpre);
+    const dX = f(dx),
+      dU = f(dwDown),
+      dV = f(dwUp),
+      dW = f(dw),
+      dY = f(dy),
+      X = f(x),
+      U = f(wDown),
+      Vv = f(wUp);
+    const I = ix(ids),
+      W = f(w),
+      Hp = f(hpre);
     for (let t = 0; t < T; t++)
       for (let hr = 0; hr < H * k; hr++) {
-        const o = t * H * k + hr, id = I[o];
+        const o = t * H * k + hr,
+          id = I[o];
         const fa = act(kind, Hp[o]);
         let dov = 0;
         for (let c = 0; c < d; c++) {
@@ -552,7 +718,10 @@ export const jsKernels: Kernels = {
   },
 
   moeSort(order, pos, offsets, expertIdx, { P, E }) {
-    const Or = ix(order), Po = ix(pos), Of = ix(offsets), Ei = ix(expertIdx);
+    const Or = ix(order),
+      Po = ix(pos),
+      Of = ix(offsets),
+      Ei = ix(expertIdx);
     const count = new Int32Array(E);
     for (let p = 0; p < P; p++) count[Ei[p]]++;
     Of[0] = 0;
@@ -565,14 +734,18 @@ export const jsKernels: Kernels = {
     }
   },
   moeDispatch(xs, x, order, { P, k, d }) {
-    const XS = f(xs), X = f(x), Or = ix(order);
+    const XS = f(xs),
+      X = f(x),
+      Or = ix(order);
     for (let r = 0; r < P; r++) {
       const t = Math.floor(Or[r] / k);
       for (let c = 0; c < d; c++) XS[r * d + c] = X[t * d + c];
     }
   },
   moeDispatchBackward(dx, dxs, pos, { T, k, d }) {
-    const dX = f(dx), dXS = f(dxs), Po = ix(pos);
+    const dX = f(dx),
+      dXS = f(dxs),
+      Po = ix(pos);
     for (let t = 0; t < T; t++)
       for (let s = 0; s < k; s++) {
         const r = Po[t * k + s];
@@ -580,18 +753,28 @@ export const jsKernels: Kernels = {
       }
   },
   moeCombine(y, ys, w, pos, { T, k, d }) {
-    const Y = f(y), YS = f(ys), W = f(w), Po = ix(pos);
+    const Y = f(y),
+      YS = f(ys),
+      W = f(w),
+      Po = ix(pos);
     for (let t = 0; t < T; t++)
       for (let s = 0; s < k; s++) {
-        const r = Po[t * k + s], ws = W[t * k + s];
+        const r = Po[t * k + s],
+          ws = W[t * k + s];
         for (let c = 0; c < d; c++) Y[t * d + c] += ws * YS[r * d + c];
       }
   },
   moeCombineBackward(dys, dw, dy, ys, w, pos, { T, k, d }) {
-    const dYS = f(dys), dW = f(dw), dY = f(dy), YS = f(ys), W = f(w), Po = ix(pos);
+    const dYS = f(dys),
+      dW = f(dw),
+      dY = f(dy),
+      YS = f(ys),
+      W = f(w),
+      Po = ix(pos);
     for (let t = 0; t < T; t++)
       for (let s = 0; s < k; s++) {
-        const p = t * k + s, r = Po[p];
+        const p = t * k + s,
+          r = Po[p];
         let dot = 0;
         for (let c = 0; c < d; c++) {
           dYS[r * d + c] += W[p] * dY[t * d + c];
@@ -601,8 +784,12 @@ export const jsKernels: Kernels = {
       }
   },
   smoeAux(lossBalance, lossZ, probs, lse, z, expertIdx, { T, E, k, scale }) {
-    const Pr = f(probs), L = f(lse), Z = f(z), Ei = ix(expertIdx);
-    const Pm = new Float64Array(E), cnt = new Float64Array(E);
+    const Pr = f(probs),
+      L = f(lse),
+      Z = f(z),
+      Ei = ix(expertIdx);
+    const Pm = new Float64Array(E),
+      cnt = new Float64Array(E);
     let zl = 0;
     for (let t = 0; t < T; t++) {
       let mx = -Infinity;
@@ -625,7 +812,10 @@ export const jsKernels: Kernels = {
     f(lossZ)[0] += (scale * zl) / T;
   },
   smoeAuxBackward(dz, probs, lse, expertIdx, { T, E, k, coefBalance, coefZ }) {
-    const dZ = f(dz), Pr = f(probs), L = f(lse), Ei = ix(expertIdx);
+    const dZ = f(dz),
+      Pr = f(probs),
+      L = f(lse),
+      Ei = ix(expertIdx);
     const fr = new Float64Array(E);
     for (let p = 0; p < T * k; p++) fr[Ei[p]] += 1 / (T * k);
     for (let t = 0; t < T; t++) {
@@ -639,44 +829,63 @@ export const jsKernels: Kernels = {
   },
 
   gatherRows(dst, table, idx, { rows, cols }) {
-    const D = f(dst), Tb = f(table), I = ix(idx);
+    const D = f(dst),
+      Tb = f(table),
+      I = ix(idx);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) D[r * cols + c] = Tb[I[r] * cols + c];
   },
   scatterAddRows(dst, src, idx, { rows, cols }) {
-    const D = f(dst), Sr = f(src), I = ix(idx);
+    const D = f(dst),
+      Sr = f(src),
+      I = ix(idx);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) D[I[r] * cols + c] += Sr[r * cols + c];
   },
   rope(y, x, { B, S, heads, hd, theta }) {
-    const Y = f(y), X = f(x), half = hd / 2;
+    const Y = f(y),
+      X = f(x),
+      half = hd / 2;
     for (let b = 0; b < B; b++)
       for (let s = 0; s < S; s++)
         for (let h = 0; h < heads; h++) {
           const o = ((b * S + s) * heads + h) * hd;
           for (let i = 0; i < half; i++) {
-            const ang = s * Math.pow(theta, (-2 * i) / hd), cs = Math.cos(ang), sn = Math.sin(ang);
-            const x1 = X[o + i], x2 = X[o + half + i];
+            const ang = s * Math.pow(theta, (-2 * i) / hd),
+              cs = Math.cos(ang),
+              sn = Math.sin(ang);
+            const x1 = X[o + i],
+              x2 = X[o + half + i];
             Y[o + i] = x1 * cs - x2 * sn;
             Y[o + half + i] = x2 * cs + x1 * sn;
           }
         }
   },
   ropeBackward(dx, dy, { B, S, heads, hd, theta }) {
-    const dX = f(dx), dY = f(dy), half = hd / 2;
+    const dX = f(dx),
+      dY = f(dy),
+      half = hd / 2;
     for (let b = 0; b < B; b++)
       for (let s = 0; s < S; s++)
         for (let h = 0; h < heads; h++) {
           const o = ((b * S + s) * heads + h) * hd;
           for (let i = 0; i < half; i++) {
-            const ang = s * Math.pow(theta, (-2 * i) / hd), cs = Math.cos(ang), sn = Math.sin(ang);
-            const g1 = dY[o + i], g2 = dY[o + half + i];
+            const ang = s * Math.pow(theta, (-2 * i) / hd),
+              cs = Math.cos(ang),
+              sn = Math.sin(ang);
+            const g1 = dY[o + i],
+              g2 = dY[o + half + i];
             dX[o + i] += g1 * cs + g2 * sn;
             dX[o + half + i] += g2 * cs - g1 * sn;
           }
         }
   },
   attention(out, probs, q, k, v, { B, S, nH, nKV, hd }) {
-    const O = f(out), P = f(probs), Q = f(q), K = f(k), Vv = f(v);
-    const group = nH / nKV, scale = 1 / Math.sqrt(hd);
+    const O = f(out),
+      P = f(probs),
+      Q = f(q),
+      K = f(k),
+      Vv = f(v);
+    const group = nH / nKV,
+      scale = 1 / Math.sqrt(hd);
     const sc = new Float64Array(S);
     for (let b = 0; b < B; b++)
       for (let h = 0; h < nH; h++) {
@@ -704,14 +913,23 @@ export const jsKernels: Kernels = {
       }
   },
   attentionBackward(dq, dk, dv, dout, q, k, v, probs, { B, S, nH, nKV, hd }) {
-    const dQ = f(dq), dK = f(dk), dV = f(dv), dO = f(dout), Q = f(q), K = f(k), Vv = f(v), P = f(probs);
-    const group = nH / nKV, scale = 1 / Math.sqrt(hd);
+    const dQ = f(dq),
+      dK = f(dk),
+      dV = f(dv),
+      dO = f(dout),
+      Q = f(q),
+      K = f(k),
+      Vv = f(v),
+      P = f(probs);
+    const group = nH / nKV,
+      scale = 1 / Math.sqrt(hd);
     const dp = new Float64Array(S);
     for (let b = 0; b < B; b++)
       for (let h = 0; h < nH; h++) {
         const kh = Math.floor(h / group);
         for (let i = 0; i < S; i++) {
-          const qo = ((b * S + i) * nH + h) * hd, po = ((b * nH + h) * S + i) * S;
+          const qo = ((b * S + i) * nH + h) * hd,
+            po = ((b * nH + h) * S + i) * S;
           let dot = 0;
           for (let j = 0; j <= i; j++) {
             const vo = ((b * S + j) * nKV + kh) * hd;
@@ -735,7 +953,9 @@ export const jsKernels: Kernels = {
       }
   },
   crossEntropy(loss, probs, logits, tokens, { B, S, V, scale }) {
-    const Pr = f(probs), Lg = f(logits), Tk = ix(tokens);
+    const Pr = f(probs),
+      Lg = f(logits),
+      Tk = ix(tokens);
     let total = 0;
     for (let r = 0; r < B * S; r++) {
       let mx = -Infinity;
@@ -744,12 +964,14 @@ export const jsKernels: Kernels = {
       for (let j = 0; j < V; j++) s += Math.exp(Lg[r * V + j] - mx);
       const lse = mx + Math.log(s);
       for (let j = 0; j < V; j++) Pr[r * V + j] = Math.exp(Lg[r * V + j] - lse);
-      if ((r % S) < S - 1) total += lse - Lg[r * V + Tk[r + 1]];
+      if (r % S < S - 1) total += lse - Lg[r * V + Tk[r + 1]];
     }
     f(loss)[0] += scale * total;
   },
   crossEntropyBackward(dlogits, probs, tokens, { B, S, V, scale }) {
-    const dL = f(dlogits), Pr = f(probs), Tk = ix(tokens);
+    const dL = f(dlogits),
+      Pr = f(probs),
+      Tk = ix(tokens);
     for (let r = 0; r < B * S; r++) {
       if (r % S === S - 1) continue;
       const tgt = Tk[r + 1];
@@ -781,10 +1003,15 @@ export const jsKernels: Kernels = {
     f(dst).set(f(src).subarray(0, n));
   },
   adamw(p, g, m, v, ctl, { n, lr, beta1, beta2, eps, weightDecay, step, gradScale }) {
-    const Pp = f(p), G = f(g), Mm = f(m), Vv = f(v), C = f(ctl);
+    const Pp = f(p),
+      G = f(g),
+      Mm = f(m),
+      Vv = f(v),
+      C = f(ctl);
     if (C[STEP.skip] !== 0) return; // a skipped step (stepGuard): parameters and moments stay as they are
     const scale = gradScale * C[STEP.scale];
-    const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+    const bc1 = 1 - Math.pow(beta1, step),
+      bc2 = 1 - Math.pow(beta2, step);
     for (let i = 0; i < n; i++) {
       const gi = G[i] * scale;
       Pp[i] -= lr * weightDecay * Pp[i];

@@ -50,7 +50,10 @@ class WasmDevice implements Device {
   private scratchBytes = 0;
   private disposed = false;
 
-  constructor(private readonly ex: Exports, relaxed: boolean) {
+  constructor(
+    private readonly ex: Exports,
+    relaxed: boolean,
+  ) {
     this.name = relaxed ? 'wasm (relaxed-simd)' : 'wasm (simd)';
     this.mem = ex.memory;
     this.top = Math.ceil(ex.heapBase() / ALIGN) * ALIGN;
@@ -63,7 +66,7 @@ class WasmDevice implements Device {
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     const list = this.freeLists.get(size);
     let ptr: number;
-    if (list && list.length) {
+    if (list?.length) {
       ptr = list.pop()!;
     } else {
       ptr = this.top;
@@ -77,7 +80,9 @@ class WasmDevice implements Device {
           try {
             this.mem.grow(pages);
           } catch (e) {
-            throw new Error(`wasm device: cannot grow memory to ${end} bytes (${(e as Error).message}); a wasm32 module holds at most 4 GiB`);
+            throw new Error(
+              `wasm device: cannot grow memory to ${end} bytes (${(e as Error).message}); a wasm32 module holds at most 4 GiB`,
+            );
           }
         }
       }
@@ -107,7 +112,8 @@ class WasmDevice implements Device {
   alloc(dtype: 'i32', length: number): I32;
   alloc(dtype: DType, length: number): DTensor;
   alloc(dtype: DType, length: number): DTensor {
-    if (!Number.isInteger(length) || length < 0) throw new Error(`wasm device alloc: expected a non-negative integer length, found ${length}`);
+    if (!Number.isInteger(length) || length < 0)
+      throw new Error(`wasm device alloc: expected a non-negative integer length, found ${length}`);
     const bytes = Math.max(ALIGN, Math.ceil((4 * length) / ALIGN) * ALIGN);
     const t: WasmTensor = { dtype, length, ptr: this.allocBytes(bytes), bytes, freed: false };
     return t;
@@ -117,7 +123,10 @@ class WasmDevice implements Device {
   upload(data: Int32Array): I32;
   upload(data: Float32Array | Int32Array): DTensor {
     const t = this.alloc(data instanceof Float32Array ? 'f32' : 'i32', data.length) as WasmTensor;
-    const view = data instanceof Float32Array ? new Float32Array(this.mem.buffer, t.ptr, data.length) : new Int32Array(this.mem.buffer, t.ptr, data.length);
+    const view =
+      data instanceof Float32Array
+        ? new Float32Array(this.mem.buffer, t.ptr, data.length)
+        : new Int32Array(this.mem.buffer, t.ptr, data.length);
     view.set(data);
     return t;
   }
@@ -127,7 +136,9 @@ class WasmDevice implements Device {
   async read(t: DTensor): Promise<Float32Array | Int32Array> {
     const w = t as WasmTensor;
     if (w.freed) throw new Error('wasm device read: the tensor was freed');
-    return w.dtype === 'f32' ? new Float32Array(this.mem.buffer, w.ptr, w.length).slice() : new Int32Array(this.mem.buffer, w.ptr, w.length).slice();
+    return w.dtype === 'f32'
+      ? new Float32Array(this.mem.buffer, w.ptr, w.length).slice()
+      : new Int32Array(this.mem.buffer, w.ptr, w.length).slice();
   }
 
   free(t: DTensor): void {
@@ -156,15 +167,18 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
   const b = (v: boolean) => (v ? 1 : 0);
   return {
     fill: (x, s) => (x.dtype === 'i32' ? k.fillI32(p(x), s.n, s.value) : k.fill(p(x), s.n, s.value)),
-    copyBlock: (dst, src, s) => k.copyBlock(p(dst), p(src), s.rows, s.cols, s.dstLd, s.srcLd, s.dstOffset, s.srcOffset, b(s.accumulate)),
+    copyBlock: (dst, src, s) =>
+      k.copyBlock(p(dst), p(src), s.rows, s.cols, s.dstLd, s.srcLd, s.dstOffset, s.srcOffset, b(s.accumulate)),
     axpby: (y, x, s) => k.axpby(p(y), p(x), s.n, s.alpha, s.beta),
     addBias: (y, bias, s) => k.addBias(p(y), p(bias), s.rows, s.cols),
     colSum: (out, x, s) => k.colSum(p(out), p(x), s.rows, s.cols),
     sumSquares: (out, x, s) => k.sumSquares(p(out), p(x), s.n, b(s.accumulate)),
-    matmul: (c, a, bb, s) => k.matmul(p(c), p(a), p(bb), s.M, s.N, s.K, b(s.transA), b(s.transB), b(s.accumulate), mmScratch(s.N)),
+    matmul: (c, a, bb, s) =>
+      k.matmul(p(c), p(a), p(bb), s.M, s.N, s.K, b(s.transA), b(s.transB), b(s.accumulate), mmScratch(s.N)),
     matmulGrouped: (c, a, bb, off, s) =>
       k.matmulGrouped(p(c), p(a), p(bb), p(off), s.P, s.N, s.K, s.G, b(s.transB), b(s.accumulate), mmScratch(s.N)),
-    matmulGroupedTN: (db, dc, a, off, s) => k.matmulGroupedTN(p(db), p(dc), p(a), p(off), s.P, s.N, s.K, s.G, mmScratch(s.K)),
+    matmulGroupedTN: (db, dc, a, off, s) =>
+      k.matmulGroupedTN(p(db), p(dc), p(a), p(off), s.P, s.N, s.K, s.G, mmScratch(s.K)),
     activation: (y, x, s) => k.activation(p(y), p(x), s.n, ACT[s.kind]),
     activationBackward: (dx, dy, x, s) => k.activationBackward(p(dx), p(dy), p(x), s.n, ACT[s.kind]),
     swiglu: (h, g, u, s) => k.swiglu(p(h), p(g), p(u), s.n),
@@ -176,39 +190,115 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
     topkRows: (idx, val, x, s) => k.topkRows(p(idx), p(val), p(x), s.rows, s.n, s.k, scratch(8 * s.k)),
     topkRowsBackward: (dx, dval, idx, s) => k.topkRowsBackward(p(dx), p(dval), p(idx), s.rows, s.n, s.k),
     rmsnorm: (y, rstd, x, w, s) => k.rmsnorm(p(y), p(rstd), p(x), p(w), s.rows, s.d, s.eps),
-    rmsnormBackward: (dx, dw, dy, x, w, rstd, s) => k.rmsnormBackward(p(dx), p(dw), p(dy), p(x), p(w), p(rstd), s.rows, s.d),
+    rmsnormBackward: (dx, dw, dy, x, w, rstd, s) =>
+      k.rmsnormBackward(p(dx), p(dw), p(dy), p(x), p(w), p(rstd), s.rows, s.d),
     groupStats: (mean, v, x, s) => k.groupStats(p(mean), p(v), p(x), s.outer, s.groups, s.inner),
     batchnorm: (y, x, mean, v, g, be, s) => k.batchnorm(p(y), p(x), p(mean), p(v), p(g), p(be), s.rows, s.cols, s.eps),
     batchnormBackward: (dx, dg, dbe, dy, x, mean, v, g, s) =>
       k.batchnormBackward(p(dx), p(dg), p(dbe), p(dy), p(x), p(mean), p(v), p(g), s.rows, s.cols, s.eps, b(s.train)),
-    runningStatsUpdate: (rm, rv, mean, v, s) => k.runningStatsUpdate(p(rm), p(rv), p(mean), p(v), s.groups, s.count, s.momentum),
-    monetRoute: (g, mask, z, mean, v, s) => k.monetRoute(p(g), p(mask), p(z), p(mean), p(v), s.T, s.H, s.E, s.sigma, s.eps),
-    monetUnifLoss: (loss, g, s) => k.monetUnifLoss(p(loss), p(g), s.T, s.H, s.E, s.eps, s.scale, scratch(4 * s.H * s.E)),
-    monetUnifBackward: (dg, g, s) => k.monetUnifBackward(p(dg), p(g), s.T, s.H, s.E, s.eps, s.scale, scratch(4 * s.H * s.E)),
+    runningStatsUpdate: (rm, rv, mean, v, s) =>
+      k.runningStatsUpdate(p(rm), p(rv), p(mean), p(v), s.groups, s.count, s.momentum),
+    monetRoute: (g, mask, z, mean, v, s) =>
+      k.monetRoute(p(g), p(mask), p(z), p(mean), p(v), s.T, s.H, s.E, s.sigma, s.eps),
+    monetUnifLoss: (loss, g, s) =>
+      k.monetUnifLoss(p(loss), p(g), s.T, s.H, s.E, s.eps, s.scale, scratch(4 * s.H * s.E)),
+    monetUnifBackward: (dg, g, s) =>
+      k.monetUnifBackward(p(dg), p(g), s.T, s.H, s.E, s.eps, s.scale, scratch(4 * s.H * s.E)),
     monetAmbLoss: (loss, g, s) => k.monetAmbLoss(p(loss), p(g), s.T, s.H, s.E, s.scale),
     monetAmbBackward: (dg, g, s) => k.monetAmbBackward(p(dg), p(g), s.T, s.H, s.E, s.scale),
     headSum: (G, g, s) => k.headSum(p(G), p(g), s.T, s.H, s.E),
     headBroadcastAdd: (dg, dG, s) => k.headBroadcastAdd(p(dg), p(dG), s.T, s.H, s.E),
     monetHdMix: (y, cc, a, g1, g2, s) => k.monetHdMix(p(y), p(cc), p(a), p(g1), p(g2), s.T, s.H, s.E, s.m),
     monetHdMixBackward: (da, dg1, dg2, dy, a, g1, g2, cc, s) =>
-      k.monetHdMixBackward(p(da), p(dg1), p(dg2), p(dy), p(a), p(g1), p(g2), p(cc), s.T, s.H, s.E, s.m, scratch(4 * s.H * s.m)),
+      k.monetHdMixBackward(
+        p(da),
+        p(dg1),
+        p(dg2),
+        p(dy),
+        p(a),
+        p(g1),
+        p(g2),
+        p(cc),
+        s.T,
+        s.H,
+        s.E,
+        s.m,
+        scratch(4 * s.H * s.m),
+      ),
     monetVdMix: (h11, h12, h21, h22, c1, c2, a1, a2, g1, g2, G1, G2, s) =>
-      k.monetVdMix(p(h11), p(h12), p(h21), p(h22), p(c1), p(c2), p(a1), p(a2), p(g1), p(g2), p(G1), p(G2), s.T, s.H, s.E, s.m),
+      k.monetVdMix(
+        p(h11),
+        p(h12),
+        p(h21),
+        p(h22),
+        p(c1),
+        p(c2),
+        p(a1),
+        p(a2),
+        p(g1),
+        p(g2),
+        p(G1),
+        p(G2),
+        s.T,
+        s.H,
+        s.E,
+        s.m,
+      ),
     monetVdMixBackward: (da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, a1, a2, g1, g2, G1, G2, c1, c2, s) =>
-      k.monetVdMixBackward(p(da1), p(da2), p(dg1), p(dg2), p(dh11), p(dh12), p(dh21), p(dh22), p(a1), p(a2), p(g1), p(g2),
-        p(G1), p(G2), p(c1), p(c2), s.T, s.H, s.E, s.m, scratch(8 * s.H * s.m)),
-    peerRoute: (ids, scores, q, sk, s) => k.peerRoute(p(ids), p(scores), p(q), p(sk), s.T, s.H, s.dk, s.n, s.k, scratch(24 * s.k)),
+      k.monetVdMixBackward(
+        p(da1),
+        p(da2),
+        p(dg1),
+        p(dg2),
+        p(dh11),
+        p(dh12),
+        p(dh21),
+        p(dh22),
+        p(a1),
+        p(a2),
+        p(g1),
+        p(g2),
+        p(G1),
+        p(G2),
+        p(c1),
+        p(c2),
+        s.T,
+        s.H,
+        s.E,
+        s.m,
+        scratch(8 * s.H * s.m),
+      ),
+    peerRoute: (ids, scores, q, sk, s) =>
+      k.peerRoute(p(ids), p(scores), p(q), p(sk), s.T, s.H, s.dk, s.n, s.k, scratch(24 * s.k)),
     peerRouteBackward: (dq, dsk, dsc, q, sk, ids, s) =>
       k.peerRouteBackward(p(dq), p(dsk), p(dsc), p(q), p(sk), p(ids), s.T, s.H, s.dk, s.n, s.k),
     peerExperts: (y, hpre, x, wd, wu, ids, w, s) =>
       k.peerExperts(p(y), p(hpre), p(x), p(wd), p(wu), p(ids), p(w), s.T, s.H, s.k, s.d, ACT[s.kind]),
     peerExpertsBackward: (dx, dwd, dwu, dw, dy, x, wd, wu, ids, w, hpre, s) =>
-      k.peerExpertsBackward(p(dx), p(dwd), p(dwu), p(dw), p(dy), p(x), p(wd), p(wu), p(ids), p(w), p(hpre), s.T, s.H, s.k, s.d, ACT[s.kind]),
+      k.peerExpertsBackward(
+        p(dx),
+        p(dwd),
+        p(dwu),
+        p(dw),
+        p(dy),
+        p(x),
+        p(wd),
+        p(wu),
+        p(ids),
+        p(w),
+        p(hpre),
+        s.T,
+        s.H,
+        s.k,
+        s.d,
+        ACT[s.kind],
+      ),
     moeSort: (order, pos, off, idx, s) => k.moeSort(p(order), p(pos), p(off), p(idx), s.P, s.E, scratch(4 * s.E)),
     moeDispatch: (xs, x, order, s) => k.moeDispatch(p(xs), p(x), p(order), s.P, s.k, s.d),
     moeDispatchBackward: (dx, dxs, pos, s) => k.moeDispatchBackward(p(dx), p(dxs), p(pos), s.T, s.k, s.d),
     moeCombine: (y, ys, w, pos, s) => k.moeCombine(p(y), p(ys), p(w), p(pos), s.T, s.k, s.d),
-    moeCombineBackward: (dys, dw, dy, ys, w, pos, s) => k.moeCombineBackward(p(dys), p(dw), p(dy), p(ys), p(w), p(pos), s.T, s.k, s.d),
+    moeCombineBackward: (dys, dw, dy, ys, w, pos, s) =>
+      k.moeCombineBackward(p(dys), p(dw), p(dy), p(ys), p(w), p(pos), s.T, s.k, s.d),
     smoeAux: (lb, lz, probs, lse, z, idx, s) =>
       k.smoeAux(p(lb), p(lz), p(probs), p(lse), p(z), p(idx), s.T, s.E, s.k, s.scale, scratch(8 * s.E)),
     smoeAuxBackward: (dz, probs, lse, idx, s) =>
@@ -218,11 +308,40 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
     rope: (y, x, s) => k.rope(p(y), p(x), s.B, s.S, s.heads, s.hd, s.theta),
     ropeBackward: (dx, dy, s) => k.ropeBackward(p(dx), p(dy), s.B, s.S, s.heads, s.hd, s.theta),
     attention: (out, probs, q, kk, v, s) =>
-      k.attention(p(out), p(probs), p(q), p(kk), p(v), s.B, s.S, s.nH, s.nKV, s.hd, scratch(4 * ex.attentionScratchFloats(s.S, s.hd))),
+      k.attention(
+        p(out),
+        p(probs),
+        p(q),
+        p(kk),
+        p(v),
+        s.B,
+        s.S,
+        s.nH,
+        s.nKV,
+        s.hd,
+        scratch(4 * ex.attentionScratchFloats(s.S, s.hd)),
+      ),
     attentionBackward: (dq, dk, dv, dout, q, kk, v, probs, s) =>
-      k.attentionBackward(p(dq), p(dk), p(dv), p(dout), p(q), p(kk), p(v), p(probs), s.B, s.S, s.nH, s.nKV, s.hd, scratch(4 * ex.attentionScratchFloats(s.S, s.hd))),
-    crossEntropy: (loss, probs, logits, tokens, s) => k.crossEntropy(p(loss), p(probs), p(logits), p(tokens), s.B, s.S, s.V, s.scale),
-    crossEntropyBackward: (dl, probs, tokens, s) => k.crossEntropyBackward(p(dl), p(probs), p(tokens), s.B, s.S, s.V, s.scale),
+      k.attentionBackward(
+        p(dq),
+        p(dk),
+        p(dv),
+        p(dout),
+        p(q),
+        p(kk),
+        p(v),
+        p(probs),
+        s.B,
+        s.S,
+        s.nH,
+        s.nKV,
+        s.hd,
+        scratch(4 * ex.attentionScratchFloats(s.S, s.hd)),
+      ),
+    crossEntropy: (loss, probs, logits, tokens, s) =>
+      k.crossEntropy(p(loss), p(probs), p(logits), p(tokens), s.B, s.S, s.V, s.scale),
+    crossEntropyBackward: (dl, probs, tokens, s) =>
+      k.crossEntropyBackward(p(dl), p(probs), p(tokens), s.B, s.S, s.V, s.scale),
     stepGuard: (ctl, s) => k.stepGuard(p(ctl), s.accum, s.clip, s.step),
     copyIf: (dst, src, cond, s) => k.copyIf(p(dst), p(src), p(cond), s.n, s.at),
     adamw: (pp, g, m, v, ctl, s) =>
@@ -239,10 +358,16 @@ export function relaxedSimdSupported(relaxed: Uint8Array | ArrayBuffer | undefin
  * A WASM device from the module bytes: the relaxed-SIMD build when the engine validates it (and `preferRelaxed`
  * is not false), the plain SIMD build otherwise.
  */
-export async function createWasmDeviceFromBytes(bytes: WasmModuleBytes, opts: { preferRelaxed?: boolean } = {}): Promise<Device> {
+export async function createWasmDeviceFromBytes(
+  bytes: WasmModuleBytes,
+  opts: { preferRelaxed?: boolean } = {},
+): Promise<Device> {
   const useRelaxed = opts.preferRelaxed !== false && relaxedSimdSupported(bytes.relaxed);
   const src = (useRelaxed ? bytes.relaxed! : bytes.plain) as BufferSource;
-  if (!WebAssembly.validate(src)) throw new Error('wasm device: this engine does not support WebAssembly SIMD (the plain kernels build does not validate)');
+  if (!WebAssembly.validate(src))
+    throw new Error(
+      'wasm device: this engine does not support WebAssembly SIMD (the plain kernels build does not validate)',
+    );
   const { instance } = await WebAssembly.instantiate(src, {
     env: {
       abort(_msg: number, _file: number, line: number, col: number) {

@@ -14,11 +14,17 @@ import { createWasmDeviceFromBytes } from './device.ts';
 export const WASM_BUILD_DIR = fileURLToPath(new URL('../../../asm/build/', import.meta.url));
 
 export function readWasmBytes(): { plain: Uint8Array<ArrayBuffer>; relaxed?: Uint8Array<ArrayBuffer> } {
-  const plain = WASM_BUILD_DIR + 'kernels.wasm';
-  const relaxed = WASM_BUILD_DIR + 'kernels-relaxed.wasm';
-  if (!existsSync(plain)) throw new Error(`wasm device: expected the built kernels at ${plain}; run \`npm run build:asm\` (npm install/test/start run it automatically)`);
+  const plain = `${WASM_BUILD_DIR}kernels.wasm`;
+  const relaxed = `${WASM_BUILD_DIR}kernels-relaxed.wasm`;
+  if (!existsSync(plain))
+    throw new Error(
+      `wasm device: expected the built kernels at ${plain}; run \`npm run build:asm\` (npm install/test/start run it automatically)`,
+    );
   // copied into plain ArrayBuffers (a Node Buffer may sit in a shared pool), which WebAssembly APIs are typed for
-  return { plain: new Uint8Array(readFileSync(plain)), relaxed: existsSync(relaxed) ? new Uint8Array(readFileSync(relaxed)) : undefined };
+  return {
+    plain: new Uint8Array(readFileSync(plain)),
+    relaxed: existsSync(relaxed) ? new Uint8Array(readFileSync(relaxed)) : undefined,
+  };
 }
 
 let flagSet = false;

@@ -87,7 +87,8 @@ export function computeEntryPoints(wgsl: string): string[] {
  *  binding numbers, in binding order. Throws when the source has no such entry point. */
 export function storageBindingsUsed(wgsl: string, entryPoint: string): Array<{ name: string; binding: number }> {
   const { storage, bodies } = parse(wgsl);
-  if (!bodies.has(entryPoint)) throw new Error(`WGSL has no function '${entryPoint}' (functions: ${[...bodies.keys()].join(', ')})`);
+  if (!bodies.has(entryPoint))
+    throw new Error(`WGSL has no function '${entryPoint}' (functions: ${[...bodies.keys()].join(', ')})`);
   const seen = new Set<string>();
   const used = new Set<string>();
   const visit = (fn: string) => {

@@ -28,8 +28,7 @@ export interface OpenOptions {
   debug?: boolean;
 }
 
-const env: Record<string, string | undefined> =
-  typeof process !== 'undefined' && process.env ? process.env : {};
+const env: Record<string, string | undefined> = typeof process !== 'undefined' && process.env ? process.env : {};
 
 /** Limits we ask for explicitly: the WebGPU defaults (128 invocations, 16 KiB workgroup memory) are below what the
  *  kernels use, and a device only gets what it requests. We ask for the adapter's maximum of each, except storage
@@ -97,7 +96,10 @@ export class Gpu {
   /** Keeps Dawn's GPU object alive for the life of this device: a collected one crashes Dawn. */
   private readonly keepAlive: unknown;
 
-  constructor(readonly device: GPUDevice, info: { description: string; compat: boolean; debug: boolean; keepAlive: unknown }) {
+  constructor(
+    readonly device: GPUDevice,
+    info: { description: string; compat: boolean; debug: boolean; keepAlive: unknown },
+  ) {
     this.description = info.description;
     this.compat = info.compat;
     this.debug = info.debug;
@@ -108,7 +110,8 @@ export class Gpu {
     device.lost.then((i) => {
       if (this.disposing) this.lostMessage = 'WebGPU device was destroyed (dispose() was called); create a new backend';
       // 'destroyed' without our dispose(): someone else destroyed the device (the browser, a test simulating a loss).
-      else this.lostMessage = `WebGPU device lost (${i.reason === 'destroyed' ? 'destroyed outside this backend' : i.reason}): ${i.message || 'no message'}`;
+      else
+        this.lostMessage = `WebGPU device lost (${i.reason === 'destroyed' ? 'destroyed outside this backend' : i.reason}): ${i.message || 'no message'}`;
     });
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
@@ -127,10 +130,13 @@ export class Gpu {
   /** A zero-filled storage buffer of `length` 4-byte elements. */
   alloc(length: number, label = 'tensor'): GpuBuffer {
     this.checkAlive();
-    if (!Number.isInteger(length) || length < 0) throw new Error(`webgpu alloc '${label}': expected a non-negative integer length, found ${length}`);
+    if (!Number.isInteger(length) || length < 0)
+      throw new Error(`webgpu alloc '${label}': expected a non-negative integer length, found ${length}`);
     const size = Math.max(16, Math.ceil((length * 4) / 16) * 16);
     if (size > this.limits.maxStorageBufferBindingSize) {
-      throw new Error(`webgpu alloc '${label}': ${length} floats (${size} bytes) exceed this device's storage binding limit of ${this.limits.maxStorageBufferBindingSize} bytes`);
+      throw new Error(
+        `webgpu alloc '${label}': ${length} floats (${size} bytes) exceed this device's storage binding limit of ${this.limits.maxStorageBufferBindingSize} bytes`,
+      );
     }
     const buffer = this.device.createBuffer({
       label,
@@ -149,11 +155,15 @@ export class Gpu {
 
   write(b: GpuBuffer, data: ArrayLike<number> | Float32Array | Int32Array | Uint32Array, offset = 0): void {
     this.checkAlive();
-    if (offset + data.length > b.length) throw new Error(`webgpu write '${b.label}': ${data.length} values at offset ${offset} do not fit in ${b.length}`);
+    if (offset + data.length > b.length)
+      throw new Error(`webgpu write '${b.label}': ${data.length} values at offset ${offset} do not fit in ${b.length}`);
     // queue.writeBuffer runs before the next submit, so commands already encoded (which may still read the old
     // contents) must be submitted first to keep program order.
     this.submit();
-    const src = data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint32Array ? data : Float32Array.from(data);
+    const src =
+      data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint32Array
+        ? data
+        : Float32Array.from(data);
     if (src.length === 0) return;
     this.device.queue.writeBuffer(b.buffer, offset * 4, src.buffer, src.byteOffset, src.length * 4);
   }
@@ -173,10 +183,17 @@ export class Gpu {
   }
 
   private async readBytes(b: GpuBuffer, offset: number, length: number): Promise<ArrayBuffer> {
-    if (offset < 0 || length < 0 || offset + length > b.length) throw new Error(`webgpu read '${b.label}': range [${offset}, ${offset + length}) outside its ${b.length} elements`);
+    if (offset < 0 || length < 0 || offset + length > b.length)
+      throw new Error(
+        `webgpu read '${b.label}': range [${offset}, ${offset + length}) outside its ${b.length} elements`,
+      );
     if (length === 0) return new ArrayBuffer(0);
     const size = Math.ceil((length * 4) / 4) * 4;
-    const staging = this.device.createBuffer({ label: `read ${b.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      label: `read ${b.label}`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer(b.buffer, offset * 4, staging, 0, size);
     await this.sync();
@@ -190,7 +207,9 @@ export class Gpu {
   /** Copy elements between GPU buffers (queued in order with the dispatches). */
   copy(src: GpuBuffer, srcOffset: number, dst: GpuBuffer, dstOffset: number, length: number): void {
     if (srcOffset + length > src.length || dstOffset + length > dst.length) {
-      throw new Error(`webgpu copy: ${length} elements from '${src.label}'@${srcOffset} (${src.length}) to '${dst.label}'@${dstOffset} (${dst.length}) out of range`);
+      throw new Error(
+        `webgpu copy: ${length} elements from '${src.label}'@${srcOffset} (${src.length}) to '${dst.label}'@${dstOffset} (${dst.length}) out of range`,
+      );
     }
     if (length === 0) return;
     this.endPass();
@@ -217,20 +236,25 @@ export class Gpu {
    * values (tile sizes, transpose flags): one WGSL file, several specialised pipelines, all named in debug output.
    */
   kernel(name: string, wgsl: string, constants: Record<string, number> = {}, entryPoint = 'main'): Kernel {
-    const variant = Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',');
+    const variant = Object.entries(constants)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
     const key = `${name}|${entryPoint}|${variant}`;
     const hit = this.pipelines.get(key);
     if (hit) return hit;
     this.checkAlive();
-    if (this.debug) console.error(`[webgpu] compile ${name}${variant ? ` (${variant})` : ''} entry ${entryPoint}\n${wgsl}`);
+    if (this.debug)
+      console.error(`[webgpu] compile ${name}${variant ? ` (${variant})` : ''} entry ${entryPoint}\n${wgsl}`);
     // WebGPU would report too many storage buffers only later, through an error scope, as a bare validation message;
     // say here which kernel, which entry point and which buffers.
     // (An entry point this reader cannot find is left to WebGPU, whose error names the kernel at the next read.)
     const used = computeEntryPoints(wgsl).includes(entryPoint) ? storageBindingsUsed(wgsl, entryPoint) : [];
     const maxStorage = this.limits.maxStorageBuffersPerShaderStage;
     if (used.length > maxStorage) {
-      throw new Error(`WGSL kernel '${name}' entry point '${entryPoint}' uses ${used.length} storage buffers (${used.map((u) => u.name).join(', ')}); ` +
-        `this device allows ${maxStorage} per shader stage (the WebGPU default that every device offers is ${MAX_STORAGE_BUFFERS}): split the pass or pack buffers`);
+      throw new Error(
+        `WGSL kernel '${name}' entry point '${entryPoint}' uses ${used.length} storage buffers (${used.map((u) => u.name).join(', ')}); ` +
+          `this device allows ${maxStorage} per shader stage (the WebGPU default that every device offers is ${MAX_STORAGE_BUFFERS}): split the pass or pack buffers`,
+      );
     }
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('internal');
@@ -252,12 +276,20 @@ export class Gpu {
    * order from binding 1 (or 0 when there is no uniform). Workgroup counts above the per-dimension limit must be
    * folded into y by the caller (see `grid`).
    */
-  dispatch(k: Kernel, uniform: UniformField[] | null, buffers: (GpuBuffer | null)[], groups: [number, number?, number?]): void {
+  dispatch(
+    k: Kernel,
+    uniform: UniformField[] | null,
+    buffers: (GpuBuffer | null)[],
+    groups: [number, number?, number?],
+  ): void {
     this.checkAlive();
     const [gx, gy = 1, gz = 1] = groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
-    if (gx > max || gy > max || gz > max) throw new Error(`webgpu dispatch ${k.name}: workgroups (${gx}, ${gy}, ${gz}) exceed the per-dimension limit ${max}`);
+    if (gx > max || gy > max || gz > max)
+      throw new Error(
+        `webgpu dispatch ${k.name}: workgroups (${gx}, ${gy}, ${gz}) exceed the per-dimension limit ${max}`,
+      );
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     if (uniform) entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer(uniform) } });
@@ -268,7 +300,9 @@ export class Gpu {
       binding++;
     }
     if (this.debug) {
-      console.error(`[webgpu] dispatch ${k.name}[${k.variant}] groups=(${gx},${gy},${gz}) uniform=[${uniform ? uniform.map((u) => (typeof u === 'number' ? u : 'f32' in u ? u.f32 : u.i32)).join(',') : ''}] buffers=[${buffers.map((b) => (b ? `${b.label}:${b.length}` : '-')).join(', ')}]`);
+      console.error(
+        `[webgpu] dispatch ${k.name}[${k.variant}] groups=(${gx},${gy},${gz}) uniform=[${uniform ? uniform.map((u) => (typeof u === 'number' ? u : 'f32' in u ? u.f32 : u.i32)).join(',') : ''}] buffers=[${buffers.map((b) => (b ? `${b.label}:${b.length}` : '-')).join(', ')}]`,
+      );
     }
     this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout: k.pipeline.getBindGroupLayout(0), entries });
@@ -357,12 +391,13 @@ export class Gpu {
     let key = '';
     fields.forEach((u, i) => {
       if (typeof u === 'number') {
-        if (!Number.isInteger(u) || u < 0 || u > 0xffffffff) throw new Error(`webgpu uniform field ${i}: expected a u32, found ${u}`);
+        if (!Number.isInteger(u) || u < 0 || u > 0xffffffff)
+          throw new Error(`webgpu uniform field ${i}: expected a u32, found ${u}`);
         words[i] = u;
       } else if ('f32' in u) f[i] = u.f32;
       else s[i] = u.i32;
     });
-    for (const w of words) key += w.toString(36) + ',';
+    for (const w of words) key += `${w.toString(36)},`;
     let b = this.uniforms.get(key);
     if (b) {
       // Most recently used last (Map keeps insertion order), so eviction below drops the stalest.
@@ -370,7 +405,11 @@ export class Gpu {
       this.uniforms.set(key, b);
       return b;
     }
-    b = this.device.createBuffer({ label: `uniform ${key}`, size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    b = this.device.createBuffer({
+      label: `uniform ${key}`,
+      size: words.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     this.device.queue.writeBuffer(b, 0, words);
     this.uniforms.set(key, b);
     // Some uniforms change every call (AdamW's bias corrections change every step), so the cache is bounded. An
@@ -395,7 +434,8 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
   const inNode = typeof process !== 'undefined' && !!process.versions?.node;
   if (nav?.gpu && !inNode) {
     const adapter = await nav.gpu.requestAdapter({ powerPreference: 'high-performance' });
-    if (!adapter) throw new NoAdapterError('navigator.gpu.requestAdapter() returned null (WebGPU disabled or no usable GPU)');
+    if (!adapter)
+      throw new NoAdapterError('navigator.gpu.requestAdapter() returned null (WebGPU disabled or no usable GPU)');
     return finish(adapter, false, debug, null, 'browser');
   }
   let dawn: { create(o: string[]): GPU; globals: object };
@@ -407,38 +447,60 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
   // Dawn's GL backend needs an EGL platform; surfaceless works without a display. It must be set before create().
   if (!env.EGL_PLATFORM) env.EGL_PLATFORM = 'surfaceless';
   // The GPU* constants (GPUBufferUsage, ...) are globals in browsers; Dawn hands them over separately.
-  for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(dawn.globals))
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   const tried: string[] = [];
   if (wanted === 'auto' || wanted === 'default' || wanted === 'vulkan') {
     const gpu = dawn.create(wanted === 'vulkan' ? ['backend=vulkan'] : []);
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance', featureLevel: 'core' });
     const info = adapter?.info;
-    const software = !!info && (info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`));
+    const software =
+      !!info &&
+      (info.isFallbackAdapter ||
+        /llvmpipe|lavapipe|swiftshader/i.test(
+          `${info.vendor} ${info.architecture} ${info.device} ${info.description}`,
+        ));
     // A software Vulkan adapter (Mesa's lavapipe) is skipped in auto mode: with this Dawn build it does not work,
     // and the GL path below is the tested software route.
-    if (adapter && !(software && wanted === 'auto')) return finish(adapter, false, debug, gpu, wanted === 'vulkan' ? 'vulkan' : 'default');
-    tried.push(`Dawn ${wanted === 'vulkan' ? 'Vulkan' : 'default'} backend, core features: ${adapter ? `skipped software adapter '${info?.description || info?.device}'` : 'no adapter'}`);
+    if (adapter && !(software && wanted === 'auto'))
+      return finish(adapter, false, debug, gpu, wanted === 'vulkan' ? 'vulkan' : 'default');
+    tried.push(
+      `Dawn ${wanted === 'vulkan' ? 'Vulkan' : 'default'} backend, core features: ${adapter ? `skipped software adapter '${info?.description || info?.device}'` : 'no adapter'}`,
+    );
   }
   if (wanted === 'auto' || wanted === 'opengles') {
     const gpu = dawn.create(['backend=opengles']);
     const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' });
     if (adapter) return finish(adapter, true, debug, gpu, 'opengles');
-    tried.push(`Dawn OpenGL ES backend (EGL_PLATFORM=${env.EGL_PLATFORM}), compatibility mode: no adapter (is Mesa's libEGL/libGLES installed? apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri)`);
+    tried.push(
+      `Dawn OpenGL ES backend (EGL_PLATFORM=${env.EGL_PLATFORM}), compatibility mode: no adapter (is Mesa's libEGL/libGLES installed? apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri)`,
+    );
   }
   throw new NoAdapterError(`no WebGPU adapter: ${tried.join('; ')}`);
 }
 
-async function finish(adapter: GPUAdapter, compatRequested: boolean, debug: boolean, keepAlive: unknown, backend: string): Promise<Gpu> {
+async function finish(
+  adapter: GPUAdapter,
+  compatRequested: boolean,
+  debug: boolean,
+  keepAlive: unknown,
+  backend: string,
+): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) {
     const have = Number(adapter.limits[k]);
     const need = REQUIRED[k];
-    if (need !== undefined && have < need) throw new NoAdapterError(`WebGPU adapter offers ${k} = ${have}; the kernels need at least ${need}`);
+    if (need !== undefined && have < need)
+      throw new NoAdapterError(`WebGPU adapter offers ${k} = ${have}; the kernels need at least ${need}`);
     requiredLimits[k] = CAPPED[k] !== undefined ? Math.min(have, CAPPED[k]!) : have;
   }
   const device = await adapter.requestDevice({ requiredLimits, label: 'monet-ts' });
   const i = adapter.info;
-  const name = [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' ').trim() || 'unknown adapter';
+  const name =
+    [i.vendor, i.architecture, i.device, i.description]
+      .filter((s) => s)
+      .join(' ')
+      .trim() || 'unknown adapter';
   const compat = compatRequested;
   const description = `${name} (${backend}, ${compat ? 'compatibility' : 'core'})`;
   if (debug) console.error(`[webgpu] adapter: ${description}; limits ${JSON.stringify(requiredLimits)}`);

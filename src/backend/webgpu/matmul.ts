@@ -50,22 +50,49 @@ export function matmulVariant(M: number, N: number): Exclude<MatmulVariant, 'aut
   return 'tile64';
 }
 
-export function matmul(gpu: Gpu, C: GpuBuffer, A: GpuBuffer, B: GpuBuffer, s: MatmulShape, variant: MatmulVariant = 'auto'): void {
+export function matmul(
+  gpu: Gpu,
+  C: GpuBuffer,
+  A: GpuBuffer,
+  B: GpuBuffer,
+  s: MatmulShape,
+  variant: MatmulVariant = 'auto',
+): void {
   const { M, N, K } = s;
   const batch = s.batch ?? 1;
-  const offA = s.offA ?? 0, offB = s.offB ?? 0, offC = s.offC ?? 0;
-  const strideA = s.strideA ?? M * K, strideB = s.strideB ?? K * N, strideC = s.strideC ?? M * N;
+  const offA = s.offA ?? 0,
+    offB = s.offB ?? 0,
+    offC = s.offC ?? 0;
+  const strideA = s.strideA ?? M * K,
+    strideB = s.strideB ?? K * N,
+    strideC = s.strideC ?? M * N;
   const where = `matmul (M=${M}, N=${N}, K=${K}, batch=${batch})`;
   for (const [name, v] of Object.entries({ M, N, K, batch })) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`${where}: ${name} must be a non-negative integer, found ${v}`);
   }
   if (M === 0 || N === 0 || batch === 0) return;
   const last = (off: number, stride: number, size: number) => off + (batch - 1) * stride + size;
-  if (last(offA, strideA, M * K) > A.length) throw new Error(`${where}: A '${A.label}' holds ${A.length} values, needs ${last(offA, strideA, M * K)}`);
-  if (last(offB, strideB, K * N) > B.length) throw new Error(`${where}: B '${B.label}' holds ${B.length} values, needs ${last(offB, strideB, K * N)}`);
-  if (last(offC, strideC, M * N) > C.length) throw new Error(`${where}: C '${C.label}' holds ${C.length} values, needs ${last(offC, strideC, M * N)}`);
+  if (last(offA, strideA, M * K) > A.length)
+    throw new Error(`${where}: A '${A.label}' holds ${A.length} values, needs ${last(offA, strideA, M * K)}`);
+  if (last(offB, strideB, K * N) > B.length)
+    throw new Error(`${where}: B '${B.label}' holds ${B.length} values, needs ${last(offB, strideB, K * N)}`);
+  if (last(offC, strideC, M * N) > C.length)
+    throw new Error(`${where}: C '${C.label}' holds ${C.length} values, needs ${last(offC, strideC, M * N)}`);
   const constants = { TRANS_A: s.transA ? 1 : 0, TRANS_B: s.transB ? 1 : 0 };
-  const uniform = [M, N, K, batch, offA, offB, offC, strideA, strideB, strideC, { f32: s.alpha ?? 1 }, { f32: s.beta ?? 0 }];
+  const uniform = [
+    M,
+    N,
+    K,
+    batch,
+    offA,
+    offB,
+    offC,
+    strideA,
+    strideB,
+    strideC,
+    { f32: s.alpha ?? 1 },
+    { f32: s.beta ?? 0 },
+  ];
   const v = variant === 'auto' ? matmulVariant(M, N) : variant;
   if (v === 'rows') {
     const k = gpu.kernel('matmul_rows', matmulRowsSrc, constants);
