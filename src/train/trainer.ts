@@ -23,10 +23,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
-import { loadModel, loadTrainerState, recoverCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { type HostParams, loadModel, loadTrainerState, recoverCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { byteUnigramEntropy, loadBrown, loadTextFiles, type Corpus } from './corpus.ts';
 import { BatchSampler, tokenizeDocs, validationBatches } from './data.ts';
-import type { Engine, StepHyper } from './engine.ts';
+import type { Engine, StepHyper, StepResult } from './engine.ts';
 import { createEngine } from './engines.ts';
 import { initParams } from './init.ts';
 import type { TrainOptions } from './options.ts';
@@ -35,7 +35,8 @@ import { Progress } from './progress.ts';
 import { generate } from './sample.ts';
 import { learningRate, topkAlpha } from './schedule.ts';
 import { lossCurveSvg } from './svg.ts';
-import { makeTokenizer } from './tokenizer.ts';
+import type { RngState } from './rng.ts';
+import { makeTokenizer, type Tokenizer } from './tokenizer.ts';
 
 export interface TrainResult {
   runDir: string;
@@ -92,14 +93,19 @@ export function modelKind(config: ModelConfig): string {
 export function describeModel(config: ModelConfig): string[] {
   const b = paramBreakdown(config);
   const lines = [
-    `parameters ${formatCount(b.total)} (${b.total.toLocaleString('en-US')}): embeddings ${formatCount(b.embeddings)}, attention ${formatCount(b.attention)}, ` +
-      `feed-forward ${formatCount(b.ffn)}${b.routers ? `, routers ${formatCount(b.routers)}` : ''}, norms ${formatCount(b.norms)}`,
+    `parameters ${formatCount(b.total)} (${b.total.toLocaleString('en-US')}): ` +
+      `embeddings ${formatCount(b.embeddings)}, attention ${formatCount(b.attention)}, ` +
+      `feed-forward ${formatCount(b.ffn)}${b.routers ? `, routers ${formatCount(b.routers)}` : ''}, ` +
+      `norms ${formatCount(b.norms)}`,
   ];
   if (config.ffn === 'monet') {
     const s = expertScaling(config);
+    const N = s.N.toLocaleString('en-US');
     lines.push(
-      `experts per layer N = ${config.moe_experts}² = ${s.N.toLocaleString('en-US')}: Monet-${config.moe_decompose === 'horizontal' ? 'HD' : 'VD'} holds them in ${formatCount(s.monetPerLayer)} parameters per layer; ` +
-        `an SMoE with ${s.N.toLocaleString('en-US')} experts of width m = ${config.moe_dim} would need ${formatCount(s.smoePerLayer)}, PEER with ${s.N.toLocaleString('en-US')} singleton experts ${formatCount(s.peerPerLayer)}`,
+      `experts per layer N = ${config.moe_experts}² = ${N}: ` +
+        `Monet-${config.moe_decompose === 'horizontal' ? 'HD' : 'VD'} holds them in ${formatCount(s.monetPerLayer)} ` +
+        `parameters per layer; an SMoE with ${N} experts of width m = ${config.moe_dim} would need ` +
+        `${formatCount(s.smoePerLayer)}, PEER with ${N} singleton experts ${formatCount(s.peerPerLayer)}`,
     );
   }
   return lines;
@@ -117,409 +123,611 @@ export function checkFitsInMemory(config: ModelConfig, backend: string): void {
   if (bytes > have) {
     const gb = (b: number) => (b / 2 ** 30).toFixed(1);
     throw new Error(
-      `the model has ${formatCount(n)} parameters; training it needs at least ${gb(bytes)} GiB (parameters, gradients and two AdamW moments) ` +
-        `but this machine has ${gb(have)} GiB; pick a smaller --hidden-size / --layers / expert count, or a preset from monet train --list-presets`,
+      `the model has ${formatCount(n)} parameters; training it needs at least ${gb(bytes)} GiB ` +
+        `(parameters, gradients and two AdamW moments) but this machine has ${gb(have)} GiB; ` +
+        'pick a smaller --hidden-size / --layers / expert count, or a preset from monet train --list-presets',
     );
   }
 }
 
-export async function train(
-  o: TrainOptions,
-  config: ModelConfig,
-  resume: boolean,
-  io: TrainIO,
-  force = false,
-): Promise<TrainResult> {
-  const say = (s: string) => io.out.write(`${s}\n`);
-  const runDir = join(o.runsDir, o.name);
-  const t0 = performance.now();
+/** The data sampler's position: its RNG state and the number of batches drawn. */
+export type SamplerState = { rng: RngState; batches: number };
 
-  // ---- run folder: fresh or resumed
-  let startStep = 0;
-  let params;
-  let state;
-  let m;
-  let v;
-  let samplerState: { rng: [number, number, number, number]; batches: number } | undefined;
-  let prevSeconds = 0;
-  let records: LogRecord[] = [];
-  if (resume) {
-    if (!existsSync(runDir)) throw new Error(`--resume: run folder ${runDir} does not exist`);
-    // Finish (or discard) a checkpoint commit that a crash interrupted, before reading anything.
-    const recovered = recoverCheckpoint(runDir);
-    if (recovered) say(`${runDir}: ${recovered}`);
-    if (!existsSync(join(runDir, 'trainer_state.safetensors'))) {
-      throw new Error(
-        `--resume: ${runDir} has no trainer_state.safetensors (expected a run folder written by monet train)`,
-      );
-    }
-    const ck = loadModel(runDir);
-    const st = loadTrainerState(runDir, ck.config);
-    if (st.modelChecksum && ck.checksum && st.modelChecksum !== ck.checksum) {
-      throw new Error(
-        `--resume: ${runDir}: trainer_state.safetensors (step ${st.step}) was saved with model ${st.modelChecksum}, but model.safetensors is ${ck.checksum}${ck.step !== undefined ? ` (step ${ck.step})` : ''}; the checkpoint is inconsistent`,
-      );
-    }
-    // The options come from the trainer state (written in the same commit); run.json is the fallback for older runs.
-    let saved: { options: TrainOptions };
-    if (st.info.options && typeof st.info.options === 'object') saved = { options: st.info.options as TrainOptions };
-    else {
-      try {
-        saved = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { options: TrainOptions };
-      } catch (e) {
-        throw new Error(`--resume: ${runDir}: cannot read the run's options from run.json (${(e as Error).message})`);
-      }
-    }
-    // The saved options win, except what a user may sensibly change on resume: more steps, the backend, reporting.
-    const keep: (keyof TrainOptions)[] = [
-      'steps',
-      'backend',
-      'evalEvery',
-      'logEvery',
-      'saveEvery',
-      'sampleTokens',
-      'prompt',
-      'temperature',
-      'evalBatches',
-    ];
-    const merged = { ...saved.options } as Record<string, unknown>;
-    for (const k of keep) merged[k] = o[k];
-    o = merged as unknown as TrainOptions;
-    config = ck.config;
-    params = ck.params;
-    state = ck.state;
-    startStep = st.step;
-    m = st.m;
-    v = st.v;
-    samplerState = st.sampler;
-    prevSeconds = Number(st.info.seconds ?? 0);
-    if (existsSync(join(runDir, 'log.jsonl'))) {
-      // A kill mid-append can leave a cut-off last line: it is dropped (its step runs again).
-      records = readJsonl<LogRecord>(join(runDir, 'log.jsonl')).records;
-      // Records written after the checkpoint (a crash between checkpoints) describe steps that will run again.
-      records = records.filter((r) => r.step <= startStep);
-      writeFileAtomic(
-        join(runDir, 'log.jsonl'),
-        records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''),
-      );
-    }
-    if (startStep >= o.steps)
-      throw new Error(
-        `--resume: ${runDir} already finished ${startStep} of ${o.steps} steps; pass a larger --steps to continue`,
-      );
-    say(`resuming ${runDir} at step ${startStep}`);
-  } else {
-    if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'trainer_state.safetensors'))) {
-      if (!force)
-        throw new Error(
-          `run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, or --name for a new one`,
-        );
-    }
-    // The folder is replaced / created only once the data and the backend are known to work (below), so that a
-    // wrong --data or --seq-len neither deletes an old run nor leaves an empty folder behind.
-    checkFitsInMemory(config, o.backend);
-    ({ params, state } = initParams(config, o.seed));
+/** Where a run starts: a fresh model, or a checkpoint with everything the loop restores from it. */
+export interface RunStart {
+  /** For a resume: the saved options, with what may change on resume taken from the command line. */
+  options: TrainOptions;
+  config: ModelConfig;
+  params: HostParams;
+  state: HostParams; // BatchNorm running statistics
+  /** AdamW moments (absent for a fresh run: the engine starts them at zero). */
+  moments?: { m: HostParams; v: HostParams };
+  step: number; // optimizer steps already done
+  /** The data position (absent for a fresh run: the sampler is seeded from options.seed). */
+  sampler?: SamplerState;
+  seconds: number; // training time already spent
+  records: LogRecord[]; // log.jsonl up to the checkpoint
+  resumed: boolean;
+}
+
+/** The text a run trains and validates on, as the loop needs it. */
+interface RunData {
+  splits: CorpusSplits;
+  tokenizer: Tokenizer;
+  sampler: BatchSampler;
+  valBatches: Int32Array[]; // each (B·S,)
+}
+
+/** Everything the jobs of one run share once the engine exists. */
+interface Run {
+  o: TrainOptions;
+  config: ModelConfig;
+  runDir: string;
+  engine: Engine;
+  data: RunData;
+  log: RunLog;
+  resumed: boolean;
+  startStep: number;
+  prevSeconds: number; // training time spent before this session
+  /** The step of the last checkpoint on disk (null: none yet). */
+  lastCheckpoint: number | null;
+  say: (line: string) => void;
+}
+
+/** How the loop ended. */
+interface LoopEnd {
+  step: number;
+  lastLoss: number;
+  seconds: number; // training time of the whole run so far
+}
+
+/** The options a resume takes from the command line; every other one comes from the run's saved options. */
+const MAY_CHANGE_ON_RESUME: readonly (keyof TrainOptions)[] = [
+  'steps',
+  'backend',
+  'evalEvery',
+  'logEvery',
+  'saveEvery',
+  'sampleTokens',
+  'prompt',
+  'temperature',
+  'evalBatches',
+];
+
+/** The log records of a run: kept in memory for the loss curve, appended to log.jsonl as they happen. */
+class RunLog {
+  constructor(
+    private readonly path: string,
+    readonly records: LogRecord[],
+  ) {}
+
+  write(r: LogRecord): void {
+    this.records.push(r);
+    appendJsonl(this.path, r);
   }
 
-  // ---- data
-  const splits = loadSplits(o.data, o.tokenizer);
-  const tok = makeTokenizer(o.tokenizer);
-  if (tok.vocabSize !== config.vocab_size)
+  /** [step, value] of every record that holds a number under `key`. */
+  points(key: string): [number, number][] {
+    return this.records.filter((r) => typeof r[key] === 'number').map((r) => [r.step, r[key] as number]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Starting a run
+
+/** A fresh run: refuse to overwrite a run without --force, check the memory, draw the initial parameters. */
+function startFresh(o: TrainOptions, config: ModelConfig, force: boolean): RunStart {
+  const runDir = join(o.runsDir, o.name);
+  if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'trainer_state.safetensors'))) {
+    if (!force)
+      throw new Error(
+        `run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, ` +
+          'or --name for a new one',
+      );
+  }
+  // The folder is replaced / created only once the data and the backend are known to work (prepareRunFolder), so
+  // that a wrong --data or --seq-len neither deletes an old run nor leaves an empty folder behind.
+  checkFitsInMemory(config, o.backend);
+  const { params, state } = initParams(config, o.seed);
+  return { options: o, config, params, state, step: 0, seconds: 0, records: [], resumed: false };
+}
+
+/**
+ * A resumed run: finish an interrupted checkpoint commit, load the model and trainer state (checking that they
+ * belong together), take the saved options, and cut log.jsonl back to the checkpoint's step.
+ */
+export function openResume(o: TrainOptions, say: (line: string) => void): RunStart {
+  const runDir = join(o.runsDir, o.name);
+  if (!existsSync(runDir)) throw new Error(`--resume: run folder ${runDir} does not exist`);
+  // Finish (or discard) a checkpoint commit that a crash interrupted, before reading anything.
+  const recovered = recoverCheckpoint(runDir);
+  if (recovered) say(`${runDir}: ${recovered}`);
+  if (!existsSync(join(runDir, 'trainer_state.safetensors'))) {
     throw new Error(
-      `tokenizer '${o.tokenizer}' has ${tok.vocabSize} ids but the model's vocab_size is ${config.vocab_size}`,
+      `--resume: ${runDir} has no trainer_state.safetensors (expected a run folder written by monet train)`,
+    );
+  }
+  const ck = loadModel(runDir);
+  const st = loadTrainerState(runDir, ck.config);
+  if (st.modelChecksum && ck.checksum && st.modelChecksum !== ck.checksum) {
+    throw new Error(
+      `--resume: ${runDir}: trainer_state.safetensors (step ${st.step}) was saved with model ${st.modelChecksum}, ` +
+        `but model.safetensors is ${ck.checksum}${ck.step !== undefined ? ` (step ${ck.step})` : ''}; ` +
+        'the checkpoint is inconsistent',
+    );
+  }
+  const options = { ...savedOptions(runDir, st.info) } as Record<string, unknown>;
+  for (const k of MAY_CHANGE_ON_RESUME) options[k] = o[k];
+  const merged = options as unknown as TrainOptions;
+  if (st.step >= merged.steps)
+    throw new Error(
+      `--resume: ${runDir} already finished ${st.step} of ${merged.steps} steps; pass a larger --steps to continue`,
+    );
+  return {
+    options: merged,
+    config: ck.config,
+    params: ck.params,
+    state: ck.state,
+    moments: { m: st.m, v: st.v },
+    step: st.step,
+    sampler: st.sampler,
+    seconds: Number(st.info.seconds ?? 0),
+    records: logUpTo(runDir, st.step),
+    resumed: true,
+  };
+}
+
+/** The options a run was started with: from the trainer state (same commit), else from run.json (older runs). */
+function savedOptions(runDir: string, info: Record<string, unknown>): TrainOptions {
+  if (info.options && typeof info.options === 'object') return info.options as TrainOptions;
+  try {
+    return (JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { options: TrainOptions }).options;
+  } catch (e) {
+    throw new Error(`--resume: ${runDir}: cannot read the run's options from run.json (${(e as Error).message})`);
+  }
+}
+
+/**
+ * The log records up to `step`, with log.jsonl rewritten to hold just those: records written after the checkpoint
+ * (a crash between checkpoints) describe steps that will run again, and a kill mid-append can leave a cut-off last
+ * line, which is dropped.
+ */
+function logUpTo(runDir: string, step: number): LogRecord[] {
+  const path = join(runDir, 'log.jsonl');
+  if (!existsSync(path)) return [];
+  const records = readJsonl<LogRecord>(path).records.filter((r) => r.step <= step);
+  writeFileAtomic(path, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+  return records;
+}
+
+/** Read and split the text, check it against the model, and describe data and model. */
+function loadRunData(o: TrainOptions, config: ModelConfig, sampler: SamplerState | undefined, say: Say): RunData {
+  const splits = loadSplits(o.data, o.tokenizer);
+  const tokenizer = makeTokenizer(o.tokenizer);
+  if (tokenizer.vocabSize !== config.vocab_size)
+    throw new Error(
+      `tokenizer '${o.tokenizer}' has ${tokenizer.vocabSize} ids but the model's vocab_size is ${config.vocab_size}`,
     );
   const B = o.batchSize;
   const S = o.seqLen;
   if (S > config.max_position_embeddings)
     throw new Error(`--seq-len ${S} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
-  const sampler = new BatchSampler(splits.train, B, S, samplerState ?? o.seed + 1);
   const valBatches = validationBatches(splits.validation, B, S, o.evalBatches);
   const H = splits.entropy;
   say(
-    `data: ${splits.corpus.name === 'brown' ? 'Brown corpus' : 'text files'} — ${splits.corpus.train.length} training documents (${splits.train.length.toLocaleString('en-US')} tokens), ` +
-      `${splits.corpus.validation.length} validation documents (${splits.validation.length.toLocaleString('en-US')} tokens; ${valBatches.length * B} windows of ${S} used for validation)`,
+    `data: ${splits.corpus.name === 'brown' ? 'Brown corpus' : 'text files'} — ` +
+      `${splits.corpus.train.length} training documents (${splits.train.length.toLocaleString('en-US')} tokens), ` +
+      `${splits.corpus.validation.length} validation documents ` +
+      `(${splits.validation.length.toLocaleString('en-US')} tokens; ` +
+      `${valBatches.length * B} windows of ${S} used for validation)`,
   );
   say(
-    `validation byte-unigram entropy ${H.toFixed(4)} nats (${(H / Math.LN2).toFixed(3)} bits); target validation loss ≤ 0.75 × that = ${(0.75 * H).toFixed(4)}`,
+    `validation byte-unigram entropy ${H.toFixed(4)} nats (${(H / Math.LN2).toFixed(3)} bits); ` +
+      `target validation loss ≤ 0.75 × that = ${(0.75 * H).toFixed(4)}`,
   );
   for (const l of describeModel(config))
     say(`model: ${o.preset}, ${modelKind(config)}, ${config.num_hidden_layers} × ${config.hidden_size}; ${l}`);
+  return {
+    splits,
+    tokenizer,
+    sampler: new BatchSampler(splits.train, B, S, sampler ?? o.seed + 1),
+    valBatches,
+  };
+}
 
-  // ---- engine
-  const created = await createEngine(o.backend, { config, params, state, m, v });
+/** Create (or, with --force, replace) the folder of a fresh run; a resumed run's folder is already there. */
+async function prepareRunFolder(runDir: string, start: RunStart, force: boolean, engine: Engine): Promise<void> {
+  if (start.resumed) return;
+  try {
+    if (force) rmSync(runDir, { recursive: true, force: true });
+    mkdirSync(runDir, { recursive: true });
+  } catch (e) {
+    await engine.dispose();
+    throw new Error(`cannot create the run folder ${runDir} (${(e as Error).message})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The jobs of a running run
+
+type Say = (line: string) => void;
+
+/** Validation loss and CE over the run's fixed validation windows, in eval mode. */
+async function evaluate(run: Run, alpha: number): Promise<{ loss: number; ce: number }> {
+  const { valBatches } = run.data;
+  let loss = 0;
+  let ce = 0;
+  for (const b of valBatches) {
+    const r = await run.engine.evalLoss(b, run.o.batchSize, run.o.seqLen, alpha);
+    loss += r.loss / valBatches.length;
+    ce += r.ce / valBatches.length;
+  }
+  return { loss, ce };
+}
+
+const alphaAt = (o: TrainOptions, step: number) => topkAlpha(o.topkAnneal, o.steps, step);
+
+const schedule = (o: TrainOptions) => ({ lr: o.lr, minLr: o.minLr, warmup: o.warmup, steps: o.steps });
+
+/** The hyper-parameters of the step that follows `step` steps. */
+function stepHyper(o: TrainOptions, step: number): StepHyper {
+  return {
+    lr: learningRate(schedule(o), step),
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    clip: o.clip,
+    step: step + 1,
+    alpha: alphaAt(o, step),
+  };
+}
+
+/** run.json: the options, the model config, the backend and whatever the caller adds (step, summary). */
+function runJson(run: Run, extra: Record<string, unknown>): string {
+  return `${JSON.stringify({ options: run.o, config: run.config, backend: run.engine.name, ...extra }, null, 2)}\n`;
+}
+
+/** What to tell the user when the run cannot go on. */
+function resumeHint(run: Run): string {
+  const { o } = run;
+  if (run.lastCheckpoint === null) return 'no checkpoint had been written yet';
+  const where = o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : '';
+  return (
+    `the checkpoint of step ${run.lastCheckpoint} in ${run.runDir} is intact; ` +
+    `continue with: monet train --resume --name ${o.name}${where}`
+  );
+}
+
+/** Write a checkpoint of the engine's model and moments, then run.json and the loss curve. */
+async function writeCheckpoint(run: Run, step: number, seconds: number): Promise<void> {
+  const { params, state } = await run.engine.exportModel();
+  const { m, v } = await run.engine.exportMoments();
+  // Never replace a good checkpoint with a diverged model (an update can overflow even when its gradient was finite).
+  for (const [name, a] of params) {
+    for (let i = 0; i < a.length; i++) {
+      if (!Number.isFinite(a[i]))
+        throw new Error(
+          `not writing the checkpoint of step ${step}: parameter '${name}' holds ${a[i]} at index ${i}; ` +
+            resumeHint(run),
+        );
+    }
+  }
+  saveCheckpoint(run.runDir, run.config, run.o.tokenizer, params, state, {
+    step,
+    sampler: run.data.sampler.state(),
+    info: { seconds, backend: run.engine.name, options: run.o },
+    m,
+    v,
+  });
+  run.lastCheckpoint = step;
+  writeFileAtomic(join(run.runDir, 'run.json'), runJson(run, { step }));
+  writeLossCurve(run);
+}
+
+/** loss.svg: training loss and validation CE against the entropy and the target. */
+function writeLossCurve(run: Run): void {
+  const H = run.data.splits.entropy;
+  const svg = lossCurveSvg(
+    `${run.o.name}: ${modelKind(run.config)} on ${run.engine.name}`,
+    [
+      { label: 'train loss', color: '#1f77b4', points: run.log.points('loss') },
+      { label: 'validation CE', color: '#d62728', points: run.log.points('val_loss'), dots: true },
+    ],
+    [
+      { label: 'byte-unigram entropy', color: '#7f7f7f', y: H },
+      { label: '0.75 × entropy (target)', color: '#2ca02c', y: 0.75 * H },
+    ],
+  );
+  writeFileAtomic(join(run.runDir, 'loss.svg'), svg);
+}
+
+/** The first records of a session: a fresh run's start record and step-0 validation, or a resume record. */
+async function logSessionStart(run: Run): Promise<void> {
+  const { o, config, engine, log } = run;
+  if (run.resumed) {
+    log.write({ step: run.startStep, event: 'resume', backend: engine.name });
+    return;
+  }
+  log.write({
+    step: 0,
+    event: 'start',
+    backend: engine.name,
+    preset: o.preset,
+    params: paramBreakdown(config).total,
+    entropy: run.data.splits.entropy,
+  });
+  const v0 = await evaluate(run, alphaAt(o, 0));
+  log.write({ step: 0, val_loss: v0.ce, val_total: v0.loss });
+  run.say(
+    `step 0: validation CE ${v0.ce.toFixed(4)} ` +
+      `(uniform over 256 bytes would be ${Math.log(config.vocab_size).toFixed(4)})`,
+  );
+}
+
+/**
+ * Whether the loop asks the engine for this step's result: at log steps, and before an evaluation or a checkpoint
+ * (a device engine's fault counters arrive with a result, and neither may run while a streak of skipped steps lasts).
+ */
+function wantsResult(o: TrainOptions, step: number, startStep: number): boolean {
+  const next = step + 1;
+  return (
+    next % o.logEvery === 0 ||
+    next === o.steps ||
+    step === startStep ||
+    next % o.evalEvery === 0 ||
+    next % o.saveEvery === 0
+  );
+}
+
+/** Consecutive skipped steps, as the loop knows them from the results it reads. */
+interface FaultCount {
+  streak: number; // consecutive skipped steps
+  lastRead: number; // the step of the previous result read from the engine
+  readonly max: number; // the streak that stops the run
+}
+
+/** Log the skipped steps a result reports and update the streak; throw once the streak reaches the limit. */
+function recordFaults(run: Run, r: StepResult, hp: StepHyper, step: number, faults: FaultCount, progress: Progress) {
+  if (r.faults) {
+    // Device engine: the steps it skipped since its previous result, counted on the device.
+    const f = r.faults;
+    faults.streak = f.streak;
+    run.log.write({
+      step: f.lastStep,
+      event: 'skip',
+      reason: f.reason,
+      loss: f.lastLoss,
+      grad_norm: f.lastNorm,
+      lr: learningRate(schedule(run.o), f.lastStep - 1),
+      skipped: f.count,
+      since: faults.lastRead + 1,
+      read_at: step,
+      streak: f.streak,
+      streak_from: f.streakFrom,
+    });
+    progress.log(
+      `steps ${faults.lastRead + 1}–${step}: ${f.count} skipped, not applied ` +
+        `(latest: step ${f.lastStep}, ${f.reason})` +
+        (f.streak > 0 ? `; ${f.streak} in a row up to step ${step} (stop at ${faults.max})` : ''),
+    );
+  } else if (r.skipped) {
+    // Reference engine: this step, checked on the host.
+    faults.streak++;
+    run.log.write({ step, event: 'skip', reason: r.skipped, loss: r.loss, grad_norm: r.gradNorm, lr: hp.lr });
+    progress.log(
+      `step ${step}: skipped, not applied (${r.skipped}); ${faults.streak} in a row (stop at ${faults.max})`,
+    );
+  } else faults.streak = 0;
+  faults.lastRead = step;
+  if (r.skipped && faults.streak >= faults.max) {
+    progress.done();
+    const from = r.faults ? ` (steps ${r.faults.streakFrom}–${step})` : '';
+    throw new Error(
+      `training stopped at step ${step}: ${faults.streak} consecutive steps${from} had a non-finite loss ` +
+        `or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
+        `the parameters may have diverged — try a lower --lr or a gradient clip (--clip); ${resumeHint(run)}`,
+    );
+  }
+}
+
+/** Throughput since the previous read. */
+interface Throughput {
+  tMark: number; // performance.now() at the previous read
+  tokens: number; // tokens trained since then
+}
+
+/** The optimizer steps from the start step to o.steps (or an interrupt), with evaluations and checkpoints. */
+async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
+  const { o, engine, data } = run;
+  const B = o.batchSize;
+  const S = o.seqLen;
+  const tokensPerStep = B * S * o.gradAccum;
+  const H = data.splits.entropy;
+  const progress = new Progress(io.out, o.logEvery);
+  const faults: FaultCount = {
+    streak: 0,
+    lastRead: run.startStep,
+    max: io.maxConsecutiveFaults ?? MAX_CONSECUTIVE_FAULTS,
+  };
+  const tLoop = performance.now();
+  const seconds = () => run.prevSeconds + (performance.now() - tLoop) / 1000;
+  const rate: Throughput = { tMark: tLoop, tokens: 0 };
+  let lastLoss = NaN;
+  let step = run.startStep;
+  while (step < o.steps) {
+    const batches: Int32Array[] = [];
+    for (let a = 0; a < o.gradAccum; a++) batches.push(data.sampler.next());
+    const hp = stepHyper(o, step);
+    let r: StepResult | null;
+    try {
+      r = await engine.trainStep(batches, B, S, hp, wantsResult(o, step, run.startStep));
+    } catch (e) {
+      throw new Error(`step ${step + 1} failed on ${engine.name}: ${(e as Error).message}; ${resumeHint(run)}`, {
+        cause: e,
+      });
+    }
+    step++;
+    rate.tokens += tokensPerStep;
+    if (r) {
+      recordFaults(run, r, hp, step, faults, progress);
+      // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
+      if (r.skipped) continue;
+      lastLoss = r.loss;
+      logStep(run, r, hp, step, rate, progress, tLoop);
+    }
+    if (step % o.evalEvery === 0 && step < o.steps) {
+      const ev = await evaluate(run, alphaAt(o, step));
+      run.log.write({ step, val_loss: ev.ce, val_total: ev.loss });
+      progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
+    }
+    if (step % o.saveEvery === 0 && step < o.steps) await writeCheckpoint(run, step, seconds());
+    if (io.stop?.requested) {
+      progress.done();
+      run.say(`stopping at step ${step} (interrupted); checkpoint written, continue with --resume`);
+      break;
+    }
+  }
+  progress.done();
+  return { step, lastLoss, seconds: seconds() };
+}
+
+/** The log record and progress line of a step whose result was read. */
+function logStep(
+  run: Run,
+  r: StepResult,
+  hp: StepHyper,
+  step: number,
+  rate: Throughput,
+  progress: Progress,
+  tLoop: number,
+): void {
+  const now = performance.now();
+  const tps = rate.tokens / ((now - rate.tMark) / 1000);
+  rate.tMark = now;
+  rate.tokens = 0;
+  run.log.write({
+    step,
+    loss: r.loss,
+    ce: r.ce,
+    grad_norm: r.gradNorm,
+    lr: hp.lr,
+    alpha: run.config.ffn === 'topk' ? hp.alpha : undefined,
+    tokens_per_s: Math.round(tps),
+    seconds: run.prevSeconds + (now - tLoop) / 1000,
+  });
+  progress.update({
+    step,
+    steps: run.o.steps,
+    loss: r.loss,
+    tokensPerSec: tps,
+    elapsed: (now - tLoop) / 1000,
+    lr: hp.lr,
+    startStep: run.startStep,
+  });
+}
+
+/** The end of a session: final validation, checkpoint, sample, and run.json with the summary. */
+async function finishRun(run: Run, end: LoopEnd, t0: number): Promise<TrainResult> {
+  const { o, engine, config } = run;
+  const H = run.data.splits.entropy;
+  const final = await evaluate(run, alphaAt(o, end.step));
+  run.log.write({ step: end.step, val_loss: final.ce, val_total: final.loss });
+  await writeCheckpoint(run, end.step, end.seconds);
+  const ratio = final.ce / H;
+  run.say(
+    `validation CE ${final.ce.toFixed(4)} nats/byte vs byte-unigram entropy ${H.toFixed(4)}: ` +
+      `ratio ${ratio.toFixed(3)} (target ≤ 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`,
+  );
+  let sample = '';
+  if (o.sampleTokens > 0) {
+    sample = await generate(engine, run.data.tokenizer, {
+      prompt: o.prompt,
+      tokens: o.sampleTokens,
+      temperature: o.temperature,
+      seed: o.seed,
+      alpha: alphaAt(o, end.step),
+      maxContext: config.max_position_embeddings,
+    });
+    run.say(`sample (temperature ${o.temperature}):\n${o.prompt}${sample}`);
+  }
+  const result: TrainResult = {
+    runDir: run.runDir,
+    backend: engine.name,
+    steps: end.step,
+    finalTrainLoss: end.lastLoss,
+    valLoss: final.ce,
+    unigramEntropy: H,
+    ratio,
+    sample,
+    seconds: end.seconds,
+  };
+  writeFileAtomic(
+    join(run.runDir, 'run.json'),
+    runJson(run, { step: end.step, summary: { ...result, totalSeconds: (performance.now() - t0) / 1000 } }),
+  );
+  run.say(
+    `run folder: ${run.runDir} (config.json, model.safetensors, trainer_state.safetensors, log.jsonl, ` +
+      `loss.svg, run.json) — ${end.seconds.toFixed(1)} s of training`,
+  );
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The whole run
+
+export async function train(
+  options: TrainOptions,
+  flagsConfig: ModelConfig,
+  resume: boolean,
+  io: TrainIO,
+  force = false,
+): Promise<TrainResult> {
+  const say: Say = (s) => io.out.write(`${s}\n`);
+  const t0 = performance.now();
+  const start = resume ? openResume(options, say) : startFresh(options, flagsConfig, force);
+  const { options: o, config } = start;
+  const runDir = join(o.runsDir, o.name);
+  if (resume) say(`resuming ${runDir} at step ${start.step}`);
+
+  const data = loadRunData(o, config, start.sampler, say);
+  const created = await createEngine(o.backend, {
+    config,
+    params: start.params,
+    state: start.state,
+    m: start.moments?.m,
+    v: start.moments?.v,
+  });
   const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
   say(`backend: ${engine.name} (${created.why})`);
-  if (!resume) {
-    try {
-      if (force) rmSync(runDir, { recursive: true, force: true });
-      mkdirSync(runDir, { recursive: true });
-    } catch (e) {
-      await engine.dispose();
-      throw new Error(`cannot create the run folder ${runDir} (${(e as Error).message})`);
-    }
-  }
-  const tokensPerStep = B * S * o.gradAccum;
+  await prepareRunFolder(runDir, start, force, engine);
   say(
-    `training ${o.steps} steps × ${tokensPerStep.toLocaleString('en-US')} tokens (batch ${B} × seq ${S}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`,
+    `training ${o.steps} steps × ${(o.batchSize * o.seqLen * o.gradAccum).toLocaleString('en-US')} tokens ` +
+      `(batch ${o.batchSize} × seq ${o.seqLen}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), ` +
+      `AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`,
   );
-
-  const write = (r: LogRecord) => {
-    records.push(r);
-    appendJsonl(join(runDir, 'log.jsonl'), r);
+  const run: Run = {
+    o,
+    config,
+    runDir,
+    engine,
+    data,
+    log: new RunLog(join(runDir, 'log.jsonl'), start.records),
+    resumed: start.resumed,
+    startStep: start.step,
+    prevSeconds: start.seconds,
+    lastCheckpoint: start.resumed ? start.step : null,
+    say,
   };
-  const alphaAt = (step: number) => topkAlpha(o.topkAnneal, o.steps, step);
-  const sched = { lr: o.lr, minLr: o.minLr, warmup: o.warmup, steps: o.steps };
-
-  const evaluate = async (alpha: number): Promise<{ loss: number; ce: number }> => {
-    let loss = 0;
-    let ce = 0;
-    for (const b of valBatches) {
-      const r = await engine.evalLoss(b, B, S, alpha);
-      loss += r.loss / valBatches.length;
-      ce += r.ce / valBatches.length;
-    }
-    return { loss, ce };
-  };
-
-  const runOptionsJson = (extra: Record<string, unknown>) =>
-    `${JSON.stringify({ options: o, config, backend: engine.name, ...extra }, null, 2)}\n`;
-
-  let lastCheckpoint: number | null = resume ? startStep : null;
-  const checkpoint = async (step: number, seconds: number) => {
-    const { params: p, state: s } = await engine.exportModel();
-    const mom = await engine.exportMoments();
-    // Never replace a good checkpoint with a diverged model (an update can overflow even when its gradient was finite).
-    for (const [name, a] of p) {
-      for (let i = 0; i < a.length; i++) {
-        if (!Number.isFinite(a[i]))
-          throw new Error(
-            `not writing the checkpoint of step ${step}: parameter '${name}' holds ${a[i]} at index ${i}; ${resumeHint()}`,
-          );
-      }
-    }
-    saveCheckpoint(runDir, config, o.tokenizer, p, s, {
-      step,
-      sampler: sampler.state(),
-      info: { seconds, backend: engine.name, options: o },
-      m: mom.m,
-      v: mom.v,
-    });
-    lastCheckpoint = step;
-    writeFileAtomic(join(runDir, 'run.json'), runOptionsJson({ step }));
-    writeSvg();
-  };
-  /** What to tell the user when the run cannot go on. */
-  const resumeHint = () =>
-    lastCheckpoint !== null
-      ? `the checkpoint of step ${lastCheckpoint} in ${runDir} is intact; continue with: monet train --resume --name ${o.name}${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}`
-      : 'no checkpoint had been written yet';
-
-  const writeSvg = () => {
-    const trainPts = records
-      .filter((r) => typeof r.loss === 'number')
-      .map((r) => [r.step, r.loss as number] as [number, number]);
-    const valPts = records
-      .filter((r) => typeof r.val_loss === 'number')
-      .map((r) => [r.step, r.val_loss as number] as [number, number]);
-    const svg = lossCurveSvg(
-      `${o.name}: ${modelKind(config)} on ${engine.name}`,
-      [
-        { label: 'train loss', color: '#1f77b4', points: trainPts },
-        { label: 'validation CE', color: '#d62728', points: valPts, dots: true },
-      ],
-      [
-        { label: 'byte-unigram entropy', color: '#7f7f7f', y: H },
-        { label: '0.75 × entropy (target)', color: '#2ca02c', y: 0.75 * H },
-      ],
-    );
-    writeFileAtomic(join(runDir, 'loss.svg'), svg);
-  };
-
-  if (!resume) {
-    write({
-      step: 0,
-      event: 'start',
-      backend: engine.name,
-      preset: o.preset,
-      params: paramBreakdown(config).total,
-      entropy: H,
-    });
-    const v0 = await evaluate(alphaAt(0));
-    write({ step: 0, val_loss: v0.ce, val_total: v0.loss });
-    say(
-      `step 0: validation CE ${v0.ce.toFixed(4)} (uniform over 256 bytes would be ${Math.log(config.vocab_size).toFixed(4)})`,
-    );
-  } else {
-    write({ step: startStep, event: 'resume', backend: engine.name });
-  }
-
-  // ---- loop
-  const progress = new Progress(io.out, o.logEvery);
-  let lastLoss = NaN;
-  let step = startStep;
-  let tMark = performance.now();
-  let tokensSinceMark = 0;
-  const tLoop = performance.now();
-  const maxFaults = io.maxConsecutiveFaults ?? MAX_CONSECUTIVE_FAULTS;
-  let faults = 0; // consecutive skipped steps
-  let lastRead = startStep; // the step of the previous result read from the engine
   try {
-    while (step < o.steps) {
-      const batches: Int32Array[] = [];
-      for (let a = 0; a < o.gradAccum; a++) batches.push(sampler.next());
-      const hp: StepHyper = {
-        lr: learningRate(sched, step),
-        beta1: o.beta1,
-        beta2: o.beta2,
-        eps: o.eps,
-        weightDecay: o.weightDecay,
-        clip: o.clip,
-        step: step + 1,
-        alpha: alphaAt(step),
-      };
-      // A result is read at log steps, and before an evaluation or a checkpoint: a device engine's fault counters
-      // arrive with it, and neither may run while a streak of skipped steps lasts.
-      const want =
-        (step + 1) % o.logEvery === 0 ||
-        step + 1 === o.steps ||
-        step === startStep ||
-        (step + 1) % o.evalEvery === 0 ||
-        (step + 1) % o.saveEvery === 0;
-      let r: Awaited<ReturnType<Engine['trainStep']>>;
-      try {
-        r = await engine.trainStep(batches, B, S, hp, want);
-      } catch (e) {
-        throw new Error(`step ${step + 1} failed on ${engine.name}: ${(e as Error).message}; ${resumeHint()}`, {
-          cause: e,
-        });
-      }
-      step++;
-      tokensSinceMark += tokensPerStep;
-      if (r?.faults) {
-        // Device engine: the steps it skipped since its previous result, counted on the device.
-        const f = r.faults;
-        faults = f.streak;
-        write({
-          step: f.lastStep,
-          event: 'skip',
-          reason: f.reason,
-          loss: f.lastLoss,
-          grad_norm: f.lastNorm,
-          lr: learningRate(sched, f.lastStep - 1),
-          skipped: f.count,
-          since: lastRead + 1,
-          read_at: step,
-          streak: f.streak,
-          streak_from: f.streakFrom,
-        });
-        progress.log(
-          `steps ${lastRead + 1}–${step}: ${f.count} skipped, not applied (latest: step ${f.lastStep}, ${f.reason})` +
-            (f.streak > 0 ? `; ${f.streak} in a row up to step ${step} (stop at ${maxFaults})` : ''),
-        );
-      } else if (r?.skipped) {
-        // Reference engine: this step, checked on the host.
-        faults++;
-        write({ step, event: 'skip', reason: r.skipped, loss: r.loss, grad_norm: r.gradNorm, lr: hp.lr });
-        progress.log(`step ${step}: skipped, not applied (${r.skipped}); ${faults} in a row (stop at ${maxFaults})`);
-      } else if (r) faults = 0;
-      if (r) lastRead = step;
-      if (r?.skipped) {
-        if (faults >= maxFaults) {
-          progress.done();
-          const from = r.faults ? ` (steps ${r.faults.streakFrom}–${step})` : '';
-          throw new Error(
-            `training stopped at step ${step}: ${faults} consecutive steps${from} had a non-finite loss or gradient (last: ${r.skipped}, lr ${hp.lr}); ` +
-              `the parameters may have diverged — try a lower --lr or a gradient clip (--clip); ${resumeHint()}`,
-          );
-        }
-        continue; // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
-      }
-      if (r) {
-        const now = performance.now();
-        const tps = tokensSinceMark / ((now - tMark) / 1000);
-        tMark = now;
-        tokensSinceMark = 0;
-        lastLoss = r.loss;
-        write({
-          step,
-          loss: r.loss,
-          ce: r.ce,
-          grad_norm: r.gradNorm,
-          lr: hp.lr,
-          alpha: config.ffn === 'topk' ? hp.alpha : undefined,
-          tokens_per_s: Math.round(tps),
-          seconds: prevSeconds + (now - tLoop) / 1000,
-        });
-        progress.update({
-          step,
-          steps: o.steps,
-          loss: r.loss,
-          tokensPerSec: tps,
-          elapsed: (now - tLoop) / 1000,
-          lr: hp.lr,
-          startStep,
-        });
-      }
-      if (step % o.evalEvery === 0 && step < o.steps) {
-        const ev = await evaluate(alphaAt(step));
-        write({ step, val_loss: ev.ce, val_total: ev.loss });
-        progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
-      }
-      if (step % o.saveEvery === 0 && step < o.steps)
-        await checkpoint(step, prevSeconds + (performance.now() - tLoop) / 1000);
-      if (io.stop?.requested) {
-        progress.done();
-        say(`stopping at step ${step} (interrupted); checkpoint written, continue with --resume`);
-        break;
-      }
-    }
-    progress.done();
-
-    // ---- end: validation, checkpoint, sample
-    const seconds = prevSeconds + (performance.now() - tLoop) / 1000;
-    const final = await evaluate(alphaAt(step));
-    write({ step, val_loss: final.ce, val_total: final.loss });
-    await checkpoint(step, seconds);
-    const ratio = final.ce / H;
-    say(
-      `validation CE ${final.ce.toFixed(4)} nats/byte vs byte-unigram entropy ${H.toFixed(4)}: ratio ${ratio.toFixed(3)} (target ≤ 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`,
-    );
-    let sample = '';
-    if (o.sampleTokens > 0) {
-      sample = await generate(engine, tok, {
-        prompt: o.prompt,
-        tokens: o.sampleTokens,
-        temperature: o.temperature,
-        seed: o.seed,
-        alpha: alphaAt(step),
-        maxContext: config.max_position_embeddings,
-      });
-      say(`sample (temperature ${o.temperature}):\n${o.prompt}${sample}`);
-    }
-    const result: TrainResult = {
-      runDir,
-      backend: engine.name,
-      steps: step,
-      finalTrainLoss: lastLoss,
-      valLoss: final.ce,
-      unigramEntropy: H,
-      ratio,
-      sample,
-      seconds,
-    };
-    writeFileAtomic(
-      join(runDir, 'run.json'),
-      runOptionsJson({ step, summary: { ...result, totalSeconds: (performance.now() - t0) / 1000 } }),
-    );
-    say(
-      `run folder: ${runDir} (config.json, model.safetensors, trainer_state.safetensors, log.jsonl, loss.svg, run.json) — ${seconds.toFixed(1)} s of training`,
-    );
-    return result;
+    await logSessionStart(run);
+    const end = await trainLoop(run, io);
+    return await finishRun(run, end, t0);
   } catch (e) {
     // Whatever stopped the run (device lost, disk full, divergence), say where it can be resumed from.
     const msg = (e as Error).message ?? String(e);
     if (/is intact|no checkpoint had been written/.test(msg)) throw e;
-    throw new Error(`${msg}; ${resumeHint()}`, { cause: e });
+    throw new Error(`${msg}; ${resumeHint(run)}`, { cause: e });
   } finally {
     try {
       await engine.dispose();
