@@ -15,7 +15,8 @@ import type { CorpusDoc } from '../src/train/corpus.ts';
 import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from '../src/train/presets.ts';
 import { collect, summarizeUnit, type Collected, type UnitSummary } from '../src/interp/collect.ts';
 import { buildWindows, contextOf, type AnalysisText } from '../src/interp/data.ts';
-import { interpForward, makeInterpModel, type FfnHooks, type InterpModel } from '../src/interp/model.ts';
+import { interpForward, makeInterpModel, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
+import { groupOfLayer, isNeuronKind, type UnitGroup } from '../src/interp/units.ts';
 import { decodeTokens, steeredTokens, type SampleOptions, type Steer } from '../src/interp/steer.ts';
 
 /** A model the page can look inside: float64 parameters under their checkpoint names. */
@@ -145,17 +146,24 @@ export function topComposite(
 // ---------------------------------------------------------------------------------------------------------------
 // Neuron activations (TopK and dense layers; experts of SMoE/PEER/Monet are not neurons).
 
+/** The units of layer `layer` (its unit group: the layer itself, or the Monet router group that covers it). */
+export function unitsOfLayer(model: InterpModel, layer: number): UnitGroup {
+  return groupOfLayer(model.groups, layer);
+}
+
 /** Per layer, the hidden activations (T, F) the interpretability hook reports (TopK: zero outside the top k). */
 export function neuronActivations(model: InterpModel, tokens: Int32Array): Array<Float64Array | null> {
   const S = tokens.length;
-  const acts: Array<Float64Array | null> = model.units.map((u) =>
-    u.kind === 'topk' || u.kind === 'dense' ? new Float64Array(S * u.count) : null,
-  );
-  const hooks: FfnHooks = {
-    afterFfn(view) {
-      const a = acts[view.units.layer];
+  const L = model.config.num_hidden_layers;
+  const acts: Array<Float64Array | null> = Array.from({ length: L }, (_, l) => {
+    const g = unitsOfLayer(model, l);
+    return isNeuronKind(g.kind) ? new Float64Array(S * g.count) : null;
+  });
+  const hooks: UnitHooks = {
+    atSite(view) {
+      const a = acts[view.layer];
       if (!a) return;
-      const F = view.units.count;
+      const F = view.group.count;
       view.visitScores((t, n, score) => {
         a[t * F + n] = score;
       });
@@ -198,11 +206,12 @@ export interface Contexts {
 
 export function collectContexts(model: InterpModel, text: AnalysisText, M: number): Contexts {
   const c = collect(model, text, M);
+  const group = (layer: number) => unitsOfLayer(model, layer).group;
   return {
     collected: c,
-    summary: (layer, unit) => (c.layers[layer].top[unit] ? summarizeUnit(c, layer, unit) : null),
+    summary: (layer, unit) => (c.groups[group(layer)].top[unit] ? summarizeUnit(c, group(layer), unit) : null),
     contexts(layer, unit, radius) {
-      const h = c.layers[layer].top[unit];
+      const h = c.groups[group(layer)].top[unit];
       if (!h) return [];
       return h.sorted().map((k) => {
         const w = Math.floor(k.pos / text.S);

@@ -23,6 +23,7 @@ import { learningRate } from '../src/train/schedule.ts';
 import { ByteTokenizer } from '../src/train/tokenizer.ts';
 import { showToken } from '../src/interp/data.ts';
 import type { InterpModel } from '../src/interp/model.ts';
+import { isNeuronKind, unitNoun } from '../src/interp/units.ts';
 import {
   analysisText,
   collectContexts,
@@ -33,6 +34,7 @@ import {
   monetRouting,
   neuronActivations,
   topComposite,
+  unitsOfLayer,
   type Contexts,
   type CorpusSlice,
   type LayerRouting,
@@ -359,27 +361,39 @@ interface Current {
 let cur: Current | null = null;
 const inspectStatus = $('inspect-status');
 
+/** Every layer with the unit group that holds its units. */
+function layersOf(model: InterpModel) {
+  return Array.from({ length: model.config.num_hidden_layers }, (_, layer) => ({
+    layer,
+    units: unitsOfLayer(model, layer),
+  }));
+}
+
 function setModel(m: LoadedModel): void {
   const model = interpModelOf(m);
   cur = { loaded: m, model, contexts: null, tokens: new Int32Array(0), routing: null, acts: null, selected: 0 };
   $('inspect-model').textContent = `Looking inside ${m.label}. ${describeConfig(m.config)}`;
   const layerSel = $<HTMLSelectElement>('layer');
   layerSel.replaceChildren(
-    ...model.units.map((u) =>
+    ...layersOf(model).map(({ layer, units: u }) =>
       el('option', {
-        value: String(u.layer),
-        textContent: `Layer ${u.layer}: ${u.kind}, ${fmtCount(u.count)} ${u.kind === 'monet' || u.kind === 'smoe' || u.kind === 'peer' ? 'experts' : 'neurons'}`,
+        value: String(layer),
+        textContent:
+          `Layer ${layer}: ${u.kind}, ${fmtCount(u.count)} ${unitNoun(u.kind)}s` +
+          (u.layers.length > 1 ? ` (router shared by layers ${u.layers.join(', ')})` : ''),
       }),
     ),
   );
-  const firstNeuron = model.units.find((u) => u.kind === 'topk') ?? model.units.find((u) => u.kind === 'dense');
+  const neuronLayers = layersOf(model).filter((x) => isNeuronKind(x.units.kind));
+  const firstNeuron =
+    neuronLayers.find((x) => x.units.kind !== 'dense') ?? neuronLayers.find((x) => x.units.kind === 'dense');
   $<HTMLButtonElement>('analyse-btn').disabled = false;
   $('generate-panel').hidden = false;
   const canSteer = !!firstNeuron;
   for (const id of ['steer-layer', 'steer-neuron', 'steer-delta']) $<HTMLInputElement>(id).disabled = !canSteer;
   if (firstNeuron) {
     $<HTMLInputElement>('steer-layer').value = String(firstNeuron.layer);
-    $<HTMLInputElement>('steer-layer').max = String(model.units.length - 1);
+    $<HTMLInputElement>('steer-layer').max = String(model.config.num_hidden_layers - 1);
   }
   $('steer-hint').textContent = canSteer
     ? "Generates twice with the same random seed: once as trained, once with the chosen neuron raised by δ at every position (the TopK LM paper's steering). Pick a neuron from the list above with its Steer button."
@@ -418,9 +432,7 @@ async function analyse(): Promise<void> {
     c.tokens = Int32Array.from(ids);
     await ensureContexts(c);
     c.routing = c.loaded.config.ffn === 'monet' ? monetRouting(c.model, c.tokens) : null;
-    c.acts = c.model.units.some((u) => u.kind === 'topk' || u.kind === 'dense')
-      ? neuronActivations(c.model, c.tokens)
-      : null;
+    c.acts = c.model.groups.some((u) => isNeuronKind(u.kind)) ? neuronActivations(c.model, c.tokens) : null;
     renderTokens(c);
     selectToken(Math.min(c.selected, c.tokens.length - 1), false);
     inspectStatus.dataset.state = 'done';
@@ -458,7 +470,7 @@ function selectToken(t: number, focus: boolean): void {
   buttons.forEach((b, i) => b.setAttribute('aria-pressed', String(i === t)));
   if (focus) buttons[t]?.focus();
   const layer = Number($<HTMLSelectElement>('layer').value);
-  const kind = c.model.units[layer]?.kind;
+  const kind = unitsOfLayer(c.model, layer).kind;
   $('routing-view').hidden = !(c.routing && kind === 'monet');
   $('neuron-view').hidden = !(c.acts && (kind === 'topk' || kind === 'dense'));
   if (kind === 'smoe' || kind === 'peer') {
@@ -646,7 +658,7 @@ function unitItem(
 }
 
 function renderNeurons(c: Current, layer: number, a: Float64Array, t: number): void {
-  const F = c.model.units[layer].count;
+  const F = unitsOfLayer(c.model, layer).count;
   const row = a.subarray(t * F, (t + 1) * F);
   const ids = [...row.keys()]
     .filter((n) => row[n] !== 0)
@@ -654,7 +666,8 @@ function renderNeurons(c: Current, layer: number, a: Float64Array, t: number): v
     .slice(0, 8);
   const max = ids.length ? Math.abs(row[ids[0]]) : 1;
   $('neuron-h').textContent =
-    `Active neurons of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${layer} (${c.model.units[layer].kind}: ${[...row].filter((v) => v !== 0).length} of ${F} non-zero)`;
+    `Active neurons of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${layer} ` +
+    `(${unitsOfLayer(c.model, layer).kind}: ${[...row].filter((v) => v !== 0).length} of ${F} non-zero)`;
   $('neuron-list').replaceChildren(
     ...ids.map((n) =>
       unitItem(c, layer, n, `neuron ${n}`, row[n], max, () => {
@@ -695,11 +708,12 @@ async function runGenerate(): Promise<void> {
     const layer = Number($<HTMLInputElement>('steer-layer').value);
     const neuron = Number($<HTMLInputElement>('steer-neuron').value);
     const delta = Number($<HTMLInputElement>('steer-delta').value);
-    const u = c.model.units[layer];
-    if (!u || (u.kind !== 'topk' && u.kind !== 'dense')) {
+    const L = c.model.config.num_hidden_layers;
+    const u = Number.isInteger(layer) && layer >= 0 && layer < L ? unitsOfLayer(c.model, layer) : null;
+    if (!u || !isNeuronKind(u.kind)) {
       steered.textContent = u
         ? `Layer ${layer} has ${u.kind} experts, not neurons: nothing to push.`
-        : `Steer layer: expected 0 to ${c.model.units.length - 1}, found ${layer}`;
+        : `Steer layer: expected 0 to ${L - 1}, found ${layer}`;
       pg.generation = { plain: plainText, steered: null };
       return;
     }
@@ -712,7 +726,7 @@ async function runGenerate(): Promise<void> {
     steered.textContent = '…';
     const steeredText = await generate(c.model, {
       ...base,
-      steer: { layer, neuron, delta },
+      steer: { group: u.group, neuron, delta },
       onText: (s) => (steered.textContent = prompt + s),
     });
     pg.generation = { plain: plainText, steered: steeredText };

@@ -107,7 +107,7 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
 test('inspect units / unit on a Monet run: tables and HTML', async () => {
   const r = await run(['units', '--run', monetRun, '--windows', '4', '--min-fires', '2', '--top', '3']);
   assert.is(r.code, 0, r.err);
-  assert.match(r.out, /layer 0 \(monet, 16 units\)/);
+  assert.match(r.out, /layer 0 — 16 monet composite experts/);
   assert.match(r.out, /tok H/);
   const html = readFileSync(join(monetRun, 'inspect-units.html'), 'utf8');
   assert.match(html, /<mark>/);
@@ -115,6 +115,7 @@ test('inspect units / unit on a Monet run: tables and HTML', async () => {
   const u = await run(['unit', '--run', monetRun, '--layer', '1', '--unit', '2,3', '--windows', '4']);
   assert.is(u.code, 0, u.err);
   assert.match(u.out, /layer 1 monet unit \(2,3\)/);
+  assert.match(u.out, /density: fires at \d+ of 128 positions/);
 });
 
 test('inspect mask: one row per label with the ratio column', async () => {
@@ -123,9 +124,17 @@ test('inspect mask: one row per label with the ratio column', async () => {
   assert.match(r.out, /language masking/);
   assert.match(r.out, /alpha/);
   assert.match(r.out, /beta/);
+  assert.match(r.out, /floor/);
   const res = JSON.parse(readFileSync(join(monetRun, 'inspect-mask.json'), 'utf8'));
   assert.equal(res.labels, ['alpha', 'beta']);
   assert.is(res.rows.length, 2);
+  for (const row of res.rows) {
+    // every label with selected units gets its random masks; the verdict follows the floor
+    if (row.verdict === 'none') continue;
+    assert.is(row.randomTarget.length, 5);
+    assert.is(row.noiseFloor, Math.max(...row.randomTarget.map(Math.abs)));
+    assert.is(row.verdict === 'no-effect', !(row.deltaTarget > row.noiseFloor));
+  }
   assert.ok(existsSync(join(monetRun, 'inspect-mask.html')));
 });
 
@@ -146,6 +155,7 @@ test('inspect steer (dense run) and compare', async () => {
   assert.is(s.code, 0, s.err);
   assert.match(s.out, /unsteered:/);
   assert.match(s.out, /neuron n\d+/);
+  assert.match(s.out, /diverges (at character \d+|never \(identical\))/);
   const c = await run([
     'compare',
     '--run',
@@ -168,12 +178,12 @@ test('inspect steer (dense run) and compare', async () => {
 test('inspect units on PEER (layer 1 experts, layer 0 dense neurons) and SMoE runs', async () => {
   const p = await run(['units', '--run', peerRun, '--windows', '4', '--min-fires', '2', '--top', '2']);
   assert.is(p.code, 0, p.err);
-  assert.match(p.out, /layer 0 \(dense, 24 units\)/);
-  assert.match(p.out, /layer 1 \(peer, 16 units\)/);
+  assert.match(p.out, /layer 0 — 24 dense neurons/);
+  assert.match(p.out, /layer 1 — 16 peer experts/);
   assert.match(p.out, /\be\d+\b/);
   const s = await run(['units', '--run', smoeRun, '--windows', '4', '--min-fires', '2', '--top', '2']);
   assert.is(s.code, 0, s.err);
-  assert.match(s.out, /layer 1 \(smoe, 4 units\)/);
+  assert.match(s.out, /layer 1 — 4 smoe experts/);
 });
 
 test('inspect refuses bad input with the reason', async () => {

@@ -16,7 +16,8 @@ import type { MonetVdParams } from '../reference/monet-vd.ts';
 import type { MonetHdParams } from '../reference/monet-hd.ts';
 import { monetRouterForward, type MonetRouterParams } from '../reference/monet-router.ts';
 import { Rng } from '../reference/rng.ts';
-import { interpForward, makeInterpModel, maskHooks, type FfnHooks, type InterpModel } from '../src/interp/model.ts';
+import { interpForward, makeInterpModel, maskHooks, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
+import { unitGroups } from '../src/interp/units.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
 const BASE = {
@@ -72,9 +73,25 @@ function maxRel(a: Float64Array, b: Float64Array): number {
   return worst / Math.max(scale, 1e-300);
 }
 
+test('monet: one unit group per router; its experts act in every layer that shares the router', () => {
+  const groups = unitGroups({ ...MONET('vertical'), num_hidden_layers: 5 });
+  assert.equal(
+    groups.map((g) => g.layers),
+    [[0, 1], [2, 3], [4]],
+  );
+  assert.equal(
+    groups.map((g) => [g.kind, g.count, g.router]),
+    [
+      ['monet', 16, 0],
+      ['monet', 16, 1],
+      ['monet', 16, 2],
+    ],
+  );
+});
+
 for (const decompose of ['vertical', 'horizontal'] as const) {
-  test(`monet-${decompose}: masked layer output = Σ over unmasked composite experts of g_ij·E_ij (naive expert view)`, () => {
-    const config = MONET(decompose);
+  test(`monet-${decompose}: masking a router group's experts = Σ of the unmasked g_ij·E_ij in each layer`, () => {
+    const config = MONET(decompose); // 2 layers, moe_groups 2: one router, one unit group covering layers 0 and 1
     const model = randomModel(config, 7);
     const B = 2;
     const S = 6;
@@ -83,49 +100,44 @@ for (const decompose of ['vertical', 'horizontal'] as const) {
     const E = 4;
     const H = 2;
     const m = 4;
+    // Mask a handful of composite experts, chosen so that some fire for the batch and some may not.
+    const remove = new Set([0 * E + 1, 2 * E + 2, 3 * E + 0, 1 * E + 3]);
+    const got: Float64Array[] = [];
+    const uIn: Float64Array[] = [];
+    const mask = maskHooks([remove]);
+    const hooks: UnitHooks = {
+      atSite(view, out) {
+        uIn[view.layer] = Float64Array.from(view.input!);
+        mask.atSite(view, out);
+        got[view.layer] = Float64Array.from(out);
+      },
+    };
+    interpForward(model, tokens(T, 13, 3), B, S, hooks);
+    // Independent: routing from the router forward on layer 0's input (the router reads the group's first layer),
+    // experts from the naive expert view, per layer.
+    const g1 = new Float64Array(T * H * E);
+    const g2 = new Float64Array(T * H * E);
+    const rp: MonetRouterParams = {
+      'w1.weight': model.params['model.layers.0.router.w1.weight'],
+      'w2.weight': model.params['model.layers.0.router.w2.weight'],
+    };
+    const st = {
+      'norm1.running_mean': model.state['model.layers.0.router.norm1.running_mean'],
+      'norm1.running_var': model.state['model.layers.0.router.norm1.running_var'],
+      'norm2.running_mean': model.state['model.layers.0.router.norm2.running_mean'],
+      'norm2.running_var': model.state['model.layers.0.router.norm2.running_var'],
+    };
+    monetRouterForward(
+      g1,
+      g2,
+      uIn[0],
+      rp,
+      st,
+      null,
+      { T, d, H, E },
+      { topk: 2, mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 },
+    );
     for (const layer of [0, 1]) {
-      // Mask a handful of composite experts, chosen so that some fire for the batch and some may not.
-      const remove = new Set([0 * E + 1, 2 * E + 2, 3 * E + 0, 1 * E + 3]);
-      const removeByLayer = [new Set<number>(), new Set<number>()];
-      removeByLayer[layer] = remove;
-      let got: Float64Array | null = null;
-      let uIn: Float64Array | null = null;
-      let uRouter: Float64Array | null = null; // the router reads layer 0's FFN input (moe_groups 2)
-      const mask = maskHooks(removeByLayer);
-      const hooks: FfnHooks = {
-        afterFfn(view, out, u) {
-          if (view.units.layer === 0) uRouter = Float64Array.from(u);
-          mask.afterFfn(view, out, u);
-          if (view.units.layer === layer) {
-            got = Float64Array.from(out);
-            uIn = Float64Array.from(u);
-          }
-        },
-      };
-      interpForward(model, tokens(T, 13, 3), B, S, hooks);
-      // Independent: routing from the router forward on layer 0's input, experts from the naive expert view.
-      const g1 = new Float64Array(T * H * E);
-      const g2 = new Float64Array(T * H * E);
-      const rp: MonetRouterParams = {
-        'w1.weight': model.params['model.layers.0.router.w1.weight'],
-        'w2.weight': model.params['model.layers.0.router.w2.weight'],
-      };
-      const st = {
-        'norm1.running_mean': model.state['model.layers.0.router.norm1.running_mean'],
-        'norm1.running_var': model.state['model.layers.0.router.norm1.running_var'],
-        'norm2.running_mean': model.state['model.layers.0.router.norm2.running_mean'],
-        'norm2.running_var': model.state['model.layers.0.router.norm2.running_var'],
-      };
-      monetRouterForward(
-        g1,
-        g2,
-        uRouter!,
-        rp,
-        st,
-        null,
-        { T, d, H, E },
-        { topk: 2, mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 },
-      );
       const p: Params = {};
       const pre = `model.layers.${layer}.moe.`;
       for (const [k, v] of Object.entries(model.params)) if (k.startsWith(pre)) p[k.slice(pre.length)] = v;
@@ -142,7 +154,7 @@ for (const decompose of ['vertical', 'horizontal'] as const) {
           for (let j = 0; j < E; j++) {
             const gij = compositeScore(g1, g2, t, i, j, H, E);
             if (gij === 0) continue;
-            monetExpertOutput(e, uIn!.subarray(t * d, (t + 1) * d), i, j, experts, { T, d, H, E, m });
+            monetExpertOutput(e, uIn[layer].subarray(t * d, (t + 1) * d), i, j, experts, { T, d, H, E, m });
             for (let o = 0; o < d; o++) full[t * d + o] += gij * e[o];
             if (remove.has(i * E + j)) {
               removedActive++;
@@ -153,8 +165,11 @@ for (const decompose of ['vertical', 'horizontal'] as const) {
         }
       }
       assert.ok(removedActive > 0, 'the masked experts must be active somewhere, else the test shows nothing');
-      assert.ok(maxRel(got!, want) < 1e-12, `masked output vs naive sum: rel ${maxRel(got!, want)}`);
-      assert.ok(maxRel(got!, full) > 1e-6, 'masking must change the output');
+      assert.ok(
+        maxRel(got[layer], want) < 1e-12,
+        `layer ${layer}: masked output vs naive sum: rel ${maxRel(got[layer], want)}`,
+      );
+      assert.ok(maxRel(got[layer], full) > 1e-6, `layer ${layer}: masking must change the output`);
     }
   });
 }
@@ -163,7 +178,7 @@ test('monet: an empty mask leaves the logits bit-identical to the plain referenc
   const model = randomModel(MONET('vertical'), 11);
   const tok = tokens(12, 13, 5);
   const plain = lmForward(model.lm, model.params, tok, 2, 6, model.state).logits;
-  const masked = interpForward(model, tok, 2, 6, maskHooks([new Set(), new Set()])).logits;
+  const masked = interpForward(model, tok, 2, 6, maskHooks([new Set()])).logits;
   assert.equal(Array.from(masked), Array.from(plain));
 });
 
@@ -175,16 +190,17 @@ function maskVsZeroed(
   zero: (p: Params) => void,
   seed = 3,
 ): { masked: Float64Array; zeroed: Float64Array; plain: Float64Array } {
+  const f64 = (a: Float64Array | Float32Array) => a as Float64Array; // the reference forward: float64
   const model = randomModel(config, seed);
   const tok = tokens(14, 13, seed + 10);
-  const remove = model.units.map(() => new Set<number>());
-  remove[layer].add(unit);
-  const masked = interpForward(model, tok, 2, 7, maskHooks(remove)).logits;
-  const plain = interpForward(model, tok, 2, 7).logits;
+  const remove = model.groups.map(() => new Set<number>());
+  remove[layer].add(unit); // one unit group per layer for these kinds
+  const masked = f64(interpForward(model, tok, 2, 7, maskHooks(remove)).logits);
+  const plain = f64(interpForward(model, tok, 2, 7).logits);
   const p2: Params = {};
   for (const [k, v] of Object.entries(model.params)) p2[k] = Float64Array.from(v);
   zero(p2);
-  const zeroed = interpForward({ ...model, params: p2 }, tok, 2, 7).logits;
+  const zeroed = f64(interpForward({ ...model, params: p2 }, tok, 2, 7).logits);
   return { masked, zeroed, plain };
 }
 
@@ -258,12 +274,58 @@ test('peer: masking expert id = zeroing row id of w_up', () => {
   const model = randomModel(config, 3);
   const seen = new Set<number>();
   interpForward(model, tokens(14, 13, 13), 2, 7, {
-    afterFfn: (v) => v.units.kind === 'peer' && v.visitScores((_t, u) => seen.add(u)),
+    atSite: (v) => v.group.kind === 'peer' && v.visitScores((_t, u) => seen.add(u)),
   });
   const id = Math.min(...seen);
   const r = maskVsZeroed(config, 1, id, (p) => p['model.layers.1.mlp.w_up'].fill(0, id * 8, (id + 1) * 8));
   assert.ok(maxRel(r.masked, r.zeroed) < 1e-12, `peer expert ${id}: ${maxRel(r.masked, r.zeroed)}`);
   assert.ok(maxRel(r.masked, r.plain) > 1e-6, 'masking must change the logits');
+});
+
+test('topk hidden: units are the residual dimensions after TopK (≤ k non-zero per token); masking zeroes one', () => {
+  const config: ModelConfig = {
+    ...BASE,
+    ffn: 'topk',
+    intermediate_size: 10,
+    activation: 'relu',
+    k: 3,
+    alpha: 0,
+    topk_placement: 'hidden',
+    n_last_non_topk: 1,
+  };
+  const model = randomModel(config, 4);
+  assert.equal(
+    model.groups.map((g) => [g.kind, g.count, g.layers, g.site]),
+    [
+      ['hidden', 8, [0], 'hidden'],
+      ['dense', 10, [1], 'ffn'],
+    ],
+  );
+  const tok = tokens(14, 13, 21);
+  const perToken = new Array<number>(14).fill(0);
+  let plainStream: Float64Array | null = null;
+  interpForward(model, tok, 2, 7, {
+    atSite(v, out) {
+      if (v.group.kind !== 'hidden') return;
+      v.visitScores((t) => perToken[t]++);
+      plainStream = Float64Array.from(out);
+    },
+  });
+  // TopK keeps k = 3 dimensions and ReLU zeroes the negative ones among them
+  assert.ok(perToken.every((n) => n <= 3) && perToken.some((n) => n > 0), `non-zero per token: ${perToken}`);
+  const n = [...plainStream!.keys()].find((i) => plainStream![i] !== 0)! % 8; // a dimension that fires somewhere
+  let maskedStream: Float64Array | null = null;
+  const mask = maskHooks([new Set([n]), new Set()]);
+  const masked = interpForward(model, tok, 2, 7, {
+    atSite(v, out) {
+      mask.atSite(v, out);
+      if (v.group.kind === 'hidden') maskedStream = Float64Array.from(out);
+    },
+  }).logits;
+  for (let i = 0; i < plainStream!.length; i++)
+    assert.is(maskedStream![i], i % 8 === n ? 0 : plainStream![i], `stream element ${i}`);
+  const plain = interpForward(model, tok, 2, 7).logits;
+  assert.ok(maxRel(masked as Float64Array, plain as Float64Array) > 1e-6, 'masking must change the logits');
 });
 
 test.run();

@@ -6,8 +6,8 @@ import { denseFfnForward } from '../reference/dense-ffn.ts';
 import { initLm, lmForward } from '../reference/lm.ts';
 import { Rng } from '../reference/rng.ts';
 import { topkFfnForward } from '../reference/topk-ffn.ts';
-import { interpForward, makeInterpModel, steerHooks, type FfnHooks, type InterpModel } from '../src/interp/model.ts';
-import { sampleSteered } from '../src/interp/steer.ts';
+import { interpForward, makeInterpModel, steerHooks, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
+import { firstDivergence, sampleSteered, steerDelta, type SteerTarget } from '../src/interp/steer.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
 const BASE = {
@@ -58,10 +58,9 @@ for (const config of [DENSE, TOPK]) {
   test(`${config.ffn}: steering with δ = 0 samples exactly the unsteered text; δ ≠ 0 changes it`, () => {
     const model = randomModel(config, 6);
     const o = { prompt: 'ab', tokens: 12, temperature: 1, seed: 4 };
-    // Unsteered reference sample: a hook on a layer that does not exist never fires.
-    const base = sampleSteered(model, 99, 0, 0, o);
-    assert.is(sampleSteered(model, 0, 4, 0, o), base);
-    assert.is.not(sampleSteered(model, 0, 4, 200, o), base);
+    const base = sampleSteered(model, null, o);
+    assert.is(sampleSteered(model, { group: 0, neuron: 4, delta: 0 }, o), base);
+    assert.is.not(sampleSteered(model, { group: 0, neuron: 4, delta: 200 }, o), base);
   });
 
   test(`${config.ffn}: δ on neuron n = hidden activation h[:, n] + δ pushed through down_proj`, () => {
@@ -76,10 +75,11 @@ for (const config of [DENSE, TOPK]) {
       let got: Float64Array | null = null;
       let want: Float64Array | null = null;
       const steer = steerHooks(layer, n, delta);
-      const hooks: FfnHooks = {
-        afterFfn(view, out, u) {
-          steer.afterFfn(view, out, u);
-          if (view.units.layer !== layer) return;
+      const hooks: UnitHooks = {
+        atSite(view, out) {
+          steer.atSite(view, out);
+          if (view.layer !== layer) return;
+          const u = view.input!;
           got = Float64Array.from(out);
           // Independent: recompute the layer from its input with the reference layer code, add δ to h[:, n].
           const pre = `model.layers.${layer}.mlp.`;
@@ -126,6 +126,33 @@ test('steering an expert model is refused with the reason', () => {
   };
   const model = randomModel(config, 8);
   assert.throws(() => interpForward(model, tok, 2, 6, steerHooks(0, 1, 1)), /experts, not neurons/);
+});
+
+test('steering refuses a neuron that never fired when δ comes from its activations; warns when δ is given', () => {
+  const summary = (fires: number, maxScore: number) => ({ fires, maxScore }) as unknown as SteerTarget['summary'];
+  const t = (fires: number, maxScore: number): SteerTarget => ({
+    group: 1,
+    neuron: 13,
+    name: '',
+    why: '',
+    summary: summary(fires, maxScore),
+  });
+  assert.throws(
+    () => steerDelta(t(0, 0), 'layer 1', 11520, { scale: 10 }),
+    /layer 1 neuron 13 never fired on the 11,520 analysed positions.*δ = 10 × its largest activation would be 0/,
+  );
+  const given = steerDelta(t(0, 0), 'layer 1', 11520, { delta: 5, scale: 10 });
+  assert.is(given.delta, 5);
+  assert.match(given.warning!, /^WARNING: layer 1 neuron 13 never fired/);
+  const ok = steerDelta(t(40, 2.5), 'layer 1', 11520, { scale: 3 });
+  assert.equal(ok, { delta: 7.5, warning: null });
+});
+
+test('firstDivergence: common prefix length in characters, null when equal', () => {
+  assert.is(firstDivergence('The cat', 'The cat'), null);
+  assert.is(firstDivergence('The cat', 'The dog'), 4);
+  assert.is(firstDivergence('The', 'The end'), 3);
+  assert.is(firstDivergence('é1', 'é2'), 1, 'counted in characters, not UTF-16 units or bytes');
 });
 
 test.run();

@@ -26,6 +26,22 @@ export interface Device {
 }
 
 /**
+ * A device whose tensors live in host memory (the WASM device): they can be read and written synchronously between
+ * kernel calls, e.g. by a hook in the middle of a forward pass (src/interp/wasm-forward.ts).
+ */
+export interface HostMemoryDevice extends Device {
+  /** A copy of the tensor's contents, now. */
+  readSync(t: F32): Float32Array;
+  readSync(t: I32): Int32Array;
+  /** Overwrite the tensor's contents (data.length must equal its length). */
+  writeSync(t: F32, data: Float32Array): void;
+}
+
+export function isHostMemoryDevice(d: Device): d is HostMemoryDevice {
+  return typeof (d as Partial<HostMemoryDevice>).readSync === 'function';
+}
+
+/**
  * Tracks tensors allocated for one computation so they can be freed together (forward/backward temporaries).
  * Layers allocate through a Scope; the caller decides when the scope ends.
  */

@@ -1,40 +1,64 @@
 // `monet inspect <subcommand> --run runs/<name>`: look inside a trained model (docs/interpretability.md).
 //
-//   units     the most specialised units of every layer (lowest entropy), with top contexts
-//   unit      one unit (--layer, --unit): firing frequency, entropies, top contexts with the token marked
-//   compare   entropy distributions of several runs (--run A --run B …), e.g. Monet / TopK / SMoE / dense
-//   mask      domain (Brown genres) or language (code corpus) masking table, Monet §5.1–5.2
-//   steer     add δ to low-entropy neurons while sampling (TopK LM paper); dense and TopK models
-//   report    units + mask (+ steer for neuron models) into one HTML report in the run folder
+//   units     the most specialised units of every unit group (lowest entropy), with top contexts
+//   unit      one unit (--group or --layer, --unit): density, entropies, top contexts with the token marked
+//   compare   entropy distributions of several runs (--run A --run B …), per layer, e.g. Monet / TopK / SMoE / dense
+//   mask      domain (Brown genres) or language (code corpus) masking with random-mask noise floors, Monet §5.1–5.2
+//   steer     add δ to a neuron while sampling (TopK LM paper); refuses neurons that never fired; --sweep
+//   report    units + mask (+ steer for neuron models) + entropy charts into one HTML report in the run folder
+//   site      a static browsable site: an index per unit group and one page per unit (src/interp/site.ts)
+//   formation how units form over training, across the snapshots of `monet train --keep-every`
 //   code-corpus   write the node_modules source-code corpus (js, ts, json, md) for language masking
 //
+// Units are reported per unit group (src/interp/units.ts): one group per layer, except Monet, whose experts are
+// grouped by router — a router shared by moe_groups layers gives its experts the same scores in all of them.
+//
 // Every subcommand prints tables to the terminal and writes a self-contained HTML file (inline SVG) to the run folder.
+// Analysis runs on the float32 WASM backend by default (--backend reference: the float64 reference LM, slow).
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collect, summarizeLayer, summarizeUnit, type Collected, type UnitSummary } from '../interp/collect.ts';
+import { svgGroupedBars, svgHeatmap, svgHistogramPanels } from '../interp/charts.ts';
 import { buildCodeCorpus } from '../interp/code-corpus.ts';
-import { runWindows, type AnalysisText } from '../interp/data.ts';
+import { collect, summarizeGroup, summarizeUnit, type Collected, type UnitSummary } from '../interp/collect.ts';
+import { runWindows, showToken, type AnalysisText } from '../interp/data.ts';
 import { maskExperiment, type MaskResult } from '../interp/mask.ts';
-import { parseUnit, unitName } from '../interp/model.ts';
 import {
   contextsText,
+  deltaText,
   entropyTable,
   esc,
-  leanText,
-  ratioText,
   htmlContexts,
   htmlPage,
   htmlTable,
+  leanText,
   maskTable,
-  svgGroupedBars,
-  svgHeatmap,
-  svgHistograms,
+  medianIqr,
+  ratioText,
   unitsTable,
+  verdictText,
   type EntropyRow,
 } from '../interp/report.ts';
-import { openRunForInspect, type RunInfo } from '../interp/run-info.ts';
-import { neuronName, pickSteerTargets, sampleSteered, topTokenShare, type SteerTarget } from '../interp/steer.ts';
+import { INSPECT_BACKENDS, openRunForInspect, type InspectBackend, type RunInfo } from '../interp/run-info.ts';
+import {
+  firstDivergence,
+  neuronName,
+  pickSteerTargets,
+  sampleSteered,
+  steerDelta,
+  topTokenShare,
+  type SteerTarget,
+} from '../interp/steer.ts';
+import { quantile } from '../interp/stats.ts';
+import {
+  groupName,
+  groupOfLayer,
+  isNeuronKind,
+  parseUnit,
+  unitName,
+  unitNoun,
+  type UnitGroup,
+} from '../interp/units.ts';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
 
 const SUBCOMMANDS = ['units', 'unit', 'compare', 'mask', 'steer', 'report', 'code-corpus'] as const;
@@ -42,6 +66,13 @@ type Sub = (typeof SUBCOMMANDS)[number];
 
 const FLAGS: FlagSpec[] = [
   { name: 'run', type: 'list', help: 'run folder(s) written by monet train (compare takes several)' },
+  {
+    name: 'backend',
+    type: 'string',
+    choices: INSPECT_BACKENDS,
+    help: 'engine of the analysis: wasm (float32, fast) or reference (float64 reference LM, slow)',
+    default: 'wasm',
+  },
   {
     name: 'windows',
     type: 'int',
@@ -63,10 +94,11 @@ const FLAGS: FlagSpec[] = [
     help: 'units that fired fewer times are not measured',
     default: '20',
   },
-  { name: 'layer', type: 'int', min: 0, help: 'layer (unit, steer)' },
-  { name: 'unit', type: 'string', help: 'unit id: 17 / n17 / e3, or i,j for a Monet composite expert (unit)' },
+  { name: 'group', type: 'int', min: 0, help: 'unit group (unit, steer): a Monet router group, or a layer' },
+  { name: 'layer', type: 'int', min: 0, help: 'layer (unit, steer): picks the unit group that covers it' },
+  { name: 'unit', type: 'string', help: 'unit id: 17 / n17 / e3 / d5, or i,j for a Monet composite expert (unit)' },
   { name: 'neuron', type: 'int', min: 0, help: 'neuron to steer (steer; default: picked automatically)' },
-  { name: 'top', type: 'int', positive: true, help: 'units listed per layer (units, report)', default: '8' },
+  { name: 'top', type: 'int', positive: true, help: 'units listed per group (units, report)', default: '8' },
   {
     name: 'contexts',
     type: 'int',
@@ -88,6 +120,13 @@ const FLAGS: FlagSpec[] = [
     help: "masking: a unit is specific to a label if its mean score there is ≥ factor × every other label's",
     default: '2',
   },
+  {
+    name: 'draws',
+    type: 'int',
+    positive: true,
+    help: 'masking: random masks of the same size per label (the noise floor)',
+    default: '5',
+  },
   { name: 'count', type: 'int', positive: true, help: 'steer: neurons picked automatically', default: '2' },
   {
     name: 'delta',
@@ -100,6 +139,11 @@ const FLAGS: FlagSpec[] = [
     positive: true,
     help: "steer: automatic δ as a multiple of the neuron's largest activation",
     default: '3',
+  },
+  {
+    name: 'sweep',
+    type: 'list',
+    help: 'steer: several δ scales (multiples of the largest activation), e.g. --sweep 1,3,10',
   },
   { name: 'prompt', type: 'string', help: 'steer: prompt', default: '"The "' },
   { name: 'tokens', type: 'int', positive: true, help: 'steer: tokens to sample', default: '200' },
@@ -130,10 +174,10 @@ const USAGE = `Usage: monet inspect <${SUBCOMMANDS.join('|')}> --run runs/<name>
 
 Examples:
   monet inspect units --run runs/interp-monet
-  monet inspect unit --run runs/interp-monet --layer 0 --unit 3,17
-  monet inspect compare --run runs/interp-monet --run runs/interp-topk --run runs/interp-smoe --run runs/interp-dense
-  monet inspect mask --run runs/interp-monet
-  monet inspect steer --run runs/interp-topk
+  monet inspect unit --run runs/interp-monet --group 0 --unit 3,17
+  monet inspect compare --run runs/interp-monet --run runs/interp-topk --run runs/interp-dense
+  monet inspect mask --run runs/interp-code-monet
+  monet inspect steer --run runs/interp-topk --layer 0 --neuron 13 --sweep 1,3,10
   monet inspect report --run runs/interp-monet
   monet inspect code-corpus --out runs/code-corpus`;
 
@@ -143,11 +187,13 @@ function num(f: FlagValues, k: string, d: number): number {
   return (f[k] as number | undefined) ?? d;
 }
 
-function oneRun(f: FlagValues, sub: string): RunInfo {
+const backendOf = (f: FlagValues) => ((f.backend as string | undefined) ?? 'wasm') as InspectBackend;
+
+async function oneRun(f: FlagValues, sub: string): Promise<RunInfo> {
   const runs = f.run as string[] | undefined;
   if (runs?.length !== 1)
     throw new FlagError(`monet inspect ${sub}: expected exactly one --run <run folder>, found ${runs?.length ?? 0}`);
-  return openRunForInspect(runs[0]);
+  return openRunForInspect(runs[0], backendOf(f));
 }
 
 function windowsFor(r: RunInfo, f: FlagValues, split: 'validation' | 'train'): AnalysisText {
@@ -170,11 +216,39 @@ function writeHtml(path: string, title: string, body: string): void {
   console.log(`\nHTML report: ${path}`);
 }
 
+const details = (summary: string, body: string) => `<details><summary>${esc(summary)}</summary>${body}</details>`;
+
+const pct = (x: number) => `${(100 * x).toFixed(x < 0.001 ? 3 : 2)}%`;
+
+/** The unit group named by --group, or the one covering --layer. */
+function pickGroup(c: Collected, f: FlagValues, sub: string): UnitGroup {
+  const groups = c.groups.map((g) => g.group);
+  if (f.group !== undefined) {
+    const g = f.group as number;
+    if (g >= groups.length)
+      throw new FlagError(
+        `monet inspect ${sub}: --group ${g} out of range; the model has ${groups.length} unit groups ` +
+          `(${groups.map(groupName).join(', ')})`,
+      );
+    return groups[g];
+  }
+  if (f.layer === undefined) throw new FlagError(`monet inspect ${sub}: give --group <g> or --layer <l>`);
+  try {
+    return groupOfLayer(groups, f.layer as number);
+  } catch (e) {
+    throw new FlagError(`monet inspect ${sub}: ${(e as Error).message}`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 interface Section {
   text: string;
   html: string;
+}
+
+function groupHeading(g: UnitGroup): string {
+  return `${groupName(g)} — ${g.count.toLocaleString('en-US')} ${g.kind} ${unitNoun(g.kind)}s`;
 }
 
 function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
@@ -184,39 +258,47 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
   const how = (f.sort as string | undefined) ?? 'token';
   const key = sortKey(how);
   const hasTags = c.text.tagSet !== null;
-  let text = `\n== ${r.name}: most specialised units per layer (lowest ${how} entropy over each unit's top ${c.M} positions; ≥ ${minFires} firings) ==\n`;
-  let html = `<h2>Most specialised units per layer</h2><p>${c.text.windows} validation windows of ${c.text.S} tokens (${c.positions} positions) over ${c.text.labels.length} labels. Entropies in bits over each unit's top ${c.M} firing positions; units that fired fewer than ${minFires} times are not measured. Sorted by ${how} entropy.</p>`;
-  for (const st of c.layers) {
-    const lu = st.units;
-    const { measured, tooRare, dead } = summarizeLayer(c, lu.layer, minFires);
+  let text =
+    `\n== ${r.name}: most specialised units per unit group (lowest ${how} entropy over each unit's top ${c.M} ` +
+    `positions; ≥ ${minFires} firings) ==\ndensity = share of all ${c.positions} analysed positions where the unit ` +
+    `fires; the top tokens describe its top ${c.M} positions only\n`;
+  let html =
+    `<h2>Most specialised units per unit group</h2><p>${c.text.windows} validation windows of ${c.text.S} tokens ` +
+    `(${c.positions} positions) over ${c.text.labels.length} labels; engine: ${esc(c.engine)}. Entropies in bits ` +
+    `over each unit's top ${c.M} firing positions; <b>density</b> is the share of <i>all</i> positions where the ` +
+    `unit fires (the top tokens describe the top ${c.M} positions only). Units that fired fewer than ${minFires} ` +
+    `times are not measured. Sorted by ${how} entropy.</p>`;
+  for (const st of c.groups) {
+    const g = st.group;
+    const { measured, tooRare, dead } = summarizeGroup(c, g.group, minFires);
     // ties (many byte-level units have token entropy exactly 0) go to the lower POS entropy, then the more frequent
     const best = [...measured]
       .sort((a, b) => key(a) - key(b) || (a.tagEntropy ?? 0) - (b.tagEntropy ?? 0) || b.fires - a.fires)
       .slice(0, top);
-    text += `\nlayer ${lu.layer} (${lu.kind}, ${lu.count} units): ${measured.length} measured, ${tooRare} too rare, ${dead} never fired\n`;
-    text += `${unitsTable(lu, best, hasTags)}\n`;
+    const counts = `${measured.length} measured, ${tooRare} too rare, ${dead} never fired`;
+    text += `\n${groupHeading(g)}: ${counts}\n${unitsTable(g, best, hasTags)}\n`;
     for (const s of best.slice(0, Math.min(best.length, 3)))
-      text += `${unitName(lu, s.unit)}:\n${contextsText(c, s, nCtx)}\n`;
-    html += `<h3>Layer ${lu.layer} — ${lu.kind}, ${lu.count} units (${measured.length} measured, ${tooRare} too rare, ${dead} never fired)</h3>`;
+      text += `${unitName(g, s.unit)}:\n${contextsText(c, s, nCtx)}\n`;
+    html += `<h3>${esc(groupHeading(g))} (${counts})</h3>`;
     html += htmlTable(
       [
         'unit',
-        'fires',
+        'density',
         'token H',
         ...(hasTags ? ['POS H'] : []),
         'label H',
-        'top tokens',
+        `top tokens (of top ${c.M})`,
         'top words',
         ...(hasTags ? ['top POS'] : []),
         'top labels',
       ],
       best.map((s) => [
-        esc(unitName(lu, s.unit)),
-        `${(100 * s.freq).toFixed(2)}%`,
+        esc(unitName(g, s.unit)),
+        pct(s.freq),
         s.tokenEntropy.toFixed(2),
         ...(hasTags ? [s.tagEntropy!.toFixed(2)] : []),
         s.labelEntropy.toFixed(2),
-        esc(neuronName({ ...s, topWords: [], topTags: [] })),
+        esc(s.topTokens.map(([b, n]) => `'${showToken(b)}' ${n}`).join(', ')),
         esc(
           s.topWords
             .slice(0, 4)
@@ -227,101 +309,145 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
         esc(s.topLabels.map(([t, n]) => `${t} (${n})`).join(', ')),
       ]),
     );
-    for (const s of best)
-      html += `<details><summary>${esc(unitName(lu, s.unit))}: top contexts</summary>${htmlContexts(c, s, 12)}</details>`;
+    for (const s of best) html += details(`${unitName(g, s.unit)}: top contexts`, htmlContexts(c, s, 12));
   }
   return { text, html };
 }
 
 function unitSection(r: RunInfo, c: Collected, f: FlagValues): Section {
-  if (f.layer === undefined || f.unit === undefined)
-    throw new FlagError('monet inspect unit: --layer <l> and --unit <id> are required');
-  const l = f.layer as number;
-  if (l >= c.layers.length)
-    throw new FlagError(`monet inspect unit: --layer ${l} out of range; the model has ${c.layers.length} layers`);
-  const lu = c.layers[l].units;
-  const u = parseUnit(lu, f.unit as string);
-  const s = summarizeUnit(c, l, u);
+  if (f.unit === undefined)
+    throw new FlagError('monet inspect unit: --unit <id> is required (with --group or --layer)');
+  const g = pickGroup(c, f, 'unit');
+  const u = parseUnit(g, f.unit as string);
+  const s = summarizeUnit(c, g.group, u);
   const hasTags = c.text.tagSet !== null;
   const lines = [
-    `\n== ${r.name}: layer ${l} ${lu.kind} unit ${unitName(lu, u)} ==`,
-    `fires at ${s.fires} of ${c.positions} positions (${(100 * s.freq).toFixed(3)}%); largest score ${s.maxScore.toFixed(4)}, mean of top ${s.kept} ${s.meanTop.toFixed(4)}`,
-    `entropy over its top ${s.kept} positions: token ${s.tokenEntropy.toFixed(2)} bits${hasTags ? `, POS ${s.tagEntropy!.toFixed(2)} bits` : ''}, label ${s.labelEntropy.toFixed(2)} bits`,
+    `\n== ${r.name}: ${groupName(g)} ${g.kind} unit ${unitName(g, u)} ==`,
+    `density: fires at ${s.fires} of ${c.positions} positions (${pct(s.freq)}); largest score ` +
+      `${s.maxScore.toFixed(4)}, mean of its top ${s.kept} ${s.meanTop.toFixed(4)}`,
+    `entropy over its top ${s.kept} positions: token ${s.tokenEntropy.toFixed(2)} bits` +
+      `${hasTags ? `, POS ${s.tagEntropy!.toFixed(2)} bits` : ''}, label ${s.labelEntropy.toFixed(2)} bits`,
     `name: ${neuronName(s)}`,
     `top labels: ${s.topLabels.map(([t, n]) => `${t} ${n}`).join(', ')}`,
     `top contexts (score, …before[token]after…, label):`,
     contextsText(c, s, num(f, 'contexts', 10)),
   ];
-  const html = `<h2>Layer ${l} ${esc(lu.kind)} unit ${esc(unitName(lu, u))}</h2><pre>${esc(lines.slice(1, 6).join('\n'))}</pre>${htmlContexts(c, s, num(f, 'contexts', 10) * 2)}`;
+  const html =
+    `<h2>${esc(`${groupName(g)} ${g.kind} unit ${unitName(g, u)}`)}</h2>` +
+    `<pre>${esc(lines.slice(1, 6).join('\n'))}</pre>${htmlContexts(c, s, num(f, 'contexts', 10) * 2)}`;
   return { text: lines.join('\n'), html };
 }
 
 function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskResult } {
   const sel = windowsFor(r, f, 'train');
   const ev = windowsFor(r, f, 'validation');
-  const factor = num(f, 'factor', 2);
-  const res = maskExperiment(r.model, sel, ev, factor, err);
+  const opts = { factor: num(f, 'factor', 2), draws: num(f, 'draws', 5), minFires: num(f, 'min-fires', 20) };
+  const res = maskExperiment(r.model, sel, ev, { ...opts, log: err });
   writeFileSync(join(r.dir, 'inspect-mask.json'), `${JSON.stringify(res, null, 1)}\n`);
   const what = r.data ? 'language' : 'genre';
-  const valid = res.rows.filter((x) => x.ratio !== null);
-  const above1 = valid.filter((x) => x.ratio! > 1).length;
+  const groups = r.model.groups.map(groupName).join(' + ');
+  const n = (v: MaskResult['rows'][number]['verdict']) => res.rows.filter((x) => x.verdict === v).length;
   const summary =
-    `${valid.length} of ${res.rows.length} ${what}s had specific units and a positive mean ΔL elsewhere; for ${above1} of them masking hurt the target ${what} more than the others` +
-    (valid.length ? ` (median ratio ${median(valid.map((x) => x.ratio!)).toFixed(2)})` : '');
-  const text = `\n== ${r.name}: ${what} masking (units with mean score on the ${what} ≥ ${factor}× every other ${what}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows) ==\n${maskTable(res)}\n${summary}\n`;
-  let html = `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>For each ${what}: the units (${res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons'}, every layer) whose mean routing score on that ${what} is ≥ ${factor}× their mean score on every other ${what}, selected on ${res.selectionWindows} windows of the training split; 'max lean' is the largest ratio (mean score on the ${what}) / (largest mean score on another ${what}) of any unit; their contributions are removed exactly and the next-token loss (nats/token) is measured on ${res.evalWindows} validation windows. ${esc(summary)}.</p>`;
+    `${res.rows.length} ${what}s: ${n('specific')} specific (ΔL above the noise floor and ≥ 3× both the other ` +
+    `${what}s' mean ΔL and the random masks' mean ΔL), ${n('weak')} above the floor with a smaller ratio, ` +
+    `${n('no-effect')} no effect, ${n('none')} with no unit selected`;
+  const units = res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons';
+  const head =
+    `units (${units}) whose mean score on the ${what} is ≥ ${res.factor}× their mean score on every other ` +
+    `${what}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows; ` +
+    `floor = largest |ΔL on the ${what}| of ${res.draws} random masks of the same size per group; counts per ` +
+    `unit group (${groups}); engine ${res.engine}`;
+  const text = `\n== ${r.name}: ${what} masking ==\n${head}\n${maskTable(res)}\n${summary}\n`;
+  let html =
+    `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>${esc(head)}. 'max lean' is the largest ` +
+    `(mean score on the ${what}) / (largest mean score on another ${what}) of any unit; 'chance lean' is the ` +
+    `largest lean a measured unit reaches when the windows' labels are shuffled (20 shuffles): leans at or below ` +
+    `it are what chance gives. ΔL in nats/token. ${esc(summary)}.</p>`;
   html += htmlTable(
-    [what, 'max lean', 'masked units (per layer)', 'base loss', 'ΔL target', 'mean ΔL others', 'ratio'],
+    [
+      what,
+      'max lean',
+      'chance lean',
+      'masked units (per group)',
+      'base loss',
+      'ΔL target',
+      'mean ΔL others',
+      'random ΔL (each draw)',
+      'noise floor',
+      '÷ others',
+      '÷ random',
+      'verdict',
+    ],
     res.rows.map((x, g) => [
       esc(x.label),
       leanText(x.maxLean),
-      `${x.unitsPerLayer.reduce((a, b) => a + b, 0)} (${x.unitsPerLayer.join(' + ')})`,
+      leanText(res.chanceLean[g]),
+      `${x.unitsPerGroup.reduce((a, b) => a + b, 0)} (${x.unitsPerGroup.join(' + ')})`,
       res.baseLoss[g].toFixed(4),
-      x.deltaTarget.toFixed(5),
-      x.deltaOthers.toFixed(5),
-      esc(ratioText(x)),
+      deltaText(x.deltaTarget),
+      deltaText(x.deltaOthers),
+      x.randomTarget.map(deltaText).join(' '),
+      x.randomTarget.length ? x.noiseFloor.toFixed(5) : '—',
+      esc(ratioText(x, 'others')),
+      esc(ratioText(x, 'random')),
+      esc(verdictText(x)),
     ]),
   );
   html += svgGroupedBars(
     res.labels,
     [
       { name: `ΔL on the masked ${what}`, values: res.rows.map((x) => x.deltaTarget) },
-      { name: `mean ΔL on the others`, values: res.rows.map((x) => x.deltaOthers) },
+      { name: `mean ΔL on the other ${what}s`, values: res.rows.map((x) => x.deltaOthers) },
     ],
-    `Loss increase after masking each ${what}'s units`,
+    `Loss change after masking each ${what}'s units`,
     'ΔL (nats/token)',
+    { name: `noise floor (±, ${res.draws} random masks)`, values: res.rows.map((x) => x.noiseFloor) },
   );
   html += svgHeatmap(
     res.labels,
     res.rows.map((x) => x.deltas),
-    `ΔL matrix: row = masked ${what}, column = evaluated ${what} (diagonal outlined)`,
+    `ΔL after masking each ${what}'s units, on every ${what}`,
+    'ΔL (nats/token)',
   );
   return { sec: { text, html }, result: res };
 }
 
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+function parseSweep(f: FlagValues): number[] | null {
+  const raw = f.sweep as string[] | undefined;
+  if (!raw) return null;
+  return raw.map((x) => {
+    const v = Number(x);
+    if (!Number.isFinite(v) || v <= 0 || x.trim() === '')
+      throw new FlagError(`monet inspect steer: --sweep expects positive numbers (δ scales), found '${x}'`);
+    return v;
+  });
+}
+
+/** Steered text with the part after the first difference from the unsteered sample marked. */
+function divergenceText(base: string, steered: string): { text: string; html: string; at: number | null } {
+  const at = firstDivergence(base, steered);
+  const flat = (s: string) => s.replace(/\n/g, '⏎');
+  if (at === null) return { text: `${flat(steered)}  (identical to the unsteered sample)`, html: esc(steered), at };
+  const chars = [...steered];
+  const pre = chars.slice(0, at).join('');
+  const post = chars.slice(at).join('');
+  return { text: `${flat(pre)}▶${flat(post)}`, html: `${esc(pre)}<span class="dv">${esc(post)}</span>`, at };
 }
 
 function steerSection(r: RunInfo, c: Collected, f: FlagValues): Section {
   const minFires = num(f, 'min-fires', 20);
   let targets: SteerTarget[];
   if (f.neuron !== undefined) {
-    if (f.layer === undefined) throw new FlagError('monet inspect steer: --neuron needs --layer');
-    const l = f.layer as number;
-    if (l >= c.layers.length)
-      throw new FlagError(`monet inspect steer: --layer ${l} out of range; the model has ${c.layers.length} layers`);
-    const lu = c.layers[l].units;
-    if (lu.kind !== 'dense' && lu.kind !== 'topk')
+    const g = pickGroup(c, f, 'steer');
+    if (!isNeuronKind(g.kind))
       throw new FlagError(
-        `monet inspect steer: layer ${l} has ${lu.kind} units; steering needs neurons (dense or TopK layers)`,
+        `monet inspect steer: ${groupName(g)} has ${g.kind} units; steering needs neurons (dense or TopK layers)`,
       );
     const n = f.neuron as number;
-    if (n >= lu.count)
-      throw new FlagError(`monet inspect steer: --neuron ${n} out of range; layer ${l} has ${lu.count} neurons`);
-    const s = summarizeUnit(c, l, n);
-    targets = [{ layer: l, neuron: n, name: neuronName(s), why: 'given on the command line', summary: s }];
+    if (n >= g.count)
+      throw new FlagError(`monet inspect steer: --neuron ${n} out of range; ${groupName(g)} has ${g.count} neurons`);
+    const s = summarizeUnit(c, g.group, n);
+    targets = [{ group: g.group, neuron: n, name: neuronName(s), why: 'given on the command line', summary: s }];
   } else {
     targets = pickSteerTargets(c, num(f, 'count', 2), minFires);
   }
@@ -331,34 +457,72 @@ function steerSection(r: RunInfo, c: Collected, f: FlagValues): Section {
     temperature: num(f, 'temperature', 0.8),
     seed: num(f, 'seed', 1),
   };
+  const sweep = parseSweep(f);
+  // δ for every target and scale first: a refused target stops the command before any sampling
+  const plans = targets.map((t) => {
+    const g = c.groups[t.group].group;
+    const scales = f.delta !== undefined ? [null] : (sweep ?? [num(f, 'delta-scale', 3)]);
+    const runs = scales.map((scale) => ({
+      scale,
+      ...steerDelta(t, groupName(g), c.positions, {
+        delta: f.delta as number | undefined,
+        scale: scale ?? num(f, 'delta-scale', 3),
+      }),
+    }));
+    return { t, g, runs };
+  });
   err(`sampling ${o.tokens} tokens per sample …`);
-  const base = sampleSteered(r.model, 0, 0, 0, o);
+  const base = sampleSteered(r.model, null, o);
   const flat = (s: string) => s.replace(/\n/g, '⏎');
-  let text = `\n== ${r.name}: neuron steering (prompt ${JSON.stringify(o.prompt)}, ${o.tokens} tokens, temperature ${o.temperature}, seed ${o.seed}) ==\n`;
-  let html = `<h2>Neuron steering</h2><p>δ is added to the neuron's activation at every position (after TopK, before down_proj) while sampling; unsteered and steered samples use the same seed. Prompt ${esc(JSON.stringify(o.prompt))}, ${o.tokens} tokens, temperature ${o.temperature}, seed ${o.seed}.</p>`;
+  const how = `prompt ${JSON.stringify(o.prompt)}, ${o.tokens} tokens, temperature ${o.temperature}, seed ${o.seed}`;
+  let text = `\n== ${r.name}: neuron steering (${how}) ==\n`;
+  let html =
+    `<h2>Neuron steering</h2><p>δ is added to the neuron's activation at every position (after TopK, before ` +
+    `down_proj; for a TopK 'hidden' dimension, to the residual stream) while sampling; unsteered and steered ` +
+    `samples use the same seed, and the part of a steered sample after its first difference from the unsteered ` +
+    `one is <span class="dv">highlighted</span> (▶ in the terminal). ${esc(how)}.</p>`;
   text += `unsteered:\n  ${flat(o.prompt + base)}\n`;
   html += `<h3>Unsteered</h3><pre>${esc(o.prompt + base)}</pre>`;
-  for (const t of targets) {
-    const delta = (f.delta as number | undefined) ?? num(f, 'delta-scale', 3) * t.summary.maxScore;
-    const steered = sampleSteered(r.model, t.layer, t.neuron, delta, o);
-    const shareBase = topTokenShare(base, t.summary);
-    const shareSteer = topTokenShare(steered, t.summary);
-    text += `\nlayer ${t.layer} neuron n${t.neuron} — ${t.name}\n  picked by ${t.why}; fires at ${(100 * t.summary.freq).toFixed(2)}% of positions, largest activation ${t.summary.maxScore.toFixed(3)}; δ = ${delta.toFixed(3)}\n`;
-    text += `  steered:\n  ${flat(o.prompt + steered)}\n  share of its top-3 tokens in the sample: unsteered ${(100 * shareBase).toFixed(1)}% → steered ${(100 * shareSteer).toFixed(1)}%\n`;
-    html += `<h3>Layer ${t.layer}, neuron n${t.neuron}</h3><p>${esc(t.name)}<br>Picked by ${esc(t.why)}; fires at ${(100 * t.summary.freq).toFixed(2)}% of positions; largest activation ${t.summary.maxScore.toFixed(3)}; δ = ${delta.toFixed(3)}. Share of its top-3 tokens in the sample: unsteered ${(100 * shareBase).toFixed(1)}% → steered ${(100 * shareSteer).toFixed(1)}%.</p><pre>${esc(o.prompt + steered)}</pre><details><summary>its top contexts</summary>${htmlContexts(c, t.summary, 12)}</details>`;
+  for (const { t, g, runs } of plans) {
+    const picked = `picked by ${t.why}; largest activation ${t.summary.maxScore.toFixed(3)}`;
+    text += `\n${groupName(g)} neuron ${unitName(g, t.neuron)} — ${t.name}\n  ${picked}\n`;
+    html += `<h3>${esc(`${groupName(g)}, neuron ${unitName(g, t.neuron)}`)}</h3>`;
+    html += `<p>${esc(t.name)}<br>${esc(picked)}.</p>`;
+    const rows: string[][] = [];
+    for (const run of runs) {
+      if (run.warning) {
+        err(run.warning);
+        text += `  ${run.warning}\n`;
+        html += `<p class="warn">${esc(run.warning)}</p>`;
+      }
+      const steered = sampleSteered(r.model, { group: t.group, neuron: t.neuron, delta: run.delta }, o);
+      const dv = divergenceText(o.prompt + base, o.prompt + steered);
+      const sh = (x: string) => `${(100 * topTokenShare(x, t.summary)).toFixed(1)}%`;
+      const share = `${sh(base)} → ${sh(steered)}`;
+      const where = dv.at === null ? 'never (identical)' : `at character ${dv.at}`;
+      const label =
+        run.scale === null
+          ? `δ = ${run.delta.toFixed(3)}`
+          : `δ = ${run.scale} × ${t.summary.maxScore.toFixed(3)} = ${run.delta.toFixed(3)}`;
+      text += `  ${label}: diverges ${where}; share of its top-3 tokens ${share}\n  ${dv.text}\n`;
+      rows.push([esc(label), esc(where), esc(share), `<pre>${dv.html}</pre>`]);
+    }
+    html += htmlTable(['δ', 'diverges from the unsteered sample', 'share of its top-3 tokens', 'steered sample'], rows);
+    html += details('its top contexts', htmlContexts(c, t.summary, 12));
   }
   return { text, html };
 }
 
 function entropyRows(r: RunInfo, c: Collected, minFires: number): EntropyRow[] {
-  return c.layers.map((st) => {
-    const { measured } = summarizeLayer(c, st.units.layer, minFires);
+  return c.groups.map((st) => {
+    const { measured } = summarizeGroup(c, st.group.group, minFires);
     return {
       model: r.name,
       kind: r.model.config.ffn,
-      layer: st.units.layer,
-      unitKind: st.units.kind,
-      units: st.units.count,
+      group: groupName(st.group),
+      layers: st.group.layers,
+      unitKind: st.group.kind,
+      units: st.group.count,
       measured: measured.length,
       tok: measured.map((s) => s.tokenEntropy),
       tag: c.text.tagSet ? measured.map((s) => s.tagEntropy!) : null,
@@ -367,50 +531,122 @@ function entropyRows(r: RunInfo, c: Collected, minFires: number): EntropyRow[] {
   });
 }
 
+/** Entropy table in HTML with medians and interquartile ranges. */
+function entropyHtmlTable(rows: EntropyRow[]): string {
+  return htmlTable(
+    ['model', 'units of', 'units', 'measured', 'token H median (IQR)', 'POS H median (IQR)', 'label H median (IQR)'],
+    rows.map((x) => [
+      esc(x.model),
+      esc(`${x.group} ${x.unitKind}`),
+      String(x.units),
+      String(x.measured),
+      medianIqr(x.tok),
+      x.tag ? medianIqr(x.tag) : '—',
+      medianIqr(x.label),
+    ]),
+  );
+}
+
+/** Per layer: which models' units have a lower median token entropy than the dense neurons at that layer. */
+function denseComparison(rows: EntropyRow[]): string {
+  const L = Math.max(...rows.flatMap((r) => r.layers)) + 1;
+  const lines: string[] = [];
+  for (let l = 0; l < L; l++) {
+    const at = rows.filter((r) => r.layers.includes(l) && r.tok.length > 0);
+    const dense = at.filter((r) => r.kind === 'dense');
+    if (dense.length !== 1) continue;
+    const dm = quantile(dense[0].tok, 0.5);
+    const others = at.filter((r) => r.kind !== 'dense');
+    if (!others.length) continue;
+    const parts = others.map((r) => {
+      const m = quantile(r.tok, 0.5);
+      const lower = m < dm;
+      const rel = lower ? '< dense' : '≥ dense';
+      return `${r.model} ${m.toFixed(2)} ${rel} ${dm.toFixed(2)} ${lower ? '(lower)' : '(NOT lower)'}`;
+    });
+    lines.push(`layer ${l}: ${parts.join('; ')}`);
+  }
+  return lines.length ? `median token entropy vs the dense model, per layer:\n${lines.join('\n')}\n` : '';
+}
+
+/** Histogram panels, one per layer; the series are the runs' unit groups that cover that layer. */
+function perLayerPanels(
+  rows: EntropyRow[],
+  pick: (r: EntropyRow) => number[] | null,
+): Array<{ title: string; series: Array<{ name: string; values: number[] }> }> {
+  const L = Math.max(...rows.flatMap((r) => r.layers)) + 1;
+  const panels = [];
+  for (let l = 0; l < L; l++) {
+    const series = rows
+      .filter((r) => r.layers.includes(l) && pick(r))
+      .map((r) => ({ name: `${r.model} (${r.unitKind})`, values: pick(r)! }));
+    if (series.length) panels.push({ title: `layer ${l}`, series });
+  }
+  return panels;
+}
+
+/** Histogram panels, one per unit group of a single run. */
+function perGroupPanels(rows: EntropyRow[], pick: (r: EntropyRow) => number[] | null) {
+  return rows
+    .filter((r) => pick(r))
+    .map((r) => ({ title: r.group, series: [{ name: `${r.model} (${r.unitKind})`, values: pick(r)! }] }));
+}
+
+/** Entropy histograms: per layer when comparing runs, per unit group for one run. */
+function entropyCharts(rows: EntropyRow[], hasTags: boolean, by: 'layer' | 'group'): string {
+  const panels = by === 'layer' ? perLayerPanels : perGroupPanels;
+  const per = by === 'layer' ? 'per layer' : 'per unit group';
+  let html = svgHistogramPanels(
+    panels(rows, (x) => x.tok),
+    `Token entropy of units, ${per}`,
+    'bits',
+  );
+  if (hasTags)
+    html += svgHistogramPanels(
+      panels(rows, (x) => x.tag),
+      `POS-tag entropy of units, ${per}`,
+      'bits',
+    );
+  html += svgHistogramPanels(
+    panels(rows, (x) => x.label),
+    `Label entropy of units, ${per}`,
+    'bits',
+  );
+  return html;
+}
+
 function compareSection(runs: RunInfo[], f: FlagValues): Section {
   const minFires = num(f, 'min-fires', 20);
   const rows: EntropyRow[] = [];
   let M = 0;
+  let hasTags = false;
   for (const r of runs) {
     const c = collectRun(r, f);
     M = c.M;
+    hasTags = c.text.tagSet !== null;
     rows.push(...entropyRows(r, c, minFires));
   }
-  const text = `\n== entropy of each unit's top ${M} positions (bits; median and interquartile range over the units that fired ≥ ${minFires} times) ==\n${entropyTable(rows)}\n`;
-  const pooled = (pick: (r: EntropyRow) => number[] | null) =>
-    runs.map((r) => ({
-      name: `${r.name} (${r.model.config.ffn})`,
-      values: rows.filter((x) => x.model === r.name).flatMap((x) => pick(x) ?? []),
-    }));
-  let html = `<h2>Specialisation: entropy distributions</h2><p>For every unit, the entropy (bits) of the byte tokens, POS tags and genres at its top ${M} firing positions on the validation windows; lower = more specialised. Units that fired fewer than ${minFires} times are not measured. All layers pooled in the charts.</p>`;
-  const q = (v: number[]) => (v.length ? `${median(v).toFixed(2)} (${v.length})` : '—');
-  html += htmlTable(
-    ['model', 'layer', 'units', 'measured', 'median token H', 'median POS H', 'median label H'],
-    rows.map((x) => [
-      esc(x.model),
-      `${x.layer} ${x.unitKind}`,
-      String(x.units),
-      String(x.measured),
-      q(x.tok),
-      x.tag ? q(x.tag) : '—',
-      q(x.label),
-    ]),
-  );
-  html += svgHistograms(
-    pooled((x) => x.tok),
-    'Token entropy of units (all layers)',
-    'bits',
-  );
-  html += svgHistograms(
-    pooled((x) => x.tag),
-    'POS-tag entropy of units (all layers)',
-    'bits',
-  );
-  html += svgHistograms(
-    pooled((x) => x.label),
-    'Genre entropy of units (all layers)',
-    'bits',
-  );
+  const verdict = denseComparison(rows);
+  const text =
+    `\n== entropy of each unit's top ${M} positions (bits; median and interquartile range over the units that ` +
+    `fired ≥ ${minFires} times) ==\n${entropyTable(rows)}\n${verdict}`;
+  let html =
+    `<h2>Specialisation: entropy distributions</h2><p>For every unit, the entropy (bits) of the byte tokens, POS ` +
+    `tags and labels at its top ${M} firing positions on the validation windows; lower = more specialised. Units ` +
+    `that fired fewer than ${minFires} times are not measured. Median (interquartile range) per unit group; one ` +
+    `chart panel per layer (a Monet router group appears in each layer it covers).</p>`;
+  html += entropyHtmlTable(rows);
+  if (verdict) html += `<pre>${esc(verdict)}</pre>`;
+  html += entropyCharts(rows, hasTags, 'layer');
+  return { text, html };
+}
+
+/** The entropy distribution of one run (the report's version of compare). */
+function entropySectionSingle(r: RunInfo, c: Collected, minFires: number): Section {
+  const rows = entropyRows(r, c, minFires);
+  const text = `\n== ${r.name}: entropy of each unit's top ${c.M} positions ==\n${entropyTable(rows)}\n`;
+  const charts = entropyCharts(rows, c.text.tagSet !== null, 'group');
+  const html = `<h2>Entropy distributions</h2>${entropyHtmlTable(rows)}${charts}`;
   return { text, html };
 }
 
@@ -447,7 +683,8 @@ export async function inspectCommand(args: string[]): Promise<number> {
     if (sub === 'compare') {
       const dirs = f.run as string[] | undefined;
       if (!dirs || dirs.length < 2) throw new FlagError('monet inspect compare: give at least two --run folders');
-      const runs = dirs.map(openRunForInspect);
+      const runs: RunInfo[] = [];
+      for (const d of dirs) runs.push(await openRunForInspect(d, backendOf(f)));
       const sec = compareSection(runs, f);
       console.log(sec.text);
       writeHtml(
@@ -457,7 +694,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
       );
       return 0;
     }
-    const r = oneRun(f, sub);
+    const r = await oneRun(f, sub);
     const out = (f.out as string | undefined) ?? join(r.dir, `inspect-${sub}.html`);
     const title = `monet inspect ${sub}: ${r.name} (${r.model.config.ffn}, step ${r.step})`;
     if (sub === 'mask') {
@@ -473,8 +710,8 @@ export async function inspectCommand(args: string[]): Promise<number> {
     if (sub === 'steer') secs.push(steerSection(r, c, f));
     if (sub === 'report') {
       secs.push(maskSection(r, f).sec);
-      if (c.layers.some((s) => s.units.kind === 'dense' || s.units.kind === 'topk')) secs.push(steerSection(r, c, f));
-      secs.push(compareSectionSingle(r, c, num(f, 'min-fires', 20)));
+      if (c.groups.some((s) => isNeuronKind(s.group.kind))) secs.push(steerSection(r, c, f));
+      secs.push(entropySectionSingle(r, c, num(f, 'min-fires', 20)));
     }
     for (const s of secs) console.log(s.text);
     writeHtml(
@@ -491,25 +728,4 @@ export async function inspectCommand(args: string[]): Promise<number> {
     console.error(`monet inspect ${sub ?? ''}: ${(e as Error).message}`);
     return 1;
   }
-}
-
-/** The entropy distribution of one run (the report's version of compare). */
-function compareSectionSingle(r: RunInfo, c: Collected, minFires: number): Section {
-  const rows = entropyRows(r, c, minFires);
-  const text = `\n== ${r.name}: entropy of each unit's top ${c.M} positions ==\n${entropyTable(rows)}\n`;
-  const html =
-    `<h2>Entropy distributions</h2>` +
-    svgHistograms(
-      rows.map((x) => ({ name: `layer ${x.layer} ${x.unitKind}`, values: x.tok })),
-      'Token entropy per layer',
-      'bits',
-    ) +
-    (c.text.tagSet
-      ? svgHistograms(
-          rows.map((x) => ({ name: `layer ${x.layer} ${x.unitKind}`, values: x.tag ?? [] })),
-          'POS-tag entropy per layer',
-          'bits',
-        )
-      : '');
-  return { text, html };
 }

@@ -1,20 +1,35 @@
-// One pass of a model over analysis windows, collecting for every unit of every layer: how often it fires, its mean
-// score on each label (genre / language), and its M highest-scoring positions (for top contexts and entropies).
+// One pass of a model over analysis windows, collecting for every unit of every unit group: how often it fires (per
+// label too), its summed score per window (→ mean score per label, and label shuffles for a noise floor), its
+// largest score, and its M highest-scoring positions (for top contexts and entropies).
 //
-// Sizes: W windows of S tokens, P = W·S positions, U units of a layer, G labels, M positions kept per unit.
+// Sizes: W windows of S tokens, P = W·S positions, U units of a group, G labels, M positions kept per unit.
 //
-// Nothing of size U × P is stored: each position's scores stream through per-unit accumulators.
+// Nothing of size U × P is stored: each position's scores stream through per-unit accumulators. Per-window sums are
+// kept sparsely (only the (unit, window) pairs where the unit scored), so a group of 262,144 Monet experts costs
+// memory in proportion to what fired, not U × W.
+//
+// Scores of a Monet router group are read once, at the group's first layer: the other layers of the group reuse
+// the same routing, so their scores are the same numbers.
 
 import type { AnalysisText } from './data.ts';
 import { wordAt } from './data.ts';
-import { FIRE_THRESHOLD, interpForward, type FfnHooks, type InterpModel, type LayerUnits } from './model.ts';
+import { interpForward, type InterpModel, type UnitHooks } from './model.ts';
 import { countValues, entropyBits, TopHeap, topCounts } from './stats.ts';
+import { FIRE_THRESHOLD, type UnitGroup } from './units.ts';
 
-export interface LayerStats {
-  units: LayerUnits;
+/** Σ max(score, 0) of a unit over one window, for the (unit, window) pairs where it was positive. */
+export interface WindowSums {
+  unit: Int32Array; // (n)
+  window: Int32Array; // (n)
+  sum: Float64Array; // (n)
+}
+
+export interface GroupStats {
+  group: UnitGroup;
   fires: Float64Array; // (U) positions where score > FIRE_THRESHOLD[kind]
-  /** (U, G) Σ of max(score, 0) over each label's positions; divide by labelPositions for the mean score. */
-  sumByLabel: Float64Array;
+  firesByLabel: Float64Array; // (U, G) the same, per label
+  maxScore: Float64Array; // (U) largest score seen (0 when never positive)
+  windowSums: WindowSums;
   /** (U) the M highest firing scores and their positions (global index w·S + s); absent when it never fired. */
   top: Array<TopHeap | undefined>;
 }
@@ -23,13 +38,58 @@ export interface Collected {
   text: AnalysisText;
   positions: number; // P = W·S
   labelPositions: Float64Array; // (G) positions per label
-  layers: LayerStats[]; // (L)
+  groups: GroupStats[];
   nll: Float64Array; // (W, S−1) per-position next-token loss of the unmodified model
   M: number;
+  /** Which forward produced the numbers ('reference (float64)', 'wasm (simd), float32'). */
+  engine: string;
 }
 
 /** Windows per forward pass: (B, S) batches of whole windows. */
-const BATCH = 16;
+export const BATCH = 16;
+
+/** Grows a WindowSums log batch by batch. */
+class WindowSumLog {
+  private unit: number[] = [];
+  private window: number[] = [];
+  private sum: number[] = [];
+  private open = new Map<number, number>(); // unit·W + window → index in the log, for the current batch
+  constructor(private readonly W: number) {}
+  add(u: number, w: number, v: number): void {
+    const key = u * this.W + w;
+    const at = this.open.get(key);
+    if (at !== undefined) {
+      this.sum[at] += v;
+      return;
+    }
+    this.open.set(key, this.sum.length);
+    this.unit.push(u);
+    this.window.push(w);
+    this.sum.push(v);
+  }
+  /** Windows of the batch are complete: forget the index (keeps the map small). */
+  endBatch(): void {
+    this.open.clear();
+  }
+  done(): WindowSums {
+    return { unit: Int32Array.from(this.unit), window: Int32Array.from(this.window), sum: Float64Array.from(this.sum) };
+  }
+}
+
+/** Runs `model` over all windows of `text` (batches of BATCH windows), calling `hooks` at every unit site. */
+export function forEachBatch(
+  model: InterpModel,
+  text: AnalysisText,
+  makeHooks: (w0: number) => UnitHooks | null,
+  onBatch?: (w0: number, B: number, nll: Float64Array) => void,
+): void {
+  const { S, windows: W } = text;
+  for (let w0 = 0; w0 < W; w0 += BATCH) {
+    const B = Math.min(BATCH, W - w0);
+    const r = interpForward(model, text.tokens.subarray(w0 * S, (w0 + B) * S), B, S, makeHooks(w0));
+    onBatch?.(w0, B, r.nll);
+  }
+}
 
 export function collect(
   model: InterpModel,
@@ -39,49 +99,68 @@ export function collect(
 ): Collected {
   const { S, windows: W } = text;
   const G = text.labels.length;
-  const layers: LayerStats[] = model.units.map((u) => ({
-    units: u,
-    fires: new Float64Array(u.count),
-    sumByLabel: new Float64Array(u.count * G),
-    top: new Array<TopHeap | undefined>(u.count),
+  const logs = model.groups.map(() => new WindowSumLog(W));
+  const groups = model.groups.map((g) => ({
+    group: g,
+    fires: new Float64Array(g.count),
+    firesByLabel: new Float64Array(g.count * G),
+    maxScore: new Float64Array(g.count),
+    top: new Array<TopHeap | undefined>(g.count),
   }));
   const labelPositions = new Float64Array(G); // (G)
   for (let w = 0; w < W; w++) labelPositions[text.windowLabel[w]] += S;
   const nll = new Float64Array(W * (S - 1)); // (W, S−1)
-  let w0 = 0; // first window of the current batch
-  const hooks: FfnHooks = {
-    afterFfn(view) {
-      const st = layers[view.units.layer];
-      const theta = FIRE_THRESHOLD[view.units.kind];
-      view.visitScores((t, u, score) => {
-        const pos = w0 * S + t;
-        const g = text.windowLabel[w0 + Math.floor(t / S)];
-        if (score > 0) st.sumByLabel[u * G + g] += score;
-        if (score > theta) {
-          st.fires[u]++;
-          let h = st.top[u];
-          if (!h) h = st.top[u] = new TopHeap(M);
-          h.push(score, pos);
-        }
-      });
+  forEachBatch(
+    model,
+    text,
+    (w0) => ({
+      atSite(view) {
+        if (!view.first) return;
+        const st = groups[view.group.group];
+        const log = logs[view.group.group];
+        const theta = FIRE_THRESHOLD[view.group.kind];
+        view.visitScores((t, u, score) => {
+          const w = w0 + Math.floor(t / S);
+          if (score > 0) log.add(u, w, score);
+          if (score > st.maxScore[u]) st.maxScore[u] = score;
+          if (score > theta) {
+            st.fires[u]++;
+            st.firesByLabel[u * G + text.windowLabel[w]]++;
+            let h = st.top[u];
+            if (!h) h = st.top[u] = new TopHeap(M);
+            h.push(score, w0 * S + t);
+          }
+        });
+      },
+    }),
+    (w0, B, batchNll) => {
+      nll.set(batchNll, w0 * (S - 1));
+      for (const log of logs) log.endBatch();
+      onProgress?.(w0 + B, W);
     },
+  );
+  return {
+    text,
+    positions: W * S,
+    labelPositions,
+    groups: groups.map((g, i) => ({ ...g, windowSums: logs[i].done() })),
+    nll,
+    M,
+    engine: model.fast ? `${model.fast.name}, float32` : 'reference (float64)',
   };
-  for (w0 = 0; w0 < W; w0 += BATCH) {
-    const B = Math.min(BATCH, W - w0);
-    const r = interpForward(model, text.tokens.subarray(w0 * S, (w0 + B) * S), B, S, hooks);
-    nll.set(r.nll, w0 * (S - 1));
-    onProgress?.(w0 + B, W);
-  }
-  return { text, positions: W * S, labelPositions, layers, nll, M };
 }
 
-/** (U, G) mean score of each unit on each label. */
-export function meanScores(c: Collected, layer: number): Float64Array {
-  const st = c.layers[layer];
+/**
+ * (U, G) mean score of each unit on each label: Σ max(score, 0) over the label's positions / their number. With
+ * `windowLabel` the windows are relabelled first (label shuffles for a noise floor).
+ */
+export function meanScores(c: Collected, group: number, windowLabel: Int32Array = c.text.windowLabel): Float64Array {
+  const st = c.groups[group];
   const G = c.text.labels.length;
-  const out = new Float64Array(st.sumByLabel.length);
-  for (let u = 0; u < st.units.count; u++)
-    for (let g = 0; g < G; g++) out[u * G + g] = st.sumByLabel[u * G + g] / c.labelPositions[g];
+  const out = new Float64Array(st.group.count * G);
+  const { unit, window, sum } = st.windowSums;
+  for (let n = 0; n < sum.length; n++) out[unit[n] * G + windowLabel[window[n]]] += sum[n];
+  for (let u = 0; u < st.group.count; u++) for (let g = 0; g < G; g++) out[u * G + g] /= c.labelPositions[g];
   return out;
 }
 
@@ -104,16 +183,17 @@ export function lossByLabel(text: AnalysisText, nll: Float64Array): Float64Array
 // Per-unit summaries.
 
 export interface UnitSummary {
-  layer: number;
+  group: number;
   unit: number;
   fires: number;
-  freq: number; // fires / P
+  /** Density: the share of ALL analysed positions where the unit fires (fires / P). */
+  freq: number;
   kept: number; // positions in the top-M list (min(fires, M))
   /** Entropies (bits) of the token / POS-tag / label distribution over the kept positions. */
   tokenEntropy: number;
   tagEntropy: number | null; // null without tags
   labelEntropy: number;
-  topTokens: Array<[number, number]>; // (byte, count)
+  topTokens: Array<[number, number]>; // (byte, count) among the kept positions
   topWords: Array<[string, number]>;
   topTags: Array<[string, number]>;
   topLabels: Array<[string, number]>;
@@ -121,8 +201,8 @@ export interface UnitSummary {
   maxScore: number;
 }
 
-export function summarizeUnit(c: Collected, layer: number, unit: number): UnitSummary {
-  const st = c.layers[layer];
+export function summarizeUnit(c: Collected, group: number, unit: number): UnitSummary {
+  const st = c.groups[group];
   const heap = st.top[unit];
   const kept = heap ? heap.sorted() : [];
   const S = c.text.S;
@@ -135,7 +215,7 @@ export function summarizeUnit(c: Collected, layer: number, unit: number): UnitSu
   const labC = countValues(labels);
   const hasTags = c.text.tagSet !== null;
   return {
-    layer,
+    group,
     unit,
     fires: st.fires[unit],
     freq: st.fires[unit] / c.positions,
@@ -148,31 +228,33 @@ export function summarizeUnit(c: Collected, layer: number, unit: number): UnitSu
     topTags: hasTags ? topCounts(tagC, 3).map(([t, n]) => [c.text.tags[t] || '(space)', n] as [string, number]) : [],
     topLabels: topCounts(labC, 3).map(([g, n]) => [c.text.labels[g], n] as [string, number]),
     meanTop: kept.length ? kept.reduce((a, k) => a + k.score, 0) / kept.length : 0,
-    maxScore: kept.length ? kept[0].score : 0,
+    maxScore: st.maxScore[unit],
   };
 }
 
-/** Summaries of every unit of a layer that kept at least `minFires` positions (rarer units say too little). */
-export function summarizeLayer(
-  c: Collected,
-  layer: number,
-  minFires: number,
-): { measured: UnitSummary[]; tooRare: number; dead: number } {
-  const st = c.layers[layer];
+export interface GroupSummary {
+  measured: UnitSummary[];
+  tooRare: number; // fired, but fewer than minFires times
+  dead: number; // never fired on these windows
+}
+
+/** Summaries of every unit of a group that fired at least `minFires` times (rarer units say too little). */
+export function summarizeGroup(c: Collected, group: number, minFires: number): GroupSummary {
+  const st = c.groups[group];
   const measured: UnitSummary[] = [];
   let tooRare = 0;
   let dead = 0;
-  for (let u = 0; u < st.units.count; u++) {
+  for (let u = 0; u < st.group.count; u++) {
     const h = st.top[u];
     if (!h) {
       dead++;
       continue;
     }
-    if (h.size < minFires) {
+    if (st.fires[u] < minFires) {
       tooRare++;
       continue;
     }
-    measured.push(summarizeUnit(c, layer, u));
+    measured.push(summarizeUnit(c, group, u));
   }
   return { measured, tooRare, dead };
 }

@@ -1,11 +1,18 @@
 // What the inspect tools need to know about a run folder besides its weights: which corpus it trained on, its
-// sequence length, and the TopK α at the checkpoint (from run.json, written by `monet train`).
+// sequence length, and the TopK α at the checkpoint (from run.json, written by `monet train`); and which engine runs
+// the analysis (the float32 WASM backend by default, the float64 reference on request).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createWasmDevice } from '../backend/wasm/node.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
 import { topkAlpha } from '../train/schedule.ts';
 import { loadInterpModel, type InterpModel } from './model.ts';
+import { wasmForward } from './wasm-forward.ts';
+
+/** 'wasm': float32 WASM backend (fast); 'reference': the float64 reference LM (exact, slow). */
+export type InspectBackend = 'wasm' | 'reference';
+export const INSPECT_BACKENDS: readonly InspectBackend[] = ['wasm', 'reference'];
 
 export interface RunInfo {
   dir: string;
@@ -17,9 +24,8 @@ export interface RunInfo {
   model: InterpModel;
 }
 
-export function openRunForInspect(dir: string): RunInfo {
-  if (!existsSync(dir))
-    throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
+/** run.json's options and step (defaults when a run folder has none, e.g. one written by a test). */
+export function readRunOptions(dir: string): { options: TrainOptions; step: number } {
   let options: TrainOptions = { ...TRAIN_DEFAULTS, name: dir };
   let step = 0;
   const runJson = join(dir, 'run.json');
@@ -28,9 +34,28 @@ export function openRunForInspect(dir: string): RunInfo {
     if (r.options) options = r.options;
     step = r.step ?? 0;
   }
+  return { options, step };
+}
+
+/** Open a checkpoint folder (a run folder, or a snapshot inside one) for inspection on the chosen engine. */
+export async function openCheckpoint(
+  dir: string,
+  options: TrainOptions,
+  step: number,
+  backend: InspectBackend,
+): Promise<InterpModel> {
   const alpha = topkAlpha(options.topkAnneal, options.steps, step);
   const model = loadInterpModel(dir, alpha);
+  if (backend === 'wasm') model.fast = wasmForward(await createWasmDevice(), model);
+  return model;
+}
+
+export async function openRunForInspect(dir: string, backend: InspectBackend = 'wasm'): Promise<RunInfo> {
+  if (!existsSync(dir))
+    throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
+  const { options, step } = readRunOptions(dir);
+  const model = await openCheckpoint(dir, options, step, backend);
   const seqLen = Math.min(options.seqLen, model.lm.cfg.maxPos);
   const name = dir.replace(/\/+$/, '').split('/').pop() ?? dir;
-  return { dir, name, data: options.data, seqLen, step, alpha, model };
+  return { dir, name, data: options.data, seqLen, step, alpha: model.alpha, model };
 }

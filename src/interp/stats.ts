@@ -148,3 +148,57 @@ export function labelSpecificUnits(meanScore: Float64Array, U: number, G: number
   }
   return out;
 }
+
+/**
+ * Label lean of every unit: its mean score on its best label / its largest mean score on any other label (the
+ * quantity the masking rule compares with `factor`), and that best label. Infinity when the unit scored on one
+ * label only; 0 for a unit that never scored.
+ *   meanScore (U, G) row-major, as for labelSpecificUnits.
+ */
+export function unitLeans(meanScore: Float64Array, U: number, G: number): { lean: Float64Array; label: Int32Array } {
+  const lean = new Float64Array(U);
+  const label = new Int32Array(U).fill(-1);
+  for (let u = 0; u < U; u++) {
+    let best = -1;
+    let bestV = 0;
+    let second = 0;
+    for (let g = 0; g < G; g++) {
+      const v = meanScore[u * G + g];
+      if (v > bestV) {
+        second = bestV;
+        bestV = v;
+        best = g;
+      } else if (v > second) second = v;
+    }
+    if (best < 0) continue;
+    label[u] = best;
+    lean[u] = second > 0 ? bestV / second : Infinity;
+  }
+  return { lean, label };
+}
+
+/** A uniformly random permutation of `a` (Fisher–Yates with the project's seeded generator), as a new array. */
+export function shuffled(a: Int32Array, rng: { int(n: number): number }): Int32Array {
+  const out = a.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+  return out;
+}
+
+/** `count` distinct values drawn uniformly from `pool` (partial Fisher–Yates), ascending. */
+export function sampleWithoutReplacement(pool: ArrayLike<number>, count: number, rng: { int(n: number): number }) {
+  if (count > pool.length)
+    throw new Error(`sampleWithoutReplacement: cannot draw ${count} distinct values from a pool of ${pool.length}`);
+  const a = Array.from(pool);
+  for (let i = 0; i < count; i++) {
+    const j = i + rng.int(a.length - i);
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+  return a.slice(0, count).sort((x, y) => x - y);
+}

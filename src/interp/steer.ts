@@ -1,17 +1,24 @@
-// Neuron steering (TopK LM paper; SPEC §4.3): add a constant δ to neuron n of layer l at every position while
-// sampling, and compare the text with the unsteered sample drawn with the same seed.
+// Neuron steering (TopK LM paper): add a constant δ to neuron n of layer l at every position while sampling, and
+// compare the text with the unsteered sample drawn with the same seed.
 //
 // The neuron's activation enters the model only through down_proj, so "y_n ← y_n + δ" is the same as adding
-// δ·down[:, n] to the layer's FFN output at every token (model.ts steerNeuron). Generation recomputes the whole
-// (cropped) context for every new token — no KV cache — so every token of the context is steered, as in the paper.
+// δ·down[:, n] to the layer's FFN output at every token (views.ts steerNeuron); for a TopK 'hidden' dimension δ is
+// added to the residual stream itself. Generation recomputes the whole (cropped) context for every new token — no
+// KV cache — so every token of the context is steered, as in the paper.
+//
+// Honesty rules: a neuron that never fired on the analysis text has largest activation 0, so the automatic
+// δ = scale × largest activation is 0 and nothing would change: that is refused, not run silently. A δ given
+// explicitly on such a neuron runs with a warning. A sweep over several δ shows where the text starts to change,
+// and each steered sample is compared with the unsteered one byte by byte (firstDivergence).
 //
 // Sizes: V vocabulary, S context length (≤ max_position_embeddings).
 
 import { Rng } from '../train/rng.ts';
 import { sampleLogits } from '../train/sample.ts';
-import { summarizeLayer, type Collected, type UnitSummary } from './collect.ts';
+import { summarizeGroup, type Collected, type UnitSummary } from './collect.ts';
 import { showToken } from './data.ts';
 import { interpForward, steerHooks, type InterpModel } from './model.ts';
+import { isNeuronKind } from './units.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: false });
@@ -23,9 +30,9 @@ export interface SampleOptions {
   seed: number;
 }
 
-/** One neuron pushed by δ at every position; null = unsteered. */
+/** One neuron (of a neuron unit group) pushed by δ at every position; null = unsteered. */
 export interface Steer {
-  layer: number;
+  group: number;
   neuron: number;
   delta: number;
 }
@@ -46,7 +53,7 @@ export function* steeredTokens(
   // The forward computes a next-token loss, which needs two positions; documents are preceded by newlines in training.
   while (ids.length < 2) ids.unshift(10);
   const out: number[] = [];
-  const hooks = steer ? steerHooks(steer.layer, steer.neuron, steer.delta) : null;
+  const hooks = steer ? steerHooks(steer.group, steer.neuron, steer.delta) : null;
   for (let n = 0; n < o.tokens; n++) {
     const ctx = Int32Array.from(ids.slice(-maxCtx));
     const S = ctx.length;
@@ -63,28 +70,67 @@ export function decodeTokens(ids: readonly number[]): string {
   return dec.decode(Uint8Array.from(ids));
 }
 
-/** Sample text from the model with neuron (layer, neuron) raised by delta at every position (delta 0 = unsteered). */
-export function sampleSteered(
-  model: InterpModel,
-  layer: number,
-  neuron: number,
-  delta: number,
-  o: SampleOptions,
-): string {
+/** Sample text from the model with `steer` applied at every position (null = unsteered). */
+export function sampleSteered(model: InterpModel, steer: Steer | null, o: SampleOptions): string {
   let out: readonly number[] = [];
-  for (const ids of steeredTokens(model, { layer, neuron, delta }, o)) out = ids;
+  for (const ids of steeredTokens(model, steer, o)) out = ids;
   return decodeTokens(out);
+}
+
+/** Index of the first character where `steered` differs from `base` (their common prefix length); null if equal. */
+export function firstDivergence(base: string, steered: string): number | null {
+  const a = [...base];
+  const b = [...steered];
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? null : n;
+}
+
+/**
+ * The δ to use for a target: `delta` when given; else scale × its largest observed activation. Refuses a neuron
+ * that never fired when δ would come from its activations (δ = 0: a silent no-op); returns a warning when δ was
+ * given for such a neuron.
+ */
+export function steerDelta(
+  t: SteerTarget,
+  groupName: string,
+  positions: number,
+  o: { delta?: number; scale: number },
+): { delta: number; warning: string | null } {
+  const silent = t.summary.fires === 0 || !(t.summary.maxScore > 0);
+  const what =
+    `${groupName} neuron ${t.neuron} never fired on the ${positions.toLocaleString('en-US')} analysed positions ` +
+    `(largest activation ${t.summary.maxScore})`;
+  if (o.delta !== undefined) {
+    return {
+      delta: o.delta,
+      warning: silent
+        ? `WARNING: ${what}; δ = ${o.delta} was given, so it is applied anyway, but nothing shows what this ` +
+          'neuron stands for'
+        : null,
+    };
+  }
+  if (silent)
+    throw new Error(
+      `${what}, so δ = ${o.scale} × its largest activation would be 0 and the steered text would equal the ` +
+        'unsteered one; pick a neuron that fires (monet inspect units lists them) or give --delta',
+    );
+  return { delta: o.scale * t.summary.maxScore, warning: null };
 }
 
 /** A neuron to steer with how we named it. */
 export interface SteerTarget {
-  layer: number;
+  group: number;
   neuron: number;
   name: string; // e.g. "'t' (62%), 'T' · words the, that · pos at"
   why: string; // which criterion picked it
   summary: UnitSummary;
 }
 
+/**
+ * What a unit fires on, from its top-M positions, with its density so the shares are not read as "always": e.g.
+ * "top 100: 'n' 100%, 'N' … · words: … · POS: … · fires at 58.0% of positions".
+ */
 export function neuronName(s: UnitSummary): string {
   const share = (n: number) => `${Math.round((100 * n) / Math.max(1, s.kept))}%`;
   const toks = s.topTokens
@@ -99,7 +145,8 @@ export function neuronName(s: UnitSummary): string {
     .slice(0, 2)
     .map(([t]) => t)
     .join(', ');
-  return `${toks}${words ? ` · words: ${words}` : ''}${tags ? ` · POS: ${tags}` : ''}`;
+  const density = `fires at ${(100 * s.freq).toFixed(s.freq < 0.001 ? 3 : 1)}% of positions`;
+  return `top ${s.kept}: ${toks}${words ? ` · words: ${words}` : ''}${tags ? ` · POS: ${tags}` : ''} · ${density}`;
 }
 
 /**
@@ -109,37 +156,39 @@ export function neuronName(s: UnitSummary): string {
  */
 export function pickSteerTargets(c: Collected, count: number, minFires: number): SteerTarget[] {
   const cands: UnitSummary[] = [];
-  for (const st of c.layers) {
-    if (st.units.kind !== 'topk' && st.units.kind !== 'dense') continue;
-    cands.push(...summarizeLayer(c, st.units.layer, minFires).measured);
+  for (const st of c.groups) {
+    if (!isNeuronKind(st.group.kind)) continue;
+    cands.push(...summarizeGroup(c, st.group.group, minFires).measured);
   }
   if (cands.length === 0)
     throw new Error(
-      `inspect steer: no neuron fired at least ${minFires} times; this needs a dense or TopK model (or a lower --min-fires)`,
+      `inspect steer: no neuron fired at least ${minFires} times; this needs a dense or TopK model ` +
+        '(or a lower --min-fires)',
     );
   // Prefer TopK layers when the model has them (the paper steers TopK neurons). Skip neurons whose most frequent
   // token is whitespace: at byte level those are word-boundary detectors, which have entropy 0 and no concept.
-  const hasTopk = cands.some((s) => c.layers[s.layer].units.kind === 'topk');
+  const isTopk = (s: UnitSummary) => c.groups[s.group].group.kind !== 'dense';
+  const hasTopk = cands.some(isTopk);
   const isSpace = (s: UnitSummary) => s.topTokens.length > 0 && [9, 10, 13, 32].includes(s.topTokens[0][0]);
-  let pool = hasTopk ? cands.filter((s) => c.layers[s.layer].units.kind === 'topk') : cands;
+  let pool = hasTopk ? cands.filter(isTopk) : cands;
   if (pool.some((s) => !isSpace(s))) pool = pool.filter((s) => !isSpace(s));
   const byTok = [...pool].sort((a, b) => a.tokenEntropy - b.tokenEntropy || b.fires - a.fires);
   const out: SteerTarget[] = [];
   const used = new Set<string>();
   const add = (s: UnitSummary, why: string) => {
-    used.add(`${s.layer}/${s.unit}`);
-    out.push({ layer: s.layer, neuron: s.unit, name: neuronName(s), why, summary: s });
+    used.add(`${s.group}/${s.unit}`);
+    out.push({ group: s.group, neuron: s.unit, name: neuronName(s), why, summary: s });
   };
   add(byTok[0], `lowest token entropy (${byTok[0].tokenEntropy.toFixed(2)} bits)`);
   if (count > 1 && c.text.tagSet) {
     const byTag = [...pool]
-      .filter((s) => !used.has(`${s.layer}/${s.unit}`))
+      .filter((s) => !used.has(`${s.group}/${s.unit}`))
       .sort((a, b) => a.tagEntropy! - b.tagEntropy! || b.fires - a.fires);
     if (byTag.length) add(byTag[0], `lowest POS entropy among the rest (${byTag[0].tagEntropy!.toFixed(2)} bits)`);
   }
   for (const s of byTok) {
     if (out.length >= count) break;
-    if (!used.has(`${s.layer}/${s.unit}`)) add(s, `next-lowest token entropy (${s.tokenEntropy.toFixed(2)} bits)`);
+    if (!used.has(`${s.group}/${s.unit}`)) add(s, `next-lowest token entropy (${s.tokenEntropy.toFixed(2)} bits)`);
   }
   return out.slice(0, count);
 }

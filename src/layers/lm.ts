@@ -257,9 +257,22 @@ export interface LmModel {
   params: Map<string, F32>;
   grads: Map<string, F32> | null;
   state: Map<string, F32>;
+  /** Forward-only taps for the interpretability tools (src/interp/wasm-forward.ts); absent in training. */
+  hooks?: LmHooks;
 }
 
-type FfnSaved =
+/**
+ * Called during lmForward, in order, with the tensors of the layer just computed. A hook may read them and change
+ * `out` (with kernels, or directly on a host-memory device); the forward then continues from `out`.
+ */
+export interface LmHooks {
+  /** After layer i's feed-forward: u (T, d) its input, out (T, d) its output before the residual add. */
+  afterFfn?(sc: Scope, layer: number, io: { u: F32; out: F32; ffn: FfnSaved; router: MonetRouterSaved | null }): void;
+  /** After a TopK `placement: hidden` map: out (T, d) is the layer's new residual stream. */
+  afterHidden?(sc: Scope, layer: number, out: F32): void;
+}
+
+export type FfnSaved =
   | { kind: 'dense'; s: DenseFfnSaved }
   | { kind: 'topk-ffn'; s: TopkFfnSaved }
   | { kind: 'smoe'; s: SmoeSaved; w: ReturnType<typeof smoeWeights> }
@@ -501,6 +514,7 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
     } else {
       ffn = { kind: 'dense', s: denseFfnForward(sc, f, u, denseW(), cfg.dense!, T) };
     }
+    m.hooks?.afterFfn?.(sc, i, { u, out: f, ffn, router: cfg.ffn === 'monet' ? router!.saved : null });
     let h2 = sc.f32(T * d);
     kn.copyBlock(h2, h1, { rows: 1, cols: T * d, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false });
     kn.axpby(h2, f, { n: T * d, alpha: 1, beta: 1 });
@@ -509,6 +523,7 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
       const y = sc.f32(T * d);
       topkHidden = topkForward(sc, y, h2, { k: cfg.topk!.k, alpha: cfg.topk!.alpha }, T, d);
       h2 = y;
+      m.hooks?.afterHidden?.(sc, i, h2);
     }
     layers.push({ h, a, rstd1, q, k, v, probs, att, h1, u, rstd2, ffn, topkHidden });
     h = h2;

@@ -10,7 +10,7 @@
 // Kernels run synchronously when called (nothing is queued), so `read` only copies.
 // Kernels that need temporary space get a scratch block sized by this file (see `scratch` below).
 
-import type { Device } from '../device.ts';
+import type { HostMemoryDevice } from '../device.ts';
 import type { ActKind, DTensor, DType, F32, I32, Kernels } from '../kernels.ts';
 
 /** A WASM device tensor: a block of linear memory. */
@@ -40,7 +40,7 @@ export interface WasmModuleBytes {
   relaxed?: Uint8Array | ArrayBuffer;
 }
 
-class WasmDevice implements Device {
+class WasmDevice implements HostMemoryDevice {
   readonly name: string;
   readonly kernels: Kernels;
   private readonly mem: WebAssembly.Memory;
@@ -134,11 +134,25 @@ class WasmDevice implements Device {
   read(t: F32): Promise<Float32Array>;
   read(t: I32): Promise<Int32Array>;
   async read(t: DTensor): Promise<Float32Array | Int32Array> {
+    return this.readSync(t as F32);
+  }
+
+  readSync(t: F32): Float32Array;
+  readSync(t: I32): Int32Array;
+  readSync(t: DTensor): Float32Array | Int32Array {
     const w = t as WasmTensor;
     if (w.freed) throw new Error('wasm device read: the tensor was freed');
     return w.dtype === 'f32'
       ? new Float32Array(this.mem.buffer, w.ptr, w.length).slice()
       : new Int32Array(this.mem.buffer, w.ptr, w.length).slice();
+  }
+
+  writeSync(t: F32, data: Float32Array): void {
+    const w = t as unknown as WasmTensor;
+    if (w.freed) throw new Error('wasm device write: the tensor was freed');
+    if (data.length !== w.length)
+      throw new Error(`wasm device write: expected ${w.length} values for the tensor, found ${data.length}`);
+    new Float32Array(this.mem.buffer, w.ptr, w.length).set(data);
   }
 
   free(t: DTensor): void {
@@ -361,7 +375,7 @@ export function relaxedSimdSupported(relaxed: Uint8Array | ArrayBuffer | undefin
 export async function createWasmDeviceFromBytes(
   bytes: WasmModuleBytes,
   opts: { preferRelaxed?: boolean } = {},
-): Promise<Device> {
+): Promise<HostMemoryDevice> {
   const useRelaxed = opts.preferRelaxed !== false && relaxedSimdSupported(bytes.relaxed);
   const src = (useRelaxed ? bytes.relaxed! : bytes.plain) as BufferSource;
   if (!WebAssembly.validate(src))

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
-import type { Device } from '../device.ts';
+import type { HostMemoryDevice } from '../device.ts';
 import { createWasmDeviceFromBytes } from './device.ts';
 
 export const WASM_BUILD_DIR = fileURLToPath(new URL('../../../asm/build/', import.meta.url));
@@ -34,7 +34,7 @@ export function enableRelaxedSimd(): void {
   flagSet = true;
 }
 
-export async function createWasmDevice(opts: { relaxed?: boolean } = {}): Promise<Device> {
+export async function createWasmDevice(opts: { relaxed?: boolean } = {}): Promise<HostMemoryDevice> {
   const wantRelaxed = opts.relaxed ?? process.env.MONET_WASM_RELAXED === '1';
   if (wantRelaxed) enableRelaxedSimd();
   return createWasmDeviceFromBytes(readWasmBytes(), { preferRelaxed: opts.relaxed ?? true });
