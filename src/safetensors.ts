@@ -139,6 +139,128 @@ const ARRAY_FOR: Record<DType, string> = {
   U8: 'Uint8Array',
 };
 
+/** One tensor of a checked header: data_offsets [begin, end) relative to the data area. */
+export interface HeaderEntry<D extends string = DType> {
+  name: string;
+  dtype: D;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Check a parsed header against a data area of `dataLen` bytes (every check described at the top of this file) and
+ * return the metadata and the tensors sorted by position. `sizes` is the dtype table the caller reads: bytes per
+ * element of each dtype it accepts (the 16-bit Hugging Face weights use a wider table than fixtures do).
+ */
+export function checkHeader<D extends string>(
+  header: Record<string, unknown>,
+  dataLen: number,
+  source: string,
+  sizes: Record<D, number>,
+): { metadata: Record<string, string>; entries: HeaderEntry<D>[] } {
+  const metadata: Record<string, string> = {};
+  const entries: HeaderEntry<D>[] = [];
+
+  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (info === null || typeof info !== 'object' || Array.isArray(info)) {
+        throw new SafetensorsError(
+          `__metadata__ must be an object of string → string, found ${describe(info)}`,
+          source,
+        );
+      }
+      for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
+        if (typeof v !== 'string')
+          throw new SafetensorsError(`__metadata__.${k} must be a string, found ${describe(v)}`, source);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const where = `${source}: tensor '${name}'`;
+    if (info === null || typeof info !== 'object' || Array.isArray(info)) {
+      throw new SafetensorsError(`expected {dtype, shape, data_offsets}, found ${describe(info)}`, where);
+    }
+    const rec = info as Record<string, unknown>;
+    for (const k of Object.keys(rec)) {
+      if (k !== 'dtype' && k !== 'shape' && k !== 'data_offsets') {
+        throw new SafetensorsError(`unexpected field '${k}'; expected only dtype, shape and data_offsets`, where);
+      }
+    }
+    const dtype = rec.dtype;
+    if (typeof dtype !== 'string')
+      throw new SafetensorsError(`dtype must be a string, found ${describe(dtype)}`, where);
+    if (!Object.hasOwn(sizes, dtype)) {
+      const supported = Object.keys(sizes).join(', ');
+      throw new SafetensorsError(
+        KNOWN_UNSUPPORTED.includes(dtype)
+          ? `dtype ${dtype} is valid safetensors but not supported here; expected one of ${supported}`
+          : `unknown dtype ${JSON.stringify(dtype)}; expected one of ${supported}`,
+        where,
+      );
+    }
+    const shape = rec.shape;
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+      throw new SafetensorsError(`shape must be an array of non-negative integers, found ${describe(shape)}`, where);
+    }
+    const offs = rec.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
+      throw new SafetensorsError(
+        `data_offsets must be [begin, end] with non-negative integers, found ${describe(offs)}`,
+        where,
+      );
+    }
+    const [begin, end] = offs as [number, number];
+    if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: begin is after end`, where);
+    if (end > dataLen) {
+      throw new SafetensorsError(
+        `data_offsets [${begin}, ${end}] run past the data area, which has ${dataLen} bytes (file truncated?)`,
+        where,
+      );
+    }
+    // numel·itemsize is compared with the byte range the file really has, so the shape cannot request more memory
+    // than the file holds. Multiply in floating point: an absurd shape gives a huge (or infinite) number, never a wrap.
+    let n = 1;
+    for (const s of shape as number[]) n *= s;
+    const want = n * sizes[dtype as D];
+    if (want !== end - begin) {
+      throw new SafetensorsError(
+        `shape [${shape}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+        where,
+      );
+    }
+    entries.push({ name, dtype: dtype as D, shape: (shape as number[]).slice(), begin, end });
+  }
+
+  // Sorted by position, the tensors must tile the data area exactly: no gaps (unaccounted bytes), no overlaps.
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  for (const e of entries) {
+    if (e.begin < pos) {
+      const prev = entries[entries.indexOf(e) - 1];
+      throw new SafetensorsError(
+        `data_offsets [${e.begin}, ${e.end}] overlap those of tensor '${prev.name}' [${prev.begin}, ${prev.end}]`,
+        `${source}: tensor '${e.name}'`,
+      );
+    }
+    if (e.begin > pos) {
+      throw new SafetensorsError(
+        `bytes ${pos}..${e.begin} of the data area belong to no tensor (expected tensor '${e.name}' to start at ${pos})`,
+        source,
+      );
+    }
+    pos = e.end;
+  }
+  if (pos !== dataLen) {
+    throw new SafetensorsError(
+      `the tensors cover ${pos} bytes of the data area but it has ${dataLen} bytes; expected every byte to belong to a tensor`,
+      source,
+    );
+  }
+
+  return { metadata, entries };
+}
+
 /**
  * Parse a safetensors file held in memory. `source` (a file name) is used in every error message.
  * Throws SafetensorsError with what was expected, what was found and where.
@@ -190,113 +312,12 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
   }
 
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
-  interface Entry {
-    name: string;
-    dtype: DType;
-    shape: number[];
-    begin: number;
-    end: number;
-  }
-  const entries: Entry[] = [];
-
-  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) {
-        throw new SafetensorsError(
-          `__metadata__ must be an object of string → string, found ${describe(info)}`,
-          source,
-        );
-      }
-      for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string')
-          throw new SafetensorsError(`__metadata__.${k} must be a string, found ${describe(v)}`, source);
-        metadata[k] = v;
-      }
-      continue;
-    }
-    const where = `${source}: tensor '${name}'`;
-    if (info === null || typeof info !== 'object' || Array.isArray(info)) {
-      throw new SafetensorsError(`expected {dtype, shape, data_offsets}, found ${describe(info)}`, where);
-    }
-    const rec = info as Record<string, unknown>;
-    for (const k of Object.keys(rec)) {
-      if (k !== 'dtype' && k !== 'shape' && k !== 'data_offsets') {
-        throw new SafetensorsError(`unexpected field '${k}'; expected only dtype, shape and data_offsets`, where);
-      }
-    }
-    const dtype = rec.dtype;
-    if (typeof dtype !== 'string')
-      throw new SafetensorsError(`dtype must be a string, found ${describe(dtype)}`, where);
-    if (!isDType(dtype)) {
-      const supported = Object.keys(DTYPE_SIZE).join(', ');
-      throw new SafetensorsError(
-        KNOWN_UNSUPPORTED.includes(dtype)
-          ? `dtype ${dtype} is valid safetensors but not supported here; expected one of ${supported}`
-          : `unknown dtype ${JSON.stringify(dtype)}; expected one of ${supported}`,
-        where,
-      );
-    }
-    const shape = rec.shape;
-    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      throw new SafetensorsError(`shape must be an array of non-negative integers, found ${describe(shape)}`, where);
-    }
-    const offs = rec.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
-      throw new SafetensorsError(
-        `data_offsets must be [begin, end] with non-negative integers, found ${describe(offs)}`,
-        where,
-      );
-    }
-    const [begin, end] = offs as [number, number];
-    if (begin > end) throw new SafetensorsError(`data_offsets [${begin}, ${end}]: begin is after end`, where);
-    if (end > dataLen) {
-      throw new SafetensorsError(
-        `data_offsets [${begin}, ${end}] run past the data area, which has ${dataLen} bytes (file truncated?)`,
-        where,
-      );
-    }
-    // numel·itemsize is compared with the byte range the file really has, so the shape cannot request more memory
-    // than the file holds. Multiply in floating point: an absurd shape gives a huge (or infinite) number, never a wrap.
-    let n = 1;
-    for (const s of shape as number[]) n *= s;
-    const want = n * DTYPE_SIZE[dtype];
-    if (want !== end - begin) {
-      throw new SafetensorsError(
-        `shape [${shape}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
-        where,
-      );
-    }
-    entries.push({ name, dtype, shape: (shape as number[]).slice(), begin, end });
-  }
-
-  // Sorted by position, the tensors must tile the data area exactly: no gaps (unaccounted bytes), no overlaps.
-  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let pos = 0;
-  for (const e of entries) {
-    if (e.begin < pos) {
-      const prev = entries[entries.indexOf(e) - 1];
-      throw new SafetensorsError(
-        `data_offsets [${e.begin}, ${e.end}] overlap those of tensor '${prev.name}' [${prev.begin}, ${prev.end}]`,
-        `${source}: tensor '${e.name}'`,
-      );
-    }
-    if (e.begin > pos) {
-      throw new SafetensorsError(
-        `bytes ${pos}..${e.begin} of the data area belong to no tensor (expected tensor '${e.name}' to start at ${pos})`,
-        source,
-      );
-    }
-    pos = e.end;
-  }
-  if (pos !== dataLen) {
-    throw new SafetensorsError(
-      `the tensors cover ${pos} bytes of the data area but it has ${dataLen} bytes; expected every byte to belong to a tensor`,
-      source,
-    );
-  }
-
+  const { metadata, entries } = checkHeader(
+    header as Record<string, unknown>,
+    bytes.length - dataStart,
+    source,
+    DTYPE_SIZE,
+  );
   const tensors: TensorMap = new Map();
   for (const e of entries) {
     tensors.set(e.name, {
