@@ -55,6 +55,7 @@ export class DeviceEngine implements Engine {
   private reportZeros: F32; // (2 + nAux) zeros: resets the report slots of ctl at the start of a step
   private evalReport: F32; // (2 + nAux) [Σ loss, unused, Σ aux_1, …] of an evaluation forward
   private normSq: F32; // (1) sumSquares target
+  private readonly inferenceOnly: boolean; // no gradients, moments or backups (EngineInit.inferenceOnly)
   private faultsRead = 0; // ctl[STEP.faults] at the previous read: the skipped steps since then are the difference
 
   constructor(
@@ -63,6 +64,7 @@ export class DeviceEngine implements Engine {
     init: EngineInit,
   ) {
     this.name = dev.name;
+    this.inferenceOnly = init.inferenceOnly === true;
     this.specs = paramSpecs(config);
     this.trainCfg = parseLmConfig(
       { ...config, mode: 'train' } as unknown as Record<string, unknown>,
@@ -75,7 +77,8 @@ export class DeviceEngine implements Engine {
     for (const s of this.specs) {
       const p = init.params.get(s.name);
       if (!p) throw new Error(`${dev.name} engine: missing parameter '${s.name}'`);
-      this.params.set(s.name, dev.upload(Float32Array.from(p)));
+      this.params.set(s.name, dev.upload(p instanceof Float32Array ? p : Float32Array.from(p)));
+      if (this.inferenceOnly) continue;
       this.grads.set(s.name, dev.alloc('f32', p.length));
       const m0 = init.m?.get(s.name);
       const v0 = init.v?.get(s.name);
@@ -86,6 +89,7 @@ export class DeviceEngine implements Engine {
       const a = init.state.get(s.name);
       if (!a) throw new Error(`${dev.name} engine: missing state '${s.name}'`);
       this.state.set(devStateName(s.name), dev.upload(Float32Array.from(a)));
+      if (this.inferenceOnly) continue;
       this.stateBackup.set(devStateName(s.name), dev.alloc('f32', a.length));
     }
     this.auxNames =
@@ -128,6 +132,7 @@ export class DeviceEngine implements Engine {
     wantResult: boolean,
   ): Promise<StepResult | null> {
     const k = this.dev.kernels;
+    if (this.inferenceOnly) throw new Error(`${this.name} engine: opened for inference only; it cannot train`);
     for (const b of batches) this.checkBatch(b, B, S, 'training batch'); // before anything is enqueued
     const model = this.model(this.trainCfg, true, hp.alpha);
     const nReport = 2 + this.auxNames.length;

@@ -105,6 +105,11 @@ export interface EngineInit {
   /** Moments when resuming; zeros otherwise. */
   m?: HostParams;
   v?: HostParams;
+  /**
+   * Only evaluate and generate (a downloaded model): no gradient, moment or backup buffers are allocated, which
+   * keeps device memory at the parameters and state; trainStep then refuses.
+   */
+  inferenceOnly?: boolean;
 }
 
 /**

@@ -1,0 +1,192 @@
+// A MonetLLM model folder as the Hugging Face hub ships it:
+//
+//   config.json                        model_type "monet" (src/hf/config.ts)
+//   model.safetensors                  all weights in one file, or
+//   model.safetensors.index.json       {"metadata": {...}, "weight_map": {tensor name: shard file}} and the shards
+//   model-00001-of-0000N.safetensors   (any names the weight_map gives)
+//   generation_config.json             optional: eos/bos ids for generation
+//   tokenizer.json, tokenizer_config.json, tokenizer.model, special_tokens_map.json   (src/hf/tokenizer.ts)
+//
+// Tensor names are those of our run folders (model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight,
+// model.layers.{i}.router.w1.weight, model.layers.{i}.moe.u1.weight, …, lm_head.weight) and the BatchNorm buffers
+// model.layers.{i}.router.norm{1,2}.running_mean / running_var. BatchNorm's num_batches_tracked (I64; it only
+// matters for a momentum of None in training) and rotary_emb.inv_freq (recomputed from rope_theta) are read past
+// with a note. Any other tensor, a missing one, or a shape that the config does not imply is an error naming the
+// file and the tensor.
+
+import { paramSpecs, stateSpecs, type ModelConfig } from '../train/presets.ts';
+import type { HostParams } from '../train/checkpoint.ts';
+import { parseGenerationConfig, parseHfConfig } from './config.ts';
+import { openShard, readF32, type Shard } from './shard.ts';
+import type { FolderSource } from './source.ts';
+
+export const HF_INDEX = 'model.safetensors.index.json';
+export const HF_SINGLE = 'model.safetensors';
+
+/** True when the folder holds a Hugging Face config (model_type key) rather than one of our run configs. */
+export async function isHfFolder(src: FolderSource): Promise<boolean> {
+  if (!src.has('config.json')) return false;
+  try {
+    const c = JSON.parse(await src.text('config.json')) as Record<string, unknown>;
+    return typeof c === 'object' && c !== null && 'model_type' in c && !('monet_ts_format' in c);
+  } catch {
+    return false;
+  }
+}
+
+async function readJson(src: FolderSource, name: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await src.text(name);
+  } catch (e) {
+    throw new Error(`cannot read ${src.where(name)} (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${src.where(name)} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The shards of the folder and which shard holds each tensor. */
+async function openWeights(src: FolderSource): Promise<{ shards: Shard[]; holder: Map<string, Shard> }> {
+  const holder = new Map<string, Shard>();
+  if (src.has(HF_SINGLE)) {
+    const s = await openShard(src, HF_SINGLE);
+    for (const n of s.entries.keys()) holder.set(n, s);
+    return { shards: [s], holder };
+  }
+  if (!src.has(HF_INDEX)) {
+    const other = src.names().find((n) => n.endsWith('.bin') || n.endsWith('.pt') || n.endsWith('.pth'));
+    throw new Error(
+      `${src.label}: neither ${HF_SINGLE} nor ${HF_INDEX} is there` +
+        (other ? ` (found ${other}: PyTorch pickle weights are not read; save with safe_serialization=True)` : ''),
+    );
+  }
+  const idxWhere = src.where(HF_INDEX);
+  const idx = (await readJson(src, HF_INDEX)) as { weight_map?: unknown };
+  const wm = idx?.weight_map;
+  if (wm === null || typeof wm !== 'object' || Array.isArray(wm))
+    throw new Error(`${idxWhere}: expected an object with 'weight_map' {tensor name: shard file}`);
+  const files = new Map<string, string[]>(); // shard file → names the index puts there
+  for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
+    if (typeof file !== 'string' || file.includes('/') || file.includes('\\'))
+      throw new Error(
+        `${idxWhere}: weight_map['${name}'] must be a file name in the folder, found ${JSON.stringify(file)}`,
+      );
+    if (!files.has(file)) files.set(file, []);
+    files.get(file)!.push(name);
+  }
+  const shards: Shard[] = [];
+  for (const [file, names] of files) {
+    if (!src.has(file))
+      throw new Error(`${idxWhere}: weight_map puts '${names[0]}' in ${file}, which is not in ${src.label}`);
+    const s = await openShard(src, file);
+    shards.push(s);
+    for (const n of names)
+      if (!s.entries.has(n))
+        throw new Error(`${idxWhere}: weight_map puts '${n}' in ${file}, which has no such tensor`);
+    for (const n of s.entries.keys()) {
+      const prev = holder.get(n);
+      if (prev) throw new Error(`${src.label}: tensor '${n}' is in both ${prev.file} and ${file}`);
+      const mapped = (wm as Record<string, unknown>)[n];
+      if (mapped !== file)
+        throw new Error(
+          `${src.where(file)}: holds tensor '${n}', which ${idxWhere} ` +
+            (mapped ? `puts in ${mapped}` : 'does not list'),
+        );
+      holder.set(n, s);
+    }
+  }
+  return { shards, holder };
+}
+
+export interface HfModel {
+  config: ModelConfig;
+  params: HostParams;
+  state: HostParams;
+  eos: number[];
+  bos: number | null;
+  /** The storage dtypes found, e.g. {BF16: 170, I64: 12}. */
+  dtypes: Record<string, number>;
+  notes: string[];
+}
+
+/** Read config, generation config and every weight of a MonetLLM folder into float32 host arrays. */
+export async function loadHfModel(
+  src: FolderSource,
+  onProgress?: (done: number, total: number) => void,
+): Promise<HfModel> {
+  if (!src.has('config.json'))
+    throw new Error(`${src.label}: config.json is missing (expected a MonetLLM model folder)`);
+  const info = parseHfConfig(await readJson(src, 'config.json'), src.where('config.json'));
+  const notes = [...info.notes];
+  let { eos, bos } = info;
+  if (src.has('generation_config.json')) {
+    const g = parseGenerationConfig(await readJson(src, 'generation_config.json'), src.where('generation_config.json'));
+    if (g.eos) eos = g.eos;
+    if (g.bos !== undefined) bos = g.bos;
+  }
+  const { config } = info;
+  const { holder } = await openWeights(src);
+  const dtypes: Record<string, number> = {};
+  const wanted = new Map<string, { shape: number[]; into: 'params' | 'state'; name: string }>();
+  for (const s of paramSpecs(config)) wanted.set(s.name, { shape: s.shape, into: 'params', name: s.name });
+  for (const s of stateSpecs(config)) {
+    const file = s.name.replace(/^state\./, '');
+    wanted.set(file, { shape: s.shape, into: 'state', name: s.name });
+  }
+  let ignoredTracked = 0;
+  let ignoredInvFreq = 0;
+  for (const [n, shard] of holder) {
+    const e = shard.entries.get(n)!;
+    dtypes[e.dtype] = (dtypes[e.dtype] ?? 0) + 1;
+    if (wanted.has(n)) continue;
+    if (/\.router\.norm[12]\.num_batches_tracked$/.test(n) && e.dtype === 'I64') {
+      ignoredTracked++;
+      continue;
+    }
+    if (/\.self_attn\.rotary_emb\.inv_freq$/.test(n)) {
+      ignoredInvFreq++;
+      continue;
+    }
+    if (n === 'lm_head.weight' && config.tie_word_embeddings) {
+      notes.push(`${src.where(shard.file)}: 'lm_head.weight' ignored (tie_word_embeddings: the head is embed_tokens)`);
+      continue;
+    }
+    throw new Error(
+      `${src.where(shard.file)}: tensor '${n}' is not part of a Monet model with this config.json ` +
+        `(${config.num_hidden_layers} layers, moe_groups ${config.moe_groups}, moe_decompose ${config.moe_decompose})`,
+    );
+  }
+  if (ignoredTracked > 0)
+    notes.push(
+      `${ignoredTracked} BatchNorm num_batches_tracked buffers (I64) read and ignored: eval mode does not use them`,
+    );
+  if (ignoredInvFreq > 0)
+    notes.push(
+      `${ignoredInvFreq} rotary_emb.inv_freq buffers ignored: RoPE frequencies are recomputed from rope_theta`,
+    );
+  const params: HostParams = new Map();
+  const state: HostParams = new Map();
+  let done = 0;
+  for (const [n, w] of wanted) {
+    const shard = holder.get(n);
+    if (!shard)
+      throw new Error(
+        `${src.label}: tensor '${n}' is missing (a ${w.into === 'params' ? 'parameter' : 'BatchNorm buffer'} of a ` +
+          `${config.num_hidden_layers}-layer Monet-${config.moe_decompose === 'horizontal' ? 'HD' : 'VD'} ` +
+          'model per config.json)',
+      );
+    const e = shard.entries.get(n)!;
+    if (e.shape.length !== w.shape.length || e.shape.some((v, i) => v !== w.shape[i]))
+      throw new Error(
+        `${src.where(shard.file)}: tensor '${n}' has shape [${e.shape}], config.json implies [${w.shape}]`,
+      );
+    if (e.dtype === 'I64') throw new Error(`${src.where(shard.file)}: tensor '${n}' is I64; expected BF16, F16 or F32`);
+    const data = await readF32(src, shard, n);
+    (w.into === 'params' ? params : state).set(w.name, data);
+    onProgress?.(++done, wanted.size);
+  }
+  return { config, params, state, eos, bos, dtypes, notes };
+}

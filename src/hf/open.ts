@@ -1,0 +1,69 @@
+// Opening a downloaded MonetLLM folder for `monet sample|eval|chat` (Node): weights onto the chosen backend for
+// inference only, the tokenizer read when text is involved.
+
+import type { Engine } from '../train/engine.ts';
+import { createEngine } from '../train/engines.ts';
+import type { BackendChoice } from '../train/options.ts';
+import type { ModelConfig } from '../train/presets.ts';
+import { DirSource } from './dir-source.ts';
+import { loadHfModel } from './folder.ts';
+import { loadHfTokenizer, type HfTokenizer } from './tokenizer.ts';
+
+export interface OpenHf {
+  dir: string;
+  config: ModelConfig;
+  engine: Engine;
+  eos: number[];
+  bos: number | null;
+  notes: string[];
+  dtypes: Record<string, number>;
+  loadSeconds: number;
+  /** The folder's tokenizer (read on first use; an error names what is missing). */
+  tokenizer(): Promise<HfTokenizer>;
+}
+
+/** wasm32 addresses 4 GiB; the weights are held there as float32 (4 bytes each) next to the activations. */
+const WASM_BYTES = 4 * 1024 ** 3;
+
+export async function openHf(dir: string, backend: BackendChoice): Promise<OpenHf> {
+  const src = new DirSource(dir);
+  const t0 = performance.now();
+  const m = await loadHfModel(src);
+  let n = 0;
+  for (const a of m.params.values()) n += a.length;
+  if (backend === 'wasm' && n * 4 > WASM_BYTES * 0.9)
+    throw new Error(
+      `${dir}: ${(n / 1e9).toFixed(2)}B parameters are ${((n * 4) / 1024 ** 3).toFixed(1)} GiB as float32, more than ` +
+        "the WASM backend's 4 GiB address space; use --backend webgpu (or a smaller model)",
+    );
+  const { engine } = await createEngine(backend, {
+    config: m.config,
+    params: m.params,
+    state: m.state,
+    inferenceOnly: true,
+  });
+  // The backend holds its own copy now; drop the host one (for a 1.4B model that is 5.9 GB of float32).
+  m.params.clear();
+  m.state.clear();
+  const loadSeconds = (performance.now() - t0) / 1000;
+  let tok: HfTokenizer | null = null;
+  return {
+    dir,
+    config: m.config,
+    engine,
+    eos: m.eos,
+    bos: m.bos,
+    notes: m.notes,
+    dtypes: m.dtypes,
+    loadSeconds,
+    async tokenizer() {
+      tok ??= await loadHfTokenizer(src);
+      if (tok.vocabSize > m.config.vocab_size)
+        throw new Error(
+          `${src.where('tokenizer.json')}: the tokenizer has ${tok.vocabSize} tokens ` +
+            `but config.json vocab_size is ${m.config.vocab_size}`,
+        );
+      return tok;
+    },
+  };
+}
