@@ -1,0 +1,211 @@
+// MonetLLM folders (Hugging Face layout): the small checkpoints tools/pytorch/write_hf_checkpoint.py wrote from an
+// independent PyTorch model (bf16, two shards + index, BatchNorm buffers) load, generate the same greedy ids and give
+// the same cross-entropy on wasm and webgpu; damaged folders fail naming the file and the key.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirSource } from '../src/hf/dir-source.ts';
+import { loadHfModel } from '../src/hf/folder.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16 } from '../src/hf/shard.ts';
+import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
+import type { Engine } from '../src/train/engine.ts';
+import { generateIds, GREEDY } from '../src/train/sample.ts';
+import { main } from '../src/cli/main.ts';
+
+const DATA = 'test/data/hf';
+const FOLDERS = ['monet-vd-tiny', 'monet-hd-tiny'];
+
+interface Expected {
+  prompt_ids: number[];
+  greedy_ids: number[];
+  ce_ids: number[];
+  ce: number;
+}
+const expectedOf = (f: string): Expected => JSON.parse(readFileSync(join(DATA, f, 'expected.json'), 'utf8'));
+
+test('16-bit formats widen exactly: bf16 is the upper half of a float32, f16 by its fields', () => {
+  const bf = new Uint16Array([0x3f80, 0xc000, 0x0000, 0x8000, 0x7f80, 0xff80, 0x0001, 0x4049]);
+  assert.equal(Array.from(bf16ToF32(bf)), [1, -2, 0, -0, Infinity, -Infinity, 2 ** -133, 3.140625]);
+  const h = new Uint16Array([0x3c00, 0xc000, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0xfc00, 0x3555]);
+  assert.equal(Array.from(f16ToF32(h)), [1, -2, 2 ** -24, 1023 * 2 ** -24, 65504, Infinity, -Infinity, 0.333251953125]);
+  assert.ok(Number.isNaN(f16ToF32(new Uint16Array([0x7e00]))[0]));
+  // round to nearest even: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 → 1; 1 + 3·2^-8 → 1 + 2^-6
+  assert.equal(
+    Array.from(f32ToBf16(new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, -3.140625]))),
+    [0x3f80, 0x3f82, 0xc049],
+  );
+});
+
+test('a MonetLLM folder loads: config translated, both shards, BN buffers in, num_batches_tracked noted', async () => {
+  const m = await loadHfModel(new DirSource(join(DATA, 'monet-vd-tiny')));
+  assert.is(m.config.ffn, 'monet');
+  assert.is(m.config.mode, 'eval');
+  assert.is(m.config.moe_decompose, 'vertical');
+  assert.is(m.config.num_key_value_heads, 2);
+  assert.equal(m.eos, [2]);
+  assert.equal(Object.keys(m.dtypes).sort(), ['BF16', 'I64']);
+  assert.is(m.state.size, 8); // 2 routers × 2 norms × (mean, var)
+  assert.ok(m.params.has('model.layers.2.router.w1.weight'));
+  assert.ok(m.notes.some((n) => /4 BatchNorm num_batches_tracked buffers \(I64\) read and ignored/.test(n)));
+  const hd = await loadHfModel(new DirSource(join(DATA, 'monet-hd-tiny')));
+  assert.ok(hd.params.has('model.layers.3.moe.b'));
+});
+
+for (const backend of ['wasm', 'webgpu'] as const) {
+  for (const folder of FOLDERS) {
+    test(`${folder} on ${backend}: greedy ids equal PyTorch's, cross-entropy within 1e-3 relative`, async () => {
+      const exp = expectedOf(folder);
+      const m = await loadHfModel(new DirSource(join(DATA, folder)));
+      let engine: Engine;
+      try {
+        ({ engine } = await createEngine(backend, {
+          config: m.config,
+          params: m.params,
+          state: m.state,
+          inferenceOnly: true,
+        }));
+      } catch (e) {
+        if (e instanceof EngineUnavailable && process.env.CI !== 'true') {
+          console.log(`SKIP ${folder} on ${backend}: ${e.message}`);
+          return;
+        }
+        throw e;
+      }
+      try {
+        const ids = await generateIds(engine, exp.prompt_ids, {
+          tokens: exp.greedy_ids.length,
+          sampling: GREEDY,
+          seed: 1,
+          stop: [],
+          alpha: 1,
+          maxContext: m.config.max_position_embeddings,
+        });
+        assert.equal(ids, exp.greedy_ids);
+        const r = await engine.evalLoss(Int32Array.from(exp.ce_ids), 1, exp.ce_ids.length, 1);
+        const rel = Math.abs(r.ce - exp.ce) / exp.ce;
+        assert.ok(rel < 1e-3, `CE ${r.ce} vs PyTorch ${exp.ce}: relative error ${rel}`);
+        let refused = '';
+        try {
+          await engine.trainStep([Int32Array.from(exp.ce_ids)], 1, exp.ce_ids.length, {} as never, true);
+        } catch (e) {
+          refused = (e as Error).message;
+        }
+        assert.match(refused, /inference only/);
+      } finally {
+        await engine.dispose();
+      }
+    });
+  }
+}
+
+/** A copy of the VD folder with `edit` applied, loaded; returns the error message (or fails if it loads). */
+async function loadError(edit: (dir: string) => void): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'monet-hf-'));
+  try {
+    cpSync(join(DATA, 'monet-vd-tiny'), dir, { recursive: true });
+    edit(dir);
+    try {
+      await loadHfModel(new DirSource(dir));
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('the damaged folder loaded');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const editJson = (dir: string, name: string, f: (o: Record<string, unknown>) => void) => {
+  const o = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+  f(o);
+  writeFileSync(join(dir, name), JSON.stringify(o));
+};
+
+test('damaged folders fail naming the file and the key or tensor', async () => {
+  let msg = await loadError((d) => editJson(d, 'config.json', (c) => (c.rope_scaling = { type: 'linear', factor: 2 })));
+  assert.match(msg, /config\.json: 'rope_scaling' is \{"type":"linear","factor":2\}; only null/);
+  msg = await loadError((d) => editJson(d, 'config.json', (c) => (c.model_type = 'llama')));
+  assert.match(msg, /config\.json: 'model_type' is "llama"; expected "monet"/);
+  msg = await loadError((d) => editJson(d, 'config.json', (c) => (c.hidden_act = 'silu')));
+  assert.match(msg, /'hidden_act' is "silu"; only "relu2"/);
+  msg = await loadError((d) => editJson(d, 'config.json', (c) => (c.num_hidden_layers = 6)));
+  assert.match(msg, /tensor 'model\.layers\.4\.input_layernorm\.weight' is missing/);
+  msg = await loadError((d) => editJson(d, 'config.json', (c) => (c.num_hidden_layers = 3)));
+  assert.match(
+    msg,
+    /model-0000\d-of-00002\.safetensors: tensor 'model\.layers\.3\.[a-z_.0-9]+' is not part of a Monet model/,
+  );
+  msg = await loadError((d) => editJson(d, 'config.json', (c) => (c.moe_dim = 6)));
+  assert.match(msg, /tensor 'model\.layers\.0\.moe\.u1\.weight' has shape \[16,32\], config\.json implies \[24,32\]/);
+  msg = await loadError((d) =>
+    editJson(d, 'model.safetensors.index.json', (c) => {
+      (c.weight_map as Record<string, string>)['model.norm.weight'] = 'model-00001-of-00002.safetensors';
+    }),
+  );
+  assert.match(
+    msg,
+    /weight_map puts 'model\.norm\.weight' in model-00001-of-00002\.safetensors, which has no such tensor/,
+  );
+  msg = await loadError((d) => rmSync(join(d, 'model-00002-of-00002.safetensors')));
+  assert.match(msg, /model-00002-of-00002\.safetensors, which is not in/);
+  msg = await loadError((d) => {
+    const p = join(d, 'model-00001-of-00002.safetensors');
+    const b = readFileSync(p);
+    writeFileSync(p, b.subarray(0, b.length - 10));
+  });
+  assert.match(msg, /model-00001-of-00002\.safetensors.*(run past|cover)/);
+  msg = await loadError((d) => rmSync(join(d, 'model.safetensors.index.json')));
+  assert.match(msg, /neither model\.safetensors nor model\.safetensors\.index\.json/);
+});
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  console.log = (s: unknown) => void out.push(String(s));
+  console.error = (s: unknown) => void err.push(String(s));
+  try {
+    const code = await main(args);
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+test('monet sample --prompt-ids --json and monet eval --ids --json on a MonetLLM folder', async () => {
+  const exp = expectedOf('monet-hd-tiny');
+  const dir = join(DATA, 'monet-hd-tiny');
+  const s = await cli([
+    'sample',
+    '--checkpoint',
+    dir,
+    '--prompt-ids',
+    exp.prompt_ids.join(','),
+    '--tokens',
+    '4',
+    '--temperature',
+    '0',
+    '--json',
+    '--backend',
+    'wasm',
+  ]);
+  assert.is(s.code, 0, s.err);
+  const r = JSON.parse(s.out);
+  assert.equal(r.ids, exp.greedy_ids.slice(0, 4));
+  assert.ok(r.tokens_per_s > 0);
+  const e = await cli(['eval', '--checkpoint', dir, '--ids', exp.ce_ids.join(','), '--json', '--backend', 'wasm']);
+  assert.is(e.code, 0, e.err);
+  assert.ok(Math.abs(JSON.parse(e.out).loss - exp.ce) / exp.ce < 1e-3);
+  const bad = await cli(['eval', '--checkpoint', dir, '--ids', '1,2,512', '--backend', 'wasm']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--ids: item 3 is '512'; expected a token id in \[0, vocab_size = 512\)/);
+  const noTok = await cli(['sample', '--checkpoint', dir, '--prompt', 'Hello', '--backend', 'wasm']);
+  assert.is(noTok.code, 1);
+  assert.match(noTok.err, /tokenizer\.json is missing/);
+});
+
+test.run();
