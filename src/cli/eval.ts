@@ -147,7 +147,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     const f = parseFlags('eval', FLAGS, args);
     if (!f.checkpoint)
       throw new FlagError(
-        'monet eval: --checkpoint <folder> is required (e.g. runs/monet-vd-small-run, or a MonetLLM folder)',
+        'monet eval: --checkpoint <run folder> is required (e.g. runs/monet-vd-small-run; a MonetLLM folder works too)',
       );
     if (f.ids && f.text) throw new FlagError('monet eval: give --ids or --text, not both');
     const dir = f.checkpoint as string;

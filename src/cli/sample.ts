@@ -171,7 +171,7 @@ export async function sampleCommand(args: string[]): Promise<number> {
     const f = parseFlags('sample', FLAGS, args);
     if (!f.checkpoint)
       throw new FlagError(
-        'monet sample: --checkpoint <folder> is required ' +
+        'monet sample: --checkpoint <run folder> is required ' +
           '(a run folder such as runs/monet-vd-small-run, or a MonetLLM folder)',
       );
     const dir = f.checkpoint as string;
