@@ -8,8 +8,10 @@ Commands:
   demo                      forward + backward of a tiny float64 LM with each feed-forward kind, gradient-checked
   check <files|folders…>    run golden fixtures through a backend and compare (docs/fixtures.md)
   train                     train an LM (Monet-VD by default) on the Brown corpus; writes runs/<name>/
-  sample                    generate text from a run folder (--checkpoint runs/<name>)
-  eval                      validation loss of a run folder against the byte-unigram entropy
+  sample                    generate text from a run folder or a MonetLLM folder (--checkpoint <folder>)
+  eval                      validation loss of a run folder; cross-entropy of --ids / --text under any model folder
+  chat                      talk to a MonetLLM chat model (its folder's chat template)
+  export                    write a Monet run folder as a MonetLLM (Hugging Face) folder (--hf <folder>)
   inspect <subcommand>      look inside a trained run: units, unit, compare, mask, steer, report, code-corpus
   help                      this text
 
@@ -22,6 +24,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.ts')).trainCommand,
   sample: async () => (await import('./sample.ts')).sampleCommand,
   eval: async () => (await import('./eval.ts')).evalCommand,
+  chat: async () => (await import('./chat.ts')).chatCommand,
+  export: async () => (await import('./export.ts')).exportCommand,
   inspect: async () => (await import('./inspect.ts')).inspectCommand,
   check: async () => (await import('./check.ts')).check,
 };

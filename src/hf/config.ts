@@ -153,7 +153,7 @@ export function parseHfConfig(raw: unknown, where: string): HfModelInfo {
 }
 
 /** The MonetLLM `config.json` object for one of our Monet model configs (the way out: monet export --hf). */
-export function hfConfigOf(c: ModelConfig, torchDtype: 'bfloat16' | 'float32', eos = 2, bos = 1): object {
+export function hfConfigOf(c: ModelConfig, torchDtype: 'bfloat16' | 'float32'): object {
   if (c.ffn !== 'monet')
     throw new Error(`export --hf: only Monet models have a MonetLLM layout; this is ffn '${c.ffn}'`);
   return {
@@ -170,8 +170,8 @@ export function hfConfigOf(c: ModelConfig, torchDtype: 'bfloat16' | 'float32', e
     initializer_range: 0.02,
     rms_norm_eps: c.rms_norm_eps,
     use_cache: true,
-    bos_token_id: bos,
-    eos_token_id: eos,
+    bos_token_id: null, // our run folders use the byte tokenizer: no special tokens
+    eos_token_id: null,
     pretraining_tp: 1,
     tie_word_embeddings: c.tie_word_embeddings,
     rope_theta: c.rope_theta,
