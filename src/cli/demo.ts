@@ -7,6 +7,7 @@ import { gradCheck } from '../../reference/gradcheck.ts';
 import { buildLm, FFN_DRIVERS, initLm, lmBackward, lmForward, lmParamSpecs, TINY_LM_BASE } from '../../reference/lm.ts';
 import { drawWithMargin } from '../../reference/margins.ts';
 import { Rng } from '../../reference/rng.ts';
+import { SEED_MAX } from '../train/rng.ts';
 
 const HELP = `monet demo — run a tiny float64 LM forward and backward with each feed-forward kind and check its gradients
 
@@ -29,9 +30,18 @@ function parseArgs(args: string[]): { seed: number; samples: number } | 'help' {
     if (a === '--help' || a === '-h') return 'help';
     if (a !== '--seed' && a !== '--samples')
       throw new Error(`monet demo: unknown option '${a}'; expected --seed N, --samples N or --help`);
-    const v = Number(args[++i]);
-    if (!Number.isInteger(v) || v < (a === '--seed' ? 0 : 1))
-      throw new Error(`monet demo: ${a} expects an integer ${a === '--seed' ? '≥ 0' : '≥ 1'}, found '${args[i]}'`);
+    const raw = args[++i] ?? '';
+    const v = Number(raw);
+    // decimal digits only (Number() would also read 0x10, 1e3 or ' 7 ')
+    if (
+      !/^\d+$/.test(raw) ||
+      !Number.isSafeInteger(v) ||
+      v < (a === '--seed' ? 0 : 1) ||
+      (a === '--seed' && v > SEED_MAX)
+    )
+      throw new Error(
+        `monet demo: ${a} expects an integer ${a === '--seed' ? `in [0, ${SEED_MAX}]` : '≥ 1'} in decimal digits, found '${raw}'`,
+      );
     if (a === '--seed') opts.seed = v;
     else opts.samples = v;
   }
@@ -39,7 +49,7 @@ function parseArgs(args: string[]): { seed: number; samples: number } | 'help' {
 }
 
 export async function demo(args: string[]): Promise<number> {
-  let opts;
+  let opts: ReturnType<typeof parseArgs>;
   try {
     opts = parseArgs(args);
   } catch (e) {

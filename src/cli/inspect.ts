@@ -60,6 +60,7 @@ import {
   type UnitGroup,
 } from '../interp/units.ts';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
+import { SEED_MAX } from '../train/rng.ts';
 
 const SUBCOMMANDS = ['units', 'unit', 'compare', 'mask', 'steer', 'report', 'code-corpus'] as const;
 type Sub = (typeof SUBCOMMANDS)[number];
@@ -152,6 +153,7 @@ const FLAGS: FlagSpec[] = [
     name: 'seed',
     type: 'int',
     min: 0,
+    max: SEED_MAX,
     help: 'steer: sampling seed (the same for unsteered and steered)',
     default: '1',
   },

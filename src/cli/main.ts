@@ -17,6 +17,8 @@ Commands:
 
 Run \`monet <command> --help\` for a command's options.`;
 
+import { guardOutput } from './output.ts';
+
 type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 };
 
 export async function main(argv: string[]): Promise<number> {
+  guardOutput();
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
     console.log(HELP);

@@ -1,6 +1,7 @@
 // `monet sample --checkpoint <folder>`: generate text from a trained run folder or a downloaded MonetLLM folder.
 
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
+import { SEED_MAX } from '../train/rng.ts';
 import { openRun } from '../train/run.ts';
 import { generate, generateIds, TextStream, type SamplingOptions } from '../train/sample.ts';
 import { isHfDir } from '../hf/dir-source.ts';
@@ -39,7 +40,7 @@ export const SAMPLING_FLAGS: FlagSpec[] = [
     help: 'divide positive (multiply negative) logits of tokens already in the context (1 = off)',
     default: '1',
   },
-  { name: 'seed', type: 'int', min: 0, help: 'sampling seed', default: '1' },
+  { name: 'seed', type: 'int', min: 0, max: SEED_MAX, help: 'sampling seed', default: '1' },
 ];
 
 const FLAGS: FlagSpec[] = [

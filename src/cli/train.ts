@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { defaultRunName, resolveModel, resolveTrainOptions, TRAIN_DEFAULTS, TRAIN_FLAGS } from '../train/options.ts';
 import { PRESETS } from '../train/presets.ts';
 import { describeModel, train } from '../train/trainer.ts';
+import { onOutputClosed } from './output.ts';
 
 const USAGE = `Usage: monet train [options]
 
@@ -130,20 +131,30 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     const o = resolveTrainOptions(f, preset, name ?? defaultRunName(preset));
     if (resume) refuseChangedOnResume(f, join(o.runsDir, o.name));
+    // Ctrl-C: finish the step, write a checkpoint, exit 130; a second Ctrl-C exits at once (the run folder keeps
+    // its last checkpoint). A closed output (`monet train | head`) stops the same way, with exit 1.
     const stop = { requested: false };
+    let interrupted = false;
     const onSigint = () => {
-      if (stop.requested) process.exit(130);
-      stop.requested = true;
+      if (interrupted) {
+        process.stderr.write('\ninterrupt again: quitting at once, without a checkpoint of this step\n');
+        process.exit(130);
+      }
+      interrupted = stop.requested = true;
       process.stderr.write(
         '\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)\n',
       );
     };
     process.on('SIGINT', onSigint);
+    const restoreOutput = onOutputClosed(() => {
+      stop.requested = true;
+    });
     try {
-      await train(o, config, resume, { out: process.stdout, stop }, Boolean(f.force));
-      return stop.requested ? 130 : 0;
+      const r = await train(o, config, resume, { out: process.stdout, stop }, Boolean(f.force));
+      return r.interrupted ? (interrupted ? 130 : 1) : 0;
     } finally {
       process.off('SIGINT', onSigint);
+      restoreOutput();
     }
   } catch (e) {
     if (e instanceof FlagError) {

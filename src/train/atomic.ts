@@ -17,7 +17,15 @@ export const fsOps = {
   closeSync: fs.closeSync,
   renameSync: fs.renameSync,
   unlinkSync: fs.unlinkSync,
+  appendFileSync: fs.appendFileSync as (path: string, data: string) => void,
 };
+
+/** What an errno code means for a write, in words (' (the disk is full)'), or ''. */
+function writeErrorHint(code: string | undefined): string {
+  if (code === 'ENOSPC') return ' (the disk is full)';
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return ' (no permission to write there)';
+  return '';
+}
 
 /** A file could not be written or put in place; the previous version of `path` (if any) is untouched. */
 export class AtomicWriteError extends Error {
@@ -27,14 +35,10 @@ export class AtomicWriteError extends Error {
     cause: unknown,
   ) {
     const detail = (cause as Error)?.message ?? String(cause);
-    const hint =
-      code === 'ENOSPC'
-        ? ' (the disk is full)'
-        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-          ? ' (no permission to write there)'
-          : '';
+    const hint = writeErrorHint(code);
     super(
-      `cannot write ${path}${hint}: ${detail}; the previous ${basename(path)}, if any, is unchanged and no partial file was left`,
+      `cannot write ${path}${hint}: ${detail}; ` +
+        `the previous ${basename(path)}, if any, is unchanged and no partial file was left`,
     );
     this.name = 'AtomicWriteError';
   }
@@ -80,7 +84,9 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   syncDir(dir);
 }
 
-/** Make renames in `dir` durable. Some platforms (Windows) cannot open a directory; the rename is still atomic there. */
+/**
+ * Make renames in `dir` durable. Some platforms (Windows) cannot open a directory; the rename is still atomic there.
+ */
 export function syncDir(dir: string): void {
   try {
     const dfd = fs.openSync(dir, 'r');
@@ -94,9 +100,17 @@ export function syncDir(dir: string): void {
   }
 }
 
-/** Append one JSON line (a log record). Appends of one short line are atomic enough for a log; no rename needed. */
+/**
+ * Append one JSON line (a log record). Appends of one short line are atomic enough for a log; no rename needed.
+ * A failure names the file (Node's ENOSPC message does not).
+ */
 export function appendJsonl(path: string, record: Record<string, unknown>): void {
-  fs.appendFileSync(path, `${JSON.stringify(record)}\n`);
+  try {
+    fsOps.appendFileSync(path, `${JSON.stringify(record)}\n`);
+  } catch (e) {
+    const hint = writeErrorHint((e as NodeJS.ErrnoException).code);
+    throw new Error(`cannot append to ${path}${hint}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**

@@ -240,6 +240,10 @@ export function saveCheckpoint(
   const trainer = trainerStateBytes(config, { ...st, modelChecksum: model.checksum });
   const pm = join(dir, PENDING_MODEL);
   const ps = join(dir, PENDING_STATE);
+  // What a failed write leaves to resume from: the previous checkpoint, if the run has committed one.
+  const previous = existsSync(join(dir, 'trainer_state.safetensors'))
+    ? `The previous checkpoint in ${dir} is intact (resume from it with --resume)`
+    : `There is no earlier checkpoint in ${dir} to resume from`;
   try {
     writeConfig(dir, config, tokenizer); // the same content at every checkpoint of a run
     writeFileAtomic(pm, model.bytes);
@@ -253,10 +257,7 @@ export function saveCheckpoint(
       }
     }
     const why = e instanceof AtomicWriteError ? e.message : (e as Error).message;
-    throw new CheckpointWriteError(
-      `checkpoint of step ${st.step} not written: ${why}. The previous checkpoint in ${dir} is intact (resume from it with --resume)`,
-      e,
-    );
+    throw new CheckpointWriteError(`checkpoint of step ${st.step} not written: ${why}. ${previous}`, e);
   }
   try {
     fsOps.renameSync(ps, join(dir, 'trainer_state.safetensors')); // commit point
@@ -269,7 +270,7 @@ export function saveCheckpoint(
       }
     }
     throw new CheckpointWriteError(
-      `checkpoint of step ${st.step} not committed: renaming ${ps} failed (${(e as Error).message}). The previous checkpoint in ${dir} is intact`,
+      `checkpoint of step ${st.step} not committed: renaming ${ps} failed (${(e as Error).message}). ${previous}`,
       e,
     );
   }

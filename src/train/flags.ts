@@ -11,6 +11,8 @@ export interface FlagSpec {
   choices?: readonly string[];
   /** Lower bound for numbers (inclusive). */
   min?: number;
+  /** Upper bound for numbers (inclusive). */
+  max?: number;
   /** Strictly positive numbers. */
   positive?: boolean;
   /** Shown in help; parse() does not fill defaults in (callers merge them), so "given or not" stays visible. */
@@ -99,11 +101,13 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], argv: re
 
 function describeType(s: FlagSpec): string {
   if (s.choices) return `one of ${s.choices.join(', ')}`;
+  const an = s.type === 'int' ? 'an integer' : 'a number';
   switch (s.type) {
     case 'int':
-      return s.positive ? 'a positive integer' : s.min !== undefined ? `an integer ≥ ${s.min}` : 'an integer';
     case 'float':
-      return s.positive ? 'a positive number' : s.min !== undefined ? `a number ≥ ${s.min}` : 'a number';
+      if (s.max !== undefined) return `${an} in [${s.positive ? '>0' : (s.min ?? '-∞')}, ${s.max}]`;
+      if (s.positive) return `a positive ${s.type === 'int' ? 'integer' : 'number'}`;
+      return s.min !== undefined ? `${an} ≥ ${s.min}` : an;
     case 'list':
       return 'one or more comma-separated values';
     default:
@@ -111,19 +115,33 @@ function describeType(s: FlagSpec): string {
   }
 }
 
+/**
+ * Numbers in decimal notation only: digits with an optional sign, point and exponent (`3e-4`, `.5`, `-2`).
+ * `Number()` also reads `0x10`, `0b11`, `Infinity` and surrounding spaces, which a flag must not silently turn into
+ * 16, 3 or ∞.
+ */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const INTEGER = /^[+-]?\d+$/;
+
 function convert(command: string, s: FlagSpec, raw: string, prev: FlagValues[string]): FlagValues[string] {
-  const bad = () => new FlagError(`monet ${command}: --${s.name} expects ${describeType(s)}, found '${raw}'`);
+  const bad = (why = '') =>
+    new FlagError(`monet ${command}: --${s.name} expects ${describeType(s)}, found '${raw}'${why}`);
   switch (s.type) {
-    case 'int': {
-      if (!/^-?\d+$/.test(raw.trim())) throw bad();
-      const v = Number(raw);
-      if (!Number.isSafeInteger(v) || (s.positive && v <= 0) || (s.min !== undefined && v < s.min)) throw bad();
-      return v;
-    }
+    case 'int':
     case 'float': {
+      if (!(s.type === 'int' ? INTEGER : DECIMAL).test(raw)) {
+        const readable = raw.trim() !== '' && !Number.isNaN(Number(raw));
+        const rule =
+          s.type === 'int' ? 'an integer is written in decimal digits' : 'numbers are read in decimal notation';
+        throw bad(readable ? ` (${rule} only)` : '');
+      }
       const v = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(v) || (s.positive && v <= 0) || (s.min !== undefined && v < s.min))
-        throw bad();
+      const inRange =
+        (s.type === 'int' ? Number.isSafeInteger(v) : Number.isFinite(v)) &&
+        !(s.positive && v <= 0) &&
+        !(s.min !== undefined && v < s.min) &&
+        !(s.max !== undefined && v > s.max);
+      if (!inRange) throw bad();
       return v;
     }
     case 'string':

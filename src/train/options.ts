@@ -3,6 +3,7 @@
 // `--moe-experts` on a dense model would make a user believe they trained something they did not).
 
 import { FlagError, type FlagSpec, type FlagValues } from './flags.ts';
+import { SEED_MAX } from './rng.ts';
 import { getPreset, presetNames, validateConfig, type FfnKind, type ModelConfig } from './presets.ts';
 
 export const BACKENDS = ['auto', 'webgpu', 'wasm', 'reference', 'js'] as const;
@@ -170,7 +171,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'beta2', type: 'float', min: 0, help: 'AdamW β2', default: String(D.beta2) },
   { name: 'adam-eps', type: 'float', positive: true, help: 'AdamW ε', default: String(D.eps) },
   { name: 'clip', type: 'float', min: 0, help: 'gradient-norm clip (0 = off)', default: String(D.clip) },
-  { name: 'seed', type: 'int', min: 0, help: 'seed for init and batches', default: String(D.seed) },
+  { name: 'seed', type: 'int', min: 0, max: SEED_MAX, help: 'seed for init and batches', default: String(D.seed) },
   // reporting
   { name: 'eval-every', type: 'int', positive: true, help: 'validation every N steps', default: String(D.evalEvery) },
   { name: 'eval-batches', type: 'int', positive: true, help: 'validation batches', default: String(D.evalBatches) },
@@ -251,7 +252,7 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
     presetName = ffn ? SMALL_FOR[ffn] : D.preset;
     if (ffn === 'monet' && f['moe-decompose'] === 'horizontal') presetName = 'monet-hd-small';
   }
-  let preset;
+  let preset: ReturnType<typeof getPreset>;
   try {
     preset = getPreset(presetName);
   } catch (e) {

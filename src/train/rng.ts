@@ -6,6 +6,9 @@
 
 export type RngState = [number, number, number, number];
 
+/** The largest seed: seeds are uint32 (the `--seed` flags accept 0 … SEED_MAX). */
+export const SEED_MAX = 0xffffffff;
+
 function splitmix32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
@@ -23,7 +26,7 @@ export class Rng {
   constructor(seed: number | RngState) {
     this.s = new Uint32Array(4);
     if (typeof seed === 'number') {
-      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      if (!Number.isInteger(seed) || seed < 0 || seed > SEED_MAX) {
         throw new Error(`Rng: expected an integer seed in [0, 2^32), found ${seed}`);
       }
       const sm = splitmix32(seed);

@@ -19,7 +19,7 @@
 // evaluation or a checkpoint (so neither runs in the middle of a streak). Any error in the loop
 // (a lost WebGPU device, a failed checkpoint write) is reported with the step of the last checkpoint to resume from.
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
@@ -32,6 +32,7 @@ import { initParams } from './init.ts';
 import type { TrainOptions } from './options.ts';
 import { expertScaling, formatCount, paramBreakdown, type ModelConfig } from './presets.ts';
 import { Progress } from './progress.ts';
+import { checkFreshRunFolder, clearRunFolder, lockRunFolder, type RunLock } from './run-folder.ts';
 import { generate } from './sample.ts';
 import { learningRate, topkAlpha } from './schedule.ts';
 import { lossCurveSvg } from './svg.ts';
@@ -48,11 +49,16 @@ export interface TrainResult {
   ratio: number; // valLoss / unigramEntropy
   sample: string;
   seconds: number;
+  /** Stopped by io.stop (Ctrl-C) before o.steps: a checkpoint was written; no final validation or sample. */
+  interrupted: boolean;
 }
 
 export interface TrainIO {
   out: { write(s: string): unknown; isTTY?: boolean };
-  /** Set by the caller (SIGINT) to stop after the current step; a checkpoint is written before returning. */
+  /**
+   * Set by the caller (SIGINT) to stop after the current step; a checkpoint is written before returning. The loop
+   * yields to the event loop after every step, so a signal handler gets to run on every backend.
+   */
   stop?: { requested: boolean };
   /** Fault-injection hook for tests: wraps the engine the run trains with (e.g. to return a NaN loss at step k). */
   wrapEngine?: (engine: Engine) => Engine;
@@ -179,7 +185,12 @@ interface LoopEnd {
   step: number;
   lastLoss: number;
   seconds: number; // training time of the whole run so far
+  /** Stopped by io.stop; `inStreak`: the last step read was skipped (no checkpoint is written then). */
+  interrupted?: { inStreak: boolean };
 }
+
+/** Let pending events (a SIGINT handler, an EPIPE) run: a CPU backend's step never returns to the event loop. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The options a resume takes from the command line; every other one comes from the run's saved options. */
 const MAY_CHANGE_ON_RESUME: readonly (keyof TrainOptions)[] = [
@@ -217,16 +228,10 @@ class RunLog {
 
 /** A fresh run: refuse to overwrite a run without --force, check the memory, draw the initial parameters. */
 function startFresh(o: TrainOptions, config: ModelConfig, force: boolean): RunStart {
-  const runDir = join(o.runsDir, o.name);
-  if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'trainer_state.safetensors'))) {
-    if (!force)
-      throw new Error(
-        `run folder ${runDir} already holds a run; pass --resume to continue it, --force to replace it, ` +
-          'or --name for a new one',
-      );
-  }
-  // The folder is replaced / created only once the data and the backend are known to work (prepareRunFolder), so
-  // that a wrong --data or --seq-len neither deletes an old run nor leaves an empty folder behind.
+  // Refused now if the folder holds a run (without --force) or anything that is not a run's; it is replaced /
+  // created only once the data and the backend are known to work (createRunFolder), so that a wrong --data or
+  // --seq-len neither deletes an old run nor leaves an empty folder behind.
+  checkFreshRunFolder(join(o.runsDir, o.name), force);
   checkFitsInMemory(config, o.backend);
   const { params, state } = initParams(config, o.seed);
   return { options: o, config, params, state, step: 0, seconds: 0, records: [], resumed: false };
@@ -238,7 +243,6 @@ function startFresh(o: TrainOptions, config: ModelConfig, force: boolean): RunSt
  */
 export function openResume(o: TrainOptions, say: (line: string) => void): RunStart {
   const runDir = join(o.runsDir, o.name);
-  if (!existsSync(runDir)) throw new Error(`--resume: run folder ${runDir} does not exist`);
   // Finish (or discard) a checkpoint commit that a crash interrupted, before reading anything.
   const recovered = recoverCheckpoint(runDir);
   if (recovered) say(`${runDir}: ${recovered}`);
@@ -330,21 +334,38 @@ function loadRunData(o: TrainOptions, config: ModelConfig, sampler: SamplerState
   return {
     splits,
     tokenizer,
-    sampler: new BatchSampler(splits.train, B, S, sampler ?? o.seed + 1),
+    // The sampler's stream is seeded one past the init's (wrapping at 2³², so that every uint32 --seed works).
+    sampler: new BatchSampler(splits.train, B, S, sampler ?? (o.seed + 1) >>> 0),
     valBatches,
   };
 }
 
-/** Create (or, with --force, replace) the folder of a fresh run; a resumed run's folder is already there. */
-async function prepareRunFolder(runDir: string, start: RunStart, force: boolean, engine: Engine): Promise<void> {
-  if (start.resumed) return;
+/**
+ * Create the folder of a fresh run (or, with --force, remove the old run's files from it), under the folder's lock,
+ * and mark it as a run folder with a first run.json.
+ */
+function createRunFolder(runDir: string, force: boolean): RunLock {
+  const created = !existsSync(runDir);
   try {
-    if (force) rmSync(runDir, { recursive: true, force: true });
     mkdirSync(runDir, { recursive: true });
   } catch (e) {
-    await engine.dispose();
     throw new Error(`cannot create the run folder ${runDir} (${(e as Error).message})`);
   }
+  const lock = lockRunFolder(runDir);
+  try {
+    clearRunFolder(runDir, force);
+  } catch (e) {
+    lock.release();
+    if (created) rmdirSync(runDir, { recursive: false });
+    throw e;
+  }
+  return lock;
+}
+
+/** Take the lock of a resumed run's folder, which must exist. */
+function lockForResume(runDir: string): RunLock {
+  if (!existsSync(runDir)) throw new Error(`--resume: run folder ${runDir} does not exist`);
+  return lockRunFolder(runDir);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -388,15 +409,14 @@ function runJson(run: Run, extra: Record<string, unknown>): string {
   return `${JSON.stringify({ options: run.o, config: run.config, backend: run.engine.name, ...extra }, null, 2)}\n`;
 }
 
+const resumeCommand = (o: TrainOptions) =>
+  `monet train --resume --name ${o.name}${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}`;
+
 /** What to tell the user when the run cannot go on. */
 function resumeHint(run: Run): string {
   const { o } = run;
   if (run.lastCheckpoint === null) return 'no checkpoint had been written yet';
-  const where = o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : '';
-  return (
-    `the checkpoint of step ${run.lastCheckpoint} in ${run.runDir} is intact; ` +
-    `continue with: monet train --resume --name ${o.name}${where}`
-  );
+  return `the checkpoint of step ${run.lastCheckpoint} in ${run.runDir} is intact; continue with: ${resumeCommand(o)}`;
 }
 
 /** Write a checkpoint of the engine's model and moments, then run.json and the loss curve. */
@@ -559,9 +579,12 @@ async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
     const batches: Int32Array[] = [];
     for (let a = 0; a < o.gradAccum; a++) batches.push(data.sampler.next());
     const hp = stepHyper(o, step);
+    // After a stop request the loop runs on to the next step whose result it reads (a device engine's fault
+    // counters arrive with it), and stops there.
+    const want = wantsResult(o, step, run.startStep) || io.stop?.requested === true;
     let r: StepResult | null;
     try {
-      r = await engine.trainStep(batches, B, S, hp, wantsResult(o, step, run.startStep));
+      r = await engine.trainStep(batches, B, S, hp, want);
     } catch (e) {
       throw new Error(`step ${step + 1} failed on ${engine.name}: ${(e as Error).message}; ${resumeHint(run)}`, {
         cause: e,
@@ -569,23 +592,26 @@ async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
     }
     step++;
     rate.tokens += tokensPerStep;
+    await yieldToEventLoop();
     if (r) {
       recordFaults(run, r, hp, step, faults, progress);
-      // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
-      if (r.skipped) continue;
-      lastLoss = r.loss;
-      logStep(run, r, hp, step, rate, progress, tLoop);
+      if (!r.skipped) {
+        lastLoss = r.loss;
+        logStep(run, r, hp, step, rate, progress, tLoop);
+      }
     }
-    if (step % o.evalEvery === 0 && step < o.steps) {
-      const ev = await evaluate(run, alphaAt(o, step));
-      run.log.write({ step, val_loss: ev.ce, val_total: ev.loss });
-      progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
+    // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
+    if (!r?.skipped) {
+      if (step % o.evalEvery === 0 && step < o.steps) {
+        const ev = await evaluate(run, alphaAt(o, step));
+        run.log.write({ step, val_loss: ev.ce, val_total: ev.loss });
+        progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
+      }
+      if (step % o.saveEvery === 0 && step < o.steps) await writeCheckpoint(run, step, seconds());
     }
-    if (step % o.saveEvery === 0 && step < o.steps) await writeCheckpoint(run, step, seconds());
-    if (io.stop?.requested) {
+    if (io.stop?.requested && r && step < o.steps) {
       progress.done();
-      run.say(`stopping at step ${step} (interrupted); checkpoint written, continue with --resume`);
-      break;
+      return { step, lastLoss, seconds: seconds(), interrupted: { inStreak: Boolean(r.skipped) } };
     }
   }
   progress.done();
@@ -627,6 +653,33 @@ function logStep(
   });
 }
 
+/** The end of an interrupted session: a checkpoint (unless a fault streak lasts) and where to continue from. */
+async function finishInterrupted(run: Run, end: LoopEnd): Promise<TrainResult> {
+  if (end.interrupted?.inStreak) {
+    run.say(
+      `interrupted at step ${end.step} during a streak of skipped steps; no checkpoint written: ${resumeHint(run)}`,
+    );
+  } else {
+    if (run.lastCheckpoint !== end.step) await writeCheckpoint(run, end.step, end.seconds);
+    run.say(
+      `interrupted at step ${end.step} of ${run.o.steps}: checkpoint of step ${end.step} written to ${run.runDir}; ` +
+        `continue with: ${resumeCommand(run.o)}`,
+    );
+  }
+  return {
+    runDir: run.runDir,
+    backend: run.engine.name,
+    steps: end.step,
+    finalTrainLoss: end.lastLoss,
+    valLoss: NaN,
+    unigramEntropy: run.data.splits.entropy,
+    ratio: NaN,
+    sample: '',
+    seconds: end.seconds,
+    interrupted: true,
+  };
+}
+
 /** The end of a session: final validation, checkpoint, sample, and run.json with the summary. */
 async function finishRun(run: Run, end: LoopEnd, t0: number): Promise<TrainResult> {
   const { o, engine, config } = run;
@@ -661,6 +714,7 @@ async function finishRun(run: Run, end: LoopEnd, t0: number): Promise<TrainResul
     ratio,
     sample,
     seconds: end.seconds,
+    interrupted: false,
   };
   writeFileAtomic(
     join(run.runDir, 'run.json'),
@@ -685,54 +739,69 @@ export async function train(
 ): Promise<TrainResult> {
   const say: Say = (s) => io.out.write(`${s}\n`);
   const t0 = performance.now();
-  const start = resume ? openResume(options, say) : startFresh(options, flagsConfig, force);
-  const { options: o, config } = start;
-  const runDir = join(o.runsDir, o.name);
-  if (resume) say(`resuming ${runDir} at step ${start.step}`);
-
-  const data = loadRunData(o, config, start.sampler, say);
-  const created = await createEngine(o.backend, {
-    config,
-    params: start.params,
-    state: start.state,
-    m: start.moments?.m,
-    v: start.moments?.v,
-  });
-  const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
-  say(`backend: ${engine.name} (${created.why})`);
-  await prepareRunFolder(runDir, start, force, engine);
-  say(
-    `training ${o.steps} steps × ${(o.batchSize * o.seqLen * o.gradAccum).toLocaleString('en-US')} tokens ` +
-      `(batch ${o.batchSize} × seq ${o.seqLen}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), ` +
-      `AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`,
-  );
-  const run: Run = {
-    o,
-    config,
-    runDir,
-    engine,
-    data,
-    log: new RunLog(join(runDir, 'log.jsonl'), start.records),
-    resumed: start.resumed,
-    startStep: start.step,
-    prevSeconds: start.seconds,
-    lastCheckpoint: start.resumed ? start.step : null,
-    say,
-  };
+  const runDir = join(options.runsDir, options.name);
+  // A resume locks the folder before it reads anything; a fresh run once it creates the folder.
+  let lock: RunLock | null = resume ? lockForResume(runDir) : null;
   try {
+    if (lock?.replaced) say(`${runDir}: removed the stale lock of PID ${lock.replaced.pid}, which no longer runs`);
+    const start = resume ? openResume(options, say) : startFresh(options, flagsConfig, force);
+    const { options: o, config } = start;
+    if (resume) say(`resuming ${runDir} at step ${start.step}`);
+
+    const data = loadRunData(o, config, start.sampler, say);
+    const created = await createEngine(o.backend, {
+      config,
+      params: start.params,
+      state: start.state,
+      m: start.moments?.m,
+      v: start.moments?.v,
+    });
+    const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
+    try {
+      say(`backend: ${engine.name} (${created.why})`);
+      if (!start.resumed) lock = createRunFolder(runDir, force);
+      say(
+        `training ${o.steps} steps × ${(o.batchSize * o.seqLen * o.gradAccum).toLocaleString('en-US')} tokens ` +
+          `(batch ${o.batchSize} × seq ${o.seqLen}${o.gradAccum > 1 ? ` × accum ${o.gradAccum}` : ''}), ` +
+          `AdamW lr ${o.lr} → ${o.minLr}, warm-up ${o.warmup}, wd ${o.weightDecay}, clip ${o.clip}, seed ${o.seed}`,
+      );
+      const run: Run = {
+        o,
+        config,
+        runDir,
+        engine,
+        data,
+        log: new RunLog(join(runDir, 'log.jsonl'), start.records),
+        resumed: start.resumed,
+        startStep: start.step,
+        prevSeconds: start.seconds,
+        lastCheckpoint: start.resumed ? start.step : null,
+        say,
+      };
+      return await runSession(run, io, t0);
+    } finally {
+      try {
+        await engine.dispose();
+      } catch {
+        // a lost device cannot be disposed cleanly; the error that stopped the run is the one to report
+      }
+    }
+  } finally {
+    lock?.release();
+  }
+}
+
+/** One session of a run in its (locked) folder: start records, the loop, and its end. */
+async function runSession(run: Run, io: TrainIO, t0: number): Promise<TrainResult> {
+  try {
+    if (!run.resumed) writeFileAtomic(join(run.runDir, 'run.json'), runJson(run, { step: 0 }));
     await logSessionStart(run);
     const end = await trainLoop(run, io);
-    return await finishRun(run, end, t0);
+    return end.interrupted ? await finishInterrupted(run, end) : await finishRun(run, end, t0);
   } catch (e) {
     // Whatever stopped the run (device lost, disk full, divergence), say where it can be resumed from.
     const msg = (e as Error).message ?? String(e);
-    if (/is intact|no checkpoint had been written/.test(msg)) throw e;
+    if (/is intact|no checkpoint had been written|no earlier checkpoint/.test(msg)) throw e;
     throw new Error(`${msg}; ${resumeHint(run)}`, { cause: e });
-  } finally {
-    try {
-      await engine.dispose();
-    } catch {
-      // a lost device cannot be disposed cleanly; the error that stopped the run is the one to report
-    }
   }
 }
