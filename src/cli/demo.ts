@@ -40,7 +40,8 @@ function parseArgs(args: string[]): { seed: number; samples: number } | 'help' {
       (a === '--seed' && v > SEED_MAX)
     )
       throw new Error(
-        `monet demo: ${a} expects an integer ${a === '--seed' ? `in [0, ${SEED_MAX}]` : '≥ 1'} in decimal digits, found '${raw}'`,
+        `monet demo: ${a} expects an integer ${a === '--seed' ? `in [0, ${SEED_MAX}]` : '≥ 1'} ` +
+          `in decimal digits, found '${raw}'`,
       );
     if (a === '--seed') opts.seed = v;
     else opts.samples = v;
