@@ -131,7 +131,7 @@ test('--force replaces a run: its own files only; a file monet did not write sto
   ]);
 });
 
-test('two trainers, one folder: the second refuses naming the first’s PID; a dead holder’s lock is taken over', async () => {
+test('two trainers, one folder: the second names the first one’s PID; a dead holder’s lock is taken over', async () => {
   const name = 'locked';
   const child = spawn(
     process.execPath,
