@@ -3,11 +3,10 @@
 // contexts of experts and neurons on held-out text, and sampling with a neuron pushed.
 //
 // Sizes: T characters analysed (≤ max_position_embeddings), L layers, H expert heads, E experts per side (Monet,
-// N = E² composite experts), F hidden neurons (TopK / dense), W analysis windows of S_w bytes, M contexts kept per unit.
+// N = E² composite experts), F hidden neurons (TopK / dense), W analysis windows of S_w bytes, M contexts kept per
+// unit.
 
 import { lmForward } from '../reference/lm.ts';
-import { monetLayerRouting, type MonetLmConfig } from '../reference/lm-monet.ts';
-import type { FfnDriver } from '../reference/lm-ffn.ts';
 import type { Params } from '../reference/common.ts';
 import { parseSafetensors } from '../src/safetensors.ts';
 import { stateCheckpointName } from '../src/train/checkpoint.ts';
@@ -93,27 +92,20 @@ export interface LayerRouting {
   g2: Float64Array; // (T, H, E) router 2 weights: top halves j
 }
 
-/** Eval-mode forward of one sequence, keeping every layer's (g1, g2) (reference/lm-monet.ts monetLayerRouting). */
+/** Eval-mode forward of one sequence, keeping every layer's (g1, g2) (its group's router, reference/lm-monet.ts). */
 export function monetRouting(model: InterpModel, tokens: Int32Array): LayerRouting[] {
   if (model.config.ffn !== 'monet')
     throw new Error(`monetRouting: the model's ffn is '${model.config.ffn}', not 'monet'`);
   const S = tokens.length;
   const out: LayerRouting[] = [];
-  const base = model.lm.driver;
   const H = model.config.moe_heads!;
   const E = model.config.moe_experts!;
-  // The same driver with a read-only tap after each layer's forward; nothing the model computes changes.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const driver: FfnDriver<any, any> = {
-    ...base,
-    forward(c, ctx, u, o) {
-      const saved = base.forward(c, ctx, u, o);
-      const r = monetLayerRouting(c as MonetLmConfig, ctx);
-      out[ctx.layer] = { layer: ctx.layer, T: S, H, E, g1: r.g1.slice(), g2: r.g2.slice() };
-      return saved;
-    },
-  };
-  lmForward({ ...model.lm, driver }, model.params, tokens, 1, S, model.state);
+  const pass = lmForward(model.lm, model.params, tokens, 1, S, model.state).saved.ffn;
+  if (pass.kind !== 'monet') throw new Error(`monetRouting: expected a Monet feed-forward pass, found '${pass.kind}'`);
+  for (let l = 0; l < model.lm.L; l++) {
+    const r = pass.router(l); // the routing weights layer l uses (its group's router)
+    out[l] = { layer: l, T: S, H, E, g1: r.g1.slice(), g2: r.g2.slice() };
+  }
   return out;
 }
 

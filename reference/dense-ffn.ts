@@ -13,26 +13,11 @@
 //   swiglu: dgate_pre = dh ⊙ silu'(g) ⊙ u,  dup_pre = dh ⊙ silu(g);   else: dpre = dh ⊙ act'(pre)
 //   dx += dpre·W (for each input projection),  dW += dpreᵀ·x
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import type { TensorMap } from '../src/tensor.ts';
 import { activationBackward, activationForward, swigluBackward, swigluForward } from './activations.ts';
-import {
-  CaseInputs,
-  cfgEnum,
-  cfgInt,
-  gradBuffer,
-  gradParams,
-  put,
-  putGrads,
-  readParams,
-  type Config,
-  type ParamSpec,
-  type Params,
-} from './common.ts';
+import type { Params } from './common.ts';
 import { linearBackward, linearForward } from './linear.ts';
 
 export type DenseActivation = 'swiglu' | 'relu2' | 'relu' | 'gelu';
-export const DENSE_ACTIVATIONS: readonly DenseActivation[] = ['swiglu', 'relu2', 'relu', 'gelu'];
 
 export interface DenseFfnConfig {
   d: number; // hidden_size
@@ -52,24 +37,6 @@ export interface DenseFfnSaved {
   gatePre: Float64Array | null; // (T, F) gate_proj x, swiglu only (silu' needs it)
   upPre: Float64Array; // (T, F) up_proj x (the pre-activation for non-gated kinds)
   h: Float64Array; // (T, F) hidden activation fed to down_proj (ddown needs it)
-}
-
-export function parseDenseFfnConfig(config: Config, where: string): DenseFfnConfig {
-  return {
-    d: cfgInt(config, 'hidden_size', where),
-    F: cfgInt(config, 'intermediate_size', where),
-    activation: cfgEnum(config, 'activation', DENSE_ACTIVATIONS, where),
-  };
-}
-
-/** Parameter names and shapes (the fixture / checkpoint names, relative to the block). */
-export function denseFfnParamSpecs(cfg: DenseFfnConfig): ParamSpec[] {
-  const { d, F } = cfg;
-  const specs: ParamSpec[] = [];
-  if (cfg.activation === 'swiglu') specs.push({ name: 'gate_proj.weight', shape: [F, d], init: 'normal' });
-  specs.push({ name: 'up_proj.weight', shape: [F, d], init: 'normal' });
-  specs.push({ name: 'down_proj.weight', shape: [d, F], init: 'normal' });
-  return specs;
 }
 
 /** Weights by role from a record with the Llama names. */
@@ -141,35 +108,4 @@ export function denseFfnGrads(g: Params | null): {
     up: g?.['up_proj.weight'] ?? null,
     down: g?.['down_proj.weight'] ?? null,
   };
-}
-
-/**
- * Fixture case `dense-ffn`: in.x (T, d), in.dy (T, d) → out.y, grad.in.x, grad.param.*.
- * Objective L = Σ out.y ⊙ in.dy, so the upstream gradient of y is exactly in.dy.
- */
-export function runDenseFfnCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  const inp = new CaseInputs(c);
-  const cfg = parseDenseFfnConfig(c.config, inp.where);
-  const T = inp.shapeOf('in.x')[0];
-  const x = inp.f64('in.x', [T, cfg.d]); // (T, d)
-  const specs = denseFfnParamSpecs(cfg);
-  const p = readParams(inp, specs);
-  const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, cfg.d]) : null; // (T, d)
-  inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly)
-    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${cfg.d}]) for the backward pass`);
-
-  const out: TensorMap = new Map();
-  const w = denseFfnWeights(cfg, p);
-  const y = new Float64Array(T * cfg.d); // (T, d)
-  const saved = denseFfnForward(y, x, w, cfg, T);
-  put(out, 'out.y', [T, cfg.d], y);
-  if (opts?.forwardOnly || !dy) return out;
-
-  const dx = gradBuffer(opts, 'grad.in.x', [T, cfg.d]); // (T, d)
-  const g = gradParams(opts, specs);
-  denseFfnBackward(dx, denseFfnGrads(g), dy, x, w, saved, cfg, T);
-  put(out, 'grad.in.x', [T, cfg.d], dx);
-  putGrads(out, specs, g);
-  return out;
 }

@@ -20,11 +20,8 @@
 // Per token this touches O(E·m·d + H·E·m) numbers; nothing of size E×E or N.
 // (The bias term: Σ_ij g_ij b_j = Σ_h (Σ_i g1[h,i]) Σ_j g2[h,j] b_j, and Σ_i g1[h,i] = 1.)
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import type { TensorMap } from '../src/tensor.ts';
 import { act, actGrad } from './activations.ts';
-import type { ParamSpec } from './common.ts';
-import { runMonetMoeCase, type MonetExpertsImpl } from './monet-layer.ts';
+import type { MonetExpertsImpl } from './monet-layer.ts';
 
 export interface MonetMoeDims {
   T: number;
@@ -210,20 +207,8 @@ export function monetHdBackward(
   }
 }
 
-/** Parameter specs, relative to the experts module (the checkpoint adds `moe.`). Biases and b start at zero. */
-export function monetHdParamSpecs(c: { d: number; E: number; m: number }): ParamSpec[] {
-  const { d, E, m } = c;
-  return [
-    { name: 'u.weight', shape: [E * m, d], init: 'normal' },
-    { name: 'u.bias', shape: [E * m], init: 'zeros' },
-    { name: 'v.weight', shape: [d, E * m], init: 'normal' },
-    { name: 'b', shape: [E, d], init: 'zeros' },
-  ];
-}
-
 export const MONET_HD: MonetExpertsImpl = {
   decompose: 'horizontal',
-  paramSpecs: monetHdParamSpecs,
   forward: (out, x, g1, g2, p, dims) => monetHdForward(out, x, g1, g2, p as MonetHdParams, dims),
   backward: (dx, grads, dg1, dg2, dout, x, g1, g2, p, saved, dims) =>
     monetHdBackward(
@@ -240,8 +225,3 @@ export const MONET_HD: MonetExpertsImpl = {
       dims,
     ),
 };
-
-/** Fixture case `monet-hd` (router + MoHDE + aux losses; see monet-layer.ts for the tensors). */
-export function runMonetHdCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  return runMonetMoeCase(c, opts, MONET_HD);
-}

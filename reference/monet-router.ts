@@ -24,25 +24,9 @@
 // Official code detail we do not copy: it fills unselected logits with −1e10 before a full softmax; exp underflows
 // to exactly 0 there, which is what skipping them here computes (SPEC §1.11 pitfall 1).
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import { u8, type TensorMap } from '../src/tensor.ts';
 import { batchnormForward, type BatchNormMode, type BatchNormSaved } from './batchnorm.ts';
-import {
-  CaseInputs,
-  cfgEnum,
-  cfgInt,
-  cfgNum,
-  gradBuffer,
-  gradParams,
-  put,
-  putGrads,
-  readParams,
-  type Config,
-  type ParamSpec,
-  type Params,
-} from './common.ts';
+import type { Params } from './common.ts';
 import { linearForward } from './linear.ts';
-import { relGap } from './margins.ts';
 import { monetSigma } from './normal.ts';
 
 export interface MonetRouterDims {
@@ -67,16 +51,15 @@ export type MonetRouterState = Record<
   Float64Array
 >;
 
-/** What forward saves for backward (only g is needed: the softmax Jacobian is expressed through g). */
+/**
+ * What forward saves for backward (only g is needed: the softmax Jacobian is expressed through g). The BatchNorm
+ * records keep the normalised logits n_r (bn_r.xhat, (T, H, E)), which is what the selection compared with sigma.
+ */
 export interface MonetRouterSaved {
   g1: Float64Array; // (T, H, E)
   g2: Float64Array; // (T, H, E)
   mask1: Uint8Array; // (T, H, E) selection masks (also the idx.mask1/idx.mask2 fixture outputs)
   mask2: Uint8Array; // (T, H, E)
-  z1: Float64Array; // (T, H, E) raw logits and BatchNorm outputs, kept for the routing-margin report only
-  z2: Float64Array; // (T, H, E)
-  n1: Float64Array; // (T, H, E)
-  n2: Float64Array; // (T, H, E)
   sigma: number;
   bn1: BatchNormSaved;
   bn2: BatchNormSaved;
@@ -137,8 +120,6 @@ export function monetRouterForward(
   const bnOpts = { mode: opts.mode, eps: opts.bnEps, momentum: opts.bnMomentum };
   const bnDims = { O: T, C: H, I: E }; // each head is one channel over T·E entries
   const masks: Uint8Array[] = [];
-  const ns: Float64Array[] = [];
-  const zs: Float64Array[] = [];
   const bns: BatchNormSaved[] = [];
   for (const r of [1, 2] as const) {
     const W = params[`w${r}.weight`]; // (H·E, d)
@@ -160,23 +141,9 @@ export function monetRouterForward(
     const mask = new Uint8Array(T * H * E); // (T, H, E)
     monetSelectSoftmax(r === 1 ? g1 : g2, mask, z, n, sigma, T, H, E);
     masks.push(mask);
-    zs.push(z);
-    ns.push(n);
     bns.push(bn);
   }
-  return {
-    g1,
-    g2,
-    mask1: masks[0],
-    mask2: masks[1],
-    z1: zs[0],
-    z2: zs[1],
-    n1: ns[0],
-    n2: ns[1],
-    sigma,
-    bn1: bns[0],
-    bn2: bns[1],
-  };
+  return { g1, g2, mask1: masks[0], mask2: masks[1], sigma, bn1: bns[0], bn2: bns[1] };
 }
 
 /**
@@ -224,54 +191,8 @@ export function monetRouterBackward(
   }
 }
 
-/**
- * The smallest relative routing margin (margins.ts relGap) of one router's decisions, for every (t, h):
- *   - each normalised logit against sigma (decides both the mask and whether the clamp is active);
- *   - where max_i n < sigma, only the argmax is selected: the max against the runner-up;
- *   - with `amb`, where ≥ 2 experts are selected, the largest selected raw logit against the second largest (the
- *     ambiguity loss takes max_i g, whose argmax must not flip under a finite-difference step).
- * A decision with margin ≥ 1e-3 cannot flip under the perturbations of a finite-difference check or a float32
- * rounding (FIXTURES.md "Routing boundaries"). The same three checks as the PyTorch fixture writer.
- */
-export function monetRouterMargin(
-  n: Float64Array, // (T, H, E) normalised logits
-  z: Float64Array | null, // (T, H, E) raw logits (needed with amb)
-  mask: Uint8Array | null, // (T, H, E) selection (needed with amb)
-  sigma: number,
-  T: number,
-  H: number,
-  E: number,
-): number {
-  let worst = Infinity;
-  for (let th = 0; th < T * H; th++) {
-    const row = th * E;
-    let n1 = -Infinity; // largest and second largest normalised logit
-    let n2 = -Infinity;
-    let z1 = -Infinity; // largest and second largest selected raw logit
-    let z2 = -Infinity;
-    let selected = 0;
-    for (let i = 0; i < E; i++) {
-      const v = n[row + i];
-      worst = Math.min(worst, relGap(v, sigma));
-      if (v > n1) [n1, n2] = [v, n1];
-      else if (v > n2) n2 = v;
-      if (z && mask?.[row + i]) {
-        selected++;
-        const zv = z[row + i];
-        if (zv > z1) [z1, z2] = [zv, z1];
-        else if (zv > z2) z2 = zv;
-      }
-    }
-    if (n1 < sigma) worst = Math.min(worst, relGap(n1, n2));
-    if (z && mask && selected >= 2) worst = Math.min(worst, relGap(z1, z2));
-  }
-  return worst;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Configuration, parameter/state specs and the `monet-router` fixture case.
-
-/** The router's part of a Monet config (keys as in the official `MonetConfig`). */
+/** The router's hyperparameters (config keys as in the official `MonetConfig`); src/kinds/monet-router.ts reads and
+ * checks them. */
 export interface MonetRouterConfig {
   d: number; // hidden_size
   E: number; // moe_experts = √N
@@ -282,114 +203,22 @@ export interface MonetRouterConfig {
   bnMomentum: number; // bn_momentum, default 0.1
 }
 
-export function parseMonetRouterConfig(config: Config, where: string): MonetRouterConfig {
-  const c: MonetRouterConfig = {
-    d: cfgInt(config, 'hidden_size', where),
-    E: cfgInt(config, 'moe_experts', where, 2),
-    H: cfgInt(config, 'moe_heads', where),
-    topk: cfgInt(config, 'moe_topk', where),
-    mode: cfgEnum(config, 'mode', ['train', 'eval'] as const, where),
-    bnEps: cfgNum(config, 'bn_eps', where, 1e-5),
-    bnMomentum: cfgNum(config, 'bn_momentum', where, 0.1),
-  };
-  if (c.topk >= c.E)
-    throw new Error(
-      `${where}: config.moe_topk: expected < moe_experts = ${c.E} (sigma = Φ⁻¹(1 − topk/E) needs 0 < topk/E < 1), found ${c.topk}`,
-    );
-  return c;
-}
-
+/** A router config is also the forward's options (topk, mode, bnEps, bnMomentum). */
 export function monetRouterOptions(c: MonetRouterConfig): MonetRouterOptions {
   return { topk: c.topk, mode: c.mode, bnEps: c.bnEps, bnMomentum: c.bnMomentum };
 }
 
-/** Parameter specs, named relative to the router (`w1.weight`, `w2.weight`). */
-export function monetRouterParamSpecs(c: MonetRouterConfig): ParamSpec[] {
-  return [
-    { name: 'w1.weight', shape: [c.H * c.E, c.d], init: 'normal' },
-    { name: 'w2.weight', shape: [c.H * c.E, c.d], init: 'normal' },
-  ];
-}
-
-/** BatchNorm buffers (PyTorch init: running_mean 0, running_var 1). */
+/** The BatchNorm buffers' names (PyTorch init: running_mean 0, running_var 1). */
 export const MONET_ROUTER_STATE = [
   'norm1.running_mean',
   'norm1.running_var',
   'norm2.running_mean',
   'norm2.running_var',
 ] as const;
-export function monetRouterStateSpecs(
-  c: MonetRouterConfig,
-): Array<{ name: string; shape: number[]; init: 'zeros' | 'ones' }> {
-  return MONET_ROUTER_STATE.map((name) => ({
-    name,
-    shape: [c.H],
-    init: name.endsWith('mean') ? ('zeros' as const) : ('ones' as const),
-  }));
-}
 
-/** A state record from a case (`state.<prefix>norm1.running_mean` …); required in eval mode, PyTorch's init if absent in train mode. */
-export function readMonetRouterState(inp: CaseInputs, c: MonetRouterConfig, prefix: string): MonetRouterState {
-  const st: Params = {};
-  for (const name of MONET_ROUTER_STATE) {
-    const full = `state.${prefix}${name}`;
-    if (inp.has(full) || c.mode === 'eval') st[name] = inp.f64(full, [c.H]);
-    else st[name] = name.endsWith('mean') ? new Float64Array(c.H) : new Float64Array(c.H).fill(1); // (H)
-  }
-  return st as MonetRouterState;
-}
-
+/** Buffers for the running statistics a train-mode forward writes (each (H)). */
 export function newMonetRouterState(H: number): MonetRouterState {
   const st: Params = {};
   for (const name of MONET_ROUTER_STATE) st[name] = new Float64Array(H); // (H)
   return st as MonetRouterState;
-}
-
-/**
- * Fixture case `monet-router`: in.x (T, d), in.dg1, in.dg2 (T, H, E) → out.g1, out.g2, idx.mask1, idx.mask2,
- * next.norm*.running_* (train mode), grad.in.x, grad.param.w1.weight, grad.param.w2.weight.
- * Objective L = Σ out.g1 ⊙ in.dg1 + Σ out.g2 ⊙ in.dg2.
- */
-export function runMonetRouterCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  const inp = new CaseInputs(c);
-  const cfg = parseMonetRouterConfig(c.config, inp.where);
-  const { d, H, E } = cfg;
-  const T = inp.shapeOf('in.x')[0];
-  const x = inp.f64('in.x', [T, d]); // (T, d)
-  const specs = monetRouterParamSpecs(cfg);
-  const p = readParams(inp, specs) as MonetRouterParams;
-  const state = readMonetRouterState(inp, cfg, '');
-  const wantGrad = !opts?.forwardOnly;
-  const dg1 = wantGrad || inp.has('in.dg1') ? inp.f64('in.dg1', [T, H, E]) : null; // (T, H, E)
-  const dg2 = wantGrad || inp.has('in.dg2') ? inp.f64('in.dg2', [T, H, E]) : null; // (T, H, E)
-  inp.assertAllUsed();
-
-  const dims = { T, d, H, E };
-  const g1 = new Float64Array(T * H * E); // (T, H, E)
-  const g2 = new Float64Array(T * H * E); // (T, H, E)
-  const next = cfg.mode === 'train' ? newMonetRouterState(H) : null;
-  const saved = monetRouterForward(g1, g2, x, p, state, next, dims, monetRouterOptions(cfg));
-  const out: TensorMap = new Map();
-  put(out, 'out.g1', [T, H, E], g1);
-  put(out, 'out.g2', [T, H, E], g2);
-  out.set('idx.mask1', u8([T, H, E], saved.mask1));
-  out.set('idx.mask2', u8([T, H, E], saved.mask2));
-  if (next) for (const name of MONET_ROUTER_STATE) put(out, `next.${name}`, [H], next[name]);
-  if (!wantGrad) return out;
-
-  const dx = gradBuffer(opts, 'grad.in.x', [T, d]); // (T, d)
-  const g = gradParams(opts, specs) as MonetRouterParams;
-  monetRouterBackward(dx, g, dg1!, dg2!, x, p, saved, dims);
-  put(out, 'grad.in.x', [T, d], dx);
-  putGrads(out, specs, g);
-  return out;
-}
-
-/** The smallest margin of both routers of a forward pass, including the ambiguity argmax (see monetRouterMargin). */
-export function monetRouterSavedMargin(saved: MonetRouterSaved, dims: MonetRouterDims): number {
-  const { T, H, E } = dims;
-  return Math.min(
-    monetRouterMargin(saved.n1, saved.z1, saved.mask1, saved.sigma, T, H, E),
-    monetRouterMargin(saved.n2, saved.z2, saved.mask2, saved.sigma, T, H, E),
-  );
 }

@@ -24,12 +24,9 @@
 //   top = v11·h11 + v12·h12 + Σ_i G1[i] b1[i,:];  bot = v21·h21 + v22·h22 + Σ_j G2[j] b2[j,:];  out = [top; bot]
 // Per token: O(E·m·d + H·E·m) work, nothing of size E×E or N.
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import type { TensorMap } from '../src/tensor.ts';
 import { act, actGrad } from './activations.ts';
-import type { ParamSpec } from './common.ts';
 import type { MonetMoeDims } from './monet-hd.ts';
-import { runMonetMoeCase, type MonetExpertsImpl } from './monet-layer.ts';
+import type { MonetExpertsImpl } from './monet-layer.ts';
 
 export type MonetVdParams = Record<
   | 'u1.weight'
@@ -59,11 +56,6 @@ export interface MonetVdSaved {
   h22: Float64Array; // (T, E, m')
 }
 
-function checkVdDims(dims: MonetMoeDims): void {
-  if (dims.d % 2 !== 0) throw new Error(`monet-vd: hidden_size must be even (split into two halves), found ${dims.d}`);
-  if (dims.m % 2 !== 0) throw new Error(`monet-vd: moe_dim must be even (split into two halves), found ${dims.m}`);
-}
-
 export function monetVdForward(
   out: Float64Array, // (T, d)
   x: Float64Array, // (T, d)
@@ -72,9 +64,8 @@ export function monetVdForward(
   p: MonetVdParams,
   dims: MonetMoeDims,
 ): MonetVdSaved {
-  checkVdDims(dims);
   const { T, d, H, E } = dims;
-  const mh = dims.m / 2; // m'
+  const mh = dims.m / 2; // m' (d and m are even: src/kinds/monet.ts)
   const dh = d / 2; // d'
   const Emh = E * mh;
   const s: MonetVdSaved = {
@@ -188,7 +179,6 @@ export function monetVdBackward(
   s: MonetVdSaved,
   dims: MonetMoeDims,
 ): void {
-  checkVdDims(dims);
   const { T, d, H, E } = dims;
   const mh = dims.m / 2;
   const dh = d / 2;
@@ -332,28 +322,8 @@ export function monetVdBackward(
   }
 }
 
-/** Parameter specs, relative to the experts module (the checkpoint adds `moe.`). Biases and b1, b2 start at zero. */
-export function monetVdParamSpecs(c: { d: number; E: number; m: number }): ParamSpec[] {
-  const { d, E, m } = c;
-  const Emh = (E * m) / 2;
-  const dh = d / 2;
-  return [
-    { name: 'u1.weight', shape: [Emh, d], init: 'normal' },
-    { name: 'u1.bias', shape: [Emh], init: 'zeros' },
-    { name: 'u2.weight', shape: [Emh, d], init: 'normal' },
-    { name: 'u2.bias', shape: [Emh], init: 'zeros' },
-    { name: 'v11.weight', shape: [dh, Emh], init: 'normal' },
-    { name: 'v12.weight', shape: [dh, Emh], init: 'normal' },
-    { name: 'v21.weight', shape: [dh, Emh], init: 'normal' },
-    { name: 'v22.weight', shape: [dh, Emh], init: 'normal' },
-    { name: 'b1', shape: [E, dh], init: 'zeros' },
-    { name: 'b2', shape: [E, dh], init: 'zeros' },
-  ];
-}
-
 export const MONET_VD: MonetExpertsImpl = {
   decompose: 'vertical',
-  paramSpecs: monetVdParamSpecs,
   forward: (out, x, g1, g2, p, dims) => monetVdForward(out, x, g1, g2, p as MonetVdParams, dims),
   backward: (dx, grads, dg1, dg2, dout, x, g1, g2, p, saved, dims) =>
     monetVdBackward(
@@ -370,8 +340,3 @@ export const MONET_VD: MonetExpertsImpl = {
       dims,
     ),
 };
-
-/** Fixture case `monet-vd` (router + MoVDE + aux losses; see monet-layer.ts for the tensors). */
-export function runMonetVdCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  return runMonetMoeCase(c, opts, MONET_VD);
-}

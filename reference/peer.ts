@@ -27,26 +27,9 @@
 // the softmax), the selected sub-key rows, the query (via BN and the Linear), and the selected expert rows, each
 // by SCATTER-ADD: one expert or sub-key row can be chosen by several tokens and by several heads of one token.
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import { i32, type TensorMap } from '../src/tensor.ts';
-import {
-  CaseInputs,
-  cfgEnum,
-  cfgInt,
-  cfgNum,
-  gradBuffer,
-  gradParams,
-  put,
-  putGrads,
-  readParams,
-  type Config,
-  type ParamSpec,
-  type Params,
-} from './common.ts';
 import { batchnormBackward, batchnormForward, type BatchNormMode, type BatchNormSaved } from './batchnorm.ts';
 import { linearBackward, linearForward } from './linear.ts';
 import { act, actGrad } from './activations.ts';
-import { relGap } from './margins.ts';
 
 export type PeerActivation = 'relu' | 'gelu';
 
@@ -66,6 +49,15 @@ export interface PeerOptions {
   bnMomentum: number; // 0.1
 }
 
+/** The layer's hyperparameters (config keys: hidden_size, num_experts, heads, top_k, key_dim, activation, mode,
+ * bn_eps, bn_momentum); src/kinds/peer.ts reads and checks them. */
+export interface PeerConfig extends Omit<PeerDims, 'T'>, PeerOptions {}
+
+/** The dims of a forward over T tokens. */
+export function peerDims(c: PeerConfig, T: number): PeerDims {
+  return { T, d: c.d, N: c.N, H: c.H, k: c.k, dk: c.dk };
+}
+
 export type PeerParams = Record<
   'query.weight' | 'query.bias' | 'query_bn.weight' | 'query_bn.bias' | 'sub_keys' | 'w_down' | 'w_up',
   Float64Array
@@ -82,29 +74,47 @@ export interface PeerSaved {
   ib: Int32Array; // (T, H, k) the second-half sub-key index b
   w: Float64Array; // (T, H, k) softmax weights
   hpre: Float64Array; // (T, H, k) w_down[id]·x, the expert pre-activation
-  margin: number; // smallest relative gap (relGap) at a top-k boundary (stages 1–3) or between selected experts' scores
-}
-
-export function peerSqrtN(N: number): number {
-  const K = Math.round(Math.sqrt(N));
-  if (K * K !== N) throw new Error(`peer: num_experts must be a perfect square (product keys), found ${N}`);
-  return K;
 }
 
 /**
  * Indices of the k largest of scores[0..n), in descending score order, ties to the lower index.
  * `key(i)` gives the index used for tie-breaking and reporting (identity for sub-keys; the expert id for candidates).
+ * (Naive on purpose: sort all n, keep the first k.)
  */
-function topkIndices(scores: Float64Array, n: number, k: number, key: (i: number) => number): number[] {
+export function peerTopk(scores: Float64Array, n: number, k: number, key: (i: number) => number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
   order.sort((x, y) => scores[y] - scores[x] || key(x) - key(y));
   return order.slice(0, k);
 }
 
-/** Relative gap (margins.ts relGap) between entries r − 1 and r of a descending list (Infinity if r is past the end). */
-function boundaryGap(sorted: number[], r: number): number {
-  if (sorted.length <= r) return Infinity;
-  return relGap(sorted[r - 1], sorted[r]);
+/** The √N sub-keys per half: N = K² (src/kinds/peer.ts refuses any other N). */
+export function peerSubKeys(N: number): number {
+  return Math.round(Math.sqrt(N));
+}
+
+/**
+ * Scores of every sub-key of both halves for one (token, head): s1[a] = q1·C[a], s2[b] = q2·C'[b] (raw dot products;
+ * the query BatchNorm sets their scale).
+ */
+export function peerSubKeyScores(
+  s1: Float64Array, // (K) out
+  s2: Float64Array, // (K) out
+  q: Float64Array, // (T, H·dk) the queries
+  q1: number, // offset of this (t, h)'s first half in q; the second half starts at q1 + dk/2
+  C: Float64Array, // (2, K, dk/2) sub_keys
+  K: number,
+  half: number, // dk/2
+): void {
+  for (let a = 0; a < K; a++) {
+    let v1 = 0;
+    let v2 = 0;
+    for (let c = 0; c < half; c++) {
+      v1 += q[q1 + c] * C[a * half + c];
+      v2 += q[q1 + half + c] * C[(K + a) * half + c];
+    }
+    s1[a] = v1;
+    s2[a] = v2;
+  }
 }
 
 export function peerForward(
@@ -117,11 +127,9 @@ export function peerForward(
   opts: PeerOptions,
 ): PeerSaved {
   const { T, d, N, H, k, dk } = dims;
-  const K = peerSqrtN(N);
+  const K = peerSubKeys(N);
   const dq = H * dk;
-  const half = dk / 2;
-  if (dk % 2 !== 0) throw new Error(`peer: key_dim must be even (two product-key halves), found ${dk}`);
-  if (k > K) throw new Error(`peer: top_k must be ≤ √num_experts = ${K} (top-k is taken on each key half), found ${k}`);
+  const half = dk / 2; // dk is even and k ≤ K (src/kinds/peer.ts)
   const C = p.sub_keys; // (2, K, dk/2)
   const Wd = p.w_down; // (N, d)
   const Wu = p.w_up; // (N, d)
@@ -152,36 +160,15 @@ export function peerForward(
   const s2 = new Float64Array(K); // (K)
   const cs = new Float64Array(k * k); // (k·k) candidate scores
   const cid = new Int32Array(k * k); // (k·k) candidate expert ids
-  let margin = Infinity;
   out.fill(0, 0, T * d);
   for (let t = 0; t < T; t++) {
     const xt = x.subarray(t * d, (t + 1) * d); // (d)
     for (let h = 0; h < H; h++) {
       const q1 = t * dq + h * dk; // offset of q1 in q; q2 starts at q1 + dk/2
       // stage 1–2: score every sub-key of each half, keep the top k of each
-      for (let a = 0; a < K; a++) {
-        let v1 = 0;
-        let v2 = 0;
-        for (let c = 0; c < half; c++) {
-          v1 += q[q1 + c] * C[a * half + c];
-          v2 += q[q1 + half + c] * C[(K + a) * half + c];
-        }
-        s1[a] = v1;
-        s2[a] = v2;
-      }
-      const A = topkIndices(s1, K, K, (i) => i); // full descending order (for the margin); first k selected
-      const B = topkIndices(s2, K, K, (i) => i);
-      margin = Math.min(
-        margin,
-        boundaryGap(
-          A.map((i) => s1[i]),
-          k,
-        ),
-        boundaryGap(
-          B.map((i) => s2[i]),
-          k,
-        ),
-      );
+      peerSubKeyScores(s1, s2, q, q1, C, K, half);
+      const A = peerTopk(s1, K, k, (i) => i); // (k) first-half sub-key indices, descending score
+      const B = peerTopk(s2, K, k, (i) => i); // (k)
       // stage 3: the k² sums, ranked by score then by expert id
       for (let x1 = 0; x1 < k; x1++) {
         for (let x2 = 0; x2 < k; x2++) {
@@ -189,10 +176,7 @@ export function peerForward(
           cid[x1 * k + x2] = A[x1] * K + B[x2];
         }
       }
-      const sel = topkIndices(cs, k * k, k * k, (i) => cid[i]);
-      // the selected ids are reported in score order, so the gaps between them count too
-      const ranked = sel.map((i) => cs[i]);
-      for (let r = 1; r <= Math.min(k, ranked.length - 1); r++) margin = Math.min(margin, boundaryGap(ranked, r));
+      const sel = peerTopk(cs, k * k, k, (i) => cid[i]); // (k) candidate slots, descending score
       // softmax over this head's k selected scores (the first of `sel` is the max)
       const base = (t * H + h) * k; // offset of (t, h) in the (T, H, k) buffers
       let sum = 0;
@@ -216,7 +200,7 @@ export function peerForward(
       }
     }
   }
-  return { qpre, q, bn, ids, ia, ib, w, hpre, margin };
+  return { qpre, q, bn, ids, ia, ib, w, hpre };
 }
 
 /** Backward (accumulates into dx and grads). */
@@ -231,7 +215,7 @@ export function peerBackward(
   opts: PeerOptions,
 ): void {
   const { T, d, N, H, k, dk } = dims;
-  const K = peerSqrtN(N);
+  const K = peerSubKeys(N);
   const dq = H * dk;
   const half = dk / 2;
   const C = p.sub_keys;
@@ -293,121 +277,4 @@ export function peerBackward(
     I: 1,
   });
   linearBackward(dx, grads['query.weight'], grads['query.bias'], dqpre, x, p['query.weight'], T, d, dq);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Configuration, parameter/state specs and the `peer` fixture case.
-
-export interface PeerConfig {
-  d: number; // hidden_size
-  N: number; // num_experts (a perfect square)
-  H: number; // heads
-  k: number; // top_k (per head, and per key half)
-  dk: number; // key_dim (even)
-  activation: PeerActivation;
-  mode: BatchNormMode;
-  bnEps: number; // bn_eps, default 1e-5
-  bnMomentum: number; // bn_momentum, default 0.1
-}
-
-export function parsePeerConfig(config: Config, where: string): PeerConfig {
-  const c: PeerConfig = {
-    d: cfgInt(config, 'hidden_size', where),
-    N: cfgInt(config, 'num_experts', where),
-    H: cfgInt(config, 'heads', where),
-    k: cfgInt(config, 'top_k', where),
-    dk: cfgInt(config, 'key_dim', where, 2),
-    activation: cfgEnum(config, 'activation', ['relu', 'gelu'] as const, where),
-    mode: cfgEnum(config, 'mode', ['train', 'eval'] as const, where),
-    bnEps: cfgNum(config, 'bn_eps', where, 1e-5),
-    bnMomentum: cfgNum(config, 'bn_momentum', where, 0.1),
-  };
-  const K = Math.round(Math.sqrt(c.N));
-  if (K * K !== c.N)
-    throw new Error(`${where}: config.num_experts: expected a perfect square (product keys), found ${c.N}`);
-  if (c.dk % 2) throw new Error(`${where}: config.key_dim: expected an even number (two key halves), found ${c.dk}`);
-  if (c.k > K)
-    throw new Error(
-      `${where}: config.top_k: expected ≤ √num_experts = ${K} (top-k is taken on each key half), found ${c.k}`,
-    );
-  return c;
-}
-
-export function peerOptions(c: PeerConfig): PeerOptions {
-  return { activation: c.activation, mode: c.mode, bnEps: c.bnEps, bnMomentum: c.bnMomentum };
-}
-
-/** Parameter specs (names as in the fixture contract). */
-export function peerParamSpecs(c: PeerConfig): ParamSpec[] {
-  const dq = c.H * c.dk;
-  const K = Math.round(Math.sqrt(c.N));
-  return [
-    { name: 'query.weight', shape: [dq, c.d], init: 'normal' },
-    { name: 'query.bias', shape: [dq], init: 'zeros' },
-    { name: 'query_bn.weight', shape: [dq], init: 'ones' },
-    { name: 'query_bn.bias', shape: [dq], init: 'zeros' },
-    { name: 'sub_keys', shape: [2, K, c.dk / 2], init: 'normal' },
-    { name: 'w_down', shape: [c.N, c.d], init: 'normal' },
-    { name: 'w_up', shape: [c.N, c.d], init: 'normal' },
-  ];
-}
-
-export const PEER_STATE = ['query_bn.running_mean', 'query_bn.running_var'] as const;
-export function peerStateSpecs(c: PeerConfig): Array<{ name: string; shape: number[]; init: 'zeros' | 'ones' }> {
-  return [
-    { name: 'query_bn.running_mean', shape: [c.H * c.dk], init: 'zeros' },
-    { name: 'query_bn.running_var', shape: [c.H * c.dk], init: 'ones' },
-  ];
-}
-
-export function peerDims(c: PeerConfig, T: number): PeerDims {
-  return { T, d: c.d, N: c.N, H: c.H, k: c.k, dk: c.dk };
-}
-
-/**
- * Fixture case `peer`: in.x (T, d), in.dy (T, d) → out.y, idx.experts (T, H, k) I32 (per head, descending score,
- * ties to the lower id), next.query_bn.running_mean/var (train mode), grad.in.x, grad.param.*.
- * Objective L = Σ out.y ⊙ in.dy. State is required in eval mode; in train mode PyTorch's init (0, 1) if absent.
- */
-export function runPeerCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  const inp = new CaseInputs(c);
-  const cfg = parsePeerConfig(c.config, inp.where);
-  const T = inp.shapeOf('in.x')[0];
-  const dq = cfg.H * cfg.dk;
-  const x = inp.f64('in.x', [T, cfg.d]); // (T, d)
-  const specs = peerParamSpecs(cfg);
-  const p = readParams(inp, specs) as PeerParams;
-  const st: Params = {};
-  for (const name of PEER_STATE) {
-    const full = `state.${name}`;
-    if (inp.has(full) || cfg.mode === 'eval') st[name] = inp.f64(full, [dq]);
-    else st[name] = name.endsWith('mean') ? new Float64Array(dq) : new Float64Array(dq).fill(1); // (dq)
-  }
-  const wantGrad = !opts?.forwardOnly;
-  const dy = wantGrad || inp.has('in.dy') ? inp.f64('in.dy', [T, cfg.d]) : null; // (T, d)
-  inp.assertAllUsed();
-  if (cfg.mode === 'train' && T < 2)
-    throw new Error(
-      `${inp.where}: mode 'train' needs at least 2 tokens for the query BatchNorm statistics, found T=${T}`,
-    );
-
-  const dims = peerDims(cfg, T);
-  const next: PeerState | null =
-    cfg.mode === 'train'
-      ? { 'query_bn.running_mean': new Float64Array(dq), 'query_bn.running_var': new Float64Array(dq) } // (dq) each
-      : null;
-  const y = new Float64Array(T * cfg.d); // (T, d)
-  const saved = peerForward(y, x, p, st as PeerState, next, dims, peerOptions(cfg));
-  const out: TensorMap = new Map();
-  put(out, 'out.y', [T, cfg.d], y);
-  out.set('idx.experts', i32([T, cfg.H, cfg.k], saved.ids));
-  if (next) for (const name of PEER_STATE) put(out, `next.${name}`, [dq], next[name]);
-  if (!wantGrad) return out;
-
-  const dx = gradBuffer(opts, 'grad.in.x', [T, cfg.d]); // (T, d)
-  const g = gradParams(opts, specs) as PeerParams;
-  peerBackward(dx, g, dy!, x, p, saved, dims, peerOptions(cfg));
-  put(out, 'grad.in.x', [T, cfg.d], dx);
-  putGrads(out, specs, g);
-  return out;
 }

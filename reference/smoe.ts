@@ -26,32 +26,16 @@
 //   + z coef · (2/T) · lse_t · p_tj
 //   dW_g += dzᵀ x;  dx += dz W_g + Σ_s w_s (∂E_s/∂x)ᵀ dy;  expert e's weights get gradient from its tokens only.
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import { i32, type TensorMap } from '../src/tensor.ts';
-import {
-  CaseInputs,
-  cfgAux,
-  cfgInt,
-  gradBuffer,
-  gradParams,
-  put,
-  putGrads,
-  readParams,
-  type Config,
-  type ParamSpec,
-  type Params,
-} from './common.ts';
+import type { Params } from './common.ts';
 import {
   denseFfnBackward,
   denseFfnForward,
-  parseDenseFfnConfig,
   type DenseActivation,
   type DenseFfnConfig,
   type DenseFfnSaved,
   type DenseFfnWeights,
 } from './dense-ffn.ts';
 import { linearBackward, linearForward } from './linear.ts';
-import { topkMargin } from './margins.ts';
 import { logsumexp, softmaxForward } from './softmax.ts';
 
 export interface SmoeConfig {
@@ -89,27 +73,6 @@ export interface SmoeSaved {
   experts: SmoeExpertSaved[]; // (E)
   lossBalance: number;
   lossZ: number;
-  margin: number; // smallest relative gap between the k-th and (k+1)-th logit over tokens (margins.ts)
-}
-
-export function parseSmoeConfig(config: Config, where: string): SmoeConfig {
-  const E = cfgInt(config, 'num_experts', where);
-  const k = cfgInt(config, 'top_k', where);
-  if (k > E) throw new Error(`${where}: config.top_k: expected at most num_experts = ${E}, found ${k}`);
-  // every expert is a dense FFN: hidden_size, intermediate_size and activation mean what they mean there
-  return { ...parseDenseFfnConfig(config, where), E, k };
-}
-
-/** gate.weight, then experts.<e>.w1/w2(/w3).weight in Mixtral order. */
-export function smoeParamSpecs(cfg: SmoeConfig): ParamSpec[] {
-  const { d, F, E } = cfg;
-  const specs: ParamSpec[] = [{ name: 'gate.weight', shape: [E, d], init: 'normal' }];
-  for (let e = 0; e < E; e++) {
-    specs.push({ name: `experts.${e}.w1.weight`, shape: [F, d], init: 'normal' });
-    specs.push({ name: `experts.${e}.w2.weight`, shape: [d, F], init: 'normal' });
-    if (cfg.activation === 'swiglu') specs.push({ name: `experts.${e}.w3.weight`, shape: [F, d], init: 'normal' });
-  }
-  return specs;
 }
 
 /** Mixtral names → the dense FFN's roles: w1 is the gate (swiglu) or the only input projection; w3 the up; w2 down. */
@@ -204,7 +167,7 @@ export function smoeForward(
     }
     experts.push({ rows, slots, xe, ye, mlp });
   }
-  return { z, p: probs, lse, topk, w, f, P, experts, lossBalance, lossZ, margin: topkMargin(z, T, E, k) };
+  return { z, p: probs, lse, topk, w, f, P, experts, lossBalance, lossZ };
 }
 
 /** Accumulates into dx (if not null) and into g (null: no parameter gradients). */
@@ -259,38 +222,4 @@ export function smoeBackward(
     }
   }
   linearBackward(dx, g ? g['gate.weight'] : null, null, dz, x, p['gate.weight'], T, d, E);
-}
-
-/**
- * Fixture case `smoe`: in.x (T, d), in.dy (T, d) → out.y, out.loss_balance, out.loss_z (0-d), idx.topk (T, k) I32,
- * grad.in.x, grad.param.*. Objective L = Σ out.y ⊙ in.dy + aux.balance·loss_balance + aux.z·loss_z.
- */
-export function runSmoeCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  const inp = new CaseInputs(c);
-  const cfg = parseSmoeConfig(c.config, inp.where);
-  const coef = cfgAux(c.config, ['balance', 'z'], inp.where);
-  const { d, k } = cfg;
-  const T = inp.shapeOf('in.x')[0];
-  const x = inp.f64('in.x', [T, d]); // (T, d)
-  const specs = smoeParamSpecs(cfg);
-  const p = readParams(inp, specs);
-  const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, d]) : null; // (T, d)
-  inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly)
-    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${d}]) for the backward pass`);
-
-  const out: TensorMap = new Map();
-  const y = new Float64Array(T * d); // (T, d)
-  const saved = smoeForward(y, x, p, cfg, T);
-  put(out, 'out.y', [T, d], y);
-  put(out, 'out.loss_balance', [], [saved.lossBalance]);
-  put(out, 'out.loss_z', [], [saved.lossZ]);
-  out.set('idx.topk', i32([T, k], saved.topk));
-  if (opts?.forwardOnly || !dy) return out;
-  const dx = gradBuffer(opts, 'grad.in.x', [T, d]); // (T, d)
-  const g = gradParams(opts, specs);
-  smoeBackward(dx, g, dy, x, p, saved, cfg, T, { balance: coef.balance, z: coef.z });
-  put(out, 'grad.in.x', [T, d], dx);
-  putGrads(out, specs, g);
-  return out;
 }

@@ -10,23 +10,9 @@
 // point of TopK LMs. (A gated SwiGLU variant is not defined here; SPEC §4.3 marks it only as an alternative.)
 // Backward: dA = dy·down, ddown += dyᵀ·a, dz = TopK backward, dup += dzᵀ·x, dx += dz·up.
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import { u8, type TensorMap } from '../src/tensor.ts';
-import {
-  CaseInputs,
-  cfgEnum,
-  cfgInt,
-  gradBuffer,
-  gradParams,
-  put,
-  putGrads,
-  readParams,
-  type Config,
-  type ParamSpec,
-  type Params,
-} from './common.ts';
+import type { Params } from './common.ts';
 import { linearBackward, linearForward } from './linear.ts';
-import { parseTopkConfig, topkBackward, topkForward, type TopkConfig, type TopkSaved } from './topk.ts';
+import { topkBackward, topkForward, type TopkConfig, type TopkSaved } from './topk.ts';
 
 export interface TopkFfnConfig extends TopkConfig {
   d: number; // hidden_size
@@ -38,20 +24,6 @@ export interface TopkFfnSaved {
   z: Float64Array; // (T, F) up_proj x, the TopK input
   a: Float64Array; // (T, F) TopK output, the down_proj input
   topk: TopkSaved; // the mask (T, F)
-}
-
-export function parseTopkFfnConfig(config: Config, where: string): TopkFfnConfig {
-  const d = cfgInt(config, 'hidden_size', where);
-  const F = cfgInt(config, 'intermediate_size', where);
-  cfgEnum(config, 'activation', ['relu'], where, 'relu');
-  return { d, F, ...parseTopkConfig(config, F, where) };
-}
-
-export function topkFfnParamSpecs(cfg: { d: number; F: number }): ParamSpec[] {
-  return [
-    { name: 'up_proj.weight', shape: [cfg.F, cfg.d], init: 'normal' },
-    { name: 'down_proj.weight', shape: [cfg.d, cfg.F], init: 'normal' },
-  ];
 }
 
 export function topkFfnForward(
@@ -87,35 +59,4 @@ export function topkFfnBackward(
   const dz = new Float64Array(T * F); // (T, F)
   topkBackward(dz, da, saved.z, saved.topk, T, F, cfg);
   linearBackward(dx, g?.['up_proj.weight'] ?? null, null, dz, x, p['up_proj.weight'], T, d, F);
-}
-
-/**
- * Fixture case `topk-ffn`: in.x (T, d), in.dy (T, d) → out.y, idx.mask (T, F) U8, grad.in.x, grad.param.*.
- * config: hidden_size, intermediate_size, k, alpha. Objective Σ out.y ⊙ in.dy.
- */
-export function runTopkFfnCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  const inp = new CaseInputs(c);
-  const cfg = parseTopkFfnConfig(c.config, inp.where);
-  const { d, F } = cfg;
-  const T = inp.shapeOf('in.x')[0];
-  const x = inp.f64('in.x', [T, d]); // (T, d)
-  const specs = topkFfnParamSpecs(cfg);
-  const p = readParams(inp, specs);
-  const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, d]) : null; // (T, d)
-  inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly)
-    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${d}]) for the backward pass`);
-
-  const out: TensorMap = new Map();
-  const y = new Float64Array(T * d); // (T, d)
-  const saved = topkFfnForward(y, x, p, cfg, T);
-  put(out, 'out.y', [T, d], y);
-  out.set('idx.mask', u8([T, F], saved.topk.mask));
-  if (opts?.forwardOnly || !dy) return out;
-  const dx = gradBuffer(opts, 'grad.in.x', [T, d]); // (T, d)
-  const g = gradParams(opts, specs);
-  topkFfnBackward(dx, g, dy, x, p, saved, cfg, T);
-  put(out, 'grad.in.x', [T, d], dx);
-  putGrads(out, specs, g);
-  return out;
 }

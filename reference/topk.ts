@@ -15,10 +15,7 @@
 //   dz = dy ⊙ f'(z) ⊙ (α + (1 − α)·m)
 // Unselected units therefore learn only through the α-weighted dense path, which vanishes once α reaches 0.
 
-import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
-import { u8, type TensorMap } from '../src/tensor.ts';
 import { act, actGrad } from './activations.ts';
-import { CaseInputs, cfgEnum, cfgInt, cfgNum, gradBuffer, put, type Config } from './common.ts';
 
 export interface TopkConfig {
   k: number;
@@ -46,8 +43,7 @@ export function topkForward(
   F: number,
   cfg: TopkConfig,
 ): TopkSaved {
-  const { k, alpha } = cfg;
-  if (!(k >= 1 && k <= F)) throw new Error(`topk: k must be in [1, ${F}], found ${k}`);
+  const { k, alpha } = cfg; // 1 ≤ k ≤ F (src/kinds/topk.ts refuses other k)
   const mask = new Uint8Array(N * F); // (N, F)
   for (let n = 0; n < N; n++) {
     const o = n * F;
@@ -89,42 +85,4 @@ export function topkAlpha(step: number, totalSteps: number, ratio = 0.2): number
   const annealSteps = ratio * totalSteps;
   if (annealSteps === 0) return 0;
   return Math.max(0, 1 - step / annealSteps);
-}
-
-/** k and alpha from a config (shared by the topk, topk-ffn kinds and the TopK LM); k is checked against F. */
-export function parseTopkConfig(config: Config, F: number, where: string, kKey = 'k'): TopkConfig {
-  const k = cfgInt(config, kKey, where);
-  if (k > F) throw new Error(`${where}: config.${kKey}: expected at most ${F} (the width it selects from), found ${k}`);
-  const alpha = cfgNum(config, 'alpha', where);
-  if (alpha < 0 || alpha > 1) throw new Error(`${where}: config.alpha: expected a number in [0, 1], found ${alpha}`);
-  return { k, alpha };
-}
-
-/**
- * Fixture case `topk`: in.x (T, F), in.dy (T, F) → out.y, idx.mask (T, F) U8, grad.in.x. Objective Σ out.y ⊙ in.dy.
- * config: k, alpha, activation ('relu', the only one defined).
- */
-export function runTopkCase(c: FixtureCase, opts?: RunOptions): TensorMap {
-  const inp = new CaseInputs(c);
-  const shape = inp.shapeOf('in.x');
-  if (shape.length !== 2) throw new Error(`${inp.where}: in.x: expected shape [T, F], found [${shape}]`);
-  const [T, F] = shape;
-  cfgEnum(c.config, 'activation', ['relu'], inp.where, 'relu');
-  const cfg = parseTopkConfig(c.config, F, inp.where);
-  const x = inp.f64('in.x', [T, F]); // (T, F)
-  const dy = inp.has('in.dy') ? inp.f64('in.dy', [T, F]) : null; // (T, F)
-  inp.assertAllUsed();
-  if (!dy && !opts?.forwardOnly)
-    throw new Error(`${inp.where}: missing tensor in.dy (expected shape [${T}, ${F}]) for the backward pass`);
-
-  const out: TensorMap = new Map();
-  const y = new Float64Array(T * F); // (T, F)
-  const saved = topkForward(y, x, T, F, cfg);
-  put(out, 'out.y', [T, F], y);
-  out.set('idx.mask', u8([T, F], saved.mask));
-  if (opts?.forwardOnly || !dy) return out;
-  const dx = gradBuffer(opts, 'grad.in.x', [T, F]); // (T, F)
-  topkBackward(dx, dy, x, saved, T, F, cfg);
-  put(out, 'grad.in.x', [T, F], dx);
-  return out;
 }

@@ -13,7 +13,7 @@ import {
   validateOverrides,
 } from '../src/fixtures/checker.ts';
 import { FIXTURE_FORMAT, parseFixture, serializeFixture } from '../src/fixtures/format.ts';
-import { FixtureError } from '../src/fixtures/kinds.ts';
+import { FixtureError } from '../src/fixtures/format.ts';
 import type { CaseBackend } from '../src/backend/case.ts';
 import { f64, i32, u8, type Tensor, type TensorMap } from '../src/tensor.ts';
 import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';

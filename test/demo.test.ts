@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { demo } from '../src/cli/demo.ts';
-import { FFN_DRIVERS } from '../reference/lm.ts';
+import { LM_EXAMPLES } from '../src/kinds/examples.ts';
 
 async function capture(args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
@@ -17,13 +17,13 @@ async function capture(args: string[]): Promise<{ code: number; out: string }> {
   }
 }
 
-test('monet demo checks every feed-forward configuration of the reference LM and ends in one PASS verdict', async () => {
+test('monet demo checks every feed-forward configuration of the reference LM, ends in one PASS verdict', async () => {
   const { code, out } = await capture(['--samples', '1', '--seed', '3']);
   assert.is(code, 0, out);
   const rows = out.split('\n').filter((l) => / ok$/.test(l));
-  const expected = Object.values(FFN_DRIVERS).reduce((n, d) => n + d.examples().length, 0);
+  const expected = Object.values(LM_EXAMPLES).reduce((n, list) => n + list.length, 0);
   assert.is(rows.length, expected, out);
-  for (const kind of Object.keys(FFN_DRIVERS))
+  for (const kind of Object.keys(LM_EXAMPLES))
     assert.ok(
       rows.some((r) => r.startsWith(kind)),
       `no row for ${kind}`,

@@ -9,8 +9,8 @@ import { collectFixtureFiles } from '../src/cli/check.ts';
 import { formatReports, runFixture } from '../src/fixtures/checker.ts';
 import { loadFixture, parseFixture, type Fixture } from '../src/fixtures/format.ts';
 import { CASES, generateCase } from '../src/fixtures/generate.ts';
-import { FIXTURE_KINDS } from '../src/fixtures/kinds.ts';
-import { createReferenceBackend } from '../reference/backend.ts';
+import { FIXTURE_KINDS } from '../src/kinds/index.ts';
+import { createReferenceBackend } from '../src/fixtures/reference-cases.ts';
 import { Rng } from '../reference/rng.ts';
 import { f64, numel, type TensorMap } from '../src/tensor.ts';
 

@@ -10,7 +10,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Params } from '../reference/common.ts';
-import { initLm, lmForward } from '../reference/lm.ts';
+import { lmForward } from '../reference/lm.ts';
+import { initLm } from '../src/kinds/lm.ts';
 import { compositeScore, monetExpertOutput, type MonetExperts } from '../reference/monet-expert-view.ts';
 import type { MonetVdParams } from '../reference/monet-vd.ts';
 import type { MonetHdParams } from '../reference/monet-hd.ts';
@@ -96,7 +97,7 @@ for (const decompose of ['vertical', 'horizontal'] as const) {
     const B = 2;
     const S = 6;
     const T = B * S;
-    const { d } = model.lm.cfg;
+    const { d } = model.lm;
     const E = 4;
     const H = 2;
     const m = 4;

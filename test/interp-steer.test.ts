@@ -3,7 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { denseFfnForward } from '../reference/dense-ffn.ts';
-import { initLm, lmForward } from '../reference/lm.ts';
+import { lmForward } from '../reference/lm.ts';
+import { initLm } from '../src/kinds/lm.ts';
 import { Rng } from '../reference/rng.ts';
 import { topkFfnForward } from '../reference/topk-ffn.ts';
 import { interpForward, makeInterpModel, steerHooks, type InterpModel, type UnitHooks } from '../src/interp/model.ts';

@@ -4,7 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { initLm } from '../reference/lm.ts';
+import { initLm } from '../src/kinds/lm.ts';
 import { Rng } from '../reference/rng.ts';
 import type { HostMemoryDevice } from '../src/backend/device.ts';
 import { createWasmDevice } from '../src/backend/wasm/node.ts';

@@ -6,17 +6,21 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
 import type { Tensor, TensorMap } from '../src/tensor.ts';
-import { runDenseFfnCase } from '../reference/dense-ffn.ts';
 import { gradCheck } from '../reference/gradcheck.ts';
 import { linearForward } from '../reference/linear.ts';
-import { drawWithMargin, MIN_MARGIN, topkMargin } from '../reference/margins.ts';
 import { Rng } from '../reference/rng.ts';
-import { runSmoeCase, smoeParamSpecs, parseSmoeConfig } from '../reference/smoe.ts';
-import { runTopkFfnCase } from '../reference/topk-ffn.ts';
-import { kthLargest, runTopkCase, topkAlpha } from '../reference/topk.ts';
+import { kthLargest, topkAlpha } from '../reference/topk.ts';
+import { drawWithMargin, MIN_MARGIN, topkMargin } from '../src/fixtures/margins.ts';
+import { runReferenceCase } from '../src/fixtures/reference-cases.ts';
+import { KINDS } from '../src/kinds/index.ts';
 
 const TOL = 1e-6;
 type Runner = (c: FixtureCase, opts?: RunOptions) => TensorMap;
+// The reference's case runners (src/fixtures/reference-cases.ts), one per kind.
+const runDenseFfnCase: Runner = runReferenceCase;
+const runSmoeCase: Runner = runReferenceCase;
+const runTopkCase: Runner = runReferenceCase;
+const runTopkFfnCase: Runner = runReferenceCase;
 
 /** A tensor that shares `data` (so finite differences can perturb it in place). */
 const t64 = (shape: number[], data: Float64Array): Tensor => ({ dtype: 'F64', shape, data });
@@ -115,7 +119,7 @@ function smoeCase(rng: Rng, activation: string, aux = { balance: 0.3, z: 0.2 }):
     ['in.dy', [T, d], rng.normals(T * d)],
     ['param.gate.weight', [E, d], value.gate],
   ];
-  for (const s of smoeParamSpecs(parseSmoeConfig(config, 'test')).slice(1))
+  for (const s of [...KINDS.smoe.params(KINDS.smoe.parse(config, 'test'))].slice(1))
     ts.push([`param.${s.name}`, s.shape, rng.normals(s.shape[0] * s.shape[1], 0.7)]);
   return makeCase('smoe', config, ts);
 }
@@ -145,7 +149,7 @@ test('smoe: aux losses and gates by their definitions (f normalised by T·k, top
     assert.equal(Array.from(idx.subarray(t * k, t * k + k)), order.slice(0, k));
     for (const e of order.slice(0, k)) counts[e]++;
     const lse = Math.log(z.reduce((s, v) => s + Math.exp(v), 0));
-    z.forEach((v, e) => (P[e] += Math.exp(v - lse) / T));
+    for (const [e, v] of z.entries()) P[e] += Math.exp(v - lse) / T;
     zl += (lse * lse) / T;
   }
   const bal = E * counts.reduce((s, n, e) => s + (n / (T * k)) * P[e], 0);
@@ -276,7 +280,8 @@ test('case runners add their gradients to opts.gradInit and skip backward when f
   for (const [n, t] of plain) {
     if (!n.startsWith('grad.')) continue;
     const a = acc.get(n)!.data as Float64Array;
-    (t.data as Float64Array).forEach((v, i) => assert.ok(Math.abs(a[i] - (v + 0.5)) < 1e-14, `${n}[${i}]`));
+    for (const [i, v] of (t.data as Float64Array).entries())
+      assert.ok(Math.abs(a[i] - (v + 0.5)) < 1e-14, `${n}[${i}]`);
   }
   const fo = runSmoeCase(smoeCase(new Rng(501), 'swiglu'), { forwardOnly: true });
   assert.ok(fo.has('out.y') && fo.has('idx.topk') && fo.has('out.loss_z'));
@@ -318,7 +323,7 @@ test('case runners refuse bad config, shapes and unknown tensors with clear erro
     ['in.x', [1, 3], new Float64Array(3)],
     ['in.dy', [1, 3], new Float64Array(3)],
   ]);
-  assert.throws(() => runTopkCase(tk), /config\.k: expected at most 3/);
+  assert.throws(() => runTopkCase(tk), /config\.k: expected at most the last axis of in\.x \(3\), found 9/);
   assert.throws(
     () => runTopkCase({ ...tk, config: { k: 1, alpha: 2 } }),
     /config\.alpha: expected a number in \[0, 1\]/,

@@ -1,44 +1,41 @@
 // The whole reference LM in float64: finite-difference checks of every parameter tensor with each feed-forward kind
-// (every example of every driver in FFN_DRIVERS, plus the TopK α sweep and tied embeddings), drawn away from routing
+// (every example in src/kinds/examples.ts, plus the TopK α sweep and tied embeddings), drawn away from routing
 // boundaries; causality; aux-loss averaging; checkpoint names; the `lm` case runner.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Tensor } from '../src/tensor.ts';
-import { zerosLike, type Config, type Params } from '../reference/common.ts';
+import { zerosLike, type Params } from '../reference/common.ts';
 import { gradCheck } from '../reference/gradcheck.ts';
-import {
-  buildLm,
-  FFN_DRIVERS,
-  initLm,
-  lmBackward,
-  lmForward,
-  lmParamSpecs,
-  runLmCase,
-  TINY_LM_BASE,
-  type LmModel,
-} from '../reference/lm.ts';
-import { drawWithMargin } from '../reference/margins.ts';
+import { lmBackward, lmForward, type LmConfig } from '../reference/lm.ts';
 import { Rng } from '../reference/rng.ts';
+import { drawWithMargin, lmMargin } from '../src/fixtures/margins.ts';
+import { runReferenceCase as runLmCase } from '../src/fixtures/reference-cases.ts';
+import { lmExampleConfigs, TINY_LM_BASE } from '../src/kinds/examples.ts';
+import { initLm, lmParams, parseLm } from '../src/kinds/lm.ts';
+
+type Config = Record<string, unknown>;
+const buildLm = (config: Config): LmConfig => parseLm(config, JSON.stringify(config));
+const lmParamSpecs = (m: LmConfig) => [...lmParams(m)];
 
 const TOL = 1e-6;
 const [B, S] = [2, 5];
 
 /** A model with O(1) random weights (so every path matters numerically), random norm gains, random tokens. */
-function drawModel(m: LmModel, rng: Rng): { params: Params; state: Params; tokens: Int32Array } {
+function drawModel(m: LmConfig, rng: Rng): { params: Params; state: Params; tokens: Int32Array } {
   const { params, state } = initLm(m, rng, 0.5);
   for (const s of lmParamSpecs(m))
     if (s.init === 'ones') params[s.name] = params[s.name].map(() => 1 + 0.3 * rng.normal());
-  return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
+  return { params, state, tokens: rng.ints(B * S, m.V) };
 }
 
 /** Draw until every routing decision in the model has a relative margin ≥ 1e-3, then check every parameter. */
 function checkLm(config: Config, seed: number): void {
-  const m = buildLm(config, JSON.stringify(config));
+  const m = buildLm(config);
   const rng = new Rng(seed);
   const { value } = drawWithMargin(
     () => drawModel(m, rng),
-    (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin,
+    (d) => lmMargin(m, d.params, lmForward(m, d.params, d.tokens, B, S, d.state)),
   );
   const { params, state, tokens } = value;
   const fwd = lmForward(m, params, tokens, B, S, state);
@@ -57,11 +54,10 @@ function checkLm(config: Config, seed: number): void {
     );
 }
 
-for (const [ffn, driver] of Object.entries(FFN_DRIVERS))
-  for (const ex of driver.examples())
-    test(`lm ${ex.label}: every parameter gradient matches finite differences`, () => {
-      checkLm({ ...TINY_LM_BASE, ffn, ...ex.config }, 1000);
-    });
+for (const ex of lmExampleConfigs())
+  test(`lm ${ex.label}: every parameter gradient matches finite differences`, () => {
+    checkLm(ex.config, 1000);
+  });
 
 const topkBase = { ...TINY_LM_BASE, ffn: 'topk', intermediate_size: 12, k: 4, n_last_non_topk: 1 };
 for (const alpha of [1, 0.4, 0])
@@ -97,9 +93,9 @@ test('lm is causal: changing the last token leaves the logits of earlier positio
     const { params, state, tokens } = drawModel(m, new Rng(1400));
     const a = lmForward(m, params, tokens, B, S, state).logits;
     const t2 = Int32Array.from(tokens);
-    t2[S - 1] = (t2[S - 1] + 1) % m.cfg.V; // last token of sequence 0
+    t2[S - 1] = (t2[S - 1] + 1) % m.V; // last token of sequence 0
     const b = lmForward(m, params, t2, B, S, state).logits;
-    const V = m.cfg.V;
+    const V = m.V;
     for (let i = 0; i < (S - 1) * V; i++)
       assert.is(b[i], a[i], `${config.ffn}: logit ${i} of an earlier position changed`);
     let changed = false;
@@ -191,7 +187,7 @@ test('lm case runner: outputs, gradInit accumulation, forward-only, and clear er
   const fwd = lmForward(m, params, tokens, B, S, state);
   assert.is((out.get('out.loss')!.data as Float64Array)[0], fwd.loss);
   assert.is((out.get('out.loss_balance')!.data as Float64Array)[0], fwd.aux.balance);
-  assert.equal(out.get('out.logits')!.shape, [B, S, m.cfg.V]);
+  assert.equal(out.get('out.logits')!.shape, [B, S, m.V]);
   const grads = zerosLike(params);
   lmBackward(m, params, fwd, grads);
   for (const s of lmParamSpecs(m))
@@ -200,7 +196,7 @@ test('lm case runner: outputs, gradInit accumulation, forward-only, and clear er
     ['grad.param.model.norm.weight', { dtype: 'F64', shape: [8], data: new Float64Array(8).fill(1) }],
   ]);
   const acc = runLmCase(c, { gradInit: init }).get('grad.param.model.norm.weight')!.data as Float64Array;
-  acc.forEach((v, i) => assert.ok(Math.abs(v - (grads['model.norm.weight'][i] + 1)) < 1e-15));
+  for (const [i, v] of acc.entries()) assert.ok(Math.abs(v - (grads['model.norm.weight'][i] + 1)) < 1e-15);
   assert.not.ok([...runLmCase(c, { forwardOnly: true }).keys()].some((n) => n.startsWith('grad.')));
   // I64 tokens are accepted.
   const t64 = new Map(tensors);
@@ -210,7 +206,7 @@ test('lm case runner: outputs, gradInit accumulation, forward-only, and clear er
   assert.throws(() => runLmCase({ ...c, config: { ...config, ffn: 'mamba' } }), /config\.ffn: expected one of 'dense'/);
   assert.throws(
     () => runLmCase({ ...c, config: { ...config, ffn: 'dense', activation: 'relu2' } }),
-    /config\.aux: ffn 'dense' produces no aux losses/,
+    /config\.aux \(kind 'lm' with ffn 'dense' has no such key; it belongs to ffn 'smoe', 'monet'\)/,
   );
   const missing = new Map(tensors);
   missing.delete('param.model.layers.1.block_sparse_moe.experts.3.w2.weight');

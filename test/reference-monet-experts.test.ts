@@ -3,7 +3,6 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { drawWithMargin } from '../reference/margins.ts';
 import { monetAuxBackward, monetAuxForward } from '../reference/monet-aux.ts';
 import {
   compositeId,
@@ -15,26 +14,37 @@ import {
   monetExpertViewForward,
   type MonetExperts,
 } from '../reference/monet-expert-view.ts';
-import { MONET_HD, runMonetHdCase, type MonetMoeDims } from '../reference/monet-hd.ts';
+import { MONET_HD, type MonetMoeDims } from '../reference/monet-hd.ts';
 import type { MonetExpertsImpl } from '../reference/monet-layer.ts';
 import {
   monetRouterBackward,
   monetRouterForward,
-  monetRouterSavedMargin,
   type MonetRouterParams,
   type MonetRouterState,
 } from '../reference/monet-router.ts';
-import { MONET_VD, monetVdForward, runMonetVdCase, type MonetVdParams } from '../reference/monet-vd.ts';
+import { MONET_VD, monetVdForward, type MonetVdParams } from '../reference/monet-vd.ts';
 import { Rng } from '../reference/rng.ts';
+import { drawWithMargin, monetRouterSavedMargin } from '../src/fixtures/margins.ts';
+import { runReferenceCase } from '../src/fixtures/reference-cases.ts';
+import { monetHdTable, monetVdTable } from '../src/kinds/monet.ts';
+import type { FixtureCase, RunOptions } from '../src/backend/case.ts';
+import type { TensorMap } from '../src/tensor.ts';
 import { f64 } from '../src/tensor.ts';
 import { D, arraysEqual, checkGrads, dot, maxRelDiff } from './fd-helpers.ts';
 
 const DIMS: MonetMoeDims = { T: 6, d: 6, H: 2, E: 4, m: 4 };
+
+/** The experts' parameters of a decomposition (names without `moe.`), from the kind declaration. */
+const paramSpecs = (impl: MonetExpertsImpl) =>
+  Object.values(impl.decompose === 'vertical' ? monetVdTable(DIMS) : monetHdTable(DIMS));
+// The reference's `monet-hd` / `monet-vd` case runners (src/fixtures/reference-cases.ts).
+const runMonetHdCase: (c: FixtureCase, opts?: RunOptions) => TensorMap = runReferenceCase;
+const runMonetVdCase: (c: FixtureCase, opts?: RunOptions) => TensorMap = runReferenceCase;
 const ROPTS = { topk: 1, mode: 'train' as const, bnEps: 1e-5, bnMomentum: 0.1 };
 
 function drawExperts(impl: MonetExpertsImpl, rng: Rng, biasStd = 0.3): Record<string, Float64Array> {
   const p: Record<string, Float64Array> = {};
-  for (const s of impl.paramSpecs(DIMS)) {
+  for (const s of paramSpecs(impl)) {
     const n = s.shape.reduce((a, b) => a * b, 1);
     // biases drawn non-zero so that their gradients are checked too
     p[s.name] = rng.normals(n, s.init === 'zeros' ? biasStd : 0.5);
@@ -241,7 +251,7 @@ for (const [impl, decompose] of [
       const rng = new Rng(300 + a + (decompose === 'vertical' ? 1000 : 0));
       return { x: rng.normals(T * d), r: drawRouter(rng), p: drawExperts(impl, rng), dy: rng.normals(T * d) };
     };
-    const { value: s } = drawWithMargin(draw, (s) => monetRouterSavedMargin(route(s.x, s.r).saved, DIMS));
+    const { value: s } = drawWithMargin(draw, (s) => monetRouterSavedMargin(route(s.x, s.r).saved, s.x, s.r.p, DIMS));
     const base = route(s.x, s.r);
     const objective = () => {
       const rt = route(s.x, s.r);
@@ -301,7 +311,7 @@ test('monet-hd / monet-vd cases: outputs, aux as 0-d tensors, gradInit, forwardO
       ['in.dy', f64([T, d], dy)],
       ['param.router.w1.weight', f64([H * E, d], r.p['w1.weight'])],
       ['param.router.w2.weight', f64([H * E, d], r.p['w2.weight'])],
-      ...impl.paramSpecs(DIMS).map((s) => [`param.moe.${s.name}`, f64(s.shape, p[s.name])] as const),
+      ...paramSpecs(impl).map((s) => [`param.moe.${s.name}`, f64(s.shape, p[s.name])] as const),
     ]);
     const config = {
       hidden_size: d,
@@ -325,7 +335,7 @@ test('monet-hd / monet-vd cases: outputs, aux as 0-d tensors, gradInit, forwardO
       'next.router.norm1.running_mean',
       'next.router.norm2.running_var',
       'idx.mask1',
-      `grad.param.moe.${impl.paramSpecs(DIMS)[0].name}`,
+      `grad.param.moe.${paramSpecs(impl)[0].name}`,
       'grad.param.router.w2.weight',
       'grad.in.x',
     ])

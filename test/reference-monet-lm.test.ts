@@ -1,27 +1,27 @@
 // Monet inside the reference LM: router groups (a router only where i % moe_groups == 0, reused by the next layers,
 // gradients of the whole group summed into it), aux losses once per router averaged over routers, checkpoint names,
 // finite differences for every parameter with two full groups; and the parameter accounting that docs/monet.md and
-// docs/peer.md quote (SPEC §1.2, §1.6), computed from the same specs the reference allocates.
+// docs/peer.md quote, computed from the same declarations (src/kinds/) the reference is run with.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { zerosLike, type Config, type Params } from '../reference/common.ts';
-import {
-  buildLm,
-  initLm,
-  lmBackward,
-  lmForward,
-  lmParamSpecs,
-  lmStateSpecs,
-  TINY_LM_BASE,
-  type LmModel,
-} from '../reference/lm.ts';
-import { drawWithMargin } from '../reference/margins.ts';
-import { monetHdParamSpecs } from '../reference/monet-hd.ts';
-import { monetRouterParamSpecs } from '../reference/monet-router.ts';
-import { monetVdParamSpecs } from '../reference/monet-vd.ts';
-import { peerParamSpecs } from '../reference/peer.ts';
+import { zerosLike, type Params } from '../reference/common.ts';
+import { lmBackward, lmForward, type LmConfig } from '../reference/lm.ts';
 import { Rng } from '../reference/rng.ts';
+import { drawWithMargin, lmMargin } from '../src/fixtures/margins.ts';
+import { TINY_LM_BASE } from '../src/kinds/examples.ts';
+import { initLm, lmParams, lmState, parseLm } from '../src/kinds/lm.ts';
+import { monetHdTable, monetRouterParams, monetVdTable } from '../src/kinds/monet.ts';
+import { peerParams } from '../src/kinds/peer.ts';
+
+type Config = Record<string, unknown>;
+const buildLm = parseLm;
+const lmParamSpecs = (m: LmConfig) => [...lmParams(m)];
+const lmStateSpecs = (m: LmConfig) => [...lmState(m)];
+const monetVdParamSpecs = (c: { d: number; E: number; m: number }) => Object.values(monetVdTable(c));
+const monetHdParamSpecs = (c: { d: number; E: number; m: number }) => Object.values(monetHdTable(c));
+const monetRouterParamSpecs = monetRouterParams;
+const peerParamSpecs = peerParams;
 import { checkGrads } from './fd-helpers.ts';
 
 const [B, S] = [2, 4];
@@ -46,7 +46,7 @@ const monetCfg = (decompose: 'vertical' | 'horizontal', extra: Config = {}): Con
   ...extra,
 });
 
-function drawModel(m: LmModel, rng: Rng): { params: Params; state: Params; tokens: Int32Array } {
+function drawModel(m: LmConfig, rng: Rng): { params: Params; state: Params; tokens: Int32Array } {
   const { params, state } = initLm(m, rng, 0.5);
   for (const s of lmParamSpecs(m)) {
     if (s.init === 'ones') params[s.name] = params[s.name].map(() => 1 + 0.3 * rng.normal());
@@ -58,7 +58,7 @@ function drawModel(m: LmModel, rng: Rng): { params: Params; state: Params; token
         ? Float64Array.from(rng.normals(state[s.name].length), (v) => 0.6 + v * v)
         : rng.normals(state[s.name].length, 0.3);
   }
-  return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
+  return { params, state, tokens: rng.ints(B * S, m.V) };
 }
 
 function fdLm(config: Config, seed: number, mutate?: (p: Params) => void) {
@@ -70,7 +70,7 @@ function fdLm(config: Config, seed: number, mutate?: (p: Params) => void) {
       mutate?.(d.params);
       return d;
     },
-    (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin,
+    (d) => lmMargin(m, d.params, lmForward(m, d.params, d.tokens, B, S, d.state)),
   );
   const { params, state, tokens } = value;
   const fwd = lmForward(m, params, tokens, B, S, state);
@@ -187,7 +187,7 @@ test('lm monet: config errors name the key', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Parameter accounting for the docs (SPEC §1.2 / §1.6): numbers computed from the reference's own specs.
+// Parameter accounting for the docs (docs/monet.md, docs/peer.md): numbers computed from the kind declarations.
 
 const count = (specs: Array<{ shape: number[] }>) => specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
 
@@ -225,7 +225,7 @@ test('accounting: Monet 1.4B (d 2048, √N 512, m 16, H 8) per-layer experts and
   // by hand: embeddings + lm_head, 24 × (attention q/k/v/o + 2 RMSNorms + experts), 6 routers, final norm
   const byHand = 2 * 32000 * 2048 + 24 * (4 * 2048 * 2048 + 2 * 2048 + 34_611_200) + 6 * 16_777_216 + 2048;
   assert.is(total, byHand);
-  assert.is(Math.round(total / 1e5) / 10, 1465.2, 'SPEC §1.2 / paper Table 8: 1465.2M');
+  assert.is(Math.round(total / 1e5) / 10, 1465.2, 'paper Table 8: 1465.2M');
   // group size 1 (a router on every layer): paper Table 8 1.767B
   const g1 = count(lmParamSpecs(buildLm({ ...cfg14, moe_groups: 1 }, '1.4B g1')));
   assert.is(g1, total + 18 * 16_777_216);

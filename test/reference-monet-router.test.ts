@@ -4,17 +4,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { batchnormBackward, batchnormForward } from '../reference/batchnorm.ts';
-import { drawWithMargin, MIN_MARGIN } from '../reference/margins.ts';
 import {
   monetRouterBackward,
   monetRouterForward,
-  monetRouterSavedMargin,
-  runMonetRouterCase,
   type MonetRouterParams,
   type MonetRouterState,
 } from '../reference/monet-router.ts';
 import { erf, erfc, monetSigma, normalCdf, normalQuantile } from '../reference/normal.ts';
 import { Rng } from '../reference/rng.ts';
+import { drawWithMargin, MIN_MARGIN, monetRouterSavedMargin } from '../src/fixtures/margins.ts';
+import { runReferenceCase as runMonetRouterCase } from '../src/fixtures/reference-cases.ts';
 import { f64 } from '../src/tensor.ts';
 import { D, arraysEqual, checkGrads, dot } from './fd-helpers.ts';
 
@@ -37,12 +36,13 @@ test('sigma = Φ⁻¹(1 − topk/E) matches scipy to 1e-12 for the SPEC values',
 
 test('erfc matches published high-precision values to 1e-13 relative, in both tails', () => {
   // Abramowitz & Stegun / DLMF tabulated values (more digits than float64 holds)
+  // (as text: the literal keeps every published digit; Number() rounds it to the nearest float64)
   const table: Array<[number, number]> = [
-    [0.5, 0.479500122186953462317],
-    [1, 0.157299207050285130659],
-    [2, 0.00467773498104726583793],
-    [3, 2.20904969985854413728e-5],
-    [5, 1.53745979442803485019e-12],
+    [0.5, Number('0.479500122186953462317')],
+    [1, Number('0.157299207050285130659')],
+    [2, Number('0.00467773498104726583793')],
+    [3, Number('2.20904969985854413728e-5')],
+    [5, Number('1.53745979442803485019e-12')],
   ];
   for (const [x, want] of table) {
     const rel = Math.abs(erfc(x) - want) / want;
@@ -220,15 +220,15 @@ for (const mode of ['train', 'eval'] as const) {
     const { T, H, E } = RD;
     const { value: r, margin } = drawWithMargin(
       (a) => drawRouter(100 + a + (mode === 'eval' ? 50 : 0)),
-      (r) => monetRouterSavedMargin(routerForward(r, mode).saved, RD),
+      (r) => monetRouterSavedMargin(routerForward(r, mode).saved, r.x, r.p, RD),
     );
     assert.ok(margin >= MIN_MARGIN);
     const base = routerForward(r, mode);
     const { saved } = base;
     // each (t, h): threshold s = min(max n, sigma); mask = n ≥ s; g = softmax of z over the mask
     for (const [g, n, mask, W] of [
-      [base.g1, saved.n1, saved.mask1, r.p['w1.weight']],
-      [base.g2, saved.n2, saved.mask2, r.p['w2.weight']],
+      [base.g1, saved.bn1.xhat, saved.mask1, r.p['w1.weight']],
+      [base.g2, saved.bn2.xhat, saved.mask2, r.p['w2.weight']],
     ] as const) {
       for (let t = 0; t < T; t++)
         for (let h = 0; h < H; h++) {

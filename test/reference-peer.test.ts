@@ -3,11 +3,9 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { drawWithMargin, MIN_MARGIN } from '../reference/margins.ts';
 import {
   peerBackward,
   peerForward,
-  runPeerCase,
   type PeerDims,
   type PeerOptions,
   type PeerParams,
@@ -15,8 +13,17 @@ import {
 } from '../reference/peer.ts';
 import { Rng } from '../reference/rng.ts';
 import { f64 } from '../src/tensor.ts';
-import { zerosLike, type Config } from '../reference/common.ts';
-import { buildLm, initLm, lmBackward, lmForward, lmParamSpecs, lmStateSpecs, TINY_LM_BASE } from '../reference/lm.ts';
+import { zerosLike } from '../reference/common.ts';
+import { lmBackward, lmForward, type LmConfig } from '../reference/lm.ts';
+import { drawWithMargin, lmMargin, MIN_MARGIN, peerMargin } from '../src/fixtures/margins.ts';
+import { runReferenceCase as runPeerCase } from '../src/fixtures/reference-cases.ts';
+import { TINY_LM_BASE } from '../src/kinds/examples.ts';
+import { initLm, lmParams, lmState, parseLm } from '../src/kinds/lm.ts';
+
+type Config = Record<string, unknown>;
+const buildLm = parseLm;
+const lmParamSpecs = (m: LmConfig) => [...lmParams(m)];
+const lmStateSpecs = (m: LmConfig) => [...lmState(m)];
 import { arraysEqual, checkGrads, D, dot } from './fd-helpers.ts';
 
 const DIMS: PeerDims = { T: 6, d: 5, N: 16, H: 2, k: 2, dk: 4 };
@@ -68,7 +75,7 @@ function forward(s: PeerDraw, o: PeerOptions, dims: PeerDims = DIMS) {
 /** Routing margin plus, for relu, how far every selected expert's pre-activation is from the kink at 0. */
 function margin(s: PeerDraw, o: PeerOptions): number {
   const { saved } = forward(s, o);
-  let m = saved.margin;
+  let m = peerMargin(saved, s.p, DIMS);
   if (o.activation === 'relu') for (const v of saved.hpre) m = Math.min(m, Math.abs(v));
   return m;
 }
@@ -126,7 +133,7 @@ test('PEER ties: lower sub-key index at stages 1–2, lower expert id at stage 3
   assert.equal([...s.ia], [1, 1]);
   assert.equal([...s.ib], [0, 1]);
   assert.equal([...s.w], [0.5, 0.5]);
-  assert.is(s.margin, 0, 'exact ties are reported as a zero margin');
+  assert.is(peerMargin(s, p, dims), 0, 'exact ties are reported as a zero margin');
 });
 
 for (const mode of ['train', 'eval'] as const) {
@@ -172,7 +179,7 @@ test('PEER: scatter-add when several tokens and heads select the same expert', (
   const o = opts('train', 'gelu');
   const { value: s } = drawWithMargin(
     (a) => drawPeer(700 + a, dims),
-    (s) => forward(s, o, dims).saved.margin,
+    (s) => peerMargin(forward(s, o, dims).saved, s.p, dims),
   );
   const base = forward(s, o, dims);
   const counts = new Map<number, number>();
@@ -251,7 +258,7 @@ test('peer case: idx.experts, next running stats, gradInit, forwardOnly, config 
   );
   assert.throws(
     () => runPeerCase({ kind: 'peer', config: { ...config, top_k: 5 }, tensors }),
-    /top_k: expected ≤ √num_experts = 4/,
+    /top_k: expected at most √num_experts = 4/,
   );
   assert.throws(
     () => runPeerCase({ kind: 'peer', config: { ...config, activation: 'swiglu' }, tensors }),
@@ -320,9 +327,9 @@ for (const mode of ['train', 'eval'] as const) {
           if (s.init !== 'normal') params[s.name] = params[s.name].map((v) => v + 0.3 * rng.normal());
         for (const s of lmStateSpecs(m))
           if (s.init === 'ones') state[s.name] = state[s.name].map(() => 0.5 + rng.uniform());
-        return { params, state, tokens: rng.ints(B * S, m.cfg.V) };
+        return { params, state, tokens: rng.ints(B * S, m.V) };
       },
-      (d) => lmForward(m, d.params, d.tokens, B, S, d.state).margin,
+      (d) => lmMargin(m, d.params, lmForward(m, d.params, d.tokens, B, S, d.state)),
     );
     const { params, state, tokens } = value;
     const fwd = lmForward(m, params, tokens, B, S, state);
@@ -353,7 +360,7 @@ for (const mode of ['train', 'eval'] as const) {
 test('lm peer: config errors name the key', () => {
   assert.throws(
     () => buildLm({ ...lmPeerCfg('train'), peer_layers: [4] }, 'cfg'),
-    /cfg: config\.peer_layers: expected an array of distinct layer indices in \[0, 4\)/,
+    /cfg: config\.peer_layers: expected a non-empty array of distinct layer indices in \[0, 4\)/,
   );
   assert.throws(() => buildLm({ ...lmPeerCfg('train'), activation: 'swiglu' }, 'cfg'), /cfg: config\.activation/);
   assert.throws(

@@ -28,7 +28,10 @@ async function monet(...args: string[]): Promise<{ code: number; out: string; er
   const write = process.stdout.write.bind(process.stdout);
   console.log = (...a: unknown[]) => void out.push(a.join(' '));
   console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+  process.stdout.write = ((s: string) => {
+    out.push(String(s));
+    return true;
+  }) as typeof process.stdout.write;
   try {
     const code = await main(args);
     return { code, out: out.join('\n'), err: err.join('\n') };
@@ -103,106 +106,123 @@ const TINY = [
   runs,
 ];
 
-test('wrong flags and impossible models: exit 2, naming the flag or config key, expected and found; nothing written', async () => {
-  const before = tree(runs);
-  const cases: [string[], RegExp][] = [
-    [['train', '--ffn', 'nope'], /--ffn expects one of dense, smoe, peer, monet, topk, found 'nope'/],
-    [['train', '--steps', '-1'], /--steps expects a positive integer, found '-1'/],
-    [['train', '--steps', '1.5'], /--steps expects a positive integer, found '1\.5'/],
-    [['train', '--lr'], /--lr needs a value \(a positive number\)/],
-    [['train', '--lr', 'fast'], /--lr expects a positive number, found 'fast'/],
-    [['train', '--stesp', '5'], /unknown option --stesp; did you mean --steps\?/],
-    [['train', 'data.txt'], /unexpected argument 'data\.txt'/],
-    [['train', '--preset', 'nope'], /--preset: unknown preset 'nope'; expected one of .*tiny/],
-    [['train', '--preset', 'monet-vd-1.4b'], /listed for parameter accounting and is far too large to train here/],
-    [['train', '--ffn', 'dense', '--moe-experts', '8'], /--moe-experts applies to --ffn monet; this model is dense/],
-    [['train', '--ffn', 'peer', '--num-experts', '10'], /peer num_experts must be a perfect square, found 10/],
-    [['train', '--ffn', 'peer', '--top-k', '65'], /peer top_k 65 exceeds √num_experts = 64/],
-    [['train', '--ffn', 'smoe', '--top-k', '9'], /smoe top_k 9 exceeds num_experts 8/],
-    [
-      ['train', '--ffn', 'monet', '--moe-dim', '3'],
-      /vertical decomposition needs even moe_dim and hidden_size, found m = 3/,
-    ],
-    [['train', '--ffn', 'monet', '--moe-topk', '32'], /moe_topk 32 must be below moe_experts 32/],
-    [['train', '--hidden-size', '100', '--heads', '3'], /hidden_size 100 must be divisible by num_attention_heads 3/],
-    [['train', '--heads', '4', '--kv-heads', '3'], /num_attention_heads 4 must be divisible by num_key_value_heads 3/],
-    [['train', '--beta2', '1'], /--beta2 must be below 1, found 1/],
-    [['train', '--min-lr', '1', '--lr', '0.1'], /--min-lr 1 exceeds --lr 0\.1/],
-    [['train', '--name', '../escape'], /--name must be a plain folder name/],
-    // --resume keeps the run's settings: a flag that would change one is refused (repeating the same value is fine)
-    [
-      ['train', '--name', 'good', '--resume', '--steps', '4', '--lr', '0.1'],
-      /--resume: .*cannot change them: --lr \(run has 0\.003, flag gives 0\.1\)/,
-    ],
-    [
-      ['train', '--name', 'good', '--resume', '--steps', '4', '--batch-size', '2', '--seq-len', '32'],
-      /--seq-len \(run has 16, flag gives 32\)/,
-    ],
-    [
-      ['train', '--name', 'good', '--resume', '--steps', '4', '--preset', 'tiny', '--hidden-size', '32'],
-      /--hidden-size \(config hidden_size: run has 16, flags give 32\)/,
-    ],
-    [['sample'], /--checkpoint <run folder> is required/],
-    [['sample', '--checkpoint', good, '--tokens', '0'], /--tokens expects an integer ≥ 1, found '0'/],
-    [
-      ['eval', '--checkpoint', good, '--backend', 'gpu'],
-      /--backend expects one of auto, webgpu, wasm, reference, js, found 'gpu'/,
-    ],
-    [['check'], /expected at least one fixture file or folder/],
-    [['check', 'fixtures', '--backend', 'cuda'], /unknown backend 'cuda'/],
-    [['nope'], /unknown command 'nope'\. Expected one of: .*train/],
-  ];
-  for (const [argv, want] of cases) {
-    const r = await monet(...argv, ...(argv[0] === 'train' ? ['--runs-dir', runs] : []));
-    assert.is(r.code, 2, `monet ${argv.join(' ')} → exit ${r.code}\n${r.err}`);
-    assert.match(r.err, want, `monet ${argv.join(' ')}`);
-  }
-  assert.equal(tree(runs), before, 'no folder or file created, nothing changed');
-});
+test(
+  'wrong flags and impossible models: exit 2, naming the flag or config key, expected and found; nothing ' + 'written',
+  async () => {
+    const before = tree(runs);
+    const cases: [string[], RegExp][] = [
+      [['train', '--ffn', 'nope'], /--ffn expects one of dense, smoe, peer, monet, topk, found 'nope'/],
+      [['train', '--steps', '-1'], /--steps expects a positive integer, found '-1'/],
+      [['train', '--steps', '1.5'], /--steps expects a positive integer, found '1\.5'/],
+      [['train', '--lr'], /--lr needs a value \(a positive number\)/],
+      [['train', '--lr', 'fast'], /--lr expects a positive number, found 'fast'/],
+      [['train', '--stesp', '5'], /unknown option --stesp; did you mean --steps\?/],
+      [['train', 'data.txt'], /unexpected argument 'data\.txt'/],
+      [['train', '--preset', 'nope'], /--preset: unknown preset 'nope'; expected one of .*tiny/],
+      [['train', '--preset', 'monet-vd-1.4b'], /listed for parameter accounting and is far too large to train here/],
+      [['train', '--ffn', 'dense', '--moe-experts', '8'], /--moe-experts applies to --ffn monet; this model is dense/],
+      [['train', '--ffn', 'peer', '--num-experts', '10'], /config\.num_experts: expected a perfect square.*found 10/],
+      [['train', '--ffn', 'peer', '--top-k', '65'], /config\.top_k: expected at most √num_experts = 64.*found 65/],
+      [['train', '--ffn', 'smoe', '--top-k', '9'], /config\.top_k: expected at most num_experts = 8, found 9/],
+      [['train', '--ffn', 'monet', '--moe-dim', '3'], /config\.moe_dim: expected an even number.*found 3/],
+      [
+        ['train', '--ffn', 'monet', '--moe-topk', '32'],
+        /config\.moe_topk: expected less than moe_experts = 32.*found 32/,
+      ],
+      [
+        ['train', '--hidden-size', '100', '--heads', '3'],
+        /config\.hidden_size: expected a multiple of num_attention_heads = 3, found 100/,
+      ],
+      [
+        ['train', '--heads', '4', '--kv-heads', '3'],
+        /config\.num_attention_heads: expected a multiple of num_key_value_heads = 3, found 4/,
+      ],
+      [['train', '--beta2', '1'], /--beta2 must be below 1, found 1/],
+      [['train', '--min-lr', '1', '--lr', '0.1'], /--min-lr 1 exceeds --lr 0\.1/],
+      [['train', '--name', '../escape'], /--name must be a plain folder name/],
+      // --resume keeps the run's settings: a flag that would change one is refused (repeating the same value is fine)
+      [
+        ['train', '--name', 'good', '--resume', '--steps', '4', '--lr', '0.1'],
+        /--resume: .*cannot change them: --lr \(run has 0\.003, flag gives 0\.1\)/,
+      ],
+      [
+        ['train', '--name', 'good', '--resume', '--steps', '4', '--batch-size', '2', '--seq-len', '32'],
+        /--seq-len \(run has 16, flag gives 32\)/,
+      ],
+      [
+        ['train', '--name', 'good', '--resume', '--steps', '4', '--preset', 'tiny', '--hidden-size', '32'],
+        /--hidden-size \(config hidden_size: run has 16, flags give 32\)/,
+      ],
+      [['sample'], /--checkpoint <run folder> is required/],
+      [['sample', '--checkpoint', good, '--tokens', '0'], /--tokens expects an integer ≥ 1, found '0'/],
+      [
+        ['eval', '--checkpoint', good, '--backend', 'gpu'],
+        /--backend expects one of auto, webgpu, wasm, reference, js, found 'gpu'/,
+      ],
+      [['check'], /expected at least one fixture file or folder/],
+      [['check', 'fixtures', '--backend', 'cuda'], /unknown backend 'cuda'/],
+      [['nope'], /unknown command 'nope'\. Expected one of: .*train/],
+    ];
+    for (const [argv, want] of cases) {
+      const r = await monet(...argv, ...(argv[0] === 'train' ? ['--runs-dir', runs] : []));
+      assert.is(r.code, 2, `monet ${argv.join(' ')} → exit ${r.code}\n${r.err}`);
+      assert.match(r.err, want, `monet ${argv.join(' ')}`);
+    }
+    assert.equal(tree(runs), before, 'no folder or file created, nothing changed');
+  },
+);
 
-test('missing files, unusable data, a model too big for memory: exit non-zero naming the cause, no run folder created', async () => {
-  const before = tree(runs);
-  const cases: [string[], number, RegExp][] = [
-    [
-      ['train', ...TINY, '--name', 'd1', '--data', join(dir, 'missing.txt')],
-      1,
-      /--data file '.*missing\.txt' does not exist/,
-    ],
-    [['train', ...TINY, '--name', 'd2', '--data', dir], 1, /--data file '.*' cannot be read as text \(EISDIR/],
-    // tiny has max_position_embeddings 16; the default --seq-len is 128 (an explicit --seq-len raises the limit)
-    [
-      ['train', '--preset', 'tiny', '--backend', 'reference', '--data', textFile, '--runs-dir', runs, '--name', 'd3'],
-      1,
-      /--seq-len 128 exceeds the model's max_position_embeddings 16/,
-    ],
-    // A typo-sized model (17 billion parameters): a sentence before any allocation, not an out-of-memory abort.
-    [
-      ['train', '--preset', 'dense-small', '--hidden-size', '32768', '--runs-dir', runs, '--name', 'big'],
-      1,
-      /the model has 17,332\.2M parameters; training it needs at least [\d.]+ GiB .* but this machine has [\d.]+ GiB/,
-    ],
-    [['train', ...TINY, '--name', 'nothing', '--resume'], 1, /--resume: run folder .*nothing does not exist/],
-    [
-      ['train', '--runs-dir', join(dir, 'no-runs'), '--resume'],
-      2,
-      /--resume: no run folder with a checkpoint in .*no-runs/,
-    ],
-    [
-      ['train', ...TINY, '--name', 'good', '--steps', '3'],
-      1,
-      /already holds a run; pass --resume to continue it, --force to replace it/,
-    ],
-    [['sample', '--checkpoint', join(dir, 'missing')], 1, /run folder .*missing does not exist/],
-    [['eval', '--checkpoint', dir], 1, /config\.json does not exist \(expected a run folder written by monet train\)/],
-    [['check', join(dir, 'nothing.safetensors')], 2, /cannot use .*nothing\.safetensors: no such file or folder/],
-  ];
-  for (const [argv, code, want] of cases) {
-    const r = await monet(...argv);
-    assert.is(r.code, code, `monet ${argv.join(' ')} → exit ${r.code}\n${r.err}`);
-    assert.match(r.err, want, `monet ${argv.join(' ')}`);
-  }
-  assert.equal(tree(runs), before, 'no empty run folder left behind, the existing run untouched');
-});
+test(
+  'missing files, unusable data, a model too big for memory: exit non-zero naming the cause, no run folder ' +
+    'created',
+  async () => {
+    const before = tree(runs);
+    const cases: [string[], number, RegExp][] = [
+      [
+        ['train', ...TINY, '--name', 'd1', '--data', join(dir, 'missing.txt')],
+        1,
+        /--data file '.*missing\.txt' does not exist/,
+      ],
+      [['train', ...TINY, '--name', 'd2', '--data', dir], 1, /--data file '.*' cannot be read as text \(EISDIR/],
+      // tiny has max_position_embeddings 16; the default --seq-len is 128 (an explicit --seq-len raises the limit)
+      [
+        ['train', '--preset', 'tiny', '--backend', 'reference', '--data', textFile, '--runs-dir', runs, '--name', 'd3'],
+        1,
+        /--seq-len 128 exceeds the model's max_position_embeddings 16/,
+      ],
+      // A typo-sized model (17 billion parameters): a sentence before any allocation, not an out-of-memory abort.
+      [
+        ['train', '--preset', 'dense-small', '--hidden-size', '32768', '--runs-dir', runs, '--name', 'big'],
+        1,
+        /the model has 17,332\.2M parameters; training it needs at least [\d.]+ GiB .* but this machine has [\d.]+ GiB/,
+      ],
+      [['train', ...TINY, '--name', 'nothing', '--resume'], 1, /--resume: run folder .*nothing does not exist/],
+      [
+        ['train', '--runs-dir', join(dir, 'no-runs'), '--resume'],
+        2,
+        /--resume: no run folder with a checkpoint in .*no-runs/,
+      ],
+      [
+        ['train', ...TINY, '--name', 'good', '--steps', '3'],
+        1,
+        /already holds a run; pass --resume to continue it, --force to replace it/,
+      ],
+      [['sample', '--checkpoint', join(dir, 'missing')], 1, /run folder .*missing does not exist/],
+      [
+        ['eval', '--checkpoint', dir],
+        1,
+        /config\.json does not exist \(expected a run folder written by monet train\)/,
+      ],
+      [['check', join(dir, 'nothing.safetensors')], 2, /cannot use .*nothing\.safetensors: no such file or folder/],
+    ];
+    for (const [argv, code, want] of cases) {
+      const r = await monet(...argv);
+      assert.is(r.code, code, `monet ${argv.join(' ')} → exit ${r.code}\n${r.err}`);
+      assert.match(r.err, want, `monet ${argv.join(' ')}`);
+    }
+    assert.equal(tree(runs), before, 'no empty run folder left behind, the existing run untouched');
+  },
+);
 
 /** A copy of the good run with one file damaged. */
 function damaged(name: string, file: string, edit: (b: Buffer) => Buffer | string): string {
@@ -212,111 +232,115 @@ function damaged(name: string, file: string, edit: (b: Buffer) => Buffer | strin
   return d;
 }
 
-test('corrupt run folders: truncated, bit-flipped, bad or deeply nested config.json, broken run.json — clear errors naming the file, exit 1, nothing rewritten', async () => {
-  const cases: [string, string, (b: Buffer) => Buffer | string, string[], RegExp][] = [
-    [
-      'trunc',
-      'model.safetensors',
-      (b) => b.subarray(0, b.length - 100),
-      ['sample'],
-      /model\.safetensors: the tensors cover \d+ bytes|model\.safetensors: .*run past the data area.*truncated/,
-    ],
-    [
-      'empty',
-      'model.safetensors',
-      () => Buffer.alloc(0),
-      ['eval'],
-      /model\.safetensors: expected at least 8 bytes .* found a file of 0 bytes/,
-    ],
-    [
-      'flip',
-      'model.safetensors',
-      (b) => {
-        const c = Buffer.from(b);
-        c[c.length - 5] ^= 4;
-        return c;
-      },
-      ['sample'],
-      /model\.safetensors: checksum mismatch/,
-    ],
-    ['notjson', 'config.json', () => '{"hidden_size": 16,', ['sample'], /config\.json is not valid JSON/],
-    [
-      'badcfg',
-      'config.json',
-      (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_dim: 3 }),
-      ['eval'],
-      /config\.json: config: vertical decomposition needs even moe_dim/,
-    ],
-    [
-      'badact',
-      'config.json',
-      (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_experts: 'many' }),
-      ['sample'],
-      /config\.json: config: 'moe_experts' must be a positive integer, found "many"/,
-    ],
-    [
-      'deep',
-      'config.json',
-      () => `{"hidden_size":${'['.repeat(100000)}${']'.repeat(100000)}}`,
-      ['sample'],
-      /config\.json nests values more than 3 levels deep; expected a flat model config/,
-    ],
-    [
-      'runjson',
-      'run.json',
-      () => '{"options":',
-      ['eval'],
-      /run\.json is not valid JSON .*expected the run summary monet train writes/,
-    ],
-    [
-      'shape',
-      'config.json',
-      (b) => JSON.stringify({ ...JSON.parse(b.toString()), vocab_size: 300 }),
-      ['sample'],
-      /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[300,16\]/,
-    ],
-  ];
-  for (const [name, file, edit, cmd, want] of cases) {
-    const d = damaged(name, file, edit);
+test(
+  'corrupt run folders: truncated, bit-flipped, bad or deeply nested config.json, broken run.json — clear errors ' +
+    'naming the file, exit 1, nothing rewritten',
+  async () => {
+    const cases: [string, string, (b: Buffer) => Buffer | string, string[], RegExp][] = [
+      [
+        'trunc',
+        'model.safetensors',
+        (b) => b.subarray(0, b.length - 100),
+        ['sample'],
+        /model\.safetensors: the tensors cover \d+ bytes|model\.safetensors: .*run past the data area.*truncated/,
+      ],
+      [
+        'empty',
+        'model.safetensors',
+        () => Buffer.alloc(0),
+        ['eval'],
+        /model\.safetensors: expected at least 8 bytes .* found a file of 0 bytes/,
+      ],
+      [
+        'flip',
+        'model.safetensors',
+        (b) => {
+          const c = Buffer.from(b);
+          c[c.length - 5] ^= 4;
+          return c;
+        },
+        ['sample'],
+        /model\.safetensors: checksum mismatch/,
+      ],
+      ['notjson', 'config.json', () => '{"hidden_size": 16,', ['sample'], /config\.json is not valid JSON/],
+      [
+        'badcfg',
+        'config.json',
+        (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_dim: 3 }),
+        ['eval'],
+        /config\.json: model config: config\.moe_dim: expected an even number/,
+      ],
+      [
+        'badact',
+        'config.json',
+        (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_experts: 'many' }),
+        ['sample'],
+        /config\.json: model config: config\.moe_experts: expected an integer ≥ 2, found "many"/,
+      ],
+      [
+        'deep',
+        'config.json',
+        () => `{"hidden_size":${'['.repeat(100000)}${']'.repeat(100000)}}`,
+        ['sample'],
+        /config\.json nests values more than 3 levels deep; expected a flat model config/,
+      ],
+      [
+        'runjson',
+        'run.json',
+        () => '{"options":',
+        ['eval'],
+        /run\.json is not valid JSON .*expected the run summary monet train writes/,
+      ],
+      [
+        'shape',
+        'config.json',
+        (b) => JSON.stringify({ ...JSON.parse(b.toString()), vocab_size: 300 }),
+        ['sample'],
+        /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[300,16\]/,
+      ],
+    ];
+    for (const [name, file, edit, cmd, want] of cases) {
+      const d = damaged(name, file, edit);
+      const before = tree(d);
+      const r = await monet(
+        ...cmd,
+        '--checkpoint',
+        d,
+        '--backend',
+        'reference',
+        ...(cmd[0] === 'sample' ? ['--tokens', '2'] : []),
+      );
+      assert.is(r.code, 1, `${name}: monet ${cmd[0]} → exit ${r.code}\n${r.err}`);
+      assert.match(r.err, new RegExp(`^monet ${cmd[0]}: `), name);
+      assert.match(r.err, want, name);
+      assert.equal(tree(d), before, `${name}: the run folder is unchanged`);
+    }
+    // --resume of a damaged trainer state: refused before anything in the folder is touched.
+    const d = damaged('resume-flip', 'trainer_state.safetensors', (b) => {
+      const c = Buffer.from(b);
+      c[c.length - 1] ^= 1;
+      return c;
+    });
     const before = tree(d);
     const r = await monet(
-      ...cmd,
-      '--checkpoint',
-      d,
+      'train',
+      '--runs-dir',
+      dir,
+      '--name',
+      'resume-flip',
+      '--resume',
+      '--steps',
+      '4',
       '--backend',
       'reference',
-      ...(cmd[0] === 'sample' ? ['--tokens', '2'] : []),
     );
-    assert.is(r.code, 1, `${name}: monet ${cmd[0]} → exit ${r.code}\n${r.err}`);
-    assert.match(r.err, new RegExp(`^monet ${cmd[0]}: `), name);
-    assert.match(r.err, want, name);
-    assert.equal(tree(d), before, `${name}: the run folder is unchanged`);
-  }
-  // --resume of a damaged trainer state: refused before anything in the folder is touched.
-  const d = damaged('resume-flip', 'trainer_state.safetensors', (b) => {
-    const c = Buffer.from(b);
-    c[c.length - 1] ^= 1;
-    return c;
-  });
-  const before = tree(d);
-  const r = await monet(
-    'train',
-    '--runs-dir',
-    dir,
-    '--name',
-    'resume-flip',
-    '--resume',
-    '--steps',
-    '4',
-    '--backend',
-    'reference',
-  );
-  assert.is(r.code, 1, r.err);
-  assert.match(r.err, /trainer_state\.safetensors: checksum mismatch/);
-  assert.equal(tree(d), before);
-});
+    assert.is(r.code, 1, r.err);
+    assert.match(r.err, /trainer_state\.safetensors: checksum mismatch/);
+    assert.equal(tree(d), before);
+  },
+);
 
-test('a hostile fixture (JSON nested 100k deep, header length 2^63) is refused by monet check with exit 2', async () => {
+test('a hostile fixture (JSON nested 100k deep, header length 2^63): monet check refuses it, exit 2', async () => {
   const deep = `{"a":${'['.repeat(100000)}${']'.repeat(100000)}}`;
   const hb = Buffer.from(deep);
   const f1 = Buffer.alloc(8 + hb.length);

@@ -1,6 +1,7 @@
-// Validation at every public entry: the model config readers (reference, device layers, trainer presets), the
-// fixture-case runners of both backends called directly (bypassing the fixture loader), the fixture loader, and the
-// checkpoint loader. Each refuses non-square N, top-k above the experts, odd moe_dim for VD, d not divisible by the
+// Validation at every public entry: the model config (the `lm` kind's declaration, which the reference LM, the
+// device LM and the trainer presets all read), the fixture-case runners of both backends called directly (bypassing
+// the fixture loader), the fixture loader, and the checkpoint loader. Each refuses non-square N, top-k above the
+// experts, odd moe_dim for VD, d not divisible by the
 // heads, token ids out of range, and shape/dtype mismatches — with a message that names the key or tensor, what was
 // expected and what was found, and where (file or case).
 import { test } from 'uvu';
@@ -8,9 +9,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildLm } from '../reference/lm.ts';
-import { createReferenceBackend } from '../reference/backend.ts';
-import { parseLmConfig } from '../src/layers/lm.ts';
+import { createReferenceBackend } from '../src/fixtures/reference-cases.ts';
+import { parseLm } from '../src/kinds/lm.ts';
 import { deviceCaseBackend } from '../src/backend/run-case.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import type { CaseBackend, FixtureCase } from '../src/backend/case.ts';
@@ -23,80 +23,57 @@ import { checkTokenIds } from '../src/validate.ts';
 
 const cfg = (name: string, o: Record<string, unknown>) => ({ ...getPreset(name).config, ...o }) as ModelConfig;
 
-/** The same bad config through the three readers: each names the key (and the reference/device readers the place). */
-const BAD_CONFIGS: [string, ModelConfig, RegExp, RegExp, RegExp][] = [
+/**
+ * Bad model configs: the one reader (the `lm` declaration, src/kinds/lm.ts) names the key, what it expected and what
+ * it found; the trainer's validateConfig and the engines read the config through it, so they say the same.
+ */
+const BAD_CONFIGS: [string, ModelConfig, RegExp][] = [
   [
     'PEER N not a perfect square',
     cfg('peer-small', { num_experts: 10 }),
     /config\.num_experts: expected a perfect square.*found 10/,
-    /config\.num_experts: expected a perfect square.*found 10/,
-    /num_experts must be a perfect square, found 10/,
   ],
   [
     'PEER top_k above √N',
     cfg('peer-small', { top_k: 65 }),
-    /config\.top_k: expected ≤ √num_experts = 64.*found 65/,
     /config\.top_k: expected at most √num_experts = 64.*found 65/,
-    /peer top_k 65 exceeds √num_experts = 64/,
   ],
   [
     'SMoE top_k above num_experts',
     cfg('smoe-small', { top_k: 9 }),
     /config\.top_k: expected at most num_experts = 8, found 9/,
-    /config\.top_k: expected at most num_experts = 8, found 9/,
-    /smoe top_k 9 exceeds num_experts 8/,
   ],
   [
     'Monet moe_topk not below moe_experts',
     cfg('tiny', { moe_topk: 4 }),
-    /config\.moe_topk: expected < moe_experts = 4.*found 4/,
     /config\.moe_topk: expected less than moe_experts = 4.*found 4/,
-    /moe_topk 4 must be below moe_experts 4/,
   ],
-  [
-    'odd moe_dim for VD',
-    cfg('tiny', { moe_dim: 3 }),
-    /config\.moe_dim: expected an even number.*found 3/,
-    /config\.moe_dim: expected an even number.*found 3/,
-    /vertical decomposition needs even moe_dim and hidden_size, found m = 3/,
-  ],
+  ['odd moe_dim for VD', cfg('tiny', { moe_dim: 3 }), /config\.moe_dim: expected an even number.*found 3/],
   [
     'd not divisible by heads',
     cfg('tiny', { hidden_size: 18, num_attention_heads: 4 }),
-    /hidden_size 18 is not a multiple of num_attention_heads 4/,
-    /config\.hidden_size 18 is not a multiple of num_attention_heads 4/,
-    /hidden_size 18 must be divisible by num_attention_heads 4/,
+    /config\.hidden_size: expected a multiple of num_attention_heads = 4, found 18/,
   ],
   [
     'odd RoPE head dim',
     cfg('tiny', { hidden_size: 6, num_attention_heads: 2, num_key_value_heads: 2 }),
-    /head dim .* = 3 must be even/,
-    /head dim .* = 3 must be even/,
-    /head dim .* = 3 must be even/,
+    /config\.hidden_size: expected an even head dim hidden_size \/ num_attention_heads .*6 \/ 2 = 3, found 6/,
   ],
   [
     'unknown activation',
     cfg('dense-small', { activation: 'tanh' }),
     /config\.activation: expected one of 'swiglu', 'relu2', 'relu', 'gelu', found "tanh"/,
-    /config\.activation: expected one of .*found "tanh"/,
-    /'activation' for ffn 'dense' must be one of swiglu, relu2, relu, gelu, found "tanh"/,
   ],
 ];
 
-test('model configs: reference, device layers and trainer presets refuse the same bad configs, naming the key', () => {
-  for (const [what, c, ref, dev, pre] of BAD_CONFIGS) {
-    const raw = c as unknown as Record<string, unknown>;
+test('model configs: the lm declaration refuses bad configs naming the key; presets validation says the same', () => {
+  for (const [what, c, want] of BAD_CONFIGS) {
     assert.throws(
-      () => buildLm(raw, 'my/config.json'),
-      (e: Error) => e.message.startsWith('my/config.json: ') && ref.test(e.message),
-      `reference: ${what}`,
+      () => parseLm({ ...c }, 'my/config.json'),
+      (e: Error) => e.message.startsWith('my/config.json: ') && want.test(e.message),
+      `lm declaration: ${what}`,
     );
-    assert.throws(
-      () => parseLmConfig(raw, 'my/config.json'),
-      (e: Error) => e.message.startsWith('my/config.json: ') && dev.test(e.message),
-      `device: ${what}`,
-    );
-    assert.throws(() => validateConfig(c), pre, `presets: ${what}`);
+    assert.throws(() => validateConfig(c), want, `presets: ${what}`);
   }
 });
 
@@ -122,68 +99,75 @@ async function rejects(p: () => Promise<unknown>, want: RegExp, what: string): P
   assert.unreachable(`${what}: accepted`);
 }
 
-test('case runners (reference and device) refuse bad configs, out-of-range token ids and wrong shapes or dtypes', async () => {
-  for (const b of await backends()) {
-    const run = (c: FixtureCase) => b.run(c, {});
-    await rejects(
-      () => run(caseFrom('fixtures/smoe/swiglu_e4k2.safetensors', (c) => (c.config.top_k = 5))),
-      /config\.top_k: expected at most num_experts = 4, found 5/,
-      `${b.name} smoe top_k`,
-    );
-    await rejects(
-      () => run(caseFrom('fixtures/peer/train_relu.safetensors', (c) => (c.config.num_experts = 15))),
-      /config\.num_experts: expected a perfect square/,
-      `${b.name} peer N`,
-    );
-    await rejects(
-      () =>
-        run(
-          caseFrom('fixtures/monet-vd/train.safetensors', (c) => (c.config.moe_dim = (c.config.moe_dim as number) + 1)),
-        ),
-      /fixtures\/monet-vd\/train\.safetensors \[kind monet-vd\]: config\.moe_dim: expected an even number .*found 5/,
-      `${b.name} vd odd m`,
-    );
-    for (const bad of [-1, 256, 1 << 30]) {
+test(
+  'case runners (reference and device) refuse bad configs, out-of-range token ids and wrong shapes or ' + 'dtypes',
+  async () => {
+    for (const b of await backends()) {
+      const run = (c: FixtureCase) => b.run(c, {});
+      await rejects(
+        () => run(caseFrom('fixtures/smoe/swiglu_e4k2.safetensors', (c) => (c.config.top_k = 5))),
+        /config\.top_k: expected at most num_experts = 4, found 5/,
+        `${b.name} smoe top_k`,
+      );
+      await rejects(
+        () => run(caseFrom('fixtures/peer/train_relu.safetensors', (c) => (c.config.num_experts = 15))),
+        /config\.num_experts: expected a perfect square/,
+        `${b.name} peer N`,
+      );
       await rejects(
         () =>
           run(
-            caseFrom('fixtures/lm/dense_swiglu.safetensors', (c) => {
-              const t = c.tensors.get('in.tokens')!;
-              const data = Int32Array.from(t.data as Int32Array);
-              data[data.length - 1] = bad;
-              c.tensors.set('in.tokens', { ...t, data });
+            caseFrom(
+              'fixtures/monet-vd/train.safetensors',
+              (c) => (c.config.moe_dim = (c.config.moe_dim as number) + 1),
+            ),
+          ),
+        /fixtures\/monet-vd\/train\.safetensors \[kind monet-vd\]: config\.moe_dim: expected an even number .*found 5/,
+        `${b.name} vd odd m`,
+      );
+      for (const bad of [-1, 256, 1 << 30]) {
+        await rejects(
+          () =>
+            run(
+              caseFrom('fixtures/lm/dense_swiglu.safetensors', (c) => {
+                const t = c.tensors.get('in.tokens')!;
+                const data = Int32Array.from(t.data as Int32Array);
+                data[data.length - 1] = bad;
+                c.tensors.set('in.tokens', { ...t, data });
+              }),
+            ),
+          new RegExp(
+            `fixtures/lm/dense_swiglu\\.safetensors \\[kind lm\\]: tensor in\\.tokens: token id ${bad} at (row \\d+, ` +
+              `)?position \\d+ is outside \\[0, (config\\.vocab_size = )?11\\)`,
+          ),
+          `${b.name} token ${bad}`,
+        );
+      }
+      await rejects(
+        () =>
+          run(
+            caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
+              const t = c.tensors.get('param.up_proj.weight')!;
+              c.tensors.set('param.up_proj.weight', { ...t, shape: [t.shape[1], t.shape[0]] });
             }),
           ),
-        new RegExp(
-          `fixtures/lm/dense_swiglu\\.safetensors \\[kind lm\\]: tensor in\\.tokens: token id ${bad} at (row \\d+, )?position \\d+ is outside \\[0, (config\\.vocab_size = )?11\\)`,
-        ),
-        `${b.name} token ${bad}`,
+        /param\.up_proj\.weight: expected shape \[\d+,\d+\], found \[\d+,\d+\]/,
+        `${b.name} transposed weight`,
+      );
+      await rejects(
+        () =>
+          run(
+            caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
+              const t = c.tensors.get('in.x')!;
+              c.tensors.set('in.x', { dtype: 'I32', shape: t.shape, data: new Int32Array(t.data.length) });
+            }),
+          ),
+        /in\.x: expected a real tensor \(F64 or F32\), found I32/,
+        `${b.name} integer input`,
       );
     }
-    await rejects(
-      () =>
-        run(
-          caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
-            const t = c.tensors.get('param.up_proj.weight')!;
-            c.tensors.set('param.up_proj.weight', { ...t, shape: [t.shape[1], t.shape[0]] });
-          }),
-        ),
-      /param\.up_proj\.weight: expected shape \[\d+,\d+\], found \[\d+,\d+\]/,
-      `${b.name} transposed weight`,
-    );
-    await rejects(
-      () =>
-        run(
-          caseFrom('fixtures/dense-ffn/swiglu.safetensors', (c) => {
-            const t = c.tensors.get('in.x')!;
-            c.tensors.set('in.x', { dtype: 'I32', shape: t.shape, data: new Int32Array(t.data.length) });
-          }),
-        ),
-      /in\.x: expected a real tensor \(F64 or F32\), found I32/,
-      `${b.name} integer input`,
-    );
-  }
-});
+  },
+);
 
 test('fixture loader: token ids, shapes and dtypes are checked against the config, naming file and tensor', () => {
   const src = 'fixtures/lm/dense_swiglu.safetensors';

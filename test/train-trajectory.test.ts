@@ -16,7 +16,9 @@ import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
 import { BatchSampler, tokenizeDocs } from '../src/train/data.ts';
 import { loadBrown } from '../src/train/corpus.ts';
 import { ByteTokenizer } from '../src/train/tokenizer.ts';
-import { buildLm, lmForward } from '../reference/lm.ts';
+import { lmForward } from '../reference/lm.ts';
+import { lmMargin } from '../src/fixtures/margins.ts';
+import { parseLm } from '../src/kinds/lm.ts';
 import { checkCase, formatReports } from '../src/fixtures/checker.ts';
 import type { TensorMap } from '../src/tensor.ts';
 import type { HostParams } from '../src/train/checkpoint.ts';
@@ -70,10 +72,10 @@ async function trajectory(
 let ref: { losses: number[]; grads0: HostParams } | undefined;
 
 test('step 0 routes with a margin ≥ 1e-3, and the reference loss goes down over 10 steps', async () => {
-  const m = buildLm({ ...config }, 'trajectory');
+  const m = parseLm({ ...config }, 'trajectory');
   const p = Object.fromEntries([...params].map(([k, v]) => [k, Float64Array.from(v)]));
   const st = Object.fromEntries([...state].map(([k, v]) => [k.replace(/^state\./, ''), Float64Array.from(v)]));
-  const margin = lmForward(m, p, batches[0], B, S, st).margin;
+  const margin = lmMargin(m, p, lmForward(m, p, batches[0], B, S, st));
   console.log(`  trajectory: step-0 routing margin ${margin.toExponential(2)}`);
   assert.ok(margin >= 1e-3, `margin ${margin}`);
   ref = await trajectory('reference');
@@ -87,51 +89,55 @@ test('step 0 routes with a margin ≥ 1e-3, and the reference loss goes down ove
 for (const backend of ['js', 'wasm', 'webgpu'] as const) {
   for (const readEvery of [1, 5]) {
     const mode = readEvery === 1 ? 'read every step' : 'read every 5 steps';
-    test(`${backend} (${mode}): 10-step losses match the reference within ${REL_TOL} relative; step-0 gradients pass the f32 checker`, async () => {
-      let run;
-      try {
-        run = await trajectory(backend, readEvery);
-      } catch (e) {
-        // A backend whose implementation is not in this build is skipped with the reason, even in CI (nothing to
-        // run); one that is built but cannot start here (no adapter) is skipped outside CI only.
-        if (e instanceof EngineUnavailable && (e.missing || process.env.CI !== 'true')) {
-          console.log(`  SKIP trajectory on ${backend}: ${e.message}`);
-          return;
+    test(
+      `${backend} (${mode}): 10-step losses match the reference within ${REL_TOL} relative; step-0 gradients ` +
+        `pass the f32 checker`,
+      async () => {
+        let run: Awaited<ReturnType<typeof trajectory>>;
+        try {
+          run = await trajectory(backend, readEvery);
+        } catch (e) {
+          // A backend whose implementation is not in this build is skipped with the reason, even in CI (nothing to
+          // run); one that is built but cannot start here (no adapter) is skipped outside CI only.
+          if (e instanceof EngineUnavailable && (e.missing || process.env.CI !== 'true')) {
+            console.log(`  SKIP trajectory on ${backend}: ${e.message}`);
+            return;
+          }
+          throw e;
         }
-        throw e;
-      }
-      const worst = Math.max(
-        ...run.losses.map((l, i) => Math.abs(l - ref!.losses[i]) / Math.abs(ref!.losses[i])).filter(Number.isFinite),
-      );
-      console.log(
-        `  ${run.name} (${mode}): worst per-step relative loss difference ${worst.toExponential(2)} (tolerance ${REL_TOL})`,
-      );
-      assert.is(run.losses.filter(Number.isFinite).length, STEPS / readEvery);
-      run.losses.forEach((l, i) =>
-        assert.ok(
-          readEvery > 1 && (i + 1) % readEvery !== 0
-            ? Number.isNaN(l)
-            : Math.abs(l - ref!.losses[i]) <= REL_TOL * Math.abs(ref!.losses[i]),
-          `step ${i}: ${l} vs ${ref!.losses[i]}`,
-        ),
-      );
-      const expected: TensorMap = new Map();
-      const actual: TensorMap = new Map();
-      for (const [k, v] of ref!.grads0)
-        expected.set(`grad.param.${k}`, { dtype: 'F64', shape: [v.length], data: v as Float64Array });
-      for (const [k, v] of run.grads0)
-        actual.set(`grad.param.${k}`, { dtype: 'F32', shape: [v.length], data: v as Float32Array });
-      // K: the longest reduction of a step — the vocabulary (256), above T = 64 tokens and every parameter dimension.
-      const report = checkCase(expected, actual, {
-        source: 'trajectory step 0',
-        kind: 'lm',
-        backend: run.name,
-        preset: 'f32',
-        reduction: config.vocab_size,
-      });
-      if (!report.pass) console.log(formatReports([report], { failuresOnly: true }));
-      assert.ok(report.pass, `${run.name}: step-0 gradients outside the f32 preset`);
-    });
+        const worst = Math.max(
+          ...run.losses.map((l, i) => Math.abs(l - ref!.losses[i]) / Math.abs(ref!.losses[i])).filter(Number.isFinite),
+        );
+        console.log(
+          `  ${run.name} (${mode}): worst per-step relative loss difference ${worst.toExponential(2)} (tolerance ` +
+            `${REL_TOL})`,
+        );
+        assert.is(run.losses.filter(Number.isFinite).length, STEPS / readEvery);
+        for (const [i, l] of run.losses.entries())
+          assert.ok(
+            readEvery > 1 && (i + 1) % readEvery !== 0
+              ? Number.isNaN(l)
+              : Math.abs(l - ref!.losses[i]) <= REL_TOL * Math.abs(ref!.losses[i]),
+            `step ${i}: ${l} vs ${ref!.losses[i]}`,
+          );
+        const expected: TensorMap = new Map();
+        const actual: TensorMap = new Map();
+        for (const [k, v] of ref!.grads0)
+          expected.set(`grad.param.${k}`, { dtype: 'F64', shape: [v.length], data: v as Float64Array });
+        for (const [k, v] of run.grads0)
+          actual.set(`grad.param.${k}`, { dtype: 'F32', shape: [v.length], data: v as Float32Array });
+        // K: the longest reduction of a step — the vocabulary (256), above T = 64 tokens and every parameter dimension.
+        const report = checkCase(expected, actual, {
+          source: 'trajectory step 0',
+          kind: 'lm',
+          backend: run.name,
+          preset: 'f32',
+          reduction: config.vocab_size,
+        });
+        if (!report.pass) console.log(formatReports([report], { failuresOnly: true }));
+        assert.ok(report.pass, `${run.name}: step-0 gradients outside the f32 preset`);
+      },
+    );
   }
 }
 

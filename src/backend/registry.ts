@@ -33,7 +33,7 @@ const BUILTIN: BackendEntry[] = [
     name: 'reference',
     description: 'float64 reference (reference/), forward and hand-written backward',
     preset: 'f64',
-    create: async () => (await import('../../reference/backend.ts')).createReferenceBackend(),
+    create: async () => (await import('../fixtures/reference-cases.ts')).createReferenceBackend(),
   },
   {
     name: 'webgpu',

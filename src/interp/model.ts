@@ -7,17 +7,13 @@
 //   B sequences, S positions, T = B·S tokens, d model dim, V vocabulary
 
 import type { Params } from '../../reference/common.ts';
-import type { DenseFfnSaved } from '../../reference/dense-ffn.ts';
-import { buildLm, lmForward, type LmModel } from '../../reference/lm.ts';
-import type { FfnDriver, FfnLayerCtx } from '../../reference/lm-ffn.ts';
-import { monetLayerRouting, type MonetLmConfig } from '../../reference/lm-monet.ts';
-import type { PeerLmConfig } from '../../reference/lm-peer.ts';
+import { lmForward, type AnyFfnPass, type LmConfig, type LmForwardHooks } from '../../reference/lm.ts';
+import type { FfnForwardCtx } from '../../reference/lm-ffn.ts';
 import type { MonetExperts } from '../../reference/monet-expert-view.ts';
 import type { MonetHdParams } from '../../reference/monet-hd.ts';
 import type { MonetVdParams } from '../../reference/monet-vd.ts';
-import type { PeerSaved } from '../../reference/peer.ts';
-import type { SmoeConfig, SmoeSaved } from '../../reference/smoe.ts';
-import type { TopkFfnSaved } from '../../reference/topk-ffn.ts';
+import type { SmoeSaved } from '../../reference/smoe.ts';
+import { parseLm } from '../kinds/lm.ts';
 import { loadModel } from '../train/checkpoint.ts';
 import type { ModelConfig } from '../train/presets.ts';
 import { unitGroups, type UnitGroup, type UnitSite } from './units.ts';
@@ -56,37 +52,31 @@ function smoePairOut(s: SmoeSaved, T: number, k: number, d: number): Float64Arra
   return out;
 }
 
-/** The view of one layer's feed-forward units, from the reference driver's saved state. */
-function ffnView(
-  model: InterpModel,
-  site: SiteInfo,
-  ctx: FfnLayerCtx,
-  c: unknown,
-  u: Float64Array,
-  saved: unknown,
-): UnitView {
+/** The view of one layer's feed-forward units, from what the layer's feed-forward pass saved. */
+function ffnView(model: InterpModel, site: SiteInfo, ctx: FfnForwardCtx, pass: AnyFfnPass, u: Float64Array): UnitView {
   const { T, d } = site;
-  switch (model.config.ffn) {
+  const l = ctx.layer;
+  switch (pass.kind) {
     case 'dense':
-      return neuronView(site, (saved as DenseFfnSaved).h, ctx.params('mlp.')['down_proj.weight']);
+      return neuronView(site, pass.saved[l].h, ctx.params('mlp.')['down_proj.weight']);
     case 'topk': {
-      const s = saved as { topk: true; s: TopkFfnSaved } | { topk: false; s: DenseFfnSaved };
+      const s = pass.saved[l];
       return neuronView(site, s.topk ? s.s.a : s.s.h, ctx.params('mlp.')['down_proj.weight']);
     }
     case 'smoe': {
-      const s = saved as SmoeSaved;
-      const k = (c as SmoeConfig).k;
+      const s = pass.saved[l];
+      const k = pass.c.k;
       return smoeView(site, k, s.topk, s.w, smoePairOut(s, T, k, d));
     }
     case 'peer': {
-      const s = saved as { kind: 'peer'; saved: PeerSaved } | { kind: 'dense'; saved: DenseFfnSaved };
+      const s = pass.saved[l];
       const p = ctx.params('mlp.');
       if (s.kind === 'dense') return neuronView(site, s.saved.h, p['down_proj.weight']);
-      const { H, k, activation } = (c as PeerLmConfig).peer;
+      const { H, k, activation } = pass.c;
       return peerView(site, H, k, activation, s.saved.ids, s.saved.w, s.saved.hpre, p.w_up);
     }
     case 'monet': {
-      const { g1, g2 } = monetLayerRouting(c as MonetLmConfig, ctx);
+      const { g1, g2 } = pass.router(l); // the routing weights of this layer's group
       return monetView(site, g1, g2, u, monetExperts(model.config, ctx.params('moe.')), model.config.moe_dim!);
     }
   }
@@ -99,7 +89,7 @@ export interface InterpModel {
   dir: string;
   config: ModelConfig;
   groups: UnitGroup[];
-  lm: LmModel; // eval mode
+  lm: LmConfig; // eval mode
   params: Params;
   state: Params; // reference names (no `state.` prefix)
   /** The TopK α the model runs with (0 after annealing); unused by other kinds. */
@@ -132,7 +122,7 @@ export function makeInterpModel(
   delete raw.monet_ts_format;
   // TopK: α is the end-of-training value (0 once annealing is over); the checkpoint's config.alpha is the start.
   if (config.ffn === 'topk') raw.alpha = alpha;
-  const lm = buildLm(raw, `${dir}/config.json`);
+  const lm = parseLm(raw, `${dir}/config.json`);
   return { dir, config, groups, lm, params, state, alpha, fast: null };
 }
 
@@ -146,34 +136,24 @@ export function loadInterpModel(dir: string, alpha = 0): InterpModel {
   return makeInterpModel(dir, config, p, s, alpha);
 }
 
-/** The reference LM with the hooks spliced in at every unit site (the same driver otherwise). */
-function hookedLm(model: InterpModel, hooks: UnitHooks | null): LmModel {
-  if (!hooks) return model.lm;
-  const base = model.lm.driver;
-  const d = model.lm.cfg.d;
-  const site = (ctx: FfnLayerCtx, where: UnitSite, input: Float64Array | null): SiteInfo | null => {
+/** The reference LM's hooks: every unit site calls `hooks` with its view. */
+function lmHooks(model: InterpModel, hooks: UnitHooks | null): LmForwardHooks {
+  if (!hooks) return {};
+  const d = model.lm.d;
+  const site = (ctx: FfnForwardCtx, where: UnitSite, input: Float64Array | null): SiteInfo | null => {
     const group = groupAt(model.groups, ctx.layer, where);
     return group ? { group, layer: ctx.layer, T: ctx.dims.T, d, input } : null;
   };
-  const driver: FfnDriver = {
-    ...base,
-    forward(c, ctx, u, out) {
-      const saved = base.forward(c, ctx, u, out);
+  return {
+    afterFfn(ctx, pass, u, out) {
       const s = site(ctx, 'ffn', u);
-      if (s) hooks.atSite(ffnView(model, s, ctx, c, u, saved), out);
-      return saved;
+      if (s) hooks.atSite(ffnView(model, s, ctx, pass, u), out);
+    },
+    afterPost(ctx, _pass, out) {
+      const s = site(ctx, 'hidden', null);
+      if (s) hooks.atSite(hiddenView(s, out), out);
     },
   };
-  if (base.postForward) {
-    const post = base.postForward;
-    driver.postForward = (c, ctx, inp, out) => {
-      const saved = post(c, ctx, inp, out);
-      const s = site(ctx, 'hidden', null);
-      if (saved !== null && s) hooks.atSite(hiddenView(s, out), out);
-      return saved;
-    };
-  }
-  return { ...model.lm, driver };
 }
 
 export interface ForwardResult {
@@ -216,8 +196,8 @@ export function interpForward(
   hooks: UnitHooks | null = null,
 ): ForwardResult {
   if (model.fast) return model.fast.forward(tokens, B, S, hooks);
-  const fwd = lmForward(hookedLm(model, hooks), model.params, tokens, B, S, model.state);
-  return { logits: fwd.logits, nll: nextTokenLoss(fwd.logits, tokens, B, S, model.lm.cfg.V) };
+  const fwd = lmForward(model.lm, model.params, tokens, B, S, model.state, lmHooks(model, hooks));
+  return { logits: fwd.logits, nll: nextTokenLoss(fwd.logits, tokens, B, S, model.lm.V) };
 }
 
 /** Hooks that remove the given units (one set per unit group) from every layer of their group. */

@@ -55,7 +55,7 @@ export async function openRunForInspect(dir: string, backend: InspectBackend = '
     throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
   const { options, step } = readRunOptions(dir);
   const model = await openCheckpoint(dir, options, step, backend);
-  const seqLen = Math.min(options.seqLen, model.lm.cfg.maxPos);
+  const seqLen = Math.min(options.seqLen, model.lm.maxPos);
   const name = dir.replace(/\/+$/, '').split('/').pop() ?? dir;
   return { dir, name, data: options.data, seqLen, step, alpha: model.alpha, model };
 }

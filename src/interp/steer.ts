@@ -46,8 +46,8 @@ export function* steeredTokens(
   steer: Steer | null,
   o: SampleOptions,
 ): Generator<readonly number[]> {
-  const V = model.lm.cfg.V;
-  const maxCtx = model.lm.cfg.maxPos;
+  const V = model.lm.V;
+  const maxCtx = model.lm.maxPos;
   const rng = new Rng(o.seed);
   const ids = Array.from(enc.encode(o.prompt));
   // The forward computes a next-token loss, which needs two positions; documents are preceded by newlines in training.

@@ -12,8 +12,9 @@
 
 import { Scope, type HostMemoryDevice } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
-import { lmForward, parseLmConfig, type FfnSaved, type LmHooks, type LmModel } from '../layers/lm.ts';
-import type { MonetRouterSaved } from '../layers/monet-router.ts';
+import { parseLm } from '../kinds/lm.ts';
+import { lmForward, type LmHooks, type LmModel } from '../layers/lm.ts';
+import type { AnyDeviceFfnPass } from '../layers/lm-ffn.ts';
 import { stateCheckpointName } from '../train/checkpoint.ts';
 import { paramSpecs, stateSpecs } from '../train/presets.ts';
 import { groupAt, monetExperts, nextTokenLoss, type FastForward, type InterpModel, type UnitHooks } from './model.ts';
@@ -39,36 +40,32 @@ function pairOutputs(ys: Float32Array, pos: Int32Array, T: number, k: number, d:
   return out;
 }
 
-function ffnView(
-  dev: HostMemoryDevice,
-  model: InterpModel,
-  site: SiteInfo,
-  ffn: FfnSaved,
-  router: MonetRouterSaved | null,
-): UnitView {
+function ffnView(dev: HostMemoryDevice, model: InterpModel, site: SiteInfo, pass: AnyDeviceFfnPass): UnitView {
   const { layer, T, d } = site;
   const c = model.config;
   const rd = (t: F32) => dev.readSync(t);
   const ri = (t: I32) => dev.readSync(t);
-  switch (ffn.kind) {
+  switch (pass.kind) {
     case 'dense':
-      return neuronView(site, rd(ffn.s.h), layerParams(model, layer, 'mlp.')['down_proj.weight']);
-    case 'topk-ffn':
-      return neuronView(site, rd(ffn.s.h), layerParams(model, layer, 'mlp.')['down_proj.weight']);
+      return neuronView(site, rd(pass.saved[layer].h), layerParams(model, layer, 'mlp.')['down_proj.weight']);
+    case 'topk':
+      return neuronView(site, rd(pass.saved[layer].s.h), layerParams(model, layer, 'mlp.')['down_proj.weight']);
     case 'smoe': {
-      const k = c.top_k!;
-      return smoeView(site, k, ri(ffn.s.idx), rd(ffn.s.w), pairOutputs(rd(ffn.s.ys), ri(ffn.s.pos), T, k, d));
+      const { s } = pass.saved[layer];
+      const k = pass.c.k;
+      return smoeView(site, k, ri(s.idx), rd(s.w), pairOutputs(rd(s.ys), ri(s.pos), T, k, d));
     }
     case 'peer': {
-      const wUp = layerParams(model, layer, 'mlp.').w_up;
-      const act = c.activation === 'gelu' ? 'gelu' : 'relu';
-      return peerView(site, c.heads!, c.top_k!, act, ri(ffn.s.ids), rd(ffn.s.w), rd(ffn.s.hpre), wUp);
+      const saved = pass.saved[layer];
+      const p = layerParams(model, layer, 'mlp.');
+      if (!saved.peer) return neuronView(site, rd(saved.s.h), p['down_proj.weight']);
+      const { s } = saved;
+      return peerView(site, c.heads!, c.top_k!, pass.c.activation, ri(s.ids), rd(s.w), rd(s.hpre), p.w_up);
     }
-    case 'monet-hd':
-    case 'monet-vd': {
-      if (!router) throw new Error(`inspect (wasm): layer ${layer} is a Monet layer without its group's routing`);
+    case 'monet': {
+      const { g1, g2 } = pass.router(layer).saved; // the routing of this layer's group
       const experts = monetExperts(c, layerParams(model, layer, 'moe.'));
-      return monetView(site, f64(rd(router.g1)), f64(rd(router.g2)), site.input!, experts, c.moe_dim!);
+      return monetView(site, f64(rd(g1)), f64(rd(g2)), site.input!, experts, c.moe_dim!);
     }
   }
 }
@@ -77,7 +74,7 @@ function ffnView(
 export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForward {
   const raw: Record<string, unknown> = { ...model.config, mode: 'eval' };
   if (model.config.ffn === 'topk') raw.alpha = model.alpha;
-  const cfg = parseLmConfig(raw, `${model.dir}/config.json`);
+  const cfg = parseLm(raw, `${model.dir}/config.json`);
   const params = new Map<string, F32>();
   for (const s of paramSpecs(model.config)) {
     const p = model.params[s.name];
@@ -98,7 +95,7 @@ export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForw
       if (!group) return;
       const out = f64(dev.readSync(io.out));
       const site = { group, layer, T, d, input: f64(dev.readSync(io.u)) };
-      hooks.atSite(ffnView(dev, model, site, io.ffn, io.router), out);
+      hooks.atSite(ffnView(dev, model, site, io.ffn), out);
       dev.writeSync(io.out, Float32Array.from(out));
     },
     afterHidden(_sc, layer, stream) {

@@ -8,16 +8,11 @@
 
 import type { Scope } from '../backend/device.ts';
 import type { F32 } from '../backend/kernels.ts';
+import type { DenseFfnConfig } from '../../reference/dense-ffn.ts';
 import { linearBackward, linearForward } from './common.ts';
 
-export type DenseActivation = 'swiglu' | 'relu2' | 'relu' | 'gelu';
-
-/** Same fields as reference/dense-ffn.ts's config (hidden_size, intermediate_size, activation). */
-export interface DenseFfnConfig {
-  d: number; // hidden_size
-  F: number; // intermediate_size
-  activation: DenseActivation;
-}
+/** The reference's config type (hidden_size, intermediate_size, activation), read by src/kinds/dense-ffn.ts. */
+export type { DenseActivation, DenseFfnConfig } from '../../reference/dense-ffn.ts';
 
 /** The three projections by role; `gate` is null unless the activation is swiglu. */
 export interface DenseFfnWeights {

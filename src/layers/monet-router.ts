@@ -11,17 +11,17 @@
 
 import type { Scope } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
+import type { MonetRouterConfig as RefMonetRouterConfig } from '../../reference/monet-router.ts';
+import { monetSigma } from '../../reference/normal.ts';
 import { linearBackward, linearForward } from './common.ts';
 
-export interface MonetRouterConfig {
-  d: number; // hidden_size
-  H: number; // moe_heads
-  E: number; // moe_experts
-  topk: number; // moe_topk
-  mode: 'train' | 'eval';
-  bnEps: number;
-  bnMomentum: number;
-  sigma: number; // Φ⁻¹(1 − topk/E), computed on the host once
+/** The reference's router config (src/kinds/monet.ts reads it) plus sigma = Φ⁻¹(1 − topk/E), computed once. */
+export interface MonetRouterConfig extends RefMonetRouterConfig {
+  sigma: number;
+}
+
+export function deviceRouterConfig(c: RefMonetRouterConfig): MonetRouterConfig {
+  return { ...c, sigma: monetSigma(c.topk, c.E) };
 }
 
 export interface MonetRouterWeights {

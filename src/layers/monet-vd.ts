@@ -44,9 +44,8 @@ export interface MonetVdSaved {
   h22: F32;
 }
 
+/** The halves d' = d/2 and m' = m/2 (both even: src/kinds/monet.ts). */
 function halves(dims: MonetMoeDims): { dh: number; mh: number } {
-  if (dims.d % 2 !== 0) throw new Error(`monet-vd: hidden_size must be even (two halves), found ${dims.d}`);
-  if (dims.m % 2 !== 0) throw new Error(`monet-vd: moe_dim must be even (two halves), found ${dims.m}`);
   return { dh: dims.d / 2, mh: dims.m / 2 };
 }
 

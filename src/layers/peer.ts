@@ -11,19 +11,16 @@
 
 import type { Scope } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
+import { peerSubKeys, type PeerConfig as RefPeerConfig } from '../../reference/peer.ts';
 import { linearBackward, linearForward } from './common.ts';
 
-export interface PeerConfig {
-  d: number; // hidden_size
-  N: number; // num_experts
-  n: number; // √N
-  H: number; // heads
-  k: number; // top_k
-  dk: number; // key_dim
-  activation: 'relu' | 'gelu';
-  mode: 'train' | 'eval';
-  bnEps: number;
-  bnMomentum: number;
+/** The reference's config (src/kinds/peer.ts reads it) plus n = √N sub-keys per half, computed once on the host. */
+export interface PeerConfig extends RefPeerConfig {
+  n: number;
+}
+
+export function devicePeerConfig(c: RefPeerConfig): PeerConfig {
+  return { ...c, n: peerSubKeys(c.N) };
 }
 
 export interface PeerWeights {
@@ -65,7 +62,6 @@ export function peerForward(
   const kn = sc.dev.kernels;
   const { d, H, k, dk, n } = cfg;
   const dq = H * dk;
-  if (k > n) throw new Error(`peer: top_k = ${k} exceeds the ${n} sub-keys per side`);
   const qpre = sc.f32(T * dq); // (T, dq)
   linearForward(kn, qpre, x, p.query, p.queryBias, T, d, dq);
   let mean: F32, variance: F32;

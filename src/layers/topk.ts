@@ -11,10 +11,12 @@ import type { Scope } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import { linearBackward, linearForward } from './common.ts';
 
-export interface TopkConfig {
-  k: number;
-  alpha: number;
-}
+import type { TopkConfig } from '../../reference/topk.ts';
+import type { TopkFfnConfig } from '../../reference/topk-ffn.ts';
+
+/** The reference's config types (k, alpha; and hidden_size, intermediate_size for the FFN). */
+export type { TopkConfig } from '../../reference/topk.ts';
+export type { TopkFfnConfig } from '../../reference/topk-ffn.ts';
 
 /** What the activation saves: its input (f' needs it) and the mask (also the idx.mask fixture output). */
 export interface TopkSaved {
@@ -24,7 +26,6 @@ export interface TopkSaved {
 
 export function topkForward(sc: Scope, y: F32, z: F32, cfg: TopkConfig, T: number, F: number): TopkSaved {
   const k = sc.dev.kernels;
-  if (cfg.k > F) throw new Error(`topk: k = ${cfg.k} exceeds the row length ${F}`);
   const mask = sc.i32(T * F); // (T, F)
   k.thresholdTopkMask(mask, z, { rows: T, n: F, k: cfg.k });
   k.activation(y, z, { n: T * F, kind: 'relu' });
@@ -48,10 +49,6 @@ export function topkBackward(
   k.activationBackward(dz, dyScaled, saved.z, { n: T * F, kind: 'relu' });
 }
 
-export interface TopkFfnConfig extends TopkConfig {
-  d: number; // hidden_size
-  F: number; // intermediate_size
-}
 export interface TopkFfnWeights {
   up: F32; // (F, d)
   down: F32; // (d, F)

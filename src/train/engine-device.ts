@@ -20,7 +20,8 @@
 
 import { Scope, type Device } from '../backend/device.ts';
 import { STEP, type F32 } from '../backend/kernels.ts';
-import { lmBackward, lmForward, parseLmConfig, type LmConfig, type LmModel } from '../layers/lm.ts';
+import { parseLm } from '../kinds/lm.ts';
+import { lmBackward, lmForward, type LmConfig, type LmModel } from '../layers/lm.ts';
 import type { HostParams } from './checkpoint.ts';
 import {
   nonFiniteReason,
@@ -35,7 +36,8 @@ import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './pres
 import { checkTokenIds } from '../validate.ts';
 
 const AUX_COEF: Record<string, string> = { loss_balance: 'balance', loss_z: 'z', loss_unif: 'unif', loss_amb: 'amb' };
-/** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean` (src/layers/lm.ts). */
+/** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean`
+ * (src/layers/lm.ts). */
 const devStateName = (n: string) => n.replace(/^state\./, '');
 
 export class DeviceEngine implements Engine {
@@ -66,14 +68,8 @@ export class DeviceEngine implements Engine {
     this.name = dev.name;
     this.inferenceOnly = init.inferenceOnly === true;
     this.specs = paramSpecs(config);
-    this.trainCfg = parseLmConfig(
-      { ...config, mode: 'train' } as unknown as Record<string, unknown>,
-      `model config (${config.ffn})`,
-    );
-    this.evalCfg = parseLmConfig(
-      { ...config, mode: 'eval' } as unknown as Record<string, unknown>,
-      `model config (${config.ffn})`,
-    );
+    this.trainCfg = parseLm({ ...config, mode: 'train' }, `model config (${config.ffn})`);
+    this.evalCfg = parseLm({ ...config, mode: 'eval' }, `model config (${config.ffn})`);
     for (const s of this.specs) {
       const p = init.params.get(s.name);
       if (!p) throw new Error(`${dev.name} engine: missing parameter '${s.name}'`);
@@ -101,7 +97,7 @@ export class DeviceEngine implements Engine {
   }
 
   private model(cfg: LmConfig, withGrads: boolean, alpha: number): LmModel {
-    if (cfg.topk) cfg.topk.alpha = alpha;
+    if (cfg.ffn.kind === 'topk') cfg.ffn.topk.alpha = alpha;
     return { cfg, params: this.params, grads: withGrads ? this.grads : null, state: this.state };
   }
 
@@ -120,7 +116,7 @@ export class DeviceEngine implements Engine {
   private decodeReport(r: Float32Array, lossAt: number, auxAt: number, count: number): { loss: number; ce: number } {
     const loss = r[lossAt] / count;
     let ce = loss;
-    this.auxNames.forEach((n, j) => (ce -= (this.config.aux?.[AUX_COEF[n]] ?? 0) * (r[auxAt + j] / count)));
+    for (const [j, n] of this.auxNames.entries()) ce -= (this.config.aux?.[AUX_COEF[n]] ?? 0) * (r[auxAt + j] / count);
     return { loss, ce };
   }
 
@@ -319,7 +315,7 @@ async function openDevice(name: 'wasm' | 'webgpu' | 'js', o: OpenDeviceOptions):
     case 'webgpu': {
       const { createWebGpuDevice } = await import('../backend/webgpu/device.ts');
       const { NoAdapterError } = await import('../backend/webgpu/gpu.ts');
-      let dev;
+      let dev: Awaited<ReturnType<typeof createWebGpuDevice>>;
       try {
         dev = await createWebGpuDevice();
       } catch (e) {

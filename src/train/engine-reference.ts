@@ -1,7 +1,8 @@
 // The float64 reference as a training engine: reference/lm.ts forward and backward, AdamW on the host.
 // Slow (plain TypeScript loops over Float64Array) and exact; for tiny models, tests and the trajectory check.
 
-import { buildLm, lmBackward, lmForward, type LmModel } from '../../reference/lm.ts';
+import { lmBackward, lmForward, type LmConfig } from '../../reference/lm.ts';
+import { parseLm } from '../kinds/lm.ts';
 import type { Params } from '../../reference/common.ts';
 import {
   adamwHost,
@@ -16,7 +17,8 @@ import {
 import type { HostParams } from './checkpoint.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 
-/** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean` (reference/lm.ts). */
+/** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean`
+ * (reference/lm.ts). */
 const refStateName = (n: string) => n.replace(/^state\./, '');
 
 export class ReferenceEngine implements Engine {
@@ -28,7 +30,7 @@ export class ReferenceEngine implements Engine {
   private m: Params = {};
   private v: Params = {};
   private state: Params = {}; // reference names (no `state.` prefix)
-  private models = new Map<string, LmModel>();
+  private models = new Map<string, LmConfig>();
 
   constructor(
     readonly config: ModelConfig,
@@ -52,14 +54,14 @@ export class ReferenceEngine implements Engine {
   }
 
   /** reference/lm.ts reads mode and α from the config; one parsed model per (mode, α). */
-  private model(mode: 'train' | 'eval', alpha: number): LmModel {
+  private model(mode: 'train' | 'eval', alpha: number): LmConfig {
     const a = this.config.ffn === 'topk' ? alpha : undefined;
     const key = `${mode}/${a}`;
     let m = this.models.get(key);
     if (!m) {
       const raw: Record<string, unknown> = { ...this.config, mode };
       if (a !== undefined) raw.alpha = a;
-      m = buildLm(raw, `model config (${this.config.ffn})`);
+      m = parseLm(raw, `model config (${this.config.ffn})`);
       if (this.models.size > 8) this.models.clear(); // α changes every step while annealing
       this.models.set(key, m);
     }

@@ -7,7 +7,12 @@
 // Sizes: V vocab, d hidden_size, L layers, nH attention heads, nKV kv heads, hd = d/nH head dim, F intermediate
 // size, E = √N experts per side (moe_experts), H expert heads (moe_heads), m expert dim (moe_dim), N experts.
 
-export type FfnKind = 'dense' | 'smoe' | 'peer' | 'monet' | 'topk';
+import type { LmConfig } from '../../reference/lm.ts';
+import { lmParams, lmState, parseLm } from '../kinds/lm.ts';
+import type { ParamSpec, StateSpec } from '../kinds/tensors.ts';
+
+export type { FfnKind } from '../../reference/lm-ffn.ts';
+import type { FfnKind } from '../../reference/lm-ffn.ts';
 
 export interface ModelConfig {
   vocab_size: number;
@@ -181,7 +186,9 @@ export const PRESETS: Preset[] = [
     description:
       'PEER with 1024² experts (H = 8, k = 16) in the middle layer of the 1.4B backbone, GELU MLPs elsewhere',
     source:
-      'PEER paper §3.1 (N, H, k, middle-layer placement); key_dim 256, GELU (one activation for the experts and the dense layers, as the lm config has one key) and the 1.4B backbone with F = 4d are our choices, the paper does not state them',
+      'PEER paper §3.1 (N, H, k, middle-layer placement); key_dim 256, GELU (one activation for the experts and the ' +
+      'dense layers, as the lm config has one key) and the 1.4B backbone with F = 4d are our choices, the paper ' +
+      'does not state them',
     config: {
       ...LLAMA_DEFAULTS,
       vocab_size: 32000,
@@ -332,44 +339,13 @@ export function getPreset(name: string): Preset {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Parameter list
+// Parameter list: the `lm` kind's declaration (src/kinds/lm.ts) read with this config.
 
-export interface ParamSpec {
-  name: string; // checkpoint name, e.g. 'model.layers.0.moe.u1.weight'
-  shape: number[];
-  /** How it is initialised: normal(0, 0.02) for weights and embeddings, ones for norms, zeros for biases. */
-  init: 'normal' | 'ones' | 'zeros';
-  /** AdamW weight decay applies (weights and embeddings; never norms and biases, incl. Monet's b/b1/b2). */
-  decay: boolean;
-}
+export type { ParamSpec, StateSpec } from '../kinds/tensors.ts';
 
-export interface StateSpec {
-  name: string; // 'state.model.layers.0.router.norm1.running_mean'
-  shape: number[];
-  init: 'ones' | 'zeros';
-}
-
-function req(c: ModelConfig, key: keyof ModelConfig): number {
-  const v = c[key];
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new Error(`config: ffn '${c.ffn}' needs a number for '${key}', found ${JSON.stringify(v)}`);
-  return v;
-}
-
-function w(name: string, shape: number[]): ParamSpec {
-  return { name, shape, init: 'normal', decay: true };
-}
-function bias(name: string, shape: number[]): ParamSpec {
-  return { name, shape, init: 'zeros', decay: false };
-}
-function norm(name: string, shape: number[]): ParamSpec {
-  return { name, shape, init: 'ones', decay: false };
-}
-
-function denseFfn(prefix: string, d: number, F: number, act: string): ParamSpec[] {
-  const out = act === 'swiglu' ? [w(`${prefix}gate_proj.weight`, [F, d])] : [];
-  out.push(w(`${prefix}up_proj.weight`, [F, d]), w(`${prefix}down_proj.weight`, [d, F]));
-  return out;
+/** The typed LM config of a model config; a ConfigError names the key, what was expected and found. */
+export function lmConfigOf(c: ModelConfig, where = 'model config'): LmConfig {
+  return parseLm({ ...c }, where);
 }
 
 /** Whether layer i of a topk model uses the TopK activation (the last n_last_non_topk stay dense). */
@@ -379,124 +355,12 @@ export function isTopkLayer(c: ModelConfig, i: number): boolean {
 
 /** Every parameter of an LM config, in a fixed order (embedding, layers 0..L−1, final norm, head). */
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
-  validateConfig(c);
-  const d = c.hidden_size;
-  const V = c.vocab_size;
-  const nH = c.num_attention_heads;
-  const nKV = c.num_key_value_heads;
-  const hd = d / nH;
-  const out: ParamSpec[] = [w('model.embed_tokens.weight', [V, d])];
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const p = `model.layers.${i}.`;
-    out.push(
-      norm(`${p}input_layernorm.weight`, [d]),
-      w(`${p}self_attn.q_proj.weight`, [nH * hd, d]),
-      w(`${p}self_attn.k_proj.weight`, [nKV * hd, d]),
-      w(`${p}self_attn.v_proj.weight`, [nKV * hd, d]),
-      w(`${p}self_attn.o_proj.weight`, [d, nH * hd]),
-      norm(`${p}post_attention_layernorm.weight`, [d]),
-    );
-    switch (c.ffn) {
-      case 'dense':
-        out.push(...denseFfn(`${p}mlp.`, d, req(c, 'intermediate_size'), c.activation ?? 'swiglu'));
-        break;
-      case 'topk':
-        // Every layer is up/down with ReLU: TopK layers (placement ffn) apply TopK to the hidden units, the last
-        // n_last_non_topk layers (and all layers with placement hidden) keep the plain ReLU (our reading, SPEC §4.3).
-        out.push(...denseFfn(`${p}mlp.`, d, req(c, 'intermediate_size'), 'relu'));
-        break;
-      case 'smoe': {
-        const E = req(c, 'num_experts');
-        const F = req(c, 'intermediate_size');
-        out.push(w(`${p}block_sparse_moe.gate.weight`, [E, d]));
-        for (let e = 0; e < E; e++) {
-          const q = `${p}block_sparse_moe.experts.${e}.`;
-          out.push(w(`${q}w1.weight`, [F, d]), w(`${q}w2.weight`, [d, F]));
-          if ((c.activation ?? 'swiglu') === 'swiglu') out.push(w(`${q}w3.weight`, [F, d]));
-        }
-        break;
-      }
-      case 'peer':
-        if ((c.peer_layers ?? []).includes(i)) {
-          const N = req(c, 'num_experts');
-          const H = req(c, 'heads');
-          const dk = req(c, 'key_dim');
-          const sq = Math.round(Math.sqrt(N));
-          const q = `${p}mlp.`;
-          out.push(
-            w(`${q}query.weight`, [H * dk, d]),
-            bias(`${q}query.bias`, [H * dk]),
-            norm(`${q}query_bn.weight`, [H * dk]),
-            bias(`${q}query_bn.bias`, [H * dk]),
-            w(`${q}sub_keys`, [2, sq, dk / 2]),
-            w(`${q}w_down`, [N, d]),
-            w(`${q}w_up`, [N, d]),
-          );
-        } else {
-          out.push(...denseFfn(`${p}mlp.`, d, req(c, 'intermediate_size'), c.activation ?? 'swiglu'));
-        }
-        break;
-      case 'monet': {
-        const E = req(c, 'moe_experts');
-        const H = req(c, 'moe_heads');
-        const m = req(c, 'moe_dim');
-        const G = req(c, 'moe_groups');
-        if (i % G === 0)
-          out.push(
-            w(`model.layers.${i}.router.w1.weight`, [H * E, d]),
-            w(`model.layers.${i}.router.w2.weight`, [H * E, d]),
-          );
-        const q = `${p}moe.`;
-        if (c.moe_decompose === 'horizontal') {
-          out.push(
-            w(`${q}u.weight`, [E * m, d]),
-            bias(`${q}u.bias`, [E * m]),
-            w(`${q}v.weight`, [d, E * m]),
-            bias(`${q}b`, [E, d]),
-          );
-        } else {
-          const mh = m / 2;
-          const dh = d / 2;
-          out.push(
-            w(`${q}u1.weight`, [E * mh, d]),
-            bias(`${q}u1.bias`, [E * mh]),
-            w(`${q}u2.weight`, [E * mh, d]),
-            bias(`${q}u2.bias`, [E * mh]),
-            w(`${q}v11.weight`, [dh, E * mh]),
-            w(`${q}v12.weight`, [dh, E * mh]),
-            w(`${q}v21.weight`, [dh, E * mh]),
-            w(`${q}v22.weight`, [dh, E * mh]),
-            bias(`${q}b1`, [E, dh]),
-            bias(`${q}b2`, [E, dh]),
-          );
-        }
-        break;
-      }
-    }
-  }
-  out.push(norm('model.norm.weight', [d]));
-  if (!c.tie_word_embeddings) out.push(w('lm_head.weight', [V, d]));
-  return out;
+  return [...lmParams(lmConfigOf(c))];
 }
 
 /** Non-trained state (BatchNorm running statistics), names as the `lm` fixture's `state.` tensors. */
 export function stateSpecs(c: ModelConfig): StateSpec[] {
-  const out: StateSpec[] = [];
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    if (c.ffn === 'monet' && i % req(c, 'moe_groups') === 0) {
-      const H = req(c, 'moe_heads');
-      for (const n of ['norm1', 'norm2']) {
-        out.push({ name: `state.model.layers.${i}.router.${n}.running_mean`, shape: [H], init: 'zeros' });
-        out.push({ name: `state.model.layers.${i}.router.${n}.running_var`, shape: [H], init: 'ones' });
-      }
-    }
-    if (c.ffn === 'peer' && (c.peer_layers ?? []).includes(i)) {
-      const dq = req(c, 'heads') * req(c, 'key_dim');
-      out.push({ name: `state.model.layers.${i}.mlp.query_bn.running_mean`, shape: [dq], init: 'zeros' });
-      out.push({ name: `state.model.layers.${i}.mlp.query_bn.running_var`, shape: [dq], init: 'ones' });
-    }
-  }
-  return out;
+  return [...lmState(lmConfigOf(c))].map((s) => ({ ...s, name: `state.${s.name}` }));
 }
 
 export function countParams(specs: ParamSpec[]): number {
@@ -530,7 +394,8 @@ export function paramBreakdown(c: ModelConfig): ParamBreakdown {
 
 /**
  * What N = E² experts would cost per layer in the other designs (SPEC §1.6): an SMoE whose N experts each have
- * Monet's expert width m (up and down projection: 2·N·m·d; the N·d gate not counted, as in SPEC), and PEER with N singleton experts
+ * Monet's expert width m (up and down projection: 2·N·m·d; the N·d gate not counted, as in SPEC), and PEER with N
+ * singleton experts
  * (w_down, w_up: 2·N·d; query and sub-keys not counted). Monet itself: per layer (expert part only).
  */
 export function expertScaling(c: ModelConfig): {
@@ -539,10 +404,9 @@ export function expertScaling(c: ModelConfig): {
   smoePerLayer: number;
   peerPerLayer: number;
 } {
-  if (c.ffn !== 'monet') throw new Error(`expertScaling: expected a monet config, found ffn '${c.ffn}'`);
-  const E = req(c, 'moe_experts');
-  const m = req(c, 'moe_dim');
-  const d = c.hidden_size;
+  const ffn = lmConfigOf(c).ffn;
+  if (ffn.kind !== 'monet') throw new Error(`expertScaling: expected a monet config, found ffn '${c.ffn}'`);
+  const { E, m, d } = ffn.monet;
   const N = E * E;
   const monetPerLayer = paramSpecs({ ...c, num_hidden_layers: 1, moe_groups: 1 })
     .filter((s) => s.name.includes('.moe.'))
@@ -558,140 +422,9 @@ export function formatCount(n: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Validation: a wrong config fails here with the key's name, not deep inside a kernel.
+// Validation: a wrong config fails here with the key's name, not deep inside a kernel. The rules are the `lm`
+// kind's (src/kinds/lm.ts): the same ones the fixture loader and the backends apply.
 
-function posInt(c: ModelConfig, key: keyof ModelConfig): number {
-  const v = c[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
-    throw new Error(`config: '${key}' must be a positive integer, found ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function validateConfig(c: ModelConfig): void {
-  const d = posInt(c, 'hidden_size');
-  posInt(c, 'vocab_size');
-  const L = posInt(c, 'num_hidden_layers');
-  const nH = posInt(c, 'num_attention_heads');
-  const nKV = posInt(c, 'num_key_value_heads');
-  posInt(c, 'max_position_embeddings');
-  if (d % nH !== 0) throw new Error(`config: hidden_size ${d} must be divisible by num_attention_heads ${nH}`);
-  if (nH % nKV !== 0)
-    throw new Error(`config: num_attention_heads ${nH} must be divisible by num_key_value_heads ${nKV}`);
-  if ((d / nH) % 2 !== 0)
-    throw new Error(`config: the head dim hidden_size/num_attention_heads = ${d / nH} must be even for RoPE`);
-  const kinds: FfnKind[] = ['dense', 'smoe', 'peer', 'monet', 'topk'];
-  if (!kinds.includes(c.ffn))
-    throw new Error(`config: 'ffn' must be one of ${kinds.join(', ')}, found ${JSON.stringify(c.ffn)}`);
-  // Keys every kind shares, checked here so that a hand-edited config.json fails naming the key rather than later
-  // inside a backend (docs/robustness.md).
-  for (const key of ['rms_norm_eps', 'rope_theta', 'bn_eps', 'unif_eps'] as const) {
-    const v = c[key];
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0))
-      throw new Error(`config: '${key}' must be a positive number, found ${JSON.stringify(v)}`);
-  }
-  if (c.tie_word_embeddings !== undefined && typeof c.tie_word_embeddings !== 'boolean')
-    throw new Error(
-      `config: 'tie_word_embeddings' must be true or false, found ${JSON.stringify(c.tie_word_embeddings)}`,
-    );
-  if (c.mode !== undefined && c.mode !== 'train' && c.mode !== 'eval')
-    throw new Error(`config: 'mode' must be 'train' or 'eval', found ${JSON.stringify(c.mode)}`);
-  const acts = c.ffn === 'peer' ? ['relu', 'gelu'] : c.ffn === 'topk' ? ['relu'] : ['swiglu', 'relu2', 'relu', 'gelu'];
-  if (c.activation !== undefined && c.ffn !== 'monet' && !acts.includes(c.activation)) {
-    throw new Error(
-      `config: 'activation' for ffn '${c.ffn}' must be one of ${acts.join(', ')}, found ${JSON.stringify(c.activation)}`,
-    );
-  }
-  const auxNames = c.ffn === 'smoe' ? ['balance', 'z'] : c.ffn === 'monet' ? ['unif', 'amb'] : [];
-  if (c.aux !== undefined) {
-    if (typeof c.aux !== 'object' || c.aux === null || Array.isArray(c.aux))
-      throw new Error(`config: 'aux' must be an object {${auxNames.join(', ')}}, found ${JSON.stringify(c.aux)}`);
-    for (const [k, v] of Object.entries(c.aux)) {
-      if (!auxNames.includes(k))
-        throw new Error(
-          `config: 'aux.${k}' is not an aux loss of ffn '${c.ffn}'; expected ${auxNames.length ? auxNames.join(', ') : 'no aux key'}`,
-        );
-      if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0))
-        throw new Error(`config: 'aux.${k}' must be a non-negative number, found ${JSON.stringify(v)}`);
-    }
-  }
-  for (const k of auxNames) {
-    if (typeof c.aux?.[k] !== 'number')
-      throw new Error(
-        `config: ffn '${c.ffn}' needs 'aux.${k}' (its loss coefficient; 0 turns it off), found ${JSON.stringify(c.aux?.[k])}`,
-      );
-  }
-  // Size guards: paramSpecs lists layers and SMoE experts one by one, so a hostile config.json asking for a billion
-  // of them would make loading hang before any file size is compared. Real models are far below these bounds.
-  if (L > 4096) throw new Error(`config: num_hidden_layers ${L} exceeds the supported 4096`);
-  switch (c.ffn) {
-    case 'dense':
-      posInt(c, 'intermediate_size');
-      break;
-    case 'topk': {
-      const F = posInt(c, 'intermediate_size');
-      const k = posInt(c, 'k');
-      const place = c.topk_placement ?? 'ffn';
-      if (place !== 'ffn' && place !== 'hidden')
-        throw new Error(`config: 'topk_placement' must be 'ffn' or 'hidden', found ${JSON.stringify(place)}`);
-      const width = place === 'ffn' ? F : d;
-      if (k > width)
-        throw new Error(
-          `config: topk k = ${k} exceeds the ${place === 'ffn' ? 'intermediate_size' : 'hidden_size'} ${width} it selects from`,
-        );
-      break;
-    }
-    case 'smoe': {
-      posInt(c, 'intermediate_size');
-      const E = posInt(c, 'num_experts');
-      const k = posInt(c, 'top_k');
-      if (k > E) throw new Error(`config: smoe top_k ${k} exceeds num_experts ${E}`);
-      if (E > 65536)
-        throw new Error(
-          `config: smoe num_experts ${E} exceeds the supported 65536 (each expert is its own set of tensors)`,
-        );
-      break;
-    }
-    case 'peer': {
-      const N = posInt(c, 'num_experts');
-      const sq = Math.round(Math.sqrt(N));
-      if (sq * sq !== N) throw new Error(`config: peer num_experts must be a perfect square, found ${N}`);
-      posInt(c, 'heads');
-      const dk = posInt(c, 'key_dim');
-      if (dk % 2 !== 0) throw new Error(`config: peer key_dim must be even (two halves for product keys), found ${dk}`);
-      const k = posInt(c, 'top_k');
-      if (k > sq) throw new Error(`config: peer top_k ${k} exceeds √num_experts = ${sq}`);
-      if (c.activation !== 'relu' && c.activation !== 'gelu') {
-        throw new Error(
-          `config: peer 'activation' (the experts' σ and the dense layers' MLP) must be 'relu' or 'gelu', found ${JSON.stringify(c.activation)}`,
-        );
-      }
-      const layers = c.peer_layers;
-      if (
-        !Array.isArray(layers) ||
-        layers.length === 0 ||
-        layers.some((i) => !Number.isInteger(i) || i < 0 || i >= L)
-      ) {
-        throw new Error(
-          `config: peer_layers must be a non-empty list of layer indices in [0, ${L}), found ${JSON.stringify(layers)}`,
-        );
-      }
-      posInt(c, 'intermediate_size');
-      break;
-    }
-    case 'monet': {
-      const E = posInt(c, 'moe_experts');
-      posInt(c, 'moe_heads');
-      const k = posInt(c, 'moe_topk');
-      if (k >= E)
-        throw new Error(`config: moe_topk ${k} must be below moe_experts ${E} (the BN threshold is Φ⁻¹(1 − topk/E))`);
-      const m = posInt(c, 'moe_dim');
-      posInt(c, 'moe_groups');
-      const dec = c.moe_decompose ?? 'vertical';
-      if (dec !== 'vertical' && dec !== 'horizontal')
-        throw new Error(`config: 'moe_decompose' must be 'vertical' or 'horizontal', found ${JSON.stringify(dec)}`);
-      if (dec === 'vertical' && (m % 2 !== 0 || d % 2 !== 0))
-        throw new Error(`config: vertical decomposition needs even moe_dim and hidden_size, found m = ${m}, d = ${d}`);
-      break;
-    }
-  }
+export function validateConfig(c: ModelConfig, where = 'model config'): void {
+  lmConfigOf(c, where);
 }

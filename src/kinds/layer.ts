@@ -1,0 +1,42 @@
+// The layout of a single-layer fixture case (every kind but `lm`): in.x and its upstream gradients, parameters,
+// state, outputs, routing decisions and the state after a train-mode step.
+
+import { maxDim, shapes, type KindLayout, type ParamSpec, type Shape, type StateSpec } from './tensors.ts';
+
+export interface LayerLayoutParts {
+  T: number;
+  /** in.x's shape. */
+  x: Shape;
+  /** Upstream gradients (in.dy, or the router's in.dg1, in.dg2), read only by backward. */
+  seeds: Array<[string, Shape]>;
+  params: Iterable<ParamSpec>;
+  state: Iterable<StateSpec>;
+  /** BatchNorm mode, for the kinds that have one: next.* exist only after a train-mode step. */
+  mode?: 'train' | 'eval';
+  outputs: Array<[string, Shape]>;
+  optionalOutputs?: Array<[string, Shape]>;
+  idx: Array<[string, Shape]>;
+  /** A reduction longer than T and every parameter dimension (e.g. BatchNorm over tokens × experts). */
+  reduction?: number;
+}
+
+export function layerLayout(p: LayerLayoutParts): KindLayout {
+  const params = shapes('', p.params);
+  const stateRel = shapes('', p.state);
+  const inputs = new Map<string, Shape>([['in.x', p.x], ...p.seeds.map(([n, s]): [string, Shape] => [`in.${n}`, s])]);
+  return {
+    inputs,
+    seeds: p.seeds.map(([n]) => `in.${n}`),
+    differentiableInputs: ['x'],
+    params: new Map([...params].map(([n, s]) => [`param.${n}`, s])),
+    state: new Map([...stateRel].map(([n, s]) => [`state.${n}`, s])),
+    // A train-mode layer file may omit its state: it starts from PyTorch's init (mean 0, variance 1).
+    stateOptional: p.mode === 'train',
+    outputs: new Map(p.outputs),
+    optionalOutputs: new Map(p.optionalOutputs ?? []),
+    idx: new Map(p.idx),
+    // Running statistics change only in train mode; an eval-mode case has no next.* (the state is unchanged).
+    next: p.mode === 'train' ? new Map([...stateRel].map(([n, s]) => [`next.${n}`, s])) : new Map(),
+    reduction: Math.max(p.T, p.reduction ?? 1, maxDim(params)),
+  };
+}
