@@ -27,6 +27,17 @@ export function copyBlock(dst: usize, src: usize, rows: i32, cols: i32, dstLd: i
   }
 }
 
+/** dst (n) = bfloat16 i of the packed pairs at `packed`, widened: the 16 bits become the upper half of a float32. */
+export function widenBf16(dst: usize, packed: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(packed + (<usize>i << 1)); // 8 × u16
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+    v128.store(dst + (<usize>i << 2) + 16, i32x4.shl(i32x4.extend_high_i16x8_u(h), 16));
+  }
+  for (; i < n; i++) store<u32>(dst + (<usize>i << 2), <u32>load<u16>(packed + (<usize>i << 1)) << 16);
+}
+
 export function axpby(y: usize, x: usize, n: i32, alpha: f32, beta: f32): void {
   const va = f32x4.splat(alpha), vb = f32x4.splat(beta);
   let i = 0;

@@ -1,7 +1,7 @@
 // The WASM module's exports: every kernel of src/backend/kernels.ts (one file per family, mirroring reference/),
 // plus what the loader needs to manage memory. Built twice by scripts/build-asm.mjs: plain SIMD and relaxed SIMD.
 
-export { fill, fillI32, copyBlock, axpby, addBias, colSum, sumSquares, activation, activationBackward, swiglu, swigluBackward, maskScale, stepGuard, copyIf, adamw } from './elementwise';
+export { fill, fillI32, copyBlock, widenBf16, axpby, addBias, colSum, sumSquares, activation, activationBackward, swiglu, swigluBackward, maskScale, stepGuard, copyIf, adamw } from './elementwise';
 export { matmul, matmulGrouped, matmulGroupedTN, gemmScratchFloats } from './matmul';
 export { softmaxRows, softmaxBackward, topkRows, topkRowsBackward, thresholdTopkMask } from './softmax';
 export { rmsnorm, rmsnormBackward, groupStats, batchnorm, batchnormBackward, runningStatsUpdate } from './norm';

@@ -13,6 +13,7 @@ import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
 import type { Engine } from '../src/train/engine.ts';
 import { generateIds, GREEDY } from '../src/train/sample.ts';
 import { main } from '../src/cli/main.ts';
+import { createJsDevice } from '../src/backend/js/device.ts';
 
 const DATA = 'test/data/hf';
 const FOLDERS = ['monet-vd-tiny', 'monet-hd-tiny'];
@@ -53,17 +54,28 @@ test('a MonetLLM folder loads: config translated, both shards, BN buffers in, nu
   assert.ok(hd.params.has('model.layers.3.moe.b'));
 });
 
-for (const backend of ['wasm', 'webgpu'] as const) {
+// 'f32': every weight widened at load; 'bf16': matrices kept 16-bit on the device and widened by the widenBf16 kernel
+// inside the forward (what monet sample does). Widening is exact, so both give the same float32 logits.
+const VARIANTS = [
+  ['wasm', 'f32'],
+  ['wasm', 'bf16'],
+  ['webgpu', 'bf16'],
+] as const;
+const wasmF32Ce = new Map<string, number>();
+
+for (const [backend, weights] of VARIANTS) {
   for (const folder of FOLDERS) {
-    test(`${folder} on ${backend}: greedy ids equal PyTorch's, cross-entropy within 1e-3 relative`, async () => {
+    test(`${folder} on ${backend}, ${weights} weights: greedy ids equal PyTorch's, CE within 1e-3 relative`, async () => {
       const exp = expectedOf(folder);
-      const m = await loadHfModel(new DirSource(join(DATA, folder)));
+      const m = await loadHfModel(new DirSource(join(DATA, folder)), { keep16: weights === 'bf16' });
+      assert.is(m.packed.size > 0, weights === 'bf16');
       let engine: Engine;
       try {
         ({ engine } = await createEngine(backend, {
           config: m.config,
           params: m.params,
           state: m.state,
+          packed: m.packed,
           inferenceOnly: true,
         }));
       } catch (e) {
@@ -86,6 +98,8 @@ for (const backend of ['wasm', 'webgpu'] as const) {
         const r = await engine.evalLoss(Int32Array.from(exp.ce_ids), 1, exp.ce_ids.length, 1);
         const rel = Math.abs(r.ce - exp.ce) / exp.ce;
         assert.ok(rel < 1e-3, `CE ${r.ce} vs PyTorch ${exp.ce}: relative error ${rel}`);
+        if (backend === 'wasm' && weights === 'f32') wasmF32Ce.set(folder, r.ce);
+        if (backend === 'wasm' && weights === 'bf16') assert.is(r.ce, wasmF32Ce.get(folder));
         let refused = '';
         try {
           await engine.trainStep([Int32Array.from(exp.ce_ids)], 1, exp.ce_ids.length, {} as never, true);
@@ -99,6 +113,16 @@ for (const backend of ['wasm', 'webgpu'] as const) {
     });
   }
 }
+
+test('widenBf16 on the plain-JS device is the exact widening (the oracle the wasm/webgpu kernel tests use)', async () => {
+  const dev = createJsDevice();
+  const bits = new Uint16Array([0x3f80, 0xc000, 0x0001, 0x4049, 0x8000]);
+  const padded = new Uint16Array(6);
+  padded.set(bits);
+  const out = dev.alloc('f32', 5);
+  dev.kernels.widenBf16(out, dev.upload(new Int32Array(padded.buffer)), { n: 5 });
+  assert.equal(Array.from(await dev.read(out)), Array.from(bf16ToF32(bits)));
+});
 
 /** A copy of the VD folder with `edit` applied, loaded; returns the error message (or fails if it loads). */
 async function loadError(edit: (dir: string) => void): Promise<string> {

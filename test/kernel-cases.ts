@@ -112,3 +112,17 @@ export function assertMatchesJs(
     }
   }
 }
+
+/** widenBf16 cases: bfloat16 pairs packed in int32 (from `rand` floats, a zero, a −0 and a subnormal), odd and even n. */
+export function widenKernelCases(rand: (n: number, lo?: number, hi?: number) => Float32Array): KernelCase[] {
+  return [37, 64].map((n) => {
+    const x = rand(n, -3, 3);
+    x[0] = 0;
+    x[1] = -0;
+    x[2] = 1e-39;
+    const bits = new Uint16Array(n + (n % 2)); // the packed tensor has ⌈n/2⌉ words
+    const u = new Uint32Array(x.buffer);
+    for (let i = 0; i < n; i++) bits[i] = u[i] >>> 16; // truncation: any 16 bits are a valid bfloat16
+    return { kernel: 'widenBf16', label: `n = ${n}`, args: [rand(n), new Int32Array(bits.buffer)], s: { n } };
+  });
+}

@@ -13,7 +13,7 @@ import type { Device } from '../src/backend/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
 import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
 import { enableRelaxedSimd, readWasmBytes } from '../src/backend/wasm/node.ts';
-import { assertMatchesJs, runOn, seededInputs, type KernelCase } from './kernel-cases.ts';
+import { assertMatchesJs, runOn, seededInputs, widenKernelCases, type KernelCase } from './kernel-cases.ts';
 import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {
@@ -407,6 +407,7 @@ function cases(): Case[] {
     s: { B: 2, S: 5, V: 13, scale: 1 / 8 },
   });
   c.push(...stepKernelCases(rand, 41));
+  c.push(...widenKernelCases(rand));
   return c;
 }
 

@@ -10,7 +10,7 @@ import { sharedGpu } from './webgpu-setup.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
-import { assertMatchesJs, runOn, seededInputs, type KernelCase } from './kernel-cases.ts';
+import { assertMatchesJs, runOn, seededInputs, widenKernelCases, type KernelCase } from './kernel-cases.ts';
 import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {
@@ -398,6 +398,7 @@ function cases(): Case[] {
     s: { B: 2, S: 4, V: 11, scale: 1 / 6 },
   });
   c.push(...stepKernelCases(rand, 37));
+  c.push(...widenKernelCases(rand));
   return c;
 }
 

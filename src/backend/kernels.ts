@@ -98,6 +98,7 @@ export const KERNELS = [
   'smoeAuxBackward',
   // LM
   'gatherRows',
+  'widenBf16',
   'scatterAddRows',
   'rope',
   'ropeBackward',
@@ -448,6 +449,12 @@ export interface KernelSignatures {
   // ---------------------------------------------------------------- LM
   /** dst[r, :] = table[idx[r], :]. idx (rows), table (·, cols), dst (rows, cols). Embedding lookup. */
   gatherRows(dst: F32, table: F32, idx: I32, s: { rows: number; cols: number }): void;
+  /**
+   * 16-bit weights: dst[i] (n) = the float32 whose upper half is bfloat16 i of `packed` and lower half 0 (exact).
+   * packed (⌈n/2⌉) holds two bfloat16 per int32, element 2j in the low 16 bits of packed[j], 2j + 1 in the high ones
+   * (a little-endian Uint16Array viewed as Int32Array).
+   */
+  widenBf16(dst: F32, packed: I32, s: { n: number }): void;
   /** dst[idx[r], :] += src[r, :] (duplicates add). Embedding backward. */
   scatterAddRows(dst: F32, src: F32, idx: I32, s: { rows: number; cols: number }): void;
   /**

@@ -17,11 +17,12 @@
 import { paramSpecs, stateSpecs, type ModelConfig } from '../train/presets.ts';
 import type { HostParams } from '../train/checkpoint.ts';
 import { parseGenerationConfig, parseHfConfig } from './config.ts';
-import { openShard, readF32, type Shard } from './shard.ts';
+import { openShard, readBf16Bits, readF32, type Shard } from './shard.ts';
 import type { FolderSource } from './source.ts';
 
 export const HF_INDEX = 'model.safetensors.index.json';
 export const HF_SINGLE = 'model.safetensors';
+const EMBED = 'model.embed_tokens.weight';
 
 /** True when the folder holds a Hugging Face config (model_type key) rather than one of our run configs. */
 export async function isHfFolder(src: FolderSource): Promise<boolean> {
@@ -104,6 +105,8 @@ async function openWeights(src: FolderSource): Promise<{ shards: Shard[]; holder
 export interface HfModel {
   config: ModelConfig;
   params: HostParams;
+  /** BF16 matrices kept as their 16-bit patterns (LoadOptions.keep16), not in `params`. */
+  packed: Map<string, Uint16Array>;
   state: HostParams;
   eos: number[];
   bos: number | null;
@@ -112,11 +115,17 @@ export interface HfModel {
   notes: string[];
 }
 
-/** Read config, generation config and every weight of a MonetLLM folder into float32 host arrays. */
-export async function loadHfModel(
-  src: FolderSource,
-  onProgress?: (done: number, total: number) => void,
-): Promise<HfModel> {
+export interface LoadOptions {
+  /**
+   * Keep BF16 matrices (every 2-D weight but the embedding table, which is gathered by rows) as 16-bit patterns
+   * instead of widening them: half the memory, widened on the device when used.
+   */
+  keep16?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Read config, generation config and every weight of a MonetLLM folder (float32, or bf16 kept with keep16). */
+export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promise<HfModel> {
   if (!src.has('config.json'))
     throw new Error(`${src.label}: config.json is missing (expected a MonetLLM model folder)`);
   const info = parseHfConfig(await readJson(src, 'config.json'), src.where('config.json'));
@@ -169,6 +178,7 @@ export async function loadHfModel(
     );
   const params: HostParams = new Map();
   const state: HostParams = new Map();
+  const packed = new Map<string, Uint16Array>();
   let done = 0;
   for (const [n, w] of wanted) {
     const shard = holder.get(n);
@@ -184,9 +194,10 @@ export async function loadHfModel(
         `${src.where(shard.file)}: tensor '${n}' has shape [${e.shape}], config.json implies [${w.shape}]`,
       );
     if (e.dtype === 'I64') throw new Error(`${src.where(shard.file)}: tensor '${n}' is I64; expected BF16, F16 or F32`);
-    const data = await readF32(src, shard, n);
-    (w.into === 'params' ? params : state).set(w.name, data);
-    onProgress?.(++done, wanted.size);
+    if (o.keep16 && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2 && n !== EMBED)
+      packed.set(w.name, await readBf16Bits(src, shard, n));
+    else (w.into === 'params' ? params : state).set(w.name, await readF32(src, shard, n));
+    o.onProgress?.(++done, wanted.size);
   }
-  return { config, params, state, eos, bos, dtypes, notes };
+  return { config, params, packed, state, eos, bos, dtypes, notes };
 }

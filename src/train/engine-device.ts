@@ -34,6 +34,7 @@ import {
 import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 import { checkTokenIds } from '../validate.ts';
+import { WideningParams } from '../layers/packed-weights.ts';
 
 const AUX_COEF: Record<string, string> = { loss_balance: 'balance', loss_z: 'z', loss_unif: 'unif', loss_amb: 'amb' };
 /** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean`
@@ -44,7 +45,7 @@ export class DeviceEngine implements Engine {
   readonly dtype = 'F32' as const;
   readonly name: string;
   private specs: ParamSpec[];
-  private params = new Map<string, F32>();
+  private params: WideningParams;
   private grads = new Map<string, F32>();
   private m = new Map<string, F32>();
   private v = new Map<string, F32>();
@@ -70,7 +71,15 @@ export class DeviceEngine implements Engine {
     this.specs = paramSpecs(config);
     this.trainCfg = parseLm({ ...config, mode: 'train' }, `model config (${config.ffn})`);
     this.evalCfg = parseLm({ ...config, mode: 'eval' }, `model config (${config.ffn})`);
+    this.params = new WideningParams(dev);
+    if (init.packed && !this.inferenceOnly)
+      throw new Error(`${dev.name} engine: 16-bit (packed) weights are for inference only`);
     for (const s of this.specs) {
+      const bits = init.packed?.get(s.name);
+      if (bits) {
+        this.params.setPacked(s.name, bits);
+        continue;
+      }
       const p = init.params.get(s.name);
       if (!p) throw new Error(`${dev.name} engine: missing parameter '${s.name}'`);
       this.params.set(s.name, dev.upload(p instanceof Float32Array ? p : Float32Array.from(p)));

@@ -110,6 +110,11 @@ export interface EngineInit {
    * keeps device memory at the parameters and state; trainStep then refuses.
    */
   inferenceOnly?: boolean;
+  /**
+   * Weights kept as bfloat16 bits (inference only): held packed on the device and widened when a layer reads them
+   * (src/layers/packed-weights.ts). A name here is not looked up in `params`.
+   */
+  packed?: Map<string, Uint16Array>;
 }
 
 /**

@@ -828,6 +828,11 @@ export const jsKernels: Kernels = {
     }
   },
 
+  widenBf16(dst, packed, { n }) {
+    const D = new Uint32Array(f(dst).buffer, f(dst).byteOffset, n);
+    const P = ix(packed);
+    for (let e = 0; e < n; e++) D[e] = e & 1 ? P[e >> 1] & 0xffff0000 : P[e >> 1] << 16;
+  },
   gatherRows(dst, table, idx, { rows, cols }) {
     const D = f(dst),
       Tb = f(table),

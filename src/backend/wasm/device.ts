@@ -318,6 +318,7 @@ function makeKernels(ex: Exports, scratch: (bytes: number) => number): Kernels {
     smoeAuxBackward: (dz, probs, lse, idx, s) =>
       k.smoeAuxBackward(p(dz), p(probs), p(lse), p(idx), s.T, s.E, s.k, s.coefBalance, s.coefZ, scratch(4 * s.E)),
     gatherRows: (dst, table, idx, s) => k.gatherRows(p(dst), p(table), p(idx), s.rows, s.cols),
+    widenBf16: (dst, packed, s) => k.widenBf16(p(dst), p(packed), s.n),
     scatterAddRows: (dst, src, idx, s) => k.scatterAddRows(p(dst), p(src), p(idx), s.rows, s.cols),
     rope: (y, x, s) => k.rope(p(y), p(x), s.B, s.S, s.heads, s.hd, s.theta),
     ropeBackward: (dx, dy, s) => k.ropeBackward(p(dx), p(dy), s.B, s.S, s.heads, s.hd, s.theta),

@@ -69,6 +69,7 @@ import moeCombineBackwardSrc from '../../../wgsl/moeCombineBackward.wgsl';
 import smoeAuxSrc from '../../../wgsl/smoeAux.wgsl';
 import smoeAuxBackwardSrc from '../../../wgsl/smoeAuxBackward.wgsl';
 import gatherRowsSrc from '../../../wgsl/gatherRows.wgsl';
+import widenBf16Src from '../../../wgsl/widenBf16.wgsl';
 import scatterAddRowsSrc from '../../../wgsl/scatterAddRows.wgsl';
 import ropeSrc from '../../../wgsl/rope.wgsl';
 import attentionSrc from '../../../wgsl/attention.wgsl';
@@ -975,6 +976,17 @@ function makeKernels(dev: WebGpuDevice): Kernels {
     },
 
     // ------------------------------------------------------------------------------------------ LM
+    widenBf16(dst, packed, s) {
+      if (s.n === 0) return;
+      dev.run(
+        'widenBf16',
+        widenBf16Src,
+        'main',
+        [s.n],
+        [B(dst, s.n, 'widenBf16 dst'), i32(packed, Math.ceil(s.n / 2), 'widenBf16 packed')],
+        s.n,
+      );
+    },
     gatherRows(dst, table, idx, s) {
       dev.run(
         'gatherRows',
