@@ -65,7 +65,7 @@ const wasmF32Ce = new Map<string, number>();
 
 for (const [backend, weights] of VARIANTS) {
   for (const folder of FOLDERS) {
-    test(`${folder} on ${backend}, ${weights} weights: greedy ids equal PyTorch's, CE within 1e-3 relative`, async () => {
+    test(`${folder} on ${backend}, ${weights} weights: greedy ids = PyTorch's, CE within 1e-3 relative`, async () => {
       const exp = expectedOf(folder);
       const m = await loadHfModel(new DirSource(join(DATA, folder)), { keep16: weights === 'bf16' });
       assert.is(m.packed.size > 0, weights === 'bf16');
@@ -114,7 +114,7 @@ for (const [backend, weights] of VARIANTS) {
   }
 }
 
-test('widenBf16 on the plain-JS device is the exact widening (the oracle the wasm/webgpu kernel tests use)', async () => {
+test('widenBf16 on the plain-JS device (oracle of the wasm/webgpu kernel tests) is the exact widening', async () => {
   const dev = createJsDevice();
   const bits = new Uint16Array([0x3f80, 0xc000, 0x0001, 0x4049, 0x8000]);
   const padded = new Uint16Array(6);

@@ -113,7 +113,7 @@ export function assertMatchesJs(
   }
 }
 
-/** widenBf16 cases: bfloat16 pairs packed in int32 (from `rand` floats, a zero, a −0 and a subnormal), odd and even n. */
+/** widenBf16 cases: bfloat16 pairs packed in int32 (`rand` floats, a zero, a −0, a subnormal), odd and even n. */
 export function widenKernelCases(rand: (n: number, lo?: number, hi?: number) => Float32Array): KernelCase[] {
   return [37, 64].map((n) => {
     const x = rand(n, -3, 3);

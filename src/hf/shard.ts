@@ -91,8 +91,8 @@ export function f32ToBf16(x: Float32Array): Uint16Array {
 /** The raw bits of a BF16 tensor (kept 16-bit: src/layers/packed-weights.ts widens them on the device). */
 export async function readBf16Bits(src: FolderSource, shard: Shard, name: string): Promise<Uint16Array> {
   const e = shard.entries.get(name);
-  if (!e || e.dtype !== 'BF16') throw new Error(`${src.where(shard.file)}: tensor '${name}' is not BF16`);
-  const raw = (await src.bytes(shard.file, shard.dataStart + e.begin, e.end - e.begin)).slice();
+  if (e?.dtype !== 'BF16') throw new Error(`${src.where(shard.file)}: tensor '${name}' is not BF16`);
+  const raw = (await src.bytes(shard.file, shard.dataStart + e!.begin, e!.end - e!.begin)).slice();
   return new Uint16Array(raw.buffer, 0, raw.length / 2);
 }
 
