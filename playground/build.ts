@@ -29,61 +29,13 @@ import {
 import { createServer, type Server } from 'node:http';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { build } from 'esbuild';
+import { nodeStubPlugin } from '../src/browser-bundle.ts';
 import { loadBrown } from '../src/train/corpus.ts';
 
 export const PLAYGROUND_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(PLAYGROUND_DIR, '..');
 export const DEFAULT_OUT = join(PLAYGROUND_DIR, 'dist');
-
-/** Names the bundled package code imports from node: modules (a missing one is a build error, so it is noticed). */
-const NODE_STUB_EXPORTS: Record<string, string[]> = {
-  fs: [
-    'readFileSync',
-    'writeFileSync',
-    'existsSync',
-    'mkdirSync',
-    'readdirSync',
-    'statSync',
-    'rmSync',
-    'openSync',
-    'writeSync',
-    'fsyncSync',
-    'closeSync',
-    'renameSync',
-    'unlinkSync',
-    'appendFileSync',
-  ],
-  'fs/promises': ['readFile', 'writeFile'],
-  path: ['join', 'dirname', 'basename', 'extname', 'relative', 'resolve'],
-  url: ['fileURLToPath', 'pathToFileURL'],
-  module: ['createRequire', 'register'],
-  v8: ['setFlagsFromString'],
-  os: ['tmpdir', 'cpus'],
-};
-
-function nodeStubPlugin(): Plugin {
-  return {
-    name: 'node-stubs',
-    setup(b) {
-      b.onResolve({ filter: /^node:/ }, (a) => ({ path: a.path.slice(5), namespace: 'node-stub' }));
-      b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (a) => {
-        const names = NODE_STUB_EXPORTS[a.path];
-        if (!names)
-          return {
-            errors: [
-              {
-                text: `playground build: the page's code imports node:${a.path}, which has no browser stub; add it to NODE_STUB_EXPORTS in playground/build.ts`,
-              },
-            ],
-          };
-        const fn = (n: string) =>
-          `export function ${n}() { throw new Error('node:${a.path} ${n}() is not available in a browser (the playground reads files through fetch and <input type=file>)'); }`;
-        return { contents: `${names.map(fn).join('\n')}\nexport default { ${names.join(', ')} };\n`, loader: 'js' };
-      });
-    },
-  };
-}
 
 /** Documents of the Brown corpus the page trains on: the first `perGenre` training documents of every genre, and
  *  one validation document per genre (for the top contexts of experts and neurons). Whole documents, tags dropped. */

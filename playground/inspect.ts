@@ -7,77 +7,20 @@
 // unit.
 
 import { lmForward } from '../reference/lm.ts';
-import type { Params } from '../reference/common.ts';
-import { parseSafetensors } from '../src/safetensors.ts';
-import { stateCheckpointName } from '../src/train/checkpoint.ts';
 import type { CorpusDoc } from '../src/train/corpus.ts';
-import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from '../src/train/presets.ts';
 import { collect, summarizeUnit, type Collected, type UnitSummary } from '../src/interp/collect.ts';
 import { buildWindows, contextOf, type AnalysisText } from '../src/interp/data.ts';
 import { interpForward, makeInterpModel, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
 import { groupOfLayer, isNeuronKind, type UnitGroup } from '../src/interp/units.ts';
 import { decodeTokens, steeredTokens, type SampleOptions, type Steer } from '../src/interp/steer.ts';
 
-/** A model the page can look inside: float64 parameters under their checkpoint names. */
-export interface LoadedModel {
-  label: string; // where it came from, for the page
-  config: ModelConfig;
-  params: Params;
-  state: Params; // checkpoint names (no `state.` prefix)
-}
+import type { LoadedModel } from '../src/interp/load-bytes.ts';
+
+export { modelFromFiles, type LoadedModel } from '../src/interp/load-bytes.ts';
 
 export function interpModelOf(m: LoadedModel): InterpModel {
   // TopK α = 0: the end-of-training value (pure TopK); the playground trains with α = 0 throughout.
   return makeInterpModel(m.label, m.config, m.params, m.state, 0);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Loading a run folder's checkpoint from bytes (the browser has no file system; the CLI twin is
-// src/train/checkpoint.ts loadModel, which reads the same two files from disk).
-
-export function modelFromFiles(
-  configText: string,
-  configName: string,
-  modelBytes: Uint8Array,
-  modelName: string,
-): LoadedModel {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(configText);
-  } catch (e) {
-    throw new Error(`${configName} is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new Error(`${configName}: expected a JSON object (a run folder's config.json)`);
-  const { tokenizer, monet_ts_format, ...rest } = raw as Record<string, unknown>;
-  void monet_ts_format;
-  if (tokenizer !== undefined && tokenizer !== 'bytes')
-    throw new Error(
-      `${configName}: tokenizer is ${JSON.stringify(tokenizer)}; the playground reads byte-level models ('bytes')`,
-    );
-  const config = rest as unknown as ModelConfig;
-  try {
-    validateConfig(config);
-  } catch (e) {
-    throw new Error(`${configName}: ${(e as Error).message}`);
-  }
-  if (config.vocab_size !== 256)
-    throw new Error(`${configName}: vocab_size is ${config.vocab_size}; byte-level models have 256`);
-  const { tensors } = parseSafetensors(modelBytes, modelName);
-  const take = (name: string, shape: number[]): Float64Array => {
-    const t = tensors.get(name);
-    if (!t) throw new Error(`${modelName} has no tensor '${name}', which ${configName} (ffn '${config.ffn}') implies`);
-    if (t.shape.join(',') !== shape.join(','))
-      throw new Error(`${modelName}: tensor '${name}' has shape [${t.shape}], ${configName} implies [${shape}]`);
-    if (t.dtype !== 'F32' && t.dtype !== 'F64')
-      throw new Error(`${modelName}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
-    return Float64Array.from(t.data as Float32Array | Float64Array);
-  };
-  const params: Params = {};
-  for (const s of paramSpecs(config)) params[s.name] = take(s.name, s.shape);
-  const state: Params = {};
-  for (const s of stateSpecs(config)) state[stateCheckpointName(s.name)] = take(stateCheckpointName(s.name), s.shape);
-  return { label: `${modelName} + ${configName}`, config, params, state };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

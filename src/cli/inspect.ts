@@ -59,10 +59,11 @@ import {
   unitNoun,
   type UnitGroup,
 } from '../interp/units.ts';
+import { writeSite } from '../interp/site.ts';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
 import { SEED_MAX } from '../train/rng.ts';
 
-const SUBCOMMANDS = ['units', 'unit', 'compare', 'mask', 'steer', 'report', 'code-corpus'] as const;
+const SUBCOMMANDS = ['units', 'unit', 'compare', 'mask', 'steer', 'report', 'site', 'code-corpus'] as const;
 type Sub = (typeof SUBCOMMANDS)[number];
 
 const FLAGS: FlagSpec[] = [
@@ -160,8 +161,14 @@ const FLAGS: FlagSpec[] = [
   {
     name: 'out',
     type: 'string',
-    help: 'HTML file (default: in the (first) run folder); code-corpus: output folder',
-    default: 'inspect-<subcommand>.html / runs/code-corpus',
+    help: 'HTML file (default: in the (first) run folder); site, code-corpus: output folder',
+    default: 'inspect-<subcommand>.html / <run>/site / runs/code-corpus',
+  },
+  {
+    name: 'box',
+    type: 'bool',
+    help: 'site: embed the model and the WASM test box in the unit pages (--no-box leaves them out)',
+    default: 'on',
   },
   { name: 'bytes', type: 'int', positive: true, help: 'code-corpus: bytes per language', default: '150000' },
   { name: 'node-modules', type: 'string', help: 'code-corpus: where the packages are', default: 'node_modules' },
@@ -181,6 +188,7 @@ Examples:
   monet inspect mask --run runs/interp-code-monet
   monet inspect steer --run runs/interp-topk --layer 0 --neuron 13 --sweep 1,3,10
   monet inspect report --run runs/interp-monet
+  monet inspect site --run runs/interp-monet          # then open runs/interp-monet/site/index.html
   monet inspect code-corpus --out runs/code-corpus`;
 
 const err = (s: string) => process.stderr.write(`${s}\n`);
@@ -706,6 +714,21 @@ export async function inspectCommand(args: string[]): Promise<number> {
       return 0;
     }
     const c = collectRun(r, f);
+    if (sub === 'site') {
+      const dir = (f.out as string | undefined) ?? join(r.dir, 'site');
+      const res = await writeSite(r, c, {
+        out: dir,
+        contexts: num(f, 'contexts', 12),
+        minFires: num(f, 'min-fires', 20),
+        radius: 64,
+        box: (f.box as boolean | undefined) ?? true,
+        command: ['monet', 'inspect', ...args].join(' '),
+        log: err,
+      });
+      console.log(`site: ${res.pages} pages (${(res.bytes / 1e6).toFixed(1)} MB) in ${res.out}`);
+      console.log(`open ${join(res.out, 'index.html')} in a browser (no server needed)`);
+      return 0;
+    }
     const secs: Section[] = [];
     if (sub === 'units' || sub === 'report') secs.push(unitsSection(r, c, f));
     if (sub === 'unit') secs.push(unitSection(r, c, f));

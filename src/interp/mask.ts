@@ -113,34 +113,49 @@ function maskedLossOnLabel(
   return maskedLossByLabel(model, windowsOfLabel(text, g), remove)[g];
 }
 
-/** For each label, the largest lean of any unit towards it (Infinity if a unit scores on that label only). */
-export function maxLeanByLabel(sel: Collected, windowLabel?: Int32Array, only?: Array<Set<number>>): number[] {
+/**
+ * Per group and label, the largest lean of any unit towards the label (Infinity if a unit scores on that label
+ * only), over the units in `only` when given.
+ */
+export function maxLeanByGroup(sel: Collected, windowLabel?: Int32Array, only?: Array<Set<number>>): number[][] {
   const G = sel.text.labels.length;
-  const out = new Array<number>(G).fill(0);
-  sel.groups.forEach((st, gi) => {
+  return sel.groups.map((st, gi) => {
+    const out = new Array<number>(G).fill(0);
     const { lean, label } = unitLeans(meanScores(sel, gi, windowLabel), st.group.count, G);
     for (let u = 0; u < st.group.count; u++) {
       if (label[u] < 0 || (only && !only[gi].has(u))) continue;
       out[label[u]] = Math.max(out[label[u]], lean[u]);
     }
+    return out;
   });
-  return out;
+}
+
+/** For each label, the largest lean of any unit of any group towards it. */
+export function maxLeanByLabel(sel: Collected, windowLabel?: Int32Array, only?: Array<Set<number>>): number[] {
+  const byGroup = maxLeanByGroup(sel, windowLabel, only);
+  return sel.text.labels.map((_, g) => Math.max(0, ...byGroup.map((row) => row[g])));
 }
 
 /**
- * Chance lean per label: shuffle the windows' labels `draws` times and record, for each label, the largest lean of
- * any unit that fired at least `minFires` times. Deterministic (seeded).
+ * Chance lean per group and label: shuffle the windows' labels `draws` times (each label keeps its number of
+ * windows) and record the largest lean of any unit that fired at least `minFires` times. Deterministic (seeded).
  */
-export function chanceLeanByLabel(sel: Collected, minFires: number, draws: number, seed = 7): number[] {
+export function chanceLean(sel: Collected, minFires: number, draws: number, seed = 7): number[][] {
   const G = sel.text.labels.length;
   const measured = sel.groups.map((_, gi) => new Set(summarizeGroup(sel, gi, minFires).measured.map((s) => s.unit)));
   const rng = new Rng(seed);
-  const out = new Array<number>(G).fill(0);
+  const out = sel.groups.map(() => new Array<number>(G).fill(0));
   for (let r = 0; r < draws; r++) {
-    const lean = maxLeanByLabel(sel, shuffled(sel.text.windowLabel, rng), measured);
-    for (let g = 0; g < G; g++) out[g] = Math.max(out[g], lean[g]);
+    const lean = maxLeanByGroup(sel, shuffled(sel.text.windowLabel, rng), measured);
+    for (const [gi, row] of lean.entries()) for (let g = 0; g < G; g++) out[gi][g] = Math.max(out[gi][g], row[g]);
   }
   return out;
+}
+
+/** Chance lean per label (the largest over the groups). */
+export function chanceLeanByLabel(sel: Collected, minFires: number, draws: number, seed = 7): number[] {
+  const byGroup = chanceLean(sel, minFires, draws, seed);
+  return sel.text.labels.map((_, g) => Math.max(0, ...byGroup.map((row) => row[g])));
 }
 
 /** The units of every group specific to each label: (G) × (groups) sets. */
