@@ -165,7 +165,200 @@ export function monetVdForward(
   return s;
 }
 
-/** Backward (accumulates into dx, grads, dg1, dg2). */
+// ---------------------------------------------------------------------------------------------------------------
+// Backward, one token at a time, in its flows (each the reverse of one forward step, in reverse order):
+//   output projections  (v11, v12 → top half; v21, v22 → bottom half)   dv, dh11..dh22
+//   straight flows      (h11 = G1·a1, h22 = G2·a2, and the biases b1, b2)  db, dG1, dG2, da1, da2
+//   head sums           (G1[i] = Σ_h g1[h,i])                            dg1, dg2
+//   cross flows         (h12 = Σ_h g1·c2, h21 = Σ_h g2·c1)               dg1, dg2, dc1, dc2
+//   mixes               (c1 = Σ_i g1·a1, c2 = Σ_j g2·a2)                 da1, da2, dg1, dg2
+//   input projections   (a = relu²(u x + u.bias), both halves)           du, du.bias, dx
+
+/** One token's slices of the tensors the backward reads and writes. */
+interface VdToken {
+  off: number; // offset of the token in the (T, E, m') buffers
+  coff: number; // offset of the token in the (T, H, m') buffers
+  xt: Float64Array; // (d)
+  dtop: Float64Array; // (d') gradient of the top half of the output
+  dbot: Float64Array; // (d') bottom half
+  g1: Float64Array; // (H, E)
+  g2: Float64Array; // (H, E)
+  dg1: Float64Array; // (H, E) accumulated
+  dg2: Float64Array; // (H, E) accumulated
+}
+
+/** Per-token gradients of the intermediates, reused from token to token (each flow overwrites or zeroes its own). */
+interface VdScratch {
+  dh11: Float64Array; // (E, m') gradients of the four v inputs
+  dh12: Float64Array;
+  dh21: Float64Array;
+  dh22: Float64Array;
+  da1: Float64Array; // (E, m') gradients of the relu² activations
+  da2: Float64Array;
+  dc1: Float64Array; // (H, m') gradients of the mixes
+  dc2: Float64Array;
+  G1: Float64Array; // (E) Σ_h g1[h,i]
+  G2: Float64Array; // (E) Σ_h g2[h,j]
+  dG1: Float64Array; // (E)
+  dG2: Float64Array; // (E)
+}
+
+/** The four projections: dv11 += dtop ⊗ h11 (and so on);  dh11 = v11ᵀ dtop (and so on). */
+function vdOutputBackward(
+  grads: MonetVdParams,
+  p: MonetVdParams,
+  s: MonetVdSaved,
+  tk: VdToken,
+  sc: VdScratch,
+  d: number,
+): void {
+  const dh = d / 2;
+  const Emh = sc.dh11.length;
+  const { dh11, dh12, dh21, dh22 } = sc;
+  dh11.fill(0);
+  dh12.fill(0);
+  dh21.fill(0);
+  dh22.fill(0);
+  for (let o = 0; o < dh; o++) {
+    const gt = tk.dtop[o];
+    const gb = tk.dbot[o];
+    for (let r = 0; r < Emh; r++) {
+      const w = o * Emh + r;
+      grads['v11.weight'][w] += gt * s.h11[tk.off + r];
+      grads['v12.weight'][w] += gt * s.h12[tk.off + r];
+      grads['v21.weight'][w] += gb * s.h21[tk.off + r];
+      grads['v22.weight'][w] += gb * s.h22[tk.off + r];
+      dh11[r] += p['v11.weight'][w] * gt;
+      dh12[r] += p['v12.weight'][w] * gt;
+      dh21[r] += p['v21.weight'][w] * gb;
+      dh22[r] += p['v22.weight'][w] * gb;
+    }
+  }
+}
+
+/**
+ * Biases Σ_i G1[i] b1[i,:], Σ_j G2[j] b2[j,:]:  db1[i] += G1[i]·dtop;  dG1[i] = dtop·b1[i]  (and for 2).
+ * Straight flows h11 = G1·a1, h22 = G2·a2:  dG1[i] += Σ_c dh11[i,c]·a1[i,c];  da1 = G1·dh11  (and for 2).
+ */
+function vdStraightBackward(
+  grads: MonetVdParams,
+  p: MonetVdParams,
+  s: MonetVdSaved,
+  tk: VdToken,
+  sc: VdScratch,
+  dims: MonetMoeDims,
+): void {
+  const { d, E } = dims;
+  const dh = d / 2;
+  const mh = dims.m / 2;
+  for (let i = 0; i < E; i++) {
+    let s1 = 0;
+    let s2 = 0;
+    for (let o = 0; o < dh; o++) {
+      grads.b1[i * dh + o] += sc.G1[i] * tk.dtop[o];
+      grads.b2[i * dh + o] += sc.G2[i] * tk.dbot[o];
+      s1 += tk.dtop[o] * p.b1[i * dh + o];
+      s2 += tk.dbot[o] * p.b2[i * dh + o];
+    }
+    for (let c = 0; c < mh; c++) {
+      const k = i * mh + c;
+      s1 += sc.dh11[k] * s.a1[tk.off + k];
+      s2 += sc.dh22[k] * s.a2[tk.off + k];
+      sc.da1[k] = sc.G1[i] * sc.dh11[k];
+      sc.da2[k] = sc.G2[i] * sc.dh22[k];
+    }
+    sc.dG1[i] = s1;
+    sc.dG2[i] = s2;
+  }
+}
+
+/** G1[i] = Σ_h g1[h,i]: every head gets dG1[i] (and for 2). */
+function vdHeadSumBackward(tk: VdToken, sc: VdScratch, H: number, E: number): void {
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < E; i++) {
+      tk.dg1[h * E + i] += sc.dG1[i];
+      tk.dg2[h * E + i] += sc.dG2[i];
+    }
+  }
+}
+
+/**
+ * Cross flows h12[i,c] = Σ_h g1[h,i]·c2[h,c], h21[j,c] = Σ_h g2[h,j]·c1[h,c]:
+ *   dg1[h,i] += Σ_c dh12[i,c]·c2[h,c];  dc2[h,c] = Σ_i g1[h,i]·dh12[i,c]   (and symmetrically for 2 / c1)
+ */
+function vdCrossBackward(s: MonetVdSaved, tk: VdToken, sc: VdScratch, H: number, E: number, mh: number): void {
+  sc.dc1.fill(0);
+  sc.dc2.fill(0);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < E; i++) {
+      const w1 = tk.g1[h * E + i];
+      const w2 = tk.g2[h * E + i];
+      let s12 = 0;
+      let s21 = 0;
+      for (let c = 0; c < mh; c++) {
+        s12 += sc.dh12[i * mh + c] * s.c2[tk.coff + h * mh + c];
+        s21 += sc.dh21[i * mh + c] * s.c1[tk.coff + h * mh + c];
+        sc.dc2[h * mh + c] += w1 * sc.dh12[i * mh + c];
+        sc.dc1[h * mh + c] += w2 * sc.dh21[i * mh + c];
+      }
+      tk.dg1[h * E + i] += s12;
+      tk.dg2[h * E + i] += s21;
+    }
+  }
+}
+
+/**
+ * c1[h,c] = Σ_i g1[h,i]·a1[i,c]:  da1[i,c] += Σ_h g1[h,i]·dc1[h,c];  dg1[h,i] += Σ_c dc1[h,c]·a1[i,c]
+ * c2[h,c] = Σ_j g2[h,j]·a2[j,c]:  da2[j,c] += Σ_h g2[h,j]·dc2[h,c];  dg2[h,j] += Σ_c dc2[h,c]·a2[j,c]
+ */
+function vdMixBackward(s: MonetVdSaved, tk: VdToken, sc: VdScratch, H: number, E: number, mh: number): void {
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < E; i++) {
+      const w1 = tk.g1[h * E + i];
+      const w2 = tk.g2[h * E + i];
+      let s1 = 0;
+      let s2 = 0;
+      for (let c = 0; c < mh; c++) {
+        const k = i * mh + c;
+        sc.da1[k] += w1 * sc.dc1[h * mh + c];
+        sc.da2[k] += w2 * sc.dc2[h * mh + c];
+        s1 += sc.dc1[h * mh + c] * s.a1[tk.off + k];
+        s2 += sc.dc2[h * mh + c] * s.a2[tk.off + k];
+      }
+      tk.dg1[h * E + i] += s1;
+      tk.dg2[h * E + i] += s2;
+    }
+  }
+}
+
+/** relu² and the two input projections: dpre = da·2·max(pre,0);  dU += dpre ⊗ x;  dbias += dpre;  dx += Uᵀ dpre. */
+function vdInputBackward(
+  dxt: Float64Array, // (d) token t's slice of dx, accumulated
+  grads: MonetVdParams,
+  p: MonetVdParams,
+  s: MonetVdSaved,
+  tk: VdToken,
+  sc: VdScratch,
+  d: number,
+): void {
+  const Emh = sc.da1.length;
+  for (const [W, dW, db, pre, da] of [
+    [p['u1.weight'], grads['u1.weight'], grads['u1.bias'], s.pre1, sc.da1],
+    [p['u2.weight'], grads['u2.weight'], grads['u2.bias'], s.pre2, sc.da2],
+  ] as const) {
+    for (let r = 0; r < Emh; r++) {
+      const g = da[r] * actGrad('relu2', pre[tk.off + r]);
+      if (g === 0) continue;
+      db[r] += g;
+      for (let c = 0; c < d; c++) {
+        dW[r * d + c] += g * tk.xt[c];
+        dxt[c] += g * W[r * d + c];
+      }
+    }
+  }
+}
+
+/** Backward (accumulates into dx, grads, dg1, dg2): the flows above, token by token. */
 export function monetVdBackward(
   dx: Float64Array, // (T, d)
   grads: MonetVdParams,
@@ -180,145 +373,49 @@ export function monetVdBackward(
   dims: MonetMoeDims,
 ): void {
   const { T, d, H, E } = dims;
-  const mh = dims.m / 2;
-  const dh = d / 2;
+  const mh = dims.m / 2; // m'
+  const dh = d / 2; // d'
   const Emh = E * mh;
-  const V11 = p['v11.weight'],
-    V12 = p['v12.weight'],
-    V21 = p['v21.weight'],
-    V22 = p['v22.weight'];
-  const dh11 = new Float64Array(Emh); // (E, m') gradients of the four v inputs, one token
-  const dh12 = new Float64Array(Emh); // (E, m')
-  const dh21 = new Float64Array(Emh); // (E, m')
-  const dh22 = new Float64Array(Emh); // (E, m')
-  const da1 = new Float64Array(Emh); // (E, m')
-  const da2 = new Float64Array(Emh); // (E, m')
-  const dc1 = new Float64Array(H * mh); // (H, m')
-  const dc2 = new Float64Array(H * mh); // (H, m')
-  const G1 = new Float64Array(E); // (E) Σ_h g1[h,i]
-  const G2 = new Float64Array(E); // (E) Σ_h g2[h,j]
-  const dG1 = new Float64Array(E); // (E)
-  const dG2 = new Float64Array(E); // (E)
+  const sc: VdScratch = {
+    dh11: new Float64Array(Emh),
+    dh12: new Float64Array(Emh),
+    dh21: new Float64Array(Emh),
+    dh22: new Float64Array(Emh),
+    da1: new Float64Array(Emh),
+    da2: new Float64Array(Emh),
+    dc1: new Float64Array(H * mh),
+    dc2: new Float64Array(H * mh),
+    G1: new Float64Array(E),
+    G2: new Float64Array(E),
+    dG1: new Float64Array(E),
+    dG2: new Float64Array(E),
+  };
   for (let t = 0; t < T; t++) {
-    const xt = x.subarray(t * d, t * d + d);
-    const dtop = dout.subarray(t * d, t * d + dh); // (d')
-    const dbot = dout.subarray(t * d + dh, t * d + d); // (d')
-    const g1_t = g1.subarray(t * H * E, (t + 1) * H * E);
-    const g2_t = g2.subarray(t * H * E, (t + 1) * H * E);
-    const dg1_t = dg1.subarray(t * H * E, (t + 1) * H * E);
-    const dg2_t = dg2.subarray(t * H * E, (t + 1) * H * E);
-    const off = t * Emh;
-    const coff = t * H * mh;
-    G1.fill(0);
-    G2.fill(0);
+    const tk: VdToken = {
+      off: t * Emh,
+      coff: t * H * mh,
+      xt: x.subarray(t * d, t * d + d),
+      dtop: dout.subarray(t * d, t * d + dh),
+      dbot: dout.subarray(t * d + dh, t * d + d),
+      g1: g1.subarray(t * H * E, (t + 1) * H * E),
+      g2: g2.subarray(t * H * E, (t + 1) * H * E),
+      dg1: dg1.subarray(t * H * E, (t + 1) * H * E),
+      dg2: dg2.subarray(t * H * E, (t + 1) * H * E),
+    };
+    sc.G1.fill(0);
+    sc.G2.fill(0);
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < E; i++) {
-        G1[i] += g1_t[h * E + i];
-        G2[i] += g2_t[h * E + i];
+        sc.G1[i] += tk.g1[h * E + i];
+        sc.G2[i] += tk.g2[h * E + i];
       }
     }
-    // the four projections: dv11 += dtop ⊗ h11 (etc.);  dh11 = v11ᵀ dtop (etc.)
-    dh11.fill(0);
-    dh12.fill(0);
-    dh21.fill(0);
-    dh22.fill(0);
-    for (let o = 0; o < dh; o++) {
-      const gt = dtop[o];
-      const gb = dbot[o];
-      for (let r = 0; r < Emh; r++) {
-        const w = o * Emh + r;
-        grads['v11.weight'][w] += gt * s.h11[off + r];
-        grads['v12.weight'][w] += gt * s.h12[off + r];
-        grads['v21.weight'][w] += gb * s.h21[off + r];
-        grads['v22.weight'][w] += gb * s.h22[off + r];
-        dh11[r] += V11[w] * gt;
-        dh12[r] += V12[w] * gt;
-        dh21[r] += V21[w] * gb;
-        dh22[r] += V22[w] * gb;
-      }
-    }
-    // biases Σ_i G1[i] b1[i,:], Σ_j G2[j] b2[j,:]:  db1[i] += G1[i]·dtop;  dG1[i] = dtop·b1[i]  (and for 2)
-    // straight flows h11 = G1·a1, h22 = G2·a2:  dG1[i] += Σ_c dh11[i,c]·a1[i,c];  da1 = G1·dh11  (and for 2)
-    for (let i = 0; i < E; i++) {
-      let s1 = 0;
-      let s2 = 0;
-      for (let o = 0; o < dh; o++) {
-        grads.b1[i * dh + o] += G1[i] * dtop[o];
-        grads.b2[i * dh + o] += G2[i] * dbot[o];
-        s1 += dtop[o] * p.b1[i * dh + o];
-        s2 += dbot[o] * p.b2[i * dh + o];
-      }
-      for (let c = 0; c < mh; c++) {
-        const k = i * mh + c;
-        s1 += dh11[k] * s.a1[off + k];
-        s2 += dh22[k] * s.a2[off + k];
-        da1[k] = G1[i] * dh11[k];
-        da2[k] = G2[i] * dh22[k];
-      }
-      dG1[i] = s1;
-      dG2[i] = s2;
-    }
-    // G1[i] = Σ_h g1[h,i]: every head gets dG1[i]
-    for (let h = 0; h < H; h++) {
-      for (let i = 0; i < E; i++) {
-        dg1_t[h * E + i] += dG1[i];
-        dg2_t[h * E + i] += dG2[i];
-      }
-    }
-    // cross flows h12[i,c] = Σ_h g1[h,i]·c2[h,c], h21[j,c] = Σ_h g2[h,j]·c1[h,c]:
-    //   dg1[h,i] += Σ_c dh12[i,c]·c2[h,c];  dc2[h,c] = Σ_i g1[h,i]·dh12[i,c]   (and symmetrically for 2 / c1)
-    dc1.fill(0);
-    dc2.fill(0);
-    for (let h = 0; h < H; h++) {
-      for (let i = 0; i < E; i++) {
-        const w1 = g1_t[h * E + i];
-        const w2 = g2_t[h * E + i];
-        let s12 = 0;
-        let s21 = 0;
-        for (let c = 0; c < mh; c++) {
-          s12 += dh12[i * mh + c] * s.c2[coff + h * mh + c];
-          s21 += dh21[i * mh + c] * s.c1[coff + h * mh + c];
-          dc2[h * mh + c] += w1 * dh12[i * mh + c];
-          dc1[h * mh + c] += w2 * dh21[i * mh + c];
-        }
-        dg1_t[h * E + i] += s12;
-        dg2_t[h * E + i] += s21;
-      }
-    }
-    // c1[h,c] = Σ_i g1[h,i]·a1[i,c]:  da1[i,c] += Σ_h g1[h,i]·dc1[h,c];  dg1[h,i] += Σ_c dc1[h,c]·a1[i,c]
-    // c2[h,c] = Σ_j g2[h,j]·a2[j,c]:  da2[j,c] += Σ_h g2[h,j]·dc2[h,c];  dg2[h,j] += Σ_c dc2[h,c]·a2[j,c]
-    for (let h = 0; h < H; h++) {
-      for (let i = 0; i < E; i++) {
-        const w1 = g1_t[h * E + i];
-        const w2 = g2_t[h * E + i];
-        let s1 = 0;
-        let s2 = 0;
-        for (let c = 0; c < mh; c++) {
-          const k = i * mh + c;
-          da1[k] += w1 * dc1[h * mh + c];
-          da2[k] += w2 * dc2[h * mh + c];
-          s1 += dc1[h * mh + c] * s.a1[off + k];
-          s2 += dc2[h * mh + c] * s.a2[off + k];
-        }
-        dg1_t[h * E + i] += s1;
-        dg2_t[h * E + i] += s2;
-      }
-    }
-    // relu² and the two input projections: dpre = da·2·max(pre,0);  dU += dpre ⊗ x;  dbias += dpre;  dx += Uᵀ dpre
-    for (const [W, dW, db, pre, da] of [
-      [p['u1.weight'], grads['u1.weight'], grads['u1.bias'], s.pre1, da1],
-      [p['u2.weight'], grads['u2.weight'], grads['u2.bias'], s.pre2, da2],
-    ] as const) {
-      for (let r = 0; r < Emh; r++) {
-        const g = da[r] * actGrad('relu2', pre[off + r]);
-        if (g === 0) continue;
-        db[r] += g;
-        for (let c = 0; c < d; c++) {
-          dW[r * d + c] += g * xt[c];
-          dx[t * d + c] += g * W[r * d + c];
-        }
-      }
-    }
+    vdOutputBackward(grads, p, s, tk, sc, d);
+    vdStraightBackward(grads, p, s, tk, sc, dims);
+    vdHeadSumBackward(tk, sc, H, E);
+    vdCrossBackward(s, tk, sc, H, E, mh);
+    vdMixBackward(s, tk, sc, H, E, mh);
+    vdInputBackward(dx.subarray(t * d, t * d + d), grads, p, s, tk, sc, d);
   }
 }
 

@@ -20,7 +20,7 @@ test('invalid WGSL is reported by the next read, with the kernel name', async ()
     'broken_kernel',
     '@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n@compute @workgroup_size(1) fn main() { x[0] = undefined_name; }',
   );
-  gpu.dispatch(k, null, [buf], [1]);
+  gpu.dispatch(k, null, [{ binding: 0, buffer: buf }], [1]);
   let msg = '';
   try {
     await gpu.read(buf);

@@ -103,7 +103,31 @@ export function monetVdForward(
   return { pre1, pre2, a1, a2, G1, G2, c1, c2, h11, h12, h21, h22 };
 }
 
-/** Backward (accumulates into dx, grads, dg1, dg2). */
+/** One half of the output (top: v11, v12, b1 and router 1; bottom: v21, v22, b2 and router 2), by name. */
+interface VdOutputHalf {
+  srcOffset: number; // where the half starts in a row of dout (0 or d')
+  /** The half's two projections: weight (d', E·m'), its input h (T, E·m'), dh to write, weight gradient. */
+  proj: Array<{ v: F32; h: F32; dh: F32; dv: F32 | null }>;
+  G: F32; // (T, E) Σ_h g of this half's router
+  b: F32; // (E, d') bias
+  db: F32 | null;
+  dg: F32; // (T, H, E) this half's router gradient (accumulated)
+}
+
+/** half = Σ v·h + G·b:  dv += dHalfᵀ·h; dh = dHalf·v; db += Gᵀ·dHalf; dg += dHalf·bᵀ on every head. */
+function vdOutputHalfBackward(sc: Scope, dHalf: F32, dG: F32, dout: F32, half: VdOutputHalf, dims: MonetMoeDims): void {
+  const kn = sc.dev.kernels;
+  const { T, d, H, E } = dims;
+  const { dh, mh } = halves(dims);
+  const cols = { rows: T, cols: dh, dstLd: dh, srcLd: d, dstOffset: 0, srcOffset: half.srcOffset };
+  kn.copyBlock(dHalf, dout, { ...cols, accumulate: false });
+  for (const pr of half.proj) linearBackward(kn, pr.dh, pr.dv, null, dHalf, pr.h, pr.v, T, E * mh, dh);
+  if (half.db) kn.matmul(half.db, half.G, dHalf, { M: E, N: dh, K: T, transA: true, transB: false, accumulate: true });
+  kn.matmul(dG, dHalf, half.b, { M: T, N: E, K: dh, transA: false, transB: true, accumulate: false });
+  kn.headBroadcastAdd(half.dg, dG, { T, H, E });
+}
+
+/** Backward (accumulates into dx, grads, dg1, dg2), in its flows: output halves, the mixes, the input halves. */
 export function monetVdBackward(
   sc: Scope,
   dx: F32 | null,
@@ -122,40 +146,47 @@ export function monetVdBackward(
   const { T, d, H, E } = dims;
   const { dh, mh } = halves(dims);
   const Em = E * mh;
-  const dHalf = sc.f32(T * dh);
-  const dh11 = sc.f32(T * Em),
-    dh12 = sc.f32(T * Em),
-    dh21 = sc.f32(T * Em),
-    dh22 = sc.f32(T * Em);
-  const dG = sc.f32(T * E);
-  for (const [top, va, ha, dha, gva, vb, hb, dhb, gvb, G, b, gb, dgr] of [
-    [true, p.v11, s.h11, dh11, g.v11, p.v12, s.h12, dh12, g.v12, s.G1, p.b1, g.b1, dg1],
-    [false, p.v21, s.h21, dh21, g.v21, p.v22, s.h22, dh22, g.v22, s.G2, p.b2, g.b2, dg2],
-  ] as const) {
-    kn.copyBlock(dHalf, dout, {
-      rows: T,
-      cols: dh,
-      dstLd: dh,
-      srcLd: d,
-      dstOffset: 0,
-      srcOffset: top ? 0 : dh,
-      accumulate: false,
-    });
-    linearBackward(kn, dha, gva, null, dHalf, ha, va, T, Em, dh);
-    linearBackward(kn, dhb, gvb, null, dHalf, hb, vb, T, Em, dh);
-    // half += G·b:  db += Gᵀ·dHalf;  dG = dHalf·bᵀ lands on every head
-    if (gb) kn.matmul(gb, G, dHalf, { M: E, N: dh, K: T, transA: true, transB: false, accumulate: true });
-    kn.matmul(dG, dHalf, b, { M: T, N: E, K: dh, transA: false, transB: true, accumulate: false });
-    kn.headBroadcastAdd(dgr, dG, { T, H, E });
-  }
-  const da1 = sc.f32(T * Em),
-    da2 = sc.f32(T * Em);
+  const dHalf = sc.f32(T * dh); // (T, d') one half of dout, contiguous
+  const dG = sc.f32(T * E); // (T, E)
+  const dh11 = sc.f32(T * Em);
+  const dh12 = sc.f32(T * Em);
+  const dh21 = sc.f32(T * Em);
+  const dh22 = sc.f32(T * Em);
+  const top: VdOutputHalf = {
+    srcOffset: 0,
+    proj: [
+      { v: p.v11, h: s.h11, dh: dh11, dv: g.v11 },
+      { v: p.v12, h: s.h12, dh: dh12, dv: g.v12 },
+    ],
+    G: s.G1,
+    b: p.b1,
+    db: g.b1,
+    dg: dg1,
+  };
+  const bottom: VdOutputHalf = {
+    srcOffset: dh,
+    proj: [
+      { v: p.v21, h: s.h21, dh: dh21, dv: g.v21 },
+      { v: p.v22, h: s.h22, dh: dh22, dv: g.v22 },
+    ],
+    G: s.G2,
+    b: p.b2,
+    db: g.b2,
+    dg: dg2,
+  };
+  vdOutputHalfBackward(sc, dHalf, dG, dout, top, dims);
+  vdOutputHalfBackward(sc, dHalf, dG, dout, bottom, dims);
+  // straight and cross flows and the mixes, back to the activations a1, a2 and the routing weights
+  const da1 = sc.f32(T * Em);
+  const da2 = sc.f32(T * Em);
+  const m = mh;
   kn.monetVdMixBackward(da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, s.a1, s.a2, g1, g2, s.G1, s.G2, s.c1, s.c2, {
     T,
     H,
     E,
-    m: mh,
+    m,
   });
+  // the input halves: a = relu²(u x + u.bias)
   const dpre = sc.f32(T * Em);
   kn.activationBackward(dpre, da1, s.pre1, { n: T * Em, kind: 'relu2' });
   linearBackward(kn, dx, g.u1, g.u1b, dpre, x, p.u1, T, d, Em);

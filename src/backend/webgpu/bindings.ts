@@ -13,7 +13,7 @@
 // matching, and treats every identifier in a body as a use, except member names after a dot and the function's
 // parameters and local declarations. A function that declares a local with a storage variable's name in one block
 // and uses the storage variable in another would be undercounted; the kernels never reuse those names, and the
-// binding test (test/webgpu-bindings.test.ts) also compiles every entry point on a device limited to 8.
+// portability test (test/webgpu-portability.test.ts) also compiles every entry point on a device limited to 8.
 
 /** The WebGPU default of maxStorageBuffersPerShaderStage: what every conforming device offers without asking. */
 export const MAX_STORAGE_BUFFERS = 8;

@@ -111,7 +111,9 @@ export class Gpu {
       if (this.disposing) this.lostMessage = 'WebGPU device was destroyed (dispose() was called); create a new backend';
       // 'destroyed' without our dispose(): someone else destroyed the device (the browser, a test simulating a loss).
       else
-        this.lostMessage = `WebGPU device lost (${i.reason === 'destroyed' ? 'destroyed outside this backend' : i.reason}): ${i.message || 'no message'}`;
+        this.lostMessage =
+          `WebGPU device lost ` +
+          `(${i.reason === 'destroyed' ? 'destroyed outside this backend' : i.reason}): ${i.message || 'no message'}`;
     });
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
@@ -135,7 +137,8 @@ export class Gpu {
     const size = Math.max(16, Math.ceil((length * 4) / 16) * 16);
     if (size > this.limits.maxStorageBufferBindingSize) {
       throw new Error(
-        `webgpu alloc '${label}': ${length} floats (${size} bytes) exceed this device's storage binding limit of ${this.limits.maxStorageBufferBindingSize} bytes`,
+        `webgpu alloc '${label}': ${length} floats (${size} bytes) exceed this device's storage binding limit of ` +
+          `${this.limits.maxStorageBufferBindingSize} bytes`,
       );
     }
     const buffer = this.device.createBuffer({
@@ -208,7 +211,8 @@ export class Gpu {
   copy(src: GpuBuffer, srcOffset: number, dst: GpuBuffer, dstOffset: number, length: number): void {
     if (srcOffset + length > src.length || dstOffset + length > dst.length) {
       throw new Error(
-        `webgpu copy: ${length} elements from '${src.label}'@${srcOffset} (${src.length}) to '${dst.label}'@${dstOffset} (${dst.length}) out of range`,
+        `webgpu copy: ${length} elements from '${src.label}'@${srcOffset} (${src.length}) to ` +
+          `'${dst.label}'@${dstOffset} (${dst.length}) out of range`,
       );
     }
     if (length === 0) return;
@@ -252,8 +256,10 @@ export class Gpu {
     const maxStorage = this.limits.maxStorageBuffersPerShaderStage;
     if (used.length > maxStorage) {
       throw new Error(
-        `WGSL kernel '${name}' entry point '${entryPoint}' uses ${used.length} storage buffers (${used.map((u) => u.name).join(', ')}); ` +
-          `this device allows ${maxStorage} per shader stage (the WebGPU default that every device offers is ${MAX_STORAGE_BUFFERS}): split the pass or pack buffers`,
+        `WGSL kernel '${name}' entry point '${entryPoint}' uses ${used.length} storage buffers ` +
+          `(${used.map((u) => u.name).join(', ')}); ` +
+          `this device allows ${maxStorage} per shader stage (the WebGPU default that every device offers is ` +
+          `${MAX_STORAGE_BUFFERS}): split the pass or pack buffers`,
       );
     }
     this.device.pushErrorScope('validation');
@@ -272,14 +278,15 @@ export class Gpu {
   }
 
   /**
-   * Queue one dispatch. Binding 0 is the uniform struct (when `uniform` is given), then the storage buffers in
-   * order from binding 1 (or 0 when there is no uniform). Workgroup counts above the per-dimension limit must be
-   * folded into y by the caller (see `grid`).
+   * Queue one dispatch. The uniform struct (when given) is binding 0; the storage buffers go to the binding numbers
+   * their WGSL declares (call.ts resolves them by name). An entry point that does not use a declared binding has no
+   * slot for it in its 'auto' layout, so only the used ones are passed. Workgroup counts above the per-dimension
+   * limit must be folded into y by the caller (see `grid`).
    */
   dispatch(
     k: Kernel,
     uniform: UniformField[] | null,
-    buffers: (GpuBuffer | null)[],
+    buffers: Array<{ binding: number; buffer: GpuBuffer }>,
     groups: [number, number?, number?],
   ): void {
     this.checkAlive();
@@ -291,17 +298,13 @@ export class Gpu {
         `webgpu dispatch ${k.name}: workgroups (${gx}, ${gy}, ${gz}) exceed the per-dimension limit ${max}`,
       );
     const entries: GPUBindGroupEntry[] = [];
-    let binding = 0;
-    if (uniform) entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer(uniform) } });
-    // A null leaves that binding out: an entry point that does not use a binding has no slot for it in its 'auto'
-    // layout (several entry points of one file share the declarations but not the usage).
-    for (const b of buffers) {
-      if (b) entries.push({ binding, resource: { buffer: b.buffer } });
-      binding++;
-    }
+    if (uniform) entries.push({ binding: 0, resource: { buffer: this.uniformBuffer(uniform) } });
+    for (const b of buffers) entries.push({ binding: b.binding, resource: { buffer: b.buffer.buffer } });
     if (this.debug) {
+      const u = uniform ? uniform.map((x) => (typeof x === 'number' ? x : 'f32' in x ? x.f32 : x.i32)).join(',') : '';
+      const bs = buffers.map((b) => `${b.binding}=${b.buffer.label}:${b.buffer.length}`).join(', ');
       console.error(
-        `[webgpu] dispatch ${k.name}[${k.variant}] groups=(${gx},${gy},${gz}) uniform=[${uniform ? uniform.map((u) => (typeof u === 'number' ? u : 'f32' in u ? u.f32 : u.i32)).join(',') : ''}] buffers=[${buffers.map((b) => (b ? `${b.label}:${b.length}` : '-')).join(', ')}]`,
+        `[webgpu] dispatch ${k.name}[${k.variant}] groups=(${gx},${gy},${gz}) uniform=[${u}] buffers=[${bs}]`,
       );
     }
     this.device.pushErrorScope('validation');
@@ -465,7 +468,8 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
     if (adapter && !(software && wanted === 'auto'))
       return finish(adapter, false, debug, gpu, wanted === 'vulkan' ? 'vulkan' : 'default');
     tried.push(
-      `Dawn ${wanted === 'vulkan' ? 'Vulkan' : 'default'} backend, core features: ${adapter ? `skipped software adapter '${info?.description || info?.device}'` : 'no adapter'}`,
+      `Dawn ${wanted === 'vulkan' ? 'Vulkan' : 'default'} backend, core features: ` +
+        `${adapter ? `skipped software adapter '${info?.description || info?.device}'` : 'no adapter'}`,
     );
   }
   if (wanted === 'auto' || wanted === 'opengles') {
@@ -473,7 +477,8 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
     const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' });
     if (adapter) return finish(adapter, true, debug, gpu, 'opengles');
     tried.push(
-      `Dawn OpenGL ES backend (EGL_PLATFORM=${env.EGL_PLATFORM}), compatibility mode: no adapter (is Mesa's libEGL/libGLES installed? apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri)`,
+      `Dawn OpenGL ES backend (EGL_PLATFORM=${env.EGL_PLATFORM}), compatibility mode: no adapter (is Mesa's ` +
+        `libEGL/libGLES installed? apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri)`,
     );
   }
   throw new NoAdapterError(`no WebGPU adapter: ${tried.join('; ')}`);

@@ -9,10 +9,8 @@
 // Each is compiled once per transpose combination through WGSL `override` constants. The size thresholds are a
 // first guess, not tuned on a GPU yet: bench/gpu-job.ts times every variant so that a GPU run can settle them.
 
+import { bindCall, type UniformOf } from './call.ts';
 import type { Gpu, GpuBuffer } from './gpu.ts';
-import matmulSrc from '../../../wgsl/matmul.wgsl';
-import matmulRowsSrc from '../../../wgsl/matmul_rows.wgsl';
-import matmul128Src from '../../../wgsl/matmul_128.wgsl';
 
 /** tile128 steps K by 8 between barriers, tile128k16 by 16 (both matmul_128.wgsl, override BK). */
 export type MatmulVariant = 'auto' | 'rows' | 'tile64' | 'tile128' | 'tile128k16';
@@ -79,7 +77,7 @@ export function matmul(
   if (last(offC, strideC, M * N) > C.length)
     throw new Error(`${where}: C '${C.label}' holds ${C.length} values, needs ${last(offC, strideC, M * N)}`);
   const constants = { TRANS_A: s.transA ? 1 : 0, TRANS_B: s.transB ? 1 : 0 };
-  const uniform = [
+  const dims: UniformOf<'matmul'> = {
     M,
     N,
     K,
@@ -90,21 +88,24 @@ export function matmul(
     strideA,
     strideB,
     strideC,
-    { f32: s.alpha ?? 1 },
-    { f32: s.beta ?? 0 },
-  ];
+    alpha: s.alpha ?? 1,
+    beta: s.beta ?? 0,
+  };
   const v = variant === 'auto' ? matmulVariant(M, N) : variant;
   if (v === 'rows') {
-    const k = gpu.kernel('matmul_rows', matmulRowsSrc, constants);
+    const call = bindCall('matmul_rows', 'main', dims, { A, B, C });
+    const k = gpu.kernel('matmul_rows', call.src, constants);
     const [gx, gy] = gpu.grid(N, 1);
-    gpu.dispatch(k, uniform, [A, B, C], [gx, gy, batch]);
+    gpu.dispatch(k, call.uniform, call.bindings, [gx, gy, batch]);
   } else if (v === 'tile64') {
-    const k = gpu.kernel('matmul', matmulSrc, constants);
-    gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
+    const call = bindCall('matmul', 'main', dims, { A, B, C });
+    const k = gpu.kernel('matmul', call.src, constants);
+    gpu.dispatch(k, call.uniform, call.bindings, [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
   } else {
     const BK = v === 'tile128k16' ? 16 : 8;
     const aligned = M % 128 === 0 && N % 128 === 0 && K % BK === 0;
-    const k = gpu.kernel('matmul_128', matmul128Src, { ...constants, CHECK_BOUNDS: aligned ? 0 : 1, BK });
-    gpu.dispatch(k, uniform, [A, B, C], [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
+    const call = bindCall('matmul_128', 'main', dims, { A, B, C });
+    const k = gpu.kernel('matmul_128', call.src, { ...constants, CHECK_BOUNDS: aligned ? 0 : 1, BK });
+    gpu.dispatch(k, call.uniform, call.bindings, [Math.ceil(N / 128), Math.ceil(M / 128), batch]);
   }
 }
