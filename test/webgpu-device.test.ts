@@ -18,7 +18,8 @@ test('invalid WGSL is reported by the next read, with the kernel name', async ()
   const buf = gpu.upload([1, 2, 3], 'x');
   const k = gpu.kernel(
     'broken_kernel',
-    '@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n@compute @workgroup_size(1) fn main() { x[0] = undefined_name; }',
+    '@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n' +
+      '@compute @workgroup_size(1) fn main() { x[0] = undefined_name; }',
   );
   gpu.dispatch(k, null, [{ binding: 0, buffer: buf }], [1]);
   let msg = '';
