@@ -24,6 +24,7 @@ import { collect, summarizeGroup, summarizeUnit, type Collected, type UnitSummar
 import { runWindows, showToken, type AnalysisText } from '../interp/data.ts';
 import { maskExperiment, type MaskResult } from '../interp/mask.ts';
 import {
+  table,
   contextsText,
   deltaText,
   entropyTable,
@@ -39,7 +40,14 @@ import {
   verdictText,
   type EntropyRow,
 } from '../interp/report.ts';
-import { INSPECT_BACKENDS, openRunForInspect, type InspectBackend, type RunInfo } from '../interp/run-info.ts';
+import {
+  INSPECT_BACKENDS,
+  openRunForInspect,
+  readRunOptions,
+  type InspectBackend,
+  type RunInfo,
+} from '../interp/run-info.ts';
+import { readConfig } from '../train/checkpoint.ts';
 import {
   firstDivergence,
   neuronName,
@@ -60,10 +68,23 @@ import {
   type UnitGroup,
 } from '../interp/units.ts';
 import { writeSite } from '../interp/site.ts';
+import { formation, formationGroupNames, listSnapshots, type FormationResult } from '../interp/formation.ts';
+import { createWasmDevice } from '../backend/wasm/node.ts';
+import { svgLines } from '../interp/charts.ts';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
 import { SEED_MAX } from '../train/rng.ts';
 
-const SUBCOMMANDS = ['units', 'unit', 'compare', 'mask', 'steer', 'report', 'site', 'code-corpus'] as const;
+const SUBCOMMANDS = [
+  'units',
+  'unit',
+  'compare',
+  'mask',
+  'steer',
+  'report',
+  'site',
+  'formation',
+  'code-corpus',
+] as const;
 type Sub = (typeof SUBCOMMANDS)[number];
 
 const FLAGS: FlagSpec[] = [
@@ -165,6 +186,13 @@ const FLAGS: FlagSpec[] = [
     default: 'inspect-<subcommand>.html / <run>/site / runs/code-corpus',
   },
   {
+    name: 'track',
+    type: 'int',
+    min: 0,
+    help: 'formation: units followed per group (the most specialised at the last snapshot)',
+    default: '3',
+  },
+  {
     name: 'box',
     type: 'bool',
     help: 'site: embed the model and the WASM test box in the unit pages (--no-box leaves them out)',
@@ -189,6 +217,7 @@ Examples:
   monet inspect steer --run runs/interp-topk --layer 0 --neuron 13 --sweep 1,3,10
   monet inspect report --run runs/interp-monet
   monet inspect site --run runs/interp-monet          # then open runs/interp-monet/site/index.html
+  monet inspect formation --run runs/interp-topk      # across the snapshots of monet train --keep-every
   monet inspect code-corpus --out runs/code-corpus`;
 
 const err = (s: string) => process.stderr.write(`${s}\n`);
@@ -660,6 +689,97 @@ function entropySectionSingle(r: RunInfo, c: Collected, minFires: number): Secti
   return { text, html };
 }
 
+function formationText(r: FormationResult): Section {
+  const names = formationGroupNames(r);
+  const iqr = (x: [number, number, number]) =>
+    Number.isNaN(x[1]) ? '—' : `${x[1].toFixed(2)} (${x[0].toFixed(2)}–${x[2].toFixed(2)})`;
+  const rows = r.steps.map((step, k) => [
+    String(step),
+    r.loss[k].toFixed(4),
+    ...r.perStep[k].flatMap((g) => [`${g.measured}`, iqr(g.token)]),
+  ]);
+  const head = ['step', 'val loss', ...names.flatMap((n) => [`${n}: measured`, 'token H median (IQR)'])];
+  let text =
+    `\n== formation: ${r.steps.length} snapshots, units measured if they fired ≥ ${r.minFires} times, entropies ` +
+    `over each unit's top ${r.M} positions; engine ${r.engine} ==\n${table(head, rows)}\n`;
+  for (const [gi, list] of r.tracked.entries()) {
+    if (!list.length) continue;
+    text += `\n${names[gi]}: token entropy of its most specialised units at the last step, at every snapshot\n`;
+    for (const t of list) {
+      const path = t.token.map((v) => (v === null ? '—' : v.toFixed(2))).join(' → ');
+      text += `  ${unitName(r.groups[gi], t.unit)} ('${t.top}'): ${path}\n`;
+    }
+  }
+  let html =
+    `<h2>Formation over training</h2><p>The same ${r.M === 0 ? '' : ''}validation windows through every snapshot ` +
+    `of the run (monet train --keep-every); per unit group, the median token entropy (bits) of the units that fired ` +
+    `≥ ${r.minFires} times, over each unit's top ${r.M} positions; engine ${esc(r.engine)}.</p>`;
+  html += htmlTable(
+    head,
+    rows.map((row) => row.map(esc)),
+  );
+  html += svgLines(
+    r.steps,
+    names.map((n, gi) => ({ name: `${n} (median)`, values: r.perStep.map((s) => s[gi].token[1]) })),
+    'Median token entropy of the measured units, per unit group',
+    { x: 'training step', y: 'bits' },
+  );
+  html += svgLines(
+    r.steps,
+    names.map((n, gi) => ({ name: n, values: r.perStep.map((s) => s[gi].measured) })),
+    'Units that fired at least min-fires times',
+    { x: 'training step', y: 'units' },
+  );
+  const series = r.tracked.flatMap((list, gi) =>
+    list.map((t) => ({ name: `${names[gi]} ${unitName(r.groups[gi], t.unit)} '${t.top}'`, values: t.token })),
+  );
+  if (series.length)
+    html += svgLines(r.steps, series, 'Token entropy of the most specialised units at the end', {
+      x: 'training step',
+      y: 'bits',
+    });
+  html += svgLines(r.steps, [{ name: 'validation loss', values: r.loss }], 'Loss on the analysis windows', {
+    x: 'training step',
+    y: 'nats/token',
+  });
+  return { text, html };
+}
+
+async function formationCommand(f: FlagValues, args: string[]): Promise<number> {
+  const runs = f.run as string[] | undefined;
+  if (runs?.length !== 1)
+    throw new FlagError(`monet inspect formation: expected exactly one --run <run folder>, found ${runs?.length ?? 0}`);
+  const dir = runs[0];
+  const snapshots = listSnapshots(dir);
+  const { options } = readRunOptions(dir);
+  const probe = readConfig(snapshots[snapshots.length - 1].dir).config;
+  const seqLen = Math.min(options.seqLen, probe.max_position_embeddings);
+  const probeText = runWindows(options.data, 'validation', seqLen, 1);
+  const per = num(f, 'windows', Math.max(8, Math.floor(192 / probeText.labels.length)));
+  const text = runWindows(options.data, 'validation', seqLen, per);
+  err(
+    `${dir}: ${snapshots.length} snapshots (steps ${snapshots.map((s) => s.step).join(', ')}); ` +
+      `${text.windows} windows …`,
+  );
+  const dev = backendOf(f) === 'wasm' ? await createWasmDevice() : null;
+  const res = formation(snapshots, options, text, dev, {
+    M: num(f, 'top-m', 100),
+    minFires: num(f, 'min-fires', 20),
+    track: num(f, 'track', 3),
+    log: err,
+  });
+  const sec = formationText(res);
+  console.log(sec.text);
+  const name = dir.replace(/\/+$/, '').split('/').pop() ?? dir;
+  const made = `<p class="note">made by: ${esc(['monet', 'inspect', ...args].join(' '))}</p>`;
+  writeHtml(
+    (f.out as string | undefined) ?? join(dir, 'inspect-formation.html'),
+    `monet inspect formation: ${name}`,
+    sec.html + made,
+  );
+  return 0;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 export async function inspectCommand(args: string[]): Promise<number> {
@@ -704,6 +824,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
       );
       return 0;
     }
+    if (sub === 'formation') return await formationCommand(f, args);
     const r = await oneRun(f, sub);
     const out = (f.out as string | undefined) ?? join(r.dir, `inspect-${sub}.html`);
     const title = `monet inspect ${sub}: ${r.name} (${r.model.config.ffn}, step ${r.step})`;

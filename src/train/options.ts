@@ -31,6 +31,8 @@ export interface TrainOptions {
   evalBatches: number;
   logEvery: number;
   saveEvery: number;
+  /** Keep a snapshot of the model every N steps (and at steps 0 and the last) in snapshots/; 0 = none. */
+  keepEvery: number;
   sampleTokens: number;
   prompt: string;
   temperature: number;
@@ -60,6 +62,7 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'name'> = {
   evalBatches: 8,
   logEvery: 10,
   saveEvery: 100,
+  keepEvery: 0,
   sampleTokens: 300,
   prompt: 'The ',
   temperature: 0.8,
@@ -183,6 +186,15 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     default: String(D.logEvery),
   },
   { name: 'save-every', type: 'int', positive: true, help: 'checkpoint every N steps', default: String(D.saveEvery) },
+  {
+    name: 'keep-every',
+    type: 'int',
+    min: 0,
+    help:
+      'keep a model snapshot every N steps, and at the first and last step, in <run>/snapshots/step-NNNNNN/ ' +
+      '(for monet inspect formation); 0 = none',
+    default: String(D.keepEvery),
+  },
   {
     name: 'sample-tokens',
     type: 'int',
@@ -316,6 +328,7 @@ export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: 
     evalBatches: num('eval-batches', D.evalBatches),
     logEvery: num('log-every', D.logEvery),
     saveEvery: num('save-every', D.saveEvery),
+    keepEvery: num('keep-every', D.keepEvery),
     sampleTokens: num('sample-tokens', D.sampleTokens),
     prompt: (f.prompt as string | undefined) ?? D.prompt,
     temperature: num('temperature', D.temperature),

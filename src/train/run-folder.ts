@@ -5,7 +5,11 @@
 //   <run>/train.lock                       held while a trainer runs (PID, host, start time)
 //   <run>/.model.safetensors.pending, …    a checkpoint commit in flight (src/train/checkpoint.ts)
 //   <run>/.<name>.<pid>.tmp                an atomic write in flight (src/train/atomic.ts)
-//   <run>/inspect-*.html, inspect-*.json   reports `monet inspect` writes beside the run
+//   <run>/inspect-*.html, inspect-*.json, report.html   reports `monet inspect` writes beside the run
+//   <run>/snapshots/step-NNNNNN/           model snapshots of `monet train --keep-every` (config.json,
+//                                          model.safetensors)
+//   <run>/site/                            the unit site of `monet inspect site` (index.html, assets/, u/: HTML,
+//                                          CSS and JS only)
 //
 // A folder is a run folder when it carries one of the run's marked files: run.json (written when the folder is
 // created), trainer_state.safetensors, or a config.json with our `monet_ts_format` marker. A Hugging Face model
@@ -29,7 +33,44 @@ const RUN_FILES: readonly (string | RegExp)[] = [
   /^\.(model|trainer_state)\.safetensors\.pending$/,
   /^\..+\.\d+\.tmp$/,
   /^inspect-[a-z0-9-]+\.(html|json)$/,
+  'report.html',
 ];
+
+/** Names of the entries under `dir` (files and folders), or null when it cannot be read. */
+function entriesOf(dir: string): fs.Dirent[] | null {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return null;
+  }
+}
+
+/** snapshots/: only step-NNNNNN folders, each holding only a snapshot's files (or a write in flight). */
+function isSnapshotsDir(dir: string): boolean {
+  const steps = entriesOf(dir);
+  if (!steps) return false;
+  return steps.every((e) => {
+    if (!e.isDirectory() || !/^step-\d{6,}$/.test(e.name)) return false;
+    const files = entriesOf(join(dir, e.name));
+    const own = (n: string) => n === 'config.json' || n === 'model.safetensors' || /^\..+\.\d+\.tmp$/.test(n);
+    return files?.every((f) => f.isFile() && own(f.name)) ?? false;
+  });
+}
+
+/** site/: index.html and assets/site.js present, and nothing but HTML, CSS and JS files in it (any depth). */
+function isSiteDir(dir: string): boolean {
+  if (!fs.existsSync(join(dir, 'index.html')) || !fs.existsSync(join(dir, 'assets', 'site.js'))) return false;
+  const walk = (d: string): boolean =>
+    (entriesOf(d) ?? []).every((e) =>
+      e.isDirectory() ? walk(join(d, e.name)) : e.isFile() && /\.(html|css|js)$/.test(e.name),
+    );
+  return walk(dir);
+}
+
+/** Folders `monet train` / `monet inspect` write into a run folder, recognised by what they hold. */
+const RUN_DIRS: Record<string, (dir: string) => boolean> = { snapshots: isSnapshotsDir, site: isSiteDir };
+
+const isRunDir = (runDir: string, name: string) => RUN_DIRS[name]?.(join(runDir, name)) ?? false;
 
 const isRunFile = (name: string) => RUN_FILES.some((p) => (typeof p === 'string' ? p === name : p.test(name)));
 
@@ -66,9 +107,11 @@ export function folderContents(dir: string, lockHeld = false): FolderContents {
   }
   if (entries.length === 0) return { kind: 'empty' };
   const isRun = hasRunMarker(dir, new Set(entries.map((e) => e.name)));
-  const other = entries
-    .filter((e) => !e.isFile() || !isRunFile(e.name) || !(isRun || isTransient(e.name)))
-    .map((e) => describe(e));
+  const own = (e: fs.Dirent) =>
+    e.isFile()
+      ? isRunFile(e.name) && (isRun || isTransient(e.name))
+      : isRun && e.isDirectory() && isRunDir(dir, e.name);
+  const other = entries.filter((e) => !own(e)).map((e) => describe(e));
   return other.length === 0 ? { kind: 'run', files: entries.map((e) => e.name) } : { kind: 'other', isRun, other };
 }
 
@@ -112,12 +155,17 @@ export function checkFreshRunFolder(dir: string, force: boolean, lockHeld = fals
 
 /**
  * Under the folder's lock: check the folder again (another trainer may have written there since the first look)
- * and remove an old run's own files (never a folder, never a file it did not write) when `force` allows it.
+ * and remove an old run's own files when `force` allows it: never a file it did not write, and no folder but the
+ * snapshots and the unit site, recognised by their contents.
  */
 export function clearRunFolder(dir: string, force: boolean): void {
   const c = checkFreshRunFolder(dir, force, true);
   if (c.kind !== 'run') return;
-  for (const name of c.files) fs.unlinkSync(join(dir, name));
+  for (const name of c.files) {
+    const path = join(dir, name);
+    if (fs.statSync(path).isDirectory()) fs.rmSync(path, { recursive: true });
+    else fs.unlinkSync(path);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

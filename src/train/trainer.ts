@@ -23,7 +23,14 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
-import { type HostParams, loadModel, loadTrainerState, recoverCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import {
+  type HostParams,
+  loadModel,
+  loadTrainerState,
+  recoverCheckpoint,
+  saveCheckpoint,
+  saveModel,
+} from './checkpoint.ts';
 import { byteUnigramEntropy, loadBrown, loadTextFiles, type Corpus } from './corpus.ts';
 import { BatchSampler, tokenizeDocs, validationBatches } from './data.ts';
 import type { Engine, StepHyper, StepResult } from './engine.ts';
@@ -199,6 +206,7 @@ const MAY_CHANGE_ON_RESUME: readonly (keyof TrainOptions)[] = [
   'evalEvery',
   'logEvery',
   'saveEvery',
+  'keepEvery',
   'sampleTokens',
   'prompt',
   'temperature',
@@ -445,6 +453,28 @@ async function writeCheckpoint(run: Run, step: number, seconds: number): Promise
   writeLossCurve(run);
 }
 
+/** Where `monet train --keep-every` keeps the model of a step: <run>/snapshots/step-NNNNNN/. */
+export function snapshotDir(runDir: string, step: number): string {
+  return join(runDir, 'snapshots', `step-${String(step).padStart(6, '0')}`);
+}
+
+/** A snapshot of the model at this step (config.json + model.safetensors), when --keep-every asks for one. */
+async function keepSnapshot(run: Run, step: number, last: boolean): Promise<void> {
+  const every = run.o.keepEvery ?? 0;
+  if (!(every > 0) || (step % every !== 0 && !last)) return;
+  const dir = snapshotDir(run.runDir, step);
+  if (existsSync(join(dir, 'model.safetensors'))) return;
+  const { params, state } = await run.engine.exportModel();
+  for (const [name, a] of params) {
+    if (a.some((x) => !Number.isFinite(x)))
+      throw new Error(
+        `not keeping the snapshot of step ${step}: parameter '${name}' is not finite; ${resumeHint(run)}`,
+      );
+  }
+  mkdirSync(dir, { recursive: true });
+  saveModel(dir, run.config, run.o.tokenizer, params, state);
+}
+
 /** loss.svg: training loss and validation CE against the entropy and the target. */
 function writeLossCurve(run: Run): void {
   const H = run.data.splits.entropy;
@@ -608,6 +638,7 @@ async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
         progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
       }
       if (step % o.saveEvery === 0 && step < o.steps) await writeCheckpoint(run, step, seconds());
+      if (step < o.steps) await keepSnapshot(run, step, false);
     }
     if (io.stop?.requested && r && step < o.steps) {
       progress.done();
@@ -687,6 +718,7 @@ async function finishRun(run: Run, end: LoopEnd, t0: number): Promise<TrainResul
   const final = await evaluate(run, alphaAt(o, end.step));
   run.log.write({ step: end.step, val_loss: final.ce, val_total: final.loss });
   await writeCheckpoint(run, end.step, end.seconds);
+  await keepSnapshot(run, end.step, true);
   const ratio = final.ce / H;
   run.say(
     `validation CE ${final.ce.toFixed(4)} nats/byte vs byte-unigram entropy ${H.toFixed(4)}: ` +
@@ -796,6 +828,7 @@ async function runSession(run: Run, io: TrainIO, t0: number): Promise<TrainResul
   try {
     if (!run.resumed) writeFileAtomic(join(run.runDir, 'run.json'), runJson(run, { step: 0 }));
     await logSessionStart(run);
+    if (!run.resumed) await keepSnapshot(run, 0, false);
     const end = await trainLoop(run, io);
     return end.interrupted ? await finishInterrupted(run, end) : await finishRun(run, end, t0);
   } catch (e) {
