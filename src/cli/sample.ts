@@ -89,10 +89,10 @@ async function sampleHf(dir: string, f: FlagValues): Promise<void> {
     const prompt = f['prompt-ids']
       ? parseIds(f['prompt-ids'] as string[], hf.config.vocab_size, 'prompt-ids')
       : Array.from(tok!.encode((f.prompt as string | undefined) ?? 'The '));
-    if (prompt.length < 2)
+    if (prompt.length < (hf.engine.openDecoder ? 1 : 2))
       throw new FlagError(
-        `monet sample: the prompt is ${prompt.length} token(s); give at least 2 ` +
-          '(this build recomputes the context, whose forward needs two positions)',
+        `monet sample: the prompt is ${prompt.length} token(s); give at least ${hf.engine.openDecoder ? 1 : 2} ` +
+          '(the reference backend recomputes the context, whose forward needs two positions)',
       );
     const stream = tok && !f.json ? new TextStream(tok) : null;
     if (stream) process.stdout.write((f.prompt as string | undefined) ?? 'The ');

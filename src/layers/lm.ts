@@ -97,8 +97,8 @@ function need(rec: Map<string, F32> | null, name: string, what: string): F32 {
 
 const layerName = (i: number, rest: string) => `model.layers.${i}.${rest}`;
 
-/** What a feed-forward pass sees of layer i in forward. */
-function forwardCtx(
+/** What a feed-forward pass sees of layer i in forward (also lm-decode.ts). */
+export function forwardCtx(
   sc: Scope,
   m: LmModel,
   dims: LmDims,

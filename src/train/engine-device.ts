@@ -25,6 +25,7 @@ import { lmBackward, lmForward, type LmConfig, type LmModel } from '../layers/lm
 import type { HostParams } from './checkpoint.ts';
 import {
   nonFiniteReason,
+  type Decoder,
   type Engine,
   type EngineInit,
   type EvalResult,
@@ -35,6 +36,7 @@ import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
 import { checkTokenIds } from '../validate.ts';
 import { WideningParams } from '../layers/packed-weights.ts';
+import { freeKvCache, lmDecode, newKvCache } from '../layers/lm-decode.ts';
 
 const AUX_COEF: Record<string, string> = { loss_balance: 'balance', loss_z: 'z', loss_unif: 'unif', loss_amb: 'amb' };
 /** `state.model.layers.0.router.norm1.running_mean` (ours) ↔ `model.layers.0.router.norm1.running_mean`
@@ -272,6 +274,29 @@ export class DeviceEngine implements Engine {
     } finally {
       sc.release();
     }
+  }
+
+  openDecoder(size: number, alpha: number): Decoder {
+    const model = this.model(this.evalCfg, false, alpha);
+    const cache = newKvCache(this.dev, model, size);
+    const dev = this.dev;
+    const check = (ids: Int32Array) => this.checkBatch(ids, 1, ids.length, 'decoder ids');
+    return {
+      size,
+      get length() {
+        return cache.length;
+      },
+      async append(ids: Int32Array): Promise<Float32Array> {
+        check(ids);
+        const sc = new Scope(dev);
+        try {
+          return await dev.read(lmDecode(sc, model, cache, sc.upload(ids), ids.length));
+        } finally {
+          sc.release();
+        }
+      },
+      dispose: () => freeKvCache(dev, cache),
+    };
   }
 
   async gradients(): Promise<HostParams> {

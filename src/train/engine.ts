@@ -89,6 +89,8 @@ export interface Engine {
   evalLoss(tokens: Int32Array, B: number, S: number, alpha: number): Promise<EvalResult>;
   /** Logits (V) of the next token after `tokens` (one sequence), eval mode. */
   nextLogits(tokens: Int32Array, alpha: number): Promise<Float32Array | Float64Array>;
+  /** A KV-cache decoder over at most `size` positions, eval mode (device engines; absent on the reference). */
+  openDecoder?(size: number, alpha: number): Decoder;
   /** Parameters and BN state, as host arrays (names: paramSpecs / stateSpecs). */
   exportModel(): Promise<{ params: HostParams; state: HostParams }>;
   /** AdamW moments. */
@@ -96,6 +98,17 @@ export interface Engine {
   /** Gradients of the last step (summed over its micro-batches, before clipping) — for the trajectory test. */
   gradients(): Promise<HostParams>;
   dispose(): Promise<void>;
+}
+
+/** Generation with a KV cache: ids go in (the prompt once, then one at a time), next-token logits come out. */
+export interface Decoder {
+  /** Positions it can hold. */
+  readonly size: number;
+  /** Positions it holds. */
+  readonly length: number;
+  /** Logits (V) of the next token after `ids` (all of the prompt first; then one id per call). */
+  append(ids: Int32Array): Promise<Float32Array>;
+  dispose(): void;
 }
 
 export interface EngineInit {

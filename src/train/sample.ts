@@ -1,6 +1,7 @@
-// Text generation: repeatedly ask the engine for the next-token logits (eval mode), pick a token, append. No KV
-// cache yet: each token recomputes the (cropped) context, which keeps every backend's forward the same function
-// that training uses.
+// Text generation: repeatedly ask the engine for the next-token logits (eval mode), pick a token, append. Device
+// engines keep a KV cache (src/layers/lm-decode.ts): the prompt runs once, then each new token alone. Once the
+// context reaches the model's positions, and on the reference engine, each token recomputes the cropped context
+// with the training forward instead.
 //
 // Picking a token from logits z (V), in the order Hugging Face's generate applies the same options:
 //   1. repetition penalty p (1 = off): for every id already in the context, z ← z / p where z > 0, z·p otherwise;
@@ -79,21 +80,31 @@ export interface GenerateIdsOptions {
   alpha: number; // TopK α (the end-of-training value)
   maxContext: number; // crop the context to the model's positions
   onId?: (id: number) => void;
+  /** false: recompute the context for every token even where a KV cache is available (tests compare both). */
+  kvCache?: boolean;
 }
 
 /** Generated ids after `prompt` (the prompt itself not included). */
 export async function generateIds(engine: Engine, prompt: readonly number[], o: GenerateIdsOptions): Promise<number[]> {
   const rng = new Rng(o.seed);
-  const ids = [...prompt];
+  const ids = prompt.slice(-o.maxContext);
   const out: number[] = [];
-  for (let n = 0; n < o.tokens; n++) {
-    const ctx = Int32Array.from(ids.slice(-o.maxContext));
-    const logits = await engine.nextLogits(ctx, o.alpha);
-    const next = pickToken(logits, o.sampling, rng, ctx);
-    ids.push(next);
-    out.push(next);
-    o.onId?.(next);
-    if (o.stop.includes(next)) break;
+  const size = Math.min(o.maxContext, ids.length + o.tokens);
+  const dec = o.kvCache !== false && engine.openDecoder ? engine.openDecoder(size, o.alpha) : null;
+  try {
+    let logits: Float32Array | Float64Array | null = dec ? await dec.append(Int32Array.from(ids)) : null;
+    for (let n = 0; n < o.tokens; n++) {
+      const ctx = Int32Array.from(ids.slice(-o.maxContext));
+      logits ??= await engine.nextLogits(ctx, o.alpha);
+      const next = pickToken(logits, o.sampling, rng, ctx);
+      ids.push(next);
+      out.push(next);
+      o.onId?.(next);
+      if (o.stop.includes(next) || n === o.tokens - 1) break;
+      logits = dec && dec.length < dec.size ? await dec.append(Int32Array.of(next)) : null;
+    }
+  } finally {
+    dec?.dispose();
   }
   return out;
 }

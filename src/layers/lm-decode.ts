@@ -1,0 +1,193 @@
+// Generation with a KV cache: the forward of src/layers/lm.ts without the loss and without saving anything for a
+// backward, run on new tokens only, with every layer's keys and values (after RoPE) kept on the device.
+//
+// Dimension legend (as lm.ts): d model dim, L layers, nH query heads, nKV key/value heads, hd head dim, V vocabulary;
+// Tn new tokens, P = past + Tn positions seen so far, M the cache's capacity (≤ max_position_embeddings).
+//
+// Cache layout per layer: k, v (nKV, M, hd) — head-major, so head g's first P keys are one contiguous block.
+// Two steps, both in eval mode (routers normalise with the BatchNorm running statistics, which makes every token's
+// feed-forward independent of the others, so running tokens one at a time gives the same result as all at once):
+//   prefill (past = 0, any Tn): exactly lmForward's layer on the prompt (the causal attention kernel), and k, v of
+//     every prompt position go into the cache;
+//   decode (Tn = 1, position p = past): q, k, v of the new token; RoPE at position p (the rope kernel over p + 1
+//     positions, of which the last row is the new token); k, v appended; then per query head h, reading kv head
+//     g = h / (nH/nKV):  s = q_h·K_g[0..P)ᵀ / √hd,  a = softmax(s),  out_h = a·V_g[0..P)  (matmul, softmaxRows).
+// Logits are computed for the last position only.
+
+import type { Device, Scope } from '../backend/device.ts';
+import type { F32, I32 } from '../backend/kernels.ts';
+import type { LmDims } from '../../reference/lm-ffn.ts';
+import { lmAuxNames } from '../kinds/lm.ts';
+import { linearForward } from './common.ts';
+import { forwardCtx, type LmModel } from './lm.ts';
+import { auxProducers, newDeviceFfnPass, type DeviceFfnPass } from './lm-ffn.ts';
+
+export interface KvCache {
+  /** Capacity M in positions. */
+  readonly size: number;
+  /** Positions held (P after the last call). */
+  length: number;
+  k: F32[]; // per layer (nKV, M, hd)
+  v: F32[];
+}
+
+export function newKvCache(dev: Device, m: LmModel, size: number): KvCache {
+  const { L, nKV, hd, maxPos } = m.cfg;
+  if (size > maxPos) throw new Error(`kv cache: ${size} positions exceed max_position_embeddings ${maxPos}`);
+  const per = nKV * size * hd;
+  return {
+    size,
+    length: 0,
+    k: Array.from({ length: L }, () => dev.alloc('f32', per)),
+    v: Array.from({ length: L }, () => dev.alloc('f32', per)),
+  };
+}
+
+export function freeKvCache(dev: Device, c: KvCache): void {
+  for (const t of [...c.k, ...c.v]) dev.free(t);
+  c.k = [];
+  c.v = [];
+}
+
+/** x (Tn, nKV·hd) rows → cache (nKV, M, hd) at positions [at, at + Tn). */
+function store(sc: Scope, cache: F32, x: F32, Tn: number, at: number, nKV: number, hd: number, M: number): void {
+  for (let g = 0; g < nKV; g++)
+    sc.dev.kernels.copyBlock(cache, x, {
+      rows: Tn,
+      cols: hd,
+      dstLd: hd,
+      srcLd: nKV * hd,
+      dstOffset: (g * M + at) * hd,
+      srcOffset: g * hd,
+      accumulate: false,
+    });
+}
+
+/** RoPE of one row x (1, heads·hd) at position p: the rope kernel over p + 1 positions, the row placed last. */
+function ropeAt(sc: Scope, y: F32, x: F32, p: number, heads: number, hd: number, theta: number): void {
+  const kn = sc.dev.kernels;
+  const w = heads * hd;
+  const wide = sc.f32((p + 1) * w); // (p + 1, heads·hd), rows 0..p−1 unused zeros
+  const out = sc.f32((p + 1) * w);
+  const row = { rows: 1, cols: w, dstLd: w, srcLd: w, accumulate: false };
+  kn.copyBlock(wide, x, { ...row, dstOffset: p * w, srcOffset: 0 });
+  kn.rope(out, wide, { B: 1, S: p + 1, heads, hd, theta });
+  kn.copyBlock(y, out, { ...row, dstOffset: 0, srcOffset: p * w });
+}
+
+/** One query row against the first P cached positions of every head (see the header); att (1, nH·hd). */
+function cachedAttention(sc: Scope, att: F32, q: F32, kc: F32, vc: F32, m: LmModel, P: number, M: number): void {
+  const kn = sc.dev.kernels;
+  const { nH, nKV, hd } = m.cfg;
+  const Kg = sc.f32(P * hd), // (P, hd) kv head g's keys
+    Vg = sc.f32(P * hd),
+    qh = sc.f32(hd),
+    s = sc.f32(P),
+    z = sc.f32(P),
+    a = sc.f32(P),
+    oh = sc.f32(hd);
+  const block = (n: number, dstOffset: number, srcOffset: number) => ({
+    rows: 1,
+    cols: n,
+    dstLd: n,
+    srcLd: n,
+    dstOffset,
+    srcOffset,
+    accumulate: false,
+  });
+  const group = nH / nKV;
+  for (let h = 0; h < nH; h++) {
+    const g = Math.floor(h / group);
+    if (h % group === 0) {
+      kn.copyBlock(Kg, kc, block(P * hd, 0, g * M * hd));
+      kn.copyBlock(Vg, vc, block(P * hd, 0, g * M * hd));
+    }
+    kn.copyBlock(qh, q, block(hd, 0, h * hd));
+    kn.matmul(s, qh, Kg, { M: 1, N: P, K: hd, transA: false, transB: true, accumulate: false });
+    kn.axpby(z, s, { n: P, alpha: 1 / Math.sqrt(hd), beta: 0 });
+    kn.softmaxRows(a, z, { rows: 1, n: P });
+    kn.matmul(oh, a, Vg, { M: 1, N: hd, K: P, transA: false, transB: false, accumulate: false });
+    kn.copyBlock(att, oh, block(hd, h * hd, 0));
+  }
+}
+
+/**
+ * Run `tokens` (Tn ids) after the cache's positions and return the logits (V) of the last one, allocated in `sc`
+ * with every temporary (the caller reads the logits, then releases the scope). Prefill when the cache is empty,
+ * else Tn must be 1. The cache's length grows by Tn.
+ */
+export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn: number): F32 {
+  const { cfg } = m;
+  const { V, d, L, nH, nKV, hd, eps, theta } = cfg;
+  const past = cache.length;
+  if (past > 0 && Tn !== 1)
+    throw new Error(`lm decode: after the prefill tokens go one at a time, found ${Tn} with ${past} cached`);
+  if (past + Tn > cache.size) throw new Error(`lm decode: ${past + Tn} positions exceed the cache's ${cache.size}`);
+  const kn = sc.dev.kernels;
+  const P = past + Tn;
+  const dims: LmDims = { B: 1, S: Tn, T: Tn };
+  const param = (name: string): F32 => {
+    const t = m.params.get(name);
+    if (!t) throw new Error(`lm decode: missing parameter ${name}`);
+    return t;
+  };
+  const aux = new Map<string, F32>();
+  for (const n of lmAuxNames(cfg)) aux.set(`loss_${n}`, sc.f32(1)); // the passes add their aux values; unused here
+  const producers = auxProducers(cfg.ffn, L);
+  const pass: DeviceFfnPass = newDeviceFfnPass(cfg.ffn, L);
+  let h = sc.f32(Tn * d);
+  kn.gatherRows(h, param('model.embed_tokens.weight'), tokens, { rows: Tn, cols: d });
+  for (let i = 0; i < L; i++) {
+    const pre = `model.layers.${i}.`;
+    const a = sc.f32(Tn * d);
+    kn.rmsnorm(a, sc.f32(Tn), h, param(`${pre}input_layernorm.weight`), { rows: Tn, d, eps });
+    const q0 = sc.f32(Tn * nH * hd),
+      k0 = sc.f32(Tn * nKV * hd),
+      v = sc.f32(Tn * nKV * hd);
+    linearForward(kn, q0, a, param(`${pre}self_attn.q_proj.weight`), null, Tn, d, nH * hd);
+    linearForward(kn, k0, a, param(`${pre}self_attn.k_proj.weight`), null, Tn, d, nKV * hd);
+    linearForward(kn, v, a, param(`${pre}self_attn.v_proj.weight`), null, Tn, d, nKV * hd);
+    const q = sc.f32(Tn * nH * hd),
+      k = sc.f32(Tn * nKV * hd);
+    const att = sc.f32(Tn * nH * hd);
+    if (past === 0) {
+      kn.rope(q, q0, { B: 1, S: Tn, heads: nH, hd, theta });
+      kn.rope(k, k0, { B: 1, S: Tn, heads: nKV, hd, theta });
+      kn.attention(att, sc.f32(nH * Tn * Tn), q, k, v, { B: 1, S: Tn, nH, nKV, hd });
+      store(sc, cache.k[i], k, Tn, 0, nKV, hd, cache.size);
+      store(sc, cache.v[i], v, Tn, 0, nKV, hd, cache.size);
+    } else {
+      ropeAt(sc, q, q0, past, nH, hd, theta);
+      ropeAt(sc, k, k0, past, nKV, hd, theta);
+      store(sc, cache.k[i], k, 1, past, nKV, hd, cache.size);
+      store(sc, cache.v[i], v, 1, past, nKV, hd, cache.size);
+      cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
+    }
+    const h1 = sc.f32(Tn * d);
+    linearForward(kn, h1, att, param(`${pre}self_attn.o_proj.weight`), null, Tn, nH * hd, d);
+    kn.axpby(h1, h, { n: Tn * d, alpha: 1, beta: 1 });
+    const u = sc.f32(Tn * d);
+    kn.rmsnorm(u, sc.f32(Tn), h1, param(`${pre}post_attention_layernorm.weight`), { rows: Tn, d, eps });
+    const f = sc.f32(Tn * d);
+    const ctx = forwardCtx(sc, m, dims, aux, producers, i);
+    pass.forward(ctx, u, f);
+    let h2 = sc.f32(Tn * d);
+    kn.copyBlock(h2, h1, { rows: 1, cols: Tn * d, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false });
+    kn.axpby(h2, f, { n: Tn * d, alpha: 1, beta: 1 });
+    if (pass.postForward) {
+      const y = sc.f32(Tn * d);
+      if (pass.postForward(ctx, h2, y)) h2 = y;
+    }
+    h = h2;
+  }
+  // the last position only: final norm and head
+  const last = sc.f32(d);
+  const lastRow = { rows: 1, cols: d, dstLd: d, srcLd: d, dstOffset: 0, srcOffset: (Tn - 1) * d, accumulate: false };
+  kn.copyBlock(last, h, lastRow);
+  const hn = sc.f32(d);
+  kn.rmsnorm(hn, sc.f32(1), last, param('model.norm.weight'), { rows: 1, d, eps });
+  const logits = sc.f32(V);
+  linearForward(kn, logits, hn, param(cfg.tied ? 'model.embed_tokens.weight' : 'lm_head.weight'), null, 1, d, V);
+  cache.length = P;
+  return logits;
+}
