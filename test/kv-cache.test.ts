@@ -63,7 +63,7 @@ const small = (name: string, patch: Partial<ModelConfig> = {}): ModelConfig => (
 });
 
 for (const backend of ['wasm', 'webgpu'] as const) {
-  test(`KV cache on ${backend}: MonetLLM tiny folder (bf16 weights), greedy ids with and without the cache`, async () => {
+  test(`KV cache on ${backend}: MonetLLM tiny folder, bf16, greedy ids with and without the cache`, async () => {
     const m = await loadHfModel(new DirSource(join('test/data/hf/monet-vd-tiny')), { keep16: true });
     const engine = await open(backend, { config: m.config, params: m.params, state: m.state, packed: m.packed });
     if (!engine) return;
@@ -83,7 +83,7 @@ for (const backend of ['wasm', 'webgpu'] as const) {
 }
 
 for (const preset of ['monet-hd-small', 'dense-small', 'smoe-small', 'peer-small', 'topk-small']) {
-  test(`KV cache on wasm: ${preset} (GQA, 4 query heads over 2 KV heads) = the full forward at every step`, async () => {
+  test(`KV cache on wasm: ${preset} (GQA, 4 query over 2 KV heads) = the full forward at each step`, async () => {
     const config = small(preset);
     const { params, state } = initParams(config, 11);
     for (const a of params.values()) for (let i = 0; i < a.length; i++) a[i] += 0.05 * Math.cos(i * 0.37 + a.length);
