@@ -80,9 +80,28 @@ export function topkOffer(vals: usize, ids: usize, k: i32, count: i32, v: f32, i
     const o = <usize>c << 2;
     acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)));
   }
-  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) +
+    f32x4.extract_lane(acc, 3);
   for (; c < n; c++) s += ld(a, c) * ld(b, c);
   return s;
+}
+
+/**
+ * Constants of the SIMD math below, in memory: a v128.const inside a loop is rebuilt by V8 on every iteration (a
+ * few instructions each, dozens per exp4), while a splat load from memory is one instruction.
+ */
+const MATH_C: usize = memory.data<f32>([
+  88.3762626647949, -87.3365447504019, 1.44269504088896341, 0.5, // 0–3: exp4 clamp, log2(e), rounding
+  0.693359375, -2.12194440e-4, // 4–5: ln 2 in two parts
+  1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, // 6–11
+  1, 12582912, // 12: 1;  13: 1.5·2²³, whose float32 bits hold a small integer added to it in the low mantissa
+]);
+const MATH_I: usize = memory.data<i32>([127 - 0x4b400000]); // the exponent bias, less the bits of 1.5·2²³
+
+/** Splat of MATH_C[i]. */
+// @ts-ignore: decorator
+@inline export function mathC(i: i32): v128 {
+  return v128.load32_splat(MATH_C + (<usize>i << 2));
 }
 
 /**
@@ -92,18 +111,20 @@ export function topkOffer(vals: usize, ids: usize, k: i32, count: i32, v: f32, i
  */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  x = f32x4.max(f32x4.min(x, f32x4.splat(88.3762626647949)), f32x4.splat(-87.3365447504019));
-  const fx = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(0.5)));
-  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
-  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
-  let y = f32x4.splat(1.9875691500e-4);
-  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.3981999507e-3));
-  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(8.3334519073e-3));
-  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(4.1665795894e-2));
-  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.6666665459e-1));
-  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(5.0000001201e-1));
-  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(x, x)), x), f32x4.splat(1));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(fx), i32x4.splat(127)), 23);
+  // pmin/pmax (one instruction each; NaN still propagates here) rather than min/max (a long sequence in V8)
+  x = f32x4.pmax(f32x4.pmin(x, mathC(0)), mathC(1));
+  const fx = f32x4.floor(f32x4.add(f32x4.mul(x, mathC(2)), mathC(3)));
+  x = f32x4.sub(x, f32x4.mul(fx, mathC(4)));
+  x = f32x4.sub(x, f32x4.mul(fx, mathC(5)));
+  let y = mathC(6);
+  y = f32x4.add(f32x4.mul(y, x), mathC(7));
+  y = f32x4.add(f32x4.mul(y, x), mathC(8));
+  y = f32x4.add(f32x4.mul(y, x), mathC(9));
+  y = f32x4.add(f32x4.mul(y, x), mathC(10));
+  y = f32x4.add(f32x4.mul(y, x), mathC(11));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(x, x)), x), mathC(12));
+  // 2^n: n = fx (an integer in [−126, 128]) read from the mantissa of fx + 1.5·2²³, plus the bias, into the exponent
+  const pow2n = i32x4.shl(i32x4.add(f32x4.add(fx, mathC(13)), v128.load32_splat(MATH_I)), 23);
   return f32x4.mul(y, pow2n);
 }
 
@@ -120,7 +141,8 @@ export function expShiftSum(p: usize, x: usize, shift: f32, n: i32): f64 {
     v128.store(p + o, e);
     acc = f32x4.add(acc, e);
   }
-  let s: f64 = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) + <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+  let s: f64 = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) + <f64>f32x4.extract_lane(acc, 2) +
+    <f64>f32x4.extract_lane(acc, 3);
   for (; j < n; j++) {
     const e = <f32>Math.exp(<f64>(ld(x, j) - shift));
     st(p, j, e);

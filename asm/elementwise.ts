@@ -10,7 +10,8 @@ export function fill(x: usize, n: i32, value: f32): void {
   for (; i < n; i++) st(x, i, value);
 }
 
-export function copyBlock(dst: usize, src: usize, rows: i32, cols: i32, dstLd: i32, srcLd: i32, dstOffset: i32, srcOffset: i32, accumulate: bool): void {
+export function copyBlock(dst: usize, src: usize, rows: i32, cols: i32, dstLd: i32, srcLd: i32, dstOffset: i32,
+  srcOffset: i32, accumulate: bool): void {
   for (let r = 0; r < rows; r++) {
     const d = dst + (<usize>(dstOffset + r * dstLd) << 2);
     const s = src + (<usize>(srcOffset + r * srcLd) << 2);
@@ -57,8 +58,9 @@ export function addBias(y: usize, bias: usize, rows: i32, cols: i32): void {
   for (let r = 0; r < rows; r++) copyBlock(y, bias, 1, cols, 0, 0, r * cols, 0, true);
 }
 
-export function colSum(out: usize, x: usize, rows: i32, cols: i32): void {
-  for (let r = 0; r < rows; r++) copyBlock(out, x, 1, cols, 0, 0, 0, r * cols, true);
+/** out[c] += Σ_r x[r, c] for the columns c0 ≤ c < c1 (rows added in order: a column's sum ignores the split). */
+export function colSum(out: usize, x: usize, rows: i32, cols: i32, c0: i32, c1: i32): void {
+  for (let r = 0; r < rows; r++) copyBlock(out, x, 1, c1 - c0, 0, 0, c0, r * cols + c0, true);
 }
 
 export function sumSquares(out: usize, x: usize, n: i32, accumulate: bool): void {
@@ -95,29 +97,70 @@ export function actGrad(kind: i32, x: f64): f64 {
   return s * (1 + x * (1 - s));
 }
 
+/** Coefficients of erfc4 and the activations, in memory (see MATH_C in common.ts). */
+const ACT_C: usize = memory.data<f32>([
+  0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196, // 0–7
+  1.00002368, -1.26551223, // 8–9
+  0, 0.5, 1, 2, -0.7071067811865476, 0.3989422804014327, -0.5, // 10–16: 0, ½, 1, 2, −1/√2, 1/√(2π), −½
+]);
+// @ts-ignore: decorator
+@inline function ac(i: i32): v128 {
+  return v128.load32_splat(ACT_C + (<usize>i << 2));
+}
+
+/** erfc of four floats: the erfc formula above (Numerical Recipes' Chebyshev fit) in float32 lanes, with exp4. */
+// @ts-ignore: decorator
+@inline function erfc4(x: v128): v128 {
+  const z = f32x4.abs(x);
+  const t = f32x4.div(ac(12), f32x4.add(ac(12), f32x4.mul(ac(11), z)));
+  let q = ac(0);
+  for (let i = 1; i <= 8; i++) q = f32x4.add(f32x4.mul(q, t), ac(i));
+  const e = f32x4.add(f32x4.sub(f32x4.mul(q, t), f32x4.mul(z, z)), ac(9));
+  const r = f32x4.mul(t, exp4(e));
+  return v128.bitselect(r, f32x4.sub(ac(13), r), f32x4.ge(x, ac(10)));
+}
+
+/** f(x) for four floats of one activation kind (float32 lanes; the scalar act() is the float64 definition). */
+// @ts-ignore: decorator
+@inline function act4(kind: i32, x: v128): v128 {
+  if (kind == RELU) return f32x4.pmax(x, ac(10));
+  if (kind == RELU2) {
+    const r = f32x4.pmax(x, ac(10));
+    return f32x4.mul(r, r);
+  }
+  if (kind == GELU) return f32x4.mul(f32x4.mul(ac(11), x), erfc4(f32x4.mul(x, ac(14))));
+  return f32x4.mul(x, sigmoid4(x));
+}
+
+/** f'(x) for four floats. */
+// @ts-ignore: decorator
+@inline function actGrad4(kind: i32, x: v128): v128 {
+  if (kind == RELU) return v128.and(f32x4.gt(x, ac(10)), ac(12));
+  if (kind == RELU2) return f32x4.mul(ac(13), f32x4.pmax(x, ac(10)));
+  if (kind == GELU) {
+    const cdf = f32x4.mul(ac(11), erfc4(f32x4.mul(x, ac(14))));
+    const pdf = f32x4.mul(ac(15), exp4(f32x4.mul(ac(16), f32x4.mul(x, x))));
+    return f32x4.add(cdf, f32x4.mul(x, pdf));
+  }
+  const s = sigmoid4(x);
+  return f32x4.mul(s, f32x4.add(ac(12), f32x4.mul(x, f32x4.sub(ac(12), s))));
+}
+
 export function activation(y: usize, x: usize, n: i32, kind: i32): void {
   let i = 0;
-  if (kind == RELU || kind == RELU2) {
-    // the two ReLU kinds are the hot ones (Monet's relu²): SIMD
-    const z = f32x4.splat(0);
-    for (; i + 4 <= n; i += 4) {
-      const o = <usize>i << 2;
-      const r = f32x4.max(v128.load(x + o), z);
-      v128.store(y + o, kind == RELU ? r : f32x4.mul(r, r));
-    }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, act4(kind, v128.load(x + o)));
   }
   for (; i < n; i++) st(y, i, <f32>act(kind, ld(x, i)));
 }
 
 export function activationBackward(dx: usize, dy: usize, x: usize, n: i32, kind: i32): void {
   let i = 0;
-  if (kind == RELU2) {
-    const z = f32x4.splat(0), two = f32x4.splat(2);
-    for (; i + 4 <= n; i += 4) {
-      const o = <usize>i << 2;
-      const g = f32x4.mul(f32x4.mul(two, f32x4.max(v128.load(x + o), z)), v128.load(dy + o));
-      v128.store(dx + o, f32x4.add(v128.load(dx + o), g));
-    }
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const g = f32x4.mul(actGrad4(kind, v128.load(x + o)), v128.load(dy + o));
+    v128.store(dx + o, f32x4.add(v128.load(dx + o), g));
   }
   for (; i < n; i++) addf(dx, i, <f32>(<f64>ld(dy, i) * actGrad(kind, ld(x, i))));
 }
@@ -125,8 +168,7 @@ export function activationBackward(dx: usize, dy: usize, x: usize, n: i32, kind:
 /** sigmoid of four floats: 1 / (1 + e^−x) with the 4-lane exp (saturates cleanly: e^−x clamps, 1/(1+big) → 0). */
 // @ts-ignore: decorator
 @inline function sigmoid4(x: v128): v128 {
-  const one = f32x4.splat(1);
-  return f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(x))));
+  return f32x4.div(ac(12), f32x4.add(ac(12), exp4(f32x4.neg(x))));
 }
 
 export function swiglu(h: usize, g: usize, u: usize, n: i32): void {
@@ -164,7 +206,8 @@ export function maskScale(y: usize, x: usize, mask: usize, n: i32, alpha: f32): 
 
 // Slots of the step-control tensor: STEP in src/backend/kernels.ts (the kernel tests compare against the JS device,
 // which uses STEP itself, so a mismatch here fails them).
-const S_SCALE = 0, S_SKIP = 1, S_FAULTS = 2, S_STREAK = 3, S_STREAK_FROM = 4, S_LAST_STEP = 5, S_LAST_LOSS = 6, S_LAST_NORM = 7;
+const S_SCALE = 0, S_SKIP = 1, S_FAULTS = 2, S_STREAK = 3, S_STREAK_FROM = 4, S_LAST_STEP = 5, S_LAST_LOSS = 6;
+const S_LAST_NORM = 7;
 const S_LOSS = 8, S_NORM_SQ = 9;
 
 /** The step decision (clip factor, or skip and count a fault) from the report in ctl; see stepGuard in the contract. */
@@ -194,16 +237,42 @@ export function copyIf(dst: usize, src: usize, cond: usize, n: i32, at: i32): vo
   memory.copy(dst, src, <usize>n << 2);
 }
 
-export function adamw(p: usize, g: usize, m: usize, v: usize, ctl: usize, n: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32, gradScale: f64): void {
+/**
+ * AdamW, every element in float64: two elements at a time in float64x2 lanes, the same operations in the same order
+ * as the scalar tail, so every element gets the same bits either way.
+ */
+export function adamw(p: usize, g: usize, m: usize, v: usize, ctl: usize, n: i32, lr: f64, beta1: f64, beta2: f64,
+  eps: f64, weightDecay: f64, step: i32, gradScale: f64): void {
   if (ld(ctl, S_SKIP) != 0) return; // a skipped step (stepGuard): parameters and moments stay as they are
   const scale = gradScale * <f64>ld(ctl, S_SCALE);
   const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
-  for (let i = 0; i < n; i++) {
+  const lrwd = lr * weightDecay, c1 = 1 - beta1, c2 = 1 - beta2;
+  const vScale = f64x2.splat(scale), vLrwd = f64x2.splat(lrwd), vB1 = f64x2.splat(beta1), vB2 = f64x2.splat(beta2);
+  const vC1 = f64x2.splat(c1), vC2 = f64x2.splat(c2), vLr = f64x2.splat(lr), vBc1 = f64x2.splat(bc1);
+  const vBc2 = f64x2.splat(bc2), vEps = f64x2.splat(eps);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    for (let half = 0; half < 2; half++) {
+      const off = o + (<usize>half << 3);
+      const gi = f64x2.mul(f64x2.promote_low_f32x4(v128.load64_zero(g + off)), vScale);
+      let pi = f64x2.promote_low_f32x4(v128.load64_zero(p + off));
+      pi = f64x2.sub(pi, f64x2.mul(vLrwd, pi));
+      const mi = f64x2.add(f64x2.mul(vB1, f64x2.promote_low_f32x4(v128.load64_zero(m + off))), f64x2.mul(vC1, gi));
+      const v0 = f64x2.promote_low_f32x4(v128.load64_zero(v + off));
+      const vi = f64x2.add(f64x2.mul(vB2, v0), f64x2.mul(f64x2.mul(vC2, gi), gi));
+      v128.store64_lane(m + off, f32x4.demote_f64x2_zero(mi), 0);
+      v128.store64_lane(v + off, f32x4.demote_f64x2_zero(vi), 0);
+      const upd = f64x2.div(f64x2.mul(vLr, f64x2.div(mi, vBc1)), f64x2.add(f64x2.sqrt(f64x2.div(vi, vBc2)), vEps));
+      v128.store64_lane(p + off, f32x4.demote_f64x2_zero(f64x2.sub(pi, upd)), 0);
+    }
+  }
+  for (; i < n; i++) {
     const gi = <f64>ld(g, i) * scale;
     let pi = <f64>ld(p, i);
-    pi -= lr * weightDecay * pi;
-    const mi = beta1 * <f64>ld(m, i) + (1 - beta1) * gi;
-    const vi = beta2 * <f64>ld(v, i) + (1 - beta2) * gi * gi;
+    pi -= lrwd * pi;
+    const mi = beta1 * <f64>ld(m, i) + c1 * gi;
+    const vi = beta2 * <f64>ld(v, i) + c2 * gi * gi;
     st(m, i, <f32>mi);
     st(v, i, <f32>vi);
     st(p, i, <f32>(pi - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps)));

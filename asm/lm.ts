@@ -7,7 +7,8 @@ import { addf, expShiftSum, ld, ldi, st } from './common';
 import { gemm, gemmScratchFloats } from './matmul';
 
 export function gatherRows(dst: usize, table: usize, idx: usize, rows: i32, cols: i32): void {
-  for (let r = 0; r < rows; r++) memory.copy(dst + (<usize>(r * cols) << 2), table + (<usize>(ldi(idx, r) * cols) << 2), <usize>cols << 2);
+  for (let r = 0; r < rows; r++)
+    memory.copy(dst + (<usize>(r * cols) << 2), table + (<usize>(ldi(idx, r) * cols) << 2), <usize>cols << 2);
 }
 
 export function scatterAddRows(dst: usize, src: usize, idx: usize, rows: i32, cols: i32): void {
@@ -17,112 +18,187 @@ export function scatterAddRows(dst: usize, src: usize, idx: usize, rows: i32, co
   }
 }
 
+/** Floats of scratch rope / ropeBackward need: the cos and sin tables, S·hd/2 float64 each. */
+export function ropeScratchFloats(S: i32, hd: i32): i32 {
+  return 2 * S * hd;
+}
+
 /**
  * sign = +1: forward rotation into y (=); sign = −1: the backward, rotation by −angle ADDED into y.
- * cos/sin are computed once per (position, frequency) and applied to every sequence and head.
+ * cos/sin are computed once per (position, frequency) into scratch (float64) and applied to every sequence and head.
  */
-function rotate(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64, sign: f64): void {
+function rotate(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64, sign: f64, scratch: usize): void {
   const half = hd / 2;
+  const cosT = scratch, sinT = scratch + (<usize>(S * half) << 3);
   for (let s = 0; s < S; s++)
     for (let i = 0; i < half; i++) {
       const ang = <f64>s * Math.pow(theta, (-2.0 * i) / hd);
-      const cs = Math.cos(ang), sn = sign * Math.sin(ang);
-      for (let b = 0; b < B; b++)
-        for (let h = 0; h < heads; h++) {
-          const o = ((b * S + s) * heads + h) * hd;
+      store<f64>(cosT + (<usize>(s * half + i) << 3), Math.cos(ang));
+      store<f64>(sinT + (<usize>(s * half + i) << 3), sign * Math.sin(ang));
+    }
+  for (let b = 0; b < B; b++)
+    for (let s = 0; s < S; s++) {
+      const cs = cosT + (<usize>(s * half) << 3), sn = sinT + (<usize>(s * half) << 3);
+      for (let h = 0; h < heads; h++) {
+        const o = ((b * S + s) * heads + h) * hd;
+        for (let i = 0; i < half; i++) {
+          const c = load<f64>(cs + (<usize>i << 3)), n = load<f64>(sn + (<usize>i << 3));
           const x1 = <f64>ld(x, o + i), x2 = <f64>ld(x, o + half + i);
           if (sign > 0) {
-            st(y, o + i, <f32>(x1 * cs - x2 * sn));
-            st(y, o + half + i, <f32>(x2 * cs + x1 * sn));
+            st(y, o + i, <f32>(x1 * c - x2 * n));
+            st(y, o + half + i, <f32>(x2 * c + x1 * n));
           } else {
-            addf(y, o + i, <f32>(x1 * cs - x2 * sn));
-            addf(y, o + half + i, <f32>(x2 * cs + x1 * sn));
+            addf(y, o + i, <f32>(x1 * c - x2 * n));
+            addf(y, o + half + i, <f32>(x2 * c + x1 * n));
           }
         }
+      }
     }
 }
 
-export function rope(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64): void {
-  rotate(y, x, B, S, heads, hd, theta, 1);
+/** scratch: ropeScratchFloats(S, hd) floats. */
+export function rope(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64, scratch: usize): void {
+  rotate(y, x, B, S, heads, hd, theta, 1, scratch);
 }
 
-export function ropeBackward(dx: usize, dy: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64): void {
-  rotate(dx, dy, B, S, heads, hd, theta, -1);
+/** scratch: ropeScratchFloats(S, hd) floats. */
+export function ropeBackward(dx: usize, dy: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64,
+  scratch: usize): void {
+  rotate(dx, dy, B, S, heads, hd, theta, -1, scratch);
 }
 
 // Attention is written as per-(sequence, head) matrix products on the packed GEMM of matmul.ts (strided views of
 // q, k, v: row stride nH·hd or nKV·hd), so almost all of its work runs in the SIMD micro-kernel:
-//   scores = Q·Kᵀ/√hd (S×S; the causal upper triangle is computed and then zeroed by the softmax), P = softmax rows,
-//   out = P·V.   Backward: dP = dO·Vᵀ;  dV += Pᵀ·dO;  dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √hd;  dQ += dS·K;  dK += dSᵀ·Q.
+//   scores = Q·Kᵀ/√hd (S×S), P = causal softmax of the rows, out = P·V.
+//   Backward: dP = dO·Vᵀ;  dV += Pᵀ·dO;  dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √hd;  dQ += dS·K;  dK += dSᵀ·Q.
+// Causality is used to skip work: the rows are taken in blocks of CB, and block [i0, i0 + CB) only needs the
+// columns j < i0 + CB of the scores (and only those terms of P·V, dS·K); Pᵀ·dO and dSᵀ·Q for rows j ≥ j0 only need
+// the terms i ≥ j0. The skipped terms are exact zeros (P and dS are 0 above the diagonal).
+// The (sequence, head) pairs are independent: a call computes the pairs p0 ≤ p < p1 (the loader splits them
+// between threads). The backward pairs are (sequence, key/value head): the query heads of one group add into the
+// same dK, dV, so one call owns them all.
+
+// @ts-ignore: decorator
+@inline const CB: i32 = 32;
 
 /** Floats of scratch attention / attentionBackward need: the GEMM's packing space, then one S×S block. */
 export function attentionScratchFloats(S: i32, hd: i32): i32 {
   return gemmScratchFloats(max(S, hd)) + S * S;
 }
 
-/** Causal softmax of each row i of an S×S block in place (entries j > i become 0), scaled scores in. */
-function causalSoftmax(p: usize, S: i32): void {
-  for (let i = 0; i < S; i++) {
-    const row = i * S;
-    let mx: f32 = -Infinity;
-    for (let j = 0; j <= i; j++) mx = max(mx, ld(p, row + j));
-    const pr = p + (<usize>row << 2);
-    const inv = <f32>(1.0 / expShiftSum(pr, pr, mx, i + 1));
-    for (let j = 0; j <= i; j++) st(pr, j, ld(pr, j) * inv);
-    for (let j = i + 1; j < S; j++) st(pr, j, 0);
+/** max of p[0..n), n ≥ 1. */
+function rowMax(p: usize, n: i32): f32 {
+  let j = 0;
+  let mx: f32 = -Infinity;
+  if (n >= 4) {
+    let m4 = v128.load(p);
+    for (j = 4; j + 4 <= n; j += 4) m4 = f32x4.max(m4, v128.load(p + (<usize>j << 2)));
+    mx = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)),
+      max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+  }
+  for (; j < n; j++) mx = max(mx, ld(p, j));
+  return mx;
+}
+
+/** p[0..n) *= s. */
+function rowScale(p: usize, s: f32, n: i32): void {
+  const v = f32x4.splat(s);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(p + (<usize>j << 2), f32x4.mul(v128.load(p + (<usize>j << 2)), v));
+  for (; j < n; j++) st(p, j, ld(p, j) * s);
+}
+
+/**
+ * Rows i0 ≤ i < i1 of an S×S block hold raw scores Q·Kᵀ in their columns j ≤ i: scale them, take the causal
+ * softmax, and zero the columns i < j < S.
+ */
+function causalSoftmax(p: usize, S: i32, i0: i32, i1: i32, scale: f32): void {
+  for (let i = i0; i < i1; i++) {
+    const pr = p + (<usize>(i * S) << 2);
+    rowScale(pr, scale, i + 1);
+    const inv = <f32>(1.0 / expShiftSum(pr, pr, rowMax(pr, i + 1), i + 1));
+    rowScale(pr, inv, i + 1);
+    memory.fill(pr + (<usize>(i + 1) << 2), 0, <usize>(S - i - 1) << 2);
   }
 }
 
-/** scratch: attentionScratchFloats(S, hd) words. */
-export function attention(out: usize, probs: usize, q: usize, k: usize, v: usize, B: i32, S: i32, nH: i32, nKV: i32, hd: i32, scratch: usize): void {
+/** Pairs (b, h), p = b·nH + h, from p0 to p1. scratch: attentionScratchFloats(S, hd) floats. */
+export function attention(out: usize, probs: usize, q: usize, k: usize, v: usize, B: i32, S: i32, nH: i32, nKV: i32,
+  hd: i32,
+  p0: i32, p1: i32, scratch: usize): void {
   const group = nH / nKV;
   const scale = <f32>(1.0 / Math.sqrt(<f64>hd));
   const qs = nH * hd, ks = nKV * hd; // row strides of q/out and of k/v
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < nH; h++) {
-      const kh = h / group;
-      const qb = q + (<usize>(b * S * qs + h * hd) << 2);
-      const kb = k + (<usize>(b * S * ks + kh * hd) << 2);
-      const vb = v + (<usize>(b * S * ks + kh * hd) << 2);
-      const pb = probs + (<usize>((b * nH + h) * S * S) << 2);
-      // scores (S, S) = Q (S, hd) · Kᵀ
-      gemm(S, S, hd, qb, qs, 1, kb, 1, ks, pb, S, false, scratch);
-      for (let i = 0; i < S * S; i++) st(pb, i, ld(pb, i) * scale);
-      causalSoftmax(pb, S);
-      // out (S, hd) = P (S, S) · V (S, hd)
-      gemm(S, hd, S, pb, S, 1, vb, ks, 1, out + (<usize>(b * S * qs + h * hd) << 2), qs, false, scratch);
+  for (let pair = p0; pair < p1; pair++) {
+    const b = pair / nH, h = pair % nH, kh = h / group;
+    const qb = q + (<usize>(b * S * qs + h * hd) << 2);
+    const kb = k + (<usize>(b * S * ks + kh * hd) << 2);
+    const vb = v + (<usize>(b * S * ks + kh * hd) << 2);
+    const ob = out + (<usize>(b * S * qs + h * hd) << 2);
+    const pb = probs + (<usize>((b * nH + h) * S * S) << 2);
+    for (let i0 = 0; i0 < S; i0 += CB) {
+      const rb = min(CB, S - i0), cols = i0 + rb;
+      // scores[i0..i0+rb, 0..cols) = Q[i0..] · Kᵀ;  P = causal softmax;  out[i0..] = P[i0.., 0..cols) · V[0..cols)
+      gemm(rb, cols, hd, qb + (<usize>(i0 * qs) << 2), qs, 1, kb, 1, ks, pb + (<usize>(i0 * S) << 2), S, false,
+        scratch);
+      causalSoftmax(pb, S, i0, i0 + rb, scale);
+      gemm(rb, hd, cols, pb + (<usize>(i0 * S) << 2), S, 1, vb, ks, 1, ob + (<usize>(i0 * qs) << 2), qs, false,
+        scratch);
     }
+  }
 }
 
-/** scratch: attentionScratchFloats(S, hd) words. */
-export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, q: usize, k: usize, v: usize, probs: usize,
-  B: i32, S: i32, nH: i32, nKV: i32, hd: i32, scratch: usize): void {
+/** Pairs (b, kh), p = b·nKV + kh, from p0 to p1. scratch: attentionScratchFloats(S, hd) floats. */
+export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, q: usize, k: usize, v: usize,
+  probs: usize,
+  B: i32, S: i32, nH: i32, nKV: i32, hd: i32, p0: i32, p1: i32, scratch: usize): void {
   const group = nH / nKV;
   const scale = <f32>(1.0 / Math.sqrt(<f64>hd));
   const qs = nH * hd, ks = nKV * hd;
   const dP = scratch + (<usize>gemmScratchFloats(max(S, hd)) << 2); // (S, S), becomes dS in place
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < nH; h++) {
-      const kh = h / group;
-      const qo = <usize>(b * S * qs + h * hd) << 2, ko = <usize>(b * S * ks + kh * hd) << 2;
+  for (let pair = p0; pair < p1; pair++) {
+    const b = pair / nKV, kh = pair % nKV;
+    const ko = <usize>(b * S * ks + kh * hd) << 2;
+    for (let h = kh * group; h < (kh + 1) * group; h++) {
+      const qo = <usize>(b * S * qs + h * hd) << 2;
       const pb = probs + (<usize>((b * nH + h) * S * S) << 2);
-      // dP (S, S) = dO (S, hd) · Vᵀ;   dV += Pᵀ · dO
-      gemm(S, S, hd, dout + qo, qs, 1, v + ko, 1, ks, dP, S, false, scratch);
-      gemm(S, hd, S, pb, 1, S, dout + qo, qs, 1, dv + ko, ks, true, scratch);
-      // dS = P ⊙ (dP − Σ_j P·dP) / √hd, row by row (0 above the diagonal, where P = 0)
-      for (let i = 0; i < S; i++) {
-        const row = i * S;
-        let dot: f64 = 0;
-        for (let j = 0; j <= i; j++) dot += <f64>ld(pb, row + j) * <f64>ld(dP, row + j);
-        for (let j = 0; j < S; j++) st(dP, row + j, j <= i ? <f32>(<f64>ld(pb, row + j) * (<f64>ld(dP, row + j) - dot)) * scale : 0);
+      for (let i0 = 0; i0 < S; i0 += CB) {
+        const rb = min(CB, S - i0), cols = i0 + rb, tail = S - i0;
+        // dP[i0.., 0..cols) = dO[i0..] · Vᵀ
+        gemm(rb, cols, hd, dout + qo + (<usize>(i0 * qs) << 2), qs, 1, v + ko, 1, ks, dP + (<usize>(i0 * S) << 2), S,
+          false, scratch);
+        // dV[i0..] += Pᵀ[i0.., i0..S) · dO[i0..S)   (P[i, j] = 0 for i < j)
+        gemm(rb, hd, tail, pb + (<usize>(i0 * S + i0) << 2), 1, S, dout + qo + (<usize>(i0 * qs) << 2), qs, 1,
+          dv + ko + (<usize>(i0 * ks) << 2), ks, true, scratch);
+        // dS = P ⊙ (dP − Σ_j P·dP) / √hd on the rows of the block; 0 above the diagonal
+        for (let i = i0; i < i0 + rb; i++) {
+          const pr = pb + (<usize>(i * S) << 2), dr = dP + (<usize>(i * S) << 2);
+          let dot: f64 = 0;
+          for (let j = 0; j <= i; j++) dot += <f64>ld(pr, j) * <f64>ld(dr, j);
+          const d4 = f32x4.splat(<f32>dot), s4 = f32x4.splat(scale);
+          let j = 0;
+          for (; j + 4 <= i + 1; j += 4) {
+            const o = <usize>j << 2;
+            v128.store(dr + o, f32x4.mul(f32x4.mul(v128.load(pr + o), f32x4.sub(v128.load(dr + o), d4)), s4));
+          }
+          for (; j <= i; j++) st(dr, j, ld(pr, j) * (ld(dr, j) - <f32>dot) * scale);
+          memory.fill(dr + (<usize>(i + 1) << 2), 0, <usize>(S - i - 1) << 2);
+        }
       }
-      // dQ += dS · K;   dK += dSᵀ · Q
-      gemm(S, hd, S, dP, S, 1, k + ko, ks, 1, dq + qo, qs, true, scratch);
-      gemm(S, hd, S, dP, 1, S, q + qo, qs, 1, dk + ko, ks, true, scratch);
+      for (let i0 = 0; i0 < S; i0 += CB) {
+        const rb = min(CB, S - i0), cols = i0 + rb, tail = S - i0;
+        // dQ[i0..] += dS[i0.., 0..cols) · K[0..cols);   dK[i0..] += dSᵀ[i0.., i0..S) · Q[i0..S)
+        gemm(rb, hd, cols, dP + (<usize>(i0 * S) << 2), S, 1, k + ko, ks, 1, dq + qo + (<usize>(i0 * qs) << 2), qs,
+          true, scratch);
+        gemm(rb, hd, tail, dP + (<usize>(i0 * S + i0) << 2), 1, S, q + qo + (<usize>(i0 * qs) << 2), qs, 1,
+          dk + ko + (<usize>(i0 * ks) << 2), ks, true, scratch);
+      }
     }
+  }
 }
 
-export function crossEntropy(loss: usize, probs: usize, logits: usize, tokens: usize, B: i32, S: i32, V: i32, scale: f64): void {
+export function crossEntropy(loss: usize, probs: usize, logits: usize, tokens: usize, B: i32, S: i32, V: i32,
+  scale: f64): void {
   let total: f64 = 0;
   for (let r = 0; r < B * S; r++) {
     const o = r * V;
@@ -138,7 +214,8 @@ export function crossEntropy(loss: usize, probs: usize, logits: usize, tokens: u
   addf(loss, 0, <f32>(scale * total));
 }
 
-export function crossEntropyBackward(dlogits: usize, probs: usize, tokens: usize, B: i32, S: i32, V: i32, scale: f32): void {
+export function crossEntropyBackward(dlogits: usize, probs: usize, tokens: usize, B: i32, S: i32, V: i32,
+  scale: f32): void {
   for (let r = 0; r < B * S; r++) {
     if (r % S == S - 1) continue;
     const tgt = ldi(tokens, r + 1), o = r * V;

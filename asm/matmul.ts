@@ -25,10 +25,13 @@
 // @ts-ignore: decorator
 @inline export const NC: i32 = 2048;
 
-/** Floats of scratch `gemm` needs for an N-column product: Ap (MC·KC) + Bp (KC·NC, at most). */
+/**
+ * Floats of scratch `gemm` needs for an N-column product: the edge tile (MR·NR), Ap (MC·KC) and Bp (KC·NC, at
+ * most). Scratch, not static memory: with threads, every thread runs gemm at once, each in its own scratch.
+ */
 export function gemmScratchFloats(N: i32): i32 {
   const nc = min(NC, ((N + NR - 1) / NR) * NR);
-  return MC * KC + KC * nc;
+  return MR * NR + MC * KC + KC * nc;
 }
 
 /** a·b + c: one fused instruction where relaxed SIMD is available. */
@@ -38,15 +41,15 @@ export function gemmScratchFloats(N: i32): i32 {
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-// A 4×8 tile for the edges (rows or columns beyond M or N): the kernel stores here, then the valid part is copied.
-const EDGE: usize = memory.data(MR * NR * 4, 16);
-
 /**
  * The micro-kernel: C[0..mr, 0..nr] (=, or += when accumulate) Σ_p Ap[p, 0..4] ⊗ Bp[p, 0..8].
- * ap: kc×4 packed panel of A; bp: kc×8 packed panel of B; c: top-left of the C tile, ldc its row stride in bytes.
+ * ap: kc×4 packed panel of A; bp: kc×8 packed panel of B; c: top-left of the C tile, ldc its row stride in bytes;
+ * edge: a 4×8 tile of scratch for the edges (rows or columns beyond M or N): the kernel stores there, then copies
+ * the valid part.
  */
 // @ts-ignore: decorator
-@inline function micro4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool): void {
+@inline function micro4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool,
+  edge: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -85,18 +88,32 @@ const EDGE: usize = memory.data(MR * NR * 4, 16);
     return;
   }
   // edge tile: spill the registers, then copy the valid mr×nr part
-  v128.store(EDGE, c00); v128.store(EDGE, c01, 16);
-  v128.store(EDGE, c10, 32); v128.store(EDGE, c11, 48);
-  v128.store(EDGE, c20, 64); v128.store(EDGE, c21, 80);
-  v128.store(EDGE, c30, 96); v128.store(EDGE, c31, 112);
+  v128.store(edge, c00); v128.store(edge, c01, 16);
+  v128.store(edge, c10, 32); v128.store(edge, c11, 48);
+  v128.store(edge, c20, 64); v128.store(edge, c21, 80);
+  v128.store(edge, c30, 96); v128.store(edge, c31, 112);
   for (let i = 0; i < mr; i++) {
     const row = c + <usize>i * ldc;
     for (let j = 0; j < nr; j++) {
-      const v = load<f32>(EDGE + <usize>((i * NR + j) << 2));
+      const v = load<f32>(edge + <usize>((i * NR + j) << 2));
       const dst = row + (<usize>j << 2);
       store<f32>(dst, accumulate ? load<f32>(dst) + v : v);
     }
   }
+}
+
+/**
+ * Stores the transpose of the 4×4 block whose rows are r0..r3: column c (= r0[c], r1[c], r2[c], r3[c]) at
+ * dst + c·stride bytes.
+ */
+// @ts-ignore: decorator
+@inline function transpose4(dst: usize, stride: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, i64x2.shuffle(t0, t2, 0, 2));
+  v128.store(dst + stride, i64x2.shuffle(t0, t2, 1, 3));
+  v128.store(dst + 2 * stride, i64x2.shuffle(t1, t3, 0, 2));
+  v128.store(dst + 3 * stride, i64x2.shuffle(t1, t3, 1, 3));
 }
 
 /** Pack op(A)[i0..i0+mc, p0..p0+kc] into MR-tall panels: Ap[panel][p][ii], rows beyond mc zero. */
@@ -108,6 +125,24 @@ function packA(ap: usize, a: usize, rsA: i32, csA: i32, i0: i32, mc: i32, p0: i3
       // op(A) = Aᵀ storage: the 4 rows of a panel are contiguous for each p
       for (let p = 0; p < kc; p++) {
         v128.store(panel + (<usize>p << 4), v128.load(a + (<usize>((i0 + ir) + (p0 + p) * csA) << 2)));
+      }
+    } else if (rows == MR && csA == 1) {
+      // op(A) = A row-major (a Linear layer's input): transpose 4×4 blocks in registers
+      const r0 = a + (<usize>((i0 + ir) * rsA + p0) << 2);
+      const rs = <usize>rsA << 2;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const src = r0 + (<usize>p << 2);
+        transpose4(panel + (<usize>p << 4), 16, v128.load(src), v128.load(src + rs), v128.load(src + 2 * rs),
+          v128.load(src + 3 * rs));
+      }
+      for (; p < kc; p++) {
+        const src = r0 + (<usize>p << 2);
+        const dst = panel + (<usize>p << 4);
+        store<f32>(dst, load<f32>(src));
+        store<f32>(dst, load<f32>(src + rs), 4);
+        store<f32>(dst, load<f32>(src + 2 * rs), 8);
+        store<f32>(dst, load<f32>(src + 3 * rs), 12);
       }
     } else if (rows == MR) {
       const r0 = a + (<usize>((i0 + ir) * rsA + p0 * csA) << 2);
@@ -144,10 +179,19 @@ function packB(bp: usize, b: usize, rsB: i32, csB: i32, p0: i32, kc: i32, j0: i3
         v128.store(dst, v128.load(src, 16), 16);
       }
     } else if (cols == NR && rsB == 1) {
-      // op(B) = Bᵀ storage (a Linear weight (N, K)): gather 8 rows of B, one column p at a time
+      // op(B) = Bᵀ storage (a Linear weight (N, K)): 8 rows of B, transposed 4×4 blocks at a time
       const cs = <usize>csB << 2;
-      for (let p = 0; p < kc; p++) {
-        const src = b + (<usize>((p0 + p) + (j0 + jr) * csB) << 2);
+      const c0 = b + (<usize>(p0 + (j0 + jr) * csB) << 2);
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const src = c0 + (<usize>p << 2);
+        const dst = panel + (<usize>p << 5);
+        transpose4(dst, 32, v128.load(src), v128.load(src + cs), v128.load(src + 2 * cs), v128.load(src + 3 * cs));
+        const s4 = src + 4 * cs;
+        transpose4(dst + 16, 32, v128.load(s4), v128.load(s4 + cs), v128.load(s4 + 2 * cs), v128.load(s4 + 3 * cs));
+      }
+      for (; p < kc; p++) {
+        const src = c0 + (<usize>p << 2);
         const dst = panel + (<usize>p << 5);
         for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>jj << 2), load<f32>(src + <usize>jj * cs));
       }
@@ -173,8 +217,9 @@ export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: us
     if (!accumulate) for (let i = 0; i < M; i++) memory.fill(c + (<usize>(i * ldc) << 2), 0, <usize>N << 2);
     return;
   }
-  const ap = scratch;
-  const bp = scratch + (<usize>(MC * KC) << 2);
+  const edge = scratch;
+  const ap = scratch + (<usize>(MR * NR) << 2);
+  const bp = ap + (<usize>(MC * KC) << 2);
   const ldcb = <usize>ldc << 2;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = min(NC, N - j0);
@@ -190,7 +235,8 @@ export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: us
           const bpanel = bp + <usize>(jr * kc) * 4;
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
-            micro4x8(kc, ap + <usize>(ir * kc) * 4, bpanel, c + (<usize>((i0 + ir) * ldc + j0 + jr) << 2), ldcb, mr, nr, acc);
+            const ct = c + (<usize>((i0 + ir) * ldc + j0 + jr) << 2);
+            micro4x8(kc, ap + <usize>(ir * kc) * 4, bpanel, ct, ldcb, mr, nr, acc, edge);
           }
         }
       }
@@ -198,31 +244,37 @@ export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: us
   }
 }
 
-/** C (M, N) (=, or +=) op(A)·op(B) with A (M, K) or (K, M) when transA, B (K, N) or (N, K) when transB. */
-export function matmul(c: usize, a: usize, b: usize, M: i32, N: i32, K: i32, transA: bool, transB: bool, accumulate: bool, scratch: usize): void {
-  gemm(M, N, K, a, transA ? 1 : K, transA ? M : 1, b, transB ? 1 : N, transB ? K : 1, c, N, accumulate, scratch);
-}
-
-/** Grouped rows: C[r] (=, or +=) A[r]·op(B[g]) for offsets[g] ≤ r < offsets[g+1]; B (G, N, K) if transB else (G, K, N). */
-export function matmulGrouped(c: usize, a: usize, b: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32, transB: bool, accumulate: bool, scratch: usize): void {
+/**
+ * Grouped rows: C[r] (=, or +=) A[r]·op(B[g]) for offsets[g] ≤ r < offsets[g+1]; B (G, N, K) if transB else
+ * (G, K, N). Only the columns n0 ≤ j < n1 of C are computed (the loader splits N between threads; every column is
+ * computed the same way whatever the split).
+ */
+export function matmulGrouped(c: usize, a: usize, b: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32,
+  transB: bool,
+  accumulate: bool, n0: i32, n1: i32, scratch: usize): void {
   for (let g = 0; g < G; g++) {
     const r0 = load<i32>(offsets + (<usize>g << 2));
     const r1 = load<i32>(offsets + (<usize>(g + 1) << 2));
     if (r1 <= r0) continue;
-    const bg = b + (<usize>(g * N * K) << 2);
-    gemm(r1 - r0, N, K, a + (<usize>(r0 * K) << 2), K, 1, bg, transB ? 1 : N, transB ? K : 1,
-      c + (<usize>(r0 * N) << 2), N, accumulate, scratch);
+    // column j of op(B[g]) starts at bg + j·K (transB: rows of (N, K)) or bg + j (columns of (K, N))
+    const bg = b + (<usize>(g * N * K + n0 * (transB ? K : 1)) << 2);
+    gemm(r1 - r0, n1 - n0, K, a + (<usize>(r0 * K) << 2), K, 1, bg, transB ? 1 : N, transB ? K : 1,
+      c + (<usize>(r0 * N + n0) << 2), N, accumulate, scratch);
   }
 }
 
-/** dB[g] (N, K) += Σ_{r in group g} dC[r]ᵀ ⊗ A[r];  dC (P, N), A (P, K). */
-export function matmulGroupedTN(db: usize, dc: usize, a: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32, scratch: usize): void {
+/**
+ * dB[g] (N, K) += Σ_{r in group g} dC[r]ᵀ ⊗ A[r];  dC (P, N), A (P, K). Only the rows n0 ≤ j < n1 of each dB[g]
+ * are computed (the loader splits N between threads).
+ */
+export function matmulGroupedTN(db: usize, dc: usize, a: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32, n0: i32,
+  n1: i32, scratch: usize): void {
   for (let g = 0; g < G; g++) {
     const r0 = load<i32>(offsets + (<usize>g << 2));
     const r1 = load<i32>(offsets + (<usize>(g + 1) << 2));
     if (r1 <= r0) continue;
     // C' = dB[g] (N × K), A'(i=j, p=r) = dC[r, j], B'(p=r, j=k) = A[r, k]
-    gemm(N, K, r1 - r0, dc + (<usize>(r0 * N) << 2), 1, N, a + (<usize>(r0 * K) << 2), K, 1,
-      db + (<usize>(g * N * K) << 2), K, true, scratch);
+    gemm(n1 - n0, K, r1 - r0, dc + (<usize>(r0 * N + n0) << 2), 1, N, a + (<usize>(r0 * K) << 2), K, 1,
+      db + (<usize>(g * N * K + n0 * K) << 2), K, true, scratch);
   }
 }

@@ -13,7 +13,8 @@ import { addf, axpyf as rowAxpy, dotf as rowDot, ld, ldi, st, sti } from './comm
   return p + (<usize>(r * m) << 2);
 }
 
-export function monetRoute(g: usize, mask: usize, z: usize, mean: usize, variance: usize, T: i32, H: i32, E: i32, sigma: f32, eps: f32): void {
+export function monetRoute(g: usize, mask: usize, z: usize, mean: usize, variance: usize, T: i32, H: i32, E: i32,
+  sigma: f32, eps: f32): void {
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < H; h++) {
       const o = (t * H + h) * E;
@@ -49,7 +50,8 @@ function batchMean(gbar: usize, g: usize, T: i32, HE: i32): void {
 }
 
 /** scratch: H·E words. */
-export function monetUnifLoss(loss: usize, g: usize, T: i32, H: i32, E: i32, eps: f64, scale: f64, scratch: usize): void {
+export function monetUnifLoss(loss: usize, g: usize, T: i32, H: i32, E: i32, eps: f64, scale: f64,
+  scratch: usize): void {
   batchMean(scratch, g, T, H * E);
   let s: f64 = 0;
   for (let j = 0; j < H * E; j++) s += Math.log(<f64>ld(scratch, j) + eps);
@@ -57,10 +59,12 @@ export function monetUnifLoss(loss: usize, g: usize, T: i32, H: i32, E: i32, eps
 }
 
 /** scratch: H·E words. */
-export function monetUnifBackward(dg: usize, g: usize, T: i32, H: i32, E: i32, eps: f64, scale: f64, scratch: usize): void {
+export function monetUnifBackward(dg: usize, g: usize, T: i32, H: i32, E: i32, eps: f64, scale: f64,
+  scratch: usize): void {
   const HE = H * E;
   batchMean(scratch, g, T, HE);
-  for (let j = 0; j < HE; j++) st(scratch, j, <f32>((scale * (-1.0 / (2.0 * HE))) / (<f64>T * (<f64>ld(scratch, j) + eps))));
+  for (let j = 0; j < HE; j++)
+    st(scratch, j, <f32>((scale * (-1.0 / (2.0 * HE))) / (<f64>T * (<f64>ld(scratch, j) + eps))));
   for (let t = 0; t < T; t++) for (let j = 0; j < HE; j++) addf(dg, t * HE + j, ld(scratch, j));
 }
 
@@ -74,9 +78,10 @@ export function monetAmbLoss(loss: usize, g: usize, T: i32, H: i32, E: i32, scal
   addf(loss, 0, <f32>((scale * s) / (2.0 * H * T)));
 }
 
-export function monetAmbBackward(dg: usize, g: usize, T: i32, H: i32, E: i32, scale: f64): void {
+/** For the tokens t0 ≤ t < t1 of T (the loader splits the tokens between threads; the constant uses all T). */
+export function monetAmbBackward(dg: usize, g: usize, T: i32, H: i32, E: i32, scale: f64, t0: i32, t1: i32): void {
   const v = <f32>(-scale / (2.0 * H * T));
-  for (let th = 0; th < T * H; th++) {
+  for (let th = t0 * H; th < t1 * H; th++) {
     let best = 0;
     for (let i = 1; i < E; i++) if (ld(g, th * E + i) > ld(g, th * E + best)) best = i;
     addf(dg, th * E + best, v);
@@ -116,7 +121,8 @@ export function monetHdMix(y: usize, cc: usize, a: usize, g1: usize, g2: usize, 
 }
 
 /** scratch: H·m words (dcc of one token). */
-export function monetHdMixBackward(da: usize, dg1: usize, dg2: usize, dy: usize, a: usize, g1: usize, g2: usize, cc: usize,
+export function monetHdMixBackward(da: usize, dg1: usize, dg2: usize, dy: usize, a: usize, g1: usize, g2: usize,
+  cc: usize,
   T: i32, H: i32, E: i32, m: i32, scratch: usize): void {
   const dcc = scratch;
   for (let t = 0; t < T; t++) {
@@ -174,8 +180,10 @@ export function monetVdMix(h11: usize, h12: usize, h21: usize, h22: usize, c1: u
 }
 
 /** scratch: 2·H·m words (dc1, dc2 of one token). */
-export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usize, dh11: usize, dh12: usize, dh21: usize, dh22: usize,
-  a1: usize, a2: usize, g1: usize, g2: usize, G1: usize, G2: usize, c1: usize, c2: usize, T: i32, H: i32, E: i32, m: i32, scratch: usize): void {
+export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usize, dh11: usize, dh12: usize,
+  dh21: usize, dh22: usize,
+  a1: usize, a2: usize, g1: usize, g2: usize, G1: usize, G2: usize, c1: usize, c2: usize, T: i32, H: i32, E: i32,
+    m: i32, scratch: usize): void {
   const Em = E * m, Hm = H * m, HE = H * E;
   const dc1 = scratch, dc2 = scratch + (<usize>Hm << 2);
   for (let t = 0; t < T; t++) {

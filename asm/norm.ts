@@ -6,30 +6,76 @@ import { addf, ld, st } from './common';
 
 export function rmsnorm(y: usize, rstd: usize, x: usize, w: usize, rows: i32, d: i32, eps: f32): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * d;
-    let ss: f64 = 0;
-    for (let j = 0; j < d; j++) {
-      const v = <f64>ld(x, o + j);
+    const xr = x + (<usize>(r * d) << 2), yr = y + (<usize>(r * d) << 2);
+    let j = 0;
+    let s4 = f32x4.splat(0);
+    for (; j + 4 <= d; j += 4) {
+      const v = v128.load(xr + (<usize>j << 2));
+      s4 = f32x4.add(s4, f32x4.mul(v, v));
+    }
+    let ss: f64 = <f64>f32x4.extract_lane(s4, 0) + <f64>f32x4.extract_lane(s4, 1) + <f64>f32x4.extract_lane(s4, 2) +
+      <f64>f32x4.extract_lane(s4, 3);
+    for (; j < d; j++) {
+      const v = <f64>ld(xr, j);
       ss += v * v;
     }
     const rs = <f32>(1.0 / Math.sqrt(ss / d + <f64>eps));
     st(rstd, r, rs);
-    for (let j = 0; j < d; j++) st(y, o + j, ld(x, o + j) * rs * ld(w, j));
+    const rs4 = f32x4.splat(rs);
+    for (j = 0; j + 4 <= d; j += 4) {
+      const o = <usize>j << 2;
+      v128.store(yr + o, f32x4.mul(f32x4.mul(v128.load(xr + o), rs4), v128.load(w + o)));
+    }
+    for (; j < d; j++) st(yr, j, ld(xr, j) * rs * ld(w, j));
   }
 }
 
-export function rmsnormBackward(dx: usize, dw: usize, dy: usize, x: usize, w: usize, rstd: usize, rows: i32, d: i32): void {
+/**
+ * The dx half of rmsnormBackward (rows are independent; the loader splits them between threads):
+ * dx += rstd·w·dy − x·rstd³·(Σ_j dy·w·x)/d.
+ */
+export function rmsnormBackwardRows(dx: usize, dy: usize, x: usize, w: usize, rstd: usize, rows: i32, d: i32): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * d;
-    const rs = <f64>ld(rstd, r);
-    let dot: f64 = 0;
-    for (let j = 0; j < d; j++) dot += <f64>ld(dy, o + j) * <f64>ld(w, j) * <f64>ld(x, o + j);
-    const c = rs * rs * rs * dot / d;
-    for (let j = 0; j < d; j++) {
-      const xj = <f64>ld(x, o + j), g = <f64>ld(dy, o + j);
-      addf(dx, o + j, <f32>(rs * <f64>ld(w, j) * g - xj * c));
-      addf(dw, j, <f32>(g * xj * rs));
+    const o = <usize>(r * d) << 2;
+    const xr = x + o, gr = dy + o, dr = dx + o;
+    const rs = ld(rstd, r);
+    let j = 0;
+    let s4 = f32x4.splat(0);
+    for (; j + 4 <= d; j += 4) {
+      const q = <usize>j << 2;
+      s4 = f32x4.add(s4, f32x4.mul(f32x4.mul(v128.load(gr + q), v128.load(w + q)), v128.load(xr + q)));
     }
+    let dot: f64 = <f64>f32x4.extract_lane(s4, 0) + <f64>f32x4.extract_lane(s4, 1) + <f64>f32x4.extract_lane(s4, 2) +
+      <f64>f32x4.extract_lane(s4, 3);
+    for (; j < d; j++) dot += <f64>ld(gr, j) * <f64>ld(w, j) * <f64>ld(xr, j);
+    const c = <f32>(<f64>rs * <f64>rs * <f64>rs * dot / d);
+    const rs4 = f32x4.splat(rs), c4 = f32x4.splat(c);
+    for (j = 0; j + 4 <= d; j += 4) {
+      const q = <usize>j << 2;
+      const g = f32x4.sub(f32x4.mul(f32x4.mul(rs4, v128.load(w + q)), v128.load(gr + q)),
+        f32x4.mul(v128.load(xr + q), c4));
+      v128.store(dr + q, f32x4.add(v128.load(dr + q), g));
+    }
+    for (; j < d; j++) addf(dr, j, rs * ld(w, j) * ld(gr, j) - ld(xr, j) * c);
+  }
+}
+
+/**
+ * The dw half of rmsnormBackward, for the columns c0 ≤ j < c1 (the loader splits the columns between threads):
+ * dw[j] += Σ_r dy[r, j]·x[r, j]·rstd[r], rows added in order, so a column's sum does not depend on the split.
+ */
+export function rmsnormBackwardWeight(dw: usize, dy: usize, x: usize, rstd: usize, rows: i32, d: i32, c0: i32,
+  c1: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const o = <usize>(r * d) << 2;
+    const rs = ld(rstd, r), rs4 = f32x4.splat(rs);
+    let j = c0;
+    for (; j + 4 <= c1; j += 4) {
+      const q = <usize>j << 2;
+      const g = f32x4.mul(f32x4.mul(v128.load(dy + o + q), v128.load(x + o + q)), rs4);
+      v128.store(dw + q, f32x4.add(v128.load(dw + q), g));
+    }
+    for (; j < c1; j++) addf(dw, j, ld(dy + o, j) * ld(x + o, j) * rs);
   }
 }
 
@@ -55,7 +101,8 @@ export function groupStats(mean: usize, variance: usize, x: usize, outer: i32, g
   }
 }
 
-export function batchnorm(y: usize, x: usize, mean: usize, variance: usize, gamma: usize, beta: usize, rows: i32, cols: i32, eps: f32): void {
+export function batchnorm(y: usize, x: usize, mean: usize, variance: usize, gamma: usize, beta: usize, rows: i32,
+  cols: i32, eps: f32): void {
   for (let c = 0; c < cols; c++) {
     const rs = <f32>(1.0 / Math.sqrt(<f64>ld(variance, c) + <f64>eps));
     const mu = ld(mean, c), ga = ld(gamma, c), be = ld(beta, c);
@@ -63,7 +110,8 @@ export function batchnorm(y: usize, x: usize, mean: usize, variance: usize, gamm
   }
 }
 
-export function batchnormBackward(dx: usize, dgamma: usize, dbeta: usize, dy: usize, x: usize, mean: usize, variance: usize, gamma: usize,
+export function batchnormBackward(dx: usize, dgamma: usize, dbeta: usize, dy: usize, x: usize, mean: usize,
+  variance: usize, gamma: usize,
   rows: i32, cols: i32, eps: f32, train: bool): void {
   for (let c = 0; c < cols; c++) {
     const rs = 1.0 / Math.sqrt(<f64>ld(variance, c) + <f64>eps);
@@ -85,7 +133,8 @@ export function batchnormBackward(dx: usize, dgamma: usize, dbeta: usize, dy: us
   }
 }
 
-export function runningStatsUpdate(runMean: usize, runVar: usize, mean: usize, variance: usize, groups: i32, count: i32, momentum: f64): void {
+export function runningStatsUpdate(runMean: usize, runVar: usize, mean: usize, variance: usize, groups: i32, count: i32,
+  momentum: f64): void {
   for (let g = 0; g < groups; g++) {
     st(runMean, g, <f32>((1 - momentum) * <f64>ld(runMean, g) + momentum * <f64>ld(mean, g)));
     st(runVar, g, <f32>((1 - momentum) * <f64>ld(runVar, g) + momentum * <f64>ld(variance, g) * count / (count - 1)));
