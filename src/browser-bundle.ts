@@ -30,7 +30,8 @@ const NODE_STUB_EXPORTS: Record<string, string[]> = {
   url: ['fileURLToPath', 'pathToFileURL'],
   module: ['createRequire', 'register'],
   v8: ['setFlagsFromString'],
-  os: ['tmpdir', 'cpus'],
+  os: ['tmpdir', 'cpus', 'availableParallelism'],
+  worker_threads: ['Worker'],
 };
 
 export function nodeStubPlugin(): Plugin {

@@ -6,14 +6,23 @@
 // block, M beyond the 96-row block, N beyond the 2048-column block, empty expert groups, ties for the tie rules.
 // Integer tensors must match exactly. Float tolerance: |wasm − js| ≤ 1e-5·√K + 2e-4·|js|, K the case's reduction
 // length (float32 sums of K terms against a float64 evaluation).
+// Threads: the shared-memory builds, on 3 (plain SIMD) and 2 (relaxed SIMD) threads with every kernel split however
+// small, must leave exactly the same bits as the one-thread builds.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import type { Device } from '../src/backend/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
-import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
-import { enableRelaxedSimd, readWasmBytes } from '../src/backend/wasm/node.ts';
-import { assertMatchesJs, runOn, seededInputs, widenKernelCases, type KernelCase } from './kernel-cases.ts';
+import { createWasmDeviceFromBytes, type WasmDevice } from '../src/backend/wasm/device.ts';
+import { enableRelaxedSimd, readWasmBytes, spawnNodeWorker } from '../src/backend/wasm/node.ts';
+import {
+  assertMatchesJs,
+  runOn,
+  seededInputs,
+  widenKernelCases,
+  type Init,
+  type KernelCase,
+} from './kernel-cases.ts';
 import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {
@@ -355,7 +364,8 @@ function cases(): Case[] {
       E = 5,
       d = 9,
       P = T * k;
-    c.push({ kernel: 'moeSort', args: [ints(P, P), ints(P, P), ints(E + 1, 3), ints(P, E - 1)], s: { P, E } }); // expert E−1 never chosen
+    // expert E−1 never chosen
+    c.push({ kernel: 'moeSort', args: [ints(P, P), ints(P, P), ints(E + 1, 3), ints(P, E - 1)], s: { P, E } });
     c.push({ kernel: 'moeDispatch', args: [rand(P * d), rand(T * d), permutation(P)], s: { P, k, d } });
     c.push({ kernel: 'moeDispatchBackward', args: [rand(T * d), rand(P * d), permutation(P)], s: { T, k, d } });
     c.push({ kernel: 'moeCombine', args: [rand(T * d), rand(P * d), rand(P), permutation(P)], s: { T, k, d } });
@@ -415,15 +425,27 @@ const all = cases();
 const js = createJsDevice();
 const bytes = readWasmBytes();
 enableRelaxedSimd();
+const relaxedOk = !!bytes.relaxed && WebAssembly.validate(bytes.relaxed);
 const builds: [string, Promise<Device> | null][] = [
   ['simd', createWasmDeviceFromBytes(bytes, { preferRelaxed: false })],
-  [
-    'relaxed-simd',
-    bytes.relaxed && WebAssembly.validate(bytes.relaxed)
-      ? createWasmDeviceFromBytes(bytes, { preferRelaxed: true })
-      : null,
-  ],
+  ['relaxed-simd', relaxedOk ? createWasmDeviceFromBytes(bytes, { preferRelaxed: true }) : null],
 ];
+/**
+ * The shared-memory builds on several threads, every kernel split however small: each must give exactly (bit for
+ * bit) what its one-thread build gives, whatever the number of threads.
+ */
+const threaded: [string, number, Promise<Device> | null][] = [
+  ['simd', 3, createWasmDevice(bytes, false, 3)],
+  ['relaxed-simd', 2, relaxedOk ? createWasmDevice(bytes, true, 2) : null],
+];
+function createWasmDevice(b: typeof bytes, relaxed: boolean, threads: number): Promise<Device> {
+  return createWasmDeviceFromBytes(b, {
+    preferRelaxed: relaxed,
+    threads,
+    splitEverything: true,
+    spawnWorker: spawnNodeWorker,
+  });
+}
 
 test('every kernel of the contract has at least one case here', () => {
   const covered = new Set(all.map((c) => c.kernel));
@@ -434,7 +456,7 @@ test('every kernel of the contract has at least one case here', () => {
 });
 
 test('both builds load (relaxed SIMD validates with the V8 flag)', async () => {
-  assert.ok((await builds[0][1]!).name.includes('(simd)'));
+  assert.ok((await builds[0][1]!).name.includes('(simd, 1 thread)'));
   if (!builds[1][1]) {
     if (process.env.CI === 'true') assert.unreachable('the relaxed-SIMD build does not validate');
     console.log('SKIP relaxed-SIMD kernel cases: this engine does not validate the relaxed build');
@@ -451,9 +473,31 @@ for (const k of all) {
       const got = await runOn(await devP, k);
       const atol = 1e-5 * Math.sqrt(k.K ?? 8);
       assertMatchesJs(want, got, () => atol, 'wasm', `${build}: `);
+      const [, n, threadedP] = threaded.find(([b]) => b === build)!;
+      assertSameBits(got, await runOn((await threadedP)!, k), `${build}, ${n} threads`);
     }
   });
 }
+
+/** Every argument bit for bit equal (NaN payloads included): the threaded device against its one-thread build. */
+function assertSameBits(one: Init[], many: Init[], name: string): void {
+  one.forEach((a, i) => {
+    const x = new Int32Array(a.buffer, a.byteOffset, a.length);
+    const y = new Int32Array(many[i].buffer, many[i].byteOffset, many[i].length);
+    const j = x.findIndex((v, q) => v !== y[q]);
+    if (j >= 0)
+      assert.unreachable(`${name}: argument ${i} [${j}]: ${many[i][j]}, one thread ${a[j]} (must be identical)`);
+  });
+}
+
+test('the threaded builds run on the threads asked for', async () => {
+  for (const [build, n, devP] of threaded) {
+    if (!devP) continue;
+    const dev = (await devP) as WasmDevice;
+    assert.is(dev.threads, n, build);
+    assert.is(dev.name, `wasm (${build}, ${n} threads)`);
+  }
+});
 
 test('memory: growth keeps earlier tensors intact, freed blocks are reused, freed tensors refuse reads', async () => {
   const dev = await builds[0][1]!;
