@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
+import { THREADS_FLAG, threadsOf } from '../train/options.ts';
 import { openRun } from '../train/run.ts';
 import { loadSplits } from '../train/trainer.ts';
 import { validationBatches } from '../train/data.ts';
@@ -24,6 +25,7 @@ const FLAGS: FlagSpec[] = [
     default: "the run's --eval-batches",
   },
   BACKEND_FLAG,
+  THREADS_FLAG,
   { name: 'json', type: 'bool', help: 'print one JSON object instead of text' },
 ];
 
@@ -49,7 +51,7 @@ async function scoreIds(
 }
 
 async function evalHf(dir: string, f: FlagValues): Promise<void> {
-  const hf = await openHf(dir, ((f.backend as string | undefined) ?? 'auto') as BackendChoice);
+  const hf = await openHf(dir, ((f.backend as string | undefined) ?? 'auto') as BackendChoice, threadsOf(f));
   try {
     let ids: number[];
     if (f.ids) ids = parseIds(f.ids as string[], hf.config.vocab_size, 'ids');
@@ -76,7 +78,7 @@ async function evalHf(dir: string, f: FlagValues): Promise<void> {
 }
 
 async function evalRun(dir: string, f: FlagValues): Promise<void> {
-  const run = await openRun(dir, (f.backend as 'auto') ?? 'auto');
+  const run = await openRun(dir, (f.backend as 'auto') ?? 'auto', threadsOf(f));
   try {
     if (f.ids || f.text) {
       const ids = f.ids

@@ -2,6 +2,7 @@
 
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
 import { SEED_MAX } from '../train/rng.ts';
+import { THREADS_FLAG, threadsOf } from '../train/options.ts';
 import { openRun } from '../train/run.ts';
 import { generate, generateIds, TextStream, type SamplingOptions } from '../train/sample.ts';
 import { isHfDir } from '../hf/dir-source.ts';
@@ -60,6 +61,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'json', type: 'bool', help: 'print one JSON object {ids, text, tokens_per_s} instead of streaming text' },
   { name: 'verbose', type: 'bool', help: 'print what was read and ignored while loading (to stderr)' },
   BACKEND_FLAG,
+  THREADS_FLAG,
 ];
 
 export function samplingOf(f: FlagValues): SamplingOptions {
@@ -82,7 +84,7 @@ export function parseIds(list: string[], V: number, flag: string): number[] {
 }
 
 async function sampleHf(dir: string, f: FlagValues): Promise<void> {
-  const hf = await openHf(dir, ((f.backend as string | undefined) ?? 'auto') as BackendChoice);
+  const hf = await openHf(dir, ((f.backend as string | undefined) ?? 'auto') as BackendChoice, threadsOf(f));
   try {
     if (f.verbose) for (const n of hf.notes) console.error(`note: ${n}`);
     const tok = f['prompt-ids'] ? null : await hf.tokenizer();
@@ -135,7 +137,7 @@ async function sampleHf(dir: string, f: FlagValues): Promise<void> {
 }
 
 async function sampleRun(dir: string, f: FlagValues): Promise<void> {
-  const run = await openRun(dir, (f.backend as 'auto') ?? 'auto');
+  const run = await openRun(dir, (f.backend as 'auto') ?? 'auto', threadsOf(f));
   try {
     const prompt = (f.prompt as string | undefined) ?? 'The ';
     const s = samplingOf(f);

@@ -42,6 +42,7 @@ const MAY_CHANGE_ON_RESUME = new Set([
   'runs-dir',
   'steps',
   'backend',
+  'threads',
   'eval-every',
   'log-every',
   'save-every',
@@ -78,7 +79,8 @@ function refuseChangedOnResume(f: FlagValues, runDir: string): void {
       for (const key of Object.keys(ca)) {
         if (!same(ca[key], cb[key]) && saved.config && !same(ca[key], saved.config[key]))
           changed.push(
-            `--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, flags give ${JSON.stringify(ca[key])})`,
+            `--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, ` +
+              `flags give ${JSON.stringify(ca[key])})`,
           );
       }
       for (const key of Object.keys(oa)) {
@@ -92,7 +94,8 @@ function refuseChangedOnResume(f: FlagValues, runDir: string): void {
   }
   if (changed.length > 0) {
     throw new FlagError(
-      `monet train --resume: the run's saved model, data and optimiser settings are used, so these flags cannot change them: ${[...new Set(changed)].join('; ')}. ` +
+      "monet train --resume: the run's saved model, data and optimiser settings are used, so these flags cannot " +
+        `change them: ${[...new Set(changed)].join('; ')}. ` +
         `A resume may change ${[...MAY_CHANGE_ON_RESUME]
           .filter((k) => k !== 'resume')
           .map((k) => `--${k}`)
@@ -121,7 +124,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     const p = PRESETS.find((q) => q.name === preset)!;
     if (!p.trainable && !resume) {
       throw new FlagError(
-        `monet train: preset ${preset} (${describeModel(config)[0]}) is listed for parameter accounting and is far too large to train here; pick a trainable preset (monet train --list-presets)`,
+        `monet train: preset ${preset} (${describeModel(config)[0]}) is listed for parameter accounting and is ` +
+          'far too large to train here; pick a trainable preset (monet train --list-presets)',
       );
     }
     let name = f.name as string | undefined;

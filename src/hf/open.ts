@@ -25,7 +25,8 @@ export interface OpenHf {
 /** wasm32 addresses 4 GiB: the weights (bf16 matrices, float32 rest) and the activations share it. */
 const WASM_BYTES = 4 * 1024 ** 3;
 
-export async function openHf(dir: string, backend: BackendChoice): Promise<OpenHf> {
+/** `threads`: for the wasm backend (default 1). */
+export async function openHf(dir: string, backend: BackendChoice, threads?: number): Promise<OpenHf> {
   const src = new DirSource(dir);
   const t0 = performance.now();
   // BF16 matrices stay 16-bit on the device backends (widened inside the forward); the float64 reference widens all.
@@ -45,13 +46,11 @@ export async function openHf(dir: string, backend: BackendChoice): Promise<OpenH
       `${dir}: ${(n / 1e9).toFixed(2)}B parameters take ${(bytes / 1024 ** 3).toFixed(1)} GiB, more than ` +
         "the WASM backend's 4 GiB address space; use --backend webgpu (or a smaller model)",
     );
-  const { engine } = await createEngine(backend, {
-    config: m.config,
-    params: m.params,
-    state: m.state,
-    packed: m.packed,
-    inferenceOnly: true,
-  });
+  const { engine } = await createEngine(
+    backend,
+    { config: m.config, params: m.params, state: m.state, packed: m.packed, inferenceOnly: true },
+    { threads },
+  );
   // The backend holds its own copy now; drop the host one (for a 1.4B model that is 5.9 GB of float32).
   m.params.clear();
   m.packed.clear();

@@ -335,6 +335,8 @@ export interface OpenDeviceOptions {
    * route CI uses) is an adapter too, but on a CPU it trains far slower than the WASM kernels, so auto passes it by.
    */
   hardwareOnly?: boolean;
+  /** Threads for the wasm device (default 1). */
+  threads?: number;
 }
 
 /** Open the named device. Throws EngineUnavailable (with the reason) when it cannot run on this machine. */
@@ -344,7 +346,7 @@ async function openDevice(name: 'wasm' | 'webgpu' | 'js', o: OpenDeviceOptions):
       return (await import('../backend/js/device.ts')).createJsDevice();
     case 'wasm': {
       const { createWasmDevice } = await import('../backend/wasm/node.ts');
-      return createWasmDevice();
+      return createWasmDevice({ threads: o.threads });
     }
     case 'webgpu': {
       const { createWebGpuDevice } = await import('../backend/webgpu/device.ts');

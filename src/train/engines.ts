@@ -1,6 +1,7 @@
 // Picking the backend a run trains on. `auto` = WebGPU when a hardware adapter exists, else WASM (a software
-// WebGPU adapter such as Mesa's llvmpipe would be slower than WASM on the same CPU; `--backend webgpu` forces it). The float64 reference is
-// only used when asked for (it is exact and slow: tests, tiny runs, the trajectory check).
+// WebGPU adapter such as Mesa's llvmpipe would be slower than WASM on the same CPU; `--backend webgpu` forces it).
+// The float64 reference is only used when asked for (it is exact and slow: tests, tiny runs, the trajectory check).
+// WASM runs on `threads` threads (EngineOptions; results do not depend on the count).
 
 import type { Engine, EngineInit } from './engine.ts';
 import type { BackendChoice } from './options.ts';
@@ -25,10 +26,15 @@ export interface EngineChoice {
   why: string;
 }
 
+/** How to open a backend: threads for wasm (default 1); `hardwareOnly` for auto's WebGPU probe. */
+export interface EngineOptions {
+  threads?: number;
+}
+
 async function create(
   name: 'reference' | 'wasm' | 'webgpu' | 'js',
   init: EngineInit,
-  hardwareOnly = false,
+  o: EngineOptions & { hardwareOnly?: boolean } = {},
 ): Promise<Engine> {
   switch (name) {
     case 'reference': {
@@ -39,18 +45,25 @@ async function create(
     case 'webgpu':
     case 'js': {
       const { createDeviceEngine } = await import('./engine-device.ts');
-      return createDeviceEngine(name, init, { hardwareOnly });
+      return createDeviceEngine(name, init, o);
     }
   }
 }
 
-export async function createEngine(choice: BackendChoice, init: EngineInit): Promise<EngineChoice> {
-  if (choice !== 'auto') return { engine: await create(choice, init), why: `--backend ${choice}` };
+export async function createEngine(
+  choice: BackendChoice,
+  init: EngineInit,
+  o: EngineOptions = {},
+): Promise<EngineChoice> {
+  if (choice !== 'auto') return { engine: await create(choice, init, o), why: `--backend ${choice}` };
   try {
-    return { engine: await create('webgpu', init, true), why: 'auto: a hardware WebGPU adapter is available' };
+    return {
+      engine: await create('webgpu', init, { ...o, hardwareOnly: true }),
+      why: 'auto: a hardware WebGPU adapter is available',
+    };
   } catch (e) {
     if (!(e instanceof EngineUnavailable)) throw e;
-    const engine = await create('wasm', init);
+    const engine = await create('wasm', init, o);
     return { engine, why: `auto: WebGPU unavailable (${e.message}); using WASM` };
   }
 }

@@ -2,9 +2,10 @@
 // Every flag that does not apply to the chosen model is refused with the reason (a silently ignored
 // `--moe-experts` on a dense model would make a user believe they trained something they did not).
 
+import { availableParallelism } from 'node:os';
 import { FlagError, type FlagSpec, type FlagValues } from './flags.ts';
 import { SEED_MAX } from './rng.ts';
-import { getPreset, presetNames, validateConfig, type FfnKind, type ModelConfig } from './presets.ts';
+import { getPreset, presetNames, validateConfig, type FfnKind, type ModelConfig, type Preset } from './presets.ts';
 
 export const BACKENDS = ['auto', 'webgpu', 'wasm', 'reference', 'js'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -14,6 +15,8 @@ export interface TrainOptions {
   runsDir: string;
   preset: string;
   backend: BackendChoice;
+  /** Threads the wasm backend runs its kernels on (results do not depend on it). */
+  threads: number;
   steps: number;
   batchSize: number;
   seqLen: number;
@@ -45,6 +48,7 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'name'> = {
   runsDir: 'runs',
   preset: 'monet-vd-small',
   backend: 'auto',
+  threads: availableParallelism(),
   steps: 400,
   batchSize: 16,
   seqLen: 128,
@@ -73,6 +77,20 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'name'> = {
 
 const D = TRAIN_DEFAULTS;
 
+/** `--threads` as given, or the default (the machine's cores). */
+export function threadsOf(f: FlagValues): number {
+  return (f.threads as number | undefined) ?? D.threads;
+}
+
+/** `--threads`, shared by monet train, sample and eval. */
+export const THREADS_FLAG: FlagSpec = {
+  name: 'threads',
+  type: 'int',
+  positive: true,
+  help: 'threads the wasm backend runs its kernels on (the same results on any number)',
+  default: `the machine's cores (${D.threads} here)`,
+};
+
 export const TRAIN_FLAGS: FlagSpec[] = [
   // run
   {
@@ -87,9 +105,12 @@ export const TRAIN_FLAGS: FlagSpec[] = [
     name: 'backend',
     type: 'string',
     choices: BACKENDS,
-    help: 'where the whole step runs; auto = webgpu on a hardware adapter, else wasm; reference = float64 (slow, exact); js = the kernel contract in plain TypeScript (slow)',
+    help:
+      'where the whole step runs; auto = webgpu on a hardware adapter, else wasm; reference = float64 (slow, ' +
+      'exact); js = the kernel contract in plain TypeScript (slow)',
     default: D.backend,
   },
+  THREADS_FLAG,
   { name: 'list-presets', type: 'bool', help: 'print every preset with its parameter count and exit' },
   { name: 'force', type: 'bool', help: 'replace an existing run folder of the same name' },
   // data
@@ -264,11 +285,12 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
     presetName = ffn ? SMALL_FOR[ffn] : D.preset;
     if (ffn === 'monet' && f['moe-decompose'] === 'horizontal') presetName = 'monet-hd-small';
   }
-  let preset: ReturnType<typeof getPreset>;
+  let preset: Preset;
   try {
     preset = getPreset(presetName);
   } catch (e) {
-    throw new FlagError(`monet train: --preset: ${(e as Error).message.replace(/^preset: /, '')}`); // a usage error: exit 2
+    // a usage error: exit 2
+    throw new FlagError(`monet train: --preset: ${(e as Error).message.replace(/^preset: /, '')}`);
   }
   const config = preset.config;
   if (ffn && ffn !== config.ffn)
@@ -280,7 +302,8 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
     if (v === undefined) continue;
     if (rule.kinds !== 'all' && !rule.kinds.includes(config.ffn)) {
       throw new FlagError(
-        `monet train: --${flag} applies to ${rule.kinds.map((k) => `--ffn ${k}`).join(' / ')}; this model is ${config.ffn} (preset ${presetName})`,
+        `monet train: --${flag} applies to ${rule.kinds.map((k) => `--ffn ${k}`).join(' / ')}; ` +
+          `this model is ${config.ffn} (preset ${presetName})`,
       );
     }
     rule.apply(config, v as never);
@@ -299,7 +322,8 @@ export function resolveModel(f: FlagValues): { preset: string; config: ModelConf
 /** A fresh run's default name: the preset and the local start time, so that every `npm start` gets its own folder. */
 export function defaultRunName(preset: string, now = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${preset}-${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  const date = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}`;
+  return `${preset}-${date}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
 }
 
 /** Training options from flags (defaults filled in). The model is resolved separately. */
@@ -310,6 +334,7 @@ export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: 
     runsDir: (f['runs-dir'] as string | undefined) ?? D.runsDir,
     preset,
     backend: (f.backend as BackendChoice | undefined) ?? D.backend,
+    threads: num('threads', D.threads),
     steps: num('steps', D.steps),
     batchSize: num('batch-size', D.batchSize),
     seqLen: num('seq-len', D.seqLen),

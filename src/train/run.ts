@@ -20,7 +20,8 @@ export interface OpenRun {
   alpha: number; // TopK α at the checkpoint's step
 }
 
-export async function openRun(dir: string, backend: BackendChoice): Promise<OpenRun> {
+/** `threads`: for the wasm backend (default 1). */
+export async function openRun(dir: string, backend: BackendChoice, threads?: number): Promise<OpenRun> {
   if (!existsSync(dir)) throw new Error(`run folder ${dir} does not exist`);
   const { config, tokenizer, params, state } = loadModel(dir);
   let options: TrainOptions = { ...TRAIN_DEFAULTS, name: dir };
@@ -40,7 +41,7 @@ export async function openRun(dir: string, backend: BackendChoice): Promise<Open
     if (r.options && typeof r.options === 'object') options = { ...TRAIN_DEFAULTS, ...r.options };
     step = Number.isInteger(r.step) && (r.step as number) >= 0 ? (r.step as number) : 0;
   }
-  const { engine } = await createEngine(backend, { config, params, state });
+  const { engine } = await createEngine(backend, { config, params, state }, { threads });
   return {
     dir,
     config,

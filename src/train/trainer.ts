@@ -203,6 +203,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 const MAY_CHANGE_ON_RESUME: readonly (keyof TrainOptions)[] = [
   'steps',
   'backend',
+  'threads',
   'evalEvery',
   'logEvery',
   'saveEvery',
@@ -781,13 +782,11 @@ export async function train(
     if (resume) say(`resuming ${runDir} at step ${start.step}`);
 
     const data = loadRunData(o, config, start.sampler, say);
-    const created = await createEngine(o.backend, {
-      config,
-      params: start.params,
-      state: start.state,
-      m: start.moments?.m,
-      v: start.moments?.v,
-    });
+    const created = await createEngine(
+      o.backend,
+      { config, params: start.params, state: start.state, m: start.moments?.m, v: start.moments?.v },
+      { threads: o.threads },
+    );
     const engine = io.wrapEngine ? io.wrapEngine(created.engine) : created.engine;
     try {
       say(`backend: ${engine.name} (${created.why})`);
