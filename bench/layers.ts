@@ -102,7 +102,9 @@ function tfjsDenseStep(T: number, d: number, F: number): { step: () => void; dis
         tf.matMul(dgp, x, true, false); // dWg (F, d)
         tf.add(tf.matMul(dup, wu), tf.matMul(dgp, wg)); // dx (T, d)
       }),
-    dispose: () => [x, dy, wg, wu, wd].forEach((t) => t.dispose()),
+    dispose: () => {
+      for (const t of [x, dy, wg, wu, wd]) t.dispose();
+    },
   };
 }
 
@@ -205,14 +207,14 @@ export async function runLayers(opts: {
       results.push({
         layer: r.layer as LayerKind,
         size: sp.kind === 'dense-ffn' ? `SwiGLU, F=${dense.F}` : `F=${topk.F}, k=${topk.k}`,
-        backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`,
+        backend: `PyTorch ${tr.torch} (native, ${tr.threads} thread, ${tr.blas.kind})`,
         group: 'native',
         msPerStep: r.median_s * 1000,
         msBest: r.min_s * 1000,
         msCpu: r.cpu_s * 1000,
         tokensPerSec: T / r.median_s,
         samples: r.samples,
-        note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
+        note: `native, own process, ${tr.blas.kind} (${tr.blas.library}); not a peer in the same runtime`,
       });
     }
   }

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { runMatmulBench } from './wasm-matmul.ts';
 import { cpuBest, runSuite, serial, type CaseBudget, type Timing } from './lib/serial.ts';
 import { NOT_PERF, SOFTWARE_ADAPTER } from './lib/devices.ts';
-import { runTorch } from './lib/torch.ts';
+import { describeTorch, runTorch } from './lib/torch.ts';
 
 export interface MatmulResult {
   n: number;
@@ -48,7 +48,10 @@ export interface MatmulRun {
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed;
-  for (let i = 0; i < n; i++) a[i] = (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    a[i] = s / 2 ** 32 - 0.5;
+  }
   return a;
 }
 
@@ -65,8 +68,10 @@ export function checkProduct(
 ): void {
   let s = 99;
   for (let t = 0; t < 64; t++) {
-    const i = (s = (s * 1103515245 + 12345) >>> 0) % n;
-    const j = (s = (s * 1103515245 + 12345) >>> 0) % n;
+    s = (s * 1103515245 + 12345) >>> 0;
+    const i = s % n;
+    s = (s * 1103515245 + 12345) >>> 0;
+    const j = s % n;
     let ref = 0,
       mag = 0;
     for (let p = 0; p < n; p++) {
@@ -76,7 +81,8 @@ export function checkProduct(
     const got = get(i, j);
     if (!(Math.abs(got - ref) <= 1e-4 * (mag + 1))) {
       throw new Error(
-        `${what} at ${n}³: C[${i},${j}] = ${got}, expected ${ref} (float64) within ${(1e-4 * (mag + 1)).toExponential(2)}`,
+        `${what} at ${n}³: C[${i},${j}] = ${got}, expected ${ref} (float64) ` +
+          `within ${(1e-4 * (mag + 1)).toExponential(2)}`,
       );
     }
   }
@@ -200,7 +206,9 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
         budget(webgpu.software && n >= 1024),
       ]);
       meta.set(name, { group: 'ours', note: webgpu.software ? NOT_PERF : undefined });
-      cleanup.push(() => [a, b, c].forEach((t) => dev.free(t)));
+      cleanup.push(() => {
+        for (const t of [a, b, c]) dev.free(t);
+      });
     }
 
     if (gpujs) {
@@ -269,18 +277,18 @@ export async function runMatmul(opts: { sizes: number[]; quick: boolean; torchTh
   const tr = runTorch({ threads: opts.torchThreads, matmul: sizes, seconds: quick ? 0.05 : 1 });
   if ('error' in tr) notes.push(`PyTorch row absent: ${tr.error}`);
   else {
-    torch = `PyTorch ${tr.torch}, ${tr.threads} thread(s), BLAS ${tr.blas}`;
+    torch = describeTorch(tr);
     for (const r of tr.matmul) {
       results.push({
         n: r.n,
-        impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread)`,
+        impl: `PyTorch ${tr.torch} (native, ${tr.threads} thread, ${tr.blas.kind})`,
         group: 'native',
         gflops: (2 * r.n ** 3) / r.median_s / 1e9,
         gflopsBest: (2 * r.n ** 3) / r.min_s / 1e9,
         gflopsCpu: (2 * r.n ** 3) / r.cpu_s / 1e9,
         msPerCall: r.median_s * 1000,
         samples: r.samples,
-        note: `native, own process, BLAS ${tr.blas}; not a peer in the same runtime`,
+        note: `native, own process, ${tr.blas.kind} (${tr.blas.library}); not a peer in the same runtime`,
       });
     }
   }

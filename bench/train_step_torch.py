@@ -1,15 +1,19 @@
-"""The default `monet train` model in PyTorch eager, float32: the peer that bench/train-step.ts times our WASM
+"""Every trainable `monet train` model in PyTorch eager, float32: the peer that bench/train-step.ts times our WASM
 training step against, on the same CPU, in the same run.
 
-Usage: /usr/bin/python3 bench/train_step_torch.py <dir> [--steps N] [--warmup N] [--threads N]
-  <dir> holds config.json (the model config, FIXTURES.md `lm` keys), model.safetensors (initial parameters and
+Usage: python3 bench/train_step_torch.py <dir> [--steps N] [--warmup N] [--threads N] [--lr X] [--alpha A]
+  <dir> holds config.json (the model config, docs/fixtures.md `lm` keys), model.safetensors (initial parameters and
   BatchNorm buffers under the checkpoint names) and batch.safetensors (`tokens` (B, S) I32), all written by
-  bench/train-step.ts. Prints one JSON line: the step-0 loss (a check that both sides run the same model), and the
-  tokens/s of full training steps (forward, backward, gradient clipping, AdamW).
+  bench/train-step.ts. Prints one JSON line: the step-0 loss (a check that both sides run the same model), the
+  wall and process-CPU seconds of full training steps (forward, backward, gradient clipping, AdamW), and what ran
+  them (bench/lib/torch_env.py: PyTorch version, threads, the BLAS library really loaded).
 
-The model follows SPEC.md exactly as the project's reference does (Monet router: BatchNorm over tokens × experts per
-head, threshold min(max n, Φ⁻¹(1 − topk/E)), softmax of raw logits over the selected set; MoVDE / MoHDE contractions
-as the official einsums; aux losses per router averaged over routers), written with ordinary PyTorch ops.
+The models are the project's (docs/monet.md, docs/peer.md, docs/reference.md), written the way a PyTorch user
+would: Monet's router (BatchNorm over tokens × experts per head, threshold min(max n, Φ⁻¹(1 − topk/E)), softmax of
+the raw logits over the selected set) and its MoVDE / MoHDE contractions as the official einsums; the SMoE as
+Hugging Face's Mixtral block (each expert on the tokens routed to it, index_add_); PEER with torch.topk over the
+product keys and gathered expert rows; TopK with torch.topk's k-th value as the threshold. Aux losses per router
+(Monet) or layer (SMoE), averaged.
 """
 
 import argparse
@@ -20,9 +24,12 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as Fn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tools', 'pytorch'))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'lib'))
 import st  # noqa: E402  (the project's minimal safetensors reader)
+import torch_env  # noqa: E402
 
 
 def rmsnorm(x, w, eps):
@@ -62,7 +69,7 @@ class Model:
         v = (x @ p[pre + 'self_attn.v_proj.weight'].T).view(B, S, nKV, hd).transpose(1, 2)
 
         def rot(t):
-            t1, t2 = t[..., : hd // 2], t[..., hd // 2:]
+            t1, t2 = t[..., :hd // 2], t[..., hd // 2:]
             return t * cos + torch.cat([-t2, t1], -1) * sin
 
         q, k = rot(q), rot(k)
@@ -129,21 +136,77 @@ class Model:
         bot = h21.reshape(T, -1) @ p[q + 'v21.weight'].T + h22.reshape(T, -1) @ p[q + 'v22.weight'].T + G2 @ p[q + 'b2']
         return torch.cat([top, bot], -1)
 
-    def dense(self, u, pre):
+    def dense(self, u, pre, act=None):
         c, p = self.cfg, self.p
         q = pre + 'mlp.'
-        act = c.get('activation', 'swiglu')
+        act = act or c.get('activation', 'swiglu')
         if act == 'swiglu':
-            h = torch.nn.functional.silu(u @ p[q + 'gate_proj.weight'].T) * (u @ p[q + 'up_proj.weight'].T)
-        elif act == 'relu2':
-            h = torch.relu(u @ p[q + 'up_proj.weight'].T).square()
-        elif act == 'relu':
-            h = torch.relu(u @ p[q + 'up_proj.weight'].T)
+            h = Fn.silu(u @ p[q + 'gate_proj.weight'].T) * (u @ p[q + 'up_proj.weight'].T)
         else:
-            h = torch.nn.functional.gelu(u @ p[q + 'up_proj.weight'].T)
+            h = ACT[act](u @ p[q + 'up_proj.weight'].T)
         return h @ p[q + 'down_proj.weight'].T
 
-    def loss(self, tokens, train=True):
+    def smoe(self, u, pre):
+        """Mixtral's sparse block: top-k of the gate logits, softmax over them, each expert on its tokens."""
+        c, p = self.cfg, self.p
+        q = pre + 'block_sparse_moe.'
+        T = u.shape[0]
+        E, k = c['num_experts'], c['top_k']
+        z = u @ p[q + 'gate.weight'].T  # (T, E)
+        top, idx = torch.topk(z, k, dim=-1)  # (T, k)
+        w = torch.softmax(top, dim=-1)
+        y = torch.zeros_like(u)
+        for e in range(E):
+            tok, slot = torch.where(idx == e)
+            if tok.numel() == 0:
+                continue
+            xe = u[tok]
+            ex = q + f'experts.{e}.'
+            if c.get('activation', 'swiglu') == 'swiglu':
+                h = Fn.silu(xe @ p[ex + 'w1.weight'].T) * (xe @ p[ex + 'w3.weight'].T)
+            else:
+                h = ACT[c['activation']](xe @ p[ex + 'w1.weight'].T)
+            y.index_add_(0, tok, (h @ p[ex + 'w2.weight'].T) * w[tok, slot, None])
+        with torch.no_grad():
+            f = torch.bincount(idx.flatten(), minlength=E).float() / (T * k)
+        balance = E * (f * torch.softmax(z, dim=-1).mean(0)).sum()
+        zloss = (torch.logsumexp(z, dim=-1) ** 2).mean()
+        return y, balance, zloss
+
+    def peer(self, u, pre, train):
+        """PEER: BatchNorm'd query, product-key top-k per half, top-k of the k² candidates, gathered expert rows."""
+        c, p = self.cfg, self.p
+        q = pre + 'mlp.'
+        T, d = u.shape
+        H, k, dk = c['heads'], c['top_k'], c['key_dim']
+        n = math.isqrt(c['num_experts'])
+        z = u @ p[q + 'query.weight'].T + p[q + 'query.bias']
+        z = Fn.batch_norm(z, self.state[q + 'query_bn.running_mean'], self.state[q + 'query_bn.running_var'],
+                          p[q + 'query_bn.weight'], p[q + 'query_bn.bias'], training=train,
+                          momentum=c.get('bn_momentum', 0.1), eps=c.get('bn_eps', 1e-5)).view(T, H, dk)
+        keys = p[q + 'sub_keys']  # (2, n, dk/2)
+        s1, i1 = torch.topk(z[..., :dk // 2] @ keys[0].T, k, dim=-1)  # (T, H, k)
+        s2, i2 = torch.topk(z[..., dk // 2:] @ keys[1].T, k, dim=-1)
+        cand = (s1[..., :, None] + s2[..., None, :]).reshape(T, H, k * k)
+        ids = (i1[..., :, None] * n + i2[..., None, :]).reshape(T, H, k * k)
+        sc, j = torch.topk(cand, k, dim=-1)
+        experts = torch.gather(ids, 2, j)  # (T, H, k)
+        w = torch.softmax(sc, dim=-1)
+        hpre = torch.einsum('td,thkd->thk', u, p[q + 'w_down'][experts])
+        a = ACT[c.get('activation', 'gelu')](hpre) * w
+        return torch.einsum('thk,thkd->td', a, p[q + 'w_up'][experts])
+
+    def topk_ffn(self, u, pre, alpha):
+        """TopK on the MLP's hidden units: α·relu(z) + (1 − α)·relu(z)·[z ≥ k-th largest z]."""
+        p = self.p
+        q = pre + 'mlp.'
+        zh = u @ p[q + 'up_proj.weight'].T
+        with torch.no_grad():
+            mask = zh >= torch.topk(zh, self.cfg['k'], dim=-1).values[:, -1:]
+        r = torch.relu(zh)
+        return (alpha * r + (1 - alpha) * r * mask) @ p[q + 'down_proj.weight'].T
+
+    def loss(self, tokens, train=True, alpha=1.0):
         c, p = self.cfg, self.p
         B, S = tokens.shape
         L, eps = c['num_hidden_layers'], c.get('rms_norm_eps', 1e-6)
@@ -152,6 +215,7 @@ class Model:
         h = p['model.embed_tokens.weight'][tokens]
         d = h.shape[-1]
         unifs, ambs = [], []
+        aux = {'balance': [], 'z': []}
         g1 = g2 = None
         for i in range(L):
             pre = f'model.layers.{i}.'
@@ -165,8 +229,19 @@ class Model:
                 f = self.monet(u, pre, g1, g2)
             elif c['ffn'] == 'dense':
                 f = self.dense(u, pre)
+            elif c['ffn'] == 'smoe':
+                f, lb, lz = self.smoe(u, pre)
+                aux['balance'].append(lb)
+                aux['z'].append(lz)
+            elif c['ffn'] == 'peer':
+                f = self.peer(u, pre, train) if i in c['peer_layers'] else self.dense(u, pre)
+            elif c['ffn'] == 'topk':
+                if c.get('topk_placement', 'ffn') != 'ffn':
+                    raise SystemExit('train_step_torch.py: topk_placement hidden is not implemented here (ffn)')
+                dense_tail = i >= L - c.get('n_last_non_topk', 2)
+                f = self.dense(u, pre, 'relu') if dense_tail else self.topk_ffn(u, pre, alpha)
             else:
-                raise SystemExit(f"train_step_torch.py: ffn '{c['ffn']}' is not implemented here (monet, dense)")
+                raise SystemExit(f"train_step_torch.py: ffn '{c['ffn']}' is not implemented here")
             h = h + f.view(B, S, d)
         hn = rmsnorm(h, p['model.norm.weight'], eps)
         head = p['model.embed_tokens.weight'] if c.get('tie_word_embeddings') else p['lm_head.weight']
@@ -174,9 +249,15 @@ class Model:
         ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
         loss = ce
         if unifs:
-            aux = c['aux']
-            loss = loss + aux['unif'] * sum(unifs) / len(unifs) + aux['amb'] * sum(ambs) / len(ambs)
+            coef = c['aux']
+            loss = loss + coef['unif'] * sum(unifs) / len(unifs) + coef['amb'] * sum(ambs) / len(ambs)
+        if aux['balance']:
+            coef = c['aux']
+            loss = loss + coef['balance'] * sum(aux['balance']) / L + coef['z'] * sum(aux['z']) / L
         return loss, ce
+
+
+ACT = {'relu': torch.relu, 'relu2': lambda z: torch.relu(z).square(), 'gelu': Fn.gelu, 'silu': Fn.silu}
 
 
 def no_decay(name):
@@ -190,9 +271,9 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--threads', type=int, default=0)
     ap.add_argument('--lr', type=float, default=3e-3)
+    ap.add_argument('--alpha', type=float, default=1.0)
     args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    torch_env.set_threads(args.threads)
     cfg = json.load(open(os.path.join(args.dir, 'config.json')))
     _, tensors = st.read(os.path.join(args.dir, 'model.safetensors'))
     _, batch = st.read(os.path.join(args.dir, 'batch.safetensors'))
@@ -206,7 +287,7 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=False)
-        loss, ce = model.loss(tokens)
+        loss, ce = model.loss(tokens, alpha=args.alpha)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -215,14 +296,14 @@ def main():
     loss0 = step()
     for _ in range(args.warmup - 1):
         step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
         step()
-    dt = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     B, S = tokens.shape
     print(json.dumps({
-        'loss0': loss0, 'tokens_per_s': B * S * args.steps / dt, 'seconds_per_step': dt / args.steps,
-        'threads': torch.get_num_threads(), 'torch': torch.__version__,
+        'loss0': loss0, 'seconds_per_step': wall / args.steps, 'cpu_seconds_per_step': cpu / args.steps,
+        'tokens_per_s': B * S * args.steps / wall, **torch_env.environment(),
     }))
 
 

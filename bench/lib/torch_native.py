@@ -6,20 +6,22 @@ runtime sits from native code on the same core, with the same thread count.
 
     /usr/bin/python3 bench/lib/torch_native.py '<json spec>'
 
-spec: {"threads": 1, "matmul": [256, 512, 1024], "dense": {"T":..,"d":..,"F":..}, "topk": {"T":..,"d":..,"F":..,"k":..},
-       "seconds": 1.0}
-Prints one JSON object: {"torch": version, "threads": n, "blas": which BLAS, "matmul": [{"n", "median_s", "min_s", "cpu_s", "samples"}],
-"layers": [{"layer", "median_s", "min_s", "cpu_s", "samples"}]}. Timing: one warm-up call, then calls until `seconds` have passed
-(at least 3); the median and the fastest wall seconds per call, and the least process CPU seconds.
+spec: {"threads": 1, "matmul": [256, 512, 1024], "dense": {"T":..,"d":..,"F":..},
+       "topk": {"T":..,"d":..,"F":..,"k":..}, "seconds": 1.0}
+Prints one JSON object: what ran (bench/lib/torch_env.py: "torch", "threads", "blas" {kind, library, build,
+threads}, "env"), "matmul": [{"n", "median_s", "min_s", "cpu_s", "samples"}] and
+"layers": [{"layer", "median_s", "min_s", "cpu_s", "samples"}]. Timing: one warm-up call, then calls until `seconds`
+have passed (at least 3); the median and the fastest wall seconds per call, and the least process CPU seconds.
 """
-import glob
 import json
 import os
-import re
 import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import torch_env  # noqa: E402
 
 
 def timeit(fn, seconds):
@@ -37,25 +39,12 @@ def timeit(fn, seconds):
     return times[len(times) // 2], times[0], min(cpu), len(times)
 
 
-def blas_info():
-    """Which BLAS this torch calls for matmul: its build's BLAS_INFO and, for a 'generic' build (Debian), the
-    library the system's libblas.so.3 alternative points to (netlib reference BLAS is unoptimised Fortran)."""
-    m = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
-    info = m.group(1) if m else "unknown"
-    if info == "generic":
-        for alt in glob.glob("/etc/alternatives/libblas.so.3*"):
-            target = os.path.realpath(alt)
-            kind = "netlib reference BLAS" if "/blas/" in target else ("OpenBLAS" if "openblas" in target else ("BLIS" if "blis" in target else "?"))
-            return f"generic -> {target} ({kind})"
-    return info
-
-
 def main():
     spec = json.loads(sys.argv[1])
-    torch.set_num_threads(int(spec.get("threads", 1)))
+    torch_env.set_threads(int(spec.get("threads", 1)))
     torch.manual_seed(0)
     seconds = float(spec.get("seconds", 1.0))
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(), "matmul": [], "layers": []}
+    out = {**torch_env.environment(), "matmul": [], "layers": []}
 
     for n in spec.get("matmul", []):
         a = torch.rand(n, n) - 0.5
