@@ -75,7 +75,11 @@ for (const [kind, config] of MODELS) {
   test(`${kind}: 3 training steps on 2 and 3 threads (every kernel split) = 1 thread, bit for bit`, async () => {
     const one = await train(await createWasmDeviceFromBytes(bytes, {}), config, 2, 16, 3);
     for (const threads of [2, 3]) {
-      const dev = await createWasmDeviceFromBytes(bytes, { threads, splitEverything: true, spawnWorker: spawnNodeWorker });
+      const dev = await createWasmDeviceFromBytes(bytes, {
+        threads,
+        splitEverything: true,
+        spawnWorker: spawnNodeWorker,
+      });
       assert.is(dev.threads, threads);
       assertSameRuns(one, await train(dev, config, 2, 16, 3), `${kind}, ${threads} threads`);
     }
@@ -90,10 +94,21 @@ test('the default model at a real size (the splits a run uses): 2 threads = 1 th
 });
 
 test('a kernel that fails on a worker is reported with the thread and the export', async () => {
-  const dev = await createWasmDeviceFromBytes(bytes, { threads: 2, splitEverything: true, spawnWorker: spawnNodeWorker });
+  const dev = await createWasmDeviceFromBytes(bytes, {
+    threads: 2,
+    splitEverything: true,
+    spawnWorker: spawnNodeWorker,
+  });
   const y = dev.alloc('f32', 64);
   // a tensor whose address lies beyond the 4 GiB a wasm32 memory can hold: the worker's part traps
-  const bad: WasmTensor<'f32'> = { dtype: 'f32', length: 64, ptr: 2 ** 32 - 128, bytes: 256, freed: false, unzeroed: false };
+  const bad: WasmTensor<'f32'> = {
+    dtype: 'f32',
+    length: 64,
+    ptr: 2 ** 32 - 128,
+    bytes: 256,
+    freed: false,
+    unzeroed: false,
+  };
   try {
     dev.kernels.axpby(y, bad, { n: 64, alpha: 1, beta: 0 });
     assert.unreachable('an out-of-bounds kernel must throw');
