@@ -13,7 +13,9 @@ import { act, actGrad } from './elementwise';
 }
 
 /** scratch: 6·k words (three top-k buffers: first half, second half, candidates). */
-export function peerRoute(ids: usize, scores: usize, q: usize, subKeys: usize, T: i32, H: i32, dk: i32, n: i32, k: i32, scratch: usize): void {
+export function peerRoute(
+  ids: usize, scores: usize, q: usize, subKeys: usize, T: i32, H: i32, dk: i32, n: i32, k: i32, scratch: usize,
+): void {
   const half = dk / 2;
   const buf = scratch;
   const kb = <usize>k << 2;
@@ -64,7 +66,10 @@ export function peerRouteBackward(dq: usize, dSubKeys: usize, dscores: usize, q:
   }
 }
 
-export function peerExperts(y: usize, hpre: usize, x: usize, wDown: usize, wUp: usize, ids: usize, w: usize, T: i32, H: i32, k: i32, d: i32, kind: i32): void {
+export function peerExperts(
+  y: usize, hpre: usize, x: usize, wDown: usize, wUp: usize, ids: usize, w: usize, T: i32, H: i32, k: i32, d: i32,
+  kind: i32,
+): void {
   for (let t = 0; t < T; t++) {
     const xt = at(x, t, d), yt = at(y, t, d);
     for (let hr = 0; hr < H * k; hr++) {
@@ -76,7 +81,8 @@ export function peerExperts(y: usize, hpre: usize, x: usize, wDown: usize, wUp: 
   }
 }
 
-export function peerExpertsBackward(dx: usize, dwDown: usize, dwUp: usize, dw: usize, dy: usize, x: usize, wDown: usize, wUp: usize,
+export function peerExpertsBackward(
+  dx: usize, dwDown: usize, dwUp: usize, dw: usize, dy: usize, x: usize, wDown: usize, wUp: usize,
   ids: usize, w: usize, hpre: usize, T: i32, H: i32, k: i32, d: i32, kind: i32): void {
   for (let t = 0; t < T; t++) {
     const xt = at(x, t, d), dyt = at(dy, t, d), dxt = at(dx, t, d);

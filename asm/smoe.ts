@@ -7,7 +7,9 @@
 import { addf, axpyf as axpy, dotf, ld, ldi, st, sti } from './common';
 
 /** scratch: E words. */
-export function moeSort(order: usize, pos: usize, offsets: usize, expertIdx: usize, P: i32, E: i32, scratch: usize): void {
+export function moeSort(
+  order: usize, pos: usize, offsets: usize, expertIdx: usize, P: i32, E: i32, scratch: usize,
+): void {
   const next = scratch;
   for (let e = 0; e <= E; e++) sti(offsets, e, 0);
   for (let p = 0; p < P; p++) {
@@ -38,11 +40,15 @@ export function moeDispatchBackward(dx: usize, dxs: usize, pos: usize, T: i32, k
 }
 
 export function moeCombine(y: usize, ys: usize, w: usize, pos: usize, T: i32, k: i32, d: i32): void {
-  for (let t = 0; t < T; t++)
-    for (let s = 0; s < k; s++) axpy(y + (<usize>(t * d) << 2), ys + (<usize>(ldi(pos, t * k + s) * d) << 2), ld(w, t * k + s), d);
+  for (let t = 0; t < T; t++) {
+    const yt = y + (<usize>(t * d) << 2);
+    for (let s = 0; s < k; s++) axpy(yt, ys + (<usize>(ldi(pos, t * k + s) * d) << 2), ld(w, t * k + s), d);
+  }
 }
 
-export function moeCombineBackward(dys: usize, dw: usize, dy: usize, ys: usize, w: usize, pos: usize, T: i32, k: i32, d: i32): void {
+export function moeCombineBackward(
+  dys: usize, dw: usize, dy: usize, ys: usize, w: usize, pos: usize, T: i32, k: i32, d: i32,
+): void {
   for (let t = 0; t < T; t++)
     for (let s = 0; s < k; s++) {
       const p = t * k + s, r = ldi(pos, p);
@@ -53,7 +59,10 @@ export function moeCombineBackward(dys: usize, dw: usize, dy: usize, ys: usize, 
 }
 
 /** scratch: 2·E words (mean probability P_i and fraction f_i). */
-export function smoeAux(lossBalance: usize, lossZ: usize, probs: usize, lse: usize, z: usize, expertIdx: usize, T: i32, E: i32, k: i32, scale: f64, scratch: usize): void {
+export function smoeAux(
+  lossBalance: usize, lossZ: usize, probs: usize, lse: usize, z: usize, expertIdx: usize,
+  T: i32, E: i32, k: i32, scale: f64, scratch: usize,
+): void {
   const Pm = scratch, fr = scratch + (<usize>E << 2);
   for (let j = 0; j < E; j++) {
     st(Pm, j, 0);
@@ -82,7 +91,10 @@ export function smoeAux(lossBalance: usize, lossZ: usize, probs: usize, lse: usi
 }
 
 /** scratch: E words. */
-export function smoeAuxBackward(dz: usize, probs: usize, lse: usize, expertIdx: usize, T: i32, E: i32, k: i32, coefBalance: f64, coefZ: f64, scratch: usize): void {
+export function smoeAuxBackward(
+  dz: usize, probs: usize, lse: usize, expertIdx: usize, T: i32, E: i32, k: i32, coefBalance: f64, coefZ: f64,
+  scratch: usize,
+): void {
   const fr = scratch;
   for (let j = 0; j < E; j++) st(fr, j, 0);
   for (let p = 0; p < T * k; p++) addf(fr, ldi(expertIdx, p), <f32>(1.0 / (<f64>T * k)));

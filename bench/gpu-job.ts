@@ -1,16 +1,18 @@
-// One WebGPU job for a real GPU machine (../shared/GPU.md): checks, then times, then prints a table last.
+// One WebGPU job for a real GPU machine (docs/perf.md, section WebGPU): checks, then times, then prints a table last.
 //   1. every committed fixture on the webgpu backend (f32 preset), as `monet check fixtures --backend webgpu`;
 //   2. matmul at 1024³, 2048³, 4096³ in the three layouts a Linear layer uses (NN, NT = forward, TN = weight
-//      gradient), every tiled variant (64×64; 128×128 with K step 8 or 16), each first checked on sampled entries against float64 on the host;
+//      gradient), every tiled variant (64×64; 128×128 with K step 8 or 16), each first checked on sampled entries
+//      against float64 on the host;
 //   3. each layer's forward + backward (dense SwiGLU FFN, TopK FFN, SMoE, PEER, Monet HD and VD with their router)
 //      on device-resident tensors, at one size each;
 //   4. PyTorch float32 (TF32 off) on the same GPU in the same run: the same matmuls, the dense FFN and the TopK FFN
 //      forward + backward (spawns `python3`; MONET_PYTHON overrides it).
 //
-// Run here (software GL, small sizes):  node --import tsx --import ./src/backend/webgpu/register-wgsl.mjs bench/gpu-job.ts --quick
-// Run on the GPU machine (see docs/perf.md, section WebGPU):
-//   bash ../shared/gpu/pack.sh
-//   npx esbuild bench/gpu-job.ts --bundle --platform=node --format=esm --external:webgpu --loader:.wgsl=text --outfile=.gpu/job.mjs
+// Run here (software GL, small sizes):
+//   node --import tsx --import ./src/backend/webgpu/register-wgsl.mjs bench/gpu-job.ts --quick
+// Run on the GPU machine (see docs/perf.md, section WebGPU): bundle the job, then run it there
+//   npx esbuild bench/gpu-job.ts --bundle --platform=node --format=esm --external:webgpu --loader:.wgsl=text \
+//     --outfile=.gpu/job.mjs
 //   source .gpu/setup.sh && node .gpu/job.mjs
 // With $OUT set (the device machine's result folder) the table is also written to $OUT/gpu-job.json.
 // Timings are wall-clock between queue drains (no timestamp queries: Dawn's software GL has none), averaged over
@@ -111,7 +113,9 @@ if (!noFixtures) {
   }
   if (files.length === 0)
     throw new Error(`no fixtures under ${join(process.cwd(), 'fixtures')}: run the job from the project root`);
-  fixtureVerdict = `${pass}/${files.length} fixtures pass on webgpu (f32 preset)${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}`;
+  fixtureVerdict =
+    `${pass}/${files.length} fixtures pass on webgpu (f32 ` +
+    `preset)${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}`;
   console.log(fixtureVerdict);
 }
 
@@ -173,7 +177,8 @@ for (const n of SIZES) {
         torchKey: `${label} ${n}`,
       });
       console.log(
-        `matmul ${label} ${variant}${auto} ${n}³: ${(t * 1e3).toFixed(3)} ms, ${((2 * n ** 3) / t / 1e9).toFixed(1)} GFLOP/s (check: ${check})`,
+        `matmul ${label} ${variant}${auto} ${n}³: ${(t * 1e3).toFixed(3)} ms, ` +
+          `${((2 * n ** 3) / t / 1e9).toFixed(1)} GFLOP/s (check: ${check})`,
       );
     }
   }
@@ -416,7 +421,7 @@ for (const b of benches) {
 
 // ------------------------------------------------------------------------------------------------- 4. PyTorch
 
-const TORCH = String.raw`
+const TORCH = `
 import json, sys, time
 cfg = json.loads(sys.argv[1])
 try:
@@ -445,7 +450,8 @@ for n in cfg["sizes"]:
     out["matmul"]["TN %d" % n] = timeit(lambda: a.t() @ b)
 T, d, F = cfg["dense"]
 x = torch.randn(T, d, device=dev, requires_grad=True); dy = torch.randn(T, d, device=dev)
-wg = (torch.randn(F, d, device=dev) * d ** -0.5).requires_grad_(); wu = (torch.randn(F, d, device=dev) * d ** -0.5).requires_grad_()
+wg = (torch.randn(F, d, device=dev) * d ** -0.5).requires_grad_()
+wu = (torch.randn(F, d, device=dev) * d ** -0.5).requires_grad_()
 wd = (torch.randn(d, F, device=dev) * F ** -0.5).requires_grad_()
 def dense():
     y = (Fn.silu(x @ wg.t()) * (x @ wu.t())) @ wd.t()
@@ -453,7 +459,8 @@ def dense():
 out["layers"]["dense-ffn (swiglu)"] = timeit(dense)
 T, d, F, k = cfg["topk"]
 x2 = torch.randn(T, d, device=dev, requires_grad=True); dy2 = torch.randn(T, d, device=dev)
-w_up = (torch.randn(F, d, device=dev) * d ** -0.5).requires_grad_(); w_dn = (torch.randn(d, F, device=dev) * F ** -0.5).requires_grad_()
+w_up = (torch.randn(F, d, device=dev) * d ** -0.5).requires_grad_()
+w_dn = (torch.randn(d, F, device=dev) * F ** -0.5).requires_grad_()
 def topk():
     z = x2 @ w_up.t()
     m = z >= z.topk(k, dim=-1).values[:, -1:]
@@ -468,7 +475,9 @@ const torchCfg = { sizes: SIZES, min_seconds: MIN_SECONDS, dense: [L.T, L.d, L.F
 const proc = spawnSync(python, ['-c', TORCH, JSON.stringify(torchCfg)], { encoding: 'utf8', timeout: 300_000 });
 let torchNote: string;
 if (proc.error || proc.status !== 0) {
-  torchNote = `PyTorch not run: ${proc.error?.message ?? `${python} exited ${proc.status}: ${proc.stderr.trim().split('\n').slice(-1)[0]}`}`;
+  torchNote =
+    `PyTorch not run: ` +
+    `${proc.error?.message ?? `${python} exited ${proc.status}: ${proc.stderr.trim().split('\n').slice(-1)[0]}`}`;
 } else {
   const res = JSON.parse(proc.stdout.trim().split('\n').slice(-1)[0]) as {
     error?: string;

@@ -47,7 +47,8 @@ export const matmulRate = (r: MatmulResult) => r.gflopsCpu ?? r.gflopsBest;
  */
 export function matmulTable(rows: MatmulResult[]): string {
   const out = [
-    '| n³ | implementation | GFLOP/s wall typical | wall best | **CPU time** | × tfjs-backend-wasm | × gpu.js (auto) | × plain JS | note |',
+    '| n³ | implementation | GFLOP/s wall typical | wall best | **CPU time** | × tfjs-backend-wasm | × gpu.js ' +
+      '(auto) | × plain JS | note |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const n of [...new Set(rows.map((r) => r.n))]) {
@@ -62,7 +63,9 @@ export function matmulTable(rows: MatmulResult[]): string {
     for (const r of at) {
       const x = matmulRate(r);
       out.push(
-        `| ${n}³ | ${r.impl} | ${f1(r.gflops)} | ${f1(r.gflopsBest)} | ${r.gflopsCpu ? `**${f1(r.gflopsCpu)}**` : '–'} | ${ratio(x, tfjs)} | ${ratio(x, gpujs)} | ${ratio(x, js)} | ${r.note ?? ''} |`,
+        `| ${n}³ | ${r.impl} | ${f1(r.gflops)} | ${f1(r.gflopsBest)} | ` +
+          `${r.gflopsCpu ? `**${f1(r.gflopsCpu)}**` : '–'} | ${ratio(x, tfjs)} | ${ratio(x, gpujs)} | ` +
+          `${ratio(x, js)} | ${r.note ?? ''} |`,
       );
     }
   }
@@ -88,19 +91,24 @@ export function layersTable(run: LayersRun): string {
           r.msCpu && ours.msCpu ? (r.msCpu / ours.msCpu).toFixed(2) : `${(r.msBest / ours.msBest).toFixed(2)} (wall)`;
       const tps = r.msCpu ? Math.round((run.T / r.msCpu) * 1000) : '–';
       out.push(
-        `| ${r.layer} | ${r.size} | ${r.backend} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | ${r.msCpu ? `**${f1(r.msCpu)}**` : '–'} | ${tps} | ${rel} | ${r.note ?? ''} |`,
+        `| ${r.layer} | ${r.size} | ${r.backend} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | ` +
+          `${r.msCpu ? `**${f1(r.msCpu)}**` : '–'} | ${tps} | ${rel} | ${r.note ?? ''} |`,
       );
     }
   }
   return out.join('\n');
 }
 
+/** How the growth table names each measured quantity. */
+const QUANTITY = { usPerToken: 'CPU time per token', peakTensorBytes: 'peak tensor memory', params: 'parameters' };
+
 /** Scaling: one row per (model, N), then the measured growth exponents. */
 export function scalingTable(run: ScalingRun): string {
   const out = [
     `${run.device}, one thread; d = ${run.d}, T = ${run.T} tokens per step`,
     '',
-    '| model | N | parameters (measured) | peak tensor memory | process RSS | fwd+bwd wall ms / step, median (best) | **CPU µs / token** | zero grads ms | fwd FLOP/token (napkin) |',
+    '| model | N | parameters (measured) | peak tensor memory | process RSS | fwd+bwd wall ms / step, median (best) ' +
+      '| **CPU µs / token** | zero grads ms | fwd FLOP/token (napkin) |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of run.results) {
@@ -109,7 +117,9 @@ export function scalingTable(run: ScalingRun): string {
       continue;
     }
     out.push(
-      `| ${r.model} | ${r.sqrtN}² | ${human(r.params)} (${r.params}) | ${mib(r.peakTensorBytes)} | ${mib(r.rssBytes)} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | **${f1(r.usPerToken)}** | ${f1(r.zeroGradMs)} | ${human(r.forwardFlopsPerToken)} |`,
+      `| ${r.model} | ${r.sqrtN}² | ${human(r.params)} (${r.params}) | ${mib(r.peakTensorBytes)} | ` +
+        `${mib(r.rssBytes)} | ${f1(r.msPerStep)} (${f1(r.msBest)}) | **${f1(r.usPerToken)}** | ${f1(r.zeroGradMs)} ` +
+        `| ${human(r.forwardFlopsPerToken)} |`,
     );
   }
   out.push(
@@ -121,17 +131,20 @@ export function scalingTable(run: ScalingRun): string {
   );
   for (const g of run.growth)
     out.push(
-      `| ${g.model} | ${g.quantity === 'usPerToken' ? 'CPU time per token' : g.quantity === 'peakTensorBytes' ? 'peak tensor memory' : 'parameters'} | ${g.slopeAll.toFixed(3)} | ${g.slopeLast3.toFixed(3)} | ${g.points} |`,
+      `| ${g.model} | ${QUANTITY[g.quantity]} | ${g.slopeAll.toFixed(3)} | ${g.slopeLast3.toFixed(3)} | ${g.points} |`,
     );
   return out.join('\n');
 }
 
 export function machineLines(m: MachineInfo): string {
   return [
-    `CPU: ${m.cpuModel}, ${m.logicalCores} logical cores, ${m.totalMemoryGiB} GiB; ${m.platform}; Node ${m.node} (V8 ${m.v8})`,
+    `CPU: ${m.cpuModel}, ${m.logicalCores} logical cores, ${m.totalMemoryGiB} GiB; ${m.platform}; Node ${m.node} ` +
+      `(V8 ${m.v8})`,
     `WebAssembly SIMD: ${m.wasmSimd ? 'yes' : 'no'}; relaxed SIMD: ${m.wasmRelaxedSimd ? 'yes' : 'no'}`,
-    `WebGPU adapter: ${m.webgpuAdapter ?? 'none'}; gpu.js modes: ${m.gpujsModes?.join(', ') || '–'}; ${m.tfjs ?? ''}; ${m.torch ?? 'PyTorch: –'}`,
-    `load average (1, 5, 15 min) at start ${m.loadAvgStart.join(', ')}${m.loadAvgEnd ? `, at end ${m.loadAvgEnd.join(', ')}` : ''}`,
+    `WebGPU adapter: ${m.webgpuAdapter ?? 'none'}; gpu.js modes: ${m.gpujsModes?.join(', ') || '–'}; ` +
+      `${m.tfjs ?? ''}; ${m.torch ?? 'PyTorch: –'}`,
+    `load average (1, 5, 15 min) at start ` +
+      `${m.loadAvgStart.join(', ')}${m.loadAvgEnd ? `, at end ${m.loadAvgEnd.join(', ')}` : ''}`,
   ].join('\n');
 }
 
@@ -182,13 +195,16 @@ function barChart(
     left + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (W - left - right);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
-    `<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#ccc"/><line x1="0" y1="0" x2="0" y2="6" stroke="#888" stroke-width="3"/></pattern></defs>`,
+    `<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" ` +
+      `patternTransform="rotate(45)"><rect width="6" height="6" fill="#ccc"/><line x1="0" y1="0" x2="0" y2="6" ` +
+      `stroke="#888" stroke-width="3"/></pattern></defs>`,
     `<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`,
   ];
   for (let p = Math.log10(lo); p <= Math.log10(hi); p++) {
     const xv = x(10 ** p);
     parts.push(
-      `<line x1="${xv}" y1="30" x2="${xv}" y2="${H - 25}" stroke="#ddd"/><text x="${xv}" y="${H - 10}" text-anchor="middle" fill="#555">${10 ** p >= 1 ? 10 ** p : (10 ** p).toPrecision(1)}</text>`,
+      `<line x1="${xv}" y1="30" x2="${xv}" y2="${H - 25}" stroke="#ddd"/><text x="${xv}" y="${H - 10}" ` +
+        `text-anchor="middle" fill="#555">${10 ** p >= 1 ? 10 ** p : (10 ** p).toPrecision(1)}</text>`,
     );
   }
   parts.push(`<text x="${W - 10}" y="20" text-anchor="end" fill="#555">${esc(unit)}, log scale</text>`);
@@ -237,24 +253,28 @@ function lineChart(title: string, unit: string, series: { name: string; pts: [nu
   ];
   for (let p = y0; p <= y1; p++)
     parts.push(
-      `<line x1="${L}" y1="${Y(10 ** p)}" x2="${W - R}" y2="${Y(10 ** p)}" stroke="#e4e4e4"/><text x="${L - 4}" y="${Y(10 ** p) + 4}" text-anchor="end" fill="#555">1e${p}</text>`,
+      `<line x1="${L}" y1="${Y(10 ** p)}" x2="${W - R}" y2="${Y(10 ** p)}" stroke="#e4e4e4"/><text x="${L - 4}" ` +
+        `y="${Y(10 ** p) + 4}" text-anchor="end" fill="#555">1e${p}</text>`,
     );
   for (const v of [...new Set(xs)].sort((a, b) => a - b))
     parts.push(
       `<text x="${X(v)}" y="${H - B + 15}" text-anchor="middle" fill="#555">${Math.round(Math.sqrt(v))}²</text>`,
     );
   parts.push(
-    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" fill="#555">N experts (log) — y: ${esc(unit)} (log)</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" fill="#555">N experts (log) — y: ${esc(unit)} ` +
+      `(log)</text>`,
   );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     if (!s.pts.length) return;
     parts.push(
-      `<polyline fill="none" stroke="${c}" stroke-width="2" points="${s.pts.map(([a, b]) => `${X(a)},${Y(b)}`).join(' ')}"/>`,
+      `<polyline fill="none" stroke="${c}" stroke-width="2" ` +
+        `points="${s.pts.map(([a, b]) => `${X(a)},${Y(b)}`).join(' ')}"/>`,
     );
     for (const [a, b] of s.pts) parts.push(`<circle cx="${X(a)}" cy="${Y(b)}" r="3" fill="${c}"/>`);
     parts.push(
-      `<rect x="${L + 8}" y="${Tm + 4 + i * 15}" width="10" height="10" fill="${c}"/><text x="${L + 22}" y="${Tm + 13 + i * 15}">${esc(s.name)}</text>`,
+      `<rect x="${L + 8}" y="${Tm + 4 + i * 15}" width="10" height="10" fill="${c}"/><text x="${L + 22}" ` +
+        `y="${Tm + 13 + i * 15}">${esc(s.name)}</text>`,
     );
   });
   // reference slopes through the first point of the first series: √N (dashed) and N (dotted)
@@ -268,8 +288,10 @@ function lineChart(title: string, unit: string, series: { name: string; pts: [nu
     const xEnd = Math.min(xsMax, first[0] * (10 ** y1 / first[1]) ** (1 / k));
     const yEnd = first[1] * (xEnd / first[0]) ** k;
     parts.push(
-      `<line x1="${X(first[0])}" y1="${Y(first[1])}" x2="${X(xEnd)}" y2="${Y(yEnd)}" stroke="#999" stroke-dasharray="${dash}"/>`,
-      `<text x="${X(xEnd) - 2}" y="${Y(yEnd) + (xEnd < xsMax ? 12 : -4)}" text-anchor="end" fill="#777">${label}</text>`,
+      `<line x1="${X(first[0])}" y1="${Y(first[1])}" x2="${X(xEnd)}" y2="${Y(yEnd)}" stroke="#999" ` +
+        `stroke-dasharray="${dash}"/>`,
+      `<text x="${X(xEnd) - 2}" y="${Y(yEnd) + (xEnd < xsMax ? 12 : -4)}" text-anchor="end" ` +
+        `fill="#777">${label}</text>`,
     );
   }
   parts.push('</svg>');
@@ -288,7 +310,8 @@ export function html(r: BenchResults): string {
     sections.push(
       '<h2>Matmul (float32, one thread)</h2>',
       barChart(
-        'matmul GFLOP/s by CPU time (wall best sample where no CPU time; higher is better; hatched: software GPU, not a performance figure)',
+        'matmul GFLOP/s by CPU time (wall best sample where no CPU time; higher is better; hatched: software GPU, ' +
+          'not a performance figure)',
         'GFLOP/s',
         groups,
       ),
@@ -309,7 +332,8 @@ export function html(r: BenchResults): string {
     sections.push(
       '<h2>Layers, forward + backward</h2>',
       barChart(
-        `ms per step by CPU time (wall best sample where none), T=${r.layers.T}, d=${r.layers.d} (lower is better; hatched: not a performance figure)`,
+        `ms per step by CPU time (wall best sample where none), T=${r.layers.T}, d=${r.layers.d} (lower is better; ` +
+          `hatched: not a performance figure)`,
         'ms',
         groups,
       ),
@@ -340,10 +364,12 @@ export function html(r: BenchResults): string {
   }
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>monet-ts benchmarks ${esc(r.startedAt)}</title>
-<style>body{font-family:sans-serif;max-width:1100px;margin:20px auto;padding:0 10px}pre{font-size:11px;overflow-x:auto;background:#f6f6f6;padding:8px}</style>
+<style>body{font-family:sans-serif;max-width:1100px;margin:20px auto;padding:0 10px}
+pre{font-size:11px;overflow-x:auto;background:#f6f6f6;padding:8px}</style>
 </head><body>
 <h1>monet-ts benchmarks</h1>
-<p>${esc(r.quick ? 'QUICK smoke run (tiny sizes): these figures mean nothing.' : 'Full run.')} Started ${esc(r.startedAt)}, ${r.elapsedSeconds.toFixed(0)} s. Command: <code>${esc(r.command)}</code></p>
+<p>${esc(r.quick ? 'QUICK smoke run (tiny sizes): these figures mean nothing.' : 'Full run.')}
+Started ${esc(r.startedAt)}, ${r.elapsedSeconds.toFixed(0)} s. Command: <code>${esc(r.command)}</code></p>
 <pre>${esc(machineLines(r.machine))}</pre>
 ${r.notes.length ? `<ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
 ${sections.join('\n')}

@@ -76,7 +76,8 @@ export async function runBench(o: RunOptions, command: string): Promise<{ result
   };
   if (machine.loadAvgStart[0] > machine.logicalCores * 0.5) {
     notes.push(
-      `the machine was busy when the run started (1-minute load average ${machine.loadAvgStart[0]} on ${machine.logicalCores} cores): figures are noisy and likely pessimistic`,
+      `the machine was busy when the run started (1-minute load average ${machine.loadAvgStart[0]} on ` +
+        `${machine.logicalCores} cores): figures are noisy and likely pessimistic`,
     );
   }
   if (o.only.includes('matmul')) {
@@ -120,6 +121,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (r.scaling) console.log(`## Scaling with the number of experts\n\n${scalingTable(r.scaling)}\n`);
   for (const n of r.notes) console.log(`note: ${n}`);
   console.log(
-    `\n${r.quick ? 'quick run (figures mean nothing); ' : ''}${r.elapsedSeconds.toFixed(0)} s; wrote ${files.map((f) => join(f)).join(', ')}`,
+    `\n${r.quick ? 'quick run (figures mean nothing); ' : ''}${r.elapsedSeconds.toFixed(0)} s; wrote ` +
+      `${files.map((f) => join(f)).join(', ')}`,
   );
 }

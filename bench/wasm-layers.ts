@@ -9,8 +9,8 @@
 // Part 2: for every layer (the target concerns Monet-HD and Monet-VD, router included), the layer's time against
 // the time of its matmuls alone:
 // one instrumented run records every kernel call (WASM kernels run synchronously, so the process CPU time spent in
-// a call is the kernel's time) and the recorded matmul calls are then replayed alone on the same tensors. Target (issue 5):
-// ≥ 70 % of a Monet layer's time in matmuls, i.e. routing and the expert contractions must not dominate.
+// a call is the kernel's time) and the recorded matmul calls are then replayed alone on the same tensors. Target (issue
+// 5): ≥ 70 % of a Monet layer's time in matmuls, i.e. routing and the expert contractions must not dominate.
 // Not a test: timings depend on the machine and on what else runs on it.
 
 import b from 'benny';
@@ -28,7 +28,9 @@ const d = 512;
 /** A layer step: allocate what it needs in `sc`, run forward and backward. */
 type Step = BuiltLayer['step'];
 
-/** The sizes (larger than bench/layers.ts's: one thread on a CPU, d = 512); see lib/layer-steps.ts for their meaning. */
+/**
+ * The sizes (larger than bench/layers.ts's: one thread on a CPU, d = 512); see lib/layer-steps.ts for their meaning.
+ */
 function layerSpecs(T: number): LayerSpec[] {
   return [
     { kind: 'dense-ffn', T, d, F: 1536 },
@@ -137,15 +139,18 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   );
   if (part1)
     console.log(
-      '| layer (forward + backward) | size | ms / step (benny mean) | tokens/s | CPU ms / step (best of 4) | tokens/s (CPU time) |\n|---|---|---|---|---|---|',
+      '| layer (forward + backward) | size | ms / step (benny mean) | tokens/s | CPU ms / step (best of 4) | ' +
+        'tokens/s (CPU time) |\n|---|---|---|---|---|---|',
     );
   for (const r of rows) {
     console.log(
-      `| ${r.name} | ${r.desc} | ${r.ms.toFixed(1)} | ${Math.round((T / r.ms) * 1000)} | ${r.cpuMs!.toFixed(1)} | ${Math.round((T / r.cpuMs!) * 1000)} |`,
+      `| ${r.name} | ${r.desc} | ${r.ms.toFixed(1)} | ${Math.round((T / r.ms) * 1000)} | ${r.cpuMs!.toFixed(1)} | ` +
+        `${Math.round((T / r.cpuMs!) * 1000)} |`,
     );
   }
   console.log(
-    '\n| layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest kernels (ms) |\n|---|---|---|---|---|---|',
+    '\n| layer (CPU time) | layer ms | in matmul kernels | matmuls replayed alone | replay / layer | largest ' +
+      'kernels (ms) |\n|---|---|---|---|---|---|',
   );
   const names = args.includes('--monet-only') ? ['monet-hd', 'monet-vd'] : Object.keys(steps);
   for (const name of names) {
@@ -157,7 +162,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
     const r = best!;
     console.log(
-      `| ${name} | ${r.layerMs.toFixed(1)} | ${r.matmulMs.toFixed(1)} ms (${((100 * r.matmulMs) / r.layerMs).toFixed(0)} %) | ${r.replayMs.toFixed(1)} ms (${r.calls} calls) | ${((100 * r.replayMs) / r.layerMs).toFixed(0)} % | ${r.top.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} |`,
+      `| ${name} | ${r.layerMs.toFixed(1)} | ${r.matmulMs.toFixed(1)} ms ` +
+        `(${((100 * r.matmulMs) / r.layerMs).toFixed(0)} %) | ${r.replayMs.toFixed(1)} ms (${r.calls} calls) | ` +
+        `${((100 * r.replayMs) / r.layerMs).toFixed(0)} % | ` +
+        `${r.top.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} |`,
     );
   }
 }

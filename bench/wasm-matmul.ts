@@ -26,7 +26,10 @@ const withJs = !args.includes('--no-js');
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed;
-  for (let i = 0; i < n; i++) a[i] = (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    a[i] = s / 2 ** 32 - 0.5;
+  }
   return a;
 }
 
@@ -152,7 +155,9 @@ export async function runMatmulBench(sizes = SIZES, js = withJs): Promise<Matmul
 
 export function matmulTable(rows: MatmulRow[]): string {
   const out = [
-    '| n | implementation | GFLOP/s (benny mean) | GFLOP/s (benny best sample) | × tfjs (benny mean) | GFLOP/s (interleaved best) | × tfjs (interleaved best) | GFLOP/s (CPU time) | × tfjs (CPU time) | × plain JS (CPU time) |',
+    '| n | implementation | GFLOP/s (benny mean) | GFLOP/s (benny best sample) | × tfjs (benny mean) | GFLOP/s ' +
+      '(interleaved best) | × tfjs (interleaved best) | GFLOP/s (CPU time) | × tfjs (CPU time) | × plain JS (CPU ' +
+      'time) |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const n of [...new Set(rows.map((r) => r.n))]) {
@@ -167,7 +172,9 @@ export function matmulTable(rows: MatmulRow[]): string {
         : '– | –';
       const cpu = r.cpu ? `${r.cpu.toFixed(1)} | ${tfjsC ? (r.cpu / tfjsC).toFixed(2) : '–'}` : '– | –';
       out.push(
-        `| ${n}³ | ${r.name} | ${r.gflops.toFixed(1)} | ${r.best.toFixed(1)} | ${tfjs ? (r.gflops / tfjs).toFixed(2) : '–'} | ${inter} | ${cpu} | ${js && r.cpu ? (r.cpu / js).toFixed(1) : '–'} |`,
+        `| ${n}³ | ${r.name} | ${r.gflops.toFixed(1)} | ${r.best.toFixed(1)} | ` +
+          `${tfjs ? (r.gflops / tfjs).toFixed(2) : '–'} | ${inter} | ${cpu} | ` +
+          `${js && r.cpu ? (r.cpu / js).toFixed(1) : '–'} |`,
       );
     }
   }

@@ -8,6 +8,7 @@
 //
 // window.playground exposes the page's numbers (losses, check results) for test/playground.test.ts and for the curious.
 
+import type { CaseBackend } from '../src/backend/case.ts';
 import type { Device } from '../src/backend/device.ts';
 import { getBackendEntry } from '../src/backend/registry.ts';
 import { deviceCaseBackend } from '../src/backend/run-case.ts';
@@ -16,6 +17,7 @@ import { createWebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { runFixture, type CaseReport } from '../src/fixtures/checker.ts';
 import { parseFixture, type Fixture } from '../src/fixtures/format.ts';
 import { DeviceEngine } from '../src/train/engine-device.ts';
+import type { StepResult } from '../src/train/engine.ts';
 import { initParams } from '../src/train/init.ts';
 import { BatchSampler, tokenizeDocs } from '../src/train/data.ts';
 import { paramBreakdown, type ModelConfig } from '../src/train/presets.ts';
@@ -164,7 +166,8 @@ function describeConfig(c: ModelConfig): string {
   const b = paramBreakdown(c);
   const ffn =
     c.ffn === 'monet'
-      ? `Monet-${c.moe_decompose === 'vertical' ? 'VD' : 'HD'}: N = ${c.moe_experts}² = ${c.moe_experts! ** 2} composite experts per layer, ${c.moe_heads} heads, top-${c.moe_topk} per router`
+      ? `Monet-${c.moe_decompose === 'vertical' ? 'VD' : 'HD'}: N = ${c.moe_experts}² = ${c.moe_experts! ** 2} ` +
+        `composite experts per layer, ${c.moe_heads} heads, top-${c.moe_topk} per router`
       : c.ffn === 'topk'
         ? `TopK: ${c.intermediate_size} ReLU neurons, ${c.k} active per token in layer 0 (layer 1 dense)`
         : c.ffn === 'dense'
@@ -183,7 +186,8 @@ function drawLossChart(losses: number[], steps: number): void {
     B = 26;
   const lnV = Math.log(256);
   const hi = Math.max(lnV + 0.3, ...losses.filter(Number.isFinite));
-  const lo = Math.max(0, Math.floor(Math.min(lnV - 1, ...losses.filter(Number.isFinite)) - 0.2)); // whole nats, so the lowest gridline is labelled
+  // whole nats, so the lowest gridline is labelled
+  const lo = Math.max(0, Math.floor(Math.min(lnV - 1, ...losses.filter(Number.isFinite)) - 0.2));
   const x = (s: number) => L + ((W - L - R) * s) / Math.max(1, steps);
   const y = (v: number) => T + ((H - T - B) * (hi - v)) / (hi - lo);
   const parts: string[] = [];
@@ -202,7 +206,8 @@ function drawLossChart(losses: number[], steps: number): void {
   svg.setAttribute(
     'aria-label',
     losses.length
-      ? `Training loss: ${losses[0].toFixed(2)} at step 1, ${losses[losses.length - 1].toFixed(2)} at step ${losses.length}`
+      ? `Training loss: ${losses[0].toFixed(2)} at step 1, ${losses[losses.length - 1].toFixed(2)} at step ` +
+          `${losses.length}`
       : 'Training loss: no steps yet',
   );
 }
@@ -250,7 +255,7 @@ async function train(): Promise<void> {
       alpha: 0,
     });
     const first = sampler.next();
-    let r0;
+    let r0: StepResult | null;
     engine = new DeviceEngine(await openDevice(name), config, { config, params, state });
     try {
       r0 = await engine.trainStep([first], B, S, hyper(0), true);
@@ -266,7 +271,8 @@ async function train(): Promise<void> {
     }
     pg.trainBackend = engine.name;
     $('stat-backend').textContent = engine.name;
-    trainStatus.textContent = `Training on ${engine.name} (${why}); ${fmtCount(stream.length)} bytes of text, batches of ${B} × ${S}.`;
+    trainStatus.textContent =
+      `Training on ${engine.name} (${why}); ${fmtCount(stream.length)} bytes of text, ` + `batches of ${B} × ${S}.`;
     const tStart = performance.now();
     let tMark = tStart;
     let tokens = 0;
@@ -314,7 +320,9 @@ async function train(): Promise<void> {
     trainStatus.dataset.state = 'done';
     const l0 = pg.losses[0];
     const l1 = pg.losses[pg.losses.length - 1];
-    trainStatus.textContent = `${stopRequested ? 'Stopped' : 'Done'} after ${pg.losses.length} steps on ${engine.name}: loss ${l0?.toFixed(3)} → ${l1?.toFixed(3)}. Now look inside (section 2).`;
+    trainStatus.textContent =
+      `${stopRequested ? 'Stopped' : 'Done'} after ${pg.losses.length} steps on ` +
+      `${engine.name}: loss ${l0?.toFixed(3)} → ${l1?.toFixed(3)}. Now look inside (section 2).`;
   } catch (e) {
     showError(trainStatus, e);
   } finally {
@@ -396,8 +404,10 @@ function setModel(m: LoadedModel): void {
     $<HTMLInputElement>('steer-layer').max = String(model.config.num_hidden_layers - 1);
   }
   $('steer-hint').textContent = canSteer
-    ? "Generates twice with the same random seed: once as trained, once with the chosen neuron raised by δ at every position (the TopK LM paper's steering). Pick a neuron from the list above with its Steer button."
-    : `Generates text from the model. Steering adds δ to a neuron; this model's feed-forward units are ${m.config.ffn} experts, not neurons, so train the TopK or dense model to steer.`;
+    ? 'Generates twice with the same random seed: once as trained, once with the chosen neuron raised by δ at every ' +
+      "position (the TopK LM paper's steering). Pick a neuron from the list above with its Steer button."
+    : `Generates text from the model. Steering adds δ to a neuron; this model's feed-forward units are ` +
+      `${m.config.ffn} experts, not neurons, so train the TopK or dense model to steer.`;
   $('gen-steered-h').textContent = canSteer
     ? 'With the neuron pushed'
     : 'With the neuron pushed (needs a TopK or dense model)';
@@ -436,7 +446,10 @@ async function analyse(): Promise<void> {
     renderTokens(c);
     selectToken(Math.min(c.selected, c.tokens.length - 1), false);
     inspectStatus.dataset.state = 'done';
-    inspectStatus.textContent = `${c.tokens.length} characters analysed${ids.length < text.length ? ` (the model sees at most ${maxPos})` : ''}. Choose a character to see its ${c.routing ? 'routing' : 'neurons'}.`;
+    inspectStatus.textContent =
+      `${c.tokens.length} characters ` +
+      `analysed${ids.length < text.length ? ` (the model sees at most ${maxPos})` : ''}. Choose a character to see ` +
+      `its ${c.routing ? 'routing' : 'neurons'}.`;
   } catch (e) {
     showError(inspectStatus, e);
   }
@@ -467,14 +480,16 @@ function selectToken(t: number, focus: boolean): void {
   if (!c) return;
   c.selected = t;
   const buttons = Array.from($('token-strip').querySelectorAll('button'));
-  buttons.forEach((b, i) => b.setAttribute('aria-pressed', String(i === t)));
+  for (const [i, b] of buttons.entries()) b.setAttribute('aria-pressed', String(i === t));
   if (focus) buttons[t]?.focus();
   const layer = Number($<HTMLSelectElement>('layer').value);
   const kind = unitsOfLayer(c.model, layer).kind;
   $('routing-view').hidden = !(c.routing && kind === 'monet');
   $('neuron-view').hidden = !(c.acts && (kind === 'topk' || kind === 'dense'));
   if (kind === 'smoe' || kind === 'peer') {
-    inspectStatus.textContent = `Layer ${layer} holds ${kind === 'smoe' ? 'SMoE' : 'PEER'} experts; this page draws Monet routing and TopK/dense neurons (monet inspect on the command line reads every kind).`;
+    inspectStatus.textContent =
+      `Layer ${layer} holds ${kind === 'smoe' ? 'SMoE' : 'PEER'} experts; this page draws ` +
+      `Monet routing and TopK/dense neurons (monet inspect on the command line reads every kind).`;
   }
   if (c.routing && kind === 'monet') renderRouting(c, c.routing[layer], t);
   if (c.acts?.[layer]) renderNeurons(c, layer, c.acts[layer]!, t);
@@ -545,7 +560,8 @@ function renderRouting(c: Current, r: LayerRouting, t: number): void {
       canvas.setAttribute('role', 'img');
       canvas.setAttribute(
         'aria-label',
-        `${name} of head ${h}: rows are experts 0 to ${r.E - 1}, columns are characters. The chosen character uses experts ${active.join(', ') || 'none'}.`,
+        `${name} of head ${h}: rows are experts 0 to ${r.E - 1}, columns are characters. The chosen character uses ` +
+          `experts ${active.join(', ') || 'none'}.`,
       );
       canvas.addEventListener('click', (ev) => {
         const rect = canvas.getBoundingClientRect();
@@ -591,7 +607,8 @@ function renderRouting(c: Current, r: LayerRouting, t: number): void {
   const top5 = topComposite(grid, E, 5);
   cv.setAttribute(
     'aria-label',
-    `Composite expert weights g_ij of the chosen character: rows i (router 1), columns j (router 2). Largest: ${top5.map((x) => `(${x.i},${x.j}) ${x.score.toFixed(2)}`).join(', ')}.`,
+    `Composite expert weights g_ij of the chosen character: rows i (router 1), columns j (router 2). Largest: ` +
+      `${top5.map((x) => `(${x.i},${x.j}) ${x.score.toFixed(2)}`).join(', ')}.`,
   );
   $('composite-h').textContent =
     `Top composite experts of character ${t + 1} ('${showToken(c.tokens[t])}') in layer ${r.layer}`;
@@ -638,7 +655,9 @@ function unitItem(
     li.append(
       el('div', {
         className: 'hint',
-        textContent: `fires on ${(100 * s.freq).toFixed(1)} % of ${fmtCount(c.contexts!.collected.positions)} held-out characters; strongest contexts:`,
+        textContent:
+          `fires on ${(100 * s.freq).toFixed(1)} % of ${fmtCount(c.contexts!.collected.positions)} ` +
+          `held-out characters; strongest contexts:`,
       }),
     );
   else li.append(el('div', { className: 'hint', textContent: 'never fires on the held-out text' }));
@@ -719,7 +738,8 @@ async function runGenerate(): Promise<void> {
     }
     if (!Number.isInteger(neuron) || neuron < 0 || neuron >= u.count)
       throw new Error(
-        `Neuron: expected a whole number from 0 to ${u.count - 1}, found '${$<HTMLInputElement>('steer-neuron').value}'`,
+        `Neuron: expected a whole number from 0 to ${u.count - 1}, found ` +
+          `'${$<HTMLInputElement>('steer-neuron').value}'`,
       );
     if (!Number.isFinite(delta)) throw new Error('Push δ: expected a number');
     $('gen-steered-h').textContent = `With neuron ${neuron} of layer ${layer} pushed by δ = ${delta}`;
@@ -816,11 +836,10 @@ async function runCheck(): Promise<void> {
     );
     for (const [col, name] of (['webgpu', 'wasm'] as const).entries()) {
       const label = name === 'webgpu' ? 'WebGPU' : 'WASM';
-      const res = (result[name] = { passed: 0, failed: 0, unsupported: 0, failures: [] as string[] } as NonNullable<
-        typeof pg.check
-      >[string]);
+      const res: NonNullable<typeof pg.check>[string] = { passed: 0, failed: 0, unsupported: 0, failures: [] };
+      result[name] = res;
       const entry = getBackendEntry(name);
-      let backend;
+      let backend: CaseBackend;
       try {
         backend = deviceCaseBackend(await openDevice(name), name);
       } catch (e) {
@@ -861,7 +880,7 @@ async function runCheck(): Promise<void> {
     summary.textContent = Object.entries(result)
       .map(
         ([n, r]) =>
-          `${n === 'webgpu' ? 'WebGPU' : 'WASM'}: ${r.unavailable ? `unavailable (${r.unavailable})` : `${r.passed} of ${r.passed + r.failed + r.unsupported} passed${r.failed ? `, ${r.failed} FAILED` : ''}${r.unsupported ? `, ${r.unsupported} unsupported` : ''}`}`,
+          `${n === 'webgpu' ? 'WebGPU' : 'WASM'}: ${r.unavailable ? `unavailable (${r.unavailable})` : passedLine(r)}`,
       )
       .join(' · ');
   } catch (e) {
@@ -871,6 +890,13 @@ async function runCheck(): Promise<void> {
     checking = false;
     btn.disabled = false;
   }
+}
+
+/** '12 of 65 passed, 3 FAILED, 1 unsupported' for one backend's check. */
+function passedLine(r: { passed: number; failed: number; unsupported: number }): string {
+  const failed = r.failed ? `, ${r.failed} FAILED` : '';
+  const unsupported = r.unsupported ? `, ${r.unsupported} unsupported` : '';
+  return `${r.passed} of ${r.passed + r.failed + r.unsupported} passed${failed}${unsupported}`;
 }
 
 // =================================================================================================================
@@ -915,7 +941,8 @@ async function init(): Promise<void> {
   const w = pg.webgpu;
   status.textContent = w.ok
     ? w.fallback
-      ? `WebGPU adapter: ${w.adapter}, a software fallback (no GPU in use). Training uses WASM by default, which is faster here; the fixture check runs both.`
+      ? `WebGPU adapter: ${w.adapter}, a software fallback (no GPU in use). Training uses WASM by default, which is ` +
+        `faster here; the fixture check runs both.`
       : `WebGPU adapter: ${w.adapter}. Training uses WebGPU; WASM is one menu choice away.`
     : `No WebGPU here (${w.why}). Training uses WebAssembly on the CPU.`;
   status.dataset.state = 'ready';

@@ -11,8 +11,8 @@
 //
 // Saved state: the INPUT of the activation (pre-activation); every derivative above is a function of it.
 // Φ and φ come from ./normal.ts, whose erfc is accurate to ~1e-14 relative (a positive-term series for erf below
-// 1.5, a continued fraction for erfc from 1.5 on), so gelu keeps full float64 precision in both tails (Φ(x) for x ≪ 0 is computed as
-// ½·erfc(−x/√2), never as 1 − something).
+// 1.5, a continued fraction for erfc from 1.5 on), so gelu keeps full float64 precision in both tails (Φ(x) for x ≪ 0
+// is computed as ½·erfc(−x/√2), never as 1 − something).
 
 import { normalCdf, normalPdf } from './normal.ts';
 

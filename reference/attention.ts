@@ -19,7 +19,10 @@
 //   dscore    = P ⊙ (dP − Σ_s' P dP)      (softmax backward, row by row)
 //   dq[s]    += Σ_s' dscore[s, s']·k[s'] / √hd;    dk[s'] += dscore[s, s']·q[s] / √hd
 
-/** What forward saves for backward: the attention probabilities (zero above the diagonal). q, k, v are kept by the caller. */
+/**
+ * What forward saves for backward: the attention probabilities (zero above the diagonal). q, k, v are kept by the
+ * caller.
+ */
 export interface AttentionSaved {
   att: Float64Array; // (B, nH, S, S)
 }

@@ -68,7 +68,8 @@ export function batchnormForward(
         // PyTorch: "Expected more than 1 value per channel when training". The variance of one value is 0 and the
         // unbiased running variance would divide by zero.
         throw new Error(
-          `batchnorm (train mode): expected more than 1 value per channel, found ${n} (O=${O} · I=${I}); use mode 'eval' for single tokens`,
+          `batchnorm (train mode): expected more than 1 value per channel, found ${n} (O=${O} · I=${I}); use mode ` +
+            `'eval' for single tokens`,
         );
       }
       let s = 0;

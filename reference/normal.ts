@@ -18,7 +18,10 @@ const SQRT2 = Math.SQRT2;
 const SQRT_PI = Math.sqrt(Math.PI);
 const SQRT_2PI = Math.sqrt(2 * Math.PI);
 
-/** erf(x) for small |x| (used below 2) from erf(x) = 2/√π · e^{−x²} · Σ_{n≥0} 2ⁿ x^{2n+1} / (1·3·5···(2n+1)); all terms positive. */
+/**
+ * erf(x) for small |x| (used below 2) from erf(x) = 2/√π · e^{−x²} · Σ_{n≥0} 2ⁿ x^{2n+1} / (1·3·5···(2n+1)); all terms
+ * positive.
+ */
 function erfSeries(x: number): number {
   const x2 = x * x;
   let term = x; // n = 0 term: x / 1

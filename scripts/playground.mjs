@@ -38,7 +38,8 @@ const out = opt.out ?? DEFAULT_OUT;
 try {
   const r = await buildPlayground(out, { minify: opt.minify });
   console.log(
-    `playground: built ${r.files} files (${(r.bytes / 1e6).toFixed(1)} MB) into ${r.outDir} in ${r.seconds.toFixed(1)} s`,
+    `playground: built ${r.files} files (${(r.bytes / 1e6).toFixed(1)} MB) into ${r.outDir} in ` +
+      `${r.seconds.toFixed(1)} s`,
   );
 } catch (e) {
   console.error(`playground: build failed: ${e.message}`);
@@ -50,7 +51,8 @@ if (!opt.build) {
     served = await servePlayground(out, opt.port);
   } catch (e) {
     console.error(
-      `playground: cannot serve on 127.0.0.1:${opt.port}: ${e.message}${e.code === 'EADDRINUSE' ? ' (pass --port 0 for any free port)' : ''}`,
+      `playground: cannot serve on 127.0.0.1:${opt.port}: ` +
+        `${e.message}${e.code === 'EADDRINUSE' ? ' (pass --port 0 for any free port)' : ''}`,
     );
     process.exit(1);
   }

@@ -3,7 +3,8 @@
 //
 // File layout:
 //   bytes 0..8        N, the header length, unsigned 64-bit little-endian
-//   bytes 8..8+N      a UTF-8 JSON object: { "__metadata__": {string: string}?, "<name>": {dtype, shape, data_offsets} }
+//   bytes 8..8+N      a UTF-8 JSON object:
+//                     { "__metadata__": {string: string}?, "<name>": {dtype, shape, data_offsets} }
 //                     (may be padded at the end with spaces)
 //   bytes 8+N..end    the data area; data_offsets [begin, end) are relative to its start
 //
@@ -75,7 +76,10 @@ function describe(v: unknown): string {
     const head = v
       .slice(0, 8)
       .map((x) => (x !== null && typeof x === 'object' ? (Array.isArray(x) ? '[…]' : '{…}') : String(x)));
-    return `an array of ${v.length} element${v.length === 1 ? '' : 's'} [${head.join(', ')}${v.length > 8 ? ', …' : ''}]`;
+    return (
+      `an array of ${v.length} element${v.length === 1 ? '' : 's'} ` +
+      `[${head.join(', ')}${v.length > 8 ? ', …' : ''}]`
+    );
   }
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
   if (typeof v === 'object') return 'an object';
@@ -225,7 +229,8 @@ export function checkHeader<D extends string>(
     const want = n * sizes[dtype as D];
     if (want !== end - begin) {
       throw new SafetensorsError(
-        `shape [${shape}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+        `shape [${shape}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} ` +
+          `bytes`,
         where,
       );
     }
@@ -245,7 +250,8 @@ export function checkHeader<D extends string>(
     }
     if (e.begin > pos) {
       throw new SafetensorsError(
-        `bytes ${pos}..${e.begin} of the data area belong to no tensor (expected tensor '${e.name}' to start at ${pos})`,
+        `bytes ${pos}..${e.begin} of the data area belong to no tensor (expected tensor '${e.name}' to start at ` +
+          `${pos})`,
         source,
       );
     }
@@ -253,7 +259,8 @@ export function checkHeader<D extends string>(
   }
   if (pos !== dataLen) {
     throw new SafetensorsError(
-      `the tensors cover ${pos} bytes of the data area but it has ${dataLen} bytes; expected every byte to belong to a tensor`,
+      `the tensors cover ${pos} bytes of the data area but it has ${dataLen} bytes; expected every byte to belong ` +
+        `to a tensor`,
       source,
     );
   }
@@ -268,7 +275,8 @@ export function checkHeader<D extends string>(
 export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): SafetensorsContents {
   if (bytes.length < 8) {
     throw new SafetensorsError(
-      `expected at least 8 bytes (the header length), found a file of ${bytes.length} bytes; not a safetensors file or truncated`,
+      `expected at least 8 bytes (the header length), found a file of ${bytes.length} bytes; not a safetensors file ` +
+        `or truncated`,
       source,
     );
   }
@@ -281,7 +289,8 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
         ? `at most ${MAX_HEADER_BYTES} bytes`
         : `at most ${bytes.length - 8} bytes (the file is ${bytes.length} bytes)`;
     throw new SafetensorsError(
-      `header length (first 8 bytes, little-endian) says ${headerLen64} bytes; expected ${why}; not a safetensors file or truncated`,
+      `header length (first 8 bytes, little-endian) says ${headerLen64} bytes; expected ${why}; not a safetensors ` +
+        `file or truncated`,
       source,
     );
   }
@@ -297,7 +306,8 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
   }
   if (!text.startsWith('{')) {
     throw new SafetensorsError(
-      `header must be a JSON object starting with '{', found ${JSON.stringify(text.slice(0, 20))}; not a safetensors file`,
+      `header must be a JSON object starting with '{', found ${JSON.stringify(text.slice(0, 20))}; not a ` +
+        `safetensors file`,
       source,
     );
   }
@@ -352,12 +362,14 @@ export function serializeSafetensors(tensors: TensorMap, metadata: Record<string
       throw new Error(`safetensors writer: tensor '${name}' has shape [${t.shape}]; expected non-negative integers`);
     if (t.data.constructor.name !== ARRAY_FOR[t.dtype]) {
       throw new Error(
-        `safetensors writer: tensor '${name}' is ${t.dtype} but its data is a ${t.data.constructor.name}; expected ${ARRAY_FOR[t.dtype]}`,
+        `safetensors writer: tensor '${name}' is ${t.dtype} but its data is a ${t.data.constructor.name}; expected ` +
+          `${ARRAY_FOR[t.dtype]}`,
       );
     }
     if (t.data.length !== numel(t.shape)) {
       throw new Error(
-        `safetensors writer: tensor '${name}' has shape [${t.shape}] (${numel(t.shape)} values) but ${t.data.length} values`,
+        `safetensors writer: tensor '${name}' has shape [${t.shape}] (${numel(t.shape)} values) but ` +
+          `${t.data.length} values`,
       );
     }
     const b = encode(t.data);

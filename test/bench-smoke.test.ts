@@ -70,31 +70,36 @@ function expectedParams(model: ScalingModel, sqrtN: number): number {
   if (s.kind === 'smoe') return s.E * d + 2 * s.E * s.F * d; // gate + w1, w2 (ReLU², no w3)
   if (s.kind === 'peer') {
     const dq = s.H * s.dk;
-    return dq * d + dq + 2 * dq + 2 * s.n * (s.dk / 2) + 2 * s.n * s.n * d; // query, bias, BN affine, sub_keys, w_down, w_up
+    // query, bias, BN affine, sub_keys, w_down, w_up
+    return dq * d + dq + 2 * dq + 2 * s.n * (s.dk / 2) + 2 * s.n * s.n * d;
   }
   throw new Error(`no formula for ${model}`);
 }
 
-test('scaling (no timing): parameters counted from allocated tensors match the layer shapes; Monet grows with √N, SMoE with N', async () => {
-  const sqrtNs = [4, 8, 16];
-  const run = await runScaling({ quick: true, time: false, sqrtNs });
-  for (const r of run.results) {
-    assert.is(r.status, 'ok', `${r.model} ${r.sqrtN}²: ${r.reason}`);
-    assert.is(r.params, expectedParams(r.model, r.sqrtN), `${r.model} at N = ${r.sqrtN}²`);
+test(
+  'scaling (no timing): parameters counted from allocated tensors match the layer shapes; Monet grows with √N, ' +
+    'SMoE with N',
+  async () => {
+    const sqrtNs = [4, 8, 16];
+    const run = await runScaling({ quick: true, time: false, sqrtNs });
+    for (const r of run.results) {
+      assert.is(r.status, 'ok', `${r.model} ${r.sqrtN}²: ${r.reason}`);
+      assert.is(r.params, expectedParams(r.model, r.sqrtN), `${r.model} at N = ${r.sqrtN}²`);
+      assert.ok(
+        r.peakTensorBytes! >= 4 * r.params! * 2,
+        `${r.model}: peak tensor bytes hold at least parameters + gradients`,
+      );
+    }
+    const slope = (m: ScalingModel) => logSlope(run.results.filter((r) => r.model === m).map((r) => [r.N, r.params!]));
+    assert.ok(Math.abs(slope('monet-hd') - 0.5) < 1e-9, `monet-hd parameter exponent ${slope('monet-hd')}`);
+    assert.ok(Math.abs(slope('monet-vd') - 0.5) < 1e-9, `monet-vd parameter exponent ${slope('monet-vd')}`);
+    assert.ok(Math.abs(slope('smoe') - 1) < 1e-9, `smoe parameter exponent ${slope('smoe')}`);
     assert.ok(
-      r.peakTensorBytes! >= 4 * r.params! * 2,
-      `${r.model}: peak tensor bytes hold at least parameters + gradients`,
+      slope('peer') > 0.5 && slope('peer') < 1,
+      `peer parameter exponent ${slope('peer')} (N·d tables plus √N-sized keys)`,
     );
-  }
-  const slope = (m: ScalingModel) => logSlope(run.results.filter((r) => r.model === m).map((r) => [r.N, r.params!]));
-  assert.ok(Math.abs(slope('monet-hd') - 0.5) < 1e-9, `monet-hd parameter exponent ${slope('monet-hd')}`);
-  assert.ok(Math.abs(slope('monet-vd') - 0.5) < 1e-9, `monet-vd parameter exponent ${slope('monet-vd')}`);
-  assert.ok(Math.abs(slope('smoe') - 1) < 1e-9, `smoe parameter exponent ${slope('smoe')}`);
-  assert.ok(
-    slope('peer') > 0.5 && slope('peer') < 1,
-    `peer parameter exponent ${slope('peer')} (N·d tables plus √N-sized keys)`,
-  );
-});
+  },
+);
 
 test('result files: JSON with the machine, one CSV per table, self-contained HTML with SVG', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));

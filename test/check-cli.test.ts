@@ -93,20 +93,23 @@ test('not safetensors, wrong format version, unknown kind, config not matching t
   assert.is(a.code, 2);
   assert.match(a.err, /junk\.safetensors: header length/);
 
-  const v2 = variant('v2.safetensors', (m) => void (m.format = 'monet-ts-fixture/2'));
+  const v2 = variant('v2.safetensors', (m) => {
+    m.format = 'monet-ts-fixture/2';
+  });
   const b = await run(v2);
   assert.is(b.code, 2);
   assert.match(b.err, /v2\.safetensors: format version 2 \('monet-ts-fixture\/2'\); this checker reads version 1/);
 
-  const kind = variant('kind.safetensors', (m) => void (m.kind = 'mixture'));
+  const kind = variant('kind.safetensors', (m) => {
+    m.kind = 'mixture';
+  });
   const c = await run(kind);
   assert.is(c.code, 2);
   assert.match(c.err, /kind is 'mixture'; expected one of/);
 
-  const cfg = variant(
-    'cfg.safetensors',
-    (m) => void (m.config = JSON.stringify({ ...JSON.parse(m.config), intermediate_size: 99 })),
-  );
+  const cfg = variant('cfg.safetensors', (m) => {
+    m.config = JSON.stringify({ ...JSON.parse(m.config), intermediate_size: 99 });
+  });
   const d = await run(cfg);
   assert.is(d.code, 2);
   assert.match(

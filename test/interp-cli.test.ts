@@ -93,7 +93,10 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   const write = process.stderr.write;
   console.log = (s: unknown) => void out.push(String(s));
   console.error = (s: unknown) => void err.push(String(s));
-  process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
+  process.stderr.write = ((s: string) => {
+    err.push(String(s));
+    return true;
+  }) as typeof process.stderr.write;
   try {
     const code = await main(['inspect', ...args]);
     return { code, out: out.join('\n'), err: err.join('\n') };

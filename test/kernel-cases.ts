@@ -106,7 +106,8 @@ export function assertMatchesJs(
         const ok = Number.isNaN(w[i]) ? Number.isNaN(g[i]) : Math.abs(g[i] - w[i]) <= tol;
         if (!ok)
           assert.unreachable(
-            `${where}argument ${a} [${i}]: ${name} ${g[i]}, js ${w[i]} (|diff| ${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`,
+            `${where}argument ${a} [${i}]: ${name} ${g[i]}, js ${w[i]} (|diff| ` +
+              `${Math.abs(g[i] - w[i]).toExponential(2)} > ${tol.toExponential(2)})`,
           );
       }
     }

@@ -107,7 +107,8 @@ if (!existsSync(CHROMIUM)) {
         console.log(`playground test: ${why}; the WebGPU column is checked as unavailable`);
       } else
         console.log(
-          `playground test: WebGPU adapter in Chromium: ${s0.webgpu?.adapter}${s0.webgpu?.fallback ? ' (fallback)' : ''}`,
+          `playground test: WebGPU adapter in Chromium: ` +
+            `${s0.webgpu?.adapter}${s0.webgpu?.fallback ? ' (fallback)' : ''}`,
         );
       assert.match((await page.textContent('#backend-status')) ?? '', gpuOk ? /WebGPU adapter/ : /No WebGPU/);
 
@@ -163,7 +164,8 @@ if (!existsSync(CHROMIUM)) {
         const s = await state();
         const L = s.losses;
         console.log(
-          `playground test: ${model} trained ${L.length} steps on ${s.trainBackend} (${backend}): loss ${L[0]?.toFixed(3)} → ${L[L.length - 1]?.toFixed(3)}, ${await page.textContent('#stat-tps')} tokens/s`,
+          `playground test: ${model} trained ${L.length} steps on ${s.trainBackend} (${backend}): loss ` +
+            `${L[0]?.toFixed(3)} → ${L[L.length - 1]?.toFixed(3)}, ${await page.textContent('#stat-tps')} tokens/s`,
         );
         assert.is(L.length, steps);
         assert.ok(L.every(Number.isFinite), 'every loss is finite');
@@ -284,7 +286,10 @@ if (!existsSync(CHROMIUM)) {
         2 * (tiny.moe_heads ?? 0),
         'routing heatmaps of the loaded model',
       );
-      await page.evaluate(() => ((window as unknown as { playground: PageState }).playground.errors.length = 0)); // the file-input error above was intended
+      // the file-input error above was intended
+      await page.evaluate(() => {
+        (window as unknown as { playground: PageState }).playground.errors.length = 0;
+      });
 
       assert.equal(outside, [], 'no request outside the page origin');
       assert.equal(pageErrors, [], 'no uncaught page errors');

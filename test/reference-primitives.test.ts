@@ -44,7 +44,10 @@ test('linear: dx, dW, db match finite differences (PyTorch (out, in) layout)', (
   const b = rng.normals(O);
   const dy = rng.normals(N * O);
   const y = new Float64Array(N * O);
-  const loss = () => (linearForward(y, x, W, b, N, I, O), dotLoss(y, dy));
+  const loss = () => {
+    linearForward(y, x, W, b, N, I, O);
+    return dotLoss(y, dy);
+  };
   // y[0, 1] spelled out once, so the layout is pinned independently of the loop code.
   loss();
   let y01 = b[1];
@@ -85,7 +88,10 @@ test('embedding: dW scatter-adds repeated tokens; out-of-range ids are refused',
   const tokens = Int32Array.from([1, 4, 1, 0]);
   const dy = rng.normals(tokens.length * d);
   const y = new Float64Array(tokens.length * d);
-  const loss = () => (embeddingForward(y, tokens, W, tokens.length, V, d), dotLoss(y, dy));
+  const loss = () => {
+    embeddingForward(y, tokens, W, tokens.length, V, d);
+    return dotLoss(y, dy);
+  };
   const dW = new Float64Array(V * d);
   embeddingBackward(dW, dy, tokens, tokens.length, d);
   expectAllClose(loss, [{ name: 'W', value: W, grad: dW }], 'embedding');
@@ -102,7 +108,10 @@ test('rmsnorm: dx and dweight match finite differences', () => {
   const w = rng.normals(C);
   const dy = rng.normals(N * C);
   const y = new Float64Array(N * C);
-  const loss = () => (rmsnormForward(y, x, w, N, C, 1e-6), dotLoss(y, dy));
+  const loss = () => {
+    rmsnormForward(y, x, w, N, C, 1e-6);
+    return dotLoss(y, dy);
+  };
   const saved = rmsnormForward(y, x, w, N, C, 1e-6);
   const dx = new Float64Array(N * C);
   const dw = new Float64Array(C);
@@ -130,7 +139,10 @@ test('rope: backward matches finite differences; position 0 is the identity; nor
   const x = rng.normals(B * S * nh * hd);
   const dy = rng.normals(x.length);
   const y = new Float64Array(x.length);
-  const loss = () => (ropeForward(y, x, tab, B, S, nh, hd), dotLoss(y, dy));
+  const loss = () => {
+    ropeForward(y, x, tab, B, S, nh, hd);
+    return dotLoss(y, dy);
+  };
   const dx = new Float64Array(x.length);
   ropeBackward(dx, dy, tab, B, S, nh, hd);
   expectAllClose(loss, [{ name: 'x', value: x, grad: dx }], 'rope');
@@ -191,7 +203,10 @@ test('attention (grouped KV heads): dq, dk, dv match finite differences', () => 
   const v = rng.normals(B * S * nKV * hd);
   const dy = rng.normals(q.length);
   const y = new Float64Array(q.length);
-  const loss = () => (attentionForward(y, q, k, v, dims), dotLoss(y, dy));
+  const loss = () => {
+    attentionForward(y, q, k, v, dims);
+    return dotLoss(y, dy);
+  };
   const saved = attentionForward(y, q, k, v, dims);
   const dq = new Float64Array(q.length);
   const dk = new Float64Array(k.length);
@@ -252,7 +267,10 @@ test('softmax: backward matches finite differences; rows sum to 1; large logits 
   const x = rng.normals(N * C);
   const dy = rng.normals(N * C);
   const y = new Float64Array(N * C);
-  const loss = () => (softmaxForward(y, x, N, C), dotLoss(y, dy));
+  const loss = () => {
+    softmaxForward(y, x, N, C);
+    return dotLoss(y, dy);
+  };
   loss();
   const dx = new Float64Array(N * C);
   softmaxBackward(dx, dy, y, N, C);
@@ -296,14 +314,24 @@ test('activations relu, relu2, gelu, silu and SwiGLU: backward matches finite di
   for (const kind of ACTIVATIONS) {
     const dx = new Float64Array(n);
     activationBackward(kind, dx, dy, x, n);
-    expectAllClose(() => (activationForward(kind, y, x, n), dotLoss(y, dy)), [{ name: 'x', value: x, grad: dx }], kind);
+    expectAllClose(
+      () => {
+        activationForward(kind, y, x, n);
+        return dotLoss(y, dy);
+      },
+      [{ name: 'x', value: x, grad: dx }],
+      kind,
+    );
   }
   const up = rng.normals(n);
   const dgate = new Float64Array(n);
   const dup = new Float64Array(n);
   swigluBackward(dgate, dup, dy, x, up, n);
   expectAllClose(
-    () => (swigluForward(y, x, up, n), dotLoss(y, dy)),
+    () => {
+      swigluForward(y, x, up, n);
+      return dotLoss(y, dy);
+    },
     [
       { name: 'gate', value: x, grad: dgate },
       { name: 'up', value: up, grad: dup },

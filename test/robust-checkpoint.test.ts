@@ -100,7 +100,7 @@ test('a truncated checkpoint is refused with a clear error naming the file', () 
   }
 });
 
-test('disk full while writing: CheckpointWriteError, the previous checkpoint is byte-identical, no partial file', () => {
+test('disk full while writing: CheckpointWriteError, the previous checkpoint byte-identical, no partial file', () => {
   const d = fresh('enospc');
   save(d, 1);
   const before = snapshot(d);
@@ -185,13 +185,16 @@ test('the very first commit interrupted between its renames: sample/eval say so,
   }
   assert.throws(
     () => loadModel(d),
-    /model\.safetensors does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it/,
+    new RegExp(
+      String.raw`model\.safetensors does not exist yet: the commit of the run's first checkpoint was interrupted; ` +
+        'monet train --resume finishes it',
+    ),
   );
   assert.match(recoverCheckpoint(d)!, /finished an interrupted checkpoint commit/);
   assert.is(loadModel(d).step, 1);
 });
 
-test('a refused commit rename removes both pending files; a kill before the commit point is rolled back on resume', () => {
+test('a refused commit rename removes both pending files; a kill before the commit point rolls back', () => {
   const d = fresh('rollback');
   save(d, 1);
   const before = snapshot(d);
@@ -258,7 +261,7 @@ function setup(name: string, extra: string[] = []) {
 }
 const quiet = { write: () => true, isTTY: false };
 
-test('disk full at the second checkpoint of a run: the run stops naming the intact checkpoint; --resume completes it', async () => {
+test("disk full at a run's second checkpoint: it stops naming the intact one; --resume completes it", async () => {
   const { o, config: c } = setup('full-disk');
   let models = 0;
   fsOps.openSync = ((p: string, flags: string) => {
@@ -304,7 +307,10 @@ test('resume refuses a checkpoint whose model and trainer state are from differe
   await train({ ...o, steps: 8 }, c, true, { out: quiet }).catch((e: Error) => (msg = e.message));
   assert.match(
     msg,
-    /trainer_state\.safetensors \(step 6\) was saved with model crc32:[0-9a-f]{8}, but model\.safetensors is crc32:[0-9a-f]{8} \(step 1\); the checkpoint is inconsistent/,
+    new RegExp(
+      String.raw`trainer_state\.safetensors \(step 6\) was saved with model crc32:[0-9a-f]{8}, ` +
+        String.raw`but model\.safetensors is crc32:[0-9a-f]{8} \(step 1\); the checkpoint is inconsistent`,
+    ),
   );
 });
 

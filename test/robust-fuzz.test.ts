@@ -344,7 +344,7 @@ const HOSTILE: [string, () => Uint8Array][] = [
 ];
 
 function checkOne(label: string, bytes: Uint8Array): void {
-  let parsed;
+  let parsed: ReturnType<typeof parseSafetensors>;
   try {
     parsed = parseSafetensors(bytes, 'fuzz.safetensors');
   } catch (e) {

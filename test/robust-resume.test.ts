@@ -151,7 +151,8 @@ test('SIGKILL twice mid-training, resume twice: per-step losses equal an uninter
       const y = b[i];
       if (x.loss !== y.loss || x.ce !== y.ce || x.grad_norm !== y.grad_norm) {
         assert.unreachable(
-          `step ${x.step}: uninterrupted loss ${x.loss} ce ${x.ce} |g| ${x.grad_norm}, killed+resumed loss ${y.loss} ce ${y.ce} |g| ${y.grad_norm}`,
+          `step ${x.step}: uninterrupted loss ${x.loss} ce ${x.ce} |g| ${x.grad_norm}, killed+resumed loss ` +
+            `${y.loss} ce ${y.ce} |g| ${y.grad_norm}`,
         );
       }
     }

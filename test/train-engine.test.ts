@@ -2,7 +2,7 @@
 // on the float64 reference engine and on a device engine (js, and wasm when built).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { adamwHost, clipScale } from '../src/train/engine.ts';
+import { adamwHost, clipScale, type Engine } from '../src/train/engine.ts';
 import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
 import { getPreset, type ModelConfig } from '../src/train/presets.ts';
 import { initParams } from '../src/train/init.ts';
@@ -49,7 +49,7 @@ function batches(B: number, S: number): Int32Array[] {
 }
 
 for (const backend of ['reference', 'js', 'wasm'] as const) {
-  test(`${backend}: 2 accumulated micro-batches of B = 1 step on the 2B batch (params after AdamW, loss, grad norm)`, async () => {
+  test(`${backend}: 2 accumulated micro-batches of B = 1 step on the 2B batch (params after AdamW, loss, norm)`, async () => {
     const B = 2,
       S = 8;
     const [b1, b2] = batches(B, S);
@@ -58,7 +58,8 @@ for (const backend of ['reference', 'js', 'wasm'] as const) {
     both.set(b2, B * S);
     const init = initParams(dense, 3);
     const hp = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 0.05, step: 1, alpha: 1 };
-    let ea, eb;
+    let ea: Engine;
+    let eb: Engine;
     try {
       ea = (await createEngine(backend, { config: dense, ...init })).engine;
       eb = (await createEngine(backend, { config: dense, ...init })).engine;

@@ -132,7 +132,10 @@ test('monet sample and monet eval read the run folder', async () => {
   const log = console.log;
   const write = process.stdout.write.bind(process.stdout);
   console.log = (x: unknown) => void logs.push(String(x));
-  process.stdout.write = ((x: string) => (logs.push(x), true)) as typeof process.stdout.write;
+  process.stdout.write = ((x: string) => {
+    logs.push(x);
+    return true;
+  }) as typeof process.stdout.write;
   try {
     assert.is(await main(['eval', '--checkpoint', join(dir, 'a'), '--backend', 'reference', '--json']), 0);
     assert.is(

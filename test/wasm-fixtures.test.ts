@@ -45,7 +45,10 @@ for (const f of fixtures) {
 test('backward accumulates into pre-filled gradients on wasm (every fixture with gradients)', async () => {
   const b = await backend();
   let seed = 99;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed / 2 ** 32) * 2 - 1;
+  };
   let checked = 0;
   for (const f of fixtures) {
     if (f.forwardOnly) continue;

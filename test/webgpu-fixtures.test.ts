@@ -52,7 +52,10 @@ test('backward accumulates into pre-filled gradients on webgpu (every kind with 
   if (!b) return;
   const seen = new Set<string>();
   let seed = 99;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed / 2 ** 32) * 2 - 1;
+  };
   for (const file of files) {
     const f = loadFixture(file);
     if (f.forwardOnly || seen.has(f.kind)) continue;

@@ -21,8 +21,10 @@ const kernels = readdirSync(WGSL)
   .sort()
   .map((f) => ({ file: f, src: (STANDALONE.has(f) ? '' : `${common}\n`) + readFileSync(join(WGSL, f), 'utf8') }));
 
-test('the binding reader counts static use: through called functions, not member names, not shadowing parameters', () => {
-  const src = `
+test(
+  'the binding reader counts static use: through called functions, not member names, not shadowing ' + 'parameters',
+  () => {
+    const src = `
     @group(0) @binding(0) var<uniform> dims: D;
     @group(0) @binding(1) var<storage, read_write> y: array<f32>;
     @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -34,17 +36,18 @@ test('the binding reader counts static use: through called functions, not member
     @compute @workgroup_size(64)
     fn main(@builtin(global_invocation_id) gid: vec3<u32>) { y[gid.x] = twice(gid.y); }
     @compute @workgroup_size(64) fn other() { y[0] = x[0]; }`;
-  assert.equal(computeEntryPoints(src), ['main', 'other']);
-  assert.equal(storageBindingsUsed(src, 'main'), [
-    { name: 'y', binding: 1 },
-    { name: 'w', binding: 3 },
-  ]);
-  assert.equal(
-    storageBindingsUsed(src, 'other').map((u) => u.name),
-    ['y', 'x'],
-  );
-  assert.throws(() => storageBindingsUsed(src, 'missing'), /no function 'missing'/);
-});
+    assert.equal(computeEntryPoints(src), ['main', 'other']);
+    assert.equal(storageBindingsUsed(src, 'main'), [
+      { name: 'y', binding: 1 },
+      { name: 'w', binding: 3 },
+    ]);
+    assert.equal(
+      storageBindingsUsed(src, 'other').map((u) => u.name),
+      ['y', 'x'],
+    );
+    assert.throws(() => storageBindingsUsed(src, 'missing'), /no function 'missing'/);
+  },
+);
 
 test(`every entry point of every WGSL kernel uses at most ${MAX_STORAGE_BUFFERS} storage buffers`, () => {
   assert.ok(kernels.length >= 50, `expected the kernel files under wgsl/, found ${kernels.length}`);
@@ -64,7 +67,7 @@ test(`every entry point of every WGSL kernel uses at most ${MAX_STORAGE_BUFFERS}
   assert.ok(entries > kernels.length, 'multi-pass kernels contribute several entry points');
 });
 
-test(`the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage, and every entry point compiles on it`, async () => {
+test(`the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage; every entry point compiles on it`, async () => {
   const gpu = await sharedGpu();
   if (!gpu) return;
   assert.is(gpu.limits.maxStorageBuffersPerShaderStage, MAX_STORAGE_BUFFERS);
@@ -75,58 +78,67 @@ test(`the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage, and 
   await gpu.sync(); // any invalid pipeline (too many buffers, or anything else) throws here with its kernel's name
 });
 
-test('a kernel over the storage-buffer limit is refused at compile time, with its name, entry point and buffers', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
-  const n = MAX_STORAGE_BUFFERS + 1;
-  const decl = Array.from(
-    { length: n },
-    (_, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i}: array<f32>;`,
-  ).join('\n');
-  const body = Array.from({ length: n }, (_, i) => `b${i}[0] = 1.0;`).join(' ');
-  assert.throws(
-    () => gpu.kernel('too_many_buffers', `${decl}\n@compute @workgroup_size(1) fn wide() { ${body} }`, {}, 'wide'),
-    (e: Error) =>
-      /'too_many_buffers' entry point 'wide' uses 9 storage buffers \(b0, b1, .*b8\); this device allows 8/.test(
-        e.message,
-      ),
-  );
-});
+test(
+  'a kernel over the storage-buffer limit is refused at compile time, with its name, entry point and ' + 'buffers',
+  async () => {
+    const gpu = await sharedGpu();
+    if (!gpu) return;
+    const n = MAX_STORAGE_BUFFERS + 1;
+    const decl = Array.from(
+      { length: n },
+      (_, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i}: array<f32>;`,
+    ).join('\n');
+    const body = Array.from({ length: n }, (_, i) => `b${i}[0] = 1.0;`).join(' ');
+    assert.throws(
+      () => gpu.kernel('too_many_buffers', `${decl}\n@compute @workgroup_size(1) fn wide() { ${body} }`, {}, 'wide'),
+      (e: Error) =>
+        /'too_many_buffers' entry point 'wide' uses 9 storage buffers \(b0, b1, .*b8\); this device allows 8/.test(
+          e.message,
+        ),
+    );
+  },
+);
 
-test('rope and ropeBackward stay accurate at long positions (host float64 angle table), and tables are reused', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
-  const gdev = new WebGpuDevice(gpu);
-  const jdev = createJsDevice();
-  let seed = 7;
-  const rand = (n: number) =>
-    Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1);
-  // Angles up to 2047 rad: float32 alone cannot even represent s·inv_freq there to better than 1.2e-4 rad, so an
-  // on-GPU angle would miss this bound on every implementation. S = 9 after S = 2048 reuses the long table's rows;
-  // a different theta gets its own.
-  for (const s of [
-    { B: 1, S: 2048, heads: 2, hd: 8, theta: 10000 },
-    { B: 2, S: 9, heads: 3, hd: 8, theta: 10000 },
-    { B: 1, S: 300, heads: 1, hd: 6, theta: 500000 },
-  ]) {
-    const n = s.B * s.S * s.heads * s.hd;
-    for (const kernel of ['rope', 'ropeBackward'] as const) {
-      const x = rand(n),
-        y0 = rand(n);
-      const [gy, gx, jy, jx] = [gdev.upload(y0), gdev.upload(x), jdev.upload(y0), jdev.upload(x)];
-      gdev.kernels[kernel](gy, gx, s);
-      jdev.kernels[kernel](jy, jx, s);
-      const [got, want] = [await gdev.read(gy), await jdev.read(jy)];
-      let worst = 0;
-      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
-      assert.ok(
-        worst <= 2e-6,
-        `${kernel} S=${s.S} hd=${s.hd} theta=${s.theta}: worst |webgpu − js| = ${worst.toExponential(2)} > 2e-6`,
-      );
-      for (const t of [gy, gx]) gdev.free(t);
-      for (const t of [jy, jx]) jdev.free(t);
+test(
+  'rope and ropeBackward stay accurate at long positions (host float64 angle table), and tables are ' + 'reused',
+  async () => {
+    const gpu = await sharedGpu();
+    if (!gpu) return;
+    const gdev = new WebGpuDevice(gpu);
+    const jdev = createJsDevice();
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed / 2 ** 32) * 2 - 1;
+    };
+    const rand = (n: number) => Float32Array.from({ length: n }, next);
+    // Angles up to 2047 rad: float32 alone cannot even represent s·inv_freq there to better than 1.2e-4 rad, so an
+    // on-GPU angle would miss this bound on every implementation. S = 9 after S = 2048 reuses the long table's rows;
+    // a different theta gets its own.
+    for (const s of [
+      { B: 1, S: 2048, heads: 2, hd: 8, theta: 10000 },
+      { B: 2, S: 9, heads: 3, hd: 8, theta: 10000 },
+      { B: 1, S: 300, heads: 1, hd: 6, theta: 500000 },
+    ]) {
+      const n = s.B * s.S * s.heads * s.hd;
+      for (const kernel of ['rope', 'ropeBackward'] as const) {
+        const x = rand(n),
+          y0 = rand(n);
+        const [gy, gx, jy, jx] = [gdev.upload(y0), gdev.upload(x), jdev.upload(y0), jdev.upload(x)];
+        gdev.kernels[kernel](gy, gx, s);
+        jdev.kernels[kernel](jy, jx, s);
+        const [got, want] = [await gdev.read(gy), await jdev.read(jy)];
+        let worst = 0;
+        for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+        assert.ok(
+          worst <= 2e-6,
+          `${kernel} S=${s.S} hd=${s.hd} theta=${s.theta}: worst |webgpu − js| = ${worst.toExponential(2)} > 2e-6`,
+        );
+        for (const t of [gy, gx]) gdev.free(t);
+        for (const t of [jy, jx]) jdev.free(t);
+      }
     }
-  }
-});
+  },
+);
 
 test.run();

@@ -2,8 +2,8 @@
 //   g ← g·gradScale·ctl[0] (averaging, clipping);  p −= lr·weightDecay·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
 //   p −= lr·(m/(1−β1^step)) / (sqrt(v/(1−β2^step)) + eps)
 // The bias corrections 1 − β^step are computed on the host in float64 and passed in (bc1, bc2). The step-control
-// tensor ctl (stepGuard) supplies the clip factor ctl[0] (g is multiplied by gradScale·ctl[0]) and the skip flag ctl[1]:
-// on a skipped step nothing is written.
+// tensor ctl (stepGuard) supplies the clip factor ctl[0] (g is multiplied by gradScale·ctl[0]) and the skip flag
+// ctl[1]: on a skipped step nothing is written.
 struct Dims { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weightDecay: f32, bc1: f32, bc2: f32, gradScale: f32 }
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> p: array<f32>;

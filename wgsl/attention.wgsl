@@ -1,6 +1,6 @@
 // attention — causal softmax attention with grouped KV heads (head h reads kv head h / (nH/nKV)):
-//   probs[b,h,i,j] = softmax_{j ≤ i}(q[b,i,h]·k[b,j,kv]/√hd), 0 for j > i      (entry main: one thread per (b,h,i); saved)
-//   out[b,i,h,:]   = Σ_j probs[b,h,i,j]·v[b,j,kv,:]                           (entry mix_values: one thread per element)
+//   probs[b,h,i,j] = softmax_{j ≤ i}(q[b,i,h]·k[b,j,kv]/√hd), 0 for j > i   (entry main: a thread per (b,h,i); saved)
+//   out[b,i,h,:]   = Σ_j probs[b,h,i,j]·v[b,j,kv,:]                        (entry mix_values: a thread per element)
 // q, out (B, S, nH·hd); k, v (B, S, nKV·hd); probs (B, nH, S, S). Written plainly ("nothing scary"), not flash.
 struct Dims { B: u32, S: u32, nH: u32, nKV: u32, hd: u32 }
 @group(0) @binding(0) var<uniform> dims: Dims;

@@ -1,5 +1,6 @@
 // matmulGrouped: per-expert products over rows sorted by expert (SMoE, dropless). Rows offsets[g] ≤ r < offsets[g+1]
-// use weight block g:  C[r, :] (= or +=) A[r, :] · op(B[g]),  A (P, K), C (P, N), B (G, N, K) when transB else (G, K, N).
+// use weight block g:  C[r, :] (= or +=) A[r, :] · op(B[g]),
+// A (P, K), C (P, N), B (G, N, K) when transB else (G, K, N).
 // Tiled like matmul.wgsl (64×64 tile of C, 4×4 register blocks, K step 16). A tile of 64 sorted rows may straddle
 // expert boundaries, so the workgroup walks the experts its rows belong to (found by binary search in the
 // device-side offsets; usually one or two) and, for each, stages that expert's weights and only that expert's rows

@@ -66,12 +66,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       if (TRANS_A) { mq = slot % 32u; ka = slot / 32u; } else { ka = slot % BK; mq = slot / BK; }
       let m = m0 + mq * 4u;
       let kA = k0 + ka;
-      As[ka * 32u + mq] = vec4<f32>(loadA(abase, m, kA), loadA(abase, m + 1u, kA), loadA(abase, m + 2u, kA), loadA(abase, m + 3u, kA));
+      As[ka * 32u + mq] = vec4<f32>(loadA(abase, m, kA), loadA(abase, m + 1u, kA),
+                                    loadA(abase, m + 2u, kA), loadA(abase, m + 3u, kA));
       var nq: u32; var kb: u32;
       if (TRANS_B) { kb = slot % BK; nq = slot / BK; } else { nq = slot % 32u; kb = slot / 32u; }
       let n = n0 + nq * 4u;
       let kB = k0 + kb;
-      Bs[kb * 32u + nq] = vec4<f32>(loadB(bbase, kB, n), loadB(bbase, kB, n + 1u), loadB(bbase, kB, n + 2u), loadB(bbase, kB, n + 3u));
+      Bs[kb * 32u + nq] = vec4<f32>(loadB(bbase, kB, n), loadB(bbase, kB, n + 1u),
+                                    loadB(bbase, kB, n + 2u), loadB(bbase, kB, n + 3u));
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {

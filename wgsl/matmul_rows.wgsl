@@ -44,7 +44,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var k = tid; k < dims.K; k += WG) {
       var bv: f32;
       if (TRANS_B) { bv = B[bbase + n * dims.K + k]; } else { bv = B[bbase + k * dims.N + n]; }
-      let av = vec4<f32>(loadA(abase, m0, k), loadA(abase, m0 + 1u, k), loadA(abase, m0 + 2u, k), loadA(abase, m0 + 3u, k));
+      let av = vec4<f32>(loadA(abase, m0, k), loadA(abase, m0 + 1u, k),
+                         loadA(abase, m0 + 2u, k), loadA(abase, m0 + 3u, k));
       acc = fma(av, vec4<f32>(bv), acc);
     }
     partial[tid] = acc;

@@ -1,6 +1,6 @@
 // monetVdMixBackward (SPEC §1.10, MoVDE) given dh11..dh22, five passes (entry points, run in order):
 //   dc1[h,c] = Σ_j g2[h,j]·dh21[j,c];  dc2[h,c] = Σ_i g1[h,i]·dh12[i,c]             (entry main; scratch dc1, dc2)
-//   dg1[h,i] += Σ_c (dh11[i,c]·a1[i,c] + dh12[i,c]·c2[h,c] + dc1[h,c]·a1[i,c])   (G1 path lands on every head) (dg1_pass)
+//   dg1[h,i] += Σ_c (dh11[i,c]·a1[i,c] + dh12[i,c]·c2[h,c] + dc1[h,c]·a1[i,c])   (dg1_pass; the G1 path: every head)
 //   dg2[h,j] += Σ_c (dh22[j,c]·a2[j,c] + dh21[j,c]·c1[h,c] + dc2[h,c]·a2[j,c])    (entry dg2_pass)
 //   da1[i,c] += G1[i]·dh11[i,c] + Σ_h g1[h,i]·dc1[h,c]                             (entry da1_pass)
 //   da2[j,c] += G2[j]·dh22[j,c] + Σ_h g2[h,j]·dc2[h,c]                             (entry da2_pass)

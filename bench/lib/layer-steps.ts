@@ -59,7 +59,10 @@ let seed = 12345;
 /** Uniform values in (−scale, scale) from a fixed linear congruential sequence (reproducible runs). */
 export function rnd(n: number, scale: number): Float32Array {
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1) * scale;
+  for (let i = 0; i < n; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    a[i] = ((seed / 2 ** 32) * 2 - 1) * scale;
+  }
   return a;
 }
 

@@ -159,7 +159,8 @@ export interface KernelSignatures {
   /**
    * Grouped (per-expert) product over rows sorted by group. Rows offsets[g] ≤ r < offsets[g+1] belong to group g
    * (offsets (G+1) int32 on the device, offsets[G] = P):
-   *   C[r, :] (=, or += when accumulate) A[r, :] · op(B[g]),  A (P, K), C (P, N), B (G, N, K) when transB else (G, K, N).
+   *   C[r, :] (=, or += when accumulate) A[r, :] · op(B[g]),
+   *   A (P, K), C (P, N), B (G, N, K) when transB else (G, K, N).
    */
   matmulGrouped(
     c: F32,
@@ -168,7 +169,9 @@ export interface KernelSignatures {
     offsets: I32,
     s: { P: number; N: number; K: number; G: number; transB: boolean; accumulate: boolean },
   ): void;
-  /** Grouped weight gradient: dB[g] (N, K) += Σ_{r in group g} dC[r, :]ᵀ ⊗ A[r, :];  dC (P, N), A (P, K), dB (G, N, K). */
+  /**
+   * Grouped weight gradient: dB[g] (N, K) += Σ_{r in group g} dC[r, :]ᵀ ⊗ A[r, :];  dC (P, N), A (P, K), dB (G, N, K).
+   */
   matmulGroupedTN(db: F32, dc: F32, a: F32, offsets: I32, s: { P: number; N: number; K: number; G: number }): void;
 
   // ---------------------------------------------------------------- activations and TopK
@@ -180,7 +183,9 @@ export interface KernelSignatures {
   swiglu(h: F32, g: F32, u: F32, s: { n: number }): void;
   /** dg[i] += dh[i]·u[i]·silu'(g[i]);  du[i] += dh[i]·silu(g[i]). */
   swigluBackward(dg: F32, du: F32, dh: F32, g: F32, u: F32, s: { n: number }): void;
-  /** mask (rows, n) int32 = 1 where x[r, j] ≥ τ_k(x[r, :]) (the k-th largest value of the row; ties all kept), else 0. */
+  /**
+   * mask (rows, n) int32 = 1 where x[r, j] ≥ τ_k(x[r, :]) (the k-th largest value of the row; ties all kept), else 0.
+   */
   thresholdTopkMask(mask: I32, x: F32, s: { rows: number; n: number; k: number }): void;
   /**
    * y[i] = x[i]·(alpha + (1 − alpha)·mask[i]). The TopK activation's α-blend; the same kernel is its own backward
@@ -193,7 +198,10 @@ export interface KernelSignatures {
   softmaxRows(y: F32, x: F32, s: { rows: number; n: number }): void;
   /** dx[r, j] += y[r, j]·(dy[r, j] − Σ_j' y[r, j']·dy[r, j']). */
   softmaxBackward(dx: F32, y: F32, dy: F32, s: { rows: number; n: number }): void;
-  /** idx (rows, k) int32, val (rows, k): the k largest entries of each row of x (rows, n), descending, ties → lower index. */
+  /**
+   * idx (rows, k) int32, val (rows, k): the k largest entries of each row of x (rows, n), descending, ties → lower
+   * index.
+   */
   topkRows(idx: I32, val: F32, x: F32, s: { rows: number; n: number; k: number }): void;
   /** dx[r, idx[r, s]] += dval[r, s]: the gradient of the selected values flows back to where they came from. */
   topkRowsBackward(dx: F32, dval: F32, idx: I32, s: { rows: number; n: number; k: number }): void;
@@ -295,7 +303,8 @@ export interface KernelSignatures {
   /**
    * MoVDE contractions (SPEC §1.5), m here = moe_dim/2, per token:
    *   c1[h,c] = Σ_i g1[h,i]·a1[i,c];  c2[h,c] = Σ_j g2[h,j]·a2[j,c]             (saved)
-   *   h11[i,c] = G1[i]·a1[i,c];  h12[i,c] = Σ_h g1[h,i]·c2[h,c];  h21[j,c] = Σ_h g2[h,j]·c1[h,c];  h22[j,c] = G2[j]·a2[j,c]
+   *   h11[i,c] = G1[i]·a1[i,c];  h12[i,c] = Σ_h g1[h,i]·c2[h,c];
+   *   h21[j,c] = Σ_h g2[h,j]·c1[h,c];  h22[j,c] = G2[j]·a2[j,c]
    * a1, a2, h11..h22 (T, E, m); g1, g2 (T, H, E); G1, G2 (T, E) from headSum; c1, c2 (T, H, m).
    */
   monetVdMix(
@@ -520,7 +529,9 @@ export interface KernelSignatures {
    * adamw and copyIf then read ctl; nothing returns to the host until the host reads ctl (every few steps).
    */
   stepGuard(ctl: F32, s: { accum: number; clip: number; step: number }): void;
-  /** When cond[at] ≠ 0: dst[i] = src[i], i < n; otherwise nothing. (Restores BatchNorm statistics of a skipped step.) */
+  /**
+   * When cond[at] ≠ 0: dst[i] = src[i], i < n; otherwise nothing. (Restores BatchNorm statistics of a skipped step.)
+   */
   copyIf(dst: F32, src: F32, cond: F32, s: { n: number; at: number }): void;
   /**
    * AdamW step in place (PyTorch semantics, decoupled weight decay), guarded by the step-control tensor ctl (STEP):

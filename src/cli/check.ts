@@ -6,7 +6,7 @@
 // When both happen, 2 wins: a broken file must not hide behind a failed tensor, nor the other way round (both are
 // printed).
 
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
 import { getBackendEntry, backendNames, BackendUnavailable, type BackendEntry } from '../backend/registry.ts';
 import type { CaseBackend } from '../backend/case.ts';
@@ -20,7 +20,8 @@ every out.*, grad.*, idx.* and next.* tensor: |a − e| ≤ atol + rtol·|e|, id
 
 Options:
   --backend <name>   ${backendNames().join(' | ')} | all   (default: reference)
-  --preset <name>    ${PRESET_NAMES.join(' | ')}: tolerance for real tensors (default: the backend's own, f64 for the reference)
+  --preset <name>    ${PRESET_NAMES.join(' | ')}: tolerance for real tensors
+                     (default: the backend's own, f64 for the reference)
   --json             print the reports as JSON instead of a table
   --failures         print only failing rows (the summary still counts everything)
   --strict           a kind the backend does not support counts as a failure
@@ -40,7 +41,7 @@ export function collectFixtureFiles(paths: readonly string[]): { files: string[]
     }
   };
   for (const p of paths) {
-    let st;
+    let st: Stats;
     try {
       st = statSync(p);
     } catch {

@@ -17,7 +17,7 @@
 // The pick depends on which packages are installed, so the output folder also gets sources.txt (language, path
 // relative to node_modules, bytes — one file per line, in corpus order); `manifest` rebuilds exactly those files.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 export const CODE_LANGUAGES: Record<string, (name: string) => boolean> = {
@@ -46,7 +46,7 @@ function walk(dir: string, out: string[]): void {
   }
   for (const e of entries) {
     const p = join(dir, e);
-    let st;
+    let st: Stats;
     try {
       st = statSync(p);
     } catch {
@@ -96,7 +96,8 @@ export function buildCodeCorpus(
       const [lang, rel] = line.split('\t');
       if (!CODE_LANGUAGES[lang] || !rel)
         throw new Error(
-          `code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`,
+          `code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ` +
+            `${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`,
         );
       listed.set(lang, [...(listed.get(lang) ?? []), rel]);
     }
@@ -133,7 +134,8 @@ export function buildCodeCorpus(
     }
     if (!listed && bytes < bytesPerLanguage / 4)
       throw new Error(
-        `code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ${Math.ceil(bytesPerLanguage / 4)}`,
+        `code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ` +
+          `${Math.ceil(bytesPerLanguage / 4)}`,
       );
     const path = join(outDir, `${lang}.txt`);
     const body = `${parts.join('\n\n')}\n`;

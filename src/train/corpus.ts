@@ -151,7 +151,7 @@ export function loadBrown(): Corpus {
   const train: CorpusDoc[] = [];
   const validation: CorpusDoc[] = [];
   for (const list of byGenre.values()) {
-    list.forEach((d, i) => (isValidationIndex(i) ? validation : train).push(d));
+    for (const [i, d] of list.entries()) (isValidationIndex(i) ? validation : train).push(d);
   }
   const byId = (a: CorpusDoc, b: CorpusDoc) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   train.sort(byId);
@@ -182,7 +182,8 @@ export function loadTextFiles(paths: string[]): Corpus {
     }
     if (text.length < 100)
       throw new Error(
-        `corpus: --data file '${p}' has ${text.length} characters; expected at least 100 to split into training and validation`,
+        `corpus: --data file '${p}' has ${text.length} characters; expected at least 100 to split into training and ` +
+          `validation`,
       );
     let cut = Math.floor(text.length * 0.9);
     const nl = text.indexOf('\n', cut);

@@ -30,7 +30,11 @@ export function progressLine(p: ProgressInfo, width = 24): string {
   const done = p.step - (p.startStep ?? 0);
   const eta = done > 0 && p.elapsed > 0 ? (p.elapsed / done) * (p.steps - p.step) : NaN;
   const tps = p.tokensPerSec >= 1000 ? `${(p.tokensPerSec / 1000).toFixed(1)}k` : p.tokensPerSec.toFixed(0);
-  return `${bar} ${pct}% step ${p.step}/${p.steps}  loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : String(p.loss)}  ${tps} tok/s  lr ${p.lr.toExponential(2)}  ETA ${formatDuration(eta)}`;
+  return (
+    `${bar} ${pct}% step ${p.step}/${p.steps}  loss ` +
+    `${Number.isFinite(p.loss) ? p.loss.toFixed(4) : String(p.loss)}  ${tps} tok/s  lr ${p.lr.toExponential(2)}  ` +
+    `ETA ${formatDuration(eta)}`
+  );
 }
 
 export class Progress {

@@ -58,7 +58,8 @@ export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = 
   const f = (v: number) => v.toFixed(1);
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `font-family="sans-serif" font-size="11">`,
   );
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
   parts.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">${esc(title)}</text>`);
@@ -73,18 +74,21 @@ export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = 
   parts.push(`<rect x="${ml}" y="${mt}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   parts.push(`<text x="${ml + pw / 2}" y="${height - 8}" text-anchor="middle">step</text>`);
   parts.push(
-    `<text x="14" y="${mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${mt + ph / 2})">loss (nats/token)</text>`,
+    `<text x="14" y="${mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${mt + ph / 2})">loss ` +
+      `(nats/token)</text>`,
   );
   for (const h of hlines) {
     parts.push(
-      `<line x1="${ml}" x2="${ml + pw}" y1="${f(sy(h.y))}" y2="${f(sy(h.y))}" stroke="${h.color}" stroke-dasharray="5,4"/>`,
+      `<line x1="${ml}" x2="${ml + pw}" y1="${f(sy(h.y))}" y2="${f(sy(h.y))}" stroke="${h.color}" ` +
+        `stroke-dasharray="5,4"/>`,
     );
   }
   for (const s of series) {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (pts.length === 0) continue;
     parts.push(
-      `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
+      `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" ` +
+        `points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
     );
     if (s.dots)
       for (const [x, y] of pts) parts.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="2.5" fill="${s.color}"/>`);
@@ -98,7 +102,8 @@ export function lossCurveSvg(title: string, series: Series[], hlines: HLine[] = 
     const y = mt + 14 + i * 15;
     const x = ml + pw - 250;
     parts.push(
-      `<line x1="${x}" x2="${x + 20}" y1="${y - 4}" y2="${y - 4}" stroke="${l.color}" stroke-width="2"${l.dash ? ' stroke-dasharray="5,4"' : ''}/>`,
+      `<line x1="${x}" x2="${x + 20}" y1="${y - 4}" y2="${y - 4}" stroke="${l.color}" ` +
+        `stroke-width="2"${l.dash ? ' stroke-dasharray="5,4"' : ''}/>`,
     );
     parts.push(`<text x="${x + 26}" y="${y}">${esc(l.label)}</text>`);
   });

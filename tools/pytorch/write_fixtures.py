@@ -87,9 +87,11 @@ def peer_params(D, d, N, H, dk, mode, pre=''):
          pre + 'sub_keys': D.n(2, nk, dk // 2, std=1.0 / math.sqrt(dk // 2)),
          pre + 'w_down': D.lin(N, d), pre + 'w_up': D.n(N, d, std=0.5)}
     if mode == 'train':  # any state: train mode only updates it
-        s = {pre + 'query_bn.running_mean': D.n(H * dk, std=0.1), pre + 'query_bn.running_var': D.u(H * dk, lo=0.5, hi=1.5)}
+        s = {pre + 'query_bn.running_mean': D.n(H * dk, std=0.1),
+             pre + 'query_bn.running_var': D.u(H * dk, lo=0.5, hi=1.5)}
     else:  # eval mode normalises with it: keep it near the real statistics of q (mean ~ bias, var ~ 1)
-        s = {pre + 'query_bn.running_mean': bq + D.n(H * dk, std=0.1), pre + 'query_bn.running_var': D.u(H * dk, lo=0.6, hi=1.4)}
+        s = {pre + 'query_bn.running_mean': bq + D.n(H * dk, std=0.1),
+             pre + 'query_bn.running_var': D.u(H * dk, lo=0.6, hi=1.4)}
     return p, s
 
 

@@ -6,7 +6,7 @@ import { deviceCaseBackend } from '../run-case.ts';
 import { createWasmDevice } from './node.ts';
 
 export async function createWasmCaseBackend(opts: { relaxed?: boolean } = {}): Promise<CaseBackend> {
-  let dev;
+  let dev: Awaited<ReturnType<typeof createWasmDevice>>;
   try {
     dev = await createWasmDevice(opts);
   } catch (e) {
