@@ -49,7 +49,7 @@ function batches(B: number, S: number): Int32Array[] {
 }
 
 for (const backend of ['reference', 'js', 'wasm'] as const) {
-  test(`${backend}: 2 accumulated micro-batches of B = 1 step on the 2B batch (params after AdamW, loss, norm)`, async () => {
+  test(`${backend}: 2 accumulated micro-batches of B = 1 step on the 2B batch (params, loss, norm)`, async () => {
     const B = 2,
       S = 8;
     const [b1, b2] = batches(B, S);

@@ -15,14 +15,7 @@ import type { Device } from '../src/backend/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
 import { createWasmDeviceFromBytes, type WasmDevice } from '../src/backend/wasm/device.ts';
 import { enableRelaxedSimd, readWasmBytes, spawnNodeWorker } from '../src/backend/wasm/node.ts';
-import {
-  assertMatchesJs,
-  runOn,
-  seededInputs,
-  widenKernelCases,
-  type Init,
-  type KernelCase,
-} from './kernel-cases.ts';
+import { assertMatchesJs, runOn, seededInputs, widenKernelCases, type Init, type KernelCase } from './kernel-cases.ts';
 import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {

@@ -67,7 +67,7 @@ test(`every entry point of every WGSL kernel uses at most ${MAX_STORAGE_BUFFERS}
   assert.ok(entries > kernels.length, 'multi-pass kernels contribute several entry points');
 });
 
-test(`the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage; every entry point compiles on it`, async () => {
+test(`the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage; every entry point compiles`, async () => {
   const gpu = await sharedGpu();
   if (!gpu) return;
   assert.is(gpu.limits.maxStorageBuffersPerShaderStage, MAX_STORAGE_BUFFERS);
