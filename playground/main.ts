@@ -25,7 +25,7 @@ import { learningRate } from '../src/train/schedule.ts';
 import { ByteTokenizer } from '../src/train/tokenizer.ts';
 import { showToken } from '../src/interp/data.ts';
 import type { InterpModel } from '../src/interp/model.ts';
-import { isNeuronKind, unitNoun } from '../src/interp/units.ts';
+import { isNeuronKind, unitName, unitNoun } from '../src/interp/units.ts';
 import {
   analysisText,
   collectContexts,
@@ -74,6 +74,10 @@ const pg = {
   >,
   routingRendered: false,
   generation: null as null | { plain: string; steered: string | null },
+  /** The model the "Look inside" section shows, by name. */
+  model: '',
+  /** Per layer: units, how many never fire and how many fire on more than half of the held-out characters. */
+  usage: null as null | Array<{ layer: number; units: number; dead: number; overloaded: number }>,
   errors: [] as string[],
 };
 (window as unknown as { playground: typeof pg }).playground = pg;
@@ -311,15 +315,17 @@ async function train(): Promise<void> {
       for (const [k, v] of m) o[strip ? k.replace(/^state\./, '') : k] = Float64Array.from(v);
       return o;
     };
+    const l0 = pg.losses[0];
+    const l1 = pg.losses[pg.losses.length - 1];
     setModel({
-      label: `the ${kind} model trained here (${pg.losses.length} steps on ${engine.name})`,
+      label:
+        `the ${kind} model trained in this tab (${pg.losses.length} steps on ${engine.name}, ` +
+        `loss ${l0?.toFixed(2)} → ${l1?.toFixed(2)})`,
       config,
       params: toF64(p, false),
       state: toF64(s, true),
     });
     trainStatus.dataset.state = 'done';
-    const l0 = pg.losses[0];
-    const l1 = pg.losses[pg.losses.length - 1];
     trainStatus.textContent =
       `${stopRequested ? 'Stopped' : 'Done'} after ${pg.losses.length} steps on ` +
       `${engine.name}: loss ${l0?.toFixed(3)} → ${l1?.toFixed(3)}. Now look inside (section 2).`;
@@ -346,12 +352,30 @@ async function loadCheckpoint(files: FileList): Promise<void> {
       );
     }
     const m = modelFromFiles(await cfg.text(), cfg.name, new Uint8Array(await model.arrayBuffer()), model.name);
+    m.label = await runLabel(
+      list.find((f) => f.name === 'run.json'),
+      m.label,
+    );
     setModel(m);
     status.dataset.state = 'done';
     status.textContent = `Loaded ${m.label}: ${describeConfig(m.config)}`;
   } catch (e) {
     showError(status, e);
   }
+}
+
+/** 'run monet-vd-small-… (step 400)' from a run folder's run.json, or the files' names without one. */
+async function runLabel(file: File | undefined, fallback: string): Promise<string> {
+  if (!file) return `${fallback} (add run.json to name the run)`;
+  let r: { options?: { name?: unknown }; step?: unknown };
+  try {
+    r = JSON.parse(await file.text());
+  } catch (e) {
+    throw new Error(`run.json is not valid JSON (${(e as Error).message})`);
+  }
+  const name = typeof r.options?.name === 'string' ? r.options.name : null;
+  if (!name) throw new Error('run.json: expected the run summary monet train writes (options.name missing)');
+  return `run ${name}${typeof r.step === 'number' ? ` (step ${r.step})` : ''}`;
 }
 
 // =================================================================================================================
@@ -380,7 +404,11 @@ function layersOf(model: InterpModel) {
 function setModel(m: LoadedModel): void {
   const model = interpModelOf(m);
   cur = { loaded: m, model, contexts: null, tokens: new Int32Array(0), routing: null, acts: null, selected: 0 };
-  $('inspect-model').textContent = `Looking inside ${m.label}. ${describeConfig(m.config)}`;
+  $('inspect-model').replaceChildren(
+    'Looking inside ',
+    el('strong', { textContent: m.label }),
+    `. ${describeConfig(m.config)}`,
+  );
   const layerSel = $<HTMLSelectElement>('layer');
   layerSel.replaceChildren(
     ...layersOf(model).map(({ layer, units: u }) =>
@@ -411,11 +439,79 @@ function setModel(m: LoadedModel): void {
   $('gen-steered-h').textContent = canSteer
     ? 'With the neuron pushed'
     : 'With the neuron pushed (needs a TopK or dense model)';
-  $('routing-view').hidden = true;
-  $('neuron-view').hidden = true;
-  $('token-strip').replaceChildren();
+  clearInspectPanels();
+  pg.model = m.label;
   inspectStatus.textContent = 'Type some text and press Analyse.';
   inspectStatus.dataset.state = 'idle';
+}
+
+/** Everything the previous model drew (routing, neurons, usage, samples) goes when a new model arrives. */
+function clearInspectPanels(): void {
+  for (const id of ['routing-view', 'neuron-view', 'usage-view']) $(id).hidden = true;
+  const drawn = ['token-strip', 'heatmaps', 'routing-legend', 'composite-legend', 'composite-list', 'neuron-list'];
+  for (const id of [...drawn, 'gen-plain', 'gen-steered']) $(id).replaceChildren();
+  $('usage-table').querySelector('tbody')!.replaceChildren();
+  const cv = $<HTMLCanvasElement>('composite-map');
+  cv.getContext('2d')?.clearRect(0, 0, cv.width, cv.height);
+  pg.routingRendered = false;
+  pg.generation = null;
+  pg.usage = null;
+}
+
+/** A colour ramp with its end values: what the white-to-blue maps mean. */
+function colourLegend(what: string): HTMLDivElement {
+  return el(
+    'div',
+    { className: 'legend' },
+    el('span', { textContent: '0' }),
+    el('span', { className: 'ramp' }),
+    el('span', { textContent: what }),
+  );
+}
+
+/** Per layer: how many units never fire on the held-out text, and which fire on most of it. */
+function renderUsage(c: Current, ctx: Contexts): void {
+  const col = ctx.collected;
+  const P = col.positions;
+  const rows = layersOf(c.model).map(({ layer, units: g }) => {
+    const st = col.groups[g.group];
+    let dead = 0;
+    const busy: Array<[number, number]> = [];
+    for (let u = 0; u < g.count; u++) {
+      if (st.fires[u] === 0) dead++;
+      else busy.push([u, st.fires[u] / P]);
+    }
+    busy.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+    const overloaded = busy.filter(([, d]) => d > 0.5).length;
+    return { layer, g, dead, overloaded, busy: busy.slice(0, 3) };
+  });
+  pg.usage = rows.map((r) => ({ layer: r.layer, units: r.g.count, dead: r.dead, overloaded: r.overloaded }));
+  const body = $('usage-table').querySelector('tbody')!;
+  body.replaceChildren(
+    ...rows.map((r) => {
+      const tr = el(
+        'tr',
+        {},
+        el('td', {
+          textContent: `${r.layer}${r.g.layers.length > 1 ? ` (router of layers ${r.g.layers.join(', ')})` : ''}`,
+        }),
+        el('td', { textContent: `${fmtCount(r.g.count)} ${r.g.kind} ${unitNoun(r.g.kind)}s` }),
+        el('td', { textContent: `${fmtCount(r.dead)} (${((100 * r.dead) / r.g.count).toFixed(0)} %)` }),
+        el('td', { textContent: fmtCount(r.overloaded) }),
+        el('td', {
+          textContent: r.busy.map(([u, d]) => `${unitName(r.g, u)} ${(100 * d).toFixed(0)} %`).join(', ') || '—',
+        }),
+      );
+      if (r.overloaded > 0 || r.dead > r.g.count / 2) tr.className = 'warn';
+      return tr;
+    }),
+  );
+  $('usage-hint').textContent =
+    `On ${fmtCount(P)} held-out characters (${col.text.windows} windows of ${col.text.S} from the validation ` +
+    'documents of every genre). ' +
+    'A unit fires when its score is above the threshold (Monet: g_ij > 0.01; neurons: > 0). Rows in red: a layer ' +
+    'with units that fire on more than half of the characters (overloaded) or with more than half of its units idle.';
+  $('usage-view').hidden = false;
 }
 
 async function ensureContexts(c: Current): Promise<Contexts> {
@@ -440,7 +536,7 @@ async function analyse(): Promise<void> {
     const maxPos = c.loaded.config.max_position_embeddings;
     if (ids.length > maxPos) ids = ids.slice(0, maxPos);
     c.tokens = Int32Array.from(ids);
-    await ensureContexts(c);
+    renderUsage(c, await ensureContexts(c));
     c.routing = c.loaded.config.ffn === 'monet' ? monetRouting(c.model, c.tokens) : null;
     c.acts = c.model.groups.some((u) => isNeuronKind(u.kind)) ? neuronActivations(c.model, c.tokens) : null;
     renderTokens(c);
@@ -604,6 +700,8 @@ function renderRouting(c: Current, r: LayerRouting, t: number): void {
       ctx.fillRect(left + j * cell, top + i * cell, cell - 1, cell - 1);
     }
   }
+  $('routing-legend').replaceChildren(colourLegend('the largest weight of each map (maps are scaled one by one)'));
+  $('composite-legend').replaceChildren(colourLegend(`${max.toFixed(3)}, its largest g_ij`));
   const top5 = topComposite(grid, E, 5);
   cv.setAttribute(
     'aria-label',

@@ -8,7 +8,7 @@
 // A full-page screenshot is saved to a temp folder (its path is printed) for a person to look at.
 // Chromium missing: skipped with the reason outside CI, a failure under CI=true.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -62,6 +62,8 @@ interface PageState {
   > | null;
   routingRendered: boolean;
   generation: { plain: string; steered: string | null } | null;
+  model: string;
+  usage: Array<{ layer: number; units: number; dead: number; overloaded: number }> | null;
   errors: string[];
 }
 
@@ -210,6 +212,25 @@ if (!existsSync(CHROMIUM)) {
         `every heatmap shows routing weights (blue pixels per map: ${inked})`,
       );
       assert.ok((await page.locator('#composite-list li').count()) > 0, 'top composite experts listed');
+      // colour legends beside the maps, the usage summary per layer, the model named
+      assert.ok(await page.isVisible('#routing-legend .ramp'), 'colour legend of the routing maps');
+      assert.ok(await page.isVisible('#composite-legend .ramp'), 'colour legend of the composite map');
+      const usage = (await state()).usage;
+      assert.equal(
+        usage?.map((u) => [u.layer, u.units]),
+        [
+          [0, 64],
+          [1, 64],
+        ],
+        'usage row per layer: 8 × 8 composite experts',
+      );
+      assert.ok(
+        usage!.every((u) => u.dead >= 0 && u.dead <= u.units && u.overloaded <= u.units - u.dead),
+        JSON.stringify(usage),
+      );
+      assert.ok(await page.isVisible('#usage-view'), 'usage table shown');
+      assert.match((await state()).model, /monet-vd model trained in this tab \(24 steps/);
+      assert.match((await page.getAttribute('link[rel="icon"]', 'href')) ?? '', /^data:image\/svg\+xml,/);
       assert.match((await page.textContent('#composite-list')) ?? '', /expert \(\d+, \d+\)/);
       assert.ok((await state()).routingRendered);
       // keyboard: the token strip moves with the arrow keys
@@ -227,6 +248,12 @@ if (!existsSync(CHROMIUM)) {
 
       // ---- 4. TopK: neuron activations and steering (keyboard only: Tab/Enter/Space, no mouse)
       await trainRun('topk', 'wasm', 24);
+      // a new model clears what the previous one drew
+      assert.not.ok(await page.isVisible('#routing-view'), 'the Monet routing is gone after training a new model');
+      assert.is(await page.locator('#heatmaps canvas').count(), 0, 'old heatmaps removed');
+      assert.is(await page.locator('#token-strip button').count(), 0, 'old token strip removed');
+      assert.not.ok(await page.isVisible('#usage-view'), 'old usage summary hidden');
+      assert.is((await state()).usage, null);
       await page.getByRole('button', { name: 'Analyse' }).click();
       await page.waitForSelector('#inspect-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
       assert.ok(await page.isVisible('#neuron-view'), 'neuron view shown for a TopK model');
@@ -275,6 +302,18 @@ if (!existsSync(CHROMIUM)) {
       await page.setInputFiles('#ckpt-files', [join(run, 'config.json'), join(run, 'model.safetensors')]);
       await page.waitForSelector('#ckpt-status[data-state="done"]');
       assert.match((await page.textContent('#inspect-model')) ?? '', /model\.safetensors \+ config\.json/);
+      assert.not.ok(await page.isVisible('#neuron-view'), 'the TopK neurons are gone after loading a checkpoint');
+      assert.is(await page.textContent('#gen-plain'), '', 'old samples cleared');
+      // with run.json the page names the run
+      writeFileSync(join(run, 'run.json'), JSON.stringify({ options: { name: 'tiny-run' }, step: 7 }));
+      await page.setInputFiles('#ckpt-files', [
+        join(run, 'config.json'),
+        join(run, 'model.safetensors'),
+        join(run, 'run.json'),
+      ]);
+      await page.waitForFunction(() =>
+        /run tiny-run \(step 7\)/.test(document.getElementById('inspect-model')!.textContent!),
+      );
       await page.getByRole('button', { name: 'Analyse' }).click();
       await page.waitForSelector('#inspect-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
       assert.match(
