@@ -6,7 +6,9 @@
 //   main.js                      playground/main.ts and the package code it uses, bundled by esbuild; the WGSL
 //                                shaders are inlined as text (esbuild's text loader, the browser twin of the Node
 //                                loader hook src/backend/webgpu/register-wgsl.mjs)
-//   kernels.wasm, kernels-relaxed.wasm   the AssemblyScript kernels (asm/build/, built by scripts/build-asm.mjs)
+//   kernels*.wasm                the AssemblyScript kernels (asm/build/, built by scripts/build-asm.mjs): one thread,
+//                                and the shared-memory builds for threads (loaded when the page is cross-origin
+//                                isolated: servePlayground sends the COOP/COEP headers, ISOLATION_HEADERS)
 //   fixtures/…, fixtures/index.json      every committed fixture and the list the page walks for the check
 //   corpus.json                  a slice of the Brown corpus (whole documents, every genre) to train and analyse on
 //
@@ -78,6 +80,9 @@ export interface BuildResult {
   seconds: number;
 }
 
+/** The kernel builds the page loads: one thread, and the shared-memory ones for threads. */
+const WASM_FILES = ['kernels.wasm', 'kernels-relaxed.wasm', 'kernels-threads.wasm', 'kernels-threads-relaxed.wasm'];
+
 /** Build the static site into outDir (emptied first). */
 export async function buildPlayground(
   outDir = DEFAULT_OUT,
@@ -85,7 +90,7 @@ export async function buildPlayground(
 ): Promise<BuildResult> {
   const t0 = performance.now();
   const wasmDir = join(ROOT, 'asm', 'build');
-  for (const f of ['kernels.wasm', 'kernels-relaxed.wasm']) {
+  for (const f of WASM_FILES) {
     if (!existsSync(join(wasmDir, f)))
       throw new Error(`playground build: expected ${join(wasmDir, f)}; run \`npm run build:asm\` first`);
   }
@@ -108,7 +113,7 @@ export async function buildPlayground(
   });
   for (const w of r.warnings) if (!opts.quiet) console.warn(`playground build warning: ${w.text}`);
   for (const f of ['index.html', 'style.css']) copyFileSync(join(PLAYGROUND_DIR, f), join(outDir, f));
-  for (const f of ['kernels.wasm', 'kernels-relaxed.wasm']) copyFileSync(join(wasmDir, f), join(outDir, f));
+  for (const f of WASM_FILES) copyFileSync(join(wasmDir, f), join(outDir, f));
   const fixtures: string[] = [];
   copyTree(
     join(ROOT, 'fixtures'),
@@ -152,10 +157,27 @@ export interface Served {
 }
 
 /**
- * Serve `dir` on host:port (port 0 = any free port). Static files only, GET/HEAD, no directory listings, nothing
- * outside `dir`. 127.0.0.1 counts as a secure context, which WebGPU requires.
+ * The headers that make the page cross-origin isolated, which browsers require before they give it
+ * SharedArrayBuffer (the WASM device's threads share one memory). Any static host can send them; without them the
+ * page runs WASM on one thread and says so.
  */
-export function servePlayground(dir = DEFAULT_OUT, port = 0, host = '127.0.0.1'): Promise<Served> {
+export const ISOLATION_HEADERS = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+};
+
+/**
+ * Serve `dir` on host:port (port 0 = any free port). Static files only, GET/HEAD, no directory listings, nothing
+ * outside `dir`. 127.0.0.1 counts as a secure context, which WebGPU requires. Every response carries
+ * ISOLATION_HEADERS unless `isolate` is false (the tests serve it both ways).
+ */
+export function servePlayground(
+  dir = DEFAULT_OUT,
+  port = 0,
+  host = '127.0.0.1',
+  opts: { isolate?: boolean } = {},
+): Promise<Served> {
+  const isolation = opts.isolate === false ? {} : ISOLATION_HEADERS;
   const root = resolve(dir);
   if (!existsSync(join(root, 'index.html')))
     throw new Error(
@@ -185,6 +207,7 @@ export function servePlayground(dir = DEFAULT_OUT, port = 0, host = '127.0.0.1')
     }
     const body = readFileSync(file);
     res.writeHead(200, {
+      ...isolation,
       'content-type': MIME[extname(file)] ?? 'application/octet-stream',
       'content-length': body.length,
       'cache-control': 'no-store',

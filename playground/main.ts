@@ -12,7 +12,8 @@ import type { CaseBackend } from '../src/backend/case.ts';
 import type { Device } from '../src/backend/device.ts';
 import { getBackendEntry } from '../src/backend/registry.ts';
 import { deviceCaseBackend } from '../src/backend/run-case.ts';
-import { createWasmDeviceFromBytes } from '../src/backend/wasm/device.ts';
+import { createWasmDeviceFromBytes, type WasmModuleBytes } from '../src/backend/wasm/device.ts';
+import { sharedMemorySupported } from '../src/backend/wasm/threads.ts';
 import { createWebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { runFixture, type CaseReport } from '../src/fixtures/checker.ts';
 import { parseFixture, type Fixture } from '../src/fixtures/format.ts';
@@ -72,6 +73,8 @@ const pg = {
     string,
     { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }
   >,
+  /** The WASM device's threads: how many the last one ran on, and why fewer than the machine's cores if so. */
+  wasm: null as null | { threads: number; note: string | null },
   routingRendered: false,
   generation: null as null | { plain: string; steered: string | null },
   /** The model the "Look inside" section shows, by name. */
@@ -107,8 +110,9 @@ async function probeWebGpu(): Promise<NonNullable<typeof pg.webgpu>> {
   }
 }
 
-let wasmBytes: Promise<{ plain: ArrayBuffer; relaxed: ArrayBuffer }> | null = null;
-function loadWasmBytes() {
+let wasmBytes: Promise<WasmModuleBytes> | null = null;
+/** The kernel builds; the shared-memory ones (threads) only where this page may share memory. */
+function loadWasmBytes(): Promise<WasmModuleBytes> {
   const get = async (f: string) => {
     const r = await fetch(f);
     if (!r.ok)
@@ -117,16 +121,39 @@ function loadWasmBytes() {
       );
     return r.arrayBuffer();
   };
-  wasmBytes ??= Promise.all([get('kernels.wasm'), get('kernels-relaxed.wasm')]).then(([plain, relaxed]) => ({
+  const files = ['kernels.wasm', 'kernels-relaxed.wasm'];
+  if (sharedMemorySupported().ok) files.push('kernels-threads.wasm', 'kernels-threads-relaxed.wasm');
+  wasmBytes ??= Promise.all(files.map(get)).then(([plain, relaxed, threads, threadsRelaxed]) => ({
     plain,
     relaxed,
+    threads,
+    threadsRelaxed,
   }));
   return wasmBytes;
 }
 
+/** The threads line under the backend status: how many threads WASM runs on here, or why only one. */
+function showThreads(threads: number, note: string | null): void {
+  pg.wasm = { threads, note };
+  const p = $('threads-note');
+  p.textContent =
+    threads > 1
+      ? `WASM runs its kernels on ${threads} threads (this page is cross-origin isolated, so it may share memory).`
+      : note
+        ? `WASM kernels: ${note}. npm run playground serves the page with those headers.`
+        : 'WASM runs on one thread (this browser reports one core).';
+  p.dataset.threads = String(threads);
+}
+
 async function openDevice(name: BackendName): Promise<Device> {
-  if (name === 'wasm') return createWasmDeviceFromBytes(await loadWasmBytes());
-  return createWebGpuDevice();
+  if (name === 'webgpu') return createWebGpuDevice();
+  // the page's own thread cannot sleep in Atomics.wait: it spins while the workers finish their parts
+  const dev = await createWasmDeviceFromBytes(await loadWasmBytes(), {
+    threads: navigator.hardwareConcurrency || 1,
+    canBlock: false,
+  });
+  showThreads(dev.threads, dev.threadsNote);
+  return dev;
 }
 
 /**
@@ -1044,6 +1071,9 @@ async function init(): Promise<void> {
       : `WebGPU adapter: ${w.adapter}. Training uses WebGPU; WASM is one menu choice away.`
     : `No WebGPU here (${w.why}). Training uses WebAssembly on the CPU.`;
   status.dataset.state = 'ready';
+  const shared = sharedMemorySupported();
+  const cores = navigator.hardwareConcurrency || 1;
+  showThreads(shared.ok ? cores : 1, shared.ok ? null : `running on 1 thread instead of ${cores}: ${shared.why}`);
   document.body.dataset.ready = 'true';
 }
 

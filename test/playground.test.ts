@@ -4,7 +4,10 @@
 //   1. the fixture check on WebGPU and on WASM, in the browser: every committed fixture passes on both;
 //   2. training a Monet model a few steps: the loss is finite and falls;
 //   3. the routing view: g1/g2 heatmaps with ink in them, the composite expert list, keyboard selection of tokens;
-//   4. no request leaves the page's own origin; no uncaught page error.
+//   4. no request leaves the page's own origin; no uncaught page error;
+//   5. threads: the served page is cross-origin isolated, so WASM runs on every core Chromium reports (the fixture
+//      check and the WASM training above ran on them), and the same site served without the COOP/COEP headers
+//      says, visibly, that WASM runs on one thread and why — and still trains.
 // A full-page screenshot is saved to a temp folder (its path is printed) for a person to look at.
 // Chromium missing: skipped with the reason outside CI, a failure under CI=true.
 
@@ -60,6 +63,7 @@ interface PageState {
     string,
     { passed: number; failed: number; unsupported: number; unavailable?: string; failures: string[] }
   > | null;
+  wasm: { threads: number; note: string | null } | null;
   routingRendered: boolean;
   generation: { plain: string; steered: string | null } | null;
   model: string;
@@ -113,6 +117,11 @@ if (!existsSync(CHROMIUM)) {
             `${s0.webgpu?.adapter}${s0.webgpu?.fallback ? ' (fallback)' : ''}`,
         );
       assert.match((await page.textContent('#backend-status')) ?? '', gpuOk ? /WebGPU adapter/ : /No WebGPU/);
+      // served with COOP/COEP: shared memory, so WASM runs on every core the browser reports
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      assert.ok(await page.evaluate(() => crossOriginIsolated), 'the page is cross-origin isolated');
+      assert.is(s0.wasm?.threads, cores, 'WASM threads = navigator.hardwareConcurrency');
+      console.log(`playground test: ${await page.textContent('#threads-note')}`);
 
       // ---- 1. fixture check, both backends
       const nFixtures = countFixtures(join(ROOT, 'fixtures'));
@@ -183,6 +192,11 @@ if (!existsSync(CHROMIUM)) {
       if (gpuOk) assert.match(await trainRun('monet-hd', 'webgpu', 8), /^webgpu/);
       // auto skips a software fallback adapter (SwiftShader) for WASM, and uses a hardware one
       const autoBackend = await trainRun('monet-vd', 'auto', 24);
+      if (cores > 1) {
+        // the WASM fixture check above and this run used the threads
+        assert.is((await state()).wasm?.threads, cores, 'the WASM device ran on every core');
+        if (/^wasm/.test(autoBackend)) assert.match(autoBackend, new RegExp(`, ${cores} threads\\)$`));
+      }
       assert.match(autoBackend, gpuOk && !s0.webgpu?.fallback ? /^webgpu/ : /^wasm/);
       assert.match((await page.textContent('#stat-backend')) ?? '', /^(wasm|webgpu)/);
 
@@ -333,6 +347,36 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(outside, [], 'no request outside the page origin');
       assert.equal(pageErrors, [], 'no uncaught page errors');
       assert.equal((await state()).errors, [], 'no error shown on the page');
+
+      // ---- 6. the same site without the isolation headers: one thread, said on the page, and WASM still trains
+      const plain = await servePlayground(site, 0, '127.0.0.1', { isolate: false });
+      try {
+        const p2 = await context.newPage();
+        p2.on('pageerror', (e) => pageErrors.push(e.message));
+        await p2.goto(plain.url);
+        await p2.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+        assert.not.ok(await p2.evaluate(() => crossOriginIsolated), 'not isolated without the headers');
+        const note = (await p2.textContent('#threads-note')) ?? '';
+        assert.ok(await p2.isVisible('#threads-note'), 'the one-thread note is visible');
+        assert.match(note, /1 thread instead of \d+: .*(SharedArrayBuffer|cross-origin isolated)/);
+        await p2.getByLabel('Model', { exact: true }).selectOption('monet-vd');
+        await p2.getByLabel('Backend', { exact: true }).selectOption('wasm');
+        await p2.getByLabel('Steps', { exact: true }).fill('4');
+        await p2.getByRole('button', { name: 'Train', exact: true }).click();
+        await p2.waitForSelector('#train-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
+        const s2 = await p2.evaluate(() => (window as unknown as { playground: PageState }).playground);
+        assert.is(
+          await p2.getAttribute('#train-status', 'data-state'),
+          'done',
+          (await p2.textContent('#train-status')) ?? '',
+        );
+        assert.match(s2.trainBackend, /^wasm \(.*, 1 thread\)$/);
+        assert.is(s2.losses.length, 4);
+        assert.equal(pageErrors, [], 'no uncaught page errors without isolation');
+        console.log(`playground test: without COOP/COEP: ${note}`);
+      } finally {
+        await plain.close();
+      }
     } finally {
       await context.close();
       await server.close();
