@@ -17,6 +17,7 @@
 // tensor bytes are copied as they are; on a big-endian host they are decoded element by element through a DataView.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { duplicateKey } from './json.ts';
 import { numel, type DType, type TensorData, type TensorMap } from './tensor.ts';
 
 /** Bytes per element of each supported dtype. */
@@ -319,6 +320,14 @@ export function parseSafetensors(bytes: Uint8Array, source = '<memory>'): Safete
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new SafetensorsError(`header must be a JSON object, found ${describe(header)}`, source);
+  }
+  const dup = duplicateKey(text);
+  if (dup) {
+    throw new SafetensorsError(
+      `header: key ${JSON.stringify(dup.key)} appears twice in ${dup.path}; expected each key once (a reader ` +
+        'keeping the first value and one keeping the last would read different files)',
+      source,
+    );
   }
 
   const dataStart = 8 + headerLen;

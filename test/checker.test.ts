@@ -119,7 +119,6 @@ test('missing tensors fail; optional ones are unchecked; extra ones are reported
     preset: 'f64',
     reduction: 1,
     optional: new Set(['out.g1']),
-    unknown: [{ name: 'weird.thing', why: 'unknown prefix' }],
   });
   const st = Object.fromEntries(r.tensors.map((t) => [t.name, t.status]));
   assert.equal(st, {
@@ -127,7 +126,6 @@ test('missing tensors fail; optional ones are unchecked; extra ones are reported
     'out.g1': 'unchecked',
     'grad.in.x': 'fail',
     'grad.param.w': 'extra',
-    'weird.thing': 'unknown',
   });
   assert.is(r.pass, false);
 });
@@ -178,20 +176,24 @@ function denseInputs(): TensorMap {
 }
 const denseConfig = { hidden_size: d, intermediate_size: F, activation: 'relu' };
 
-test('loader: config vs tensor shapes, missing keys, unknown tensors reported', () => {
-  const results: TensorMap = new Map([
-    ['out.y', f64([T, d])],
-    ['out.h_pre', f64([T, F])],
-  ]);
-  const inputs = denseInputs();
-  inputs.set('param.stray', f64([1]));
-  inputs.set('notes', f64([1])); // no known prefix: the fixture writer refuses it, so write the file directly
+test('loader: config vs tensor shapes, missing keys; a tensor the kind does not define is refused', () => {
+  const results: TensorMap = new Map([['out.y', f64([T, d])]]);
   const meta = { format: FIXTURE_FORMAT, kind: 'dense-ffn', config: JSON.stringify(denseConfig) };
-  const fx = parseFixture(serializeSafetensors(new Map([...inputs, ...results]), meta), 'mem.st');
-  assert.equal(fx.unknown.map((u) => u.name).sort(), ['notes', 'param.stray']);
-  assert.ok(fx.optional.has('out.h_pre'), 'extra out.* intermediates are accepted as optional');
+  const fx = parseFixture(serializeSafetensors(new Map([...denseInputs(), ...results]), meta), 'mem.st');
   assert.is(fx.forwardOnly, true);
-  assert.not.ok(fx.case.tensors.has('param.stray'), 'unknown tensors are not passed to backends');
+  // Each of these would have gone unchecked (or unread) if the loader only reported it: refused, naming the tensor.
+  for (const [name, shape, want] of [
+    ['param.stray', [1], /tensor 'param\.stray': is not an input of a 'dense-ffn' case .*expected param\.up_proj/],
+    ['notes', [1], /tensor 'notes': unknown prefix; expected one of in\. param\./],
+    ['out.h_pre', [T, F], /tensor 'out\.h_pre': is not a result a 'dense-ffn' case with this config produces/],
+  ] as const) {
+    const extra = new Map([...denseInputs(), ...results, [name, f64([...shape])]]);
+    assert.throws(
+      () => parseFixture(serializeSafetensors(extra, meta), 'x.st'),
+      (e: Error) => e instanceof FixtureError && want.test(e.message),
+      name,
+    );
+  }
 
   const wrong = serializeFixture({
     kind: 'dense-ffn',
@@ -222,7 +224,10 @@ test('loader: config vs tensor shapes, missing keys, unknown tensors reported', 
     inputs: denseInputs(),
     results: new Map([['grad.param.nope', f64([1])]]),
   });
-  assert.throws(() => parseFixture(badGrad, 'g.st'), /grad\.param\.nope.*no such in\.\* or param\.\* tensor/);
+  assert.throws(
+    () => parseFixture(badGrad, 'g.st'),
+    /tensor 'grad\.param\.nope': is not a result a 'dense-ffn' case with this config produces; expected grad\.param/,
+  );
 });
 
 test('loader: format version, kind and metadata errors name what was found and expected', () => {

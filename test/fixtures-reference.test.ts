@@ -34,10 +34,6 @@ test('every committed fixture passes on the reference backend (f64 preset), exte
   for (const f of fixtures) {
     const r = await runFixture(f, backend, { preset: 'f64' });
     if (!r.pass) failed.push(formatReports([r], { failuresOnly: true }));
-    assert.not.ok(
-      r.tensors.some((t) => t.status === 'unknown'),
-      `${f.source}: unknown tensors in a committed fixture`,
-    );
   }
   assert.equal(failed, [], failed.join('\n'));
 });

@@ -118,12 +118,15 @@ export async function check(args: string[]): Promise<number> {
     message: m,
   }));
   const fixtures: Fixture[] = [];
+  // One file's problem is that file's line (exit 2); the batch goes on with the others.
   for (const f of files) {
     try {
       fixtures.push(loadFixture(f));
     } catch (e) {
-      if (!isFileError(e)) throw e;
-      fileErrors.push({ source: f, message: (e as Error).message });
+      const message = isFileError(e)
+        ? (e as Error).message
+        : `${f}: the loader failed on this file (${(e as Error)?.name}: ${(e as Error)?.message})`;
+      fileErrors.push({ source: f, message });
     }
   }
 
