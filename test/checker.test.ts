@@ -298,6 +298,8 @@ test('runFixture: a backend must add into pre-filled gradients (gradInit)', asyn
         Array.from({ length: T * d }, (_, i) => i),
       ),
     ],
+    ['grad.param.up_proj.weight', f64([F, d])],
+    ['grad.param.down_proj.weight', f64([d, F])],
   ]);
   const fx = parseFixture(
     serializeFixture({ kind: 'dense-ffn', config: denseConfig, inputs: denseInputs(), results: e }),
@@ -315,6 +317,8 @@ test('runFixture: a backend must add into pre-filled gradients (gradInit)', asyn
       return new Map([
         ['out.y', f64([T, d])],
         ['grad.in.x', g],
+        ['grad.param.up_proj.weight', f64([F, d])],
+        ['grad.param.down_proj.weight', f64([d, F])],
       ]);
     },
   });
