@@ -14,7 +14,7 @@
 //     g = h / (nH/nKV):  s = q_h·K_g[0..P)ᵀ / √hd,  a = softmax(s),  out_h = a·V_g[0..P)  (matmul, softmaxRows).
 // Logits are computed for the last position only.
 
-import type { Device, Scope } from '../backend/device.ts';
+import { Scope, type Device } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import type { LmDims } from '../../reference/lm-ffn.ts';
 import { lmAuxNames } from '../kinds/lm.ts';
@@ -137,7 +137,15 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   const pass: DeviceFfnPass = newDeviceFfnPass(cfg.ffn, L);
   let h = sc.f32(Tn * d);
   kn.gatherRows(h, param('model.embed_tokens.weight'), tokens, { rows: Tn, cols: d });
+  // Temporaries live per layer (a long prefill would otherwise hold every layer's at once), except that a Monet
+  // router's g1, g2 serve its whole group: those layers' scopes are released when the next group starts.
+  const groupSize = cfg.ffn.kind === 'monet' ? cfg.ffn.groups : 1;
+  const held: Scope[] = [];
+  const outer = sc;
   for (let i = 0; i < L; i++) {
+    if (i % groupSize === 0) for (const s of held.splice(0)) s.release();
+    const sc = new Scope(outer.dev);
+    held.push(sc);
     const pre = `model.layers.${i}.`;
     const a = sc.f32(Tn * d);
     kn.rmsnorm(a, sc.f32(Tn), h, param(`${pre}input_layernorm.weight`), { rows: Tn, d, eps });
@@ -171,15 +179,16 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
     const f = sc.f32(Tn * d);
     const ctx = forwardCtx(sc, m, dims, aux, producers, i);
     pass.forward(ctx, u, f);
-    let h2 = sc.f32(Tn * d);
+    let h2 = outer.f32(Tn * d);
     kn.copyBlock(h2, h1, { rows: 1, cols: Tn * d, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false });
     kn.axpby(h2, f, { n: Tn * d, alpha: 1, beta: 1 });
     if (pass.postForward) {
-      const y = sc.f32(Tn * d);
+      const y = outer.f32(Tn * d);
       if (pass.postForward(ctx, h2, y)) h2 = y;
     }
     h = h2;
   }
+  for (const s of held) s.release();
   // the last position only: final norm and head
   const last = sc.f32(d);
   const lastRow = { rows: 1, cols: d, dstLd: d, srcLd: d, dstOffset: 0, srcOffset: (Tn - 1) * d, accumulate: false };

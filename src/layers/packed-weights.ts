@@ -4,8 +4,9 @@
 // The layers read parameters through `Map.get` (src/layers/lm.ts), so this is a Map whose `get` widens a packed
 // weight into a float32 slot (the widenBf16 kernel) and returns the slot. Slots are reused, never freed per call:
 // a slot handed out at fetch number c is overwritten no earlier than fetch c + keepLive. The LM fetches a layer's
-// weights right before using them (at most ~10 fetches apart), so 32 leaves a wide margin. On WebGPU the widen and
-// the matmul that reads it are queued in order, so overwriting a slot later in the queue is safe.
+// weights right before using them; the largest bundle fetched before use is Monet-VD's 10 expert tensors, so 16
+// leaves a margin while keeping few slots (a 1.4B model's slots then take ≈ 0.5 GB). On WebGPU the widen and the
+// matmul that reads it are queued in order, so overwriting a slot later in the queue is safe.
 // Only forward-only use: a packed weight has no gradient, and exportModel reads the widened values.
 
 import type { Device } from '../backend/device.ts';
@@ -22,7 +23,7 @@ export class WideningParams extends Map<string, F32> {
   private fetches = 0;
   constructor(
     private dev: Device,
-    readonly keepLive = 32,
+    readonly keepLive = 16,
   ) {
     super();
   }
