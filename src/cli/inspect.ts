@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { svgGroupedBars, svgHeatmap, svgHistogramPanels } from '../interp/charts.ts';
 import { buildCodeCorpus } from '../interp/code-corpus.ts';
 import { collect, summarizeGroup, summarizeUnit, type Collected, type UnitSummary } from '../interp/collect.ts';
-import { runWindows, showToken, type AnalysisText } from '../interp/data.ts';
+import { runWindows, showTokenOf, type AnalysisText } from '../interp/data.ts';
 import { maskExperiment, type MaskResult } from '../interp/mask.ts';
 import {
   table,
@@ -88,7 +88,21 @@ const SUBCOMMANDS = [
 type Sub = (typeof SUBCOMMANDS)[number];
 
 const FLAGS: FlagSpec[] = [
-  { name: 'run', type: 'list', help: 'run folder(s) written by monet train (compare takes several)' },
+  {
+    name: 'run',
+    type: 'list',
+    help: 'run folder(s) written by monet train (compare takes several), or a MonetLLM folder (docs/monetllm.md)',
+  },
+  {
+    name: 'data',
+    type: 'list',
+    help: "text files to analyse instead of the run's data, each file a label named by its base name",
+  },
+  {
+    name: 'label',
+    type: 'list',
+    help: 'labelled text files NAME=FILE (repeat; labels for masking), with or instead of --data',
+  },
   {
     name: 'backend',
     type: 'string',
@@ -235,10 +249,27 @@ async function oneRun(f: FlagValues, sub: string): Promise<RunInfo> {
   return openRunForInspect(runs[0], backendOf(f));
 }
 
+/** The text files of --data and --label NAME=FILE (null: the run's own data), and each file's label. */
+function textFiles(f: FlagValues): { files: string[]; labels: Map<string, string> } | null {
+  const files = [...((f.data as string[] | undefined) ?? [])];
+  const labels = new Map<string, string>();
+  for (const item of (f.label as string[] | undefined) ?? []) {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1)
+      throw new FlagError(`monet inspect: --label expects NAME=FILE, found '${item}'`);
+    const file = item.slice(eq + 1);
+    labels.set(file, item.slice(0, eq));
+    files.push(file);
+  }
+  return files.length > 0 ? { files, labels } : null;
+}
+
 function windowsFor(r: RunInfo, f: FlagValues, split: 'validation' | 'train'): AnalysisText {
-  const probe = runWindows(r.data, split, r.seqLen, 1);
+  const own = textFiles(f);
+  const data = own ? own.files : r.data;
+  const probe = runWindows(data, split, r.seqLen, 1, r.vocab, own?.labels);
   const per = num(f, 'windows', Math.max(8, Math.floor(192 / probe.labels.length)));
-  return runWindows(r.data, split, r.seqLen, per);
+  return runWindows(data, split, r.seqLen, per, r.vocab, own?.labels);
 }
 
 function collectRun(r: RunInfo, f: FlagValues): Collected {
@@ -315,7 +346,7 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
       .sort((a, b) => key(a) - key(b) || (a.tagEntropy ?? 0) - (b.tagEntropy ?? 0) || b.fires - a.fires)
       .slice(0, top);
     const counts = `${measured.length} measured, ${tooRare} too rare, ${dead} never fired`;
-    text += `\n${groupHeading(g)}: ${counts}\n${unitsTable(g, best, hasTags)}\n`;
+    text += `\n${groupHeading(g)}: ${counts}\n${unitsTable(g, best, hasTags, c.text)}\n`;
     for (const s of best.slice(0, Math.min(best.length, 3)))
       text += `${unitName(g, s.unit)}:\n${contextsText(c, s, nCtx)}\n`;
     html += `<h3>${esc(groupHeading(g))} (${counts})</h3>`;
@@ -337,7 +368,7 @@ function unitsSection(r: RunInfo, c: Collected, f: FlagValues): Section {
         s.tokenEntropy.toFixed(2),
         ...(hasTags ? [s.tagEntropy!.toFixed(2)] : []),
         s.labelEntropy.toFixed(2),
-        esc(s.topTokens.map(([b, n]) => `'${showToken(b)}' ${n}`).join(', ')),
+        esc(s.topTokens.map(([b, n]) => `'${showTokenOf(c.text, b)}' ${n}`).join(', ')),
         esc(
           s.topWords
             .slice(0, 4)
@@ -366,7 +397,7 @@ function unitSection(r: RunInfo, c: Collected, f: FlagValues): Section {
       `${s.maxScore.toFixed(4)}, mean of its top ${s.kept} ${s.meanTop.toFixed(4)}`,
     `entropy over its top ${s.kept} positions: token ${s.tokenEntropy.toFixed(2)} bits` +
       `${hasTags ? `, POS ${s.tagEntropy!.toFixed(2)} bits` : ''}, label ${s.labelEntropy.toFixed(2)} bits`,
-    `name: ${neuronName(s)}`,
+    `name: ${neuronName(s, c.text)}`,
     `top labels: ${s.topLabels.map(([t, n]) => `${t} ${n}`).join(', ')}`,
     `top contexts (score, …before[token]after…, label):`,
     contextsText(c, s, num(f, 'contexts', 10)),
@@ -383,7 +414,7 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
   const opts = { factor: num(f, 'factor', 2), draws: num(f, 'draws', 5), minFires: num(f, 'min-fires', 20) };
   const res = maskExperiment(r.model, sel, ev, { ...opts, log: err });
   writeFileSync(join(r.dir, 'inspect-mask.json'), `${JSON.stringify(res, null, 1)}\n`);
-  const what = r.data ? 'language' : 'genre';
+  const what = textFiles(f) ? 'label' : r.data ? 'language' : 'genre';
   const groups = r.model.groups.map(groupName).join(' + ');
   const n = (v: MaskResult['rows'][number]['verdict']) => res.rows.filter((x) => x.verdict === v).length;
   const summary =

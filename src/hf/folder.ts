@@ -22,7 +22,6 @@ import type { FolderSource } from './source.ts';
 
 export const HF_INDEX = 'model.safetensors.index.json';
 export const HF_SINGLE = 'model.safetensors';
-const EMBED = 'model.embed_tokens.weight';
 
 /** True when the folder holds a Hugging Face config (model_type key) rather than one of our run configs. */
 export async function isHfFolder(src: FolderSource): Promise<boolean> {
@@ -117,8 +116,8 @@ export interface HfModel {
 
 export interface LoadOptions {
   /**
-   * Keep BF16 matrices (every 2-D weight but the embedding table, which is gathered by rows) as 16-bit patterns
-   * instead of widening them: half the memory, widened on the device when used.
+   * Keep BF16 matrices (every 2-D weight, the embedding table and the head included) as 16-bit patterns instead
+   * of widening them: half the memory, widened on the device when used (the table and the head share one slot).
    */
   keep16?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -194,7 +193,7 @@ export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promi
         `${src.where(shard.file)}: tensor '${n}' has shape [${e.shape}], config.json implies [${w.shape}]`,
       );
     if (e.dtype === 'I64') throw new Error(`${src.where(shard.file)}: tensor '${n}' is I64; expected BF16, F16 or F32`);
-    if (o.keep16 && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2 && n !== EMBED)
+    if (o.keep16 && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2)
       packed.set(w.name, await readBf16Bits(src, shard, n));
     else (w.into === 'params' ? params : state).set(w.name, await readF32(src, shard, n));
     o.onProgress?.(++done, wanted.size);

@@ -44,8 +44,20 @@ export class HfTokenizer implements Tokenizer {
     return Int32Array.from(this.tok.encode(text, { add_special_tokens: false }));
   }
 
+  /** The vocabulary entry of one id: '▁the' shown as '␣the', a byte-fallback piece '<0x65>' as 'e', '<0x0A>' as \\n. */
+  piece(id: number): string {
+    const vocab = (this.tok.model as unknown as { vocab?: string[] }).vocab;
+    const p = vocab?.[id] ?? this.decode([id]);
+    const byte = /^<0x([0-9A-F]{2})>$/.exec(p);
+    if (!byte) return p.replace(/▁/g, '␣');
+    const b = Number.parseInt(byte[1], 16);
+    if (b === 10) return '\\n';
+    return b > 32 && b < 127 ? String.fromCharCode(b) : `\\x${byte[1].toLowerCase()}`;
+  }
+
   /** Text of `ids`, special tokens (<s>, </s>) left out. */
   decode(ids: ArrayLike<number>): string {
+    if (ids.length === 0) return ''; // the library refuses an empty list
     return this.tok.decode(Array.from(ids), { skip_special_tokens: true });
   }
 

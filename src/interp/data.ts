@@ -11,8 +11,25 @@
 import { basename, extname } from 'node:path';
 import { baseTag, loadBrown, loadTextFiles, type Corpus, type CorpusDoc } from '../train/corpus.ts';
 
+/**
+ * How token ids read as text. Our runs use bytes (id = UTF-8 byte); a MonetLLM folder's tokenizer has subword
+ * pieces. Windows, contexts and words go through this, so the inspect tools show either.
+ */
+export interface TokenVocab {
+  /** 'bytes' (id = UTF-8 byte) or 'pieces' (a subword tokenizer). */
+  readonly kind: 'bytes' | 'pieces';
+  /** Ids of a text, no special tokens. */
+  encode(text: string): Int32Array;
+  /** Printable form of one token. */
+  show(id: number): string;
+  /** Text of a run of tokens. */
+  decode(ids: ArrayLike<number>): string;
+}
+
 export interface AnalysisText {
   S: number;
+  /** How the ids read (bytes when absent). */
+  vocab?: TokenVocab;
   labels: string[]; // (G) genre or language names, sorted
   /** Name of the per-token tag set ('POS (Brown)') or null when the corpus has no tags (code). */
   tagSet: string | null;
@@ -26,11 +43,17 @@ export interface AnalysisText {
 
 const enc = new TextEncoder();
 
-/** The corpus a run trained on: Brown, or the --data files with each file's base name as its label. */
-export function corpusOfRun(data: string[] | null): { corpus: Corpus; labelOf: (doc: CorpusDoc) => string } {
+/**
+ * The corpus a run trained on: Brown, or the --data files with each file's base name as its label, or the label
+ * `labels` gives a file (`--label NAME=FILE`).
+ */
+export function corpusOfRun(
+  data: string[] | null,
+  labels?: ReadonlyMap<string, string>,
+): { corpus: Corpus; labelOf: (doc: CorpusDoc) => string } {
   if (!data) return { corpus: loadBrown(), labelOf: (d) => d.genre };
   const corpus = loadTextFiles(data);
-  return { corpus, labelOf: (d) => basename(d.id, extname(d.id)) };
+  return { corpus, labelOf: (d) => labels?.get(d.id) ?? basename(d.id, extname(d.id)) };
 }
 
 /**
@@ -45,6 +68,7 @@ export function buildWindows(
   S: number,
   perLabel: number,
   hasTags: boolean,
+  vocab?: TokenVocab,
 ): AnalysisText {
   // Base tags: 'nn-tl' and 'nn' are one part of speech for the entropy.
   const tagIds = new Map<string, number>([['', 0]]);
@@ -59,9 +83,11 @@ export function buildWindows(
     }
     return id;
   });
-  const byLabel = new Map<string, Array<{ doc: CorpusDoc; bytes: Uint8Array }>>();
+  // `bytes` holds the document's token ids: its UTF-8 bytes, or the vocabulary's pieces (then without POS tags)
+  const byLabel = new Map<string, Array<{ doc: CorpusDoc; bytes: Uint8Array | Int32Array }>>();
+  const tagged = hasTags && !(vocab && vocab.kind !== 'bytes');
   for (const doc of docs) {
-    const bytes = enc.encode(doc.text);
+    const bytes = vocab && vocab.kind !== 'bytes' ? vocab.encode(doc.text) : enc.encode(doc.text);
     if (bytes.length < S) continue;
     const l = labelOf(doc);
     const list = byLabel.get(l) ?? [];
@@ -90,7 +116,7 @@ export function buildWindows(
       const start = Math.min(at, bytes.length - S);
       for (let s = 0; s < S; s++) {
         tokens[w * S + s] = bytes[start + s];
-        tokenTags[w * S + s] = hasTags ? baseId[doc.byteTags[start + s]] : 0;
+        tokenTags[w * S + s] = tagged ? baseId[doc.byteTags[start + s]] : 0;
       }
       windowLabel[w] = g;
       windowDoc.push(`${doc.id}@${start}`);
@@ -99,8 +125,9 @@ export function buildWindows(
   }
   return {
     S,
+    vocab,
     labels,
-    tagSet: hasTags ? 'POS (Brown)' : null,
+    tagSet: tagged ? 'POS (Brown)' : null,
     tags,
     windows: W,
     tokens,
@@ -116,8 +143,10 @@ export function runWindows(
   split: 'validation' | 'train',
   S: number,
   perLabel: number,
+  vocab?: TokenVocab,
+  labels?: ReadonlyMap<string, string>,
 ): AnalysisText {
-  const { corpus, labelOf } = corpusOfRun(data);
+  const { corpus, labelOf } = corpusOfRun(data, labels);
   return buildWindows(
     split === 'validation' ? corpus.validation : corpus.train,
     labelOf,
@@ -125,6 +154,7 @@ export function runWindows(
     S,
     perLabel,
     corpus.name === 'brown',
+    vocab,
   );
 }
 
@@ -143,14 +173,20 @@ export function showToken(b: number): string {
   return String.fromCharCode(b);
 }
 
+/** Printable form of a token id in a text's vocabulary (bytes when it has none). */
+export function showTokenOf(text: { vocab?: TokenVocab }, id: number): string {
+  return text.vocab ? text.vocab.show(id) : showToken(id);
+}
+
 /** Text around position s of window w: [before, the token, after], newlines shown as ⏎. */
 export function contextOf(text: AnalysisText, w: number, s: number, radius: number): [string, string, string] {
   const S = text.S;
   const row = text.tokens.subarray(w * S, (w + 1) * S);
-  const clean = (a: Int32Array) => dec.decode(Uint8Array.from(a)).replace(/\n/g, '⏎').replace(/\t/g, ' ');
+  const decode = (a: Int32Array) => (text.vocab ? text.vocab.decode(a) : dec.decode(Uint8Array.from(a)));
+  const clean = (a: Int32Array) => decode(a).replace(/\n/g, '⏎').replace(/\t/g, ' ');
   return [
     clean(row.subarray(Math.max(0, s - radius), s)),
-    showToken(row[s]),
+    showTokenOf(text, row[s]),
     clean(row.subarray(s + 1, Math.min(S, s + 1 + radius))),
   ];
 }
@@ -162,6 +198,11 @@ const isWordByte = (b: number) =>
 export function wordAt(text: AnalysisText, w: number, s: number): string {
   const S = text.S;
   const row = text.tokens.subarray(w * S, (w + 1) * S);
+  if (text.vocab && text.vocab.kind !== 'bytes') {
+    // a subword piece: the word is the piece's own letters (pieces rarely span words)
+    const piece = text.vocab.decode([row[s]]).trim().toLowerCase();
+    return /[\p{L}\p{N}]/u.test(piece) ? piece : '';
+  }
   if (!isWordByte(row[s])) return '';
   let a = s;
   let b = s + 1;

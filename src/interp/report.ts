@@ -3,7 +3,7 @@
 
 import { esc } from './charts.ts';
 import type { Collected, UnitSummary } from './collect.ts';
-import { contextOf, showToken } from './data.ts';
+import { contextOf, showTokenOf, type TokenVocab } from './data.ts';
 import type { MaskResult, MaskRow } from './mask.ts';
 import { quantile } from './stats.ts';
 import { unitName, type UnitGroup } from './units.ts';
@@ -24,13 +24,19 @@ export function table(head: string[], rows: string[][], align: Array<'l' | 'r'> 
 const pct = (x: number) => `${(100 * x).toFixed(x < 0.001 ? 3 : 1)}%`;
 const f2 = (x: number | null) => (x === null || Number.isNaN(x) ? '—' : x.toFixed(2));
 const f4 = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(5);
-const tokList = (s: UnitSummary) =>
+const tokList = (s: UnitSummary, text: { vocab?: TokenVocab }) =>
   s.topTokens
     .slice(0, 3)
-    .map(([b, n]) => `${showToken(b)}:${n}`)
+    .map(([b, n]) => `${showTokenOf(text, b)}:${n}`)
     .join(' ');
 
-export function unitsTable(lu: UnitGroup, list: UnitSummary[], hasTags: boolean): string {
+/** `text` says how token ids read (bytes when it has no vocab). */
+export function unitsTable(
+  lu: UnitGroup,
+  list: UnitSummary[],
+  hasTags: boolean,
+  text: { vocab?: TokenVocab } = {},
+): string {
   const head = [
     'unit',
     'density',
@@ -47,7 +53,7 @@ export function unitsTable(lu: UnitGroup, list: UnitSummary[], hasTags: boolean)
     f2(s.tokenEntropy),
     ...(hasTags ? [f2(s.tagEntropy)] : []),
     f2(s.labelEntropy),
-    tokList(s),
+    tokList(s, text),
     s.topWords
       .slice(0, 3)
       .map(([w]) => w)

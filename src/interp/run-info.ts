@@ -7,7 +7,12 @@ import { join } from 'node:path';
 import { createWasmDevice } from '../backend/wasm/node.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
 import { topkAlpha } from '../train/schedule.ts';
-import { loadInterpModel, type InterpModel } from './model.ts';
+import { loadInterpModel, makeInterpModel, type InterpModel } from './model.ts';
+import type { Params } from '../../reference/common.ts';
+import type { TokenVocab } from './data.ts';
+import { isHfDir, DirSource } from '../hf/dir-source.ts';
+import { loadHfModel } from '../hf/folder.ts';
+import { loadHfTokenizer } from '../hf/tokenizer.ts';
 import { wasmForward } from './wasm-forward.ts';
 
 /** 'wasm': float32 WASM backend (fast); 'reference': the float64 reference LM (exact, slow). */
@@ -18,6 +23,8 @@ export interface RunInfo {
   dir: string;
   name: string;
   data: string[] | null; // null = Brown
+  /** How its token ids read: absent for our runs (bytes), the folder's tokenizer for a MonetLLM folder. */
+  vocab?: TokenVocab;
   seqLen: number;
   step: number;
   alpha: number;
@@ -50,7 +57,33 @@ export async function openCheckpoint(
   return model;
 }
 
+/**
+ * A MonetLLM folder (src/hf/): weights as float64 for the reference LM (and the WASM forward), routers in eval mode,
+ * the folder's tokenizer as the vocabulary. Its text comes from --data / --label (Brown when neither is given),
+ * in windows of 128 tokens.
+ */
+async function openHfForInspect(dir: string, backend: InspectBackend): Promise<RunInfo> {
+  const src = new DirSource(dir);
+  const m = await loadHfModel(src);
+  const tok = await loadHfTokenizer(src);
+  const p: Params = {};
+  for (const [k, v] of m.params) p[k] = Float64Array.from(v);
+  const s: Params = {};
+  for (const [k, v] of m.state) s[k.replace(/^state\./, '')] = Float64Array.from(v);
+  const model = makeInterpModel(dir, m.config, p, s, 1);
+  if (backend === 'wasm') model.fast = wasmForward(await createWasmDevice(), model);
+  const vocab: TokenVocab = {
+    kind: 'pieces',
+    encode: (text) => tok.encodePlain(text),
+    show: (id) => tok.piece(id),
+    decode: (ids) => tok.decode(ids),
+  };
+  const name = dir.replace(/\/+$/, '').split('/').pop() ?? dir;
+  return { dir, name, data: null, vocab, seqLen: Math.min(128, model.lm.maxPos), step: 0, alpha: 1, model };
+}
+
 export async function openRunForInspect(dir: string, backend: InspectBackend = 'wasm'): Promise<RunInfo> {
+  if (await isHfDir(dir)) return openHfForInspect(dir, backend);
   if (!existsSync(dir))
     throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
   const { options, step } = readRunOptions(dir);

@@ -16,7 +16,7 @@
 import { Rng } from '../train/rng.ts';
 import { sampleLogits } from '../train/sample.ts';
 import { summarizeGroup, type Collected, type UnitSummary } from './collect.ts';
-import { showToken } from './data.ts';
+import { showTokenOf, type TokenVocab } from './data.ts';
 import { interpForward, steerHooks, type InterpModel } from './model.ts';
 import { isNeuronKind } from './units.ts';
 
@@ -131,11 +131,11 @@ export interface SteerTarget {
  * What a unit fires on, from its top-M positions, with its density so the shares are not read as "always": e.g.
  * "top 100: 'n' 100%, 'N' … · words: … · POS: … · fires at 58.0% of positions".
  */
-export function neuronName(s: UnitSummary): string {
+export function neuronName(s: UnitSummary, text: { vocab?: TokenVocab } = {}): string {
   const share = (n: number) => `${Math.round((100 * n) / Math.max(1, s.kept))}%`;
   const toks = s.topTokens
     .slice(0, 3)
-    .map(([b, n]) => `'${showToken(b)}' ${share(n)}`)
+    .map(([b, n]) => `'${showTokenOf(text, b)}' ${share(n)}`)
     .join(', ');
   const words = s.topWords
     .slice(0, 3)

@@ -63,12 +63,15 @@ function store(sc: Scope, cache: F32, x: F32, Tn: number, at: number, nKV: numbe
     });
 }
 
+// Temporaries whose size would follow the position are allocated at the cache's capacity M instead: every call then
+// asks the device for the same sizes, which its allocator reuses (sizes that grow token by token would not be).
+
 /** RoPE of one row x (1, heads·hd) at position p: the rope kernel over p + 1 positions, the row placed last. */
-function ropeAt(sc: Scope, y: F32, x: F32, p: number, heads: number, hd: number, theta: number): void {
+function ropeAt(sc: Scope, y: F32, x: F32, p: number, heads: number, hd: number, theta: number, M: number): void {
   const kn = sc.dev.kernels;
   const w = heads * hd;
-  const wide = sc.f32((p + 1) * w); // (p + 1, heads·hd), rows 0..p−1 unused zeros
-  const out = sc.f32((p + 1) * w);
+  const wide = sc.f32(M * w); // (M, heads·hd): rows 0..p−1 are not used, row p is x
+  const out = sc.f32(M * w);
   const row = { rows: 1, cols: w, dstLd: w, srcLd: w, accumulate: false };
   kn.copyBlock(wide, x, { ...row, dstOffset: p * w, srcOffset: 0 });
   kn.rope(out, wide, { B: 1, S: p + 1, heads, hd, theta });
@@ -79,12 +82,12 @@ function ropeAt(sc: Scope, y: F32, x: F32, p: number, heads: number, hd: number,
 function cachedAttention(sc: Scope, att: F32, q: F32, kc: F32, vc: F32, m: LmModel, P: number, M: number): void {
   const kn = sc.dev.kernels;
   const { nH, nKV, hd } = m.cfg;
-  const Kg = sc.f32(P * hd), // (P, hd) kv head g's keys
-    Vg = sc.f32(P * hd),
+  const Kg = sc.f32(M * hd), // (P, hd) kv head g's keys, in a buffer of capacity M
+    Vg = sc.f32(M * hd),
     qh = sc.f32(hd),
-    s = sc.f32(P),
-    z = sc.f32(P),
-    a = sc.f32(P),
+    s = sc.f32(M), // (P)
+    z = sc.f32(M),
+    a = sc.f32(M),
     oh = sc.f32(hd);
   const block = (n: number, dstOffset: number, srcOffset: number) => ({
     rows: 1,
@@ -138,14 +141,16 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   let h = sc.f32(Tn * d);
   kn.gatherRows(h, param('model.embed_tokens.weight'), tokens, { rows: Tn, cols: d });
   // Temporaries live per layer (a long prefill would otherwise hold every layer's at once), except that a Monet
-  // router's g1, g2 serve its whole group: those layers' scopes are released when the next group starts.
+  // router's g1, g2 serve its whole group: the scope of a router's layer is released when the next group starts.
   const groupSize = cfg.ffn.kind === 'monet' ? cfg.ffn.groups : 1;
-  const held: Scope[] = [];
+  let routerScope: Scope | null = null;
   const outer = sc;
   for (let i = 0; i < L; i++) {
-    if (i % groupSize === 0) for (const s of held.splice(0)) s.release();
     const sc = new Scope(outer.dev);
-    held.push(sc);
+    if (i % groupSize === 0) {
+      routerScope?.release();
+      routerScope = sc;
+    }
     const pre = `model.layers.${i}.`;
     const a = sc.f32(Tn * d);
     kn.rmsnorm(a, sc.f32(Tn), h, param(`${pre}input_layernorm.weight`), { rows: Tn, d, eps });
@@ -165,8 +170,8 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
       store(sc, cache.k[i], k, Tn, 0, nKV, hd, cache.size);
       store(sc, cache.v[i], v, Tn, 0, nKV, hd, cache.size);
     } else {
-      ropeAt(sc, q, q0, past, nH, hd, theta);
-      ropeAt(sc, k, k0, past, nKV, hd, theta);
+      ropeAt(sc, q, q0, past, nH, hd, theta, cache.size);
+      ropeAt(sc, k, k0, past, nKV, hd, theta, cache.size);
       store(sc, cache.k[i], k, 1, past, nKV, hd, cache.size);
       store(sc, cache.v[i], v, 1, past, nKV, hd, cache.size);
       cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
@@ -187,8 +192,9 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
       if (pass.postForward(ctx, h2, y)) h2 = y;
     }
     h = h2;
+    if (sc !== routerScope) sc.release();
   }
-  for (const s of held) s.release();
+  routerScope?.release();
   // the last position only: final norm and head
   const last = sc.f32(d);
   const lastRow = { rows: 1, cols: d, dstLd: d, srcLd: d, dstOffset: 0, srcOffset: (Tn - 1) * d, accumulate: false };

@@ -141,6 +141,10 @@ class WasmDeviceImpl implements WasmDevice {
           try {
             this.mem.grow(pages);
           } catch (e) {
+            // Out of address space: a freed block of another size can still hold it (a long prompt's temporaries
+            // are freed in sizes the next steps never ask for again).
+            const split = this.splitFree(size);
+            if (split !== null) return split;
             throw new Error(
               `wasm device: cannot grow memory to ${end} bytes (${(e as Error).message}); ` +
                 'a wasm32 module holds at most 4 GiB',
@@ -159,6 +163,16 @@ class WasmDeviceImpl implements WasmDevice {
    */
   private zero(t: WasmTensor): void {
     this.raw.fill(t, { n: t.bytes / 4, value: 0 });
+  }
+
+  /** The smallest free block larger than `size`: its front `size` bytes, the rest back on the free lists; or null. */
+  private splitFree(size: number): number | null {
+    let best = 0;
+    for (const [s, list] of this.freeLists) if (s > size && list.length > 0 && (best === 0 || s < best)) best = s;
+    if (best === 0) return null;
+    const ptr = this.freeLists.get(best)!.pop()!;
+    this.freeBytes(ptr + size, best - size);
+    return ptr;
   }
 
   private freeBytes(ptr: number, bytes: number): void {
