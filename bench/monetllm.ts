@@ -6,7 +6,7 @@
 // Each figure is printed with the load average, since the machine is shared.
 //
 //   node --import tsx --import ./src/backend/webgpu/register-wgsl.mjs bench/monetllm.ts [--dir D] [--backend wasm]
-//        [--prompt 512] [--tokens 8]
+//        [--prompt 512] [--tokens 8] [--threads 1]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,6 +23,7 @@ const dir = arg('dir', '/tmp/monetllm-1.4b');
 const backend = arg('backend', 'wasm') as BackendChoice;
 const promptLen = Number(arg('prompt', '512'));
 const tokens = Number(arg('tokens', '8'));
+const threads = Number(arg('threads', '1'));
 
 if (!existsSync(`${dir}/config.json`)) {
   console.log(`writing ${dir} (random bf16 weights, released 1.4B shape) …`);
@@ -47,17 +48,19 @@ const timed = async <T>(f: () => Promise<T>): Promise<{ v: T; wall: number; cpu:
   return { v, wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
 };
 
-const opened = await timed(() => openHf(dir, backend));
+const opened = await timed(() => openHf(dir, backend, threads));
 const hf = opened.v;
 const rss = process.memoryUsage().rss / 1e9;
 console.log(
-  `load: ${opened.wall.toFixed(1)} s wall, ${opened.cpu.toFixed(1)} s CPU; resident ${rss.toFixed(2)} GB; ${hf.engine.name}; load average ${load()}`,
+  `load: ${opened.wall.toFixed(1)} s wall, ${opened.cpu.toFixed(1)} s CPU; resident ${rss.toFixed(2)} GB; ` +
+    `${hf.engine.name}; load average ${load()}`,
 );
 const ids = Int32Array.from({ length: promptLen }, (_, i) => 1 + ((i * 7919) % 31999));
 const dec = hf.engine.openDecoder!(promptLen + tokens, 1);
 const pre = await timed(() => dec.append(ids));
 console.log(
-  `prefill ${promptLen} tokens: ${pre.wall.toFixed(1)} s wall (${((pre.wall / promptLen) * 1000).toFixed(0)} ms/token), ${pre.cpu.toFixed(1)} s CPU; load average ${load()}`,
+  `prefill ${promptLen} tokens: ${pre.wall.toFixed(1)} s wall (${((pre.wall / promptLen) * 1000).toFixed(0)} ` +
+    `ms/token), ${pre.cpu.toFixed(1)} s CPU; load average ${load()}`,
 );
 let logits = pre.v;
 let next = 0;
@@ -71,8 +74,10 @@ const step = await timed(async () => {
 });
 const perTok = step.wall / tokens;
 console.log(
-  `decode ${tokens} tokens with the KV cache: ${(tokens / step.wall).toFixed(2)} tokens/s wall (${(tokens / step.cpu).toFixed(2)} per CPU second); ` +
-    `prefill per token is ${(perTok / (pre.wall / promptLen)).toFixed(1)}× faster than decoding; resident ${(process.memoryUsage().rss / 1e9).toFixed(2)} GB; load average ${load()}`,
+  `decode ${tokens} tokens with the KV cache: ${(tokens / step.wall).toFixed(2)} tokens/s wall ` +
+    `(${(tokens / step.cpu).toFixed(2)} per CPU second); prefill per token is ` +
+    `${(perTok / (pre.wall / promptLen)).toFixed(1)}× faster than decoding; ` +
+    `resident ${(process.memoryUsage().rss / 1e9).toFixed(2)} GB; load average ${load()}`,
 );
 dec.dispose();
 await hf.engine.dispose();

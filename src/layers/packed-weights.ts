@@ -44,6 +44,15 @@ export class WideningParams extends Map<string, F32> {
     return b;
   }
 
+  /**
+   * Every slot free again: called before each forward, when nothing of the previous one is still to run (its result
+   * was read back, or on WebGPU it is queued before anything this forward enqueues). Without it the embedding of a
+   * forward could not reuse the slot that the previous forward's head (same shape) was widened into a moment ago.
+   */
+  settle(): void {
+    for (const list of this.slots.values()) for (const s of list) s.usedAt = -Infinity;
+  }
+
   override has(name: string): boolean {
     return super.has(name) || this.packed.has(name);
   }

@@ -108,6 +108,7 @@ export class DeviceEngine implements Engine {
   }
 
   private model(cfg: LmConfig, withGrads: boolean, alpha: number): LmModel {
+    this.params.settle(); // a new forward starts: 16-bit weight slots are free again
     if (cfg.ffn.kind === 'topk') cfg.ffn.topk.alpha = alpha;
     return { cfg, params: this.params, grads: withGrads ? this.grads : null, state: this.state };
   }
@@ -281,6 +282,7 @@ export class DeviceEngine implements Engine {
     const cache = newKvCache(this.dev, model, size);
     const dev = this.dev;
     const check = (ids: Int32Array) => this.checkBatch(ids, 1, ids.length, 'decoder ids');
+    const params = this.params;
     return {
       size,
       get length() {
@@ -288,6 +290,7 @@ export class DeviceEngine implements Engine {
       },
       async append(ids: Int32Array): Promise<Float32Array> {
         check(ids);
+        params.settle();
         const sc = new Scope(dev);
         try {
           return await dev.read(lmDecode(sc, model, cache, sc.upload(ids), ids.length));
