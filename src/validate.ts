@@ -4,16 +4,20 @@
 //
 // This module is browser-safe (no Node built-ins): the playground bundles the checkpoint code that uses it.
 //
-// Checksum: CRC-32 (IEEE 802.3, the one zip and PNG use) over every tensor's name, dtype, shape and little-endian
-// bytes, in file order. It detects damage (a flipped bit, a truncated copy, a file spliced from two writes); it is
-// not a signature: a hostile file can carry a matching checksum, which is why the parser checks every header field
-// against the bytes regardless (src/safetensors.ts). CRC-32 in plain TypeScript (slicing by 4) runs at several
+// Checksum: CRC-32 (IEEE 802.3, the one zip and PNG use) of every byte of the file, with the 8 hex digits of the
+// checksum itself read as '0' — the same rule for the safetensors files (the checksum sits in the header's
+// `__metadata__`) and the JSON files (a last key) of a run folder. So the header length, every metadata entry
+// (a trainer state's step, sampler state and options), every tensor's name, dtype, shape and bytes, and the JSON
+// files' every character are covered: a flipped bit anywhere is found. It detects damage (a flipped bit, a
+// truncated copy, a file spliced from two writes, a hand edit); it is not a signature: a hostile file can carry a
+// matching checksum, which is why the parser checks every header field against the bytes regardless
+// (src/safetensors.ts) and the loaders check every value. CRC-32 in plain TypeScript (slicing by 4) runs at several
 // hundred MB/s, so checking a checkpoint of a few MB costs milliseconds.
 
-import { parseSafetensors, SafetensorsError, type SafetensorsContents } from './safetensors.ts';
+import { parseSafetensors, SafetensorsError, serializeSafetensors, type SafetensorsContents } from './safetensors.ts';
 import type { DType, Tensor, TensorMap } from './tensor.ts';
 
-/** Metadata key of the checksum in files this project writes. */
+/** The checksum's key: in the safetensors metadata, and the last key of config.json and run.json. */
 export const CHECKSUM_KEY = 'monet_ts_checksum';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -51,60 +55,189 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
   return ~c >>> 0;
 }
 
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** What a file written before its checksum is sealed carries in place of the 8 hex digits. */
+const PLACEHOLDER = 'crc32:00000000';
+const ZEROS = new TextEncoder().encode('00000000');
+const NEEDLE = new TextEncoder().encode(`"${CHECKSUM_KEY}"`);
 
-/** The little-endian bytes of a tensor's data (a view on little-endian hosts). */
-function leBytes(t: Tensor): Uint8Array {
-  const d = t.data;
-  const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-  if (LITTLE_ENDIAN_HOST || d.BYTES_PER_ELEMENT === 1) return bytes;
-  const out = new Uint8Array(bytes.length);
-  const size = d.BYTES_PER_ELEMENT;
-  for (let o = 0; o < bytes.length; o += size) for (let j = 0; j < size; j++) out[o + j] = bytes[o + size - 1 - j];
-  return out;
-}
+/**
+ * Whose file it is, which decides what a missing checksum means: every file this project writes carries one, so
+ * for 'own' files its absence is damage (or a renamed key) and an error; a 'foreign' file (written by another tool,
+ * e.g. a Hugging Face checkpoint) has none and loads with a warning.
+ */
+export type FileOrigin = 'own' | 'foreign';
 
-/** `crc32:xxxxxxxx` over every tensor's name, dtype, shape and bytes, in the map's order. */
-export function tensorsChecksum(tensors: TensorMap): string {
-  const enc = new TextEncoder();
-  let c = 0;
-  for (const [name, t] of tensors) {
-    c = crc32(enc.encode(`${name}\u0000${t.dtype}\u0000${t.shape.join(',')}\u0000`), c);
-    c = crc32(leBytes(t), c);
-  }
-  return `crc32:${c.toString(16).padStart(8, '0')}`;
-}
+/** The origin, or how to tell it from what the file says about itself (its metadata, its JSON keys). */
+type OriginOf<T> = FileOrigin | ((said: T) => FileOrigin);
 
-/** Metadata with the checksum of `tensors` added (the map order must be the order they are written in). */
-export function withChecksum(tensors: TensorMap, metadata: Record<string, string>): Record<string, string> {
-  return { ...metadata, [CHECKSUM_KEY]: tensorsChecksum(tensors) };
+/** The result of checking a file's checksum: the checksum, or null and why not (foreign files only). */
+export interface ChecksumCheck {
+  checksum: string | null;
+  warning?: string;
 }
 
 /**
- * Verify the checksum of parsed contents, if the file carries one. Returns the checksum, or null when the file has
- * none (a file written by another tool). A mismatch throws SafetensorsError naming the file and both values.
+ * Where the 8 hex digits of the checksum are in `bytes[from, to)`: after the one occurrence of the quoted key, a
+ * colon (spaces allowed around it) and `"crc32:`. Returns the index, or why the checksum cannot be located.
  */
-export function verifyChecksum(contents: SafetensorsContents, source: string): string | null {
-  const stored = contents.metadata[CHECKSUM_KEY];
-  if (stored === undefined) return null;
-  const actual = tensorsChecksum(contents.tensors);
-  if (stored !== actual) {
-    throw new SafetensorsError(
-      `checksum mismatch: __metadata__.${CHECKSUM_KEY} says ${JSON.stringify(stored.slice(0, 40))}, the tensors give ${actual}; ` +
-        'the file was damaged after it was written (disk, copy or a crash during a non-atomic copy)',
-      source,
-    );
+function digitsAt(bytes: Uint8Array, from: number, to: number): number | string {
+  let at = -1;
+  for (let i = from; i + NEEDLE.length <= to; i++) {
+    let j = 0;
+    while (j < NEEDLE.length && bytes[i + j] === NEEDLE[j]) j++;
+    if (j < NEEDLE.length) continue;
+    if (at >= 0) return `'${CHECKSUM_KEY}' appears more than once`;
+    at = i + NEEDLE.length;
   }
-  return actual;
+  if (at < 0) return `'${CHECKSUM_KEY}' is not written as plain text`;
+  const space = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+  while (at < to && space(bytes[at])) at++;
+  if (bytes[at] !== 0x3a) return `no ':' after '${CHECKSUM_KEY}'`;
+  at++;
+  while (at < to && space(bytes[at])) at++;
+  const prefix = '"crc32:';
+  for (let j = 0; j < prefix.length; j++)
+    if (bytes[at + j] !== prefix.charCodeAt(j)) return `'${CHECKSUM_KEY}' is not a "crc32:…" string`;
+  at += prefix.length;
+  if (at + 9 > to || bytes[at + 8] !== 0x22) return `'${CHECKSUM_KEY}' is not 8 hex digits`;
+  return at;
 }
 
-/** parseSafetensors + verifyChecksum: the reader for checkpoints this project writes. */
+/** CRC-32 of `bytes` with the 8 bytes at `at` read as '0'. */
+function crcAround(bytes: Uint8Array, at: number): string {
+  let c = crc32(bytes.subarray(0, at));
+  c = crc32(ZEROS, c);
+  c = crc32(bytes.subarray(at + 8), c);
+  return `crc32:${c.toString(16).padStart(8, '0')}`;
+}
+
+/** Write the checksum of `bytes` into its placeholder (found in `bytes[from, to)`), in place; returns it. */
+function seal(bytes: Uint8Array, from: number, to: number): string {
+  const at = digitsAt(bytes, from, to);
+  if (typeof at === 'string') throw new Error(`checksum writer: ${at}`);
+  const sum = crcAround(bytes, at);
+  bytes.set(new TextEncoder().encode(sum.slice(6)), at);
+  return sum;
+}
+
+/**
+ * Check the checksum of a file whose checksum should be inside `bytes[from, to)` (its header, or all of a JSON
+ * file); `stored` is the value the parsed file gives for the key (undefined when it has none).
+ */
+function verifySealed(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  stored: unknown,
+  source: string,
+  origin: FileOrigin,
+): ChecksumCheck {
+  const fail = (why: string) => new ChecksumError(why, source);
+  if (stored === undefined) {
+    if (origin === 'foreign')
+      return {
+        checksum: null,
+        warning: `${source}: no ${CHECKSUM_KEY}: written by another tool, damage cannot be detected`,
+      };
+    throw fail(
+      `no ${CHECKSUM_KEY}: every file monet-ts writes carries one, so this one was damaged or edited (a removed or ` +
+        'renamed key); it is refused',
+    );
+  }
+  if (typeof stored !== 'string' || !/^crc32:[0-9a-f]{8}$/.test(stored))
+    throw fail(`${CHECKSUM_KEY} must be "crc32:" and 8 lower-case hex digits, found ${preview(stored)}`);
+  const at = digitsAt(bytes, from, to);
+  if (typeof at === 'string') throw fail(`the checksum cannot be located: ${at}`);
+  const actual = crcAround(bytes, at);
+  if (actual !== stored)
+    throw fail(
+      `checksum mismatch: ${CHECKSUM_KEY} says ${stored}, the file's bytes give ${actual}; the file was damaged or ` +
+        'edited after it was written (disk, copy, a crash during a non-atomic copy, or a hand edit)',
+    );
+  return { checksum: actual };
+}
+
+/** A file's checksum is missing, misplaced or wrong. A SafetensorsError, so the callers' handling covers it. */
+export class ChecksumError extends SafetensorsError {
+  constructor(message: string, where: string) {
+    super(message, where);
+    this.name = 'ChecksumError';
+  }
+}
+
+/** A short, shallow preview of a value from a file, for messages (never a whole nested value). */
+function preview(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (v === null || typeof v !== 'object') return String(v);
+  return Array.isArray(v) ? '[…]' : '{…}';
+}
+
+/** A safetensors file with the checksum of all its bytes in `__metadata__` (the map order is the file order). */
+export function serializeSealed(
+  tensors: TensorMap,
+  metadata: Record<string, string>,
+): { bytes: Uint8Array; checksum: string } {
+  const bytes = serializeSafetensors(tensors, { ...metadata, [CHECKSUM_KEY]: PLACEHOLDER });
+  const headerEnd = 8 + Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  return { bytes, checksum: seal(bytes, 8, headerEnd) };
+}
+
+/** JSON text (2-space indent, newline at the end) with its checksum as the last key. */
+export function sealedJson(value: Record<string, unknown>): string {
+  const bytes = new TextEncoder().encode(`${JSON.stringify({ ...value, [CHECKSUM_KEY]: PLACEHOLDER }, null, 2)}\n`);
+  seal(bytes, 0, bytes.length);
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Parse a JSON file this project may have sealed with sealedJson: the value without its checksum key, and the
+ * check. Not a JSON object, or a checksum that does not match, is an error naming the file; `what` says what the
+ * file should be ("a run folder's config.json").
+ */
+export function parseSealedJson(
+  bytes: Uint8Array,
+  source: string,
+  origin: OriginOf<Record<string, unknown>>,
+  what: string,
+): { value: Record<string, unknown>; check: ChecksumCheck } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new Error(`${source} is not valid JSON (${(e as Error).message}); expected ${what}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new Error(
+      `${source}: expected ${what} (a JSON object), found ${Array.isArray(raw) ? 'a list' : preview(raw)}`,
+    );
+  const { [CHECKSUM_KEY]: stored, ...value } = raw as Record<string, unknown>;
+  const whose = typeof origin === 'function' ? origin(value) : origin;
+  return { value, check: verifySealed(bytes, 0, bytes.length, stored, source, whose) };
+}
+
+/** parseSafetensors + the checksum check: the reader for checkpoints (own files, or foreign ones in a run folder). */
 export function parseCheckpointBytes(
   bytes: Uint8Array,
   source: string,
-): SafetensorsContents & { checksum: string | null } {
+  origin: OriginOf<Record<string, string>> = 'own',
+): SafetensorsContents & ChecksumCheck {
   const contents = parseSafetensors(bytes, source);
-  return { ...contents, checksum: verifyChecksum(contents, source) };
+  const whose = typeof origin === 'function' ? origin(contents.metadata) : origin;
+  const headerEnd = 8 + Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  return { ...contents, ...verifySealed(bytes, 8, headerEnd, contents.metadata[CHECKSUM_KEY], source, whose) };
+}
+
+/**
+ * Refuse a tensor that holds NaN or ±Infinity, naming it, the index and the file: a forged or damaged weight would
+ * otherwise turn every output into NaN or NUL bytes without an error.
+ */
+export function checkFinite(data: ArrayLike<number>, where: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]))
+      throw new Error(
+        `${where}: value ${data[i]} at index ${i}; expected finite numbers (the file is damaged or forged)`,
+      );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { saveModel } from '../src/train/checkpoint.ts';
 import { initParams } from '../src/train/init.ts';
 import { TRAIN_DEFAULTS } from '../src/train/options.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
+import { writeRunJson } from '../src/train/run.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'interp-cli-'));
 const BASE = {
@@ -39,10 +40,7 @@ function makeRun(name: string, config: ModelConfig): string {
   // a larger init than 0.02 so that routing and activations are not all alike
   for (const [k, v] of params) if (!/norm/.test(k)) for (let i = 0; i < v.length; i++) v[i] *= 15;
   saveModel(dir, config, 'bytes', params, state);
-  writeFileSync(
-    join(dir, 'run.json'),
-    JSON.stringify({ options: { ...TRAIN_DEFAULTS, name, seqLen: 16, data: [alpha, beta] }, step: 10 }),
-  );
+  writeRunJson(dir, { options: { ...TRAIN_DEFAULTS, name, seqLen: 16, data: [alpha, beta] }, config, step: 10 });
   return dir;
 }
 

@@ -12,6 +12,7 @@ import { main } from '../src/cli/main.ts';
 import { parseFlags } from '../src/train/flags.ts';
 import { resolveModel, resolveTrainOptions, TRAIN_FLAGS } from '../src/train/options.ts';
 import { train } from '../src/train/trainer.ts';
+import { sealedJson } from '../src/validate.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'monet-cli-'));
@@ -224,6 +225,16 @@ test(
   },
 );
 
+/**
+ * A config.json edited with its checksum recomputed (a forged file: the checksum alone would refuse a plain edit),
+ * so that the config's own checks are what must catch the change.
+ */
+function forgedConfig(b: Buffer, change: Record<string, unknown>): string {
+  const { monet_ts_checksum, ...cfg } = JSON.parse(b.toString());
+  void monet_ts_checksum;
+  return sealedJson({ ...cfg, ...change });
+}
+
 /** A copy of the good run with one file damaged. */
 function damaged(name: string, file: string, edit: (b: Buffer) => Buffer | string): string {
   const d = join(dir, name);
@@ -266,14 +277,14 @@ test(
       [
         'badcfg',
         'config.json',
-        (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_dim: 3 }),
+        (b) => forgedConfig(b, { moe_dim: 3 }),
         ['eval'],
         /config\.json: model config: config\.moe_dim: expected an even number/,
       ],
       [
         'badact',
         'config.json',
-        (b) => JSON.stringify({ ...JSON.parse(b.toString()), moe_experts: 'many' }),
+        (b) => forgedConfig(b, { moe_experts: 'many' }),
         ['sample'],
         /config\.json: model config: config\.moe_experts: expected an integer ≥ 2, found "many"/,
       ],
@@ -294,7 +305,7 @@ test(
       [
         'shape',
         'config.json',
-        (b) => JSON.stringify({ ...JSON.parse(b.toString()), vocab_size: 300 }),
+        (b) => forgedConfig(b, { vocab_size: 300 }),
         ['sample'],
         /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[300,16\]/,
       ],

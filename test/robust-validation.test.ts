@@ -17,9 +17,9 @@ import type { CaseBackend, FixtureCase } from '../src/backend/case.ts';
 import { getPreset, validateConfig, type ModelConfig } from '../src/train/presets.ts';
 import { loadFixture, parseFixture } from '../src/fixtures/format.ts';
 import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
-import { loadModel, saveModel } from '../src/train/checkpoint.ts';
+import { CHECKPOINT_FORMAT, loadModel, saveModel } from '../src/train/checkpoint.ts';
 import { initParams } from '../src/train/init.ts';
-import { checkTokenIds } from '../src/validate.ts';
+import { checkTokenIds, serializeSealed } from '../src/validate.ts';
 
 const cfg = (name: string, o: Record<string, unknown>) => ({ ...getPreset(name).config, ...o }) as ModelConfig;
 
@@ -218,8 +218,9 @@ test('checkpoint loader: a tensor of the wrong dtype or shape is refused naming 
     const { tensors } = parseSafetensors(readFileSync(p), p);
     const w = tensors.get('model.norm.weight')!;
     tensors.set('model.norm.weight', { dtype: 'I32', shape: w.shape, data: new Int32Array(w.data.length) });
-    // Written without a checksum, as another tool would: the loader's own checks must catch it.
-    writeFileSync(p, serializeSafetensors(tensors, {}));
+    // Forged with a matching checksum (without one, the run folder's own format refuses it at once): the loader's
+    // own checks must catch it.
+    writeFileSync(p, serializeSealed(tensors, { monet_ts_format: CHECKPOINT_FORMAT }).bytes);
     assert.throws(() => loadModel(dir), /model\.safetensors: tensor 'model\.norm\.weight' is I32; expected F32 or F64/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

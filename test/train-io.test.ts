@@ -8,6 +8,7 @@ import { parseFlags, type FlagSpec } from '../src/train/flags.ts';
 import { learningRate, topkAlpha } from '../src/train/schedule.ts';
 import { writeFileAtomic, appendJsonl } from '../src/train/atomic.ts';
 import { saveModel, loadModel, saveTrainerState, loadTrainerState } from '../src/train/checkpoint.ts';
+import { sealedJson } from '../src/validate.ts';
 import { lossCurveSvg, niceTicks } from '../src/train/svg.ts';
 import { progressLine, formatDuration } from '../src/train/progress.ts';
 import { getPreset, paramSpecs } from '../src/train/presets.ts';
@@ -104,8 +105,10 @@ test('checkpoint round trip: HF names, BN buffers without the state. prefix, f32
   for (const [k, v] of p32) assert.equal(Array.from(back.params.get(k)!), Array.from(v), k);
   assert.equal(Array.from(back.state.get('state.model.layers.0.router.norm2.running_var')!), [1, 1]);
   // a config that disagrees with the tensors is reported with the tensor name and both shapes
-  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, vocab_size: 128 }));
+  // (a forged config.json: the checksum recomputed, so that the shape check is what must catch it)
+  const { monet_ts_checksum, ...cfg } = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  void monet_ts_checksum;
+  writeFileSync(join(dir, 'config.json'), sealedJson({ ...cfg, vocab_size: 128 }));
   assert.throws(
     () => loadModel(dir),
     /tensor 'model\.embed_tokens\.weight' has shape \[256,16\], config\.json implies \[128,16\]/,

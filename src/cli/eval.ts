@@ -2,6 +2,7 @@
 // the next-token cross-entropy of given ids / text under any model folder (a MonetLLM folder included).
 
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
 import { THREADS_FLAG, threadsOf } from '../train/options.ts';
 import { openRun } from '../train/run.ts';
@@ -47,7 +48,21 @@ async function scoreIds(
     sum += r.ce * (w.length - 1);
     predicted += w.length - 1;
   }
-  return { loss: sum / predicted, predicted };
+  const loss = sum / predicted;
+  finiteLoss(loss, 'the cross-entropy of the given ids');
+  return { loss, predicted };
+}
+
+/**
+ * A loss that is not finite means the model's outputs are not (weights too large for float32, or a forged file):
+ * an error, never a "CE NaN" result with exit 0.
+ */
+function finiteLoss(v: number, what: string): void {
+  if (!Number.isFinite(v))
+    throw new Error(
+      `${what} is ${v}: the model's outputs are not finite numbers (weights too large for float32, or a damaged ` +
+        'or forged checkpoint)',
+    );
 }
 
 async function evalHf(dir: string, f: FlagValues): Promise<void> {
@@ -79,6 +94,7 @@ async function evalHf(dir: string, f: FlagValues): Promise<void> {
 
 async function evalRun(dir: string, f: FlagValues): Promise<void> {
   const run = await openRun(dir, (f.backend as 'auto') ?? 'auto', threadsOf(f));
+  for (const w of run.warnings) console.error(`monet eval: warning: ${w}`);
   try {
     if (f.ids || f.text) {
       const ids = f.ids
@@ -94,6 +110,11 @@ async function evalRun(dir: string, f: FlagValues): Promise<void> {
         );
       return;
     }
+    if (!run.hasRunJson)
+      throw new Error(
+        `${join(dir, 'run.json')} does not exist: validation uses the run's batch size and sequence length, which ` +
+          'monet train records there (or pass --ids / --text to score given text)',
+      );
     const data = (f.data as string[] | undefined) ?? run.options.data;
     const splits = loadSplits(data, run.options.tokenizer);
     const B = run.options.batchSize;
@@ -111,6 +132,8 @@ async function evalRun(dir: string, f: FlagValues): Promise<void> {
       ce += r.ce / batches.length;
       loss += r.loss / batches.length;
     }
+    finiteLoss(ce, 'the validation cross-entropy');
+    finiteLoss(loss, 'the validation loss');
     const H = splits.entropy;
     const res = {
       checkpoint: run.dir,

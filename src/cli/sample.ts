@@ -138,6 +138,7 @@ async function sampleHf(dir: string, f: FlagValues): Promise<void> {
 
 async function sampleRun(dir: string, f: FlagValues): Promise<void> {
   const run = await openRun(dir, (f.backend as 'auto') ?? 'auto', threadsOf(f));
+  for (const w of run.warnings) console.error(`monet sample: warning: ${w}`);
   try {
     const prompt = (f.prompt as string | undefined) ?? 'The ';
     const s = samplingOf(f);

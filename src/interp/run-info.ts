@@ -2,10 +2,10 @@
 // sequence length, and the TopK α at the checkpoint (from run.json, written by `monet train`); and which engine runs
 // the analysis (the float32 WASM backend by default, the float64 reference on request).
 
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { createWasmDevice } from '../backend/wasm/node.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
+import { readRunJson } from '../train/run.ts';
 import { topkAlpha } from '../train/schedule.ts';
 import { loadInterpModel, makeInterpModel, type InterpModel } from './model.ts';
 import type { Params } from '../../reference/common.ts';
@@ -31,17 +31,10 @@ export interface RunInfo {
   model: InterpModel;
 }
 
-/** run.json's options and step (defaults when a run folder has none, e.g. one written by a test). */
+/** run.json's options and step, checked (defaults when a run folder has none, e.g. one written by a test). */
 export function readRunOptions(dir: string): { options: TrainOptions; step: number } {
-  let options: TrainOptions = { ...TRAIN_DEFAULTS, name: dir };
-  let step = 0;
-  const runJson = join(dir, 'run.json');
-  if (existsSync(runJson)) {
-    const r = JSON.parse(readFileSync(runJson, 'utf8')) as { options?: TrainOptions; step?: number };
-    if (r.options) options = r.options;
-    step = r.step ?? 0;
-  }
-  return { options, step };
+  const saved = readRunJson(dir);
+  return saved ?? { options: { ...TRAIN_DEFAULTS, name: dir }, step: 0 };
 }
 
 /** Open a checkpoint folder (a run folder, or a snapshot inside one) for inspection on the chosen engine. */

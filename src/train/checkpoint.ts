@@ -10,72 +10,60 @@
 // Everything is written atomically (src/train/atomic.ts): a crash leaves the previous checkpoint intact.
 // Storage dtype: F32 for the wasm/webgpu backends, F64 for the reference backend (what the run computed in).
 //
-// Integrity (docs/robustness.md): both safetensors files carry a CRC-32 of their tensors in the metadata
-// (`monet_ts_checksum`, src/validate.ts), verified on every load. The trainer state also records the checksum of the
-// model it belongs to and the step. A checkpoint is two files, and two renames cannot happen at once, so
-// saveCheckpoint commits in two phases: both new files are first written completely as `.<name>.pending`, then
-// trainer_state is renamed into place (the commit point: it names the pending model by checksum), then the model.
+// Integrity (docs/robustness.md): every file of a checkpoint carries a CRC-32 of all its bytes (`monet_ts_checksum`,
+// in the safetensors metadata or as config.json's last key; src/validate.ts), verified on every load, so the trainer
+// state's step, sampler state and options are covered as well as the tensors. The trainer state also records the
+// checksum of the model it belongs to and the step. Values are checked too (finite numbers, a valid RNG state,
+// options within their flags' ranges): a checksum finds damage, not a forged file.
+//
+// A checkpoint is two files, and two renames cannot happen at once, so saveCheckpoint commits in two phases: both
+// new files are first written completely as `.<name>.pending`, then trainer_state is renamed into place (the
+// commit point: it names the pending model by checksum), then the model.
 // A crash between the renames leaves a committed trainer state and a pending model that matches it, and
 // recoverCheckpoint (run before a resume) finishes the commit; a crash before the first rename leaves the previous
 // checkpoint, and the stale pending files are removed.
 
 import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { serializeSafetensors, type SafetensorsContents } from '../safetensors.ts';
+import type { SafetensorsContents } from '../safetensors.ts';
 import type { Tensor, TensorMap } from '../tensor.ts';
-import { jsonDepth, parseCheckpointBytes, withChecksum } from '../validate.ts';
+import {
+  type ChecksumCheck,
+  checkFinite,
+  type FileOrigin,
+  parseCheckpointBytes,
+  serializeSealed,
+} from '../validate.ts';
 import { AtomicWriteError, fsOps, syncDir, writeFileAtomic } from './atomic.ts';
-import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from './presets.ts';
+import { validateSavedOptions } from './options.ts';
+import { paramSpecs, type ModelConfig } from './presets.ts';
+import {
+  type HostArray,
+  type HostParams,
+  modelFileBytes,
+  parseModelFile,
+  parseRunConfig,
+  type RunConfig,
+  runConfigJson,
+} from './run-files.ts';
 
-export type HostArray = Float32Array | Float64Array;
-export type HostParams = Map<string, HostArray>;
+export {
+  CHECKPOINT_FORMAT,
+  type HostArray,
+  type HostParams,
+  type RunConfigFile,
+  stateCheckpointName,
+} from './run-files.ts';
 
-export const CHECKPOINT_FORMAT = 'monet-ts-checkpoint/1';
-export const TRAINER_STATE_FORMAT = 'monet-ts-trainer-state/1';
-
-export interface RunConfigFile extends ModelConfig {
-  tokenizer: string;
-  monet_ts_format: string;
-}
+/** Version 2: the checksum covers the metadata (step, sampler, options) as well as the moments. */
+export const TRAINER_STATE_FORMAT = 'monet-ts-trainer-state/2';
 
 function tensorOf(shape: number[], data: HostArray): Tensor {
   return { dtype: data instanceof Float64Array ? 'F64' : 'F32', shape, data };
 }
 
-/** The checkpoint name of a state tensor: `state.model.layers.0.router.norm1.running_mean` → without `state.`. */
-export function stateCheckpointName(stateName: string): string {
-  return stateName.startsWith('state.') ? stateName.slice(6) : stateName;
-}
-
-/** The model file's bytes and checksum (tensors in paramSpecs order, then the BN buffers). */
-function modelBytes(
-  config: ModelConfig,
-  params: HostParams,
-  state: HostParams,
-  step?: number,
-): { bytes: Uint8Array; checksum: string } {
-  const tensors: TensorMap = new Map();
-  for (const s of paramSpecs(config)) {
-    const a = params.get(s.name);
-    if (!a) throw new Error(`checkpoint: parameter '${s.name}' is missing from the model being saved`);
-    tensors.set(s.name, tensorOf(s.shape, a));
-  }
-  for (const s of stateSpecs(config)) {
-    const a = state.get(s.name);
-    if (!a) throw new Error(`checkpoint: state '${s.name}' is missing from the model being saved`);
-    tensors.set(stateCheckpointName(s.name), tensorOf(s.shape, a));
-  }
-  const meta = withChecksum(tensors, {
-    format: 'pt',
-    monet_ts_format: CHECKPOINT_FORMAT,
-    ...(step !== undefined ? { monet_ts_step: String(step) } : {}),
-  });
-  return { bytes: serializeSafetensors(tensors, meta), checksum: meta.monet_ts_checksum };
-}
-
 function writeConfig(dir: string, config: ModelConfig, tokenizer: string): void {
-  const cfg: RunConfigFile = { ...config, tokenizer, monet_ts_format: CHECKPOINT_FORMAT };
-  writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  writeFileAtomic(join(dir, 'config.json'), runConfigJson(config, tokenizer));
 }
 
 /** Writes config.json and model.safetensors (atomically, each); returns the model's checksum. */
@@ -86,55 +74,39 @@ export function saveModel(
   params: HostParams,
   state: HostParams,
 ): string {
-  const { bytes, checksum } = modelBytes(config, params, state);
+  const { bytes, checksum } = modelFileBytes(config, params, state);
   // config.json first: a model file is only ever read together with a config that describes it.
   writeConfig(dir, config, tokenizer);
   writeFileAtomic(join(dir, 'model.safetensors'), bytes);
   return checksum;
 }
 
-/** Read a checkpoint file this project wrote: container checks (src/safetensors.ts) + checksum. */
-function readCheckpointFile(path: string, what: string): SafetensorsContents & { checksum: string | null } {
+/** Read a file of a run folder, naming it when it is missing or unreadable. */
+function readRunFile(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new Error(`${what}: ${path} does not exist`);
-  let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    return readFileSync(path);
   } catch (e) {
     throw new Error(`${what}: cannot read ${path} (${(e as Error).message})`);
   }
-  return parseCheckpointBytes(bytes, path);
 }
 
-export function readConfig(dir: string): { config: ModelConfig; tokenizer: string } {
+/** Read a checkpoint safetensors file: container checks (src/safetensors.ts) + checksum. */
+function readCheckpointFile(path: string, what: string, origin: FileOrigin): SafetensorsContents & ChecksumCheck {
+  return parseCheckpointBytes(readRunFile(path, what), path, origin);
+}
+
+export function readConfig(dir: string): RunConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path))
     throw new Error(`checkpoint: ${path} does not exist (expected a run folder written by monet train)`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`checkpoint: ${path} is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new Error(`checkpoint: ${path} must hold a JSON object`);
-  // A config is flat (only aux and peer_layers nest, one level); refuse deep nesting before anything walks it.
-  const depth = jsonDepth(raw, 3);
-  if (depth > 3)
-    throw new Error(
-      `checkpoint: ${path} nests values more than 3 levels deep; expected a flat model config (only 'aux' and 'peer_layers' hold an object or a list)`,
-    );
-  const { tokenizer, monet_ts_format, ...rest } = raw as Record<string, unknown>;
-  void monet_ts_format;
-  const config = rest as unknown as ModelConfig;
-  try {
-    validateConfig(config);
-  } catch (e) {
-    throw new Error(`checkpoint: ${path}: ${(e as Error).message}`);
-  }
-  return { config, tokenizer: typeof tokenizer === 'string' ? tokenizer : 'bytes' };
+  return parseRunConfig(readRunFile(path, 'checkpoint'), path);
 }
 
-/** Load parameters and state, checking every name and shape against the config. Values keep their stored dtype. */
+/**
+ * Load parameters and state, checking every name, shape and value against the config. Values keep their stored
+ * dtype. `warnings`: what a folder written by another tool lacks (a checksum), for the caller to print.
+ */
 export function loadModel(dir: string): {
   config: ModelConfig;
   tokenizer: string;
@@ -142,41 +114,26 @@ export function loadModel(dir: string): {
   state: HostParams;
   checksum: string | null;
   step?: number;
+  warnings: string[];
 } {
-  const { config, tokenizer } = readConfig(dir);
+  const rc = readConfig(dir);
   const path = join(dir, 'model.safetensors');
   if (!existsSync(path) && existsSync(join(dir, PENDING_MODEL))) {
     throw new Error(
-      `checkpoint: ${path} does not exist yet: the commit of the run's first checkpoint was interrupted; monet train --resume finishes it`,
+      `checkpoint: ${path} does not exist yet: the commit of the run's first checkpoint was interrupted; ` +
+        'monet train --resume finishes it',
     );
   }
-  const { tensors, checksum, metadata } = readCheckpointFile(path, 'checkpoint');
-  const params: HostParams = new Map();
-  const state: HostParams = new Map();
-  const seen = new Set<string>();
-  const take = (name: string, shape: number[], where: string): HostArray => {
-    const t = tensors.get(name);
-    if (!t)
-      throw new Error(
-        `checkpoint: ${path} has no tensor '${name}' (${where} of a ${config.ffn} model per config.json)`,
-      );
-    if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
-      throw new Error(`checkpoint: ${path}: tensor '${name}' has shape [${t.shape}], config.json implies [${shape}]`);
-    }
-    if (t.dtype !== 'F32' && t.dtype !== 'F64')
-      throw new Error(`checkpoint: ${path}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
-    seen.add(name);
-    return t.data as HostArray;
+  const m = parseModelFile(readRunFile(path, 'checkpoint'), path, rc.config, rc.origin);
+  return {
+    config: rc.config,
+    tokenizer: rc.tokenizer,
+    params: m.params,
+    state: m.state,
+    checksum: m.checksum,
+    step: m.step,
+    warnings: [...rc.warnings, ...m.warnings],
   };
-  for (const s of paramSpecs(config)) params.set(s.name, take(s.name, s.shape, 'a parameter'));
-  for (const s of stateSpecs(config)) state.set(s.name, take(stateCheckpointName(s.name), s.shape, 'BatchNorm state'));
-  const extra = [...tensors.keys()].filter((n) => !seen.has(n));
-  if (extra.length > 0)
-    throw new Error(
-      `checkpoint: ${path} holds tensors that config.json does not describe: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`,
-    );
-  const step = metadata.monet_ts_step !== undefined ? Number(metadata.monet_ts_step) : undefined;
-  return { config, tokenizer, params, state, checksum, step };
 }
 
 export interface TrainerState {
@@ -206,7 +163,7 @@ function trainerStateBytes(config: ModelConfig, st: TrainerState): Uint8Array {
     info: JSON.stringify(st.info),
   };
   if (st.modelChecksum) meta.model_checksum = st.modelChecksum;
-  return serializeSafetensors(tensors, withChecksum(tensors, meta));
+  return serializeSealed(tensors, meta).bytes;
 }
 
 export function saveTrainerState(dir: string, config: ModelConfig, st: TrainerState): void {
@@ -236,7 +193,7 @@ export function saveCheckpoint(
   state: HostParams,
   st: TrainerState,
 ): void {
-  const model = modelBytes(config, params, state, st.step);
+  const model = modelFileBytes(config, params, state, st.step);
   const trainer = trainerStateBytes(config, { ...st, modelChecksum: model.checksum });
   const pm = join(dir, PENDING_MODEL);
   const ps = join(dir, PENDING_STATE);
@@ -278,7 +235,8 @@ export function saveCheckpoint(
     fsOps.renameSync(pm, join(dir, 'model.safetensors'));
   } catch (e) {
     throw new CheckpointWriteError(
-      `checkpoint of step ${st.step}: renaming ${pm} failed (${(e as Error).message}); the trainer state is committed and a --resume completes the model file from ${pm}`,
+      `checkpoint of step ${st.step}: renaming ${pm} failed (${(e as Error).message}); the trainer state is ` +
+        `committed and a --resume completes the model file from ${pm}`,
       e,
     );
   }
@@ -298,8 +256,9 @@ export function recoverCheckpoint(dir: string): string | null {
     let pendingSum: string | null = null;
     let committedFor: string | undefined;
     try {
-      pendingSum = readCheckpointFile(pm, 'checkpoint').checksum;
-      if (existsSync(statePath)) committedFor = readCheckpointFile(statePath, 'trainer state').metadata.model_checksum;
+      pendingSum = readCheckpointFile(pm, 'checkpoint', 'own').checksum;
+      if (existsSync(statePath))
+        committedFor = readCheckpointFile(statePath, 'trainer state', 'own').metadata.model_checksum;
     } catch {
       pendingSum = null; // a damaged pending file was never committed
     }
@@ -321,35 +280,70 @@ export function recoverCheckpoint(dir: string): string | null {
   return done.length ? done.join('; ') : null;
 }
 
+/** The data sampler's saved position: four uint32 words of RNG state (not all zero) and a batch count. */
+function parseSampler(text: string | undefined, path: string): TrainerState['sampler'] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text ?? '');
+  } catch (e) {
+    throw new Error(`trainer state: ${path}: metadata sampler is not valid JSON (${(e as Error).message})`);
+  }
+  const s = v as TrainerState['sampler'] | null;
+  const word = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+  if (
+    !s ||
+    typeof s !== 'object' ||
+    !Array.isArray(s.rng) ||
+    s.rng.length !== 4 ||
+    !s.rng.every(word) ||
+    s.rng.every((x) => x === 0) ||
+    !Number.isSafeInteger(s.batches) ||
+    s.batches < 0
+  )
+    throw new Error(
+      `trainer state: ${path}: metadata sampler must be {rng: [4 uint32, not all 0], batches: integer ≥ 0}, ` +
+        `found ${String(text).slice(0, 120)}`,
+    );
+  return { rng: s.rng, batches: s.batches };
+}
+
+/** The trainer state's free-form info: a JSON object; its options, when present, are checked like flags. */
+function parseInfo(text: string | undefined, path: string): Record<string, unknown> {
+  let info: unknown;
+  try {
+    info = JSON.parse(text ?? '{}');
+  } catch (e) {
+    throw new Error(`trainer state: ${path}: metadata info is not valid JSON (${(e as Error).message})`);
+  }
+  if (info === null || typeof info !== 'object' || Array.isArray(info))
+    throw new Error(`trainer state: ${path}: metadata info must be a JSON object`);
+  const o = info as Record<string, unknown>;
+  if (o.options !== undefined) o.options = validateSavedOptions(o.options, `trainer state: ${path}: info.options`);
+  if (o.seconds !== undefined && !(typeof o.seconds === 'number' && Number.isFinite(o.seconds) && o.seconds >= 0))
+    throw new Error(`trainer state: ${path}: info.seconds must be a number ≥ 0, found ${String(o.seconds)}`);
+  return o;
+}
+
 export function loadTrainerState(dir: string, config: ModelConfig): TrainerState {
   const path = join(dir, 'trainer_state.safetensors');
   if (!existsSync(path))
     throw new Error(
       `trainer state: ${path} does not exist (a run folder without it can be sampled and evaluated, not resumed)`,
     );
-  const { metadata, tensors } = readCheckpointFile(path, 'trainer state');
+  const { metadata, tensors } = readCheckpointFile(path, 'trainer state', 'own');
   if (metadata.format !== TRAINER_STATE_FORMAT)
     throw new Error(
-      `trainer state: ${path}: format is ${JSON.stringify(metadata.format)}, this version reads '${TRAINER_STATE_FORMAT}'`,
+      `trainer state: ${path}: format is ${JSON.stringify(String(metadata.format).slice(0, 60))}, ` +
+        `this version reads '${TRAINER_STATE_FORMAT}'`,
     );
-  const step = Number(metadata.step);
-  if (!Number.isInteger(step) || step < 0)
+  const step = /^\d{1,15}$/.test(metadata.step ?? '') ? Number(metadata.step) : Number.NaN;
+  if (!Number.isSafeInteger(step))
     throw new Error(
-      `trainer state: ${path}: metadata step must be a non-negative integer, found ${JSON.stringify(metadata.step)}`,
+      `trainer state: ${path}: metadata step must be a non-negative integer, ` +
+        `found ${JSON.stringify(String(metadata.step).slice(0, 40))}`,
     );
-  let sampler: TrainerState['sampler'];
-  let info: Record<string, unknown>;
-  try {
-    sampler = JSON.parse(metadata.sampler ?? '');
-    info = JSON.parse(metadata.info ?? '{}');
-  } catch (e) {
-    throw new Error(`trainer state: ${path}: metadata sampler/info is not valid JSON (${(e as Error).message})`);
-  }
-  if (!sampler || !Array.isArray(sampler.rng) || sampler.rng.length !== 4 || !Number.isInteger(sampler.batches)) {
-    throw new Error(
-      `trainer state: ${path}: metadata sampler must be {rng: [4 uint32], batches: int}, found ${metadata.sampler}`,
-    );
-  }
+  const sampler = parseSampler(metadata.sampler, path);
+  const info = parseInfo(metadata.info, path);
   const m: HostParams = new Map();
   const v: HostParams = new Map();
   for (const s of paramSpecs(config)) {
@@ -363,8 +357,23 @@ export function loadTrainerState(dir: string, config: ModelConfig): TrainerState
         throw new Error(`trainer state: ${path}: '${prefix}${s.name}' has shape [${t.shape}], expected [${s.shape}]`);
       if (t.dtype !== 'F32' && t.dtype !== 'F64')
         throw new Error(`trainer state: ${path}: '${prefix}${s.name}' is ${t.dtype}; expected F32 or F64`);
+      checkFinite(t.data as HostArray, `trainer state: ${path}: '${prefix}${s.name}'`);
+      // The second moment is a running mean of squares: a negative one makes AdamW take the root of a negative.
+      const neg = prefix === 'exp_avg_sq.' ? (t.data as HostArray).findIndex((x) => x < 0) : -1;
+      if (neg >= 0)
+        throw new Error(
+          `trainer state: ${path}: '${prefix}${s.name}' holds ${t.data[neg]} at index ${neg}; expected ≥ 0`,
+        );
       dst.set(s.name, t.data as HostArray);
     }
   }
+  const expected = 2 * paramSpecs(config).length;
+  if (tensors.size !== expected)
+    throw new Error(
+      `trainer state: ${path} holds ${tensors.size} tensors; ` +
+        `expected ${expected} (exp_avg and exp_avg_sq per parameter)`,
+    );
+  if (metadata.model_checksum !== undefined && !/^crc32:[0-9a-f]{8}$/.test(metadata.model_checksum))
+    throw new Error(`trainer state: ${path}: model_checksum must be "crc32:" and 8 hex digits`);
   return { step, sampler, info, m, v, modelChecksum: metadata.model_checksum };
 }

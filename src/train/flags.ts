@@ -123,6 +123,35 @@ function describeType(s: FlagSpec): string {
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const INTEGER = /^[+-]?\d+$/;
 
+const inRange = (s: FlagSpec, v: number) =>
+  !(s.positive && v <= 0) && !(s.min !== undefined && v < s.min) && !(s.max !== undefined && v > s.max);
+
+/**
+ * Whether a value read back from a file (saved options) fits a flag's declaration: null when it does, else what the
+ * flag expects, in words.
+ */
+export function flagValueProblem(s: FlagSpec, v: unknown): string | null {
+  let ok: boolean;
+  switch (s.type) {
+    case 'int':
+      ok = typeof v === 'number' && Number.isSafeInteger(v) && inRange(s, v);
+      break;
+    case 'float':
+      ok = typeof v === 'number' && Number.isFinite(v) && inRange(s, v);
+      break;
+    case 'string':
+      ok = typeof v === 'string' && v !== '' && (!s.choices || s.choices.includes(v));
+      break;
+    case 'bool':
+      ok = typeof v === 'boolean';
+      break;
+    case 'list':
+      ok = Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x !== '');
+      break;
+  }
+  return ok ? null : s.type === 'bool' ? 'true or false' : describeType(s);
+}
+
 function convert(command: string, s: FlagSpec, raw: string, prev: FlagValues[string]): FlagValues[string] {
   const bad = (why = '') =>
     new FlagError(`monet ${command}: --${s.name} expects ${describeType(s)}, found '${raw}'${why}`);
@@ -136,12 +165,7 @@ function convert(command: string, s: FlagSpec, raw: string, prev: FlagValues[str
         throw bad(readable ? ` (${rule} only)` : '');
       }
       const v = Number(raw);
-      const inRange =
-        (s.type === 'int' ? Number.isSafeInteger(v) : Number.isFinite(v)) &&
-        !(s.positive && v <= 0) &&
-        !(s.min !== undefined && v < s.min) &&
-        !(s.max !== undefined && v > s.max);
-      if (!inRange) throw bad();
+      if (!(s.type === 'int' ? Number.isSafeInteger(v) : Number.isFinite(v)) || !inRange(s, v)) throw bad();
       return v;
     }
     case 'string':

@@ -3,7 +3,7 @@
 // `--moe-experts` on a dense model would make a user believe they trained something they did not).
 
 import { availableParallelism } from 'node:os';
-import { FlagError, type FlagSpec, type FlagValues } from './flags.ts';
+import { FlagError, flagValueProblem, type FlagSpec, type FlagValues } from './flags.ts';
 import { SEED_MAX } from './rng.ts';
 import { getPreset, presetNames, validateConfig, type FfnKind, type ModelConfig, type Preset } from './presets.ts';
 
@@ -361,14 +361,86 @@ export function resolveTrainOptions(f: FlagValues, preset: string, defaultName: 
     data: (f.data as string[] | undefined) ?? null,
     tokenizer: (f.tokenizer as string | undefined) ?? D.tokenizer,
   };
-  if (o.beta1 >= 1) throw new FlagError(`monet train: --beta1 must be below 1, found ${o.beta1}`);
-  if (o.beta2 >= 1) throw new FlagError(`monet train: --beta2 must be below 1, found ${o.beta2}`);
-  if (o.minLr > o.lr) throw new FlagError(`monet train: --min-lr ${o.minLr} exceeds --lr ${o.lr}`);
-  if (o.warmup >= o.steps && o.steps > 1)
-    throw new FlagError(`monet train: --warmup ${o.warmup} must be below --steps ${o.steps}`);
-  if (o.topkAnneal > 1)
-    throw new FlagError(`monet train: --topk-anneal is a share of the steps in [0, 1], found ${o.topkAnneal}`);
-  if (/[/\\]|^\.\.?$/.test(o.name))
-    throw new FlagError(`monet train: --name must be a plain folder name (no slashes), found '${o.name}'`);
+  const broken = brokenOptionRule(o);
+  if (broken) throw new FlagError(`monet train: ${broken}`);
+  return o;
+}
+
+/** The rules between options (beyond each flag's own range), for flags and saved options alike. */
+function brokenOptionRule(o: TrainOptions): string | null {
+  if (o.beta1 >= 1) return `--beta1 must be below 1, found ${o.beta1}`;
+  if (o.beta2 >= 1) return `--beta2 must be below 1, found ${o.beta2}`;
+  if (o.minLr > o.lr) return `--min-lr ${o.minLr} exceeds --lr ${o.lr}`;
+  if (o.warmup >= o.steps && o.steps > 1) return `--warmup ${o.warmup} must be below --steps ${o.steps}`;
+  if (o.topkAnneal > 1) return `--topk-anneal is a share of the steps in [0, 1], found ${o.topkAnneal}`;
+  if (/[/\\]|^\.\.?$/.test(o.name)) return `--name must be a plain folder name (no slashes), found '${o.name}'`;
+  return null;
+}
+
+/** The flag each option comes from: its type and range are that flag's declaration (one home per rule). */
+const OPTION_FLAG: Record<keyof TrainOptions, string> = {
+  name: 'name',
+  runsDir: 'runs-dir',
+  preset: 'preset',
+  backend: 'backend',
+  steps: 'steps',
+  batchSize: 'batch-size',
+  seqLen: 'seq-len',
+  gradAccum: 'grad-accum',
+  lr: 'lr',
+  minLr: 'min-lr',
+  warmup: 'warmup',
+  weightDecay: 'weight-decay',
+  beta1: 'beta1',
+  beta2: 'beta2',
+  eps: 'adam-eps',
+  clip: 'clip',
+  seed: 'seed',
+  evalEvery: 'eval-every',
+  evalBatches: 'eval-batches',
+  logEvery: 'log-every',
+  saveEvery: 'save-every',
+  sampleTokens: 'sample-tokens',
+  prompt: 'prompt',
+  temperature: 'temperature',
+  topkAnneal: 'topk-anneal',
+  data: 'data',
+  tokenizer: 'tokenizer',
+  threads: 'threads',
+};
+
+/**
+ * Training options read back from a file (run.json, the trainer state), checked as strictly as flags: every value
+ * against its flag's type and range, no unknown key, then the rules between options. A key that is absent takes its
+ * default (a run written before the option existed). Errors name the file (`where`) and the key.
+ */
+export function validateSavedOptions(raw: unknown, where: string): TrainOptions {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new Error(
+      `${where}: expected an object of training options, found ${Array.isArray(raw) ? 'a list' : String(raw)}`,
+    );
+  const given = raw as Record<string, unknown>;
+  const unknown = Object.keys(given).filter((k) => !(k in OPTION_FLAG));
+  if (unknown.length > 0)
+    throw new Error(
+      `${where}: unknown option ${unknown
+        .slice(0, 3)
+        .map((k) => `'${k.slice(0, 40)}'`)
+        .join(', ')}`,
+    );
+  if (typeof given.name !== 'string') throw new Error(`${where}: 'name' must be the run's name (a string)`);
+  const o = { ...TRAIN_DEFAULTS, ...given } as unknown as TrainOptions;
+  for (const [key, flag] of Object.entries(OPTION_FLAG) as [keyof TrainOptions, string][]) {
+    const v = o[key];
+    if (key === 'data' && v === null) continue; // the Brown corpus
+    const spec = TRAIN_FLAGS.find((s) => s.name === flag)!;
+    const problem = flagValueProblem(spec, v);
+    if (problem) {
+      const found = typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : Array.isArray(v) ? '[…]' : String(v);
+      throw new Error(`${where}: '${key}' (--${flag}) must be ${problem}, found ${found}`);
+    }
+  }
+  const broken = brokenOptionRule(o);
+  if (broken) throw new Error(`${where}: ${broken}`);
   return o;
 }

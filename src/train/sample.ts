@@ -84,6 +84,20 @@ export interface GenerateIdsOptions {
   kvCache?: boolean;
 }
 
+/**
+ * Logits that are not finite would sample token 0 (a NUL byte) again and again without an error: the weights
+ * overflow float32 (finite but huge values, e.g. a forged 3e38) or the model is damaged.
+ */
+function checkLogits(logits: ArrayLike<number>, generated: number): void {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i]))
+      throw new Error(
+        `the model's next-token logits are not finite (${logits[i]} for id ${i}, after ${generated} generated ` +
+          'tokens): its weights overflow float32, or the checkpoint is damaged or forged',
+      );
+  }
+}
+
 /** Generated ids after `prompt` (the prompt itself not included). */
 export async function generateIds(engine: Engine, prompt: readonly number[], o: GenerateIdsOptions): Promise<number[]> {
   const rng = new Rng(o.seed);
@@ -96,6 +110,7 @@ export async function generateIds(engine: Engine, prompt: readonly number[], o: 
     for (let n = 0; n < o.tokens; n++) {
       const ctx = Int32Array.from(ids.slice(-o.maxContext));
       logits ??= await engine.nextLogits(ctx, o.alpha);
+      checkLogits(logits, n);
       const next = pickToken(logits, o.sampling, rng, ctx);
       ids.push(next);
       out.push(next);

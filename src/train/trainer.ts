@@ -19,7 +19,8 @@
 // evaluation or a checkpoint (so neither runs in the middle of a streak). Any error in the loop
 // (a lost WebGPU device, a failed checkpoint write) is reported with the step of the last checkpoint to resume from.
 
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { sealedJson } from '../validate.ts';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
@@ -39,6 +40,7 @@ import { initParams } from './init.ts';
 import type { TrainOptions } from './options.ts';
 import { expertScaling, formatCount, paramBreakdown, type ModelConfig } from './presets.ts';
 import { Progress } from './progress.ts';
+import { readRunJson } from './run.ts';
 import { checkFreshRunFolder, clearRunFolder, lockRunFolder, type RunLock } from './run-folder.ts';
 import { generate } from './sample.ts';
 import { learningRate, topkAlpha } from './schedule.ts';
@@ -261,6 +263,7 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
     );
   }
   const ck = loadModel(runDir);
+  for (const w of ck.warnings) say(`warning: ${w}`);
   const st = loadTrainerState(runDir, ck.config);
   if (st.modelChecksum && ck.checksum && st.modelChecksum !== ck.checksum) {
     throw new Error(
@@ -290,14 +293,12 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
   };
 }
 
-/** The options a run was started with: from the trainer state (same commit), else from run.json (older runs). */
+/** The options a run was started with: from the trainer state (same commit, checked on load), else run.json. */
 function savedOptions(runDir: string, info: Record<string, unknown>): TrainOptions {
-  if (info.options && typeof info.options === 'object') return info.options as TrainOptions;
-  try {
-    return (JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { options: TrainOptions }).options;
-  } catch (e) {
-    throw new Error(`--resume: ${runDir}: cannot read the run's options from run.json (${(e as Error).message})`);
-  }
+  if (info.options !== undefined) return info.options as TrainOptions;
+  const saved = readRunJson(runDir);
+  if (!saved) throw new Error(`--resume: ${runDir}: no options in the trainer state and no run.json`);
+  return saved.options;
 }
 
 /**
@@ -413,9 +414,9 @@ function stepHyper(o: TrainOptions, step: number): StepHyper {
   };
 }
 
-/** run.json: the options, the model config, the backend and whatever the caller adds (step, summary). */
+/** run.json: the options, the model config, the backend and whatever the caller adds (step, summary); sealed. */
 function runJson(run: Run, extra: Record<string, unknown>): string {
-  return `${JSON.stringify({ options: run.o, config: run.config, backend: run.engine.name, ...extra }, null, 2)}\n`;
+  return sealedJson({ options: run.o, config: run.config, backend: run.engine.name, ...extra });
 }
 
 const resumeCommand = (o: TrainOptions) =>
