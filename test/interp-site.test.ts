@@ -14,6 +14,7 @@ import { main } from '../src/cli/main.ts';
 import { saveModel } from '../src/train/checkpoint.ts';
 import { initParams } from '../src/train/init.ts';
 import { TRAIN_DEFAULTS } from '../src/train/options.ts';
+import { writeRunJson } from '../src/train/run.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
 const CHROMIUM = process.env.MONET_CHROMIUM || '/usr/bin/chromium';
@@ -55,10 +56,11 @@ mkdirSync(run);
 const { params, state } = initParams(config, 3);
 for (const [k, v] of params) if (!/norm/.test(k)) for (let i = 0; i < v.length; i++) v[i] *= 15;
 saveModel(run, config, 'bytes', params, state);
-writeFileSync(
-  join(run, 'run.json'),
-  JSON.stringify({ options: { ...TRAIN_DEFAULTS, name: 'tiny-monet', seqLen: 16, data: [text, nums] }, step: 10 }),
-);
+writeRunJson(run, {
+  options: { ...TRAIN_DEFAULTS, name: 'tiny-monet', seqLen: 16, data: [text, nums] },
+  config,
+  step: 10,
+});
 
 async function inspect(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
