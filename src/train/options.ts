@@ -407,6 +407,7 @@ const OPTION_FLAG: Record<keyof TrainOptions, string> = {
   data: 'data',
   tokenizer: 'tokenizer',
   threads: 'threads',
+  keepEvery: 'keep-every',
 };
 
 /**
