@@ -228,14 +228,25 @@ export function parseCheckpointBytes(
 }
 
 /**
- * Refuse a tensor that holds NaN or ±Infinity, naming it, the index and the file: a forged or damaged weight would
- * otherwise turn every output into NaN or NUL bytes without an error.
+ * The largest weight magnitude a model may hold: √(float32 max) ≈ 1.8e19, so that the square or the product of two
+ * weights (RMSNorm squares its input, every matmul multiplies) is still a float32. A trained model's weights are of
+ * order 1; a larger one is a forged or damaged file, whose outputs would overflow to NaN, or to zeros after a norm.
  */
-export function checkFinite(data: ArrayLike<number>, where: string): void {
+export const MAX_WEIGHT = Math.sqrt(3.4028234663852886e38);
+
+/**
+ * Refuse a tensor that holds NaN or ±Infinity (or, with `maxAbs`, a value beyond it), naming it, the index and the
+ * file: a forged or damaged weight would otherwise turn every output into NaN or NUL bytes without an error.
+ */
+export function checkFinite(data: ArrayLike<number>, where: string, maxAbs = Number.POSITIVE_INFINITY): void {
   for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i]))
+    const v = data[i];
+    if (!Number.isFinite(v))
+      throw new Error(`${where}: value ${v} at index ${i}; expected finite numbers (the file is damaged or forged)`);
+    if (Math.abs(v) > maxAbs)
       throw new Error(
-        `${where}: value ${data[i]} at index ${i}; expected finite numbers (the file is damaged or forged)`,
+        `${where}: value ${v} at index ${i} is beyond ±${maxAbs.toExponential(2)}, where float32 products ` +
+          'overflow (the file is damaged or forged)',
       );
   }
 }

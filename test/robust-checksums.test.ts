@@ -217,10 +217,19 @@ test('forged weights: NaN / ±Infinity refused at load (tensor, index); overflow
       );
     }
   }
-  // finite but absurd: 3e38 everywhere overflows float32 in the first matmul
+  // 3e38 (a float32, but its square is not): refused at load
+  const huge = copy('forged-huge', (x) =>
+    forgeModel(x, (t) => {
+      t.get('model.embed_tokens.weight')![7] = 3e38;
+    }),
+  );
+  const h = await monet('sample', '--checkpoint', huge, '--backend', 'wasm', '--tokens', '5');
+  assert.is(h.code, 1, h.out);
+  assert.match(h.err, /tensor 'model\.embed_tokens\.weight': value 3e\+38 at index 7 is beyond ±1\.84e\+19/);
+  // finite and within that bound, but still absurd: 1e18 everywhere overflows float32 in attention
   const big = copy('forged-big', (x) =>
     forgeModel(x, (t) => {
-      for (const [k, a] of t) if (k.endsWith('proj.weight') || k.endsWith('embed_tokens.weight')) a.fill(3e38);
+      for (const [k, a] of t) if (k.endsWith('proj.weight') || k.endsWith('embed_tokens.weight')) a.fill(1e18);
     }),
   );
   const s = await monet('sample', '--checkpoint', big, '--backend', 'wasm', '--tokens', '5');
@@ -230,6 +239,34 @@ test('forged weights: NaN / ±Infinity refused at load (tensor, index); overflow
   const e = await monet('eval', '--checkpoint', big, '--backend', 'wasm');
   assert.is(e.code, 1, e.out);
   assert.match(e.err, /the validation cross-entropy is NaN: the model's outputs are not finite numbers/);
+});
+
+test('forged trainer state: options, sampler and moments are checked on --resume', async () => {
+  const forgeState = (name: string, change: (meta: Record<string, string>, t: Map<string, Float64Array>) => void) =>
+    copy(name, (d) => {
+      const p = join(d, 'trainer_state.safetensors');
+      const { tensors, metadata } = parseSafetensors(readFileSync(p));
+      const { [CHECKSUM_KEY]: _old, ...meta } = metadata;
+      change(meta, new Map([...tensors].map(([k, x]) => [k, x.data as Float64Array])));
+      writeFileSync(p, serializeSealed(tensors, meta).bytes);
+    });
+  forgeState('state-opts', (meta) => {
+    const info = JSON.parse(meta.info);
+    info.options.batchSize = -1;
+    meta.info = JSON.stringify(info);
+  });
+  assert.match(
+    await resumeError('state-opts'),
+    /trainer_state\.safetensors: options: 'batchSize' \(--batch-size\) must/,
+  );
+  forgeState('state-rng', (meta) => {
+    meta.sampler = JSON.stringify({ rng: [0, 0, 0, 0], batches: 4 });
+  });
+  assert.match(await resumeError('state-rng'), /metadata sampler must be \{rng: \[4 uint32, not all 0\]/);
+  forgeState('state-v', (_meta, t) => {
+    t.get('exp_avg_sq.model.norm.weight')![2] = -1;
+  });
+  assert.match(await resumeError('state-v'), /'exp_avg_sq\.model\.norm\.weight' holds -1 at index 2; expected ≥ 0/);
 });
 
 test('run.json is validated like the flags; a missing run.json is named by eval', async () => {

@@ -35,7 +35,6 @@ import {
   serializeSealed,
 } from '../validate.ts';
 import { AtomicWriteError, fsOps, syncDir, writeFileAtomic } from './atomic.ts';
-import { validateSavedOptions } from './options.ts';
 import { paramSpecs, type ModelConfig } from './presets.ts';
 import {
   type HostArray,
@@ -307,7 +306,10 @@ function parseSampler(text: string | undefined, path: string): TrainerState['sam
   return { rng: s.rng, batches: s.batches };
 }
 
-/** The trainer state's free-form info: a JSON object; its options, when present, are checked like flags. */
+/**
+ * The trainer state's free-form info: a JSON object. Its options are checked like flags by the trainer, which uses
+ * them (openResume; this module stays free of the CLI's option tables, as the browser bundles it).
+ */
 function parseInfo(text: string | undefined, path: string): Record<string, unknown> {
   let info: unknown;
   try {
@@ -318,7 +320,6 @@ function parseInfo(text: string | undefined, path: string): Record<string, unkno
   if (info === null || typeof info !== 'object' || Array.isArray(info))
     throw new Error(`trainer state: ${path}: metadata info must be a JSON object`);
   const o = info as Record<string, unknown>;
-  if (o.options !== undefined) o.options = validateSavedOptions(o.options, `trainer state: ${path}: info.options`);
   if (o.seconds !== undefined && !(typeof o.seconds === 'number' && Number.isFinite(o.seconds) && o.seconds >= 0))
     throw new Error(`trainer state: ${path}: info.seconds must be a number ≥ 0, found ${String(o.seconds)}`);
   return o;

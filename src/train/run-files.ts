@@ -17,6 +17,7 @@ import {
   checkFinite,
   type FileOrigin,
   jsonDepth,
+  MAX_WEIGHT,
   parseCheckpointBytes,
   parseSealedJson,
   sealedJson,
@@ -187,7 +188,7 @@ export function parseModelFile(bytes: Uint8Array, source: string, config: ModelC
       throw new Error(`checkpoint: ${source}: tensor '${name}' has shape [${t.shape}], config.json implies [${shape}]`);
     if (t.dtype !== 'F32' && t.dtype !== 'F64')
       throw new Error(`checkpoint: ${source}: tensor '${name}' is ${t.dtype}; expected F32 or F64`);
-    checkFinite(t.data as HostArray, `checkpoint: ${source}: tensor '${name}'`);
+    checkFinite(t.data as HostArray, `checkpoint: ${source}: tensor '${name}'`, MAX_WEIGHT);
     seen.add(name);
     return t.data as HostArray;
   };

@@ -37,7 +37,7 @@ import { BatchSampler, tokenizeDocs, validationBatches } from './data.ts';
 import type { Engine, StepHyper, StepResult } from './engine.ts';
 import { createEngine } from './engines.ts';
 import { initParams } from './init.ts';
-import type { TrainOptions } from './options.ts';
+import { type TrainOptions, validateSavedOptions } from './options.ts';
 import { expertScaling, formatCount, paramBreakdown, type ModelConfig } from './presets.ts';
 import { Progress } from './progress.ts';
 import { readRunJson } from './run.ts';
@@ -293,9 +293,10 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
   };
 }
 
-/** The options a run was started with: from the trainer state (same commit, checked on load), else run.json. */
+/** The options a run was started with: from the trainer state (same commit), else run.json; checked like flags. */
 function savedOptions(runDir: string, info: Record<string, unknown>): TrainOptions {
-  if (info.options !== undefined) return info.options as TrainOptions;
+  if (info.options !== undefined)
+    return validateSavedOptions(info.options, `trainer state: ${join(runDir, 'trainer_state.safetensors')}: options`);
   const saved = readRunJson(runDir);
   if (!saved) throw new Error(`--resume: ${runDir}: no options in the trainer state and no run.json`);
   return saved.options;
