@@ -235,20 +235,25 @@ export function parseCheckpointBytes(
 export const MAX_WEIGHT = Math.sqrt(3.4028234663852886e38);
 
 /**
- * Refuse a tensor that holds NaN or ±Infinity (or, with `maxAbs`, a value beyond it), naming it, the index and the
- * file: a forged or damaged weight would otherwise turn every output into NaN or NUL bytes without an error.
+ * The first value that is NaN or ±Infinity (or, with `maxAbs`, beyond ±maxAbs), described with its index, or null.
  */
-export function checkFinite(data: ArrayLike<number>, where: string, maxAbs = Number.POSITIVE_INFINITY): void {
+export function badValue(data: ArrayLike<number>, maxAbs = Number.POSITIVE_INFINITY): string | null {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
-    if (!Number.isFinite(v))
-      throw new Error(`${where}: value ${v} at index ${i}; expected finite numbers (the file is damaged or forged)`);
+    if (!Number.isFinite(v)) return `value ${v} at index ${i}`;
     if (Math.abs(v) > maxAbs)
-      throw new Error(
-        `${where}: value ${v} at index ${i} is beyond ±${maxAbs.toExponential(2)}, where float32 products ` +
-          'overflow (the file is damaged or forged)',
-      );
+      return `value ${v} at index ${i} is beyond ±${maxAbs.toExponential(2)}, where float32 products overflow`;
   }
+  return null;
+}
+
+/**
+ * Refuse a tensor read from a file that holds NaN or ±Infinity (or a value beyond `maxAbs`), naming it (`where`),
+ * the index and the value: a forged or damaged weight would otherwise turn every output into NaN or NUL bytes.
+ */
+export function checkFinite(data: ArrayLike<number>, where: string, maxAbs = Number.POSITIVE_INFINITY): void {
+  const bad = badValue(data, maxAbs);
+  if (bad) throw new Error(`${where}: ${bad}; expected finite numbers (the file is damaged or forged)`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

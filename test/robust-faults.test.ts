@@ -102,31 +102,27 @@ function wrap(
   };
 }
 
+/** The engine with the learning rate replaced by `lr` from the `from`-th step on (1-based). */
+function absurdLrFrom(inner: Engine, from: number, lr: number): Engine {
+  let call = 0;
+  const e = wrap(inner, (_call, run) => run());
+  e.trainStep = (b, B, S, hp, want) => inner.trainStep(b, B, S, ++call >= from ? { ...hp, lr } : hp, want);
+  return e;
+}
+
 test(
   'absurd learning rate: every non-finite step is skipped and logged, 5 in a row stop the run, the checkpoint ' +
     'stays good',
   async () => {
     for (const backend of ['reference', 'wasm']) {
       const name = `lr-${backend}`;
-      const { o, config } = setup([
-        '--backend',
-        backend,
-        '--steps',
-        '40',
-        '--save-every',
-        '1',
-        '--lr',
-        backend === 'wasm' ? '1e30' : '1e200',
-        '--warmup',
-        '0',
-        '--min-lr',
-        '0',
-        '--name',
-        name,
-      ]);
+      // Two sane steps (a checkpoint at step 2), then an absurd learning rate: step 3 blows the weights up (its
+      // own loss was finite), steps 4–8 are not finite and skipped.
+      const { o, config } = setup(['--backend', backend, '--steps', '40', '--save-every', '2', '--name', name]);
+      const absurd = backend === 'wasm' ? 1e30 : 1e200;
       let err: Error | null = null;
       try {
-        await train(o, config, false, { out: quiet });
+        await train(o, config, false, { out: quiet, wrapEngine: (e) => absurdLrFrom(e, 3, absurd) });
       } catch (e) {
         err = e as Error;
       }
@@ -140,6 +136,7 @@ test(
         err!.message,
       );
       assert.ok(m, err!.message);
+      assert.is(m![1], '2');
       const log = readLog(name);
       const skips = log.filter((r) => r.event === 'skip');
       assert.is(skips.length, 5, `${backend}: five skip records`);
@@ -151,6 +148,23 @@ test(
     }
   },
 );
+
+test('absurd learning rate from the first step with a checkpoint every step: the blown-up model is never written', async () => {
+  for (const backend of ['reference', 'wasm']) {
+    const name = `lr1-${backend}`;
+    const { o, config } = setup([
+      ...['--backend', backend, '--steps', '40', '--save-every', '1', '--warmup', '0', '--min-lr', '0'],
+      ...['--lr', backend === 'wasm' ? '1e30' : '1e200', '--name', name],
+    ]);
+    let msg = '';
+    await train(o, config, false, { out: quiet }).catch((e: Error) => {
+      msg = e.message;
+    });
+    assert.match(msg, /not writing the checkpoint of step 1: parameter '\S+' holds value \S+ at index \d+ is beyond/);
+    assert.match(msg, /the model has diverged; no checkpoint had been written yet/);
+    assert.throws(() => loadTrainerState(join(dir, name), config), /does not exist/);
+  }
+});
 
 test(
   'device engines (wasm, webgpu), --log-every 4: faults are counted on the device, reported at the next read, 5+ ' +

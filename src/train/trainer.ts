@@ -20,7 +20,7 @@
 // (a lost WebGPU device, a failed checkpoint write) is reported with the step of the last checkpoint to resume from.
 
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
-import { sealedJson } from '../validate.ts';
+import { badValue, MAX_WEIGHT, sealedJson } from '../validate.ts';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
@@ -434,15 +434,15 @@ function resumeHint(run: Run): string {
 async function writeCheckpoint(run: Run, step: number, seconds: number): Promise<void> {
   const { params, state } = await run.engine.exportModel();
   const { m, v } = await run.engine.exportMoments();
-  // Never replace a good checkpoint with a diverged model (an update can overflow even when its gradient was finite).
+  // Never replace a good checkpoint with a diverged model (an update can overflow even when its gradient was finite):
+  // the bound is the one the loader applies (src/train/run-files.ts), so every checkpoint written can be read back.
   for (const [name, a] of params) {
-    for (let i = 0; i < a.length; i++) {
-      if (!Number.isFinite(a[i]))
-        throw new Error(
-          `not writing the checkpoint of step ${step}: parameter '${name}' holds ${a[i]} at index ${i}; ` +
-            resumeHint(run),
-        );
-    }
+    const bad = badValue(a, MAX_WEIGHT);
+    if (bad)
+      throw new Error(
+        `not writing the checkpoint of step ${step}: parameter '${name}' holds ${bad}: the model has diverged; ` +
+          resumeHint(run),
+      );
   }
   saveCheckpoint(run.runDir, run.config, run.o.tokenizer, params, state, {
     step,
@@ -469,10 +469,9 @@ async function keepSnapshot(run: Run, step: number, last: boolean): Promise<void
   if (existsSync(join(dir, 'model.safetensors'))) return;
   const { params, state } = await run.engine.exportModel();
   for (const [name, a] of params) {
-    if (a.some((x) => !Number.isFinite(x)))
-      throw new Error(
-        `not keeping the snapshot of step ${step}: parameter '${name}' is not finite; ${resumeHint(run)}`,
-      );
+    const bad = badValue(a, MAX_WEIGHT); // the loader's bound: every snapshot written can be read back
+    if (bad)
+      throw new Error(`not keeping the snapshot of step ${step}: parameter '${name}' holds ${bad}; ${resumeHint(run)}`);
   }
   mkdirSync(dir, { recursive: true });
   saveModel(dir, run.config, run.o.tokenizer, params, state);
