@@ -149,7 +149,7 @@ test(
   },
 );
 
-test('absurd learning rate from the first step with a checkpoint every step: the blown-up model is never written', async () => {
+test('absurd learning rate from step 1, a checkpoint every step: the blown-up model is never written', async () => {
   for (const backend of ['reference', 'wasm']) {
     const name = `lr1-${backend}`;
     const { o, config } = setup([
