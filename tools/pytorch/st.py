@@ -11,6 +11,7 @@ The writer is deterministic: the same tensors, order and metadata give the same 
 
 import json
 import struct
+import zlib
 
 import numpy as np
 
@@ -61,6 +62,27 @@ def write(path, tensors, metadata, order=None, header_order=None, metadata_last=
         f.write(text)
         for raw in blobs:
             f.write(raw)
+
+
+CHECKSUM_KEY = 'checksum'
+
+
+def checksum(tensors, metadata):
+    """The fixture content checksum (docs/fixtures.md §1, metadata key `checksum`; src/fixtures/checksum.ts).
+
+    CRC-32 over every other metadata entry sorted by key (key NUL value NUL), then every tensor sorted by name
+    (name NUL dtype NUL comma-joined shape NUL, then its little-endian bytes); names sorted by their UTF-8 bytes.
+    Independent of the header, data and __metadata__ orders `write` can vary.
+    """
+    c = 0
+    for k in sorted((k for k in metadata if k != CHECKSUM_KEY), key=lambda k: k.encode('utf-8')):
+        c = zlib.crc32(f'{k}\0{metadata[k]}\0'.encode('utf-8'), c)
+    for name in sorted(tensors, key=lambda n: n.encode('utf-8')):
+        dtype, arr = tensors[name]
+        shape = ','.join(str(n) for n in np.shape(arr))
+        c = zlib.crc32(f'{name}\0{dtype}\0{shape}\0'.encode('utf-8'), c)
+        c = zlib.crc32(np.ascontiguousarray(np.asarray(arr), dtype=DTYPES[dtype]).tobytes(), c)
+    return f'crc32:{c:08x}'
 
 
 def read(path):

@@ -459,6 +459,7 @@ def write_case(out_dir, kind, name, seed, cfg, opts):
             'generator': GENERATOR, 'seed': str(seed)}
     if mm != math.inf:
         meta['min_margin'] = repr(mm)
+    meta[st.CHECKSUM_KEY] = st.checksum(T, meta)  # last: covers every other entry and every tensor
     path = os.path.join(out_dir, kind, name + '.safetensors')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     st.write(path, T, meta, order, header_order, metadata_last=opts.get('order') == 'scrambled')
