@@ -36,6 +36,7 @@ function variant(
   edit: (meta: Record<string, string>, tensors: ReturnType<typeof parseSafetensors>['tensors']) => void,
 ): string {
   const { metadata, tensors } = parseSafetensors(readFileSync(SRC), SRC);
+  delete metadata.checksum; // an edited file without a checksum (a damaged one is tested in fixture-hostile)
   edit(metadata, tensors);
   const path = join(dir, name);
   writeFileSync(path, serializeSafetensors(tensors, metadata));

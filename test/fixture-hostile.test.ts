@@ -4,15 +4,18 @@
 //       in a RangeError stack trace: now exit 2 at once, naming the key or the first missing tensor;
 //   6   an I64 token id ≥ 2³¹ aborted the whole batch (uncaught, exit 1): now that file's exit-2 line, the rest run;
 //   7   a renamed or dropped result passed with that tensor unchecked; duplicate JSON keys were accepted (last won):
-//       now exit 2;
+//       now exit 2; a damaged value (one flipped low bit of an expected value, a loosened min_margin) passed: now
+//       files carry a content checksum (src/fixtures/checksum.ts) and a damaged one is exit 2;
 //   11  alpha 1.5 failed in the runner (exit 1), negative bn_eps passed, min_margin "" read as 0, format
 //       monet-ts-fixture/01 was accepted, a misspelled config key was ignored: now exit 2, naming the key.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.ts';
+import { fixtureChecksum } from '../src/fixtures/checksum.ts';
+import { parseFixture } from '../src/fixtures/format.ts';
 import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
 import type { TensorMap } from '../src/tensor.ts';
 
@@ -36,14 +39,19 @@ async function check(...paths: string[]): Promise<{ code: number; out: string; e
   }
 }
 
-/** A copy of fixtures/<src> with its metadata, config or tensors edited, written as <name>. */
+/**
+ * A copy of fixtures/<src> with its metadata, config or tensors edited, written as <name>. The edited copy has no
+ * checksum (as from a tool that writes none) unless `keepChecksum`: then it is a damaged file.
+ */
 function variant(
   src: string,
   name: string,
   edit: (meta: Record<string, string>, tensors: TensorMap, config: Record<string, unknown>) => void,
+  keepChecksum = false,
 ): string {
   const path = join(ROOT, 'fixtures', src);
   const { metadata, tensors } = parseSafetensors(readFileSync(path), path);
+  if (!keepChecksum) delete metadata.checksum;
   const before = metadata.config;
   const config = JSON.parse(before);
   edit(metadata, tensors, config);
@@ -143,6 +151,53 @@ test('item 7: a renamed or lost result, an unknown tensor, duplicate JSON keys: 
   const dupPath = join(dir, 'dup-header.safetensors');
   writeFileSync(dupPath, Buffer.concat([len, head, bytes.subarray(8 + n)]));
   await refused(dupPath, /header: key "out\.y" appears twice in \$/);
+});
+
+test('item 7: every committed fixture carries a checksum; a damaged value or margin is exit 2, not a pass', async () => {
+  const files = readdirSync(join(ROOT, 'fixtures'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+    f.endsWith('.safetensors'),
+  );
+  assert.ok(files.length >= 65, `${files.length} fixture files`);
+  for (const f of files) {
+    const path = join(ROOT, 'fixtures', f);
+    const { metadata, tensors } = parseSafetensors(readFileSync(path), path);
+    assert.match(metadata.checksum ?? '', /^crc32:[0-9a-f]{8}$/, `${f} has a checksum`);
+    assert.is(fixtureChecksum(metadata, tensors), metadata.checksum, f);
+  }
+  // the lowest bit of one expected value: well inside tolerance, so without the checksum the file still passes
+  const flip = (_m: Record<string, string>, t: TensorMap) => {
+    const y = t.get('out.y')!.data as Float64Array;
+    new Uint8Array(y.buffer, y.byteOffset, 8)[0] ^= 1;
+  };
+  const unsealed = variant('dense-ffn/swiglu.safetensors', 'flip-unsealed.safetensors', flip);
+  assert.is((await check(unsealed)).code, 0, 'an unsealed file with a one-ulp change passes: the checksum is optional');
+  const damaged = variant('dense-ffn/swiglu.safetensors', 'flip.safetensors', flip, true);
+  await refused(damaged, /checksum mismatch: __metadata__\.checksum says crc32:[0-9a-f]{8}, the file's metadata/);
+  const loosened = variant(
+    'smoe/swiglu_e4k2.safetensors',
+    'loose.safetensors',
+    (m) => {
+      m.min_margin = '0.5';
+    },
+    true,
+  );
+  await refused(loosened, /checksum mismatch/);
+  const malformed = variant(
+    'dense-ffn/relu.safetensors',
+    'bad-sum.safetensors',
+    (m) => {
+      m.checksum = 'CRC32:1234';
+    },
+    true,
+  );
+  await refused(malformed, /__metadata__\.checksum is "CRC32:1234"; expected crc32: and 8 lowercase hex digits/);
+  // where the writer put header entries, data blocks and __metadata__ does not matter (scrambled PyTorch files)
+  const path = join(ROOT, 'fixtures', 'dense-ffn', 'relu.safetensors');
+  const { metadata, tensors } = parseSafetensors(readFileSync(path), path);
+  const reversed = new Map([...tensors].reverse());
+  const meta2 = Object.fromEntries(Object.entries(metadata).reverse());
+  assert.is(fixtureChecksum(meta2, reversed), metadata.checksum);
+  assert.ok(parseFixture(serializeSafetensors(reversed, meta2), 'reversed'));
 });
 
 test('item 11: alpha 1.5, negative bn_eps, min_margin "", format /01, a misspelled key: exit 2 naming it', async () => {

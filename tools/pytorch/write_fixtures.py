@@ -16,7 +16,9 @@ are the upstream seed of the objective, not inputs of the layer, so they get non
 
 Routing margins: inputs are redrawn (from the same generator) until every discrete decision has a relative margin
 >= 1e-3; the smallest one is recorded as metadata `min_margin`.
-Re-running reproduces identical bytes (single thread, seeded draws, deterministic writer).
+Every file carries the content checksum (metadata `checksum`, st.checksum; docs/fixtures.md §1).
+Re-running reproduces identical bytes on one machine (single thread, seeded draws, deterministic writer); another
+machine's PyTorch build may differ in the last bits of some values.
 """
 
 import argparse
