@@ -50,6 +50,7 @@ test('a MonetLLM folder loads: config translated, both shards, BN buffers in, nu
   assert.is(m.state.size, 8); // 2 routers × 2 norms × (mean, var)
   assert.ok(m.params.has('model.layers.2.router.w1.weight'));
   assert.ok(m.notes.some((n) => /4 BatchNorm num_batches_tracked buffers \(I64\) read and ignored/.test(n)));
+  assert.ok(m.notes.some((n) => /00002\.safetensors: no monet_ts_checksum: written by another tool/.test(n)));
   const hd = await loadHfModel(new DirSource(join(DATA, 'monet-hd-tiny')));
   assert.ok(hd.params.has('model.layers.3.moe.b'));
 });
@@ -180,6 +181,15 @@ test('damaged folders fail naming the file and the key or tensor', async () => {
     writeFileSync(p, b.subarray(0, b.length - 10));
   });
   assert.match(msg, /model-00001-of-00002\.safetensors.*(run past|cover)/);
+  msg = await loadError((d) => {
+    // the first tensor of shard 1 (the embedding) gets a bf16 NaN (0x7fc0) as its element 1
+    const p = join(d, 'model-00001-of-00002.safetensors');
+    const b = readFileSync(p);
+    const start = 8 + Number(b.readBigUInt64LE(0));
+    b.writeUInt16LE(0x7fc0, start + 2);
+    writeFileSync(p, b);
+  });
+  assert.match(msg, /model-00001-of-00002\.safetensors: tensor 'model\.embed_tokens\.weight': value NaN at index 1/);
   msg = await loadError((d) => rmSync(join(d, 'model.safetensors.index.json')));
   assert.match(msg, /neither model\.safetensors nor model\.safetensors\.index\.json/);
 });

@@ -17,7 +17,8 @@
 import { paramSpecs, stateSpecs, type ModelConfig } from '../train/presets.ts';
 import type { HostParams } from '../train/checkpoint.ts';
 import { parseGenerationConfig, parseHfConfig } from './config.ts';
-import { openShard, readBf16Bits, readF32, type Shard } from './shard.ts';
+import { bf16ToF32, openShard, readBf16Bits, readF32, type Shard } from './shard.ts';
+import { badValue, CHECKSUM_KEY, checkFinite, MAX_WEIGHT } from '../validate.ts';
 import type { FolderSource } from './source.ts';
 
 export const HF_INDEX = 'model.safetensors.index.json';
@@ -136,7 +137,11 @@ export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promi
     if (g.bos !== undefined) bos = g.bos;
   }
   const { config } = info;
-  const { holder } = await openWeights(src);
+  const { shards, holder } = await openWeights(src);
+  // Foreign files (src/validate.ts): a Hugging Face shard carries no checksum, so damage cannot be detected.
+  for (const s of shards)
+    if (s.metadata[CHECKSUM_KEY] === undefined)
+      notes.push(`${src.where(s.file)}: no ${CHECKSUM_KEY}: written by another tool, damage cannot be detected`);
   const dtypes: Record<string, number> = {};
   const wanted = new Map<string, { shape: number[]; into: 'params' | 'state'; name: string }>();
   for (const s of paramSpecs(config)) wanted.set(s.name, { shape: s.shape, into: 'params', name: s.name });
@@ -193,9 +198,23 @@ export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promi
         `${src.where(shard.file)}: tensor '${n}' has shape [${e.shape}], config.json implies [${w.shape}]`,
       );
     if (e.dtype === 'I64') throw new Error(`${src.where(shard.file)}: tensor '${n}' is I64; expected BF16, F16 or F32`);
-    if (o.keep16 && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2)
-      packed.set(w.name, await readBf16Bits(src, shard, n));
-    else (w.into === 'params' ? params : state).set(w.name, await readF32(src, shard, n));
+    // Values are checked as our own checkpoints are (src/validate.ts): NaN, ±Inf or a weight whose products
+    // overflow float32 is refused, naming the file and the tensor.
+    const where = `${src.where(shard.file)}: tensor '${n}'`;
+    if (o.keep16 && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2) {
+      const bits = await readBf16Bits(src, shard, n);
+      const CHUNK = 1 << 16; // widened a piece at a time, for the check only
+      for (let at = 0; at < bits.length; at += CHUNK) {
+        const bad = badValue(bf16ToF32(bits.subarray(at, at + CHUNK)), MAX_WEIGHT);
+        if (bad)
+          throw new Error(`${where}: ${bad} of the elements from ${at}; expected finite numbers (damaged or forged)`);
+      }
+      packed.set(w.name, bits);
+    } else {
+      const data = await readF32(src, shard, n);
+      checkFinite(data, where, MAX_WEIGHT);
+      (w.into === 'params' ? params : state).set(w.name, data);
+    }
     o.onProgress?.(++done, wanted.size);
   }
   return { config, params, packed, state, eos, bos, dtypes, notes };
