@@ -137,7 +137,10 @@ async function sampleHf(dir: string, f: FlagValues): Promise<void> {
 }
 
 async function sampleRun(dir: string, f: FlagValues): Promise<void> {
-  const run = await openRun(dir, (f.backend as 'auto') ?? 'auto', threadsOf(f));
+  const run = await openRun(dir, (f.backend as 'auto') ?? 'auto', threadsOf(f), {
+    purpose: 'sample',
+    tokens: (f.tokens as number | undefined) ?? 300,
+  });
   for (const w of run.warnings) console.error(`monet sample: warning: ${w}`);
   try {
     const prompt = (f.prompt as string | undefined) ?? 'The ';

@@ -23,7 +23,8 @@ import {
   sealedJson,
   serializeSealed,
 } from '../validate.ts';
-import { paramSpecs, stateSpecs, validateConfig, type ModelConfig } from './presets.ts';
+import { lmParams, lmState } from '../kinds/lm.ts';
+import { lmConfigOf, paramSpecs, stateSpecs, validateConfig, type ModelConfig } from './presets.ts';
 
 export type HostArray = Float32Array | Float64Array;
 export type HostParams = Map<string, HostArray>;
@@ -194,16 +195,20 @@ export function parseModelFile(bytes: Uint8Array, source: string, config: ModelC
   };
   const params: HostParams = new Map();
   const state: HostParams = new Map();
-  for (const s of paramSpecs(config)) params.set(s.name, take(s.name, s.shape, 'a parameter'));
-  for (const s of stateSpecs(config)) {
-    const name = stateCheckpointName(s.name);
+  // The config's tensors are listed lazily (a generator), so that a config.json asking for far more tensors than the
+  // file holds (a hand-edited `num_hidden_layers: 4096, num_experts: 65536`: 805 million) fails at the first
+  // missing one instead of exhausting the JS heap with the list.
+  const lm = lmConfigOf(config);
+  for (const s of lmParams(lm)) params.set(s.name, take(s.name, s.shape, 'a parameter'));
+  for (const s of lmState(lm)) {
+    const name = s.name;
     const a = take(name, s.shape, 'BatchNorm state');
     if (name.endsWith('running_var')) {
       const i = a.findIndex((x) => x < 0);
       if (i >= 0)
         throw new Error(`checkpoint: ${source}: tensor '${name}': variance ${a[i]} at index ${i} is negative`);
     }
-    state.set(s.name, a);
+    state.set(`state.${name}`, a);
   }
   const extra = [...tensors.keys()].filter((n) => !seen.has(n));
   if (extra.length > 0)

@@ -7,6 +7,7 @@ import { writeFileAtomic } from './atomic.ts';
 import { loadModel } from './checkpoint.ts';
 import type { Engine } from './engine.ts';
 import { createEngine } from './engines.ts';
+import { checkMemory } from './memory.ts';
 import { TRAIN_DEFAULTS, type BackendChoice, type TrainOptions, validateSavedOptions } from './options.ts';
 import type { ModelConfig } from './presets.ts';
 import { topkAlpha } from './schedule.ts';
@@ -66,8 +67,16 @@ export function writeRunJson(
   writeFileAtomic(join(dir, 'run.json'), sealedJson(r));
 }
 
+/** What the opened run will do, for the memory check: evaluate its validation batches, or sample `tokens`. */
+export type RunUse = { purpose: 'eval' } | { purpose: 'sample'; tokens: number };
+
 /** `threads`: for the wasm backend (default 1). */
-export async function openRun(dir: string, backend: BackendChoice, threads?: number): Promise<OpenRun> {
+export async function openRun(
+  dir: string,
+  backend: BackendChoice,
+  threads?: number,
+  use: RunUse = { purpose: 'eval' },
+): Promise<OpenRun> {
   if (!existsSync(dir)) throw new Error(`run folder ${dir} does not exist`);
   const { config, tokenizer, params, state, warnings, step: modelStep } = loadModel(dir);
   const saved = readRunJson(dir);
@@ -82,6 +91,13 @@ export async function openRun(dir: string, backend: BackendChoice, threads?: num
   const options = saved?.options ?? { ...TRAIN_DEFAULTS, name: dir };
   // The model's own step wins: a crash between a checkpoint's commit and its run.json leaves run.json one behind.
   const step = modelStep ?? saved?.step ?? 0;
+  // A hand-edited config (a longer context, a bigger batch in run.json) must not exhaust memory in the engine.
+  checkMemory(config, {
+    purpose: use.purpose,
+    backend,
+    batch: use.purpose === 'eval' ? options.batchSize : 1,
+    seq: Math.min(config.max_position_embeddings, use.purpose === 'eval' ? options.seqLen : use.tokens + 2),
+  });
   const { engine } = await createEngine(backend, { config, params, state }, { threads });
   return {
     dir,

@@ -22,7 +22,6 @@
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { badValue, MAX_WEIGHT, sealedJson } from '../validate.ts';
 import { join } from 'node:path';
-import { totalmem } from 'node:os';
 import { appendJsonl, readJsonl, writeFileAtomic } from './atomic.ts';
 import {
   type HostParams,
@@ -39,6 +38,7 @@ import { createEngine } from './engines.ts';
 import { initParams } from './init.ts';
 import { type TrainOptions, validateSavedOptions } from './options.ts';
 import { expertScaling, formatCount, paramBreakdown, type ModelConfig } from './presets.ts';
+import { checkMemory, type MemoryUse } from './memory.ts';
 import { Progress } from './progress.ts';
 import { readRunJson } from './run.ts';
 import { checkFreshRunFolder, clearRunFolder, lockRunFolder, type RunLock } from './run-folder.ts';
@@ -74,6 +74,14 @@ export interface TrainIO {
   /** Consecutive skipped steps that stop the run (default MAX_CONSECUTIVE_FAULTS). */
   maxConsecutiveFaults?: number;
 }
+
+/** What one training step holds: a micro-batch of B sequences of S tokens on the run's backend. */
+const trainingUse = (o: TrainOptions): MemoryUse => ({
+  purpose: 'train',
+  backend: o.backend,
+  batch: o.batchSize,
+  seq: o.seqLen,
+});
 
 /** Consecutive non-finite steps after which training stops: one bad batch is noise, five in a row is divergence. */
 export const MAX_CONSECUTIVE_FAULTS = 5;
@@ -124,25 +132,6 @@ export function describeModel(config: ModelConfig): string[] {
     );
   }
   return lines;
-}
-
-/**
- * Refuse a model whose training state cannot fit in this machine's memory, before allocating it: a `--hidden-size
- * 16384` typo should be a sentence, not a V8 out-of-memory abort. Counted: parameters initialised in float64, plus
- * parameters, gradients and two AdamW moments in the engine's precision (float64 for the reference, float32 else).
- */
-export function checkFitsInMemory(config: ModelConfig, backend: string): void {
-  const n = paramBreakdown(config).total;
-  const bytes = n * 8 + n * 4 * (backend === 'reference' ? 8 : 4);
-  const have = totalmem();
-  if (bytes > have) {
-    const gb = (b: number) => (b / 2 ** 30).toFixed(1);
-    throw new Error(
-      `the model has ${formatCount(n)} parameters; training it needs at least ${gb(bytes)} GiB ` +
-        `(parameters, gradients and two AdamW moments) but this machine has ${gb(have)} GiB; ` +
-        'pick a smaller --hidden-size / --layers / expert count, or a preset from monet train --list-presets',
-    );
-  }
 }
 
 /** The data sampler's position: its RNG state and the number of batches drawn. */
@@ -243,7 +232,7 @@ function startFresh(o: TrainOptions, config: ModelConfig, force: boolean): RunSt
   // created only once the data and the backend are known to work (createRunFolder), so that a wrong --data or
   // --seq-len neither deletes an old run nor leaves an empty folder behind.
   checkFreshRunFolder(join(o.runsDir, o.name), force);
-  checkFitsInMemory(config, o.backend);
+  checkMemory(config, trainingUse(o));
   const { params, state } = initParams(config, o.seed);
   return { options: o, config, params, state, step: 0, seconds: 0, records: [], resumed: false };
 }
@@ -780,7 +769,10 @@ export async function train(
     if (lock?.replaced) say(`${runDir}: removed the stale lock of PID ${lock.replaced.pid}, which no longer runs`);
     const start = resume ? openResume(options, say) : startFresh(options, flagsConfig, force);
     const { options: o, config } = start;
-    if (resume) say(`resuming ${runDir} at step ${start.step}`);
+    if (resume) {
+      say(`resuming ${runDir} at step ${start.step}`);
+      checkMemory(config, trainingUse(o)); // a hand-edited run folder, or other settings than the first session's
+    }
 
     const data = loadRunData(o, config, start.sampler, say);
     const created = await createEngine(
