@@ -73,6 +73,58 @@ export interface TrainIO {
   wrapEngine?: (engine: Engine) => Engine;
   /** Consecutive skipped steps that stop the run (default MAX_CONSECUTIVE_FAULTS). */
   maxConsecutiveFaults?: number;
+  /** Consecutive readings of a diverging loss that stop the run (default DIVERGENCE_STREAK). */
+  divergenceStreak?: number;
+}
+
+/**
+ * Divergence with finite numbers (a learning rate far too high, no clip): the training loss far above where it
+ * started. "Far above" is twice the larger of the uniform entropy ln V (what a model that knows nothing scores) and
+ * the step-0 validation CE; a reading above it is warned about and logged, DIVERGENCE_STREAK readings in a row stop
+ * the run, and no checkpoint is written while such a streak lasts. A run whose final validation CE is above it
+ * fails without writing its final checkpoint.
+ */
+export const DIVERGENCE_STREAK = 3;
+
+/** The divergence limit and the current streak of readings above it. */
+interface Divergence {
+  readonly limit: number;
+  streak: number;
+  from: number; // first step of the streak
+  readonly max: number;
+}
+
+/** The limit from the run's own records: twice max(ln V, step-0 validation CE). */
+function divergenceLimit(run: Run): number {
+  const uniform = Math.log(run.config.vocab_size);
+  const start = run.log.records.find((r) => r.step === 0 && typeof r.val_loss === 'number')?.val_loss as number;
+  return 2 * Math.max(uniform, Number.isFinite(start) ? start : uniform);
+}
+
+/** What the limit is, in words, for messages. */
+const limitWords = (d: Divergence, run: Run) =>
+  `${d.limit.toFixed(2)} (twice the larger of the uniform entropy ln ${run.config.vocab_size} and the start)`;
+
+/** Record a reading of the training CE; warn when it is above the limit, throw once a streak reaches the max. */
+function checkDivergence(run: Run, ce: number, step: number, d: Divergence, progress: Progress): void {
+  if (ce <= d.limit) {
+    d.streak = 0;
+    return;
+  }
+  if (d.streak++ === 0) d.from = step;
+  run.log.write({ step, event: 'diverging', ce, limit: d.limit, streak: d.streak });
+  progress.log(
+    `warning: step ${step}: training CE ${ce.toPrecision(5)} is far above ${limitWords(d, run)}; ` +
+      `the run may be diverging (${d.streak} reading${d.streak > 1 ? 's' : ''} in a row, stop at ${d.max})`,
+  );
+  if (d.streak >= d.max) {
+    progress.done();
+    throw new Error(
+      `training stopped at step ${step}: the training loss diverged — ${d.streak} readings in a row ` +
+        `(steps ${d.from}–${step}) above ${limitWords(d, run)}, last CE ${ce.toPrecision(5)} — try a lower --lr, ` +
+        `a gradient clip (--clip) or a longer --warmup; ${resumeHint(run)}`,
+    );
+  }
 }
 
 /** What one training step holds: a micro-batch of B sequences of S tokens on the run's backend. */
@@ -175,6 +227,8 @@ interface Run {
   prevSeconds: number; // training time spent before this session
   /** The step of the last checkpoint on disk (null: none yet). */
   lastCheckpoint: number | null;
+  /** The limit is set once the session's first records are written (logSessionStart). */
+  divergence: Divergence;
   say: (line: string) => void;
 }
 
@@ -591,6 +645,7 @@ async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
     lastRead: run.startStep,
     max: io.maxConsecutiveFaults ?? MAX_CONSECUTIVE_FAULTS,
   };
+  const div = run.divergence;
   const tLoop = performance.now();
   const seconds = () => run.prevSeconds + (performance.now() - tLoop) / 1000;
   const rate: Throughput = { tMark: tLoop, tokens: 0 };
@@ -619,6 +674,7 @@ async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
       if (!r.skipped) {
         lastLoss = r.loss;
         logStep(run, r, hp, step, rate, progress, tLoop);
+        checkDivergence(run, r.ce, step, div, progress);
       }
     }
     // no evaluation or checkpoint while a fault streak lasts: the last checkpoint stays a good one
@@ -627,13 +683,18 @@ async function trainLoop(run: Run, io: TrainIO): Promise<LoopEnd> {
         const ev = await evaluate(run, alphaAt(o, step));
         run.log.write({ step, val_loss: ev.ce, val_total: ev.loss });
         progress.log(`step ${step}: validation CE ${ev.ce.toFixed(4)} = ${(ev.ce / H).toFixed(3)} × entropy`);
+        if (!(ev.ce <= div.limit))
+          progress.log(
+            `warning: step ${step}: validation CE ${ev.ce.toPrecision(5)} is far above ${limitWords(div, run)}`,
+          );
       }
-      if (step % o.saveEvery === 0 && step < o.steps) await writeCheckpoint(run, step, seconds());
+      // nor while the loss is far above the limit: a diverging model does not replace a good checkpoint
+      if (step % o.saveEvery === 0 && step < o.steps && div.streak === 0) await writeCheckpoint(run, step, seconds());
       if (step < o.steps) await keepSnapshot(run, step, false);
     }
     if (io.stop?.requested && r && step < o.steps) {
       progress.done();
-      return { step, lastLoss, seconds: seconds(), interrupted: { inStreak: Boolean(r.skipped) } };
+      return { step, lastLoss, seconds: seconds(), interrupted: { inStreak: Boolean(r.skipped) || div.streak > 0 } };
     }
   }
   progress.done();
@@ -679,7 +740,7 @@ function logStep(
 async function finishInterrupted(run: Run, end: LoopEnd): Promise<TrainResult> {
   if (end.interrupted?.inStreak) {
     run.say(
-      `interrupted at step ${end.step} during a streak of skipped steps; no checkpoint written: ${resumeHint(run)}`,
+      `interrupted at step ${end.step} during a streak of skipped or diverging steps; no checkpoint written: ${resumeHint(run)}`,
     );
   } else {
     if (run.lastCheckpoint !== end.step) await writeCheckpoint(run, end.step, end.seconds);
@@ -708,6 +769,12 @@ async function finishRun(run: Run, end: LoopEnd, t0: number): Promise<TrainResul
   const H = run.data.splits.entropy;
   const final = await evaluate(run, alphaAt(o, end.step));
   run.log.write({ step: end.step, val_loss: final.ce, val_total: final.loss });
+  if (!(final.ce <= run.divergence.limit))
+    throw new Error(
+      `training ended at step ${end.step} with validation CE ${final.ce.toPrecision(5)}, far above ` +
+        `${limitWords(run.divergence, run)}: the run diverged, and its final checkpoint was not written — try a ` +
+        `lower --lr, a gradient clip (--clip) or a longer --warmup; ${resumeHint(run)}`,
+    );
   await writeCheckpoint(run, end.step, end.seconds);
   await keepSnapshot(run, end.step, true);
   const ratio = final.ce / H;
@@ -800,6 +867,12 @@ export async function train(
         startStep: start.step,
         prevSeconds: start.seconds,
         lastCheckpoint: start.resumed ? start.step : null,
+        divergence: {
+          limit: Number.POSITIVE_INFINITY,
+          streak: 0,
+          from: 0,
+          max: io.divergenceStreak ?? DIVERGENCE_STREAK,
+        },
         say,
       };
       return await runSession(run, io, t0);
@@ -820,6 +893,7 @@ async function runSession(run: Run, io: TrainIO, t0: number): Promise<TrainResul
   try {
     if (!run.resumed) writeFileAtomic(join(run.runDir, 'run.json'), runJson(run, { step: 0 }));
     await logSessionStart(run);
+    run.divergence = { ...run.divergence, limit: divergenceLimit(run) };
     if (!run.resumed) await keepSnapshot(run, 0, false);
     const end = await trainLoop(run, io);
     return end.interrupted ? await finishInterrupted(run, end) : await finishRun(run, end, t0);
