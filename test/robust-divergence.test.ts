@@ -62,7 +62,7 @@ test('--lr 30 --clip 0: warnings at each diverging reading, the run stops after 
   for (const r of diverging) assert.ok(r.ce! > r.limit!, JSON.stringify(r));
 });
 
-test('no checkpoint while the loss is far above; a run that ends diverged fails without its final checkpoint', async () => {
+test('no checkpoint while the loss is far above; a run ending diverged fails without its last checkpoint', async () => {
   // A streak that never stops the run (divergenceStreak 1000), a checkpoint every step: the last checkpoint is the
   // last step before the loss left the limit, and the end fails on the final validation CE.
   const { o, config } = setup('end', ['--steps', '12', '--lr', '30', '--clip', '0', '--log-every', '1']);

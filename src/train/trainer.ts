@@ -740,7 +740,8 @@ function logStep(
 async function finishInterrupted(run: Run, end: LoopEnd): Promise<TrainResult> {
   if (end.interrupted?.inStreak) {
     run.say(
-      `interrupted at step ${end.step} during a streak of skipped or diverging steps; no checkpoint written: ${resumeHint(run)}`,
+      `interrupted at step ${end.step} during a streak of skipped or diverging steps; ` +
+        `no checkpoint written: ${resumeHint(run)}`,
     );
   } else {
     if (run.lastCheckpoint !== end.step) await writeCheckpoint(run, end.step, end.seconds);
