@@ -14,6 +14,8 @@ import {
 } from '../src/fixtures/checker.ts';
 import { FIXTURE_FORMAT, parseFixture, serializeFixture } from '../src/fixtures/format.ts';
 import { FixtureError } from '../src/fixtures/format.ts';
+import { createReferenceBackend, runReferenceCase } from '../src/fixtures/reference-cases.ts';
+import { getBackendEntry } from '../src/backend/registry.ts';
 import type { CaseBackend } from '../src/backend/case.ts';
 import { f64, i32, u8, type Tensor, type TensorMap } from '../src/tensor.ts';
 import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
@@ -251,15 +253,43 @@ test('loader: format version, kind and metadata errors name what was found and e
   assert.throws(() => parseFixture(mk({ kind: 'topk', config: '{}' })), /__metadata__ has no 'format'/);
 });
 
-test('loader: train-mode layer files may omit state.*, eval-mode files may not', () => {
+test('loader: train-mode layer files may omit state.* (all of it), eval-mode files may not', () => {
   const strip = (file: string) => {
     const { metadata, tensors } = parseSafetensors(readFileSync(join(import.meta.dirname, '..', 'fixtures', file)));
     for (const n of [...tensors.keys()]) if (n.startsWith('state.')) tensors.delete(n);
     delete metadata.checksum; // a file as written without state.* (and without a checksum)
     return serializeSafetensors(tensors, metadata);
   };
+  // the loader supplies PyTorch's initial statistics, so every backend receives the state (the wasm backend threw
+  // "missing tensor state.norm1.running_mean" on such a file before)
   const train = parseFixture(strip('monet-router/train.safetensors'), 'train.st');
-  assert.not.ok([...train.case.tensors.keys()].some((n) => n.startsWith('state.')));
+  const held = [...train.case.tensors].filter(([n]) => n.startsWith('state.'));
+  assert.equal(
+    held.map(([n, t]) => [n, [...t.data]]),
+    [
+      ['state.norm1.running_mean', [0, 0]],
+      ['state.norm1.running_var', [1, 1]],
+      ['state.norm2.running_mean', [0, 0]],
+      ['state.norm2.running_var', [1, 1]],
+    ],
+  );
+  // part of the state is a lost tensor, not an omitted state
+  const partial = (() => {
+    const path = join(import.meta.dirname, '..', 'fixtures', 'monet-router', 'train.safetensors');
+    const { metadata, tensors } = parseSafetensors(readFileSync(path));
+    tensors.delete('state.norm2.running_var');
+    delete metadata.checksum;
+    return serializeSafetensors(tensors, metadata);
+  })();
+  assert.throws(
+    () => parseFixture(partial, 'part.st'),
+    (e: Error) =>
+      e instanceof FixtureError &&
+      /part\.st: state incomplete: state\.norm2\.running_var missing while state\.norm1\.running_mean, .* present/.test(
+        e.message,
+      ) &&
+      /a train-mode 'monet-router' file holds all of its state or none/.test(e.message),
+  );
   assert.throws(
     () => parseFixture(strip('monet-router/eval.safetensors'), 'eval.st'),
     /eval\.st: tensor 'state\.norm1\.running_mean' is missing/,
@@ -268,6 +298,27 @@ test('loader: train-mode layer files may omit state.*, eval-mode files may not',
     () => parseFixture(strip('lm/peer.safetensors'), 'lm.st'),
     /lm\.st: tensor 'state\.model\.layers\.1\.mlp\.query_bn\.running_mean' is missing/,
   );
+});
+
+test('a train-mode file without state.* runs on the reference and wasm from the initial statistics', async () => {
+  const path = join(import.meta.dirname, '..', 'fixtures', 'peer', 'train_relu.safetensors');
+  const src = parseFixture(readFileSync(path), path);
+  // the same case from the initial statistics: expected values recomputed by the reference, then state.* left out
+  const inputs = new Map([...src.case.tensors].filter(([n]) => !n.startsWith('state.')));
+  const init = parseFixture(
+    serializeFixture({ kind: 'peer', config: src.case.config, inputs, results: src.expected, checksum: false }),
+    'no-state',
+  );
+  const results = new Map([...runReferenceCase(init.case)].filter(([n]) => src.expected.has(n)));
+  const fx = parseFixture(serializeFixture({ kind: 'peer', config: src.case.config, inputs, results }), 'no-state');
+  assert.not.ok([...fx.case.tensors.keys()].some((n) => !src.case.tensors.has(n)));
+  for (const make of [createReferenceBackend, getBackendEntry('wasm').create] as (() => Promise<CaseBackend>)[]) {
+    const backend = await make();
+    const r = await runFixture(fx, backend, { preset: backend.name === 'reference' ? 'f64' : 'f32' });
+    assert.is(r.error, undefined, `${backend.name}: ${r.error}`);
+    assert.ok(r.pass, `${backend.name} passes`);
+    await backend.dispose?.();
+  }
 });
 
 test('loader: a deeply nested config value gives a FixtureError, not a stack overflow', () => {

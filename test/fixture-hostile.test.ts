@@ -7,7 +7,7 @@
 //       now exit 2; a damaged value (one flipped low bit of an expected value, a loosened min_margin) passed: now
 //       files carry a content checksum (src/fixtures/checksum.ts) and a damaged one is exit 2;
 //   11  alpha 1.5 failed in the runner (exit 1), negative bn_eps passed, min_margin "" read as 0, format
-//       monet-ts-fixture/01 was accepted, a misspelled config key was ignored: now exit 2, naming the key.
+//       monet-ts-fixture/01 was accepted, a misspelled config or metadata key was ignored: now exit 2, naming it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -153,7 +153,7 @@ test('item 7: a renamed or lost result, an unknown tensor, duplicate JSON keys: 
   await refused(dupPath, /header: key "out\.y" appears twice in \$/);
 });
 
-test('item 7: every committed fixture carries a checksum; a damaged value or margin is exit 2, not a pass', async () => {
+test('item 7: every committed fixture carries a checksum; a damaged value or margin is exit 2', async () => {
   const files = readdirSync(join(ROOT, 'fixtures'), { recursive: true, encoding: 'utf8' }).filter((f) =>
     f.endsWith('.safetensors'),
   );
@@ -200,7 +200,7 @@ test('item 7: every committed fixture carries a checksum; a damaged value or mar
   assert.ok(parseFixture(serializeSafetensors(reversed, meta2), 'reversed'));
 });
 
-test('item 11: alpha 1.5, negative bn_eps, min_margin "", format /01, a misspelled key: exit 2 naming it', async () => {
+test('item 11: alpha 1.5, bn_eps < 0, min_margin "", format /01, misspelled keys: exit 2 naming them', async () => {
   await refused(
     variant('topk-ffn/alpha0.4.safetensors', 'alpha.safetensors', (_m, _t, c) => {
       c.alpha = 1.5;
@@ -224,6 +224,28 @@ test('item 11: alpha 1.5, negative bn_eps, min_margin "", format /01, a misspell
       m.format = 'monet-ts-fixture/01';
     }),
     /__metadata__\.format is 'monet-ts-fixture\/01'; expected 'monet-ts-fixture\/1'/,
+  );
+  // a misspelled metadata key would be ignored: a lost margin, or a checksum nobody verifies (one flipped bit in the
+  // key's name turned a damaged file into an ordinary failure in the fixture fuzz)
+  await refused(
+    variant('smoe/swiglu_e4k2.safetensors', 'margn.safetensors', (m) => {
+      m.min_margn = m.min_margin;
+      delete m.min_margin;
+    }),
+    /__metadata__ key "min_margn" is not a key of the format; did you mean 'min_margin'\?/,
+  );
+  await refused(
+    variant(
+      'dense-ffn/relu.safetensors',
+      'checksun.safetensors',
+      (m, t) => {
+        m.checksun = m.checksum;
+        delete m.checksum;
+        (t.get('out.y')!.data as Float64Array)[0] += 1;
+      },
+      true,
+    ),
+    /__metadata__ key "checksun" is not a key of the format; did you mean 'checksum'\?/,
   );
   await refused(
     variant('monet-router/train.safetensors', 'typo.safetensors', (_m, _t, c) => {

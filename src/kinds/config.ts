@@ -83,7 +83,7 @@ export function describeSpec(s: KeySpec): string {
 }
 
 /** Levenshtein distance, for "did you mean" on a misspelled key. */
-function distance(a: string, b: string): number {
+export function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let prev = row[0];

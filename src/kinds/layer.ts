@@ -22,7 +22,8 @@ export interface LayerLayoutParts {
 
 export function layerLayout(p: LayerLayoutParts): KindLayout {
   const params = shapes('', p.params);
-  const stateRel = shapes('', p.state);
+  const state = [...p.state];
+  const stateRel = shapes('', state);
   const inputs = new Map<string, Shape>([['in.x', p.x], ...p.seeds.map(([n, s]): [string, Shape] => [`in.${n}`, s])]);
   return {
     inputs,
@@ -31,7 +32,7 @@ export function layerLayout(p: LayerLayoutParts): KindLayout {
     params: new Map([...params].map(([n, s]) => [`param.${n}`, s])),
     state: new Map([...stateRel].map(([n, s]) => [`state.${n}`, s])),
     // A train-mode layer file may omit its state: it starts from PyTorch's init (mean 0, variance 1).
-    stateOptional: p.mode === 'train',
+    stateDefault: p.mode === 'train' ? new Map(state.map((s) => [`state.${s.name}`, s.init === 'ones' ? 1 : 0])) : null,
     outputs: new Map(p.outputs),
     optionalOutputs: new Map(p.optionalOutputs ?? []),
     idx: new Map(p.idx),

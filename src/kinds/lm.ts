@@ -269,7 +269,7 @@ export const lmKind: KindDecl<LmConfig> = {
       differentiableInputs: [],
       params,
       state,
-      stateOptional: false, // an lm file names every layer's state
+      stateDefault: null, // an lm file names every layer's state
       outputs: new Map([['out.loss', []]]),
       optionalOutputs: new Map([
         ['out.logits', [B, S, cfg.V]],

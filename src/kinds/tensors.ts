@@ -52,8 +52,11 @@ export interface KindLayout {
   differentiableInputs: string[];
   params: Map<string, Shape>;
   state: Map<string, Shape>;
-  /** Whether a file may omit the state (train-mode layer kinds: PyTorch's init, mean 0 and variance 1). */
-  stateOptional: boolean;
+  /**
+   * The state a file may omit, with the value each tensor then starts from (train-mode layer kinds: PyTorch's init,
+   * mean 0 and variance 1); null when a file must hold its state (eval mode, `lm`).
+   */
+  stateDefault: Map<string, number> | null;
   /** out.* every correct run produces. */
   outputs: Map<string, Shape>;
   /** out.* a run may produce and a fixture may hold (intermediates such as Monet's out.g1, lm's out.logits). */
