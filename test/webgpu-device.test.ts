@@ -2,19 +2,17 @@
 // and reads return only the range asked for.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sharedGpu } from './webgpu-setup.ts';
+import { gpuTest, requireGpu } from './webgpu-setup.ts';
 import { openGpu } from '../src/backend/webgpu/gpu.ts';
 import { matmul } from '../src/backend/webgpu/matmul.ts';
 
-test('an adapter is found (CI=true makes a missing adapter a failure)', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
+gpuTest('an adapter is found (CI=true makes a missing adapter a failure)', async () => {
+  const gpu = await requireGpu();
   assert.ok(gpu.description.length > 0);
 });
 
-test('invalid WGSL is reported by the next read, with the kernel name', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
+gpuTest('invalid WGSL is reported by the next read, with the kernel name', async () => {
+  const gpu = await requireGpu();
   const buf = gpu.upload([1, 2, 3], 'x');
   const k = gpu.kernel(
     'broken_kernel',
@@ -34,9 +32,8 @@ test('invalid WGSL is reported by the next read, with the kernel name', async ()
   assert.equal(Array.from(await gpu.read(ok, 1, 2)), [5, 6]);
 });
 
-test('write, copy and clear keep program order with queued dispatches', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
+gpuTest('write, copy and clear keep program order with queued dispatches', async () => {
+  const gpu = await requireGpu();
   const a = gpu.upload([1, 2, 3, 4], 'a');
   const b = gpu.alloc(4, 'b');
   gpu.copy(a, 1, b, 0, 3);
@@ -46,9 +43,8 @@ test('write, copy and clear keep program order with queued dispatches', async ()
   assert.equal(Array.from(await gpu.read(a)), [0, 0, 0, 0]);
 });
 
-test('launches past 65535 workgroups fold into the y dimension and cover every element', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
+gpuTest('launches past 65535 workgroups fold into the y dimension and cover every element', async () => {
+  const gpu = await requireGpu();
   const { WebGpuDevice } = await import('../src/backend/webgpu/device.ts');
   const dev = new WebGpuDevice(gpu);
   const n = 65535 * 256 + 1000; // one more than a single dimension of 256-wide workgroups can hold
@@ -66,8 +62,7 @@ test('launches past 65535 workgroups fold into the y dimension and cover every e
   dev.free(x);
 });
 
-test('the debug switch prints the WGSL, the variant chosen and the dispatch sizes', async () => {
-  if (!(await sharedGpu())) return;
+gpuTest('the debug switch prints the WGSL, the variant chosen and the dispatch sizes', async () => {
   const gpu = await openGpu({ debug: true });
   const lines: string[] = [];
   const err = console.error;
@@ -88,8 +83,7 @@ test('the debug switch prints the WGSL, the variant chosen and the dispatch size
   assert.match(text, /dispatch matmul_rows\[TRANS_A=0,TRANS_B=0\] groups=\(70,1,1\)/);
 });
 
-test('a destroyed device gives a clear error instead of results', async () => {
-  if (!(await sharedGpu())) return;
+gpuTest('a destroyed device gives a clear error instead of results', async () => {
   const gpu = await openGpu();
   const buf = gpu.upload([1, 2], 'x');
   gpu.destroy();

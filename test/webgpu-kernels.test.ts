@@ -6,7 +6,7 @@
 // float64 evaluation rounded once (the fixture tests use the shared checker's f32 preset instead).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sharedGpu } from './webgpu-setup.ts';
+import { gpuTest, requireGpu } from './webgpu-setup.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
@@ -404,12 +404,9 @@ function cases(): Case[] {
 
 const all = cases();
 const js = createJsDevice();
-let gpuDev: WebGpuDevice | null | undefined;
-async function gpuDevice(): Promise<WebGpuDevice | null> {
-  if (gpuDev === undefined) {
-    const gpu = await sharedGpu();
-    gpuDev = gpu ? new WebGpuDevice(gpu) : null;
-  }
+let gpuDev: WebGpuDevice | undefined;
+async function gpuDevice(): Promise<WebGpuDevice> {
+  gpuDev ??= new WebGpuDevice(await requireGpu());
   return gpuDev;
 }
 
@@ -422,9 +419,8 @@ test('every kernel of the contract has at least one case here', () => {
 });
 
 for (const k of all) {
-  test(`${k.kernel}${k.label ? ` (${k.label})` : ''} matches the JS device`, async () => {
+  gpuTest(`${k.kernel}${k.label ? ` (${k.label})` : ''} matches the JS device`, async () => {
     const dev = await gpuDevice();
-    if (!dev) return;
     const want = await runOn(js, k);
     const got = await runOn(dev, k);
     assertMatchesJs(want, got, (a) => (k.atomic?.includes(a) ? 1e-4 : 1e-5), 'webgpu');

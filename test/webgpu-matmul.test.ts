@@ -3,7 +3,7 @@
 // K-term dot product, |err| ≤ 2·K·2⁻²⁴·Σ_k |a_k·b_k| (+ the same for the beta term), a standard a-priori bound.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sharedGpu } from './webgpu-setup.ts';
+import { gpuTest, requireGpu } from './webgpu-setup.ts';
 import { matmul, SMALL_M, type MatmulShape, type MatmulVariant } from '../src/backend/webgpu/matmul.ts';
 
 function rng(seed: number) {
@@ -42,8 +42,7 @@ function reference(A: Float32Array, B: Float32Array, C0: Float32Array, s: Requir
 }
 
 async function check(shape: MatmulShape, seed: number, variant: MatmulVariant = 'auto') {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
+  const gpu = await requireGpu();
   const s: Required<MatmulShape> = {
     transA: false,
     transB: false,
@@ -99,7 +98,7 @@ const shapes: [number, number, number][] = [
 for (const [M, N, K] of shapes) {
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
-      test(`matmul M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`, async () => {
+      gpuTest(`matmul M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`, async () => {
         await check({ M, N, K, transA, transB }, M * 1000 + N * 10 + K + (transA ? 7 : 0) + (transB ? 13 : 0));
       });
     }
@@ -108,7 +107,7 @@ for (const [M, N, K] of shapes) {
 
 // Every variant at every shape (the automatic choice above only reaches matmul_128 for big products).
 for (const variant of ['rows', 'tile64', 'tile128', 'tile128k16'] as const) {
-  test(`matmul variant ${variant} at odd shapes, all transposes, accumulate, batched`, async () => {
+  gpuTest(`matmul variant ${variant} at odd shapes, all transposes, accumulate, batched`, async () => {
     let seed = 100;
     for (const [M, N, K] of [
       [1, 1, 1],
@@ -131,12 +130,12 @@ for (const variant of ['rows', 'tile64', 'tile128', 'tile128k16'] as const) {
   });
 }
 
-test('matmul accumulates with beta = 1 and scales with alpha', async () => {
+gpuTest('matmul accumulates with beta = 1 and scales with alpha', async () => {
   await check({ M: 37, N: 41, K: 29, beta: 1, alpha: -0.5 }, 5);
   await check({ M: 3, N: 41, K: 29, beta: 1, alpha: 2, transB: true }, 6);
 });
 
-test('matmul batched with offsets and strides (both variants)', async () => {
+gpuTest('matmul batched with offsets and strides (both variants)', async () => {
   await check(
     { M: 20, N: 12, K: 9, batch: 3, offA: 5, offB: 2, offC: 11, strideA: 200, strideB: 120, strideC: 250 },
     7,
@@ -147,14 +146,13 @@ test('matmul batched with offsets and strides (both variants)', async () => {
   );
 });
 
-test('matmul K = 0 writes beta · C', async () => {
+gpuTest('matmul K = 0 writes beta · C', async () => {
   await check({ M: 5, N: 6, K: 0, beta: 1 }, 9);
   await check({ M: 70, N: 6, K: 0 }, 10);
 });
 
-test('matmul rejects a buffer that is too small, naming it', async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
+gpuTest('matmul rejects a buffer that is too small, naming it', async () => {
+  const gpu = await requireGpu();
   const a = gpu.alloc(10, 'small-A'),
     b = gpu.alloc(100, 'B'),
     c = gpu.alloc(100, 'C');

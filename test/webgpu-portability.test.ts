@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sharedGpu } from './webgpu-setup.ts';
+import { gpuTest, requireGpu } from './webgpu-setup.ts';
 import { computeEntryPoints, MAX_STORAGE_BUFFERS, storageBindingsUsed } from '../src/backend/webgpu/bindings.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
@@ -67,22 +67,23 @@ test(`every entry point of every WGSL kernel uses at most ${MAX_STORAGE_BUFFERS}
   assert.ok(entries > kernels.length, 'multi-pass kernels contribute several entry points');
 });
 
-test(`the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage; every entry point compiles`, async () => {
-  const gpu = await sharedGpu();
-  if (!gpu) return;
-  assert.is(gpu.limits.maxStorageBuffersPerShaderStage, MAX_STORAGE_BUFFERS);
-  assert.is(Number(gpu.device.limits.maxStorageBuffersPerShaderStage), MAX_STORAGE_BUFFERS);
-  for (const { file, src } of kernels) {
-    for (const ep of computeEntryPoints(src)) gpu.kernel(`portability:${file}`, src, {}, ep);
-  }
-  await gpu.sync(); // any invalid pipeline (too many buffers, or anything else) throws here with its kernel's name
-});
+gpuTest(
+  `the device asks for ${MAX_STORAGE_BUFFERS} storage buffers per stage; every entry point compiles`,
+  async () => {
+    const gpu = await requireGpu();
+    assert.is(gpu.limits.maxStorageBuffersPerShaderStage, MAX_STORAGE_BUFFERS);
+    assert.is(Number(gpu.device.limits.maxStorageBuffersPerShaderStage), MAX_STORAGE_BUFFERS);
+    for (const { file, src } of kernels) {
+      for (const ep of computeEntryPoints(src)) gpu.kernel(`portability:${file}`, src, {}, ep);
+    }
+    await gpu.sync(); // any invalid pipeline (too many buffers, or anything else) throws here with its kernel's name
+  },
+);
 
-test(
+gpuTest(
   'a kernel over the storage-buffer limit is refused at compile time, with its name, entry point and ' + 'buffers',
   async () => {
-    const gpu = await sharedGpu();
-    if (!gpu) return;
+    const gpu = await requireGpu();
     const n = MAX_STORAGE_BUFFERS + 1;
     const decl = Array.from(
       { length: n },
@@ -99,11 +100,10 @@ test(
   },
 );
 
-test(
+gpuTest(
   'rope and ropeBackward stay accurate at long positions (host float64 angle table), and tables are ' + 'reused',
   async () => {
-    const gpu = await sharedGpu();
-    if (!gpu) return;
+    const gpu = await requireGpu();
     const gdev = new WebGpuDevice(gpu);
     const jdev = createJsDevice();
     let seed = 7;

@@ -1,0 +1,25 @@
+// Tests that cannot run on this machine (no WebGPU adapter, no Chromium, a backend not in this build) are registered
+// as skipped tests with the reason printed: they count in uvu's "Skipped: N" and in CI's verdict line, never as
+// tests that returned early and "passed". What CI installs (Mesa's WebGPU adapter, Chromium) is required under
+// CI=true: there a missing one is not a reason to skip, and the test runs and fails with the error.
+import { test } from 'uvu';
+
+type Handler = Parameters<typeof test>[1];
+
+/** CI=true: nothing that CI provides may be skipped. */
+export const IN_CI = process.env.CI === 'true';
+
+/**
+ * `test` when `why` is null; otherwise the test is registered as skipped and `SKIP <name>: <why>` is printed. How to
+ * make each skipped test run is in the README (Tests).
+ */
+export function testUnless(why: string | null): (name: string, fn: Handler) => void {
+  return (name, fn) => {
+    if (why === null) {
+      test(name, fn);
+      return;
+    }
+    console.log(`SKIP ${name}: ${why}`);
+    test.skip(name, fn);
+  };
+}
