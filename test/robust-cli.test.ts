@@ -184,7 +184,11 @@ test(
         1,
         /--data file '.*missing\.txt' does not exist/,
       ],
-      [['train', ...TINY, '--name', 'd2', '--data', dir], 1, /--data file '.*' cannot be read as text \(EISDIR/],
+      [
+        ['train', ...TINY, '--name', 'd2', '--data', dir],
+        1,
+        /--data file '.*' is a folder; expected a regular UTF-8 text file/,
+      ],
       // tiny has max_position_embeddings 16; the default --seq-len is 128 (an explicit --seq-len raises the limit)
       [
         ['train', '--preset', 'tiny', '--backend', 'reference', '--data', textFile, '--runs-dir', runs, '--name', 'd3'],

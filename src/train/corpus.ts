@@ -9,7 +9,7 @@
 // genre, documents sorted by file name, the 6th of every 10 (index % 10 == 5) goes to validation. Every genre,
 // even the 6-document science fiction, gets at least one validation document. About 10 % of the text.
 
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -161,6 +161,74 @@ export function loadBrown(): Corpus {
 }
 
 /**
+ * The most text --data may hold, all files together: the corpus is kept in memory as strings and as token ids (4
+ * bytes per byte of text), so 256 MiB of text is about 1.5 GiB of memory. Larger corpora need a streaming loader.
+ */
+export const MAX_DATA_BYTES = 256 * 2 ** 20;
+
+/** Where `bytes` stop being UTF-8 text: the offset of a NUL byte or of an invalid sequence, with the reason. */
+function notText(bytes: Uint8Array): { at: number; why: string } | null {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    if (b === 0) return { at: i, why: 'a NUL byte (a binary file)' };
+    const n = b < 0x80 ? 0 : b >= 0xc2 && b < 0xe0 ? 1 : b >= 0xe0 && b < 0xf0 ? 2 : b >= 0xf0 && b < 0xf5 ? 3 : -1;
+    if (n < 0)
+      return { at: i, why: `byte 0x${b.toString(16).padStart(2, '0')}, which does not start a UTF-8 character` };
+    for (let k = 1; k <= n; k++)
+      if (i + k >= bytes.length || (bytes[i + k] & 0xc0) !== 0x80)
+        return { at: i, why: 'a UTF-8 character cut short (not UTF-8 text)' };
+    i += n + 1;
+  }
+  return null;
+}
+
+/**
+ * Read one --data file: a regular file (a FIFO would block forever, /dev/zero never end), of a bounded size, holding
+ * UTF-8 text without NUL bytes. Every refusal names the file and the reason.
+ */
+function readTextFile(p: string, budget: number): string {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`corpus: --data file '${p}' does not exist`);
+    throw new Error(`corpus: --data file '${p}' cannot be read (${(e as Error).message})`);
+  }
+  if (!st.isFile()) {
+    const kind = st.isDirectory()
+      ? 'a folder'
+      : st.isFIFO()
+        ? 'a FIFO (named pipe)'
+        : st.isCharacterDevice() || st.isBlockDevice()
+          ? 'a device'
+          : st.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
+    throw new Error(`corpus: --data file '${p}' is ${kind}; expected a regular UTF-8 text file`);
+  }
+  if (st.size > budget)
+    throw new Error(
+      `corpus: --data file '${p}' has ${st.size.toLocaleString('en-US')} bytes; --data takes at most ` +
+        `${MAX_DATA_BYTES.toLocaleString('en-US')} bytes of text in all (the corpus is held in memory)`,
+    );
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(p);
+  } catch (e) {
+    // EACCES, …: name the file, which Node's message does not
+    throw new Error(`corpus: --data file '${p}' cannot be read (${(e as Error).message}); expected a UTF-8 text file`);
+  }
+  const bad = notText(bytes);
+  if (bad)
+    throw new Error(
+      `corpus: --data file '${p}' is not text: ${bad.why} at byte ${bad.at.toLocaleString('en-US')}; ` +
+        'expected a UTF-8 text file',
+    );
+  return new TextDecoder().decode(bytes);
+}
+
+/**
  * The user's own text files. Each file is one document; the last 10 % of every file (cut at a line break when one is
  * near) is validation, so even a single file gives both splits. No tags: byteTags are all 0.
  */
@@ -169,17 +237,10 @@ export function loadTextFiles(paths: string[]): Corpus {
   const train: CorpusDoc[] = [];
   const validation: CorpusDoc[] = [];
   const enc = new TextEncoder();
+  let budget = MAX_DATA_BYTES;
   for (const p of paths) {
-    if (!existsSync(p)) throw new Error(`corpus: --data file '${p}' does not exist`);
-    let text: string;
-    try {
-      text = readFileSync(p, 'utf8');
-    } catch (e) {
-      // EISDIR, EACCES, …: name the file, which Node's message does not
-      throw new Error(
-        `corpus: --data file '${p}' cannot be read as text (${(e as Error).message}); expected a UTF-8 text file`,
-      );
-    }
+    const text = readTextFile(p, budget);
+    budget -= Buffer.byteLength(text);
     if (text.length < 100)
       throw new Error(
         `corpus: --data file '${p}' has ${text.length} characters; expected at least 100 to split into training and ` +

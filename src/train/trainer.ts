@@ -156,6 +156,13 @@ export function loadSplits(data: string[] | null, tokenizer: string): CorpusSpli
   const train = tokenizeDocs(corpus.train, tok).tokens;
   const validation = tokenizeDocs(corpus.validation, tok).tokens;
   const entropy = byteUnigramEntropy(Uint8Array.from(validation));
+  // A text of one repeated byte has entropy 0: the loss ratio (CE / entropy) would be infinite, and there is
+  // nothing to learn.
+  if (!(entropy > 0))
+    throw new Error(
+      `corpus: the validation text${data ? ` (the last 10 % of ${data.join(', ')})` : ''} is one byte repeated ` +
+        '(byte-unigram entropy 0); expected varied text',
+    );
   return { corpus, train, validation, entropy };
 }
 
