@@ -14,7 +14,7 @@ const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'monet-data-'));
 const prose = 'The quick brown fox jumps over the lazy dog. '.repeat(10);
 
-test('a binary file (NUL byte) and bytes that are not UTF-8 are refused, naming the file, the reason, the offset', () => {
+test('a binary file (NUL byte) and bytes that are not UTF-8 are refused: the file, the reason, the offset', () => {
   const bin = join(dir, 'model.bin');
   writeFileSync(bin, Buffer.concat([Buffer.from(prose), Buffer.from([0, 1, 2, 3])]));
   assert.throws(
