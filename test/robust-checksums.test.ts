@@ -305,7 +305,7 @@ test('run.json is validated like the flags; a missing run.json is named by eval'
   assert.not.match(g.err, /max_position_embeddings/);
 });
 
-test('config.json: an unknown format version, a tokenizer that is not a name, a number that overflows', async () => {
+test('config.json: format version, tokenizer, bn_momentum range, misspelled keys, numbers that overflow', async () => {
   const cases: [string, (v: Record<string, unknown>) => void, RegExp][] = [
     [
       'fmt',
@@ -320,6 +320,27 @@ test('config.json: an unknown format version, a tokenizer that is not a name, a 
         v.tokenizer = 5;
       },
       /tokenizer must be one of 'bytes', found 5/,
+    ],
+    [
+      'bn2',
+      (v) => {
+        v.bn_momentum = 2;
+      },
+      /config\.bn_momentum: expected a number in \[0, 1\], found 2/,
+    ],
+    [
+      'bn-1',
+      (v) => {
+        v.bn_momentum = -1;
+      },
+      /config\.bn_momentum: expected a number in \[0, 1\], found -1/,
+    ],
+    [
+      'typo',
+      (v) => {
+        v.moe_topkk = 2;
+      },
+      /config\.moe_topkk: unexpected key .*did you mean 'moe_topk'\?/,
     ],
   ];
   for (const [name, change, want] of cases) {
@@ -337,7 +358,7 @@ test('config.json: an unknown format version, a tokenizer that is not a name, a 
   });
   const r = await monet('sample', '--checkpoint', d, '--backend', 'reference', '--tokens', '2');
   assert.is(r.code, 1);
-  assert.match(r.err, /config\.json/);
+  assert.match(r.err, /config\.json: 'rope_theta' is a number too large for a float64 \(it reads as Infinity\)/);
   assert.not.match(r.err, /found null/);
 });
 

@@ -2,10 +2,11 @@
 // WASM. See docs/training.md.
 
 import { FlagError, formatHelp, parseFlags, type FlagValues } from '../train/flags.ts';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultRunName, resolveModel, resolveTrainOptions, TRAIN_DEFAULTS, TRAIN_FLAGS } from '../train/options.ts';
 import { PRESETS } from '../train/presets.ts';
+import { readRunJson } from '../train/run.ts';
 import { describeModel, train } from '../train/trainer.ts';
 import { onOutputClosed } from './output.ts';
 
@@ -58,12 +59,13 @@ const MAY_CHANGE_ON_RESUME = new Set([
  * (equal values pass). What a flag controls is found by resolving the flags with and without it.
  */
 function refuseChangedOnResume(f: FlagValues, runDir: string): void {
-  let saved: { options?: Record<string, unknown>; config?: Record<string, unknown> };
+  let saved: { options?: Record<string, unknown>; config?: Record<string, unknown> } | null;
   try {
-    saved = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+    saved = readRunJson(runDir) as { options?: Record<string, unknown>; config?: Record<string, unknown> } | null;
   } catch {
-    return; // no readable run.json: the trainer reports what is wrong with the folder
+    return; // a damaged run.json: the trainer reports what is wrong with the folder
   }
+  if (!saved) return;
   const without = (k: string): FlagValues => Object.fromEntries(Object.entries(f).filter(([j]) => j !== k));
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   const changed: string[] = [];

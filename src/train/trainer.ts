@@ -40,7 +40,7 @@ import { type TrainOptions, validateSavedOptions } from './options.ts';
 import { expertScaling, formatCount, paramBreakdown, type ModelConfig } from './presets.ts';
 import { checkMemory, type MemoryUse } from './memory.ts';
 import { Progress } from './progress.ts';
-import { readRunJson } from './run.ts';
+import { readRunJson, type RunJson } from './run.ts';
 import { checkFreshRunFolder, clearRunFolder, lockRunFolder, type RunLock } from './run-folder.ts';
 import { generate } from './sample.ts';
 import { learningRate, topkAlpha } from './schedule.ts';
@@ -322,7 +322,9 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
         'the checkpoint is inconsistent',
     );
   }
-  const options = { ...savedOptions(runDir, st.info) } as Record<string, unknown>;
+  // run.json is rewritten at the next checkpoint, but a damaged one means a damaged folder: checked like the rest.
+  const saved = readRunJson(runDir);
+  const options = { ...savedOptions(st.info, saved, runDir) } as Record<string, unknown>;
   for (const k of MAY_CHANGE_ON_RESUME) options[k] = o[k];
   const merged = options as unknown as TrainOptions;
   if (st.step >= merged.steps)
@@ -344,10 +346,9 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
 }
 
 /** The options a run was started with: from the trainer state (same commit), else run.json; checked like flags. */
-function savedOptions(runDir: string, info: Record<string, unknown>): TrainOptions {
+function savedOptions(info: Record<string, unknown>, saved: RunJson | null, runDir: string): TrainOptions {
   if (info.options !== undefined)
     return validateSavedOptions(info.options, `trainer state: ${join(runDir, 'trainer_state.safetensors')}: options`);
-  const saved = readRunJson(runDir);
   if (!saved) throw new Error(`--resume: ${runDir}: no options in the trainer state and no run.json`);
   return saved.options;
 }
