@@ -184,7 +184,12 @@ export function serializeSealed(
 
 /** JSON text (2-space indent, newline at the end) with its checksum as the last key. */
 export function sealedJson(value: Record<string, unknown>): string {
-  const bytes = new TextEncoder().encode(`${JSON.stringify({ ...value, [CHECKSUM_KEY]: PLACEHOLDER }, null, 2)}\n`);
+  return sealText(`${JSON.stringify({ ...value, [CHECKSUM_KEY]: PLACEHOLDER }, null, 2)}\n`);
+}
+
+/** JSON text whose checksum key holds the placeholder "crc32:00000000", with the checksum written in. */
+export function sealText(text: string): string {
+  const bytes = new TextEncoder().encode(text);
   seal(bytes, 0, bytes.length);
   return new TextDecoder().decode(bytes);
 }

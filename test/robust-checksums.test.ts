@@ -17,7 +17,7 @@ import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
 import { parseFlags } from '../src/train/flags.ts';
 import { resolveModel, resolveTrainOptions, TRAIN_FLAGS } from '../src/train/options.ts';
 import { train } from '../src/train/trainer.ts';
-import { CHECKSUM_KEY, sealedJson, serializeSealed } from '../src/validate.ts';
+import { CHECKSUM_KEY, sealedJson, sealText, serializeSealed } from '../src/validate.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'monet-checksums-'));
 const textFile = join(root, 'text.txt');
@@ -353,8 +353,8 @@ test('config.json: format version, tokenizer, bn_momentum range, misspelled keys
   const d = copy('cfg-inf', (x) => {
     const p = join(x, 'config.json');
     const { [CHECKSUM_KEY]: _old, ...v } = JSON.parse(readFileSync(p, 'utf8'));
-    const text = sealedJson({ ...v, rope_theta: 12345 }).replace('"rope_theta": 12345', '"rope_theta": 1e400');
-    writeFileSync(p, text);
+    const text = JSON.stringify({ ...v, rope_theta: 12345, [CHECKSUM_KEY]: 'crc32:00000000' }, null, 2);
+    writeFileSync(p, sealText(text.replace('"rope_theta": 12345', '"rope_theta": 1e400')));
   });
   const r = await monet('sample', '--checkpoint', d, '--backend', 'reference', '--tokens', '2');
   assert.is(r.code, 1);
