@@ -57,7 +57,8 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], argv: re
         continue;
       }
       throw new FlagError(
-        `monet ${command}: unexpected argument '${arg}'; options are given as --name value (see monet ${command} --help)`,
+        `monet ${command}: unexpected argument '${arg}'; options are given as --name value ` +
+          `(see monet ${command} --help)`,
       );
     }
     lastList = undefined;
@@ -77,9 +78,8 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], argv: re
       const near = specs
         .map((s) => s.name)
         .filter((n) => editDistance(n, name) <= 2 || n.includes(name) || name.includes(n));
-      throw new FlagError(
-        `monet ${command}: unknown option --${name}${near.length ? `; did you mean ${near.map((n) => `--${n}`).join(' or ')}?` : ''} (see monet ${command} --help)`,
-      );
+      const hint = near.length ? `; did you mean ${near.map((n) => `--${n}`).join(' or ')}?` : '';
+      throw new FlagError(`monet ${command}: unknown option --${name}${hint} (see monet ${command} --help)`);
     }
     if (spec.type === 'bool') {
       if (value === undefined) out[name] = true;
@@ -186,7 +186,8 @@ export function formatHelp(usage: string, specs: readonly FlagSpec[]): string {
   const lines = [usage, '', 'Options:'];
   const w = Math.max(...specs.map((s) => s.name.length + (s.type === 'bool' ? 0 : 6))) + 4;
   for (const s of specs) {
-    const left = `  --${s.name}${s.type === 'bool' ? '' : ` <${s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b' : s.type}>`}`;
+    const value = s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b' : s.type;
+    const left = `  --${s.name}${s.type === 'bool' ? '' : ` <${value}>`}`;
     const def = s.default !== undefined ? ` (default ${s.default})` : '';
     if (left.length >= w - 1) lines.push(left, ' '.repeat(w) + s.help + def);
     else lines.push(left.padEnd(w) + s.help + def);
