@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { DirSource } from '../src/hf/dir-source.ts';
 import { loadHfModel } from '../src/hf/folder.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../src/hf/shard.ts';
-import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
-import type { Engine } from '../src/train/engine.ts';
+import { createEngine } from '../src/train/engines.ts';
 import { generateIds, GREEDY } from '../src/train/sample.ts';
 import { main } from '../src/cli/main.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
+import { backendTest } from './webgpu-setup.ts';
 
 const DATA = 'test/data/hf';
 const FOLDERS = ['monet-vd-tiny', 'monet-hd-tiny'];
@@ -66,52 +66,46 @@ const wasmF32Ce = new Map<string, number>();
 
 for (const [backend, weights] of VARIANTS) {
   for (const folder of FOLDERS) {
-    test(`${folder} on ${backend}, ${weights} weights: greedy ids = PyTorch's, CE within 1e-3 relative`, async () => {
-      const exp = expectedOf(folder);
-      const m = await loadHfModel(new DirSource(join(DATA, folder)), { keep16: weights === 'bf16' });
-      assert.is(m.packed.size > 0, weights === 'bf16');
-      let engine: Engine;
-      try {
-        ({ engine } = await createEngine(backend, {
+    backendTest(backend)(
+      `${folder} on ${backend}, ${weights} weights: greedy ids = PyTorch's, CE within 1e-3 relative`,
+      async () => {
+        const exp = expectedOf(folder);
+        const m = await loadHfModel(new DirSource(join(DATA, folder)), { keep16: weights === 'bf16' });
+        assert.is(m.packed.size > 0, weights === 'bf16');
+        const { engine } = await createEngine(backend, {
           config: m.config,
           params: m.params,
           state: m.state,
           packed: m.packed,
           inferenceOnly: true,
-        }));
-      } catch (e) {
-        if (e instanceof EngineUnavailable && process.env.CI !== 'true') {
-          console.log(`SKIP ${folder} on ${backend}: ${e.message}`);
-          return;
-        }
-        throw e;
-      }
-      try {
-        const ids = await generateIds(engine, exp.prompt_ids, {
-          tokens: exp.greedy_ids.length,
-          sampling: GREEDY,
-          seed: 1,
-          stop: [],
-          alpha: 1,
-          maxContext: m.config.max_position_embeddings,
         });
-        assert.equal(ids, exp.greedy_ids);
-        const r = await engine.evalLoss(Int32Array.from(exp.ce_ids), 1, exp.ce_ids.length, 1);
-        const rel = Math.abs(r.ce - exp.ce) / exp.ce;
-        assert.ok(rel < 1e-3, `CE ${r.ce} vs PyTorch ${exp.ce}: relative error ${rel}`);
-        if (backend === 'wasm' && weights === 'f32') wasmF32Ce.set(folder, r.ce);
-        if (backend === 'wasm' && weights === 'bf16') assert.is(r.ce, wasmF32Ce.get(folder));
-        let refused = '';
         try {
-          await engine.trainStep([Int32Array.from(exp.ce_ids)], 1, exp.ce_ids.length, {} as never, true);
-        } catch (e) {
-          refused = (e as Error).message;
+          const ids = await generateIds(engine, exp.prompt_ids, {
+            tokens: exp.greedy_ids.length,
+            sampling: GREEDY,
+            seed: 1,
+            stop: [],
+            alpha: 1,
+            maxContext: m.config.max_position_embeddings,
+          });
+          assert.equal(ids, exp.greedy_ids);
+          const r = await engine.evalLoss(Int32Array.from(exp.ce_ids), 1, exp.ce_ids.length, 1);
+          const rel = Math.abs(r.ce - exp.ce) / exp.ce;
+          assert.ok(rel < 1e-3, `CE ${r.ce} vs PyTorch ${exp.ce}: relative error ${rel}`);
+          if (backend === 'wasm' && weights === 'f32') wasmF32Ce.set(folder, r.ce);
+          if (backend === 'wasm' && weights === 'bf16') assert.is(r.ce, wasmF32Ce.get(folder));
+          let refused = '';
+          try {
+            await engine.trainStep([Int32Array.from(exp.ce_ids)], 1, exp.ce_ids.length, {} as never, true);
+          } catch (e) {
+            refused = (e as Error).message;
+          }
+          assert.match(refused, /inference only/);
+        } finally {
+          await engine.dispose();
         }
-        assert.match(refused, /inference only/);
-      } finally {
-        await engine.dispose();
-      }
-    });
+      },
+    );
   }
 }
 

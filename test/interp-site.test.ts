@@ -6,6 +6,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { CHROMIUM, chromiumMissing, requireChromium, testUnless } from './skip.ts';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -17,8 +18,7 @@ import { TRAIN_DEFAULTS } from '../src/train/options.ts';
 import { writeRunJson } from '../src/train/run.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
-const CHROMIUM = process.env.MONET_CHROMIUM || '/usr/bin/chromium';
-const CI = process.env.CI === 'true';
+const browserTest = testUnless(chromiumMissing());
 const root = mkdtempSync(join(tmpdir(), 'interp-site-'));
 
 const text = join(root, 'prose.txt');
@@ -94,12 +94,10 @@ test('inspect site: index and one page per unit that fired, per router group', a
   assert.not.match(index, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no network references');
 });
 
-if (!existsSync(CHROMIUM)) {
-  const why = `${CHROMIUM} not found (apt-get install chromium, or set MONET_CHROMIUM)`;
-  if (CI) test('inspect site: Chromium is installed (CI=true)', () => assert.unreachable(why));
-  else console.log(`inspect site browser test skipped: ${why}`);
-} else {
-  test('inspect site in headless Chromium from disk: no errors, links resolve, sort, search, test box', async () => {
+browserTest(
+  'inspect site in headless Chromium from disk: no errors, links resolve, sort, search, test box',
+  async () => {
+    requireChromium();
     const { chromium } = await import('playwright-core');
     const shots = process.env.MONET_SHOTS;
     if (shots) mkdirSync(shots, { recursive: true });
@@ -165,8 +163,8 @@ if (!existsSync(CHROMIUM)) {
     }
     assert.equal(problems, [], 'console errors or warnings');
     assert.equal(outside, [], 'requests outside the site folder');
-  });
-}
+  },
+);
 
 test.after(() => rmSync(root, { recursive: true, force: true }));
 

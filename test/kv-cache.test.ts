@@ -4,24 +4,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
+import { createEngine } from '../src/train/engines.ts';
 import type { Engine, EngineInit } from '../src/train/engine.ts';
 import { initParams } from '../src/train/init.ts';
 import { getPreset, type ModelConfig } from '../src/train/presets.ts';
 import { generateIds, GREEDY } from '../src/train/sample.ts';
 import { DirSource } from '../src/hf/dir-source.ts';
 import { loadHfModel } from '../src/hf/folder.ts';
+import { backendTest } from './webgpu-setup.ts';
 
-async function open(backend: 'wasm' | 'webgpu', init: EngineInit): Promise<Engine | null> {
-  try {
-    return (await createEngine(backend, { ...init, inferenceOnly: true })).engine;
-  } catch (e) {
-    if (e instanceof EngineUnavailable && process.env.CI !== 'true') {
-      console.log(`SKIP kv cache on ${backend}: ${e.message}`);
-      return null;
-    }
-    throw e;
-  }
+/** An inference engine on `backend` (the webgpu tests are registered with backendTest: skipped without an adapter). */
+async function open(backend: 'wasm' | 'webgpu', init: EngineInit): Promise<Engine> {
+  return (await createEngine(backend, { ...init, inferenceOnly: true })).engine;
 }
 
 /** Largest |a − b| relative to the largest |b|. */
@@ -63,23 +57,25 @@ const small = (name: string, patch: Partial<ModelConfig> = {}): ModelConfig => (
 });
 
 for (const backend of ['wasm', 'webgpu'] as const) {
-  test(`KV cache on ${backend}: MonetLLM tiny folder, bf16, greedy ids with and without the cache`, async () => {
-    const m = await loadHfModel(new DirSource(join('test/data/hf/monet-vd-tiny')), { keep16: true });
-    const engine = await open(backend, { config: m.config, params: m.params, state: m.state, packed: m.packed });
-    if (!engine) return;
-    try {
-      const ids = [1, 385, 361, 98, 407, 154, 362, 55, 69, 94, 341, 355];
-      await compareSteps(engine, ids, 1e-5);
-      const o = { tokens: 8, sampling: GREEDY, seed: 1, stop: [], alpha: 1, maxContext: 64 };
-      const withCache = await generateIds(engine, [1], o);
-      const without = await generateIds(engine, [1, 1], { ...o, kvCache: false });
-      const cachedTwo = await generateIds(engine, [1, 1], o);
-      assert.equal(cachedTwo, without);
-      assert.is(withCache.length, 8); // a one-token prompt works with the cache
-    } finally {
-      await engine.dispose();
-    }
-  });
+  backendTest(backend)(
+    `KV cache on ${backend}: MonetLLM tiny folder, bf16, greedy ids with and without the cache`,
+    async () => {
+      const m = await loadHfModel(new DirSource(join('test/data/hf/monet-vd-tiny')), { keep16: true });
+      const engine = await open(backend, { config: m.config, params: m.params, state: m.state, packed: m.packed });
+      try {
+        const ids = [1, 385, 361, 98, 407, 154, 362, 55, 69, 94, 341, 355];
+        await compareSteps(engine, ids, 1e-5);
+        const o = { tokens: 8, sampling: GREEDY, seed: 1, stop: [], alpha: 1, maxContext: 64 };
+        const withCache = await generateIds(engine, [1], o);
+        const without = await generateIds(engine, [1, 1], { ...o, kvCache: false });
+        const cachedTwo = await generateIds(engine, [1, 1], o);
+        assert.equal(cachedTwo, without);
+        assert.is(withCache.length, 8); // a one-token prompt works with the cache
+      } finally {
+        await engine.dispose();
+      }
+    },
+  );
 }
 
 for (const preset of ['monet-hd-small', 'dense-small', 'smoe-small', 'peer-small', 'topk-small']) {
@@ -88,7 +84,6 @@ for (const preset of ['monet-hd-small', 'dense-small', 'smoe-small', 'peer-small
     const { params, state } = initParams(config, 11);
     for (const a of params.values()) for (let i = 0; i < a.length; i++) a[i] += 0.05 * Math.cos(i * 0.37 + a.length);
     const engine = await open('wasm', { config, params, state });
-    if (!engine) return;
     try {
       await compareSteps(engine, [5, 17, 3, 99, 42, 7, 7, 120, 64, 1], 1e-5);
     } finally {

@@ -15,12 +15,12 @@ import { resolveModel, resolveTrainOptions, TRAIN_FLAGS } from '../src/train/opt
 import { train } from '../src/train/trainer.ts';
 import { loadModel, loadTrainerState, type HostParams } from '../src/train/checkpoint.ts';
 import type { Engine } from '../src/train/engine.ts';
-import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
 import { initParams } from '../src/train/init.ts';
 import { getPreset } from '../src/train/presets.ts';
 import { DeviceEngine } from '../src/train/engine-device.ts';
 import type { Device } from '../src/backend/device.ts';
 import type { F32 } from '../src/backend/kernels.ts';
+import { backendTest, gpuTest } from './webgpu-setup.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'monet-faults-'));
 const textFile = join(dir, 'text.txt');
@@ -166,12 +166,11 @@ test('absurd learning rate from step 1, a checkpoint every step: the blown-up mo
   }
 });
 
-test(
-  'device engines (wasm, webgpu), --log-every 4: faults are counted on the device, reported at the next read, 5+ ' +
-    'in a row stop the run',
-  async () => {
-    for (const backend of ['wasm', 'webgpu'] as const) {
-      if (backend === 'webgpu' && !(await hasWebGpu())) continue;
+for (const backend of ['wasm', 'webgpu'] as const)
+  backendTest(backend)(
+    `device engine on ${backend}, --log-every 4: faults are counted on the device, reported at the next read, 5+ ` +
+      'in a row stop the run',
+    async () => {
       const name = `lr4-${backend}`;
       const { o, config } = setup([
         '--backend',
@@ -249,9 +248,8 @@ test(
         for (const [k, a] of ck.params)
           assert.ok(a.every(Number.isFinite), `${backend}: checkpointed '${k}' is finite`);
       }
-    }
-  },
-);
+    },
+  );
 
 test(
   'a transient NaN (one poisoned forward) is skipped without touching parameters, moments or BN state; training ' +
@@ -306,30 +304,6 @@ test(
   },
 );
 
-/** Whether a WebGPU adapter is here (printing why not); in CI it must be. */
-async function hasWebGpu(): Promise<boolean> {
-  const { params, state } = initParams(getPreset('tiny').config, 1);
-  const f32 = (m: HostParams): HostParams => new Map([...m].map(([k, v]) => [k, Float32Array.from(v)]));
-  const e = await engineOn('webgpu', f32(params), f32(state));
-  if (!e) return false;
-  await e.dispose();
-  return true;
-}
-
-/** An engine on `backend`, or null (with the reason printed) when WebGPU has no adapter outside CI. */
-async function engineOn(backend: 'wasm' | 'webgpu', params: HostParams, state: HostParams): Promise<Engine | null> {
-  const config = getPreset('tiny').config;
-  try {
-    return (await createEngine(backend, { config, params, state })).engine;
-  } catch (e) {
-    if (e instanceof EngineUnavailable && !e.missing && process.env.CI !== 'true' && backend === 'webgpu') {
-      console.log(`SKIP webgpu fault tests: ${e.message}`);
-      return null;
-    }
-    throw e;
-  }
-}
-
 /** Wraps a Device so that every `read` is counted (a readback: on WebGPU, a wait for the GPU). */
 function countingDevice(dev: Device): { dev: Device; reads: () => number } {
   let n = 0;
@@ -347,23 +321,21 @@ function countingDevice(dev: Device): { dev: Device; reads: () => number } {
   return { dev: wrapped, reads: () => n };
 }
 
-/** A raw device of `backend`, or null (with the reason) when WebGPU has no adapter outside CI. */
-async function rawDevice(backend: 'wasm' | 'webgpu'): Promise<Device | null> {
+/** A raw device of `backend` (the webgpu tests are registered with backendTest: skipped without an adapter). */
+async function rawDevice(backend: 'wasm' | 'webgpu'): Promise<Device> {
   if (backend === 'wasm') return (await import('../src/backend/wasm/node.ts')).createWasmDevice();
-  if (!(await hasWebGpu())) return null;
   return (await import('../src/backend/webgpu/device.ts')).createWebGpuDevice();
 }
 
 const HP = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1, alpha: 1 };
 const tokens = Int32Array.from({ length: 2 * 16 }, (_, i) => (i * 37) % 256);
 
-test(
-  'device engines (wasm, webgpu): a normal step reads nothing back; the result is one read when asked ' + 'for',
-  async () => {
-    const config = getPreset('tiny').config;
-    for (const backend of ['wasm', 'webgpu'] as const) {
+for (const backend of ['wasm', 'webgpu'] as const)
+  backendTest(backend)(
+    `device engine on ${backend}: a normal step reads nothing back; the result is one read when asked for`,
+    async () => {
+      const config = getPreset('tiny').config;
       const raw = await rawDevice(backend);
-      if (!raw) continue;
       const { dev, reads } = countingDevice(raw);
       const { params, state } = initParams(config, 3);
       const e = new DeviceEngine(dev, config, { config, params, state });
@@ -383,18 +355,16 @@ test(
       } finally {
         await e.dispose();
       }
-    }
-  },
-);
+    },
+  );
 
-test(
-  'device engines (wasm, webgpu): a step with a NaN weight is skipped on the device, changes nothing, and is ' +
-    'reported at the next read',
-  async () => {
-    const config = getPreset('tiny').config;
-    for (const backend of ['wasm', 'webgpu'] as const) {
+for (const backend of ['wasm', 'webgpu'] as const)
+  backendTest(backend)(
+    `device engine on ${backend}: a step with a NaN weight is skipped on the device, changes nothing, and is ` +
+      'reported at the next read',
+    async () => {
+      const config = getPreset('tiny').config;
       const raw = await rawDevice(backend);
-      if (!raw) continue;
       const { dev, reads } = countingDevice(raw);
       const { params, state } = initParams(config, 3);
       const p32: HostParams = new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
@@ -439,16 +409,14 @@ test(
       } finally {
         await e.dispose();
       }
-    }
-  },
-);
+    },
+  );
 
-test(
-  'device engines (wasm, webgpu) in a run, --log-every 4: a transient NaN at step 3 is skipped on the device and ' +
-    'logged at step 4; training goes on',
-  async () => {
-    for (const backend of ['wasm', 'webgpu'] as const) {
-      if (backend === 'webgpu' && !(await hasWebGpu())) continue;
+for (const backend of ['wasm', 'webgpu'] as const)
+  backendTest(backend)(
+    `device engine on ${backend} in a run, --log-every 4: a transient NaN at step 3 is skipped on the device and ` +
+      'logged at step 4; training goes on',
+    async () => {
       const name = `transient4-${backend}`;
       const { o, config } = setup([
         '--backend',
@@ -505,26 +473,13 @@ test(
         [1, 4, 8, 12],
       );
       assert.ok(losses.every((r) => Number.isFinite(r.loss)));
-    }
-  },
-);
+    },
+  );
 
-test(
+gpuTest(
   'WebGPU device lost mid-run: reported with the checkpoint to resume from; --resume finishes like an ' +
     'uninterrupted run',
   async () => {
-    const probe = await engineOn(
-      'webgpu',
-      ...(() => {
-        const { params, state } = initParams(getPreset('tiny').config, 1);
-        return [
-          new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])),
-          new Map([...state].map(([k, v]) => [k, Float32Array.from(v)])),
-        ] as [HostParams, HostParams];
-      })(),
-    );
-    if (!probe) return;
-    await probe.dispose();
     const flags = ['--backend', 'webgpu', '--steps', '8', '--save-every', '2'];
     const full = setup([...flags, '--name', 'gpu-full']);
     await train(full.o, full.config, false, { out: quiet });

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { getPreset } from '../src/train/presets.ts';
 import { initParams } from '../src/train/init.ts';
-import { createEngine, EngineUnavailable } from '../src/train/engines.ts';
+import { createEngine } from '../src/train/engines.ts';
 import { BatchSampler, tokenizeDocs } from '../src/train/data.ts';
 import { loadBrown } from '../src/train/corpus.ts';
 import { ByteTokenizer } from '../src/train/tokenizer.ts';
@@ -23,6 +23,7 @@ import { checkCase, formatReports } from '../src/fixtures/checker.ts';
 import type { TensorMap } from '../src/tensor.ts';
 import type { HostParams } from '../src/train/checkpoint.ts';
 import type { StepHyper } from '../src/train/engine.ts';
+import { backendTest } from './webgpu-setup.ts';
 
 const STEPS = 10;
 const B = 4;
@@ -89,22 +90,11 @@ test('step 0 routes with a margin ≥ 1e-3, and the reference loss goes down ove
 for (const backend of ['js', 'wasm', 'webgpu'] as const) {
   for (const readEvery of [1, 5]) {
     const mode = readEvery === 1 ? 'read every step' : 'read every 5 steps';
-    test(
+    backendTest(backend)(
       `${backend} (${mode}): 10-step losses match the reference within ${REL_TOL} relative; step-0 gradients ` +
         `pass the f32 checker`,
       async () => {
-        let run: Awaited<ReturnType<typeof trajectory>>;
-        try {
-          run = await trajectory(backend, readEvery);
-        } catch (e) {
-          // A backend whose implementation is not in this build is skipped with the reason, even in CI (nothing to
-          // run); one that is built but cannot start here (no adapter) is skipped outside CI only.
-          if (e instanceof EngineUnavailable && (e.missing || process.env.CI !== 'true')) {
-            console.log(`  SKIP trajectory on ${backend}: ${e.message}`);
-            return;
-          }
-          throw e;
-        }
+        const run = await trajectory(backend, readEvery);
         const worst = Math.max(
           ...run.losses.map((l, i) => Math.abs(l - ref!.losses[i]) / Math.abs(ref!.losses[i])).filter(Number.isFinite),
         );

@@ -12,21 +12,26 @@ import { loadFixture } from '../src/fixtures/format.ts';
 import { BackendUnavailable, getBackendEntry } from '../src/backend/registry.ts';
 import type { CaseBackend } from '../src/backend/case.ts';
 import { f64, numel, type TensorMap } from '../src/tensor.ts';
+import { IN_CI, testUnless } from './skip.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const entry = getBackendEntry('webgpu');
 const files = collectFixtureFiles([join(ROOT, 'fixtures')]).files;
 
-let backendP: Promise<CaseBackend | null> | null = null;
-function backend(): Promise<CaseBackend | null> {
-  backendP ??= entry.create().catch((e: unknown) => {
-    if (e instanceof BackendUnavailable && process.env.CI !== 'true') {
-      console.log(`SKIP webgpu fixture tests: ${e.message}`);
-      return null;
-    }
-    throw e;
-  });
-  return backendP;
+// Opened once, at registration: without an adapter (outside CI) every test below is a skipped test with the reason.
+let opened: CaseBackend | Error;
+try {
+  opened = await entry.create();
+} catch (e) {
+  opened = e as Error; // any other error fails each test below with it
+}
+const why = opened instanceof BackendUnavailable && !IN_CI ? opened.message : null;
+const webgpuTest = testUnless(why);
+
+/** The backend; under CI=true a missing adapter fails each test here with the reason, as does any other error. */
+function backend(): CaseBackend {
+  if (opened instanceof Error) throw opened;
+  return opened;
 }
 
 test('the webgpu registry entry uses the f32 preset with no per-tensor loosening', () => {
@@ -37,9 +42,8 @@ test('the webgpu registry entry uses the f32 preset with no per-tensor loosening
 
 for (const file of files) {
   const name = file.slice(ROOT.length + 1);
-  test(`${name} passes on webgpu`, async () => {
-    const b = await backend();
-    if (!b) return;
+  webgpuTest(`${name} passes on webgpu`, async () => {
+    const b = backend();
     const f = loadFixture(file);
     assert.ok(b.supports(f.kind), `webgpu does not support kind '${f.kind}'`);
     const r = await runFixture(f, b, { preset: entry.preset, overrides: entry.overrides });
@@ -47,9 +51,8 @@ for (const file of files) {
   });
 }
 
-test('backward accumulates into pre-filled gradients on webgpu (every kind with gradients)', async () => {
-  const b = await backend();
-  if (!b) return;
+webgpuTest('backward accumulates into pre-filled gradients on webgpu (every kind with gradients)', async () => {
+  const b = backend();
   const seen = new Set<string>();
   let seed = 99;
   const rnd = () => {

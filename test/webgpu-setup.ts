@@ -2,6 +2,7 @@
 // tests skipped tests, each with the reason printed (test/skip.ts); under CI=true it is a failure, because CI must
 // exercise this backend.
 import { openGpu, NoAdapterError, type Gpu } from '../src/backend/webgpu/gpu.ts';
+import { test } from 'uvu';
 import { IN_CI, testUnless } from './skip.ts';
 
 let opened: Promise<Gpu | null> | null = null;
@@ -37,3 +38,8 @@ export async function gpuMissing(): Promise<string | null> {
 
 /** `test` for a test that needs the WebGPU device: a skipped test, with the reason, where there is none. */
 export const gpuTest = testUnless(await gpuMissing());
+
+/** `test` for a test on `backend`: on webgpu it is `gpuTest`; the other backends run everywhere. */
+export function backendTest(backend: string): typeof gpuTest {
+  return backend === 'webgpu' ? gpuTest : test;
+}
