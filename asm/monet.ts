@@ -1,4 +1,4 @@
-// Monet: router selection + softmax, aux losses, and the HD / VD expert-mixing contractions (SPEC §1.3–1.10).
+// Monet: router selection + softmax, aux losses, and the HD / VD expert-mixing contractions (docs/spec.md §1.3–1.10).
 //
 // Dimension legend: T tokens, H expert heads, E experts per side = √N, m expert dim (VD: m = moe_dim/2)
 //

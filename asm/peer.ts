@@ -1,5 +1,5 @@
 // PEER: product-key retrieval (two half-query top-k's, k² candidates, final top-k) and the singleton experts
-// with gather and scatter-add (SPEC §2.2, §2.5).
+// with gather and scatter-add (docs/spec.md §2.2, §2.5).
 //
 // Dimension legend: T tokens, d model dim, H heads, k experts per head (and per half), dk key_dim, n = √N sub-keys
 // per side; q (T, H·dk); subKeys (2, n, dk/2); ids, scores, w, hpre (T, H, k); w_down, w_up (N, d).

@@ -1,4 +1,4 @@
-// SMoE dispatch and combine (dropless, static shapes) and the aux losses (SPEC §3.4).
+// SMoE dispatch and combine (dropless, static shapes) and the aux losses (docs/spec.md §3.4).
 //
 // Dimension legend: T tokens, d model dim, E experts, k experts per token, P = T·k (token, slot) pairs.
 // moeSort sorts the pairs by expert (a stable counting sort) so that each expert's rows are contiguous for the

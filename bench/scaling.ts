@@ -14,7 +14,7 @@
 //
 // Sizes (comparable active compute at small N; see docs/perf.md): d = 256, T = 128 tokens;
 //   Monet: H = 4 heads, m = 16 (expert dim), topk = 8, √N = E experts per side; it evaluates all E·m hidden units
-//     for every token (compute-dense, SPEC §1.6), so its active compute grows with √N by design;
+//     for every token (compute-dense, docs/spec.md §1.6), so its active compute grows with √N by design;
 //   SMoE: N experts of width m = 16 (the width of one Monet composite expert), ReLU², top-8 (8·16 = 128 hidden
 //     units per token);
 //   PEER: N singleton experts, H = 8 heads × top-16 (128 hidden units per token), key_dim 128, GELU, train-mode BN.

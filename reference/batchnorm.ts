@@ -1,4 +1,4 @@
-// BatchNorm1d, float64, forward and backward, with PyTorch semantics (SPEC §1.3, §2.2, §5).
+// BatchNorm1d, float64, forward and backward, with PyTorch semantics (docs/spec.md §1.3, §2.2, §5).
 //
 // Dimension legend (one general layout serves both users):
 //   O  outer count   (tokens T)

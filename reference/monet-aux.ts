@@ -1,4 +1,4 @@
-// Monet auxiliary losses (SPEC §1.7, gradients §1.10), float64.
+// Monet auxiliary losses (docs/spec.md §1.7, gradients §1.10), float64.
 //
 // Dimension legend:   T tokens   H expert heads   E experts per side = √N
 //
@@ -8,8 +8,8 @@
 // Uniformity (paper Eq. 16, "KL divergence between a uniform distribution and the routing probabilities"):
 //   ḡ_r[h,i] = (1/T) Σ_t g_r[t,h,i]                        batch-mean routing distribution of head h
 //   L_unif   = −1/(2HE) Σ_h Σ_i log(ḡ1[h,i] + ε) − 1/(2HE) Σ_h Σ_j log(ḡ2[h,j] + ε)
-// Our reading (the training code is not public; SPEC §1.7): ĝ in Eq. 16 is the batch mean ḡ. Per-token g has exact
-// zeros (unselected experts), so log ĝ per token would be −∞; the batch mean reaches its minimum ln E at perfect
+// Our reading (the training code is not public; docs/spec.md §1.7): ĝ in Eq. 16 is the batch mean ḡ. Per-token g has
+// exact zeros (unselected experts), so log ĝ per token would be −∞; the batch mean reaches its minimum ln E at perfect
 // balance, matching the paper's Table 7 values just above ln 512.
 // ε = `unif_eps` (default 1e-10) is added INSIDE the log: with small batches an expert may be selected by no token,
 // making ḡ = 0 and the paper's formula +∞. Where ḡ > 0, ε shifts each log by about ε/ḡ (negligible for ε = 1e-10).

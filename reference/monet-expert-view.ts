@@ -1,4 +1,4 @@
-// Monet, the "expert view": N = E² composite experts computed one by one (SPEC §1.4–1.5, §1.11 pitfall 6).
+// Monet, the "expert view": N = E² composite experts computed one by one (docs/spec.md §1.4–1.5, §1.11 pitfall 6).
 //
 // Dimension legend:
 //   T tokens   d model dim   H expert heads   E experts per side = √N   N = E² composite experts   m moe_dim

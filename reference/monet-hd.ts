@@ -1,4 +1,4 @@
-// Monet MoHDE: mixture of horizontally decomposed experts (SPEC §1.4, backward §1.10), float64.
+// Monet MoHDE: mixture of horizontally decomposed experts (docs/spec.md §1.4, backward §1.10), float64.
 //
 // Dimension legend:
 //   T  tokens      d  model dim      H  expert heads      E  experts per side = √N      m  expert dim (moe_dim)
@@ -9,7 +9,7 @@
 //   b (E, d)                           per-j output bias (zeros at init)
 // Routing weights g1, g2 (T, H, E) come from a Monet router (reference/monet-router.ts).
 //
-// The model (expert view, SPEC §1.4; reference/monet-expert-view.ts computes it literally):
+// The model (expert view, docs/spec.md §1.4; reference/monet-expert-view.ts computes it literally):
 //   composite expert (i, j): E_ij(x) = V_j relu²(U_i x + u.bias_i) + b_j,   gate g_ij = Σ_h g1[h,i]·g2[h,j]
 //   out = Σ_{i,j} g_ij E_ij(x)                       N = E² experts, never formed here
 // The efficient order (the official einsum "btim,bthi,bthj->btjm") contracts i first, then h:

@@ -1,4 +1,4 @@
-// Monet router (SPEC §1.3, backward §1.10), float64, forward and backward.
+// Monet router (docs/spec.md §1.3, backward §1.10), float64, forward and backward.
 //
 // Dimension legend:
 //   T  tokens (all sequences flattened)      d  model dim
@@ -22,7 +22,7 @@
 //   dW_r += dz_r ⊗ x;   dx += W_rᵀ dz_r
 //
 // Official code detail we do not copy: it fills unselected logits with −1e10 before a full softmax; exp underflows
-// to exactly 0 there, which is what skipping them here computes (SPEC §1.11 pitfall 1).
+// to exactly 0 there, which is what skipping them here computes (docs/spec.md §1.11 pitfall 1).
 
 import { batchnormForward, type BatchNormMode, type BatchNormSaved } from './batchnorm.ts';
 import type { Params } from './common.ts';
@@ -191,7 +191,7 @@ export function monetRouterBackward(
   }
 }
 
-/** The router's hyperparameters (config keys as in the official `MonetConfig`); src/kinds/monet-router.ts reads and
+/** The router's hyperparameters (config keys as in the official `MonetConfig`); src/kinds/monet.ts reads and
  * checks them. */
 export interface MonetRouterConfig {
   d: number; // hidden_size

@@ -1,4 +1,4 @@
-// Monet MoVDE: mixture of vertically decomposed experts (SPEC §1.5, backward §1.10), float64.
+// Monet MoVDE: mixture of vertically decomposed experts (docs/spec.md §1.5, backward §1.10), float64.
 //
 // Dimension legend:
 //   T  tokens      d  model dim, d' = d/2      H  expert heads      E  experts per side = √N
@@ -9,7 +9,7 @@
 //   v11.weight, v12.weight, v21.weight, v22.weight (d', E·m')   second layers: v<out half><in half>
 //   b1, b2 (E, d')                                               output biases of the top / bottom output half
 //
-// Expert view (SPEC §1.5, paper Eq. 15; reference/monet-expert-view.ts computes it literally): composite expert
+// Expert view (docs/spec.md §1.5, paper Eq. 15; reference/monet-expert-view.ts computes it literally): composite expert
 // (i, j) splits both its hidden layer and its output vertically. With A1_i = relu²(U1_i x + b11_i) (from router 1's
 // index i) and A2_j = relu²(U2_j x + b21_j) (from router 2's index j):
 //   E_ij(x) = [ V11_i A1_i + V12_i A2_j + b1_i ;  V21_j A1_i + V22_j A2_j + b2_j ]

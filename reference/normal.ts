@@ -1,6 +1,6 @@
 // The standard normal distribution: complementary error function and inverse CDF, float64.
 //
-// Why this file exists: Monet's router (SPEC §1.3) selects experts whose batch-normalised logit exceeds
+// Why this file exists: Monet's router (docs/spec.md §1.3) selects experts whose batch-normalised logit exceeds
 //   sigma = Phi^{-1}(1 - topk/E)
 // (scipy's `norm.ppf` in the official code). Under the Gaussian assumption that BatchNorm makes true, that threshold
 // keeps on average `topk` of the E experts per head. We compute sigma instead of hard-coding it, so that any
@@ -163,7 +163,7 @@ export function normalQuantile(p: number): number {
 }
 
 /**
- * Monet's router threshold sigma = Φ^{-1}(1 − topk/E) (SPEC §1.3). Computed as in the official code, from the
+ * Monet's router threshold sigma = Φ^{-1}(1 − topk/E) (docs/spec.md §1.3). Computed as in the official code, from the
  * float64 value p = 1 − topk/E. Requires 0 < topk < E.
  */
 export function monetSigma(topk: number, experts: number): number {

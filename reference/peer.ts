@@ -1,4 +1,4 @@
-// PEER: Parameter Efficient Expert Retrieval (SPEC §2.2, backward §2.5, pitfalls §2.6), float64.
+// PEER: Parameter Efficient Expert Retrieval (docs/spec.md §2.2, backward §2.5, pitfalls §2.6), float64.
 //
 // Dimension legend:
 //   T  tokens               d  model dim             N  experts (a perfect square)   K = √N sub-keys per side

@@ -1,4 +1,4 @@
-// Sparse mixture of experts (SMoE) baseline, SPEC §3.4–3.5: top-k then softmax (Mixtral), dropless, Switch
+// Sparse mixture of experts (SMoE) baseline, docs/spec.md §3.4–3.5: top-k then softmax (Mixtral), dropless, Switch
 // load-balance loss with f normalised by T·k, router z-loss. float64, forward and backward.
 //
 // Dimension legend:
@@ -10,8 +10,8 @@
 //   S = top-k indices of z                     (k)     descending score; ties → lower index (deterministic)
 //   w = softmax(z[S])                          (k)     = softmax over all E, keep top-k, renormalise
 //   y = Σ_{s} w_s · E_{S_s}(x)                 (d)     every routed token is processed (dropless, no capacity)
-// Note (SPEC §3.1): with top_k = 1 the renormalised gate is identically 1, so the router learns only from the aux
-// losses. The definition is kept as is for every k (one rule, comparable fixtures); use k ≥ 2 to train a router.
+// Note (docs/spec.md §3.1): with top_k = 1 the renormalised gate is identically 1, so the router learns only from the
+// aux losses. The definition is kept as is for every k (one rule, comparable fixtures); use k ≥ 2 to train a router.
 // Experts use Mixtral's names and are the dense FFN of dense-ffn.ts:
 //   swiglu: E_e(x) = w2(silu(w1 x) ⊙ w3 x)      w1, w3 (F, d); w2 (d, F)
 //   other:  E_e(x) = w2(act(w1 x))               w1 (F, d); w2 (d, F)
@@ -20,7 +20,7 @@
 //   loss_balance = E · Σ_i f_i P_i       (1 at perfect balance; HF normalises f by T only, which is k× larger)
 //   loss_z       = mean_t (logsumexp_j z_tj)²
 //
-// Backward (SPEC §3.5):
+// Backward (docs/spec.md §3.5):
 //   dw_s = dy · E_{S_s}(x);   dz[S] = w ⊙ (dw − Σ w ⊙ dw);  dz = 0 off S    (top-k and f get no gradient)
 //   + balance coef · (E/T) · p_tj · (f_j − Σ_i f_i p_ti)                   (through P only)
 //   + z coef · (2/T) · lse_t · p_tj

@@ -1,4 +1,4 @@
-// TopK feed-forward block (TopK LM, SPEC §4.3, placement 'ffn'), float64, forward and backward.
+// TopK feed-forward block (TopK LM, docs/spec.md §4.3, placement 'ffn'), float64, forward and backward.
 //
 // Dimension legend:
 //   T tokens, d model dim (hidden_size), F hidden units (intermediate_size), k units kept per token
@@ -7,7 +7,7 @@
 //   a = TopK_α(z)              (T, F)     topk.ts: α·relu(z) + (1 − α)·relu(z) ⊙ 1{z ≥ τ_k(z)}
 //   y = down_proj a            (T, d)     down_proj.weight (d, F)
 // This is literally a TopK sparse autoencoder / transcoder layer (encoder up_proj, decoder down_proj), which is the
-// point of TopK LMs. (A gated SwiGLU variant is not defined here; SPEC §4.3 marks it only as an alternative.)
+// point of TopK LMs. (A gated SwiGLU variant is not defined here; docs/spec.md §4.3 marks it only as an alternative.)
 // Backward: dA = dy·down, ddown += dyᵀ·a, dz = TopK backward, dup += dzᵀ·x, dx += dz·up.
 
 import type { Params } from './common.ts';

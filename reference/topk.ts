@@ -1,5 +1,5 @@
-// TopK activation of TopK language models (SPEC §4.3–4.4; "our reading" of arXiv 2506.21468), float64, forward and
-// backward, and the α annealing schedule.
+// TopK activation of TopK language models (docs/spec.md §4.3–4.4; "our reading" of arXiv 2506.21468), float64,
+// forward and backward, and the α annealing schedule.
 //
 // Dimension legend:
 //   N  rows (tokens), F entries per row (hidden units for placement 'ffn'; model dim d for placement 'hidden')
@@ -73,8 +73,8 @@ export function topkBackward(
 }
 
 /**
- * α at a training step: linear from 1 (step 0) down to 0 at step ratio·totalSteps, then 0 (SPEC §4.4: "α anneals
- * linearly from 1 to 0 over the first 20 % of training steps"). `step` is the 0-based global step. A ratio of 0
+ * α at a training step: linear from 1 (step 0) down to 0 at step ratio·totalSteps, then 0 (docs/spec.md §4.4: "α
+ * anneals linearly from 1 to 0 over the first 20 % of training steps"). `step` is the 0-based global step. A ratio of 0
  * means no annealing: α = 0 from the start.
  */
 export function topkAlpha(step: number, totalSteps: number, ratio = 0.2): number {

@@ -1,6 +1,6 @@
 // The benchmark's plumbing, not its timings (no timing assertion anywhere): option parsing, serialised async cases,
 // the matmul correctness gate, parameter counts measured from allocated tensors against the layer shapes written
-// out independently (notes/names.md), the measured growth exponents (Monet √N, SMoE N), and the result files.
+// out independently (docs/fixtures.md), the measured growth exponents (Monet √N, SMoE N), and the result files.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -58,7 +58,7 @@ test('matmul gate: a correct product passes, a wrong one is refused with the ent
   );
 });
 
-/** Parameter count of each scaling model written from the shapes in notes/names.md, not from bench code. */
+/** Parameter count of each scaling model written from the shapes in docs/fixtures.md, not from bench code. */
 function expectedParams(model: ScalingModel, sqrtN: number): number {
   const s = scalingSpec(model, sqrtN, true);
   const { d } = s;

@@ -20,8 +20,8 @@ import { D, arraysEqual, checkGrads, dot } from './fd-helpers.ts';
 // ---------------------------------------------------------------------------------------------------------------
 // Inverse normal CDF
 
-test('sigma = Φ⁻¹(1 − topk/E) matches scipy to 1e-12 for the SPEC values', () => {
-  // SPEC §1.3 [CHECK] values (scipy norm.ppf)
+test('sigma = Φ⁻¹(1 − topk/E) matches scipy to 1e-12 for the values in docs/spec.md §1.3', () => {
+  // docs/spec.md §1.3 [CHECK] values (scipy norm.ppf)
   const cases: Array<[number, number, number]> = [
     [8, 512, 2.1538746940614564],
     [32, 512, 1.5341205443525463],

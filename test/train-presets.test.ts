@@ -1,4 +1,4 @@
-// Presets and parameter accounting, checked against SPEC §1.2 / §1.6 (numbers computed there independently).
+// Presets and parameter accounting, checked against docs/spec.md §1.2 / §1.6 (numbers computed there independently).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -16,24 +16,24 @@ import { initParams } from '../src/train/init.ts';
 import { describeModel } from '../src/train/trainer.ts';
 import { main } from '../src/cli/main.ts';
 
-test('Monet 1.4B comes out as 1,465.2M with SPEC §1.2 accounting (VD and HD alike)', () => {
+test('Monet 1.4B comes out as 1,465.2M with docs/spec.md §1.2 accounting (VD and HD alike)', () => {
   for (const name of ['monet-vd-1.4b', 'monet-hd-1.4b']) {
     const b = paramBreakdown(getPreset(name).config);
     assert.is(formatCount(b.total), '1,465.2M', name);
     assert.is(b.attention / 24, 16777216); // 16.777M per layer
     assert.is(b.routers / 6, 16777216); // 6 routers of 16.777M
-    assert.is(b.ffn / 24, 34611200); // SPEC §1.6: 34,611,200 per layer
+    assert.is(b.ffn / 24, 34611200); // docs/spec.md §1.6: 34,611,200 per layer
   }
 });
 
-test('Monet 850M and 4.1B totals match SPEC §1.2 (853.5M, 4,173.4M)', () => {
+test('Monet 850M and 4.1B totals match docs/spec.md §1.2 (853.5M, 4,173.4M)', () => {
   assert.is(formatCount(paramBreakdown(getPreset('monet-vd-850m').config).total), '853.5M');
   assert.is(formatCount(paramBreakdown(getPreset('monet-hd-4.1b').config).total), '4,173.4M');
   assert.is(paramBreakdown(getPreset('monet-vd-850m').config).ffn / 24, 19666944); // 19.667M
   assert.is(paramBreakdown(getPreset('monet-vd-4.1b').config).routers / 8, 37748736); // 8 routers of 37.749M
 });
 
-test('√N = 512 at d = 2048, m = 16: SMoE would need 17.2 B and PEER 1.07 B per layer (SPEC §1.6)', () => {
+test('√N = 512 at d = 2048, m = 16: SMoE would need 17.2 B and PEER 1.07 B per layer (docs/spec.md §1.6)', () => {
   const s = expertScaling(getPreset('monet-vd-1.4b').config);
   assert.is(s.N, 262144);
   assert.is(s.monetPerLayer, 34611200);
@@ -53,7 +53,7 @@ test(
   },
 );
 
-test('names follow names.md: routers only where i % moe_groups == 0, VD halves, Mixtral experts, PEER layer', () => {
+test('names of docs/fixtures.md: routers where i % moe_groups == 0, VD halves, Mixtral experts, PEER layer', () => {
   const vd = paramSpecs(getPreset('monet-vd-1.4b').config).map((s) => s.name);
   assert.ok(vd.includes('model.layers.0.router.w1.weight'));
   assert.ok(vd.includes('model.layers.4.router.w2.weight'));

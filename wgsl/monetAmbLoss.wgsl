@@ -1,4 +1,4 @@
-// monetAmbLoss (SPEC §1.7, averaged over tokens): loss[0] += scale·(1/(2·H·T))·Σ_{t,h} (1 − max_i g[t,h,i]).
+// monetAmbLoss (docs/spec.md §1.7, averaged over tokens): loss[0] += scale·(1/(2·H·T))·Σ_{t,h} (1 − max_i g[t,h,i]).
 struct Dims { T: u32, H: u32, E: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> loss: array<f32>;

@@ -1,4 +1,4 @@
-// monetHdMix — the MoHDE contraction (SPEC §1.4) without forming the E² composite experts. Per token t:
+// monetHdMix — the MoHDE contraction (docs/spec.md §1.4) without forming the E² composite experts. Per token t:
 //   cc[h,c] = Σ_i g1[h,i]·a[i,c]     "btim,bthi->bthc": mix the first-router experts per head   (entry main, saved)
 //   y[j,c]  = Σ_h g2[h,j]·cc[h,c]    "bthc,bthj->btjc": spread each head over second-router experts (entry spread)
 // a, y (T, E, m); g1, g2 (T, H, E); cc (T, H, m). One thread per output element; the two entries run in order.

@@ -1,4 +1,4 @@
-// monetHdMixBackward (SPEC §1.10, MoHDE), per token, in four passes (one entry point each, run in order):
+// monetHdMixBackward (docs/spec.md §1.10, MoHDE), per token, in four passes (one entry point each, run in order):
 //   dg2[h,j] += Σ_c dy[j,c]·cc[h,c]                (entry main)
 //   dcc[h,c]  = Σ_j g2[h,j]·dy[j,c]                (entry dcc; dcc is a scratch buffer of this kernel)
 //   dg1[h,i] += Σ_c dcc[h,c]·a[i,c]                (entry dg1)

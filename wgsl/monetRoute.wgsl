@@ -1,4 +1,5 @@
-// monetRoute (SPEC §1.3), after the router logits z = W_r x. For each token t and head h (one 64-thread workgroup):
+// monetRoute (docs/spec.md §1.3), after the router logits z = W_r x. For each token t and head h (one 64-thread
+// workgroup):
 //   n_i = (z[t,h,i] − mean[h]) / sqrt(variance[h] + eps)          BatchNorm, one channel per head, no affine
 //   s   = min(max_i n_i, sigma)                                    sigma = Φ⁻¹(1 − topk/E); the clamp keeps ≥ 1 expert
 //   mask[t,h,i] = n_i ≥ s                                          ≥: ties are all selected

@@ -1,5 +1,6 @@
-// monetUnifLoss (SPEC §1.7, our reading of ĝ as the batch mean): loss[0] += scale·(−1/(2·H·E))·Σ_{h,i} log(ḡ[h,i] +
-// eps), ḡ[h,i] = (1/T)·Σ_t g[t,h,i]. One 256-thread workgroup: each thread owns some (h, i), then a tree reduction.
+// monetUnifLoss (docs/spec.md §1.7, our reading of ĝ as the batch mean):
+// loss[0] += scale·(−1/(2·H·E))·Σ_{h,i} log(ḡ[h,i] + eps), ḡ[h,i] = (1/T)·Σ_t g[t,h,i]. One 256-thread workgroup:
+// each thread owns some (h, i), then a tree reduction.
 struct Dims { T: u32, H: u32, E: u32, eps: f32, scale: f32 }
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> loss: array<f32>;

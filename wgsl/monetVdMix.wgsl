@@ -1,4 +1,4 @@
-// monetVdMix — the MoVDE contractions (SPEC §1.5), m = moe_dim/2. Per token t:
+// monetVdMix — the MoVDE contractions (docs/spec.md §1.5), m = moe_dim/2. Per token t:
 //   c1[h,c] = Σ_i g1[h,i]·a1[i,c];  c2[h,c] = Σ_j g2[h,j]·a2[j,c]                       (entry main, saved)
 //   h11[i,c] = G1[i]·a1[i,c]                     "btim,bthi->btim"  straight flow, first half
 //   h12[i,c] = Σ_h g1[h,i]·c2[h,c]               "btjm,bthj,bthi->btim"  cross flow into first-router experts

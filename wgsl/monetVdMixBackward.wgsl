@@ -1,4 +1,4 @@
-// monetVdMixBackward (SPEC §1.10, MoVDE) given dh11..dh22, five passes (entry points, run in order):
+// monetVdMixBackward (docs/spec.md §1.10, MoVDE) given dh11..dh22, five passes (entry points, run in order):
 //   dc1[h,c] = Σ_j g2[h,j]·dh21[j,c];  dc2[h,c] = Σ_i g1[h,i]·dh12[i,c]             (entry main; scratch dc1, dc2)
 //   dg1[h,i] += Σ_c (dh11[i,c]·a1[i,c] + dh12[i,c]·c2[h,c] + dc1[h,c]·a1[i,c])   (dg1_pass; the G1 path: every head)
 //   dg2[h,j] += Σ_c (dh22[j,c]·a2[j,c] + dh21[j,c]·c1[h,c] + dc2[h,c]·a2[j,c])    (entry dg2_pass)

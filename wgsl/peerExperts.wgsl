@@ -1,4 +1,4 @@
-// peerExperts — singleton experts (SPEC §2.2): expert id is the pair of rows wDown[id], wUp[id] (d each).
+// peerExperts — singleton experts (docs/spec.md §2.2): expert id is the pair of rows wDown[id], wUp[id] (d each).
 //   hpre[t,h,r] = wDown[id]·x[t]                                   (entry main: one thread per (t, h, r); saved)
 //   y[t] += Σ_{h,r} w[t,h,r]·f(hpre[t,h,r])·wUp[id]                (entry combine: one thread per (t, c))
 // x, y (T, d); wDown, wUp (N, d); ids, w, hpre (T, H, k).

@@ -1,4 +1,4 @@
-// peerExpertsBackward (SPEC §2.5), three passes (entry points, in order):
+// peerExpertsBackward (docs/spec.md §2.5), three passes (entry points, in order):
 //   main   (t, h, r): dov = dy[t]·wUp[id];  dw[t,h,r] += dov·f(hpre);  dh = dov·w·f'(hpre)  (dh: scratch (T, H, k))
 //   dinput (t, c):    dx[t, c] += Σ_{h,r} dh·wDown[id, c]
 //   dtables (t, h, r, c): dwUp[id, c] += w·f(hpre)·dy[t, c];  dwDown[id, c] += dh·x[t, c]   (scatter-add, atomics:

@@ -1,4 +1,4 @@
-// peerRoute — product-key retrieval (SPEC §2.2), one 64-thread workgroup per (token t, head h):
+// peerRoute — product-key retrieval (docs/spec.md §2.2), one 64-thread workgroup per (token t, head h):
 //   q1, q2 = the two halves of q[t, h·dk : (h+1)·dk];  s1[a] = q1·C[a],  s2[b] = q2·C'[b]   (C, C' = subKeys[0], [1])
 //   A = top-k of s1, B = top-k of s2;  candidates (a, b) ∈ A × B score s1[a] + s2[b], id a·n + b
 //   ids[t,h,:], scores[t,h,:] = the top-k candidates, descending score, ties → lower id

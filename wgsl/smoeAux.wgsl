@@ -1,4 +1,4 @@
-// smoeAux (SPEC §3.2, §3.4) from the gate logits z (T, E) and the selected ids (T, k):
+// smoeAux (docs/spec.md §3.2, §3.4) from the gate logits z (T, E) and the selected ids (T, k):
 //   probs[t, :] = softmax(z[t, :]), lse[t] = logsumexp(z[t, :])          (entry main: one thread per token; saved)
 //   lossBalance += scale·E·Σ_i f_i·P_i,  f_i = count_i/(T·k),  P_i = mean_t probs[t, i]
 //   lossZ       += scale·(1/T)·Σ_t lse_t²                                (entry losses: one 256-thread workgroup)

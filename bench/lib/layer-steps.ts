@@ -45,7 +45,7 @@ export interface BuiltLayer {
   dispose(): void;
 }
 
-/** Layer hyper-parameters; every field has the meaning of the layer's config key (see notes/names.md). */
+/** Layer hyper-parameters; every field has the meaning of the layer's config key (see docs/fixtures.md). */
 export type LayerSpec =
   | { kind: 'dense-ffn'; T: number; d: number; F: number }
   | { kind: 'smoe'; T: number; d: number; E: number; k: number; F: number; activation: 'swiglu' | 'relu2' }

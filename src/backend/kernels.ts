@@ -253,7 +253,7 @@ export interface KernelSignatures {
     s: { groups: number; count: number; momentum: number },
   ): void;
 
-  // ---------------------------------------------------------------- Monet (SPEC §1.3–1.10)
+  // ---------------------------------------------------------------- Monet (docs/spec.md §1.3–1.10)
   /**
    * The router after its logits: for each (t, h), n_i = (z[t,h,i] − mean[h]) / sqrt(variance[h] + eps),
    * s = min(max_i n_i, sigma), mask[t,h,i] = n_i ≥ s, g[t,h,:] = softmax of z over the masked entries (0 elsewhere).
@@ -280,7 +280,7 @@ export interface KernelSignatures {
   /** dg[t, h, i] += dG[t, i] for every h (the backward of headSum). */
   headBroadcastAdd(dg: F32, dG: F32, s: { T: number; H: number; E: number }): void;
   /**
-   * MoHDE contraction (SPEC §1.4) without forming anything E²-sized, per token:
+   * MoHDE contraction (docs/spec.md §1.4) without forming anything E²-sized, per token:
    *   cc[h,c] = Σ_i g1[h,i]·a[i,c]  (saved);   y[j,c] = Σ_h g2[h,j]·cc[h,c].
    * a, y (T, E, m); g1, g2 (T, H, E); cc (T, H, m).
    */
@@ -301,7 +301,7 @@ export interface KernelSignatures {
     s: { T: number; H: number; E: number; m: number },
   ): void;
   /**
-   * MoVDE contractions (SPEC §1.5), m here = moe_dim/2, per token:
+   * MoVDE contractions (docs/spec.md §1.5), m here = moe_dim/2, per token:
    *   c1[h,c] = Σ_i g1[h,i]·a1[i,c];  c2[h,c] = Σ_j g2[h,j]·a2[j,c]             (saved)
    *   h11[i,c] = G1[i]·a1[i,c];  h12[i,c] = Σ_h g1[h,i]·c2[h,c];
    *   h21[j,c] = Σ_h g2[h,j]·c1[h,c];  h22[j,c] = G2[j]·a2[j,c]
@@ -346,7 +346,7 @@ export interface KernelSignatures {
     s: { T: number; H: number; E: number; m: number },
   ): void;
 
-  // ---------------------------------------------------------------- PEER (SPEC §2.2, §2.5)
+  // ---------------------------------------------------------------- PEER (docs/spec.md §2.2, §2.5)
   /**
    * Product-key retrieval per (t, h): q1, q2 = the halves of q[t, h·dk : (h+1)·dk]; s1[a] = q1·C[a], s2[b] = q2·C'[b]
    * (C = subKeys[0], C' = subKeys[1], each (n, dk/2), n = √N); top-k of s1 and of s2; the k² candidates
@@ -388,7 +388,7 @@ export interface KernelSignatures {
     s: { T: number; H: number; k: number; d: number; kind: ActKind },
   ): void;
   /**
-   * Backward of peerExperts (SPEC §2.5): dwUp[id] += w·f(hpre)·dy[t] (scatter-add); dov = dy[t]·wUp[id];
+   * Backward of peerExperts (docs/spec.md §2.5): dwUp[id] += w·f(hpre)·dy[t] (scatter-add); dov = dy[t]·wUp[id];
    * dw[t,h,r] += dov·f(hpre); dh = dov·w·f'(hpre); dwDown[id] += dh·x[t] (scatter-add); dx[t] += dh·wDown[id].
    */
   peerExpertsBackward(
@@ -406,7 +406,7 @@ export interface KernelSignatures {
     s: { T: number; H: number; k: number; d: number; kind: ActKind },
   ): void;
 
-  // ---------------------------------------------------------------- SMoE, dropless (SPEC §3.4)
+  // ---------------------------------------------------------------- SMoE, dropless (docs/spec.md §3.4)
   /**
    * Sort the P = T·k (token, slot) pairs by expert (stable: pair p = t·k + s in increasing order within an expert).
    * expertIdx (P) = the topk ids; order (P): row r of the sorted list holds pair order[r]; pos (P): pair p sits at

@@ -2,8 +2,8 @@
 //
 // Each layer kind (src/kinds/<kind>.ts) declares its keys once, as a table of KeySpec: the type, the allowed range
 // or values, the default (absent = required) and a one-line description. The ConfigReader reads a raw JSON config
-// through that table, so that a key's range and default live in one place; the same table is what
-// src/kinds/schema.ts exports as JSON Schema for other tools (tools/pytorch/ validates its configs against it).
+// through that table, so that a key's range and default live in one place; the kinds' JSON Schema for other tools
+// is made from the same table.
 // Rules that tie several keys together (N a perfect square, top-k at most √N, …) are written in the kind's parse
 // function with `reader.require`, once.
 //

@@ -1,5 +1,5 @@
 // What a kind declaration provides. One declaration per fixture kind (src/kinds/<kind>.ts); the fixture loader, the
-// reference and device case runners, the trainer presets and (through src/kinds/schema.ts) the PyTorch fixture
+// reference and device case runners, the trainer presets and (through the exported JSON schema) the PyTorch fixture
 // writer all read it, so that each rule about a kind's config is written once.
 
 import type { KeyTable } from './config.ts';

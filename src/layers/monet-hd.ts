@@ -1,4 +1,4 @@
-// Monet MoHDE expert mixture (SPEC §1.4, backward §1.10) on a Device (float32) — twin of reference/monet-hd.ts.
+// Monet MoHDE expert mixture (docs/spec.md §1.4, backward §1.10) on a Device (float32) — twin of reference/monet-hd.ts.
 //
 // Dimension legend: T tokens, d model dim, H expert heads, E experts per side = √N, m expert dim (moe_dim)
 //

@@ -1,4 +1,4 @@
-// Monet router (SPEC §1.3, backward §1.10) and aux losses (§1.7) on a Device (float32) — twins of
+// Monet router (docs/spec.md §1.3, backward §1.10) and aux losses (§1.7) on a Device (float32) — twins of
 // reference/monet-router.ts and reference/monet-aux.ts.
 //
 // Dimension legend: T tokens, d model dim, H expert heads, E experts per side = √N

@@ -1,4 +1,4 @@
-// Monet MoVDE expert mixture (SPEC §1.5, backward §1.10) on a Device (float32) — twin of reference/monet-vd.ts.
+// Monet MoVDE expert mixture (docs/spec.md §1.5, backward §1.10) on a Device (float32) — twin of reference/monet-vd.ts.
 //
 // Dimension legend: T tokens, d model dim, d' = d/2, H expert heads, E experts per side = √N, m' = moe_dim/2
 //

@@ -1,4 +1,4 @@
-// PEER (SPEC §2.2, backward §2.5) on a Device (float32) — the twin of reference/peer.ts.
+// PEER (docs/spec.md §2.2, backward §2.5) on a Device (float32) — the twin of reference/peer.ts.
 //
 // Dimension legend: T tokens, d model dim, N experts (a perfect square), n = √N sub-keys per side, H heads,
 //   k experts per head (also the per-half top-k), dk key_dim, dq = H·dk query features

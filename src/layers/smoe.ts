@@ -1,4 +1,4 @@
-// Sparse mixture of experts (SPEC §3.4: top-k then softmax, dropless, Mixtral names) on a Device (float32).
+// Sparse mixture of experts (docs/spec.md §3.4: top-k then softmax, dropless, Mixtral names) on a Device (float32).
 //
 // Dimension legend: T tokens, d model dim, F expert hidden size, E experts, k experts per token, P = T·k pairs
 //

@@ -2,7 +2,7 @@
 //
 // Dimension legend: T tokens (rows), F units per row (hidden units, or d for placement 'hidden'), d model dim, k kept
 //
-// TopK activation (SPEC §4.3, our reading, as in the reference):
+// TopK activation (docs/spec.md §4.3, our reading, as in the reference):
 //   m = 1{ z ≥ τ_k(z) }  per row (τ_k = k-th largest; ties at τ_k all kept);   y = α·f(z) + (1 − α)·f(z) ⊙ m,  f = ReLU
 // Backward: dz = dy ⊙ (α + (1 − α)·m) ⊙ f'(z); the mask is constant (no gradient through τ_k).
 // TopK FFN: y = down( topk(up x) ).

@@ -1,9 +1,9 @@
 // Run-folder checkpoints.
 //
-//   runs/<name>/model.safetensors    parameters under their Hugging Face / Monet names (names.md), plus the
+//   runs/<name>/model.safetensors    parameters under their Hugging Face / Monet names (docs/fixtures.md), plus the
 //                                    BatchNorm running statistics as HF stores buffers (`model.layers.0.router.norm1.
 //                                    running_mean`, i.e. our `state.` name without the prefix)
-//   runs/<name>/config.json          the `lm` model config (FIXTURES.md keys) + tokenizer
+//   runs/<name>/config.json          the `lm` model config (docs/fixtures.md keys) + tokenizer
 //   runs/<name>/trainer_state.safetensors   AdamW moments `exp_avg.<name>` / `exp_avg_sq.<name>`; metadata: step,
 //                                    the data sampler's RNG state and batch count, the sampling RNG, the options
 //

@@ -1,6 +1,6 @@
 // Fresh parameters for a config: N(0, 0.02) for every weight matrix and embedding (the Hugging Face Llama / Monet
-// `_init_weights`, SPEC §1.8), ones for RMSNorm and BatchNorm scales, zeros for biases (incl. Monet's b, b1, b2);
-// BatchNorm running mean 0 and variance 1 (PyTorch). Drawn in paramSpecs order from one seeded Rng, in float64, so
+// `_init_weights`, docs/spec.md §1.8), ones for RMSNorm and BatchNorm scales, zeros for biases (incl. Monet's b, b1,
+// b2); BatchNorm running mean 0 and variance 1 (PyTorch). Drawn in paramSpecs order from one seeded Rng, in float64, so
 // every backend starts from the same numbers (the float32 ones round them).
 
 import { Rng } from './rng.ts';

@@ -1,7 +1,7 @@
 // Model configurations: the papers' models by name (for parameter accounting; far too big to train here) and small
 // ones that train on this machine, plus the parameter list every configuration implies.
 //
-// Config keys are those of names.md / FIXTURES.md (Hugging Face / Monet spelling), so a config.json written by a
+// Config keys are those of docs/fixtures.md (Hugging Face / Monet spelling), so a config.json written by a
 // run is the `lm` fixture config the backends already read.
 //
 // Sizes: V vocab, d hidden_size, L layers, nH attention heads, nKV kv heads, hd = d/nH head dim, F intermediate
@@ -72,7 +72,7 @@ const LLAMA_DEFAULTS = {
   mode: 'train' as const,
 };
 
-const MONET_AUX = { unif: 1e-3, amb: 1e-3 }; // λ = 1e-3 for both (SPEC §1.7, Eq. 18)
+const MONET_AUX = { unif: 1e-3, amb: 1e-3 }; // λ = 1e-3 for both (docs/spec.md §1.7, Eq. 18)
 
 function monetPaper(
   decompose: 'vertical' | 'horizontal',
@@ -136,7 +136,8 @@ function smallMonet(decompose: 'vertical' | 'horizontal', E: number, m: number, 
   };
 }
 
-const PAPER_MONET = 'Monet paper Table 6 + released VD-1.4B config (SPEC §1.2); moe_topk 8 confirmed for 1.4B only';
+const PAPER_MONET =
+  'Monet paper Table 6 + released VD-1.4B config (docs/spec.md §1.2); moe_topk 8 confirmed for 1.4B only';
 
 export const PRESETS: Preset[] = [
   {
@@ -213,7 +214,9 @@ export const PRESETS: Preset[] = [
   {
     name: 'topk-lm-2048x24',
     description: 'TopK LM, D = 2048, 24 layers, k = 64, last 2 layers dense',
-    source: 'TopK LM (SPEC §4.4: D, L, k, n_last_non_topk); heads 16, F = 4D, ReLU MLP and vocab 32000 are our choices',
+    source:
+      'TopK LM (docs/spec.md §4.4: D, L, k, n_last_non_topk); heads 16, F = 4D, ReLU MLP and vocab 32000 are our ' +
+      'choices',
     config: {
       ...LLAMA_DEFAULTS,
       vocab_size: 32000,
@@ -264,7 +267,7 @@ export const PRESETS: Preset[] = [
   {
     name: 'smoe-small',
     description: 'top-2 SMoE, 8 SwiGLU experts of width 128, 4 × 128',
-    source: 'ours; SPEC §3.4 definition, α = 0.01, c_z = 0.001',
+    source: 'ours; docs/spec.md §3.4 definition, α = 0.01, c_z = 0.001',
     config: {
       ...smallBackbone(),
       ffn: 'smoe',
@@ -279,7 +282,7 @@ export const PRESETS: Preset[] = [
   {
     name: 'peer-small',
     description: 'PEER with 64² = 4096 experts (H = 4, k = 8) in layer 2, GELU MLPs (F = 512) elsewhere, 4 × 128',
-    source: 'ours; SPEC §2.2 definition',
+    source: 'ours; docs/spec.md §2.2 definition',
     config: {
       ...smallBackbone(),
       ffn: 'peer',
@@ -298,7 +301,7 @@ export const PRESETS: Preset[] = [
   {
     name: 'topk-small',
     description: 'TopK LM, 4 × 128, F = 512 ReLU, k = 32, last 2 layers dense',
-    source: 'ours; SPEC §4.3–4.4',
+    source: 'ours; docs/spec.md §4.3–4.4',
     config: {
       ...smallBackbone(),
       ffn: 'topk',
@@ -393,9 +396,9 @@ export function paramBreakdown(c: ModelConfig): ParamBreakdown {
 }
 
 /**
- * What N = E² experts would cost per layer in the other designs (SPEC §1.6): an SMoE whose N experts each have
- * Monet's expert width m (up and down projection: 2·N·m·d; the N·d gate not counted, as in SPEC), and PEER with N
- * singleton experts
+ * What N = E² experts would cost per layer in the other designs (docs/spec.md §1.6): an SMoE whose N experts each have
+ * Monet's expert width m (up and down projection: 2·N·m·d; the N·d gate not counted, as docs/spec.md §1.6 counts
+ * it), and PEER with N singleton experts
  * (w_down, w_up: 2·N·d; query and sub-keys not counted). Monet itself: per layer (expert part only).
  */
 export function expertScaling(c: ModelConfig): {
@@ -414,7 +417,7 @@ export function expertScaling(c: ModelConfig): {
   return { N, monetPerLayer, smoePerLayer: 2 * N * m * d, peerPerLayer: 2 * N * d };
 }
 
-/** Human form as SPEC's tables write it: 1,465.2M, 17,179.9M, 853.5K. */
+/** Human form as docs/spec.md's tables write it: 1,465.2M, 17,179.9M, 853.5K. */
 export function formatCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;

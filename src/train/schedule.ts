@@ -20,7 +20,7 @@ export function learningRate(s: LrSchedule, step: number): number {
 }
 
 /**
- * TopK LM α (SPEC §4.4): linear from 1 (dense) at step 0 to 0 (pure TopK) at step ratio·steps, then 0.
+ * TopK LM α (docs/spec.md §4.4): linear from 1 (dense) at step 0 to 0 (pure TopK) at step ratio·steps, then 0.
  * ratio 0 means TopK from the start.
  */
 export function topkAlpha(ratio: number, steps: number, step: number): number {

@@ -1,6 +1,6 @@
 // The training loop behind `monet train`: data → engine steps → validation → checkpoints, in a run folder.
 //
-//   runs/<name>/config.json                model config (FIXTURES.md `lm` keys) + tokenizer
+//   runs/<name>/config.json                model config (docs/fixtures.md `lm` keys) + tokenizer
 //   runs/<name>/model.safetensors          parameters (HF / Monet names) + BatchNorm buffers
 //   runs/<name>/trainer_state.safetensors  AdamW moments, step, data-sampler RNG state and position, options
 //   runs/<name>/log.jsonl                  one JSON record per logged step / validation / event

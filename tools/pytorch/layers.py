@@ -1,7 +1,7 @@
 """Forward definitions of every fixture kind, in PyTorch float64.
 
-Written from /work/shared/SPEC.md and the agreed names (docs/fixtures.md), independently of the project's
-TypeScript reference. Only forward passes live here: every gradient in a fixture comes from torch.autograd.
+Written from the layer definitions (docs/spec.md) and the agreed names (docs/fixtures.md), independently of the
+project's TypeScript reference. Only forward passes live here: every gradient in a fixture comes from torch.autograd.
 
 Dimension legend
   T  tokens (all sequences flattened)     d  hidden size            F  intermediate size
@@ -73,7 +73,7 @@ def dense_ffn(x, p, activation):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# SMoE (SPEC 3.4): z = W_g x; S = top-k (ties -> lower index); w = softmax(z[S]); y = sum_s w_s E_s(x)
+# SMoE (docs/spec.md §3.4): z = W_g x; S = top-k (ties -> lower index); w = softmax(z[S]); y = sum_s w_s E_s(x)
 #   L_bal = E * sum_i f_i P_i, f_i = count_i / (T k), P_i = mean_t softmax(z_t)_i;  L_z = mean_t lse(z_t)^2
 
 def smoe_expert(x, p, e, activation):
@@ -104,7 +104,7 @@ def smoe(x, p, cfg):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# TopK activation (SPEC 4.3): y = a relu(z) + (1 - a) relu(z) * 1{z >= tau_k(z)} over the last axis
+# TopK activation (docs/spec.md §4.3): y = a relu(z) + (1 - a) relu(z) * 1{z >= tau_k(z)} over the last axis
 
 def topk_act(z, k, alpha):
     zs, _ = sort_desc(z)
@@ -121,7 +121,7 @@ def topk_ffn(x, p, k, alpha):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# PEER (SPEC 2.2): query BN (affine), shared product keys, three top-k stages (ties -> lower index / lower id)
+# PEER (docs/spec.md §2.2): query BN (affine), shared product keys, three top-k stages (ties -> lower index / lower id)
 
 def batchnorm_train(z, dims, eps, momentum, running_mean, running_var):
     """PyTorch BatchNorm semantics: normalise with the biased batch variance; running_var gets the unbiased one."""
@@ -181,7 +181,7 @@ def peer(x, p, st, cfg):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Monet router (SPEC 1.3): z_r = w_r x viewed (T, H, E); BN per head over (t, i), affine-free;
+# Monet router (docs/spec.md §1.3): z_r = w_r x viewed (T, H, E); BN per head over (t, i), affine-free;
 # sigma = Phi^-1(1 - topk/E); s = min(max_i n, sigma); M = n >= s; g = softmax over M of the RAW logits z
 
 def monet_sigma(topk, E):
@@ -228,7 +228,7 @@ def monet_router(x, p, st, cfg, prefix='', amb_margin=False):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Monet experts: the official einsum contractions (SPEC 1.4 / 1.5)
+# Monet experts: the official einsum contractions (docs/spec.md §1.4 / 1.5)
 
 def monet_hd(x, p, g1, g2, m, prefix='moe.'):
     T = x.shape[0]
@@ -256,7 +256,7 @@ def monet_vd(x, p, g1, g2, m, prefix='moe.'):
 
 
 def monet_aux(g1, g2, unif_eps):
-    """SPEC 1.7 with g-bar = batch mean over tokens; unif_eps inside the log; L_amb averaged over tokens."""
+    """docs/spec.md §1.7 with g-bar = batch mean over tokens; unif_eps inside the log; L_amb averaged over tokens."""
     H, E = g1.shape[1], g1.shape[2]
     unif = 0.0
     amb = 0.0

@@ -3,11 +3,11 @@
 
 Checks the forward definitions in layers.py against independent formulations, and autograd against central
 finite differences of the objective, for every case in write_fixtures.CASES:
-  * sigma = ndtri(1 - topk/E) matches the SPEC constants
+  * sigma = ndtri(1 - topk/E) matches the constants of docs/spec.md §1.3
   * BatchNorm (batch stats, biased variance, unbiased running_var) matches torch.nn.BatchNorm1d, for PEER's
     per-feature BN and Monet's per-head BN over (tokens x experts)
   * SMoE top-k-then-softmax equals HF Mixtral's softmax-all -> top-k -> renormalise
-  * Monet HD / VD einsums equal the explicit per-expert sums of SPEC 1.4 / 1.5 (expert view, gate g_ij)
+  * Monet HD / VD einsums equal the explicit per-expert sums of docs/spec.md §1.4 / §1.5 (expert view, gate g_ij)
   * PEER product-key retrieval equals a brute-force top-k over all N = nk^2 keys (exact by construction)
   * causal GQA attention equals a per-head loop with explicit causal softmax
   * autograd gradients of each case's objective equal central differences at sampled coordinates
