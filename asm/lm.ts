@@ -3,7 +3,7 @@
 // Dimension legend: B sequences, S positions, T = B·S, V vocabulary, nH query heads, nKV key/value heads,
 // hd head dim; q, out (B, S, nH·hd); k, v (B, S, nKV·hd); probs (B, nH, S, S).
 
-import { addf, expShiftSum, ld, ldi, st } from './common';
+import { addf, exp4, expShiftSum, ld, ldi, st } from './common';
 import { gemm, gemmScratchFloats } from './matmul';
 
 export function gatherRows(dst: usize, table: usize, idx: usize, rows: i32, cols: i32): void {
@@ -113,19 +113,49 @@ function rowScale(p: usize, s: f32, n: i32): void {
  * softmax, and zero the columns i < j < S.
  */
 function causalSoftmax(p: usize, S: i32, i0: i32, i1: i32, scale: f32): void {
+  const s4 = f32x4.splat(scale);
   for (let i = i0; i < i1; i++) {
     const pr = p + (<usize>(i * S) << 2);
-    rowScale(pr, scale, i + 1);
-    const inv = <f32>(1.0 / expShiftSum(pr, pr, rowMax(pr, i + 1), i + 1));
-    rowScale(pr, inv, i + 1);
-    memory.fill(pr + (<usize>(i + 1) << 2), 0, <usize>(S - i - 1) << 2);
+    const n = i + 1;
+    // p_j = exp((s_j − max s)·scale) (scale > 0, so the max of the scaled scores is the scaled max), then / Σ p
+    const mx = rowMax(pr, n), m4 = f32x4.splat(mx);
+    let acc = f32x4.splat(0);
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const o = <usize>j << 2;
+      const e = exp4(f32x4.mul(f32x4.sub(v128.load(pr + o), m4), s4));
+      v128.store(pr + o, e);
+      acc = f32x4.add(acc, e);
+    }
+    let sum: f64 = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) +
+      <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+    for (; j < n; j++) {
+      const e = <f32>Math.exp(<f64>((ld(pr, j) - mx) * scale));
+      st(pr, j, e);
+      sum += <f64>e;
+    }
+    rowScale(pr, <f32>(1.0 / sum), n);
+    memory.fill(pr + (<usize>n << 2), 0, <usize>(S - n) << 2);
   }
+}
+
+/** Σ_j a[j]·b[j] for j < n: float32 lanes, summed in float64. */
+function rowDot(a: usize, b: usize, n: i32): f64 {
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+  }
+  let s: f64 = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) +
+    <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+  for (; j < n; j++) s += <f64>ld(a, j) * <f64>ld(b, j);
+  return s;
 }
 
 /** Pairs (b, h), p = b·nH + h, from p0 to p1. scratch: attentionScratchFloats(S, hd) floats. */
 export function attention(out: usize, probs: usize, q: usize, k: usize, v: usize, B: i32, S: i32, nH: i32, nKV: i32,
-  hd: i32,
-  p0: i32, p1: i32, scratch: usize): void {
+  hd: i32, p0: i32, p1: i32, scratch: usize): void {
   const group = nH / nKV;
   const scale = <f32>(1.0 / Math.sqrt(<f64>hd));
   const qs = nH * hd, ks = nKV * hd; // row strides of q/out and of k/v
@@ -150,8 +180,7 @@ export function attention(out: usize, probs: usize, q: usize, k: usize, v: usize
 
 /** Pairs (b, kh), p = b·nKV + kh, from p0 to p1. scratch: attentionScratchFloats(S, hd) floats. */
 export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, q: usize, k: usize, v: usize,
-  probs: usize,
-  B: i32, S: i32, nH: i32, nKV: i32, hd: i32, p0: i32, p1: i32, scratch: usize): void {
+  probs: usize, B: i32, S: i32, nH: i32, nKV: i32, hd: i32, p0: i32, p1: i32, scratch: usize): void {
   const group = nH / nKV;
   const scale = <f32>(1.0 / Math.sqrt(<f64>hd));
   const qs = nH * hd, ks = nKV * hd;
@@ -173,8 +202,7 @@ export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, 
         // dS = P ⊙ (dP − Σ_j P·dP) / √hd on the rows of the block; 0 above the diagonal
         for (let i = i0; i < i0 + rb; i++) {
           const pr = pb + (<usize>(i * S) << 2), dr = dP + (<usize>(i * S) << 2);
-          let dot: f64 = 0;
-          for (let j = 0; j <= i; j++) dot += <f64>ld(pr, j) * <f64>ld(dr, j);
+          const dot = rowDot(pr, dr, i + 1);
           const d4 = f32x4.splat(<f32>dot), s4 = f32x4.splat(scale);
           let j = 0;
           for (; j + 4 <= i + 1; j += 4) {

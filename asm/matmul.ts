@@ -250,8 +250,7 @@ export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: us
  * computed the same way whatever the split).
  */
 export function matmulGrouped(c: usize, a: usize, b: usize, offsets: usize, P: i32, N: i32, K: i32, G: i32,
-  transB: bool,
-  accumulate: bool, n0: i32, n1: i32, scratch: usize): void {
+  transB: bool, accumulate: bool, n0: i32, n1: i32, scratch: usize): void {
   for (let g = 0; g < G; g++) {
     const r0 = load<i32>(offsets + (<usize>g << 2));
     const r1 = load<i32>(offsets + (<usize>(g + 1) << 2));

@@ -6,7 +6,7 @@
 // E×E (the N composite experts are never formed). Rows of m floats are combined with SIMD (rowAxpy / rowDot).
 // Zero gates are skipped in the forward sums: a router selects about moe_topk of E experts per head, so most g are 0.
 
-import { addf, axpyf as rowAxpy, dotf as rowDot, ld, ldi, st, sti } from './common';
+import { addf, axpyf as rowAxpy, dotf as rowDot, exp4, ld, ldi, st, sti } from './common';
 
 // @ts-ignore: decorator
 @inline function row(p: usize, r: i32, m: i32): usize {
@@ -20,31 +20,61 @@ export function monetRoute(g: usize, mask: usize, z: usize, mean: usize, varianc
       const o = (t * H + h) * E;
       const mu = ld(mean, h);
       const rs = <f32>(1.0 / Math.sqrt(<f64>ld(variance, h) + <f64>eps));
-      let nmax: f32 = -Infinity;
-      for (let i = 0; i < E; i++) nmax = max(nmax, (ld(z, o + i) - mu) * rs);
-      const thr = min(nmax, sigma);
-      let zmax: f32 = -Infinity;
-      for (let i = 0; i < E; i++) {
-        const sel = (ld(z, o + i) - mu) * rs >= thr;
-        sti(mask, o + i, sel ? 1 : 0);
-        if (sel) zmax = max(zmax, ld(z, o + i));
+      const zo = z + (<usize>o << 2), mo = mask + (<usize>o << 2), go = g + (<usize>o << 2);
+      const mu4 = f32x4.splat(mu), rs4 = f32x4.splat(rs);
+      // the BN-normalised logits n_i = (z_i − μ)·rstd (the same float32 operations in lanes and in the tail)
+      let i = 0;
+      let n4 = f32x4.splat(-Infinity);
+      for (; i + 4 <= E; i += 4) n4 = f32x4.max(n4, f32x4.mul(f32x4.sub(v128.load(zo + (<usize>i << 2)), mu4), rs4));
+      let nmax: f32 = max(max(f32x4.extract_lane(n4, 0), f32x4.extract_lane(n4, 1)),
+        max(f32x4.extract_lane(n4, 2), f32x4.extract_lane(n4, 3)));
+      for (; i < E; i++) nmax = max(nmax, (ld(zo, i) - mu) * rs);
+      const thr = min(nmax, sigma), thr4 = f32x4.splat(thr);
+      // mask = n ≥ threshold; zmax = the largest selected raw logit
+      let z4 = f32x4.splat(-Infinity);
+      for (i = 0; i + 4 <= E; i += 4) {
+        const zv = v128.load(zo + (<usize>i << 2));
+        const sel = f32x4.ge(f32x4.mul(f32x4.sub(zv, mu4), rs4), thr4);
+        v128.store(mo + (<usize>i << 2), v128.and(sel, i32x4.splat(1)));
+        z4 = f32x4.max(z4, v128.bitselect(zv, f32x4.splat(-Infinity), sel));
       }
-      let s: f64 = 0;
-      for (let i = 0; i < E; i++) {
-        const e = ldi(mask, o + i) ? Math.exp(<f64>(ld(z, o + i) - zmax)) : 0;
-        st(g, o + i, <f32>e);
-        s += e;
+      let zmax: f32 = max(max(f32x4.extract_lane(z4, 0), f32x4.extract_lane(z4, 1)),
+        max(f32x4.extract_lane(z4, 2), f32x4.extract_lane(z4, 3)));
+      for (; i < E; i++) {
+        const sel = (ld(zo, i) - mu) * rs >= thr;
+        sti(mo, i, sel ? 1 : 0);
+        if (sel) zmax = max(zmax, ld(zo, i));
       }
-      const inv = <f32>(1.0 / s);
-      for (let i = 0; i < E; i++) st(g, o + i, ld(g, o + i) * inv);
+      // softmax of the selected raw logits: exp(z − zmax) where selected, 0 elsewhere
+      const zm4 = f32x4.splat(zmax);
+      let s4 = f32x4.splat(0);
+      for (i = 0; i + 4 <= E; i += 4) {
+        const o = <usize>i << 2;
+        const e = v128.and(exp4(f32x4.sub(v128.load(zo + o), zm4)), i32x4.ne(v128.load(mo + o), i32x4.splat(0)));
+        v128.store(go + o, e);
+        s4 = f32x4.add(s4, e);
+      }
+      let s: f64 = <f64>f32x4.extract_lane(s4, 0) + <f64>f32x4.extract_lane(s4, 1) +
+        <f64>f32x4.extract_lane(s4, 2) + <f64>f32x4.extract_lane(s4, 3);
+      for (; i < E; i++) {
+        const e = ldi(mo, i) ? <f32>Math.exp(<f64>(ld(zo, i) - zmax)) : 0;
+        st(go, i, e);
+        s += <f64>e;
+      }
+      const inv = <f32>(1.0 / s), inv4 = f32x4.splat(inv);
+      for (i = 0; i + 4 <= E; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(go + o, f32x4.mul(v128.load(go + o), inv4));
+      }
+      for (; i < E; i++) st(go, i, ld(go, i) * inv);
     }
   }
 }
 
 /** ḡ[h,i] = mean over t of g[t,h,i] into gbar (H·E floats, scratch). */
 function batchMean(gbar: usize, g: usize, T: i32, HE: i32): void {
-  for (let j = 0; j < HE; j++) st(gbar, j, 0);
-  for (let t = 0; t < T; t++) for (let j = 0; j < HE; j++) addf(gbar, j, ld(g, t * HE + j));
+  memory.fill(gbar, 0, <usize>HE << 2);
+  for (let t = 0; t < T; t++) rowAxpy(gbar, row(g, t, HE), 1, HE);
   const inv = <f32>(1.0 / <f64>T);
   for (let j = 0; j < HE; j++) st(gbar, j, ld(gbar, j) * inv);
 }
@@ -65,14 +95,19 @@ export function monetUnifBackward(dg: usize, g: usize, T: i32, H: i32, E: i32, e
   batchMean(scratch, g, T, HE);
   for (let j = 0; j < HE; j++)
     st(scratch, j, <f32>((scale * (-1.0 / (2.0 * HE))) / (<f64>T * (<f64>ld(scratch, j) + eps))));
-  for (let t = 0; t < T; t++) for (let j = 0; j < HE; j++) addf(dg, t * HE + j, ld(scratch, j));
+  for (let t = 0; t < T; t++) rowAxpy(row(dg, t, HE), scratch, 1, HE);
 }
 
 export function monetAmbLoss(loss: usize, g: usize, T: i32, H: i32, E: i32, scale: f64): void {
   let s: f64 = 0;
   for (let th = 0; th < T * H; th++) {
-    let mx: f32 = -Infinity;
-    for (let i = 0; i < E; i++) mx = max(mx, ld(g, th * E + i));
+    const r = row(g, th, E);
+    let i = 0;
+    let m4 = f32x4.splat(-Infinity);
+    for (; i + 4 <= E; i += 4) m4 = f32x4.max(m4, v128.load(r + (<usize>i << 2)));
+    let mx: f32 = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)),
+      max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+    for (; i < E; i++) mx = max(mx, ld(r, i));
     s += 1 - <f64>mx;
   }
   addf(loss, 0, <f32>((scale * s) / (2.0 * H * T)));
@@ -82,8 +117,17 @@ export function monetAmbLoss(loss: usize, g: usize, T: i32, H: i32, E: i32, scal
 export function monetAmbBackward(dg: usize, g: usize, T: i32, H: i32, E: i32, scale: f64, t0: i32, t1: i32): void {
   const v = <f32>(-scale / (2.0 * H * T));
   for (let th = t0 * H; th < t1 * H; th++) {
+    const r = row(g, th, E);
+    // the first largest entry (ties → lower index)
     let best = 0;
-    for (let i = 1; i < E; i++) if (ld(g, th * E + i) > ld(g, th * E + best)) best = i;
+    let bv = ld(r, 0);
+    for (let i = 1; i < E; i++) {
+      const x = ld(r, i);
+      if (x > bv) {
+        bv = x;
+        best = i;
+      }
+    }
     addf(dg, th * E + best, v);
   }
 }
@@ -122,8 +166,7 @@ export function monetHdMix(y: usize, cc: usize, a: usize, g1: usize, g2: usize, 
 
 /** scratch: H·m words (dcc of one token). */
 export function monetHdMixBackward(da: usize, dg1: usize, dg2: usize, dy: usize, a: usize, g1: usize, g2: usize,
-  cc: usize,
-  T: i32, H: i32, E: i32, m: i32, scratch: usize): void {
+  cc: usize, T: i32, H: i32, E: i32, m: i32, scratch: usize): void {
   const dcc = scratch;
   for (let t = 0; t < T; t++) {
     const at = row(a, t, E * m), dat = row(da, t, E * m), dyt = row(dy, t, E * m), ct = row(cc, t, H * m);
@@ -148,6 +191,10 @@ export function monetHdMixBackward(da: usize, dg1: usize, dg2: usize, dy: usize,
 
 export function monetVdMix(h11: usize, h12: usize, h21: usize, h22: usize, c1: usize, c2: usize, a1: usize, a2: usize,
   g1: usize, g2: usize, G1: usize, G2: usize, T: i32, H: i32, E: i32, m: i32): void {
+  if (m == 1) {
+    monetVdMix1(h11, h12, h21, h22, c1, c2, a1, a2, g1, g2, G1, G2, T, H, E);
+    return;
+  }
   const Em = E * m, Hm = H * m, HE = H * E;
   for (let t = 0; t < T; t++) {
     const a1t = row(a1, t, Em), a2t = row(a2, t, Em), c1t = row(c1, t, Hm), c2t = row(c2, t, Hm);
@@ -181,9 +228,12 @@ export function monetVdMix(h11: usize, h12: usize, h21: usize, h22: usize, c1: u
 
 /** scratch: 2·H·m words (dc1, dc2 of one token). */
 export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usize, dh11: usize, dh12: usize,
-  dh21: usize, dh22: usize,
-  a1: usize, a2: usize, g1: usize, g2: usize, G1: usize, G2: usize, c1: usize, c2: usize, T: i32, H: i32, E: i32,
-    m: i32, scratch: usize): void {
+  dh21: usize, dh22: usize, a1: usize, a2: usize, g1: usize, g2: usize, G1: usize, G2: usize, c1: usize, c2: usize,
+  T: i32, H: i32, E: i32, m: i32, scratch: usize): void {
+  if (m == 1) {
+    monetVdMixBackward1(da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, a1, a2, g1, g2, G1, G2, c1, c2, T, H, E);
+    return;
+  }
   const Em = E * m, Hm = H * m, HE = H * E;
   const dc1 = scratch, dc2 = scratch + (<usize>Hm << 2);
   for (let t = 0; t < T; t++) {
@@ -218,5 +268,71 @@ export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usiz
         if (u != 0) rowAxpy(row(da1t, i, m), row(dc1, h, m), u, m);
         if (v != 0) rowAxpy(row(da2t, i, m), row(dc2, h, m), v, m);
       }
+  }
+}
+
+// With m = 1 (one hidden unit per expert half, e.g. the √N = 512 preset) every "row" above is one float, and the
+// per-(i, h) row operations cost more than their arithmetic. The same sums, written with vectors over the experts i:
+
+/** y[i] (=, or +=) x[i]·z[i] for i < n. */
+// @ts-ignore: decorator
+@inline function mulAdd(y: usize, x: usize, z: usize, n: i32, acc: bool): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const v = f32x4.mul(v128.load(x + o), v128.load(z + o));
+    v128.store(y + o, acc ? f32x4.add(v128.load(y + o), v) : v);
+  }
+  for (; i < n; i++) st(y, i, acc ? ld(y, i) + ld(x, i) * ld(z, i) : ld(x, i) * ld(z, i));
+}
+
+function monetVdMix1(h11: usize, h12: usize, h21: usize, h22: usize, c1: usize, c2: usize, a1: usize, a2: usize,
+  g1: usize, g2: usize, G1: usize, G2: usize, T: i32, H: i32, E: i32): void {
+  for (let t = 0; t < T; t++) {
+    const a1t = row(a1, t, E), a2t = row(a2, t, E), c1t = row(c1, t, H), c2t = row(c2, t, H);
+    const h11t = row(h11, t, E), h12t = row(h12, t, E), h21t = row(h21, t, E), h22t = row(h22, t, E);
+    // c1[h] = Σ_i g1[h,i] a1[i];  c2[h] = Σ_j g2[h,j] a2[j]
+    for (let h = 0; h < H; h++) {
+      st(c1t, h, rowDot(row(g1, t * H + h, E), a1t, E));
+      st(c2t, h, rowDot(row(g2, t * H + h, E), a2t, E));
+    }
+    // h11 = G1·a1, h22 = G2·a2;  h12[i] = Σ_h g1[h,i] c2[h], h21[j] = Σ_h g2[h,j] c1[h]
+    mulAdd(h11t, row(G1, t, E), a1t, E, false);
+    mulAdd(h22t, row(G2, t, E), a2t, E, false);
+    memory.fill(h12t, 0, <usize>E << 2);
+    memory.fill(h21t, 0, <usize>E << 2);
+    for (let h = 0; h < H; h++) {
+      rowAxpy(h12t, row(g1, t * H + h, E), ld(c2t, h), E);
+      rowAxpy(h21t, row(g2, t * H + h, E), ld(c1t, h), E);
+    }
+  }
+}
+
+function monetVdMixBackward1(da1: usize, da2: usize, dg1: usize, dg2: usize, dh11: usize, dh12: usize, dh21: usize,
+  dh22: usize, a1: usize, a2: usize, g1: usize, g2: usize, G1: usize, G2: usize, c1: usize, c2: usize, T: i32, H: i32,
+  E: i32): void {
+  for (let t = 0; t < T; t++) {
+    const a1t = row(a1, t, E), a2t = row(a2, t, E), c1t = row(c1, t, H), c2t = row(c2, t, H);
+    const da1t = row(da1, t, E), da2t = row(da2, t, E);
+    const d11 = row(dh11, t, E), d12 = row(dh12, t, E), d21 = row(dh21, t, E), d22 = row(dh22, t, E);
+    // straight flows: da1 += G1·d11, da2 += G2·d22
+    mulAdd(da1t, row(G1, t, E), d11, E, true);
+    mulAdd(da2t, row(G2, t, E), d22, E, true);
+    for (let h = 0; h < H; h++) {
+      const g1h = row(g1, t * H + h, E), g2h = row(g2, t * H + h, E);
+      const dg1h = row(dg1, t * H + h, E), dg2h = row(dg2, t * H + h, E);
+      // dg1[h,i] += d11[i]·a1[i] + d12[i]·c2[h];  dg2[h,j] += d22[j]·a2[j] + d21[j]·c1[h]
+      mulAdd(dg1h, d11, a1t, E, true);
+      rowAxpy(dg1h, d12, ld(c2t, h), E);
+      mulAdd(dg2h, d22, a2t, E, true);
+      rowAxpy(dg2h, d21, ld(c1t, h), E);
+      // cross flows through c: dc2[h] = Σ_i g1[h,i] d12[i], dc1[h] = Σ_j g2[h,j] d21[j]
+      const dc2 = <f32>rowDot(g1h, d12, E), dc1 = <f32>rowDot(g2h, d21, E);
+      // c1 = Σ_i g1 a1: dg1[h,i] += dc1·a1[i], da1[i] += g1[h,i]·dc1 (and the same for the second half)
+      rowAxpy(dg1h, a1t, dc1, E);
+      rowAxpy(dg2h, a2t, dc2, E);
+      rowAxpy(da1t, g1h, dc1, E);
+      rowAxpy(da2t, g2h, dc2, E);
+    }
   }
 }

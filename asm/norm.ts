@@ -79,23 +79,46 @@ export function rmsnormBackwardWeight(dw: usize, dy: usize, x: usize, rstd: usiz
   }
 }
 
-export function groupStats(mean: usize, variance: usize, x: usize, outer: i32, groups: i32, inner: i32): void {
-  const n = <f64>outer * <f64>inner;
-  for (let g = 0; g < groups; g++) {
-    let s: f64 = 0;
-    for (let o = 0; o < outer; o++) {
-      const b = (o * groups + g) * inner;
-      for (let i = 0; i < inner; i++) s += <f64>ld(x, b + i);
+/** Σ x[i] and Σ (x[i] − mu)² over i < n, in float64 (two float64x2 lanes and a scalar tail). */
+// @ts-ignore: decorator
+@inline function sumAndSquares(x: usize, n: i32, mu: f64, square: bool): f64 {
+  let a = f64x2.splat(0), b = f64x2.splat(0);
+  const m = f64x2.splat(mu);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    let lo = f64x2.promote_low_f32x4(v128.load64_zero(x + o));
+    let hi = f64x2.promote_low_f32x4(v128.load64_zero(x + o + 8));
+    if (square) {
+      lo = f64x2.sub(lo, m);
+      hi = f64x2.sub(hi, m);
+      lo = f64x2.mul(lo, lo);
+      hi = f64x2.mul(hi, hi);
     }
+    a = f64x2.add(a, lo);
+    b = f64x2.add(b, hi);
+  }
+  let s = f64x2.extract_lane(a, 0) + f64x2.extract_lane(a, 1) + f64x2.extract_lane(b, 0) + f64x2.extract_lane(b, 1);
+  for (; i < n; i++) {
+    const d = <f64>ld(x, i) - (square ? mu : 0);
+    s += square ? d * d : d;
+  }
+  return s;
+}
+
+/**
+ * Mean and (biased) variance of each group g0 ≤ g < g1 over (outer, inner), in float64 (the loader splits the
+ * groups between threads; each group's sums run in the same order whatever the split).
+ */
+export function groupStats(mean: usize, variance: usize, x: usize, outer: i32, groups: i32, inner: i32, g0: i32,
+  g1: i32): void {
+  const n = <f64>outer * <f64>inner;
+  for (let g = g0; g < g1; g++) {
+    let s: f64 = 0;
+    for (let o = 0; o < outer; o++) s += sumAndSquares(x + (<usize>((o * groups + g) * inner) << 2), inner, 0, false);
     const mu = s / n;
     let ss: f64 = 0;
-    for (let o = 0; o < outer; o++) {
-      const b = (o * groups + g) * inner;
-      for (let i = 0; i < inner; i++) {
-        const dv = <f64>ld(x, b + i) - mu;
-        ss += dv * dv;
-      }
-    }
+    for (let o = 0; o < outer; o++) ss += sumAndSquares(x + (<usize>((o * groups + g) * inner) << 2), inner, mu, true);
     st(mean, g, <f32>mu);
     st(variance, g, <f32>(ss / n));
   }

@@ -184,8 +184,8 @@ function cases(): Case[] {
     args: [rand(3), rand(3, 0.5, 2), rand(3), rand(3, 0.5, 2)],
     s: { groups: 3, count: 21, momentum: 0.1 },
   });
-  // Monet: m = 5 and 8 (SIMD rows with and without a tail)
-  for (const m of [5, 8]) {
+  // Monet: m = 5 and 8 (SIMD rows with and without a tail); m = 1 (Monet-VD's vectors-over-experts path)
+  for (const m of [1, 5, 8]) {
     const T = 4,
       H = 3,
       E = 7;

@@ -566,7 +566,10 @@ function makeKernels(
       }
       pool.end();
     },
-    groupStats: (mean, v, x, s) => k.groupStats(p(mean), p(v), p(x), s.outer, s.groups, s.inner),
+    groupStats: (mean, v, x, s) =>
+      split(s.groups, Math.ceil(MIN_ELEMENTS / Math.max(1, s.outer * s.inner)), 1, (t, lo, hi) =>
+        call(t, F.groupStats, p(mean), p(v), p(x), s.outer, s.groups, s.inner, lo, hi),
+      ),
     batchnorm: (y, x, mean, v, g, be, s) => k.batchnorm(p(y), p(x), p(mean), p(v), p(g), p(be), s.rows, s.cols, s.eps),
     batchnormBackward: (dx, dg, dbe, dy, x, mean, v, g, s) =>
       k.batchnormBackward(p(dx), p(dg), p(dbe), p(dy), p(x), p(mean), p(v), p(g), s.rows, s.cols, s.eps, b(s.train)),
