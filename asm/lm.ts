@@ -4,7 +4,7 @@
 // hd head dim; q, out (B, S, nH·hd); k, v (B, S, nKV·hd); probs (B, nH, S, S).
 
 import { addf, exp4, expShiftSum, ld, ldi, st } from './common';
-import { gemm, gemmScratchFloats } from './matmul';
+import { gemmMasked, gemmScratchFloats, MASK_K_FROM, MASK_K_UPTO, MASK_OUT_LOWER } from './matmul';
 
 export function gatherRows(dst: usize, table: usize, idx: usize, rows: i32, cols: i32): void {
   for (let r = 0; r < rows; r++)
@@ -71,15 +71,12 @@ export function ropeBackward(dx: usize, dy: usize, B: i32, S: i32, heads: i32, h
 // q, k, v: row stride nH·hd or nKV·hd), so almost all of its work runs in the SIMD micro-kernel:
 //   scores = Q·Kᵀ/√hd (S×S), P = causal softmax of the rows, out = P·V.
 //   Backward: dP = dO·Vᵀ;  dV += Pᵀ·dO;  dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √hd;  dQ += dS·K;  dK += dSᵀ·Q.
-// Causality is used to skip work: the rows are taken in blocks of CB, and block [i0, i0 + CB) only needs the
-// columns j < i0 + CB of the scores (and only those terms of P·V, dS·K); Pᵀ·dO and dSᵀ·Q for rows j ≥ j0 only need
-// the terms i ≥ j0. The skipped terms are exact zeros (P and dS are 0 above the diagonal).
+// Causality is used to skip work (gemmMasked in matmul.ts): score tiles wholly above the diagonal are not computed,
+// and P·V, dS·K (row i sums over j ≤ i), Pᵀ·dO and dSᵀ·Q (row j sums over i ≥ j) skip the terms that are exact
+// zeros; each operand is packed once per (sequence, head).
 // The (sequence, head) pairs are independent: a call computes the pairs p0 ≤ p < p1 (the loader splits them
 // between threads). The backward pairs are (sequence, key/value head): the query heads of one group add into the
 // same dK, dV, so one call owns them all.
-
-// @ts-ignore: decorator
-@inline const CB: i32 = 32;
 
 /** Floats of scratch attention / attentionBackward need: the GEMM's packing space, then one S×S block. */
 export function attentionScratchFloats(S: i32, hd: i32): i32 {
@@ -166,15 +163,10 @@ export function attention(out: usize, probs: usize, q: usize, k: usize, v: usize
     const vb = v + (<usize>(b * S * ks + kh * hd) << 2);
     const ob = out + (<usize>(b * S * qs + h * hd) << 2);
     const pb = probs + (<usize>((b * nH + h) * S * S) << 2);
-    for (let i0 = 0; i0 < S; i0 += CB) {
-      const rb = min(CB, S - i0), cols = i0 + rb;
-      // scores[i0..i0+rb, 0..cols) = Q[i0..] · Kᵀ;  P = causal softmax;  out[i0..] = P[i0.., 0..cols) · V[0..cols)
-      gemm(rb, cols, hd, qb + (<usize>(i0 * qs) << 2), qs, 1, kb, 1, ks, pb + (<usize>(i0 * S) << 2), S, false,
-        scratch);
-      causalSoftmax(pb, S, i0, i0 + rb, scale);
-      gemm(rb, hd, cols, pb + (<usize>(i0 * S) << 2), S, 1, vb, ks, 1, ob + (<usize>(i0 * qs) << 2), qs, false,
-        scratch);
-    }
+    // scores (S, S) = Q · Kᵀ (the lower triangle);  P = causal softmax;  out = P · V (row i over j ≤ i)
+    gemmMasked(S, S, hd, qb, qs, 1, kb, 1, ks, pb, S, false, scratch, MASK_OUT_LOWER);
+    causalSoftmax(pb, S, 0, S, scale);
+    gemmMasked(S, hd, S, pb, S, 1, vb, ks, 1, ob, qs, false, scratch, MASK_K_UPTO);
   }
 }
 
@@ -191,36 +183,25 @@ export function attentionBackward(dq: usize, dk: usize, dv: usize, dout: usize, 
     for (let h = kh * group; h < (kh + 1) * group; h++) {
       const qo = <usize>(b * S * qs + h * hd) << 2;
       const pb = probs + (<usize>((b * nH + h) * S * S) << 2);
-      for (let i0 = 0; i0 < S; i0 += CB) {
-        const rb = min(CB, S - i0), cols = i0 + rb, tail = S - i0;
-        // dP[i0.., 0..cols) = dO[i0..] · Vᵀ
-        gemm(rb, cols, hd, dout + qo + (<usize>(i0 * qs) << 2), qs, 1, v + ko, 1, ks, dP + (<usize>(i0 * S) << 2), S,
-          false, scratch);
-        // dV[i0..] += Pᵀ[i0.., i0..S) · dO[i0..S)   (P[i, j] = 0 for i < j)
-        gemm(rb, hd, tail, pb + (<usize>(i0 * S + i0) << 2), 1, S, dout + qo + (<usize>(i0 * qs) << 2), qs, 1,
-          dv + ko + (<usize>(i0 * ks) << 2), ks, true, scratch);
-        // dS = P ⊙ (dP − Σ_j P·dP) / √hd on the rows of the block; 0 above the diagonal
-        for (let i = i0; i < i0 + rb; i++) {
-          const pr = pb + (<usize>(i * S) << 2), dr = dP + (<usize>(i * S) << 2);
-          const dot = rowDot(pr, dr, i + 1);
-          const d4 = f32x4.splat(<f32>dot), s4 = f32x4.splat(scale);
-          let j = 0;
-          for (; j + 4 <= i + 1; j += 4) {
-            const o = <usize>j << 2;
-            v128.store(dr + o, f32x4.mul(f32x4.mul(v128.load(pr + o), f32x4.sub(v128.load(dr + o), d4)), s4));
-          }
-          for (; j <= i; j++) st(dr, j, ld(pr, j) * (ld(dr, j) - <f32>dot) * scale);
-          memory.fill(dr + (<usize>(i + 1) << 2), 0, <usize>(S - i - 1) << 2);
+      // dP = dO · Vᵀ (the lower triangle);  dV += Pᵀ · dO (row j over i ≥ j)
+      gemmMasked(S, S, hd, dout + qo, qs, 1, v + ko, 1, ks, dP, S, false, scratch, MASK_OUT_LOWER);
+      gemmMasked(S, hd, S, pb, 1, S, dout + qo, qs, 1, dv + ko, ks, true, scratch, MASK_K_FROM);
+      // dS = P ⊙ (dP − Σ_j P·dP) / √hd, row by row; 0 above the diagonal
+      for (let i = 0; i < S; i++) {
+        const pr = pb + (<usize>(i * S) << 2), dr = dP + (<usize>(i * S) << 2);
+        const dot = rowDot(pr, dr, i + 1);
+        const d4 = f32x4.splat(<f32>dot), s4 = f32x4.splat(scale);
+        let j = 0;
+        for (; j + 4 <= i + 1; j += 4) {
+          const o = <usize>j << 2;
+          v128.store(dr + o, f32x4.mul(f32x4.mul(v128.load(pr + o), f32x4.sub(v128.load(dr + o), d4)), s4));
         }
+        for (; j <= i; j++) st(dr, j, ld(pr, j) * (ld(dr, j) - <f32>dot) * scale);
+        memory.fill(dr + (<usize>(i + 1) << 2), 0, <usize>(S - i - 1) << 2);
       }
-      for (let i0 = 0; i0 < S; i0 += CB) {
-        const rb = min(CB, S - i0), cols = i0 + rb, tail = S - i0;
-        // dQ[i0..] += dS[i0.., 0..cols) · K[0..cols);   dK[i0..] += dSᵀ[i0.., i0..S) · Q[i0..S)
-        gemm(rb, hd, cols, dP + (<usize>(i0 * S) << 2), S, 1, k + ko, ks, 1, dq + qo + (<usize>(i0 * qs) << 2), qs,
-          true, scratch);
-        gemm(rb, hd, tail, dP + (<usize>(i0 * S + i0) << 2), 1, S, q + qo + (<usize>(i0 * qs) << 2), qs, 1,
-          dk + ko + (<usize>(i0 * ks) << 2), ks, true, scratch);
-      }
+      // dQ += dS · K (row i over j ≤ i);  dK += dSᵀ · Q (row j over i ≥ j)
+      gemmMasked(S, hd, S, dP, S, 1, k + ko, ks, 1, dq + qo, qs, true, scratch, MASK_K_UPTO);
+      gemmMasked(S, hd, S, dP, 1, S, q + qo, qs, 1, dk + ko, ks, true, scratch, MASK_K_FROM);
     }
   }
 }

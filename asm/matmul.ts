@@ -207,11 +207,26 @@ function packB(bp: usize, b: usize, rsB: i32, csB: i32, p0: i32, kc: i32, j0: i3
 }
 
 /**
+ * Causal products of attention (rows and columns index positions of one S×S mask, row i attends to j ≤ i): what a
+ * product may skip. MASK_NONE: nothing. MASK_OUT_LOWER: only C[i, j] with j ≤ i is wanted; tiles lying wholly above
+ * the diagonal are not computed (their C is left as it was). MASK_K_UPTO: op(A)[i, p] = 0 for p > i (P·V, dS·K):
+ * row i sums over p ≤ i only. MASK_K_FROM: op(A)[i, p] = 0 for p < i (Pᵀ·dO, dSᵀ·Q): row i sums over p ≥ i only.
+ * The skipped terms are exact zeros, so what is computed equals the full product there.
+ */
+export const MASK_NONE = 0, MASK_OUT_LOWER = 1, MASK_K_UPTO = 2, MASK_K_FROM = 3;
+
+/**
  * General strided product: C[i, j] (=, or +=) Σ_p A(i, p)·B(p, j), A(i, p) at a + (i·rsA + p·csA)·4,
  * B(p, j) at b + (p·rsB + j·csB)·4, C[i, j] at c + (i·ldc + j)·4. scratch: gemmScratchFloats(N) floats.
  */
 export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: usize, rsB: i32, csB: i32,
   c: usize, ldc: i32, accumulate: bool, scratch: usize): void {
+  gemmMasked(M, N, K, a, rsA, csA, b, rsB, csB, c, ldc, accumulate, scratch, MASK_NONE);
+}
+
+/** gemm with one of the causal masks above (`mask`); A and B are packed once, only the needed tiles computed. */
+export function gemmMasked(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: usize, rsB: i32, csB: i32,
+  c: usize, ldc: i32, accumulate: bool, scratch: usize, mask: i32): void {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate) for (let i = 0; i < M; i++) memory.fill(c + (<usize>(i * ldc) << 2), 0, <usize>N << 2);
@@ -235,8 +250,14 @@ export function gemm(M: i32, N: i32, K: i32, a: usize, rsA: i32, csA: i32, b: us
           const bpanel = bp + <usize>(jr * kc) * 4;
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
-            const ct = c + (<usize>((i0 + ir) * ldc + j0 + jr) << 2);
-            micro4x8(kc, ap + <usize>(ir * kc) * 4, bpanel, ct, ldcb, mr, nr, acc, edge);
+            const r = i0 + ir; // the tile's first row
+            if (mask == MASK_OUT_LOWER && j0 + jr > r + mr - 1) continue;
+            // the part [ks, ke) of this k block that the tile's rows need (all of it without a mask)
+            const ks = mask == MASK_K_FROM ? min(kc, max(0, r - p0)) : 0;
+            const ke = mask == MASK_K_UPTO ? min(kc, max(0, r + mr - p0)) : kc;
+            const ct = c + (<usize>(r * ldc + j0 + jr) << 2);
+            const aPanel = ap + <usize>(ir * kc) * 4 + (<usize>ks << 4);
+            micro4x8(max(0, ke - ks), aPanel, bpanel + (<usize>ks << 5), ct, ldcb, mr, nr, acc, edge);
           }
         }
       }

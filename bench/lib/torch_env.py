@@ -1,5 +1,7 @@
 """What PyTorch is really running on: its version, its thread counts, and the BLAS library loaded in this process.
 
+    python3 bench/lib/torch_env.py      # prints the report as JSON
+
 Shared by the PyTorch sides of the benchmarks (bench/train_step_torch.py, bench/lib/torch_native.py).
 
 Why not torch.__config__: Debian's python3-torch is built against the generic `libblas.so.3` (BLAS_INFO=generic)
@@ -13,6 +15,7 @@ bench/lib/torch.ts). Both counts are reported; OpenBLAS's is asked from the libr
 """
 
 import ctypes
+import json
 import os
 import re
 
@@ -83,3 +86,7 @@ def environment():
         'blas': blas_report(),
         'env': {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')},
     }
+
+
+if __name__ == '__main__':
+    print(json.dumps(environment(), indent=1))
