@@ -143,8 +143,8 @@ for (const { s, calls } of [...shapes.values()].sort((a, b) => b.s.M * b.s.N * b
 const gf = (flops: number, ms: number) => (flops / ms / 1e6).toFixed(1);
 const lines = [
   `node --import tsx bench/matmul-shapes.ts ${process.argv.slice(2).join(' ')}`,
-  `${new Date().toISOString()}; ${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} logical CPUs; Node ${process.version}; ` +
-    `@tensorflow/tfjs-backend-wasm ${tf.version_core}`,
+  `${new Date().toISOString()}; ${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} logical CPUs; ` +
+    `Node ${process.version}; @tensorflow/tfjs-backend-wasm ${tf.version_core}`,
   `load average ${load0.map((x) => x.toFixed(1)).join(' ')} at start, ` +
     `${loadavg()
       .map((x) => x.toFixed(1))

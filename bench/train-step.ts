@@ -46,6 +46,12 @@ const FLAGS: FlagSpec[] = [
   { name: 'alpha', type: 'float', min: 0, help: 'TopK α of every step (default 0.5)' },
   { name: 'out', type: 'string', help: 'output path without extension (default bench/results/train-step)' },
   { name: 'allow-reference-blas', type: 'bool', help: 'print ratios against netlib reference BLAS (labelled)' },
+  {
+    name: 'torch-own-threads',
+    type: 'int',
+    positive: true,
+    help: "PyTorch's own (OpenMP) threads when they should differ from its BLAS's (default: the same)",
+  },
 ];
 
 const f = parseFlags('bench/train-step.ts', FLAGS, process.argv.slice(2));
@@ -66,6 +72,7 @@ const S = (f['seq-len'] as number | undefined) ?? 128;
 const alpha = (f.alpha as number | undefined) ?? 0.5;
 const out = (f.out as string | undefined) ?? 'bench/results/train-step';
 const allowReference = Boolean(f['allow-reference-blas']);
+const torchOwnThreads = f['torch-own-threads'] as number | undefined;
 const LR = 3e-3;
 
 interface Side {
@@ -120,11 +127,13 @@ async function timeOurs(engine: Engine, stepNo: { n: number }): Promise<Side> {
   return { wall: (performance.now() - t0) / 1000 / steps, cpu: (cpuSeconds() - c0) / steps };
 }
 
-function timeTorch(dir: string, threads: number): (Side & { loss0: number; env: TorchEnv }) | { error: string } {
+function timeTorch(dir: string, blasThreads: number): (Side & { loss0: number; env: TorchEnv }) | { error: string } {
+  const threads = Math.min(blasThreads, torchOwnThreads ?? blasThreads);
   if ('error' in py) return py;
   const args = ['bench/train_step_torch.py', dir, '--steps', String(steps), '--warmup', String(warmup)];
   args.push('--threads', String(threads), '--lr', String(LR), '--alpha', String(alpha));
-  const r = spawnSync(py.python, args, { encoding: 'utf8', env: torchThreadEnv(threads), timeout: 1_800_000 });
+  const env = torchThreadEnv(blasThreads, threads);
+  const r = spawnSync(py.python, args, { encoding: 'utf8', env, timeout: 1_800_000 });
   if (r.status !== 0)
     return { error: `${py.python} bench/train_step_torch.py exited with ${r.status}: ${(r.stderr || '').trim()}` };
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchEnv & {
@@ -212,15 +221,15 @@ for (const r of rows) {
   const t = r.torch;
   const head = [r.preset, formatCount(r.parameters), r.threads];
   if ('error' in t) {
-    lines.push(
-      cells([...head, tps(r.ours.wall), '–', '–', tps(r.ours.cpu), '–', '–', `${r.ours.loss0.toFixed(5)} / –`]),
-    );
+    const tail = [tps(r.ours.cpu), '–', '–', `${r.ours.loss0.toFixed(5)} / –`];
+    lines.push(cells([...head, '–', tps(r.ours.wall), '–', '–', ...tail]));
     continue;
   }
   const same = Math.abs(r.ours.loss0 - t.loss0) <= 1e-3 * Math.abs(t.loss0) ? '' : ' **MISMATCH**';
   lines.push(
     cells([
       ...head,
+      `${t.env.threads} / ${t.env.blas.threads ?? '?'}`,
       tps(r.ours.wall),
       tps(t.wall),
       ratio(r.ours.wall, t.wall),

@@ -57,11 +57,14 @@ export function findTorchPython(): { python: string; version: string } | { error
   return found;
 }
 
-/** The child environment for `threads` PyTorch threads (0 = PyTorch's default). */
-export function torchThreadEnv(threads: number): NodeJS.ProcessEnv {
+/**
+ * The child environment for `threads` PyTorch threads (0 = PyTorch's default): its own (OpenMP) threads and the
+ * BLAS's. `torchThreads` sets PyTorch's own separately (e.g. 1, leaving the threads to the BLAS).
+ */
+export function torchThreadEnv(threads: number, torchThreads = threads): NodeJS.ProcessEnv {
   if (threads <= 0) return process.env;
   const n = String(threads);
-  return { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+  return { ...process.env, OMP_NUM_THREADS: String(torchThreads), OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
 }
 
 /** One line naming what a PyTorch row ran on. */
