@@ -7,6 +7,7 @@ export {
   swigluBackward, maskScale, stepGuard, copyIf, adamw,
 } from './elementwise';
 export { gemm, matmulGrouped, matmulGroupedTN, gemmScratchFloats } from './matmul';
+export { gemvBf16, gemmBf16, gatherRowsBf16, matmulBf16ScratchFloats } from './bf16';
 export { softmaxRows, softmaxBackward, topkRows, topkRowsBackward, thresholdTopkMask } from './softmax';
 export {
   rmsnorm, rmsnormBackwardRows, rmsnormBackwardWeight, groupStats, batchnorm, batchnormBackward, runningStatsUpdate,

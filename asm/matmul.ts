@@ -15,9 +15,9 @@
 // f32x4.relaxed_madd (one fused instruction) in the relaxed-SIMD build, mul + add in the plain SIMD build.
 
 // @ts-ignore: decorator
-@inline const MR: i32 = 4;
+@inline export const MR: i32 = 4;
 // @ts-ignore: decorator
-@inline const NR: i32 = 8;
+@inline export const NR: i32 = 8;
 // @ts-ignore: decorator
 @inline export const KC: i32 = 256;
 // @ts-ignore: decorator
@@ -36,7 +36,7 @@ export function gemmScratchFloats(N: i32): i32 {
 
 /** a·b + c: one fused instruction where relaxed SIMD is available. */
 // @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, c: v128): v128 {
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
@@ -48,8 +48,8 @@ export function gemmScratchFloats(N: i32): i32 {
  * the valid part.
  */
 // @ts-ignore: decorator
-@inline function micro4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool,
-  edge: usize): void {
+@inline export function micro4x8(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i32, nr: i32,
+  accumulate: bool, edge: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -107,7 +107,7 @@ export function gemmScratchFloats(N: i32): i32 {
  * dst + c·stride bytes.
  */
 // @ts-ignore: decorator
-@inline function transpose4(dst: usize, stride: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+@inline export function transpose4(dst: usize, stride: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
   const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
   const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
   v128.store(dst, i64x2.shuffle(t0, t2, 0, 2));
@@ -117,7 +117,7 @@ export function gemmScratchFloats(N: i32): i32 {
 }
 
 /** Pack op(A)[i0..i0+mc, p0..p0+kc] into MR-tall panels: Ap[panel][p][ii], rows beyond mc zero. */
-function packA(ap: usize, a: usize, rsA: i32, csA: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
+export function packA(ap: usize, a: usize, rsA: i32, csA: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
   for (let ir = 0; ir < mc; ir += MR) {
     const rows = min(MR, mc - ir);
     const panel = ap + <usize>(ir * kc) * 4;

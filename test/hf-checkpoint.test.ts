@@ -7,12 +7,15 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirSource } from '../src/hf/dir-source.ts';
-import { loadHfModel } from '../src/hf/folder.ts';
+import { loadHfModel, planHfModel, readHfTensors, type LoadedTensor } from '../src/hf/folder.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../src/hf/shard.ts';
 import { createEngine } from '../src/train/engines.ts';
 import { generateIds, GREEDY } from '../src/train/sample.ts';
 import { main } from '../src/cli/main.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
+import type { Device } from '../src/backend/device.ts';
+import { KERNELS, type KernelName, type Kernels } from '../src/backend/kernels.ts';
+import { DeviceEngine } from '../src/train/engine-device.ts';
 import { backendTest } from './webgpu-setup.ts';
 
 const DATA = 'test/data/hf';
@@ -117,6 +120,91 @@ test('widenBf16 on the plain-JS device (oracle of the wasm/webgpu kernel tests) 
   const out = dev.alloc('f32', 5);
   dev.kernels.widenBf16(out, dev.upload(new Int32Array(padded.buffer)), { n: 5 });
   assert.equal(Array.from(await dev.read(out)), Array.from(bf16ToF32(bits)));
+});
+
+/** The plain-JS device with every kernel call recorded (name and sizes) before it runs. */
+function recordingDevice(): { dev: Device; calls: Array<[KernelName, Record<string, unknown>]> } {
+  const base = createJsDevice();
+  const calls: Array<[KernelName, Record<string, unknown>]> = [];
+  const kernels = Object.fromEntries(
+    KERNELS.map((k) => [
+      k,
+      (...a: unknown[]) => {
+        calls.push([k, a[a.length - 1] as Record<string, unknown>]);
+        (base.kernels[k] as (...x: unknown[]) => void)(...a);
+      },
+    ]),
+  ) as unknown as Kernels;
+  return { dev: Object.assign(Object.create(base) as Device, { kernels }), calls };
+}
+
+test('16-bit weights are read in place, streamed onto the device: only the Monet biases are ever widened', async () => {
+  for (const folder of FOLDERS) {
+    const exp = expectedOf(folder);
+    const plan = await planHfModel(new DirSource(join(DATA, folder)), { keep16: true });
+    const { config } = plan;
+    const { dev, calls } = recordingDevice();
+    const init = {
+      config,
+      params: new Map(),
+      state: new Map(),
+      inferenceOnly: true,
+      stream: () => readHfTensors(plan),
+    };
+    const engine = new DeviceEngine(dev, config, init);
+    await engine.receive(init.stream());
+    const dec = engine.openDecoder(16, 1);
+    await dec.append(Int32Array.from(exp.prompt_ids)); // prefill: the blocked products
+    await dec.append(Int32Array.of(exp.greedy_ids[0])); // one token: the matrix–vector products
+    const r = await engine.evalLoss(Int32Array.from(exp.ce_ids), 1, exp.ce_ids.length, 1);
+    assert.ok(Math.abs(r.ce - exp.ce) / exp.ce < 1e-3, `${folder}: CE ${r.ce} vs PyTorch ${exp.ce}`);
+    // what is widened: Monet's 2-D biases only (VD b1, b2 (E, d/2); HD b (E, d)), never a weight matrix
+    const { hidden_size: d, moe_experts: E } = config;
+    const biasSize = folder === 'monet-vd-tiny' ? (E! * d) / 2 : E! * d;
+    const widened = new Set(calls.filter(([k]) => k === 'widenBf16').map(([, s]) => s.n));
+    assert.equal([...widened], [biasSize], `${folder}: sizes widened`);
+    // per forward: q, k, v, o per layer, the router's w1, w2 per group, the experts' matrices per layer, the head
+    const L = config.num_hidden_layers;
+    const perForward = 4 * L + 2 * (L / config.moe_groups!) + (folder === 'monet-vd-tiny' ? 6 : 2) * L + 1;
+    const products = calls.filter(([k]) => k === 'matmulBf16');
+    assert.is(products.length, 3 * perForward, `${folder}: matmulBf16 calls`);
+    // the decode step, and the prefill's head (logits of the last position only)
+    assert.is(products.filter(([, s]) => s.M === 1).length, perForward + 1, `${folder}: one-token products`);
+    assert.is(calls.filter(([k]) => k === 'gatherRowsBf16').length, 3);
+    assert.not.ok(calls.some(([k]) => k === 'gatherRows'));
+    dec.dispose();
+    await engine.dispose();
+  }
+});
+
+test('a streamed model must bring every tensor once, with its size', async () => {
+  const plan = await planHfModel(new DirSource(join(DATA, 'monet-vd-tiny')), { keep16: true });
+  const { config } = plan;
+  const fail = async (edit: (ts: LoadedTensor[]) => LoadedTensor[]): Promise<string> => {
+    const all: LoadedTensor[] = [];
+    for await (const t of readHfTensors(plan)) all.push(t);
+    const init = { config, params: new Map(), state: new Map(), inferenceOnly: true };
+    const engine = new DeviceEngine(createJsDevice(), config, { ...init, stream: () => readHfTensors(plan) });
+    try {
+      await engine.receive(
+        (async function* () {
+          yield* edit(all);
+        })(),
+      );
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('the stream was accepted');
+  };
+  assert.match(await fail((ts) => ts.slice(0, -1)), /the stream ended without 'state\.model\.layers\.2\.router/);
+  assert.match(
+    await fail((ts) => [...ts, ts[0]]),
+    /'model\.embed_tokens\.weight' is not part of the model, or came twice/,
+  );
+  assert.match(
+    await fail((ts) => ts.map((t) => (t.into === 'packed' ? { ...t, bits: t.bits.subarray(1) } : t))),
+    /'model\.embed_tokens\.weight' has 16383 values, expected 16384/,
+  );
 });
 
 /** A copy of the VD folder with `edit` applied, loaded; returns the error message (or fails if it loads). */

@@ -127,3 +127,49 @@ export function widenKernelCases(rand: (n: number, lo?: number, hi?: number) => 
     return { kernel: 'widenBf16', label: `n = ${n}`, args: [rand(n), new Int32Array(bits.buffer)], s: { n } };
   });
 }
+
+/** `n` bfloat16 values (upper halves of `rand` floats) packed two per int32, as the 16-bit kernels read them. */
+export function packedBf16(rand: (n: number, lo?: number, hi?: number) => Float32Array, n: number): Int32Array {
+  const x = rand(n, -2, 2);
+  const bits = new Uint16Array(n + (n % 2));
+  const u = new Uint32Array(x.buffer);
+  for (let i = 0; i < n; i++) bits[i] = u[i] >>> 16;
+  return new Int32Array(bits.buffer);
+}
+
+/**
+ * matmulBf16 and gatherRowsBf16 cases (K: the reduction length, for the tolerance): one token (the WASM gemv: K
+ * not a multiple of 8, N not of 4), a few and many tokens (the blocked gemm: K beyond its 256-deep block, M beyond
+ * its 96-row block, N below and above M; WebGPU's row and tile variants), odd K (rows starting mid-word), accumulate.
+ */
+export function bf16KernelCases(
+  rand: (n: number, lo?: number, hi?: number) => Float32Array,
+): Array<KernelCase & { K: number }> {
+  const shapes = [
+    { M: 1, N: 13, K: 37 },
+    { M: 1, N: 21, K: 300 },
+    { M: 1, N: 6, K: 7 },
+    { M: 3, N: 40, K: 263 },
+    { M: 20, N: 9, K: 48 },
+    { M: 100, N: 11, K: 17 },
+  ];
+  const c: Array<KernelCase & { K: number }> = [];
+  for (const { M, N, K } of shapes)
+    for (const accumulate of [false, true])
+      c.push({
+        kernel: 'matmulBf16',
+        label: `M=${M} N=${N} K=${K} acc=${accumulate}`,
+        args: [rand(M * N), rand(M * K), packedBf16(rand, N * K)],
+        s: { M, N, K, accumulate },
+        K,
+      });
+  for (const cols of [9, 24])
+    c.push({
+      kernel: 'gatherRowsBf16',
+      label: `cols = ${cols}`,
+      args: [rand(5 * cols), packedBf16(rand, 7 * cols), Int32Array.of(3, 0, 6, 3, 1)],
+      s: { rows: 5, cols },
+      K: 1,
+    });
+  return c;
+}

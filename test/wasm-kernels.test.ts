@@ -15,7 +15,15 @@ import type { Device } from '../src/backend/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
 import { createWasmDeviceFromBytes, type WasmDevice } from '../src/backend/wasm/device.ts';
 import { enableRelaxedSimd, readWasmBytes, spawnNodeWorker } from '../src/backend/wasm/node.ts';
-import { assertMatchesJs, runOn, seededInputs, widenKernelCases, type Init, type KernelCase } from './kernel-cases.ts';
+import {
+  assertMatchesJs,
+  runOn,
+  seededInputs,
+  widenKernelCases,
+  bf16KernelCases,
+  type Init,
+  type KernelCase,
+} from './kernel-cases.ts';
 import { stepKernelCases } from './step-cases.ts';
 import { IN_CI, testUnless } from './skip.ts';
 
@@ -412,6 +420,7 @@ function cases(): Case[] {
   });
   c.push(...stepKernelCases(rand, 41));
   c.push(...widenKernelCases(rand));
+  c.push(...bf16KernelCases(rand));
   return c;
 }
 
@@ -485,6 +494,36 @@ function assertSameBits(one: Init[], many: Init[], name: string): void {
       assert.unreachable(`${name}: argument ${i} [${j}]: ${many[i][j]}, one thread ${a[j]} (must be identical)`);
   });
 }
+
+/**
+ * docs/monetllm.md's claim: for two or more rows (a prompt, a whole forward) matmulBf16 is widenBf16 followed by the
+ * float32 matmul, bit for bit (the same blocked product with B widened while it is packed). One row (decoding) sums
+ * in another order, within the tolerance above.
+ */
+test('matmulBf16 with M ≥ 2 = widenBf16 + matmul (transB), bit for bit, on both builds and on threads', async () => {
+  const bf = all.filter((k) => k.kernel === 'matmulBf16' && (k.s.M as number) >= 2);
+  assert.ok(bf.length >= 4);
+  const devices = [
+    ...builds.map(([b, d]) => [b, d] as const),
+    ...threaded.map(([b, n, d]) => [`${b} ${n}`, d] as const),
+  ];
+  for (const [name, devP] of devices) {
+    if (!devP) continue;
+    const dev = await devP;
+    for (const k of bf) {
+      const { M, N, K, accumulate } = k.s as { M: number; N: number; K: number; accumulate: boolean };
+      const [got] = await runOn(dev, k);
+      const wide = dev.alloc('f32', N * K);
+      const packed = dev.upload(k.args[2] as Int32Array);
+      dev.kernels.widenBf16(wide, packed, { n: N * K });
+      const c = dev.upload(k.args[0] as Float32Array);
+      const a = dev.upload(k.args[1] as Float32Array);
+      dev.kernels.matmul(c, a, wide, { M, N, K, transA: false, transB: true, accumulate });
+      assertSameBits([got], [await dev.read(c)], `${name}, ${k.label}: widen + matmul`);
+      for (const t of [wide, packed, c, a]) dev.free(t);
+    }
+  }
+});
 
 test('the threaded builds run on the threads asked for', async () => {
   for (const [build, n, devP] of threaded) {

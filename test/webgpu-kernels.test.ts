@@ -10,7 +10,14 @@ import { gpuTest, requireGpu } from './webgpu-setup.ts';
 import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
-import { assertMatchesJs, runOn, seededInputs, widenKernelCases, type KernelCase } from './kernel-cases.ts';
+import {
+  assertMatchesJs,
+  runOn,
+  seededInputs,
+  widenKernelCases,
+  bf16KernelCases,
+  type KernelCase,
+} from './kernel-cases.ts';
 import { stepKernelCases } from './step-cases.ts';
 
 interface Case extends KernelCase {
@@ -399,6 +406,7 @@ function cases(): Case[] {
   });
   c.push(...stepKernelCases(rand, 37));
   c.push(...widenKernelCases(rand));
+  c.push(...bf16KernelCases(rand));
   return c;
 }
 

@@ -52,6 +52,7 @@ export const KERNELS = [
   'matmul',
   'matmulGrouped',
   'matmulGroupedTN',
+  'matmulBf16',
   // activations and TopK
   'activation',
   'activationBackward',
@@ -99,6 +100,7 @@ export const KERNELS = [
   // LM
   'gatherRows',
   'widenBf16',
+  'gatherRowsBf16',
   'scatterAddRows',
   'rope',
   'ropeBackward',
@@ -173,6 +175,13 @@ export interface KernelSignatures {
    * Grouped weight gradient: dB[g] (N, K) += Σ_{r in group g} dC[r, :]ᵀ ⊗ A[r, :];  dC (P, N), A (P, K), dB (G, N, K).
    */
   matmulGroupedTN(db: F32, dc: F32, a: F32, offsets: I32, s: { P: number; N: number; K: number; G: number }): void;
+  /**
+   * A Linear layer on 16-bit weights: C (M, N) (=, or += when accumulate) A (M, K) · Bᵀ, where B (N, K) is stored as
+   * bfloat16, packed as widenBf16 reads it (element n·K + k), and each element is widened exactly to float32 as it is
+   * read — never written out as a float32 copy. The same numbers as widenBf16 into a float32 B followed by matmul
+   * (transB), up to the order of the sums (docs/monetllm.md says where the order is kept).
+   */
+  matmulBf16(c: F32, a: F32, b: I32, s: { M: number; N: number; K: number; accumulate: boolean }): void;
 
   // ---------------------------------------------------------------- activations and TopK
   /** y[i] = f(x[i]), i < n. */
@@ -464,6 +473,8 @@ export interface KernelSignatures {
    * (a little-endian Uint16Array viewed as Int32Array).
    */
   widenBf16(dst: F32, packed: I32, s: { n: number }): void;
+  /** dst[r, :] = table[idx[r], :] widened from bfloat16 (packed as widenBf16 reads it): the 16-bit embedding lookup. */
+  gatherRowsBf16(dst: F32, table: I32, idx: I32, s: { rows: number; cols: number }): void;
   /** dst[idx[r], :] += src[r, :] (duplicates add). Embedding backward. */
   scatterAddRows(dst: F32, src: F32, idx: I32, s: { rows: number; cols: number }): void;
   /**

@@ -16,6 +16,7 @@
 
 import { paramSpecs, stateSpecs, type ModelConfig } from '../train/presets.ts';
 import type { HostParams } from '../train/checkpoint.ts';
+import type { StreamedTensor } from '../train/engine.ts';
 import { parseGenerationConfig, parseHfConfig } from './config.ts';
 import { bf16ToF32, openShard, readBf16Bits, readF32, type Shard } from './shard.ts';
 import { badValue, CHECKSUM_KEY, checkFinite, MAX_WEIGHT } from '../validate.ts';
@@ -118,14 +119,47 @@ export interface HfModel {
 export interface LoadOptions {
   /**
    * Keep BF16 matrices (every 2-D weight, the embedding table and the head included) as 16-bit patterns instead
-   * of widening them: half the memory, widened on the device when used (the table and the head share one slot).
+   * of widening them: half the memory; the device reads them in place (src/layers/packed-weights.ts).
    */
   keep16?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Read config, generation config and every weight of a MonetLLM folder (float32, or bf16 kept with keep16). */
-export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promise<HfModel> {
+/** One tensor the folder will give, where it is, and how it will be read. */
+interface PlannedTensor {
+  /** Our name (params: as in the file; state: `state.` + the file's name). */
+  name: string;
+  /** The name in the file. */
+  file: string;
+  into: 'params' | 'state';
+  shard: Shard;
+  /** Kept as bfloat16 bits (LoadOptions.keep16 on a BF16 matrix). */
+  keep16: boolean;
+}
+
+/**
+ * A folder checked and ready to read: its config, generation settings, notes, and every tensor's place — checked
+ * against the config (names, shapes, dtypes) before any weight is read.
+ */
+export interface HfPlan {
+  src: FolderSource;
+  config: ModelConfig;
+  eos: number[];
+  bos: number | null;
+  dtypes: Record<string, number>;
+  notes: string[];
+  tensors: PlannedTensor[];
+  /** Bytes the weights take once read: float32 for widened tensors, 2 per element for the kept bf16 ones. */
+  bytes: number;
+  /** Parameters (elements of the config's parameter tensors). */
+  parameters: number;
+}
+
+/** One tensor as read: float32 data, or the bfloat16 bits of a matrix kept 16-bit (`into: 'packed'`). */
+export type LoadedTensor = StreamedTensor;
+
+/** Read config and generation config, open the shards and check every tensor's name, shape and dtype. */
+export async function planHfModel(src: FolderSource, o: LoadOptions = {}): Promise<HfPlan> {
   if (!src.has('config.json'))
     throw new Error(`${src.label}: config.json is missing (expected a MonetLLM model folder)`);
   const info = parseHfConfig(await readJson(src, 'config.json'), src.where('config.json'));
@@ -180,10 +214,9 @@ export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promi
     notes.push(
       `${ignoredInvFreq} rotary_emb.inv_freq buffers ignored: RoPE frequencies are recomputed from rope_theta`,
     );
-  const params: HostParams = new Map();
-  const state: HostParams = new Map();
-  const packed = new Map<string, Uint16Array>();
-  let done = 0;
+  const tensors: PlannedTensor[] = [];
+  let bytes = 0;
+  let parameters = 0;
   for (const [n, w] of wanted) {
     const shard = holder.get(n);
     if (!shard)
@@ -198,24 +231,56 @@ export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promi
         `${src.where(shard.file)}: tensor '${n}' has shape [${e.shape}], config.json implies [${w.shape}]`,
       );
     if (e.dtype === 'I64') throw new Error(`${src.where(shard.file)}: tensor '${n}' is I64; expected BF16, F16 or F32`);
-    // Values are checked as our own checkpoints are (src/validate.ts): NaN, ±Inf or a weight whose products
-    // overflow float32 is refused, naming the file and the tensor.
-    const where = `${src.where(shard.file)}: tensor '${n}'`;
-    if (o.keep16 && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2) {
-      const bits = await readBf16Bits(src, shard, n);
+    const keep16 = o.keep16 === true && e.dtype === 'BF16' && w.into === 'params' && e.shape.length === 2;
+    const count = w.shape.reduce((a, b) => a * b, 1);
+    bytes += (keep16 ? 2 : 4) * count;
+    if (w.into === 'params') parameters += count;
+    tensors.push({ name: w.name, file: n, into: w.into, shard, keep16 });
+  }
+  return { src, config, eos, bos, dtypes, notes, tensors, bytes, parameters };
+}
+
+/**
+ * The tensors of a plan, read one at a time (a consumer that uploads each one and lets it go holds at most one
+ * tensor on the host). Values are checked as our own checkpoints are (src/validate.ts): NaN, ±Inf or a weight whose
+ * products overflow float32 is refused, naming the file and the tensor.
+ */
+export async function* readHfTensors(
+  plan: HfPlan,
+  onProgress?: LoadOptions['onProgress'],
+): AsyncGenerator<LoadedTensor> {
+  const { src } = plan;
+  let done = 0;
+  for (const t of plan.tensors) {
+    const where = `${src.where(t.shard.file)}: tensor '${t.file}'`;
+    if (t.keep16) {
+      const bits = await readBf16Bits(src, t.shard, t.file);
       const CHUNK = 1 << 16; // widened a piece at a time, for the check only
       for (let at = 0; at < bits.length; at += CHUNK) {
         const bad = badValue(bf16ToF32(bits.subarray(at, at + CHUNK)), MAX_WEIGHT);
         if (bad)
           throw new Error(`${where}: ${bad} of the elements from ${at}; expected finite numbers (damaged or forged)`);
       }
-      packed.set(w.name, bits);
+      yield { name: t.name, into: 'packed', bits };
     } else {
-      const data = await readF32(src, shard, n);
+      const data = await readF32(src, t.shard, t.file);
       checkFinite(data, where, MAX_WEIGHT);
-      (w.into === 'params' ? params : state).set(w.name, data);
+      yield { name: t.name, into: t.into, data };
     }
-    o.onProgress?.(++done, wanted.size);
+    onProgress?.(++done, plan.tensors.length);
   }
+}
+
+/** Read config, generation config and every weight of a MonetLLM folder (float32, or bf16 kept with keep16). */
+export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promise<HfModel> {
+  const plan = await planHfModel(src, o);
+  const params: HostParams = new Map();
+  const state: HostParams = new Map();
+  const packed = new Map<string, Uint16Array>();
+  for await (const t of readHfTensors(plan, o.onProgress)) {
+    if (t.into === 'packed') packed.set(t.name, t.bits);
+    else (t.into === 'params' ? params : state).set(t.name, t.data);
+  }
+  const { config, eos, bos, dtypes, notes } = plan;
   return { config, params, packed, state, eos, bos, dtypes, notes };
 }

@@ -6,7 +6,7 @@ import { createEngine } from '../train/engines.ts';
 import type { BackendChoice } from '../train/options.ts';
 import type { ModelConfig } from '../train/presets.ts';
 import { DirSource } from './dir-source.ts';
-import { loadHfModel } from './folder.ts';
+import { loadHfModel, planHfModel, readHfTensors } from './folder.ts';
 import { loadHfTokenizer, type HfTokenizer } from './tokenizer.ts';
 
 export interface OpenHf {
@@ -29,49 +29,42 @@ const WASM_BYTES = 4 * 1024 ** 3;
 export async function openHf(dir: string, backend: BackendChoice, threads?: number): Promise<OpenHf> {
   const src = new DirSource(dir);
   const t0 = performance.now();
-  // BF16 matrices stay 16-bit on the device backends (widened inside the forward); the float64 reference widens all.
-  const m = await loadHfModel(src, { keep16: backend !== 'reference' });
-  let n = 0;
-  let bytes = 0;
-  for (const a of m.params.values()) {
-    n += a.length;
-    bytes += 4 * a.length;
-  }
-  for (const a of m.packed.values()) {
-    n += a.length;
-    bytes += 2 * a.length;
-  }
+  // BF16 matrices stay 16-bit on the device backends (read in place by the forward); the float64 reference widens
+  // all of them.
+  const plan = await planHfModel(src, { keep16: backend !== 'reference' });
+  const { bytes, parameters } = plan;
   if (backend === 'wasm' && bytes > WASM_BYTES * 0.9)
     throw new Error(
-      `${dir}: ${(n / 1e9).toFixed(2)}B parameters take ${(bytes / 1024 ** 3).toFixed(1)} GiB, more than ` +
+      `${dir}: ${(parameters / 1e9).toFixed(2)}B parameters take ${(bytes / 1024 ** 3).toFixed(1)} GiB, more than ` +
         "the WASM backend's 4 GiB address space; use --backend webgpu (or a smaller model)",
     );
-  const { engine } = await createEngine(
-    backend,
-    { config: m.config, params: m.params, state: m.state, packed: m.packed, inferenceOnly: true },
-    { threads },
-  );
-  // The backend holds its own copy now; drop the host one (for a 1.4B model that is 5.9 GB of float32).
-  m.params.clear();
-  m.packed.clear();
-  m.state.clear();
+  const init = { config: plan.config, params: new Map(), state: new Map(), inferenceOnly: true };
+  let engine: Engine;
+  if (backend === 'reference') {
+    // the reference engine takes host maps (tiny models only)
+    const m = await loadHfModel(src, { keep16: false });
+    ({ engine } = await createEngine(backend, { ...init, params: m.params, state: m.state }));
+  } else {
+    // the device backends upload each tensor as it is read: the host never holds the whole model
+    ({ engine } = await createEngine(backend, { ...init, stream: () => readHfTensors(plan) }, { threads }));
+  }
   const loadSeconds = (performance.now() - t0) / 1000;
   let tok: HfTokenizer | null = null;
   return {
     dir,
-    config: m.config,
+    config: plan.config,
     engine,
-    eos: m.eos,
-    bos: m.bos,
-    notes: m.notes,
-    dtypes: m.dtypes,
+    eos: plan.eos,
+    bos: plan.bos,
+    notes: plan.notes,
+    dtypes: plan.dtypes,
     loadSeconds,
     async tokenizer() {
       tok ??= await loadHfTokenizer(src);
-      if (tok.vocabSize > m.config.vocab_size)
+      if (tok.vocabSize > plan.config.vocab_size)
         throw new Error(
           `${src.where('tokenizer.json')}: the tokenizer has ${tok.vocabSize} tokens ` +
-            `but config.json vocab_size is ${m.config.vocab_size}`,
+            `but config.json vocab_size is ${plan.config.vocab_size}`,
         );
       return tok;
     },

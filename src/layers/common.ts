@@ -8,24 +8,59 @@
 // Dimension legend: N rows (tokens), I in_features, O out_features.
 
 import type { Scope } from '../backend/device.ts';
-import type { F32, Kernels } from '../backend/kernels.ts';
+import type { F32, I32, Kernels } from '../backend/kernels.ts';
 
 /** Parameters (or gradients) keyed by their fixture/checkpoint name, as device tensors. */
 export type DParams = Record<string, F32>;
+
+/**
+ * A weight matrix kept as bfloat16 on the device (a downloaded 16-bit checkpoint, inference only): `length`
+ * elements packed two per int32 in `bits`, as the widenBf16 kernel reads them. The matrix products and the
+ * embedding lookup read it in place (matmulBf16, gatherRowsBf16); nothing widens it into a float32 copy.
+ */
+export interface PackedBf16 {
+  readonly dtype: 'bf16';
+  readonly length: number;
+  readonly bits: I32;
+}
+
+/** A weight matrix as a forward reads it: float32, or bfloat16 kept packed. Backward takes float32 only. */
+export type Weight = F32 | PackedBf16;
+
+/** y (N, O) (=, or += when accumulate) x (N, I) · Wᵀ, W (O, I) as PyTorch stores Linear weights, float32 or bf16. */
+export function linearProduct(
+  k: Kernels,
+  y: F32,
+  x: F32,
+  W: Weight,
+  N: number,
+  I: number,
+  O: number,
+  accumulate: boolean,
+): void {
+  if (W.dtype === 'bf16') k.matmulBf16(y, x, W.bits, { M: N, N: O, K: I, accumulate });
+  else k.matmul(y, x, W, { M: N, N: O, K: I, transA: false, transB: true, accumulate });
+}
 
 /** y (N, O) = x (N, I) · Wᵀ (+ bias), W (O, I) as PyTorch stores Linear weights. */
 export function linearForward(
   k: Kernels,
   y: F32,
   x: F32,
-  W: F32,
+  W: Weight,
   bias: F32 | null,
   N: number,
   I: number,
   O: number,
 ): void {
-  k.matmul(y, x, W, { M: N, N: O, K: I, transA: false, transB: true, accumulate: false });
+  linearProduct(k, y, x, W, N, I, O, false);
   if (bias) k.addBias(y, bias, { rows: N, cols: O });
+}
+
+/** dst (rows, cols) = table[idx[r], :]: the embedding lookup, float32 or bf16 table (·, cols). */
+export function embedRows(k: Kernels, dst: F32, table: Weight, idx: I32, rows: number, cols: number): void {
+  if (table.dtype === 'bf16') k.gatherRowsBf16(dst, table.bits, idx, { rows, cols });
+  else k.gatherRows(dst, table, idx, { rows, cols });
 }
 
 /**

@@ -18,8 +18,8 @@ import { Scope, type Device } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import type { LmDims } from '../../reference/lm-ffn.ts';
 import { lmAuxNames } from '../kinds/lm.ts';
-import { linearForward } from './common.ts';
-import { forwardCtx, type LmModel } from './lm.ts';
+import { embedRows, linearForward, type Weight } from './common.ts';
+import { forwardCtx, weightOf, type LmModel } from './lm.ts';
 import { auxProducers, newDeviceFfnPass, type DeviceFfnPass } from './lm-ffn.ts';
 
 export interface KvCache {
@@ -134,12 +134,13 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
     if (!t) throw new Error(`lm decode: missing parameter ${name}`);
     return t;
   };
+  const W = (name: string): Weight => weightOf(m, name);
   const aux = new Map<string, F32>();
   for (const n of lmAuxNames(cfg)) aux.set(`loss_${n}`, sc.f32(1)); // the passes add their aux values; unused here
   const producers = auxProducers(cfg.ffn, L);
   const pass: DeviceFfnPass = newDeviceFfnPass(cfg.ffn, L);
   let h = sc.f32(Tn * d);
-  kn.gatherRows(h, param('model.embed_tokens.weight'), tokens, { rows: Tn, cols: d });
+  embedRows(kn, h, W('model.embed_tokens.weight'), tokens, Tn, d);
   // Temporaries live per layer (a long prefill would otherwise hold every layer's at once), except that a Monet
   // router's g1, g2 serve its whole group: the scope of a router's layer is released when the next group starts.
   const groupSize = cfg.ffn.kind === 'monet' ? cfg.ffn.groups : 1;
@@ -157,9 +158,9 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
     const q0 = sc.f32(Tn * nH * hd),
       k0 = sc.f32(Tn * nKV * hd),
       v = sc.f32(Tn * nKV * hd);
-    linearForward(kn, q0, a, param(`${pre}self_attn.q_proj.weight`), null, Tn, d, nH * hd);
-    linearForward(kn, k0, a, param(`${pre}self_attn.k_proj.weight`), null, Tn, d, nKV * hd);
-    linearForward(kn, v, a, param(`${pre}self_attn.v_proj.weight`), null, Tn, d, nKV * hd);
+    linearForward(kn, q0, a, W(`${pre}self_attn.q_proj.weight`), null, Tn, d, nH * hd);
+    linearForward(kn, k0, a, W(`${pre}self_attn.k_proj.weight`), null, Tn, d, nKV * hd);
+    linearForward(kn, v, a, W(`${pre}self_attn.v_proj.weight`), null, Tn, d, nKV * hd);
     const q = sc.f32(Tn * nH * hd),
       k = sc.f32(Tn * nKV * hd);
     const att = sc.f32(Tn * nH * hd);
@@ -177,7 +178,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
       cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
     }
     const h1 = sc.f32(Tn * d);
-    linearForward(kn, h1, att, param(`${pre}self_attn.o_proj.weight`), null, Tn, nH * hd, d);
+    linearForward(kn, h1, att, W(`${pre}self_attn.o_proj.weight`), null, Tn, nH * hd, d);
     kn.axpby(h1, h, { n: Tn * d, alpha: 1, beta: 1 });
     const u = sc.f32(Tn * d);
     kn.rmsnorm(u, sc.f32(Tn), h1, param(`${pre}post_attention_layernorm.weight`), { rows: Tn, d, eps });
@@ -202,7 +203,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   const hn = sc.f32(d);
   kn.rmsnorm(hn, sc.f32(1), last, param('model.norm.weight'), { rows: 1, d, eps });
   const logits = sc.f32(V);
-  linearForward(kn, logits, hn, param(cfg.tied ? 'model.embed_tokens.weight' : 'lm_head.weight'), null, 1, d, V);
+  linearForward(kn, logits, hn, W(cfg.tied ? 'model.embed_tokens.weight' : 'lm_head.weight'), null, 1, d, V);
   cache.length = P;
   return logits;
 }

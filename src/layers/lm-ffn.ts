@@ -17,6 +17,7 @@ import type { PeerConfig as RefPeerConfig } from '../../reference/peer.ts';
 import type { SmoeConfig } from '../../reference/smoe.ts';
 import type { Scope } from '../backend/device.ts';
 import type { F32 } from '../backend/kernels.ts';
+import type { Weight } from './common.ts';
 import { denseFfnTable } from '../kinds/dense-ffn.ts';
 import { monetHdTable, monetVdTable } from '../kinds/monet.ts';
 import { peerTable } from '../kinds/peer.ts';
@@ -24,7 +25,7 @@ import { smoeExpertTable } from '../kinds/smoe.ts';
 import type { ParamSpec } from '../kinds/tensors.ts';
 import { topkFfnTable } from '../kinds/topk.ts';
 import { denseFfnBackward, denseFfnForward, type DenseFfnSaved } from './dense-ffn.ts';
-import { monetHdBackward, monetHdForward, type MonetHdSaved } from './monet-hd.ts';
+import { monetHdBackward, monetHdForward, type MonetHdSaved, type MonetHdWeights } from './monet-hd.ts';
 import {
   deviceRouterConfig,
   monetAuxBackward,
@@ -34,7 +35,7 @@ import {
   type MonetRouterConfig,
   type MonetRouterSaved,
 } from './monet-router.ts';
-import { monetVdBackward, monetVdForward, type MonetVdSaved } from './monet-vd.ts';
+import { monetVdBackward, monetVdForward, type MonetVdSaved, type MonetVdWeights } from './monet-vd.ts';
 import { devicePeerConfig, peerBackward, peerForward, type PeerConfig, type PeerSaved } from './peer.ts';
 import { smoeBackward, smoeForward, type SmoeSaved, type SmoeWeights } from './smoe.ts';
 import {
@@ -57,6 +58,8 @@ export interface DeviceFfnCtx {
 }
 
 export interface DeviceFfnForwardCtx extends DeviceFfnCtx {
+  /** A weight matrix as the forward reads it: float32, or bfloat16 kept packed (a downloaded 16-bit checkpoint). */
+  weight(name: string): Weight;
   /** Aux loss `name`'s 1-element accumulator and the scale each producer adds its value with (1 / producers). */
   aux(name: string): { sum: F32; scale: number };
 }
@@ -75,6 +78,21 @@ type Bound<T> = { [K in keyof T]: T[K] extends ParamSpec ? F32 : F32 | null };
 
 function bind<T extends Record<string, ParamSpec | null>>(table: T, get: (name: string) => F32): Bound<T> {
   return Object.fromEntries(Object.entries(table).map(([k, s]) => [k, s ? get(s.name) : null])) as Bound<T>;
+}
+
+/**
+ * A forward's binding of a table: its weight matrices (the `weight()` entries of src/kinds/tensors.ts) through
+ * `weight`, which may hand out bfloat16 kept packed, everything else (biases, scales) through `param` as float32.
+ * The layer's forward weight type (e.g. MonetVdWeights<Weight>) says which roles are matrices.
+ */
+function bindForward<W, T extends Record<string, ParamSpec>>(
+  table: T,
+  weight: (name: string) => Weight,
+  param: (name: string) => F32,
+): W {
+  return Object.fromEntries(
+    Object.entries(table).map(([k, s]) => [k, s.init === 'normal' ? weight(s.name) : param(s.name)]),
+  ) as W;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -321,18 +339,28 @@ export class MonetDevicePass implements DeviceFfnPass {
         mean2: st('norm2.running_mean'),
         var2: st('norm2.running_var'),
       };
-      const w = { w1: ctx.param('router.w1.weight'), w2: ctx.param('router.w2.weight') };
+      const w = { w1: ctx.weight('router.w1.weight'), w2: ctx.weight('router.w2.weight') };
       const saved = monetRouterForward(sc, u, w, state, this.r, T);
       const unif = ctx.aux('unif');
       monetAuxForward(sc, unif.sum, ctx.aux('amb').sum, saved, H, E, T, this.c.unifEps, unif.scale);
       this.routers[layer / this.groups] = { saved, dg1: sc.f32(T * H * E), dg2: sc.f32(T * H * E) };
     }
     const { g1, g2 } = this.router(layer).saved;
+    const weight = (n: string) => ctx.weight(`moe.${n}`);
+    const param = (n: string) => ctx.param(`moe.${n}`);
     if (this.decompose === 'horizontal') {
-      const w = bind(monetHdTable(this.c), (n) => ctx.param(`moe.${n}`));
+      const w = bindForward<MonetHdWeights<Weight>, ReturnType<typeof monetHdTable>>(
+        monetHdTable(this.c),
+        weight,
+        param,
+      );
       this.saved[layer] = { hd: true, s: monetHdForward(sc, out, u, g1, g2, w, dims) };
     } else {
-      const w = bind(monetVdTable(this.c), (n) => ctx.param(`moe.${n}`));
+      const w = bindForward<MonetVdWeights<Weight>, ReturnType<typeof monetVdTable>>(
+        monetVdTable(this.c),
+        weight,
+        param,
+      );
       this.saved[layer] = { hd: false, s: monetVdForward(sc, out, u, g1, g2, w, dims) };
     }
   }

@@ -21,7 +21,7 @@ import type { LmDims } from '../../reference/lm-ffn.ts';
 import type { Scope } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import { lmAuxNames } from '../kinds/lm.ts';
-import { linearBackward, linearForward } from './common.ts';
+import { embedRows, linearBackward, linearForward, type PackedBf16, type Weight } from './common.ts';
 import {
   auxProducers,
   newDeviceFfnPass,
@@ -41,6 +41,16 @@ export interface LmModel {
   state: Map<string, F32>;
   /** Forward-only taps for the interpretability tools (src/interp/wasm-forward.ts); absent in training. */
   hooks?: LmHooks;
+  /**
+   * Weight matrices kept as bfloat16 on the device (a downloaded 16-bit checkpoint; inference only), by full name:
+   * the forward's matrix products and the embedding lookup read these in place of `params` (weightOf).
+   */
+  packed?: ReadonlyMap<string, PackedBf16>;
+}
+
+/** The weight matrix `name` as a forward reads it: kept 16-bit when the model holds it so, else float32. */
+export function weightOf(m: LmModel, name: string): Weight {
+  return m.packed?.get(name) ?? need(m.params, name, 'parameter');
 }
 
 /**
@@ -111,6 +121,7 @@ export function forwardCtx(
     sc,
     dims,
     param: (name) => need(m.params, layerName(layer, name), 'parameter'),
+    weight: (name) => weightOf(m, layerName(layer, name)),
     state: (name) => need(m.state, layerName(layer, name), 'state tensor'),
     aux: (name) => ({ sum: need(aux, `loss_${name}`, 'aux accumulator'), scale: 1 / producers }),
   };
@@ -139,6 +150,7 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
   const dims: LmDims = { B, S, T };
   if (S > cfg.maxPos) throw new Error(`lm: sequence length ${S} exceeds max_position_embeddings ${cfg.maxPos}`);
   const P = (name: string): F32 => need(m.params, name, 'parameter');
+  const W = (name: string): Weight => weightOf(m, name);
   const aux = new Map<string, F32>();
   const auxCount = new Map<string, number>();
   const producers = auxProducers(cfg.ffn, L);
@@ -149,7 +161,7 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
   const ffn = newDeviceFfnPass(cfg.ffn, L);
   const pass: DeviceFfnPass = ffn;
   let h = sc.f32(T * d);
-  kn.gatherRows(h, P('model.embed_tokens.weight'), tokens, { rows: T, cols: d });
+  embedRows(kn, h, W('model.embed_tokens.weight'), tokens, T, d);
   const layers: LayerSaved[] = [];
   for (let i = 0; i < L; i++) {
     const pre = `model.layers.${i}.`;
@@ -160,9 +172,9 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
     const q0 = sc.f32(T * nH * hd),
       k0 = sc.f32(T * nKV * hd),
       v = sc.f32(T * nKV * hd);
-    linearForward(kn, q0, a, P(`${pre}self_attn.q_proj.weight`), null, T, d, nH * hd);
-    linearForward(kn, k0, a, P(`${pre}self_attn.k_proj.weight`), null, T, d, nKV * hd);
-    linearForward(kn, v, a, P(`${pre}self_attn.v_proj.weight`), null, T, d, nKV * hd);
+    linearForward(kn, q0, a, W(`${pre}self_attn.q_proj.weight`), null, T, d, nH * hd);
+    linearForward(kn, k0, a, W(`${pre}self_attn.k_proj.weight`), null, T, d, nKV * hd);
+    linearForward(kn, v, a, W(`${pre}self_attn.v_proj.weight`), null, T, d, nKV * hd);
     const q = sc.f32(T * nH * hd),
       k = sc.f32(T * nKV * hd);
     kn.rope(q, q0, { B, S, heads: nH, hd, theta });
@@ -171,7 +183,7 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
       probs = sc.f32(B * nH * S * S);
     kn.attention(att, probs, q, k, v, { B, S, nH, nKV, hd });
     const h1 = sc.f32(T * d);
-    linearForward(kn, h1, att, P(`${pre}self_attn.o_proj.weight`), null, T, nH * hd, d);
+    linearForward(kn, h1, att, W(`${pre}self_attn.o_proj.weight`), null, T, nH * hd, d);
     kn.axpby(h1, h, { n: T * d, alpha: 1, beta: 1 });
     // feed-forward block: h2 = h1 + FFN(u), then the kind's post map (TopK placement 'hidden')
     const u = sc.f32(T * d),
@@ -202,7 +214,7 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
   const logits = sc.f32(T * V),
     probs = sc.f32(T * V),
     loss = sc.f32(1);
-  linearForward(kn, logits, hn, P(cfg.tied ? 'model.embed_tokens.weight' : 'lm_head.weight'), null, T, d, V);
+  linearForward(kn, logits, hn, W(cfg.tied ? 'model.embed_tokens.weight' : 'lm_head.weight'), null, T, d, V);
   if (S < 2) throw new Error(`lm: need at least 2 positions per sequence for next-token loss, found S = ${S}`);
   kn.crossEntropy(loss, probs, logits, tokens, { B, S, V, scale: 1 / (B * (S - 1)) });
   const coefs: Record<string, number> =

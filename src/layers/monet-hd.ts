@@ -9,7 +9,7 @@
 
 import type { Scope } from '../backend/device.ts';
 import type { F32 } from '../backend/kernels.ts';
-import { linearBackward, linearForward } from './common.ts';
+import { linearBackward, linearForward, type Weight } from './common.ts';
 
 export interface MonetMoeDims {
   T: number;
@@ -19,10 +19,11 @@ export interface MonetMoeDims {
   m: number; // moe_dim (VD: each half has m/2)
 }
 
-export interface MonetHdWeights {
-  u: F32; // (E·m, d)
+/** The experts' tensors; the matrices as `W` (forward: float32 or bf16 kept packed; backward: float32). */
+export interface MonetHdWeights<W extends Weight = F32> {
+  u: W; // (E·m, d)
   ub: F32; // (E·m)
-  v: F32; // (d, E·m)
+  v: W; // (d, E·m)
   b: F32; // (E, d)
 }
 export type MonetHdGrads = { [K in keyof MonetHdWeights]: F32 | null };
@@ -41,7 +42,7 @@ export function monetHdForward(
   x: F32,
   g1: F32,
   g2: F32,
-  p: MonetHdWeights,
+  p: MonetHdWeights<Weight>,
   dims: MonetMoeDims,
 ): MonetHdSaved {
   const kn = sc.dev.kernels;

@@ -13,7 +13,7 @@ import type { Scope } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import type { MonetRouterConfig as RefMonetRouterConfig } from '../../reference/monet-router.ts';
 import { monetSigma } from '../../reference/normal.ts';
-import { linearBackward, linearForward } from './common.ts';
+import { linearBackward, linearForward, type Weight } from './common.ts';
 
 /** The reference's router config (src/kinds/monet.ts reads it) plus sigma = Φ⁻¹(1 − topk/E), computed once. */
 export interface MonetRouterConfig extends RefMonetRouterConfig {
@@ -24,9 +24,10 @@ export function deviceRouterConfig(c: RefMonetRouterConfig): MonetRouterConfig {
   return { ...c, sigma: monetSigma(c.topk, c.E) };
 }
 
-export interface MonetRouterWeights {
-  w1: F32; // (H·E, d)
-  w2: F32; // (H·E, d)
+/** The router's matrices as `W` (forward: float32 or bf16 kept packed; backward: float32). */
+export interface MonetRouterWeights<W extends Weight = F32> {
+  w1: W; // (H·E, d)
+  w2: W; // (H·E, d)
 }
 export interface MonetRouterGrads {
   w1: F32 | null;
@@ -50,7 +51,7 @@ export interface MonetRouterSaved {
 export function monetRouterForward(
   sc: Scope,
   x: F32,
-  p: MonetRouterWeights,
+  p: MonetRouterWeights<Weight>,
   state: MonetRouterState,
   cfg: MonetRouterConfig,
   T: number,

@@ -12,18 +12,19 @@
 
 import type { Scope } from '../backend/device.ts';
 import type { F32 } from '../backend/kernels.ts';
-import { linearBackward, linearForward } from './common.ts';
+import { linearBackward, linearForward, linearProduct, type Weight } from './common.ts';
 import type { MonetMoeDims } from './monet-hd.ts';
 
-export interface MonetVdWeights {
-  u1: F32; // (E·m', d)
+/** The experts' tensors; the matrices as `W` (forward: float32 or bf16 kept packed; backward: float32). */
+export interface MonetVdWeights<W extends Weight = F32> {
+  u1: W; // (E·m', d)
   u1b: F32; // (E·m')
-  u2: F32; // (E·m', d)
+  u2: W; // (E·m', d)
   u2b: F32; // (E·m')
-  v11: F32; // (d', E·m')
-  v12: F32;
-  v21: F32;
-  v22: F32;
+  v11: W; // (d', E·m')
+  v12: W;
+  v21: W;
+  v22: W;
   b1: F32; // (E, d')
   b2: F32; // (E, d')
 }
@@ -55,7 +56,7 @@ export function monetVdForward(
   x: F32,
   g1: F32,
   g2: F32,
-  p: MonetVdWeights,
+  p: MonetVdWeights<Weight>,
   dims: MonetMoeDims,
 ): MonetVdSaved {
   const kn = sc.dev.kernels;
@@ -82,13 +83,12 @@ export function monetVdForward(
     h22 = sc.f32(T * Em);
   kn.monetVdMix(h11, h12, h21, h22, c1, c2, a1, a2, g1, g2, G1, G2, { T, H, E, m: mh });
   const half = sc.f32(T * dh); // (T, d') one half of the output at a time
-  const mm = { M: T, N: dh, K: Em, transA: false, transB: true };
   for (const [top, va, ha, vb, hb, G, b] of [
     [true, p.v11, h11, p.v12, h12, G1, p.b1],
     [false, p.v21, h21, p.v22, h22, G2, p.b2],
   ] as const) {
-    kn.matmul(half, ha, va, { ...mm, accumulate: false });
-    kn.matmul(half, hb, vb, { ...mm, accumulate: true });
+    linearProduct(kn, half, ha, va, T, Em, dh, false);
+    linearProduct(kn, half, hb, vb, T, Em, dh, true);
     kn.matmul(half, G, b, { M: T, N: dh, K: E, transA: false, transB: false, accumulate: true });
     kn.copyBlock(out, half, {
       rows: T,

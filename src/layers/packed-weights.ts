@@ -1,16 +1,19 @@
-// Weights kept as bfloat16 on the device (two per int32 word) and widened to float32 when a layer asks for them:
-// a 1.4B model then takes 2.9 GB instead of 5.9 GB, which is what lets it into wasm32's 4 GiB.
+// Weights kept as bfloat16 on the device (two per int32 word): a 1.4B model then takes 2.9 GB instead of 5.9 GB,
+// which is what lets it into wasm32's 4 GiB.
 //
-// The layers read parameters through `Map.get` (src/layers/lm.ts), so this is a Map whose `get` widens a packed
-// weight into a float32 slot (the widenBf16 kernel) and returns the slot. Slots are reused, never freed per call:
-// a slot handed out at fetch number c is overwritten no earlier than fetch c + keepLive. The LM fetches a layer's
-// weights right before using them; the largest bundle fetched before use is Monet-VD's 10 expert tensors, so 16
-// leaves a margin while keeping few slots (a 1.4B model's slots then take ≈ 0.5 GB). On WebGPU the widen and the
-// matmul that reads it are queued in order, so overwriting a slot later in the queue is safe.
-// Only forward-only use: a packed weight has no gradient, and exportModel reads the widened values.
+// The forward reads the weight matrices in place: LmModel.packed (`packed` below) hands them to the matrix products
+// and the embedding lookup as PackedBf16, which the matmulBf16 / gatherRowsBf16 kernels widen in registers.
+// Everything else reads parameters through `Map.get` as float32 (src/layers/lm.ts), so this is also a Map whose `get`
+// widens a packed tensor into a float32 slot (the widenBf16 kernel) and returns the slot: in a forward that is only
+// Monet's 2-D biases b / b1 / b2 (a few MB per layer); interpretability taps and exportModel use it too.
+// Slots are reused, never freed per call: a slot handed out at fetch number c is overwritten no earlier than fetch
+// c + keepLive. The LM fetches a layer's tensors right before using them, a handful at a time, so 16 leaves a
+// margin. On WebGPU the widen and the kernel that reads it are queued in order, so overwriting a slot later in the
+// queue is safe. Only forward-only use: a packed weight has no gradient.
 
 import type { Device } from '../backend/device.ts';
-import type { F32, I32 } from '../backend/kernels.ts';
+import type { F32 } from '../backend/kernels.ts';
+import type { PackedBf16 } from './common.ts';
 
 interface Slot {
   t: F32;
@@ -18,7 +21,8 @@ interface Slot {
 }
 
 export class WideningParams extends Map<string, F32> {
-  private packed = new Map<string, { bits: I32; n: number }>();
+  /** The 16-bit tensors by name, as the forward reads them (LmModel.packed). */
+  readonly packed = new Map<string, PackedBf16>();
   private slots = new Map<number, Slot[]>(); // by element count
   private fetches = 0;
   constructor(
@@ -32,15 +36,16 @@ export class WideningParams extends Map<string, F32> {
   setPacked(name: string, bits: Uint16Array): void {
     const even = bits.length % 2 === 0 ? bits : Uint16Array.from({ length: bits.length + 1 }, (_, i) => bits[i] ?? 0);
     this.packed.set(name, {
+      dtype: 'bf16',
       bits: this.dev.upload(new Int32Array(even.buffer, even.byteOffset, even.length / 2)),
-      n: bits.length,
+      length: bits.length,
     });
   }
 
   /** Bytes the packed weights take on the device. */
   packedBytes(): number {
     let b = 0;
-    for (const p of this.packed.values()) b += 2 * p.n;
+    for (const p of this.packed.values()) b += 2 * p.length;
     return b;
   }
 
@@ -63,15 +68,15 @@ export class WideningParams extends Map<string, F32> {
     const p = this.packed.get(name);
     if (!p) return undefined;
     const now = ++this.fetches;
-    const list = this.slots.get(p.n) ?? [];
-    this.slots.set(p.n, list);
+    const list = this.slots.get(p.length) ?? [];
+    this.slots.set(p.length, list);
     let slot = list.find((s) => now - s.usedAt >= this.keepLive);
     if (!slot) {
-      slot = { t: this.dev.alloc('f32', p.n), usedAt: now };
+      slot = { t: this.dev.alloc('f32', p.length), usedAt: now };
       list.push(slot);
     }
     slot.usedAt = now;
-    this.dev.kernels.widenBf16(slot.t, p.bits, { n: p.n });
+    this.dev.kernels.widenBf16(slot.t, p.bits, { n: p.length });
     return slot.t;
   }
 }

@@ -31,6 +31,7 @@ import {
   type EvalResult,
   type StepHyper,
   type StepResult,
+  type StreamedTensor,
 } from './engine.ts';
 import { EngineUnavailable } from './engines.ts';
 import { paramSpecs, stateSpecs, type ModelConfig, type ParamSpec } from './presets.ts';
@@ -74,30 +75,33 @@ export class DeviceEngine implements Engine {
     this.trainCfg = parseLm({ ...config, mode: 'train' }, `model config (${config.ffn})`);
     this.evalCfg = parseLm({ ...config, mode: 'eval' }, `model config (${config.ffn})`);
     this.params = new WideningParams(dev);
-    if (init.packed && !this.inferenceOnly)
-      throw new Error(`${dev.name} engine: 16-bit (packed) weights are for inference only`);
-    for (const s of this.specs) {
-      const bits = init.packed?.get(s.name);
-      if (bits) {
-        this.params.setPacked(s.name, bits);
-        continue;
+    if ((init.packed || init.stream) && !this.inferenceOnly)
+      throw new Error(`${dev.name} engine: 16-bit (packed) and streamed weights are for inference only`);
+    // a streamed model arrives later, through receive()
+    if (!init.stream) {
+      for (const s of this.specs) {
+        const bits = init.packed?.get(s.name);
+        if (bits) {
+          this.params.setPacked(s.name, bits);
+          continue;
+        }
+        const p = init.params.get(s.name);
+        if (!p) throw new Error(`${dev.name} engine: missing parameter '${s.name}'`);
+        this.params.set(s.name, dev.upload(p instanceof Float32Array ? p : Float32Array.from(p)));
+        if (this.inferenceOnly) continue;
+        this.grads.set(s.name, dev.alloc('f32', p.length));
+        const m0 = init.m?.get(s.name);
+        const v0 = init.v?.get(s.name);
+        this.m.set(s.name, m0 ? dev.upload(Float32Array.from(m0)) : dev.alloc('f32', p.length));
+        this.v.set(s.name, v0 ? dev.upload(Float32Array.from(v0)) : dev.alloc('f32', p.length));
       }
-      const p = init.params.get(s.name);
-      if (!p) throw new Error(`${dev.name} engine: missing parameter '${s.name}'`);
-      this.params.set(s.name, dev.upload(p instanceof Float32Array ? p : Float32Array.from(p)));
-      if (this.inferenceOnly) continue;
-      this.grads.set(s.name, dev.alloc('f32', p.length));
-      const m0 = init.m?.get(s.name);
-      const v0 = init.v?.get(s.name);
-      this.m.set(s.name, m0 ? dev.upload(Float32Array.from(m0)) : dev.alloc('f32', p.length));
-      this.v.set(s.name, v0 ? dev.upload(Float32Array.from(v0)) : dev.alloc('f32', p.length));
-    }
-    for (const s of stateSpecs(config)) {
-      const a = init.state.get(s.name);
-      if (!a) throw new Error(`${dev.name} engine: missing state '${s.name}'`);
-      this.state.set(devStateName(s.name), dev.upload(Float32Array.from(a)));
-      if (this.inferenceOnly) continue;
-      this.stateBackup.set(devStateName(s.name), dev.alloc('f32', a.length));
+      for (const s of stateSpecs(config)) {
+        const a = init.state.get(s.name);
+        if (!a) throw new Error(`${dev.name} engine: missing state '${s.name}'`);
+        this.state.set(devStateName(s.name), dev.upload(Float32Array.from(a)));
+        if (this.inferenceOnly) continue;
+        this.stateBackup.set(devStateName(s.name), dev.alloc('f32', a.length));
+      }
     }
     this.auxNames =
       config.ffn === 'smoe' ? ['loss_balance', 'loss_z'] : config.ffn === 'monet' ? ['loss_unif', 'loss_amb'] : [];
@@ -107,10 +111,42 @@ export class DeviceEngine implements Engine {
     this.normSq = dev.alloc('f32', 1);
   }
 
+  /**
+   * Uploads a streamed model (EngineInit.stream) tensor by tensor, each dropped by the host once it is on the
+   * device; every parameter and state tensor of the config must arrive, each once, with its size.
+   */
+  async receive(stream: AsyncIterable<StreamedTensor>): Promise<void> {
+    const where = `${this.dev.name} engine`;
+    const sizes = new Map<string, number>();
+    for (const s of this.specs)
+      sizes.set(
+        s.name,
+        s.shape.reduce((a, b) => a * b, 1),
+      );
+    for (const s of stateSpecs(this.config))
+      sizes.set(
+        s.name,
+        s.shape.reduce((a, b) => a * b, 1),
+      );
+    for await (const t of stream) {
+      const n = sizes.get(t.name);
+      if (n === undefined)
+        throw new Error(`${where}: streamed tensor '${t.name}' is not part of the model, or came twice`);
+      const length = t.into === 'packed' ? t.bits.length : t.data.length;
+      if (length !== n) throw new Error(`${where}: streamed tensor '${t.name}' has ${length} values, expected ${n}`);
+      sizes.delete(t.name);
+      if (t.into === 'packed') this.params.setPacked(t.name, t.bits);
+      else if (t.into === 'params') this.params.set(t.name, this.dev.upload(t.data));
+      else this.state.set(devStateName(t.name), this.dev.upload(t.data));
+    }
+    if (sizes.size > 0) throw new Error(`${where}: the stream ended without '${[...sizes.keys()][0]}'`);
+  }
+
   private model(cfg: LmConfig, withGrads: boolean, alpha: number): LmModel {
     this.params.settle(); // a new forward starts: 16-bit weight slots are free again
     if (cfg.ffn.kind === 'topk') cfg.ffn.topk.alpha = alpha;
-    return { cfg, params: this.params, grads: withGrads ? this.grads : null, state: this.state };
+    const packed = this.params.packed;
+    return { cfg, params: this.params, grads: withGrads ? this.grads : null, state: this.state, packed };
   }
 
   /** Adds loss and aux values of one forward into a report: the loss at `lossAt`, aux term j at `auxAt + j`. */
@@ -380,7 +416,9 @@ export async function createDeviceEngine(
 ): Promise<Engine> {
   const dev = await openDevice(name, o);
   try {
-    return new DeviceEngine(dev, init.config, init);
+    const engine = new DeviceEngine(dev, init.config, init);
+    if (init.stream) await engine.receive(init.stream());
+    return engine;
   } catch (e) {
     await dev.dispose();
     throw e;

@@ -124,11 +124,22 @@ export interface EngineInit {
    */
   inferenceOnly?: boolean;
   /**
-   * Weights kept as bfloat16 bits (inference only): held packed on the device and widened when a layer reads them
+   * Weights kept as bfloat16 bits (inference only): held packed on the device and read in place by the forward
    * (src/layers/packed-weights.ts). A name here is not looked up in `params`.
    */
   packed?: Map<string, Uint16Array>;
+  /**
+   * The model as a stream of tensors instead of the maps above (inference only, device backends): each one is
+   * uploaded as it arrives and dropped, so the host never holds the whole model next to the device's copy (a 1.4B
+   * folder is 2.9 GB). A function, so that a backend tried after another one failed to open reads afresh.
+   */
+  stream?: () => AsyncIterable<StreamedTensor>;
 }
+
+/** One tensor of a streamed model (EngineInit.stream): float32 data, or bfloat16 bits of a matrix kept 16-bit. */
+export type StreamedTensor =
+  | { name: string; into: 'params' | 'state'; data: Float32Array }
+  | { name: string; into: 'packed'; bits: Uint16Array };
 
 /**
  * AdamW on host arrays, the contract's `adamw` kernel in float64 (PyTorch semantics, decoupled weight decay):

@@ -19,6 +19,20 @@ const any = (t: DTensor): Float32Array | Int32Array => (t as JsTensor).data;
 // ---------------------------------------------------------------- scalar helpers shared with the tests
 
 /**
+ * Elements from..from + n of a bfloat16 tensor packed two per int32 (element e in the low half of word e >> 1 when e
+ * is even, the high half when odd) as float32: each one the float whose upper 16 bits it is (exact).
+ */
+export function widenedBf16(packed: Int32Array, n: number, from = 0): Float32Array {
+  const out = new Float32Array(n);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < n; i++) {
+    const e = from + i;
+    bits[i] = e & 1 ? packed[e >> 1] & 0xffff0000 : packed[e >> 1] << 16;
+  }
+  return out;
+}
+
+/**
  * erfc(x) with fractional error < 1.2e-7 everywhere (Numerical Recipes' Chebyshev fit), enough for float32 and
  * accurate in both tails. The AssemblyScript kernels use the same formula.
  */
@@ -152,6 +166,17 @@ export const jsKernels: Kernels = {
           C[r * N + j] = (accumulate ? C[r * N + j] : 0) + s;
         }
     }
+  },
+  matmulBf16(c, a, b, { M, N, K, accumulate }) {
+    const C = f(c),
+      A = f(a),
+      B = widenedBf16(ix(b), N * K);
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let p = 0; p < K; p++) s += A[i * K + p] * B[j * K + p];
+        C[i * N + j] = (accumulate ? C[i * N + j] : 0) + s;
+      }
   },
   matmulGroupedTN(db, dc, a, offsets, { N, K, G }) {
     const dB = f(db),
@@ -829,9 +854,13 @@ export const jsKernels: Kernels = {
   },
 
   widenBf16(dst, packed, { n }) {
-    const D = new Uint32Array(f(dst).buffer, f(dst).byteOffset, n);
-    const P = ix(packed);
-    for (let e = 0; e < n; e++) D[e] = e & 1 ? P[e >> 1] & 0xffff0000 : P[e >> 1] << 16;
+    f(dst).set(widenedBf16(ix(packed), n));
+  },
+  gatherRowsBf16(dst, table, idx, { rows, cols }) {
+    const D = f(dst),
+      P = ix(table),
+      I = ix(idx);
+    for (let r = 0; r < rows; r++) D.set(widenedBf16(P, cols, I[r] * cols), r * cols);
   },
   gatherRows(dst, table, idx, { rows, cols }) {
     const D = f(dst),

@@ -48,6 +48,7 @@ interface Exports {
   heapBase(): number;
   relaxedSimd(): number;
   gemmScratchFloats(N: number): number;
+  matmulBf16ScratchFloats(N: number, K: number): number;
   attentionScratchFloats(S: number, hd: number): number;
   ropeScratchFloats(S: number, hd: number): number;
   [kernel: string]: unknown;
@@ -273,6 +274,7 @@ const OVERWRITES: Partial<Record<KernelName, (s: Sizes, len: (i: number) => numb
     !s.accumulate && s.dstOffset === 0 && s.dstLd === s.cols && n(s.rows) * n(s.cols) >= len(0) ? [0] : [],
   axpby: (s, len) => (s.beta === 0 && n(s.n) >= len(0) ? [0] : []),
   matmul: (s, len) => (!s.accumulate && n(s.M) * n(s.N) >= len(0) ? [0] : []),
+  matmulBf16: (s, len) => (!s.accumulate && n(s.M) * n(s.N) >= len(0) ? [0] : []),
   activation: (s, len) => (n(s.n) >= len(0) ? [0] : []),
   swiglu: (s, len) => (n(s.n) >= len(0) ? [0] : []),
   maskScale: (s, len) => (n(s.n) >= len(0) ? [0] : []),
@@ -294,6 +296,7 @@ const OVERWRITES: Partial<Record<KernelName, (s: Sizes, len: (i: number) => numb
   smoeAux: (s, len) => [n(s.T) * n(s.E) >= len(2) ? 2 : -1, n(s.T) >= len(3) ? 3 : -1], // the losses accumulate
   gatherRows: (s, len) => (n(s.rows) * n(s.cols) >= len(0) ? [0] : []),
   widenBf16: (s, len) => (n(s.n) >= len(0) ? [0] : []),
+  gatherRowsBf16: (s, len) => (n(s.rows) * n(s.cols) >= len(0) ? [0] : []),
   rope: (s, len) => (n(s.B) * n(s.S) * n(s.heads) * n(s.hd) >= len(0) ? [0] : []),
   attention: (s, len) => [
     n(s.B) * n(s.S) * n(s.nH) * n(s.hd) >= len(0) ? 0 : -1,
@@ -477,6 +480,23 @@ function makeKernels(
         s.N,
         s.accumulate,
       ),
+    // B bfloat16 (N, K): row n at byte 2·n·K. One token: gemvBf16 on rows of B; more: gemmBf16, split as gemm.
+    matmulBf16: (c, a, bb, s) => {
+      const sc = scratchPer(4 * ex.matmulBf16ScratchFloats(s.N, s.K));
+      const acc = b(s.accumulate);
+      if (s.M === 1)
+        split(s.N, Math.ceil(MIN_MACS / Math.max(1, s.K)), 16, (t, lo, hi) =>
+          call(t, F.gemvBf16, at(c, lo), p(a), p(bb) + 2 * lo * s.K, hi - lo, s.K, acc, sc(t)),
+        );
+      else if (s.M >= s.N)
+        split(s.M, Math.ceil(MIN_MACS / (s.N * Math.max(1, s.K))), 16, (t, lo, hi) =>
+          call(t, F.gemmBf16, hi - lo, s.N, s.K, at(a, lo * s.K), p(bb), at(c, lo * s.N), s.N, acc, sc(t)),
+        );
+      else
+        split(s.N, Math.ceil(MIN_MACS / (s.M * Math.max(1, s.K))), 16, (t, lo, hi) =>
+          call(t, F.gemmBf16, s.M, hi - lo, s.K, p(a), p(bb) + 2 * lo * s.K, at(c, lo), s.N, acc, sc(t)),
+        );
+    },
     matmulGrouped: (c, a, bb, off, s) => {
       const sc = scratchPer(4 * ex.gemmScratchFloats(s.N));
       split(s.N, Math.ceil(MIN_MACS / Math.max(1, s.P * s.K)), 16, (t, lo, hi) =>
@@ -818,6 +838,10 @@ function makeKernels(
     // two bfloat16 per int32 of `packed`: element i at byte 2·i (parts start on 16 elements)
     widenBf16: (dst, packed, s) =>
       flat(s.n, (t, lo, hi) => call(t, F.widenBf16, at(dst, lo), p(packed) + 2 * lo, hi - lo)),
+    gatherRowsBf16: (dst, table, idx, s) =>
+      rowsOf(s.rows, s.cols, (t, lo, hi) =>
+        call(t, F.gatherRowsBf16, at(dst, lo * s.cols), p(table), at(idx, lo), hi - lo, s.cols),
+      ),
     // rows with the same index add into the same row: one thread
     scatterAddRows: (dst, src, idx, s) => k.scatterAddRows(p(dst), p(src), p(idx), s.rows, s.cols),
     rope: (y, x, s) => {

@@ -25,7 +25,7 @@ import {
 } from '../kernels.ts';
 import { bindCall, type BuffersOf, type EntryOf, type KernelFile, type UniformOf } from './call.ts';
 import { type Gpu, openGpu, type GpuBuffer, type OpenOptions } from './gpu.ts';
-import { matmul as gemm } from './matmul.ts';
+import { matmul as gemm, SMALL_M } from './matmul.ts';
 
 /** A device tensor: a GPU storage buffer. */
 interface GTensor extends DTensor {
@@ -246,6 +246,19 @@ function matrixKernels(dev: WebGpuDevice) {
         transB: s.transB,
         beta: s.accumulate ? 1 : 0,
       });
+    },
+    // B bfloat16 (N, K), two per word: 'rows' for a few tokens (one workgroup per column), 'tiles' otherwise
+    matmulBf16(c, a, bm, s) {
+      if (s.M === 0 || s.N === 0) return;
+      const w = 'matmulBf16';
+      const dims = { M: s.M, N: s.N, K: s.K, accumulate: b(s.accumulate) };
+      const bufs = {
+        C: B(c, s.M * s.N, `${w} C`),
+        A: B(a, s.M * s.K, `${w} A`),
+        B: I(bm, Math.ceil((s.N * s.K) / 2), `${w} B`),
+      };
+      if (s.M <= SMALL_M) dev.call(w, 'rows', dims, bufs, { rows: s.N });
+      else dev.call(w, 'tiles', dims, bufs, { grid: [Math.ceil(s.N / 64), Math.ceil(s.M / 64), 1] });
     },
     matmulGrouped(c, a, bm, offsets, s) {
       if (s.P === 0 || s.N === 0) return;
@@ -798,6 +811,15 @@ function lmKernels(dev: WebGpuDevice) {
       if (s.n === 0) return;
       const bufs = { dst: B(dst, s.n, 'widenBf16 dst'), packed: I(packed, Math.ceil(s.n / 2), 'widenBf16 packed') };
       dev.call('widenBf16', 'main', s, bufs, { threads: s.n });
+    },
+    gatherRowsBf16(dst, table, idx, s) {
+      const w = 'gatherRowsBf16';
+      const bufs = {
+        dst: B(dst, s.rows * s.cols, `${w} dst`),
+        table: I(table, Math.ceil(s.cols / 2), `${w} table`),
+        idx: I(idx, s.rows, `${w} idx`),
+      };
+      dev.call(w, 'main', s, bufs, { threads: s.rows * s.cols });
     },
     gatherRows(dst, table, idx, s) {
       const w = 'gatherRows';

@@ -20,11 +20,13 @@ import crossEntropySrc from '../../../wgsl/crossEntropy.wgsl';
 import crossEntropyBackwardSrc from '../../../wgsl/crossEntropyBackward.wgsl';
 import fillSrc from '../../../wgsl/fill.wgsl';
 import gatherRowsSrc from '../../../wgsl/gatherRows.wgsl';
+import gatherRowsBf16Src from '../../../wgsl/gatherRowsBf16.wgsl';
 import groupStatsSrc from '../../../wgsl/groupStats.wgsl';
 import headBroadcastAddSrc from '../../../wgsl/headBroadcastAdd.wgsl';
 import headSumSrc from '../../../wgsl/headSum.wgsl';
 import maskScaleSrc from '../../../wgsl/maskScale.wgsl';
 import matmulSrc from '../../../wgsl/matmul.wgsl';
+import matmulBf16Src from '../../../wgsl/matmulBf16.wgsl';
 import matmulGroupedSrc from '../../../wgsl/matmulGrouped.wgsl';
 import matmulGroupedTNSrc from '../../../wgsl/matmulGroupedTN.wgsl';
 import matmul_128Src from '../../../wgsl/matmul_128.wgsl';
@@ -235,6 +237,15 @@ export const KERNELS = {
       main: ['dst', 'table', 'idx'],
     },
   },
+  gatherRowsBf16: {
+    src: gatherRowsBf16Src,
+    common: true,
+    uniform: [['rows', 'u32'], ['cols', 'u32']],
+    bindings: { dst: 1, table: 2, idx: 3 },
+    entries: {
+      main: ['dst', 'table', 'idx'],
+    },
+  },
   groupStats: {
     src: groupStatsSrc,
     common: true,
@@ -292,6 +303,16 @@ export const KERNELS = {
     bindings: { A: 1, B: 2, C: 3 },
     entries: {
       main: ['A', 'B', 'C'],
+    },
+  },
+  matmulBf16: {
+    src: matmulBf16Src,
+    common: true,
+    uniform: [['M', 'u32'], ['N', 'u32'], ['K', 'u32'], ['accumulate', 'u32']],
+    bindings: { C: 1, A: 2, B: 3 },
+    entries: {
+      rows: ['C', 'A', 'B'],
+      tiles: ['C', 'A', 'B'],
     },
   },
   matmulGrouped: {
