@@ -243,13 +243,39 @@ export const MAX_WEIGHT = Math.sqrt(3.4028234663852886e38);
  * The first value that is NaN or ±Infinity (or, with `maxAbs`, beyond ±maxAbs), described with its index, or null.
  */
 export function badValue(data: ArrayLike<number>, maxAbs = Number.POSITIVE_INFINITY): string | null {
-  for (let i = 0; i < data.length; i++) {
+  // The scan only finds the index: a loop that also formats the value (a template string) makes V8 box every
+  // element it reads, ten times slower (a 1.4B model's check took minutes).
+  let i = 0;
+  for (; i < data.length; i++) {
     const v = data[i];
-    if (!Number.isFinite(v)) return `value ${v} at index ${i}`;
-    if (Math.abs(v) > maxAbs)
-      return `value ${v} at index ${i} is beyond ±${maxAbs.toExponential(2)}, where float32 products overflow`;
+    if (!Number.isFinite(v) || Math.abs(v) > maxAbs) break;
   }
-  return null;
+  return i < data.length ? describeBad(data[i], i, maxAbs) : null;
+}
+
+function describeBad(v: number, i: number, maxAbs: number): string {
+  if (!Number.isFinite(v)) return `value ${v} at index ${i}`;
+  return `value ${v} at index ${i} is beyond ±${maxAbs.toExponential(2)}, where float32 products overflow`;
+}
+
+/**
+ * badValue for bfloat16 bit patterns (a 16-bit weight kept packed), without widening them: bfloat16 values grow with
+ * their magnitude bits (the low 15), NaN and ±Infinity have the largest, so one comparison per element finds the
+ * first value badValue would refuse; the message is badValue's.
+ */
+export function badBf16Value(bits: Uint16Array, maxAbs = Number.POSITIVE_INFINITY): string | null {
+  const value = (b: number) => new Float32Array(new Uint32Array([b << 16]).buffer)[0];
+  // the smallest magnitude pattern that is refused: past maxAbs, or not finite (0x7f80 = Infinity)
+  let lo = 0;
+  let hi = 0x7f80;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (value(mid) > maxAbs) hi = mid;
+    else lo = mid + 1;
+  }
+  let i = 0;
+  for (; i < bits.length; i++) if ((bits[i] & 0x7fff) >= lo) break;
+  return i < bits.length ? describeBad(value(bits[i]), i, maxAbs) : null;
 }
 
 /**

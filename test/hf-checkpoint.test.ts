@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DirSource } from '../src/hf/dir-source.ts';
 import { loadHfModel, planHfModel, readHfTensors, type LoadedTensor } from '../src/hf/folder.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../src/hf/shard.ts';
+import { badBf16Value, badValue, MAX_WEIGHT } from '../src/validate.ts';
 import { createEngine } from '../src/train/engines.ts';
 import { generateIds, GREEDY } from '../src/train/sample.ts';
 import { main } from '../src/cli/main.ts';
@@ -16,6 +17,10 @@ import { createJsDevice } from '../src/backend/js/device.ts';
 import type { Device } from '../src/backend/device.ts';
 import { KERNELS, type KernelName, type Kernels } from '../src/backend/kernels.ts';
 import { DeviceEngine } from '../src/train/engine-device.ts';
+import { lmForward as refLmForward } from '../reference/lm.ts';
+import { parseLm } from '../src/kinds/lm.ts';
+import type { HostParams } from '../src/train/checkpoint.ts';
+import type { ModelConfig } from '../src/train/presets.ts';
 import { backendTest } from './webgpu-setup.ts';
 
 const DATA = 'test/data/hf';
@@ -40,6 +45,21 @@ test('16-bit formats widen exactly: bf16 is the upper half of a float32, f16 by 
     Array.from(f32ToBf16(new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, -3.140625]))),
     [0x3f80, 0x3f82, 0xc049],
   );
+});
+
+test('badBf16Value refuses exactly what badValue refuses after widening, with the same message', () => {
+  // around the bound √(float32 max) ≈ 2^64 (0x5f80), Infinity (0x7f80), NaN, negative values, ordinary weights
+  const patterns = [0x3f80, 0x5f7f, 0x5f80, 0xdf80, 0xdf7f, 0x7f80, 0xff80, 0x7fc0, 0x0001, 0x8000, 0x5f00];
+  for (const p of patterns) {
+    const bits = Uint16Array.of(0x3c00, 0xbc00, p, 0x4000);
+    assert.equal(badBf16Value(bits, MAX_WEIGHT), badValue(bf16ToF32(bits), MAX_WEIGHT), `pattern ${p.toString(16)}`);
+    assert.equal(badBf16Value(bits), badValue(bf16ToF32(bits)), `pattern ${p.toString(16)}, no bound`);
+  }
+  assert.match(
+    badBf16Value(Uint16Array.of(0, 0x5f80), MAX_WEIGHT) ?? '',
+    /value 18446744073709552000 at index 1 is beyond/,
+  );
+  assert.is(badBf16Value(Uint16Array.of(0x5f7f, 0xdf7f), MAX_WEIGHT), null);
 });
 
 test('a MonetLLM folder loads: config translated, both shards, BN buffers in, num_batches_tracked noted', async () => {
@@ -177,6 +197,52 @@ test('16-bit weights are read in place, streamed onto the device: only the Monet
   }
 });
 
+test('monetRouting: g1, g2 of every router group per token on wasm (16-bit weights) = the float64 reference', async () => {
+  for (const folder of FOLDERS) {
+    const m = await loadHfModel(new DirSource(join(DATA, folder)), { keep16: true });
+    const f32 = await loadHfModel(new DirSource(join(DATA, folder)));
+    const exp = expectedOf(folder);
+    const ids = Int32Array.from([...exp.prompt_ids, ...exp.greedy_ids]);
+    const { engine } = await createEngine('wasm', { ...m, inferenceOnly: true });
+    try {
+      const groups = await engine.monetRouting!(ids);
+      const ref = refMonetRouting(f32.config, f32.params, f32.state, ids);
+      const { num_hidden_layers: L, moe_groups: G, moe_heads: H, moe_experts: E } = m.config;
+      assert.equal(
+        groups.map((g) => g.layers),
+        Array.from({ length: L / G! }, (_, g) => Array.from({ length: G! }, (_, j) => g * G! + j)),
+      );
+      for (const g of groups) {
+        assert.is(g.g1.length, ids.length * H! * E!);
+        const want = ref[g.layers[0]];
+        for (const [got, w] of [
+          [g.g1, want.g1],
+          [g.g2, want.g2],
+        ] as const)
+          for (let i = 0; i < got.length; i++)
+            assert.ok(Math.abs(got[i] - w[i]) < 1e-5, `${folder} group ${g.group} [${i}]: ${got[i]} vs ${w[i]}`);
+      }
+    } finally {
+      await engine.dispose();
+    }
+  }
+});
+
+/** The float64 reference LM's routing weights per layer (its group's router) for one sequence, eval mode. */
+function refMonetRouting(
+  config: ModelConfig,
+  params: HostParams,
+  state: HostParams,
+  ids: Int32Array,
+): Array<{ g1: Float64Array; g2: Float64Array }> {
+  const f64 = (m: HostParams, strip: boolean) =>
+    Object.fromEntries([...m].map(([k, v]) => [strip ? k.replace(/^state\./, '') : k, Float64Array.from(v)]));
+  const cfg = parseLm({ ...config, mode: 'eval' }, 'monetRouting test');
+  const pass = refLmForward(cfg, f64(params, false), ids, 1, ids.length, f64(state, true)).saved.ffn;
+  if (pass.kind !== 'monet') throw new Error('expected a Monet pass');
+  return Array.from({ length: cfg.L }, (_, l) => pass.router(l));
+}
+
 test('a streamed model must bring every tensor once, with its size', async () => {
   const plan = await planHfModel(new DirSource(join(DATA, 'monet-vd-tiny')), { keep16: true });
   const { config } = plan;
@@ -208,13 +274,13 @@ test('a streamed model must bring every tensor once, with its size', async () =>
 });
 
 /** A copy of the VD folder with `edit` applied, loaded; returns the error message (or fails if it loads). */
-async function loadError(edit: (dir: string) => void): Promise<string> {
+async function loadError(edit: (dir: string) => void, o: { keep16?: boolean } = {}): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'monet-hf-'));
   try {
     cpSync(join(DATA, 'monet-vd-tiny'), dir, { recursive: true });
     edit(dir);
     try {
-      await loadHfModel(new DirSource(dir));
+      await loadHfModel(new DirSource(dir), o);
     } catch (e) {
       return (e as Error).message;
     }
@@ -263,15 +329,18 @@ test('damaged folders fail naming the file and the key or tensor', async () => {
     writeFileSync(p, b.subarray(0, b.length - 10));
   });
   assert.match(msg, /model-00001-of-00002\.safetensors.*(run past|cover)/);
-  msg = await loadError((d) => {
+  const nanInShard = (d: string) => {
     // the first tensor of shard 1 (the embedding) gets a bf16 NaN (0x7fc0) as its element 1
     const p = join(d, 'model-00001-of-00002.safetensors');
     const b = readFileSync(p);
     const start = 8 + Number(b.readBigUInt64LE(0));
     b.writeUInt16LE(0x7fc0, start + 2);
     writeFileSync(p, b);
-  });
-  assert.match(msg, /model-00001-of-00002\.safetensors: tensor 'model\.embed_tokens\.weight': value NaN at index 1/);
+  };
+  for (const keep16 of [false, true]) {
+    msg = await loadError(nanInShard, { keep16 });
+    assert.match(msg, /model-00001-of-00002\.safetensors: tensor 'model\.embed_tokens\.weight': value NaN at index 1;/);
+  }
   msg = await loadError((d) => rmSync(join(d, 'model.safetensors.index.json')));
   assert.match(msg, /neither model\.safetensors nor model\.safetensors\.index\.json/);
 });

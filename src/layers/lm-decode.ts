@@ -138,7 +138,8 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   const aux = new Map<string, F32>();
   for (const n of lmAuxNames(cfg)) aux.set(`loss_${n}`, sc.f32(1)); // the passes add their aux values; unused here
   const producers = auxProducers(cfg.ffn, L);
-  const pass: DeviceFfnPass = newDeviceFfnPass(cfg.ffn, L);
+  const ffn = newDeviceFfnPass(cfg.ffn, L);
+  const pass: DeviceFfnPass = ffn;
   let h = sc.f32(Tn * d);
   embedRows(kn, h, W('model.embed_tokens.weight'), tokens, Tn, d);
   // Temporaries live per layer (a long prefill would otherwise hold every layer's at once), except that a Monet
@@ -185,6 +186,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
     const f = sc.f32(Tn * d);
     const ctx = forwardCtx(sc, m, dims, aux, producers, i);
     pass.forward(ctx, u, f);
+    m.hooks?.afterFfn?.(sc, i, { u, out: f, ffn }); // (taps that only read: the routing of a Monet group)
     let h2 = outer.f32(Tn * d);
     kn.copyBlock(h2, h1, { rows: 1, cols: Tn * d, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false });
     kn.axpby(h2, f, { n: Tn * d, alpha: 1, beta: 1 });

@@ -29,6 +29,7 @@ import {
   type Engine,
   type EngineInit,
   type EvalResult,
+  type GroupRouting,
   type StepHyper,
   type StepResult,
   type StreamedTensor,
@@ -336,6 +337,51 @@ export class DeviceEngine implements Engine {
       },
       dispose: () => freeKvCache(dev, cache),
     };
+  }
+
+  /**
+   * The routers' weights for `ids`: one prompt pass of the KV-cache forward (lmDecode, which keeps no layer's
+   * temporaries past its group), a tap copying each router layer's g1, g2 out before its group ends, then reads.
+   */
+  async monetRouting(ids: Int32Array): Promise<GroupRouting[]> {
+    const cfg = this.evalCfg;
+    if (cfg.ffn.kind !== 'monet')
+      throw new Error(`${this.name} engine: routing: the model's feed-forward is '${cfg.ffn.kind}', not Monet`);
+    this.checkBatch(ids, 1, ids.length, 'routing ids');
+    const T = ids.length;
+    const { H, E } = cfg.ffn.monet;
+    const { groups } = cfg.ffn;
+    const kn = this.dev.kernels;
+    const sc = new Scope(this.dev);
+    const kept: Array<{ layer: number; g1: F32; g2: F32 }> = [];
+    const model: LmModel = {
+      ...this.model(cfg, false, 1),
+      hooks: {
+        afterFfn(_layerScope, layer, { ffn }) {
+          if (ffn.kind !== 'monet' || !ffn.isRouterLayer(layer)) return;
+          const { g1, g2 } = ffn.router(layer).saved;
+          const all = { rows: 1, cols: T * H * E, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false };
+          const c1 = sc.f32(T * H * E);
+          const c2 = sc.f32(T * H * E);
+          kn.copyBlock(c1, g1, all);
+          kn.copyBlock(c2, g2, all);
+          kept.push({ layer, g1: c1, g2: c2 });
+        },
+      },
+    };
+    const cache = newKvCache(this.dev, model, T);
+    try {
+      lmDecode(sc, model, cache, sc.upload(ids), T);
+      const out: GroupRouting[] = [];
+      for (const [group, k] of kept.entries()) {
+        const layers = Array.from({ length: Math.min(groups, cfg.L - k.layer) }, (_, j) => k.layer + j);
+        out.push({ group, layers, H, E, g1: await this.dev.read(k.g1), g2: await this.dev.read(k.g2) });
+      }
+      return out;
+    } finally {
+      freeKvCache(this.dev, cache);
+      sc.release();
+    }
   }
 
   async gradients(): Promise<HostParams> {

@@ -91,6 +91,8 @@ export interface Engine {
   nextLogits(tokens: Int32Array, alpha: number): Promise<Float32Array | Float64Array>;
   /** A KV-cache decoder over at most `size` positions, eval mode (device engines; absent on the reference). */
   openDecoder?(size: number, alpha: number): Decoder;
+  /** Monet models on device engines: every router group's routing weights for the tokens of `ids` (eval mode). */
+  monetRouting?(ids: Int32Array): Promise<GroupRouting[]>;
   /** Parameters and BN state, as host arrays (names: paramSpecs / stateSpecs). */
   exportModel(): Promise<{ params: HostParams; state: HostParams }>;
   /** AdamW moments. */
@@ -98,6 +100,20 @@ export interface Engine {
   /** Gradients of the last step (summed over its micro-batches, before clipping) — for the trajectory test. */
   gradients(): Promise<HostParams>;
   dispose(): Promise<void>;
+}
+
+/**
+ * The routing of one Monet router group over a sequence of T tokens: g1, g2 (T, H, E) the weights of router 1 (the
+ * experts' bottom halves i) and router 2 (top halves j) per head; composite expert (i, j) of token t gets
+ * Σ_h g1[t,h,i]·g2[t,h,j]. `layers`: the layers sharing this router.
+ */
+export interface GroupRouting {
+  group: number;
+  layers: number[];
+  H: number;
+  E: number;
+  g1: Float32Array;
+  g2: Float32Array;
 }
 
 /** Generation with a KV cache: ids go in (the prompt once, then one at a time), next-token logits come out. */
