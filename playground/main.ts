@@ -44,25 +44,10 @@ import {
   type LoadedModel,
 } from './inspect.ts';
 import { playgroundConfig, TRAIN, type PlaygroundModel } from './models.ts';
+import { $, el, fmtCount, heatColor, yieldToPage } from './dom.ts';
+import { initHfSection, type HfState } from './hf.ts';
 
 type BackendName = 'webgpu' | 'wasm';
-
-const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`playground: index.html has no element #${id}`);
-  return el as T;
-};
-const el = <K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] => {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...children);
-  return e;
-};
-const yieldToPage = () => new Promise<void>((r) => setTimeout(r, 0));
-const fmtCount = (n: number) => n.toLocaleString('en-US');
 
 /** State the tests (and a curious reader in the console) can look at. */
 const pg = {
@@ -81,6 +66,8 @@ const pg = {
   model: '',
   /** Per layer: units, how many never fire and how many fire on more than half of the held-out characters. */
   usage: null as null | Array<{ layer: number; units: number; dead: number; overloaded: number }>,
+  /** Section 4: the MonetLLM folder opened here, its last generation and routing (playground/hf.ts). */
+  hf: null as null | HfState,
   errors: [] as string[],
 };
 (window as unknown as { playground: typeof pg }).playground = pg;
@@ -619,14 +606,6 @@ function selectToken(t: number, focus: boolean): void {
 }
 
 /** White → blue by value / max; 0 is white. */
-function heatColor(v: number, max: number): string {
-  const a = max > 0 ? Math.max(0, Math.min(1, v / max)) : 0;
-  const r = Math.round(255 - a * (255 - 11));
-  const g = Math.round(255 - a * (255 - 98));
-  const b = Math.round(255 - a * (255 - 214));
-  return `rgb(${r},${g},${b})`;
-}
-
 function drawRouterMap(
   canvas: HTMLCanvasElement,
   g: Float64Array,
@@ -1061,6 +1040,7 @@ async function init(): Promise<void> {
     void runGenerate();
   });
   $('check-btn').addEventListener('click', () => void runCheck());
+  pg.hf = initHfSection({ openDevice, resolveBackend, showError });
   const status = $('backend-status');
   pg.webgpu = await probeWebGpu();
   const w = pg.webgpu;

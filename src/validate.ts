@@ -261,9 +261,9 @@ function describeBad(v: number, i: number, maxAbs: number): string {
 /**
  * badValue for bfloat16 bit patterns (a 16-bit weight kept packed), without widening them: bfloat16 values grow with
  * their magnitude bits (the low 15), NaN and ±Infinity have the largest, so one comparison per element finds the
- * first value badValue would refuse; the message is badValue's.
+ * first value badValue would refuse; the message is badValue's. `first`: the index of bits[0] in the whole tensor.
  */
-export function badBf16Value(bits: Uint16Array, maxAbs = Number.POSITIVE_INFINITY): string | null {
+export function badBf16Value(bits: Uint16Array, maxAbs = Number.POSITIVE_INFINITY, first = 0): string | null {
   const value = (b: number) => new Float32Array(new Uint32Array([b << 16]).buffer)[0];
   // the smallest magnitude pattern that is refused: past maxAbs, or not finite (0x7f80 = Infinity)
   let lo = 0;
@@ -275,7 +275,7 @@ export function badBf16Value(bits: Uint16Array, maxAbs = Number.POSITIVE_INFINIT
   }
   let i = 0;
   for (; i < bits.length; i++) if ((bits[i] & 0x7fff) >= lo) break;
-  return i < bits.length ? describeBad(value(bits[i]), i, maxAbs) : null;
+  return i < bits.length ? describeBad(value(bits[i]), first + i, maxAbs) : null;
 }
 
 /**

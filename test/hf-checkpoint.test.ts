@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirSource } from '../src/hf/dir-source.ts';
-import { loadHfModel, planHfModel, readHfTensors, type LoadedTensor } from '../src/hf/folder.ts';
+import { loadHfModel, planHfModel, readHfTensors, type LoadedTensor, type LoadOptions } from '../src/hf/folder.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../src/hf/shard.ts';
 import { badBf16Value, badValue, MAX_WEIGHT } from '../src/validate.ts';
 import { createEngine } from '../src/train/engines.ts';
@@ -169,7 +169,7 @@ test('16-bit weights are read in place, streamed onto the device: only the Monet
       params: new Map(),
       state: new Map(),
       inferenceOnly: true,
-      stream: () => readHfTensors(plan),
+      stream: () => readHfTensors(plan, { pieceElements: 1000 }), // the embedding (16,384) in 17 pieces
     };
     const engine = new DeviceEngine(dev, config, init);
     await engine.receive(init.stream());
@@ -197,7 +197,7 @@ test('16-bit weights are read in place, streamed onto the device: only the Monet
   }
 });
 
-test('monetRouting: g1, g2 of every router group per token on wasm (16-bit weights) = the float64 reference', async () => {
+test('monetRouting: g1, g2 of every router group per token on wasm (16-bit weights) = float64 reference', async () => {
   for (const folder of FOLDERS) {
     const m = await loadHfModel(new DirSource(join(DATA, folder)), { keep16: true });
     const f32 = await loadHfModel(new DirSource(join(DATA, folder)));
@@ -268,13 +268,21 @@ test('a streamed model must bring every tensor once, with its size', async () =>
     /'model\.embed_tokens\.weight' is not part of the model, or came twice/,
   );
   assert.match(
-    await fail((ts) => ts.map((t) => (t.into === 'packed' ? { ...t, bits: t.bits.subarray(1) } : t))),
+    await fail((ts) => ts.map((t) => (t.into === 'packed' ? { ...t, length: t.length - 1 } : t))),
     /'model\.embed_tokens\.weight' has 16383 values, expected 16384/,
+  );
+  const short = (pieces: AsyncIterable<Uint16Array>) =>
+    (async function* () {
+      for await (const p of pieces) yield p.subarray(1);
+    })();
+  assert.match(
+    await fail((ts) => ts.map((t) => (t.into === 'packed' ? { ...t, pieces: short(t.pieces) } : t))),
+    /16-bit weight 'model\.embed_tokens\.weight': the pieces end after 16383 of its 16384 values/,
   );
 });
 
 /** A copy of the VD folder with `edit` applied, loaded; returns the error message (or fails if it loads). */
-async function loadError(edit: (dir: string) => void, o: { keep16?: boolean } = {}): Promise<string> {
+async function loadError(edit: (dir: string) => void, o: LoadOptions = {}): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'monet-hf-'));
   try {
     cpSync(join(DATA, 'monet-vd-tiny'), dir, { recursive: true });
@@ -329,17 +337,23 @@ test('damaged folders fail naming the file and the key or tensor', async () => {
     writeFileSync(p, b.subarray(0, b.length - 10));
   });
   assert.match(msg, /model-00001-of-00002\.safetensors.*(run past|cover)/);
-  const nanInShard = (d: string) => {
-    // the first tensor of shard 1 (the embedding) gets a bf16 NaN (0x7fc0) as its element 1
+  const nanInShard = (at: number) => (d: string) => {
+    // the first tensor of shard 1 (the embedding) gets a bf16 NaN (0x7fc0) as its element `at`
     const p = join(d, 'model-00001-of-00002.safetensors');
     const b = readFileSync(p);
     const start = 8 + Number(b.readBigUInt64LE(0));
-    b.writeUInt16LE(0x7fc0, start + 2);
+    b.writeUInt16LE(0x7fc0, start + 2 * at);
     writeFileSync(p, b);
   };
-  for (const keep16 of [false, true]) {
-    msg = await loadError(nanInShard, { keep16 });
-    assert.match(msg, /model-00001-of-00002\.safetensors: tensor 'model\.embed_tokens\.weight': value NaN at index 1;/);
+  // widened at load; kept 16-bit (read in pieces of 1000: the index counts from the tensor's start)
+  for (const [at, o] of [
+    [1, {}],
+    [1, { keep16: true }],
+    [1500, { keep16: true, pieceElements: 1000 }],
+  ] as const) {
+    msg = await loadError(nanInShard(at), o);
+    const want = `model-00001-of-00002.safetensors: tensor 'model.embed_tokens.weight': value NaN at index ${at};`;
+    assert.ok(msg.includes(want), msg);
   }
   msg = await loadError((d) => rmSync(join(d, 'model.safetensors.index.json')));
   assert.match(msg, /neither model\.safetensors nor model\.safetensors\.index\.json/);

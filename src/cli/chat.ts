@@ -51,7 +51,7 @@ export async function chatCommand(args: string[]): Promise<number> {
           stop: hf.eos,
           alpha: 1,
           maxContext: hf.config.max_position_embeddings,
-          onId: (id) => process.stdout.write(stream.push(id)),
+          onId: (id) => void process.stdout.write(stream.push(id)),
         });
         process.stdout.write(`${stream.flush()}\n`);
         messages.push({ role: 'assistant', content: tok.decode(out) });

@@ -123,6 +123,8 @@ export interface LoadOptions {
    */
   keep16?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Elements per piece of a 16-bit matrix read in pieces (default 2^23: 16 MB). */
+  pieceElements?: number;
 }
 
 /** One tensor the folder will give, where it is, and how it will be read. */
@@ -157,6 +159,19 @@ export interface HfPlan {
 
 /** One tensor as read: float32 data, or the bfloat16 bits of a matrix kept 16-bit (`into: 'packed'`). */
 export type LoadedTensor = StreamedTensor;
+
+/** wasm32 addresses 4 GiB: the weights (bf16 matrices, float32 rest) and the activations share it. */
+const WASM_BYTES = 4 * 1024 ** 3;
+
+/** Why the plan's weights cannot go onto the WASM backend (more than 90 % of wasm32's 4 GiB), or null. */
+export function tooLargeForWasm(plan: HfPlan): string | null {
+  if (plan.bytes <= WASM_BYTES * 0.9) return null;
+  return (
+    `${plan.src.label}: ${(plan.parameters / 1e9).toFixed(2)}B parameters take ` +
+    `${(plan.bytes / 1024 ** 3).toFixed(1)} GiB, more than the WASM backend's 4 GiB address space; use WebGPU ` +
+    '(or a smaller model)'
+  );
+}
 
 /** Read config and generation config, open the shards and check every tensor's name, shape and dtype. */
 export async function planHfModel(src: FolderSource, o: LoadOptions = {}): Promise<HfPlan> {
@@ -247,23 +262,35 @@ export async function planHfModel(src: FolderSource, o: LoadOptions = {}): Promi
  */
 export async function* readHfTensors(
   plan: HfPlan,
-  onProgress?: LoadOptions['onProgress'],
+  o: Pick<LoadOptions, 'onProgress' | 'pieceElements'> = {},
 ): AsyncGenerator<LoadedTensor> {
   const { src } = plan;
+  const piece = o.pieceElements ?? PIECE;
   let done = 0;
   for (const t of plan.tensors) {
     const where = `${src.where(t.shard.file)}: tensor '${t.file}'`;
     if (t.keep16) {
-      const bits = await readBf16Bits(src, t.shard, t.file);
-      const bad = badBf16Value(bits, MAX_WEIGHT);
-      if (bad) throw new Error(`${where}: ${bad}; expected finite numbers (the file is damaged or forged)`);
-      yield { name: t.name, into: 'packed', bits };
+      const length = t.shard.entries.get(t.file)!.shape.reduce((a, b) => a * b, 1);
+      yield { name: t.name, into: 'packed', length, pieces: bf16Pieces(src, t, length, piece, where) };
     } else {
       const data = await readF32(src, t.shard, t.file);
       checkFinite(data, where, MAX_WEIGHT);
       yield { name: t.name, into: t.into, data };
     }
-    onProgress?.(++done, plan.tensors.length);
+    o.onProgress?.(++done, plan.tensors.length);
+  }
+}
+
+/** Elements per piece of a 16-bit matrix read in pieces (16 MB). */
+const PIECE = 1 << 23;
+
+/** A BF16 tensor's bits, PIECE elements at a time, each piece checked before it is handed out. */
+async function* bf16Pieces(src: FolderSource, t: PlannedTensor, length: number, piece: number, where: string) {
+  for (let at = 0; at < length; at += piece) {
+    const bits = await readBf16Bits(src, t.shard, t.file, at, Math.min(piece, length - at));
+    const bad = badBf16Value(bits, MAX_WEIGHT, at);
+    if (bad) throw new Error(`${where}: ${bad}; expected finite numbers (the file is damaged or forged)`);
+    yield bits;
   }
 }
 
@@ -273,9 +300,16 @@ export async function loadHfModel(src: FolderSource, o: LoadOptions = {}): Promi
   const params: HostParams = new Map();
   const state: HostParams = new Map();
   const packed = new Map<string, Uint16Array>();
-  for await (const t of readHfTensors(plan, o.onProgress)) {
-    if (t.into === 'packed') packed.set(t.name, t.bits);
-    else (t.into === 'params' ? params : state).set(t.name, t.data);
+  for await (const t of readHfTensors(plan, o)) {
+    if (t.into === 'packed') {
+      const bits = new Uint16Array(t.length);
+      let at = 0;
+      for await (const p of t.pieces) {
+        bits.set(p, at);
+        at += p.length;
+      }
+      packed.set(t.name, bits);
+    } else (t.into === 'params' ? params : state).set(t.name, t.data);
   }
   const { config, eos, bos, dtypes, notes } = plan;
   return { config, params, packed, state, eos, bos, dtypes, notes };

@@ -6,7 +6,7 @@ import { createEngine } from '../train/engines.ts';
 import type { BackendChoice } from '../train/options.ts';
 import type { ModelConfig } from '../train/presets.ts';
 import { DirSource } from './dir-source.ts';
-import { loadHfModel, planHfModel, readHfTensors } from './folder.ts';
+import { loadHfModel, planHfModel, readHfTensors, tooLargeForWasm } from './folder.ts';
 import { loadHfTokenizer, type HfTokenizer } from './tokenizer.ts';
 
 export interface OpenHf {
@@ -22,9 +22,6 @@ export interface OpenHf {
   tokenizer(): Promise<HfTokenizer>;
 }
 
-/** wasm32 addresses 4 GiB: the weights (bf16 matrices, float32 rest) and the activations share it. */
-const WASM_BYTES = 4 * 1024 ** 3;
-
 /** `threads`: for the wasm backend (default 1). */
 export async function openHf(dir: string, backend: BackendChoice, threads?: number): Promise<OpenHf> {
   const src = new DirSource(dir);
@@ -32,12 +29,8 @@ export async function openHf(dir: string, backend: BackendChoice, threads?: numb
   // BF16 matrices stay 16-bit on the device backends (read in place by the forward); the float64 reference widens
   // all of them.
   const plan = await planHfModel(src, { keep16: backend !== 'reference' });
-  const { bytes, parameters } = plan;
-  if (backend === 'wasm' && bytes > WASM_BYTES * 0.9)
-    throw new Error(
-      `${dir}: ${(parameters / 1e9).toFixed(2)}B parameters take ${(bytes / 1024 ** 3).toFixed(1)} GiB, more than ` +
-        "the WASM backend's 4 GiB address space; use --backend webgpu (or a smaller model)",
-    );
+  const tooLarge = backend === 'wasm' ? tooLargeForWasm(plan) : null;
+  if (tooLarge) throw new Error(`${tooLarge} (--backend webgpu)`);
   const init = { config: plan.config, params: new Map(), state: new Map(), inferenceOnly: true };
   let engine: Engine;
   if (backend === 'reference') {

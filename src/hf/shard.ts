@@ -88,12 +88,21 @@ export function f32ToBf16(x: Float32Array): Uint16Array {
   return out;
 }
 
-/** The raw bits of a BF16 tensor (kept 16-bit: src/layers/packed-weights.ts widens them on the device). */
-export async function readBf16Bits(src: FolderSource, shard: Shard, name: string): Promise<Uint16Array> {
+/** The raw bits of elements [from, from + count) of a BF16 tensor (kept 16-bit on the device). */
+export async function readBf16Bits(
+  src: FolderSource,
+  shard: Shard,
+  name: string,
+  from = 0,
+  count?: number,
+): Promise<Uint16Array> {
   const e = shard.entries.get(name);
   if (e?.dtype !== 'BF16') throw new Error(`${src.where(shard.file)}: tensor '${name}' is not BF16`);
-  const raw = (await src.bytes(shard.file, shard.dataStart + e!.begin, e!.end - e!.begin)).slice();
-  return new Uint16Array(raw.buffer, 0, raw.length / 2);
+  const n = count ?? (e.end - e.begin) / 2 - from;
+  const raw = await src.bytes(shard.file, shard.dataStart + e.begin + 2 * from, 2 * n);
+  // a view at an odd byte offset cannot be a Uint16Array: copy it then
+  const own = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+  return new Uint16Array(own.buffer, own.byteOffset, n);
 }
 
 /** A real tensor of a shard as float32 (16-bit values widened exactly; F64 rounded to float32). */

@@ -146,6 +146,9 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   // router's g1, g2 serve its whole group: the scope of a router's layer is released when the next group starts.
   const groupSize = cfg.ffn.kind === 'monet' ? cfg.ffn.groups : 1;
   let routerScope: Scope | null = null;
+  // the residual stream between layers: each layer's output lives in its own scope, released once the next layer
+  // has read it (a 512-token prefill of 24 layers would otherwise hold 24 copies)
+  let carry: Scope | null = null;
   const outer = sc;
   for (let i = 0; i < L; i++) {
     const sc = new Scope(outer.dev);
@@ -187,13 +190,16 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
     const ctx = forwardCtx(sc, m, dims, aux, producers, i);
     pass.forward(ctx, u, f);
     m.hooks?.afterFfn?.(sc, i, { u, out: f, ffn }); // (taps that only read: the routing of a Monet group)
-    let h2 = outer.f32(Tn * d);
+    const next = new Scope(outer.dev);
+    let h2 = next.f32(Tn * d);
     kn.copyBlock(h2, h1, { rows: 1, cols: Tn * d, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false });
     kn.axpby(h2, f, { n: Tn * d, alpha: 1, beta: 1 });
     if (pass.postForward) {
-      const y = outer.f32(Tn * d);
+      const y = next.f32(Tn * d);
       if (pass.postForward(ctx, h2, y)) h2 = y;
     }
+    carry?.release();
+    carry = next;
     h = h2;
     if (sc !== routerScope) sc.release();
   }
@@ -202,6 +208,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   const last = sc.f32(d);
   const lastRow = { rows: 1, cols: d, dstLd: d, srcLd: d, dstOffset: 0, srcOffset: (Tn - 1) * d, accumulate: false };
   kn.copyBlock(last, h, lastRow);
+  carry?.release();
   const hn = sc.f32(d);
   kn.rmsnorm(hn, sc.f32(1), last, param('model.norm.weight'), { rows: 1, d, eps });
   const logits = sc.f32(V);

@@ -34,12 +34,47 @@ export class WideningParams extends Map<string, F32> {
 
   /** Store `bits` (bfloat16 values) for `name`; `get(name)` returns them widened. */
   setPacked(name: string, bits: Uint16Array): void {
-    const even = bits.length % 2 === 0 ? bits : Uint16Array.from({ length: bits.length + 1 }, (_, i) => bits[i] ?? 0);
+    const even = bits.length % 2 === 0 && bits.byteOffset % 4 === 0 ? bits : padded(bits);
     this.packed.set(name, {
       dtype: 'bf16',
       bits: this.dev.upload(new Int32Array(even.buffer, even.byteOffset, even.length / 2)),
       length: bits.length,
     });
+  }
+
+  /**
+   * Store `length` bfloat16 values for `name` that arrive in pieces (every piece but the last of even length): each
+   * piece is uploaded and copied into place on the device, so the host holds one piece at a time.
+   */
+  async setPackedPieces(name: string, length: number, pieces: AsyncIterable<Uint16Array>): Promise<void> {
+    const where = `16-bit weight '${name}'`;
+    const words = this.dev.alloc('i32', Math.ceil(length / 2));
+    let at = 0; // elements stored
+    try {
+      for await (const p of pieces) {
+        if (at % 2 !== 0) throw new Error(`${where}: a piece of odd length (${at} values so far) is not the last`);
+        if (at + p.length > length) throw new Error(`${where}: pieces hold more than its ${length} values`);
+        const even = p.length % 2 === 0 && p.byteOffset % 4 === 0 ? p : padded(p);
+        const piece = this.dev.upload(new Int32Array(even.buffer, even.byteOffset, even.length / 2));
+        const n = even.length / 2;
+        this.dev.kernels.copyBlock(words, piece, {
+          rows: 1,
+          cols: n,
+          dstLd: n,
+          srcLd: n,
+          dstOffset: at / 2,
+          srcOffset: 0,
+          accumulate: false,
+        });
+        this.dev.free(piece);
+        at += p.length;
+      }
+      if (at !== length) throw new Error(`${where}: the pieces end after ${at} of its ${length} values`);
+    } catch (e) {
+      this.dev.free(words);
+      throw e;
+    }
+    this.packed.set(name, { dtype: 'bf16', bits: words, length });
   }
 
   /** Bytes the packed weights take on the device. */
@@ -79,4 +114,11 @@ export class WideningParams extends Map<string, F32> {
     this.dev.kernels.widenBf16(slot.t, p.bits, { n: p.length });
     return slot.t;
   }
+}
+
+/** The values in a fresh buffer of even length (a zero after an odd count): whole int32 words. */
+function padded(bits: Uint16Array): Uint16Array {
+  const out = new Uint16Array(bits.length + (bits.length % 2));
+  out.set(bits);
+  return out;
 }

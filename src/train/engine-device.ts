@@ -133,10 +133,10 @@ export class DeviceEngine implements Engine {
       const n = sizes.get(t.name);
       if (n === undefined)
         throw new Error(`${where}: streamed tensor '${t.name}' is not part of the model, or came twice`);
-      const length = t.into === 'packed' ? t.bits.length : t.data.length;
+      const length = t.into === 'packed' ? t.length : t.data.length;
       if (length !== n) throw new Error(`${where}: streamed tensor '${t.name}' has ${length} values, expected ${n}`);
       sizes.delete(t.name);
-      if (t.into === 'packed') this.params.setPacked(t.name, t.bits);
+      if (t.into === 'packed') await this.params.setPackedPieces(t.name, t.length, t.pieces);
       else if (t.into === 'params') this.params.set(t.name, this.dev.upload(t.data));
       else this.state.set(devStateName(t.name), this.dev.upload(t.data));
     }

@@ -152,10 +152,14 @@ export interface EngineInit {
   stream?: () => AsyncIterable<StreamedTensor>;
 }
 
-/** One tensor of a streamed model (EngineInit.stream): float32 data, or bfloat16 bits of a matrix kept 16-bit. */
+/**
+ * One tensor of a streamed model (EngineInit.stream): float32 data, or the bfloat16 bits of a matrix kept 16-bit,
+ * `length` of them, handed over in pieces (in order; every piece but the last of even length) so that a large
+ * matrix never sits whole in host memory (the 1.4B's head is 131 MB of bfloat16).
+ */
 export type StreamedTensor =
   | { name: string; into: 'params' | 'state'; data: Float32Array }
-  | { name: string; into: 'packed'; bits: Uint16Array };
+  | { name: string; into: 'packed'; length: number; pieces: AsyncIterable<Uint16Array> };
 
 /**
  * AdamW on host arrays, the contract's `adamw` kernel in float64 (PyTorch semantics, decoupled weight decay):

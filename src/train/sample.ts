@@ -79,7 +79,10 @@ export interface GenerateIdsOptions {
   stop: readonly number[]; // ids that end generation (EOS); the stop id is returned as the last id
   alpha: number; // TopK α (the end-of-training value)
   maxContext: number; // crop the context to the model's positions
-  onId?: (id: number) => void;
+  /** Each new id as it is picked; a promise returned is awaited (a page repaints there). */
+  onId?: (id: number) => void | Promise<void>;
+  /** Asked after each id: true ends generation there. */
+  shouldStop?: () => boolean;
   /** false: recompute the context for every token even where a KV cache is available (tests compare both). */
   kvCache?: boolean;
 }
@@ -114,8 +117,8 @@ export async function generateIds(engine: Engine, prompt: readonly number[], o: 
       const next = pickToken(logits, o.sampling, rng, ctx);
       ids.push(next);
       out.push(next);
-      o.onId?.(next);
-      if (o.stop.includes(next) || n === o.tokens - 1) break;
+      await o.onId?.(next);
+      if (o.stop.includes(next) || n === o.tokens - 1 || o.shouldStop?.()) break;
       logits = dec && dec.length < dec.size ? await dec.append(Int32Array.of(next)) : null;
     }
   } finally {
