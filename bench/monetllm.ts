@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { openHf } from '../src/hf/open.ts';
 import type { BackendChoice } from '../src/train/options.ts';
+import { appendPrompt, PROMPT_PIECE } from '../src/train/sample.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -63,9 +64,9 @@ console.log(
 );
 const ids = Int32Array.from({ length: promptLen }, (_, i) => 1 + ((i * 7919) % 31999));
 const dec = hf.engine.openDecoder!(promptLen + tokens, 1);
-const pre = await timed(() => dec.append(ids));
+const pre = await timed(() => appendPrompt(dec, Array.from(ids)));
 console.log(
-  `prefill ${promptLen} tokens: ${pre.wall.toFixed(1)} s wall (${((pre.wall / promptLen) * 1000).toFixed(0)} ` +
+  `prefill ${promptLen} tokens (pieces of ${PROMPT_PIECE}): ${pre.wall.toFixed(1)} s wall (${((pre.wall / promptLen) * 1000).toFixed(0)} ` +
     `ms/token), ${pre.cpu.toFixed(1)} s CPU; load average ${load()}`,
 );
 let logits = pre.v;

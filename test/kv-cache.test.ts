@@ -29,11 +29,18 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-/** Prefill `ids[0..4)`, then append the rest one by one; every step's logits against nextLogits of the context. */
-async function compareSteps(engine: Engine, ids: number[], tol: number): Promise<void> {
+/**
+ * Prefill `ids[0..4)` (as pieces of 2, 1, 1 with `pieces`), then append the rest one by one; every step's logits
+ * against nextLogits of the context.
+ */
+async function compareSteps(engine: Engine, ids: number[], tol: number, pieces = false): Promise<void> {
   const dec = engine.openDecoder!(ids.length, 1);
   try {
-    let got = await dec.append(Int32Array.from(ids.slice(0, 4)));
+    let got = await dec.append(Int32Array.from(ids.slice(0, pieces ? 2 : 4)));
+    if (pieces) {
+      got = await dec.append(Int32Array.from(ids.slice(2, 3)));
+      got = await dec.append(Int32Array.from(ids.slice(3, 4)));
+    }
     for (let n = 4; n <= ids.length; n++) {
       const want = await engine.nextLogits(Int32Array.from(ids.slice(0, n)), 1);
       const r = relDiff(got, want);
@@ -65,6 +72,18 @@ for (const backend of ['wasm', 'webgpu'] as const) {
       try {
         const ids = [1, 385, 361, 98, 407, 154, 362, 55, 69, 94, 341, 355];
         await compareSteps(engine, ids, 1e-5);
+        await compareSteps(engine, ids, 1e-5, true);
+        // a prompt in pieces of several tokens (a long prompt in PROMPT_PIECE pieces): 5 + 4 + 3
+        const dec = engine.openDecoder!(ids.length, 1);
+        try {
+          await dec.append(Int32Array.from(ids.slice(0, 5)));
+          await dec.append(Int32Array.from(ids.slice(5, 9)));
+          const got = await dec.append(Int32Array.from(ids.slice(9)));
+          const r = relDiff(got, await engine.nextLogits(Int32Array.from(ids), 1));
+          assert.ok(r < 1e-5, `a prompt in pieces 5 + 4 + 3: logits differ from the full forward by ${r}`);
+        } finally {
+          dec.dispose();
+        }
         const o = { tokens: 8, sampling: GREEDY, seed: 1, stop: [], alpha: 1, maxContext: 64 };
         const withCache = await generateIds(engine, [1], o);
         const without = await generateIds(engine, [1, 1], { ...o, kvCache: false });

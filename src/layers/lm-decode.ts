@@ -5,13 +5,17 @@
 // Tn new tokens, P = past + Tn positions seen so far, M the cache's capacity (≤ max_position_embeddings).
 //
 // Cache layout per layer: k, v (nKV, M, hd) — head-major, so head g's first P keys are one contiguous block.
-// Two steps, both in eval mode (routers normalise with the BatchNorm running statistics, which makes every token's
+// Three steps, all in eval mode (routers normalise with the BatchNorm running statistics, which makes every token's
 // feed-forward independent of the others, so running tokens one at a time gives the same result as all at once):
 //   prefill (past = 0, any Tn): exactly lmForward's layer on the prompt (the causal attention kernel), and k, v of
 //     every prompt position go into the cache;
 //   decode (Tn = 1, position p = past): q, k, v of the new token; RoPE at position p (the rope kernel over p + 1
 //     positions, of which the last row is the new token); k, v appended; then per query head h, reading kv head
-//     g = h / (nH/nKV):  s = q_h·K_g[0..P)ᵀ / √hd,  a = softmax(s),  out_h = a·V_g[0..P)  (matmul, softmaxRows).
+//     g = h / (nH/nKV):  s = q_h·K_g[0..P)ᵀ / √hd,  a = softmax(s),  out_h = a·V_g[0..P)  (matmul, softmaxRows);
+//   a chunk (past > 0, Tn > 1: a long prompt in pieces, whose temporaries are then a piece's, not the prompt's):
+//     RoPE at positions past..P−1 as above, k, v appended, then the causal attention kernel over all P positions
+//     with the chunk's queries as the last Tn rows (the rows before are zeros whose outputs are dropped) and the
+//     cache's keys and values.
 // Logits are computed for the last position only.
 
 import { Scope, type Device } from '../backend/device.ts';
@@ -66,16 +70,78 @@ function store(sc: Scope, cache: F32, x: F32, Tn: number, at: number, nKV: numbe
 // Temporaries whose size would follow the position are allocated at the cache's capacity M instead: every call then
 // asks the device for the same sizes, which its allocator reuses (sizes that grow token by token would not be).
 
-/** RoPE of one row x (1, heads·hd) at position p: the rope kernel over p + 1 positions, the row placed last. */
-function ropeAt(sc: Scope, y: F32, x: F32, p: number, heads: number, hd: number, theta: number, M: number): void {
+/**
+ * RoPE of Tn rows x (Tn, heads·hd) at positions p..p+Tn−1: the rope kernel over p + Tn positions, the rows placed
+ * last.
+ */
+function ropeAt(
+  sc: Scope,
+  y: F32,
+  x: F32,
+  p: number,
+  Tn: number,
+  heads: number,
+  hd: number,
+  theta: number,
+  M: number,
+): void {
   const kn = sc.dev.kernels;
   const w = heads * hd;
-  const wide = sc.f32(M * w); // (M, heads·hd): rows 0..p−1 are not used, row p is x
+  const wide = sc.f32(M * w); // (M, heads·hd): rows 0..p−1 are not used, rows p.. are x
   const out = sc.f32(M * w);
-  const row = { rows: 1, cols: w, dstLd: w, srcLd: w, accumulate: false };
-  kn.copyBlock(wide, x, { ...row, dstOffset: p * w, srcOffset: 0 });
-  kn.rope(out, wide, { B: 1, S: p + 1, heads, hd, theta });
-  kn.copyBlock(y, out, { ...row, dstOffset: 0, srcOffset: p * w });
+  const rows = { rows: 1, cols: Tn * w, dstLd: Tn * w, srcLd: Tn * w, accumulate: false };
+  kn.copyBlock(wide, x, { ...rows, dstOffset: p * w, srcOffset: 0 });
+  kn.rope(out, wide, { B: 1, S: p + Tn, heads, hd, theta });
+  kn.copyBlock(y, out, { ...rows, dstOffset: 0, srcOffset: p * w });
+}
+
+/**
+ * A chunk's attention (see the header): q (Tn, nH·hd) at positions P − Tn..P−1 against the cache's first P keys and
+ * values, through the causal attention kernel over P positions; att (Tn, nH·hd).
+ */
+function chunkAttention(sc: Scope, att: F32, q: F32, kc: F32, vc: F32, m: LmModel, P: number, Tn: number, M: number) {
+  const kn = sc.dev.kernels;
+  const { nH, nKV, hd } = m.cfg;
+  const past = P - Tn;
+  const qw = nH * hd;
+  const kw = nKV * hd;
+  const qf = sc.f32(P * qw); // (P, nH·hd): zeros, then the chunk's queries
+  const kf = sc.f32(P * kw); // (P, nKV·hd) gathered from the cache's (nKV, M, hd)
+  const vf = sc.f32(P * kw);
+  const all = sc.f32(P * qw);
+  kn.copyBlock(qf, q, {
+    rows: 1,
+    cols: Tn * qw,
+    dstLd: 0,
+    srcLd: 0,
+    dstOffset: past * qw,
+    srcOffset: 0,
+    accumulate: false,
+  });
+  for (let g = 0; g < nKV; g++)
+    for (const [dst, src] of [
+      [kf, kc],
+      [vf, vc],
+    ] as const)
+      kn.copyBlock(dst, src, {
+        rows: P,
+        cols: hd,
+        dstLd: kw,
+        srcLd: hd,
+        dstOffset: g * hd,
+        srcOffset: g * M * hd,
+        accumulate: false,
+      });
+  kn.attention(all, sc.f32(nH * P * P), qf, kf, vf, { B: 1, S: P, nH, nKV, hd });
+  kn.copyBlock(att, all, {
+    rows: 1,
+    cols: Tn * qw,
+    dstLd: 0,
+    srcLd: 0,
+    dstOffset: 0,
+    srcOffset: past * qw,
+    accumulate: false,
+  });
 }
 
 /** One query row against the first P cached positions of every head (see the header); att (1, nH·hd). */
@@ -116,15 +182,13 @@ function cachedAttention(sc: Scope, att: F32, q: F32, kc: F32, vc: F32, m: LmMod
 
 /**
  * Run `tokens` (Tn ids) after the cache's positions and return the logits (V) of the last one, allocated in `sc`
- * with every temporary (the caller reads the logits, then releases the scope). Prefill when the cache is empty,
- * else Tn must be 1. The cache's length grows by Tn.
+ * with every temporary (the caller reads the logits, then releases the scope): a prefill when the cache is empty,
+ * a decode step for one token, a chunk otherwise. The cache's length grows by Tn.
  */
 export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn: number): F32 {
   const { cfg } = m;
   const { V, d, L, nH, nKV, hd, eps, theta } = cfg;
   const past = cache.length;
-  if (past > 0 && Tn !== 1)
-    throw new Error(`lm decode: after the prefill tokens go one at a time, found ${Tn} with ${past} cached`);
   if (past + Tn > cache.size) throw new Error(`lm decode: ${past + Tn} positions exceed the cache's ${cache.size}`);
   const kn = sc.dev.kernels;
   const P = past + Tn;
@@ -175,11 +239,12 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
       store(sc, cache.k[i], k, Tn, 0, nKV, hd, cache.size);
       store(sc, cache.v[i], v, Tn, 0, nKV, hd, cache.size);
     } else {
-      ropeAt(sc, q, q0, past, nH, hd, theta, cache.size);
-      ropeAt(sc, k, k0, past, nKV, hd, theta, cache.size);
-      store(sc, cache.k[i], k, 1, past, nKV, hd, cache.size);
-      store(sc, cache.v[i], v, 1, past, nKV, hd, cache.size);
-      cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
+      ropeAt(sc, q, q0, past, Tn, nH, hd, theta, cache.size);
+      ropeAt(sc, k, k0, past, Tn, nKV, hd, theta, cache.size);
+      store(sc, cache.k[i], k, Tn, past, nKV, hd, cache.size);
+      store(sc, cache.v[i], v, Tn, past, nKV, hd, cache.size);
+      if (Tn === 1) cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
+      else chunkAttention(sc, att, q, cache.k[i], cache.v[i], m, P, Tn, cache.size);
     }
     const h1 = sc.f32(Tn * d);
     linearForward(kn, h1, att, W(`${pre}self_attn.o_proj.weight`), null, Tn, nH * hd, d);

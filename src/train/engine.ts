@@ -122,7 +122,7 @@ export interface Decoder {
   readonly size: number;
   /** Positions it holds. */
   readonly length: number;
-  /** Logits (V) of the next token after `ids` (all of the prompt first; then one id per call). */
+  /** Logits (V) of the next token after `ids` (any number of ids per call: the prompt at once or in pieces). */
   append(ids: Int32Array): Promise<Float32Array>;
   dispose(): void;
 }

@@ -11,7 +11,7 @@
 //      that crosses p is kept; at least one id always is);
 //   5. draw from the softmax of what is left (r = u·Σp, walking the candidates until r < 0).
 
-import type { Engine } from './engine.ts';
+import type { Decoder, Engine } from './engine.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { Rng } from './rng.ts';
 
@@ -101,6 +101,22 @@ function checkLogits(logits: ArrayLike<number>, generated: number): void {
   }
 }
 
+/**
+ * Tokens per piece of a prompt fed to a KV-cache decoder: a piece's temporaries (a released model's feed-forward
+ * keeps several (tokens, 4096) float32 tensors per layer) rather than the whole prompt's; the attention of each
+ * piece still sees every earlier position.
+ */
+export const PROMPT_PIECE = 128;
+
+/** Feed `ids` to the decoder PROMPT_PIECE at a time; the logits after the last one. */
+export async function appendPrompt(dec: Decoder, ids: readonly number[]): Promise<Float32Array> {
+  let logits: Float32Array | null = null;
+  for (let at = 0; at < ids.length; at += PROMPT_PIECE)
+    logits = await dec.append(Int32Array.from(ids.slice(at, at + PROMPT_PIECE)));
+  if (!logits) throw new Error('appendPrompt: an empty prompt (at least one id is needed)');
+  return logits;
+}
+
 /** Generated ids after `prompt` (the prompt itself not included). */
 export async function generateIds(engine: Engine, prompt: readonly number[], o: GenerateIdsOptions): Promise<number[]> {
   const rng = new Rng(o.seed);
@@ -109,7 +125,7 @@ export async function generateIds(engine: Engine, prompt: readonly number[], o: 
   const size = Math.min(o.maxContext, ids.length + o.tokens);
   const dec = o.kvCache !== false && engine.openDecoder ? engine.openDecoder(size, o.alpha) : null;
   try {
-    let logits: Float32Array | Float64Array | null = dec ? await dec.append(Int32Array.from(ids)) : null;
+    let logits: Float32Array | Float64Array | null = dec ? await appendPrompt(dec, ids) : null;
     for (let n = 0; n < o.tokens; n++) {
       const ctx = Int32Array.from(ids.slice(-o.maxContext));
       logits ??= await engine.nextLogits(ctx, o.alpha);
