@@ -35,6 +35,8 @@ export interface HostMemoryDevice extends Device {
   readSync(t: I32): Int32Array;
   /** Overwrite the tensor's contents (data.length must equal its length). */
   writeSync(t: F32, data: Float32Array): void;
+  /** Overwrite elements at..at + data.length − 1 of an int32 tensor (the rest keeps its values). */
+  writeRange(t: I32, data: Int32Array, at: number): void;
 }
 
 export function isHostMemoryDevice(d: Device): d is HostMemoryDevice {

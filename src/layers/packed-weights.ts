@@ -11,7 +11,7 @@
 // margin. On WebGPU the widen and the kernel that reads it are queued in order, so overwriting a slot later in the
 // queue is safe. Only forward-only use: a packed weight has no gradient.
 
-import type { Device } from '../backend/device.ts';
+import { isHostMemoryDevice, type Device } from '../backend/device.ts';
 import type { F32 } from '../backend/kernels.ts';
 import type { PackedBf16 } from './common.ts';
 
@@ -48,25 +48,24 @@ export class WideningParams extends Map<string, F32> {
    */
   async setPackedPieces(name: string, length: number, pieces: AsyncIterable<Uint16Array>): Promise<void> {
     const where = `16-bit weight '${name}'`;
-    const words = this.dev.alloc('i32', Math.ceil(length / 2));
+    const dev = this.dev;
+    const words = dev.alloc('i32', Math.ceil(length / 2));
     let at = 0; // elements stored
     try {
       for await (const p of pieces) {
         if (at % 2 !== 0) throw new Error(`${where}: a piece of odd length (${at} values so far) is not the last`);
         if (at + p.length > length) throw new Error(`${where}: pieces hold more than its ${length} values`);
         const even = p.length % 2 === 0 && p.byteOffset % 4 === 0 ? p : padded(p);
-        const piece = this.dev.upload(new Int32Array(even.buffer, even.byteOffset, even.length / 2));
-        const n = even.length / 2;
-        this.dev.kernels.copyBlock(words, piece, {
-          rows: 1,
-          cols: n,
-          dstLd: n,
-          srcLd: n,
-          dstOffset: at / 2,
-          srcOffset: 0,
-          accumulate: false,
-        });
-        this.dev.free(piece);
+        const data = new Int32Array(even.buffer, even.byteOffset, even.length / 2);
+        // host memory (WASM): written in place; elsewhere (WebGPU) uploaded, then copied into place on the device
+        if (isHostMemoryDevice(dev)) dev.writeRange(words, data, at / 2);
+        else {
+          const piece = dev.upload(data);
+          const n = data.length;
+          const block = { rows: 1, cols: n, dstLd: n, srcLd: n, dstOffset: at / 2, srcOffset: 0, accumulate: false };
+          dev.kernels.copyBlock(words, piece, block);
+          dev.free(piece);
+        }
         at += p.length;
       }
       if (at !== length) throw new Error(`${where}: the pieces end after ${at} of its ${length} values`);

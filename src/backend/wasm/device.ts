@@ -245,6 +245,18 @@ class WasmDeviceImpl implements WasmDevice {
     w.unzeroed = false;
   }
 
+  writeRange(t: I32, data: Int32Array, at: number): void {
+    const w = t as unknown as WasmTensor;
+    if (w.freed) throw new Error('wasm device write: the tensor was freed');
+    if (!(Number.isInteger(at) && at >= 0 && at + data.length <= w.length))
+      throw new Error(`wasm device write: elements [${at}, ${at + data.length}) are outside the tensor's ${w.length}`);
+    if (w.unzeroed) {
+      this.zero(w);
+      w.unzeroed = false;
+    }
+    new Int32Array(this.mem.buffer, w.ptr + 4 * at, data.length).set(data);
+  }
+
   free(t: DTensor): void {
     const w = t as WasmTensor;
     if (w.freed) throw new Error('wasm device free: the tensor was already freed');
