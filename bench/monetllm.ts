@@ -65,9 +65,10 @@ console.log(
 const ids = Int32Array.from({ length: promptLen }, (_, i) => 1 + ((i * 7919) % 31999));
 const dec = hf.engine.openDecoder!(promptLen + tokens, 1);
 const pre = await timed(() => appendPrompt(dec, Array.from(ids)));
+const preMs = ((pre.wall / promptLen) * 1000).toFixed(0);
 console.log(
-  `prefill ${promptLen} tokens (pieces of ${PROMPT_PIECE}): ${pre.wall.toFixed(1)} s wall (${((pre.wall / promptLen) * 1000).toFixed(0)} ` +
-    `ms/token), ${pre.cpu.toFixed(1)} s CPU; load average ${load()}`,
+  `prefill ${promptLen} tokens (pieces of ${PROMPT_PIECE}): ${pre.wall.toFixed(1)} s wall (${preMs} ms/token), ` +
+    `${pre.cpu.toFixed(1)} s CPU; load average ${load()}`,
 );
 let logits = pre.v;
 let next = 0;

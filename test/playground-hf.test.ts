@@ -5,16 +5,15 @@
 // (SwiftShader) — and the routing of every token is drawn per router group.
 // Chromium missing: skipped with the reason outside CI, a failure under CI=true.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildPlayground, servePlayground } from '../playground/build.ts';
 import type { HfState } from '../playground/hf.ts';
+import { CHROMIUM, chromiumMissing, IN_CI, requireChromium, testUnless } from './skip.ts';
 
-const CHROMIUM = process.env.MONET_CHROMIUM || '/usr/bin/chromium';
-const CI = process.env.CI === 'true';
 const FOLDER = resolve('test/data/hf/monet-vd-tiny');
 const ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-gpu-sandbox', '--disable-quic'];
 
@@ -24,12 +23,12 @@ interface PageState {
   errors: string[];
 }
 
-if (!existsSync(CHROMIUM)) {
-  const why = `${CHROMIUM} not found (apt-get install chromium, or set MONET_CHROMIUM)`;
-  if (CI) test('playground MonetLLM: Chromium is installed (CI=true)', () => assert.unreachable(why));
-  else console.log(`playground MonetLLM test skipped: ${why}`);
-} else {
-  test('playground: a MonetLLM folder from disk generates PyTorch’s greedy ids and shows its routing', async () => {
+const browserTest = testUnless(chromiumMissing());
+
+browserTest(
+  'playground: a MonetLLM folder from disk generates PyTorch’s greedy ids and shows its routing',
+  async () => {
+    requireChromium();
     const { chromium } = await import('playwright-core');
     const expected = JSON.parse(readFileSync(join(FOLDER, 'expected.json'), 'utf8')) as {
       prompt_ids: number[];
@@ -56,7 +55,7 @@ if (!existsSync(CHROMIUM)) {
       await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
       const state = () => page.evaluate(() => (window as unknown as { playground: PageState }).playground);
       const gpu = (await state()).webgpu;
-      if (!gpu?.ok && CI) assert.unreachable(`no WebGPU adapter in Chromium: ${gpu?.why}`);
+      if (!gpu?.ok && IN_CI) assert.unreachable(`no WebGPU adapter in Chromium: ${gpu?.why}`);
 
       const run = async (backend: 'auto' | 'webgpu') => {
         await page.selectOption('#hf-backend', backend);
@@ -115,7 +114,7 @@ if (!existsSync(CHROMIUM)) {
       await server.close();
       rmSync(site, { recursive: true, force: true });
     }
-  });
-}
+  },
+);
 
 test.run();
