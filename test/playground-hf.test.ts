@@ -71,7 +71,7 @@ browserTest(
         await page.fill('#hf-tokens', String(expected.greedy_ids.length));
         await page.fill('#hf-temperature', '0');
         await page.fill('#hf-rep', '1'); // the page's default 1.1 would change greedy picks (PyTorch's had none)
-        await page.getByRole('button', { name: 'Generate', exact: true }).click();
+        await page.getByRole('button', { name: 'Continue the prompt', exact: true }).click();
         await page.waitForFunction(
           () => {
             const pg = (window as unknown as { playground: PageState }).playground;
