@@ -10,7 +10,8 @@
 // (tf.transpose, then matMul, the transpose counted) and its faster form is the peer. Round-robin rounds (each
 // implementation once per round), the best of each by process CPU time and by wall time; ratios by CPU time (every
 // implementation here runs on this one thread). Target: ours ≥ 1.2× tfjs-backend-wasm at every shape.
-// Writes the table to --out (default bench/results/matmul-shapes-<preset>.md). Not a test.
+// Writes the table to --out (default bench/results/matmul-shapes-<preset>.md) and every figure beside it (.json).
+// Not a test.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -157,6 +158,7 @@ const lines = [
   '|---|---|---|---|---|---|---|---|---|---|',
 ];
 let worst = Infinity;
+const record: { shape: string; calls: number; gflopsCpu: Record<string, number>; ratioCpu: number }[] = [];
 for (const r of rows) {
   const rel = r.best.get('ours, relaxed SIMD')!;
   const plain = r.best.get('ours, SIMD')!;
@@ -164,6 +166,8 @@ for (const r of rows) {
   const viaT = r.best.get(TFJS_T);
   const t = viaT && viaT.cpuMs < flags.cpuMs ? viaT : flags;
   worst = Math.min(worst, t.cpuMs / rel.cpuMs);
+  const gflopsCpu = Object.fromEntries([...r.best].map(([name, v]) => [name, r.flops / v.cpuMs / 1e6]));
+  record.push({ shape: r.label, calls: r.calls, gflopsCpu, ratioCpu: t.cpuMs / rel.cpuMs });
   lines.push(
     `| ${r.label} | ${r.calls} | ${gf(r.flops, rel.cpuMs)} | ${gf(r.flops, plain.cpuMs)} | ` +
       `${gf(r.flops, flags.cpuMs)} | ${viaT ? gf(r.flops, viaT.cpuMs) : '–'} | ${(t.cpuMs / rel.cpuMs).toFixed(2)} | ` +
@@ -175,4 +179,16 @@ const text = lines.join('\n');
 console.log(text);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${text}\n`);
-console.error(`wrote ${out}`);
+const jsonOut = `${out.replace(/\.md$/, '')}.json`;
+const json = {
+  command: lines[0],
+  load: [load0, loadavg()],
+  preset,
+  B,
+  S,
+  rounds,
+  worstRatioCpu: worst,
+  shapes: record,
+};
+writeFileSync(jsonOut, `${JSON.stringify(json, null, 2)}\n`);
+console.error(`wrote ${out} and ${jsonOut}`);

@@ -3,7 +3,8 @@
 // same number of threads, measured in the same run.
 //
 //   node --import tsx bench/train-step.ts [--preset NAME[,NAME…] | --all] [--threads 1,2] [--steps 4] [--warmup 2]
-//     [--rounds 3] [--batch-size 16] [--seq-len 128] [--alpha 0.5] [--out FILE] [--allow-reference-blas]
+//     [--rounds 3] [--batch-size 16] [--seq-len 128] [--alpha 0.5] [--torch-own-threads N,1] [--out FILE]
+//     [--allow-reference-blas]
 //
 // Both sides start from the same parameters and the same batch (written to a temp folder as safetensors); the
 // step-0 losses are printed side by side as the check that they run the same model. For each thread count the
@@ -12,6 +13,10 @@
 // process's threads; on a busy machine CPU time is the compute a side needed, wall time what it got).
 // PyTorch is found and described by bench/lib/torch.ts (version, threads, the BLAS library really loaded); a ratio
 // against netlib's reference BLAS is refused unless --allow-reference-blas, and then labelled.
+// PyTorch's threads: its BLAS (OpenBLAS's own pool) always gets the N threads of the row; PyTorch's own (OpenMP)
+// threads default to N as well, which is what a user gets, but OpenMP's spinning workers and OpenBLAS's pool then
+// share the same cores: --torch-own-threads N,1 also times one own thread driving the N-thread BLAS, one row each,
+// so that the peer is PyTorch's faster setting.
 // Writes the tables and every number (machine, load before and after, versions) to --out (default
 // bench/results/train-step.{md,json}). Not a test: timings are machine-dependent.
 
@@ -48,9 +53,10 @@ const FLAGS: FlagSpec[] = [
   { name: 'allow-reference-blas', type: 'bool', help: 'print ratios against netlib reference BLAS (labelled)' },
   {
     name: 'torch-own-threads',
-    type: 'int',
-    positive: true,
-    help: "PyTorch's own (OpenMP) threads when they should differ from its BLAS's (default: the same)",
+    type: 'list',
+    help:
+      "PyTorch's own (OpenMP) thread counts to try beside its BLAS's N, each a row ('N' = the same as the BLAS; " +
+      "'N,1' also times one own thread driving an N-thread BLAS; default N)",
   },
 ];
 
@@ -72,7 +78,15 @@ const S = (f['seq-len'] as number | undefined) ?? 128;
 const alpha = (f.alpha as number | undefined) ?? 0.5;
 const out = (f.out as string | undefined) ?? 'bench/results/train-step';
 const allowReference = Boolean(f['allow-reference-blas']);
-const torchOwnThreads = f['torch-own-threads'] as number | undefined;
+const torchOwnThreads = ((f['torch-own-threads'] as string[] | undefined) ?? ['N']).map((t) => {
+  if (t === 'N') return Infinity;
+  const n = Number(t);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`bench/train-step.ts: --torch-own-threads expects 'N' or positive integers, found '${t}'`);
+  return n;
+});
+/** PyTorch's own thread counts to time beside a BLAS on `threads` threads (each at most `threads`, no repeats). */
+const ownThreadsFor = (threads: number) => [...new Set(torchOwnThreads.map((t) => Math.min(t, threads)))];
 const LR = 3e-3;
 
 interface Side {
@@ -127,8 +141,11 @@ async function timeOurs(engine: Engine, stepNo: { n: number }): Promise<Side> {
   return { wall: (performance.now() - t0) / 1000 / steps, cpu: (cpuSeconds() - c0) / steps };
 }
 
-function timeTorch(dir: string, blasThreads: number): (Side & { loss0: number; env: TorchEnv }) | { error: string } {
-  const threads = Math.min(blasThreads, torchOwnThreads ?? blasThreads);
+function timeTorch(
+  dir: string,
+  blasThreads: number,
+  threads: number,
+): (Side & { loss0: number; env: TorchEnv }) | { error: string } {
   if ('error' in py) return py;
   const args = ['bench/train_step_torch.py', dir, '--steps', String(steps), '--warmup', String(warmup)];
   args.push('--threads', String(threads), '--lr', String(LR), '--alpha', String(alpha));
@@ -158,23 +175,27 @@ for (const preset of presets) {
     const r0 = await engine.trainStep([batch], B, S, hp(stepNo.n++), true);
     for (let i = 1; i < warmup; i++) await engine.trainStep([batch], B, S, hp(stepNo.n++), true);
     let ours: Side = { wall: Infinity, cpu: Infinity };
-    let torch: Row['torch'] | undefined;
+    const owns = ownThreadsFor(threads);
+    const torch = new Map<number, Row['torch']>();
     for (let r = 0; r < rounds; r++) {
       const o = await timeOurs(engine, stepNo);
       ours = { wall: Math.min(ours.wall, o.wall), cpu: Math.min(ours.cpu, o.cpu) };
-      const t = timeTorch(dir, threads);
-      if ('error' in t) torch = t;
-      else if (!torch || 'error' in torch) torch = t;
-      else torch = { ...torch, wall: Math.min(torch.wall, t.wall), cpu: Math.min(torch.cpu, t.cpu) };
-      if ('error' in t) break;
+      for (const own of owns) {
+        const prev = torch.get(own);
+        if (prev && 'error' in prev) continue;
+        const t = timeTorch(dir, threads, own);
+        if ('error' in t || !prev) torch.set(own, t);
+        else torch.set(own, { ...prev, wall: Math.min(prev.wall, t.wall), cpu: Math.min(prev.cpu, t.cpu) });
+      }
     }
-    rows.push({
-      preset,
-      parameters: paramBreakdown(config).total,
-      threads,
-      ours: { ...ours, name: engine.name, loss0: r0!.loss },
-      torch: torch!,
-    });
+    for (const own of owns)
+      rows.push({
+        preset,
+        parameters: paramBreakdown(config).total,
+        threads,
+        ours: { ...ours, name: engine.name, loss0: r0!.loss },
+        torch: torch.get(own)!,
+      });
     await engine.dispose();
     console.error(`${preset}, ${threads} thread(s): done (load ${loadavg()[0].toFixed(2)})`);
   }
@@ -185,7 +206,10 @@ finishMachineInfo(machine);
 // ---- report
 const lines: string[] = [];
 const tps = (sec: number) => Math.round((B * S) / sec).toLocaleString('en-US');
-const torchEnv = rows.map((r) => r.torch).find((t): t is Exclude<Row['torch'], { error: string }> => !('error' in t));
+const torchRuns = rows
+  .map((r) => r.torch)
+  .filter((t): t is Exclude<Row['torch'], { error: string }> => !('error' in t));
+const torchEnv = torchRuns[0];
 const verdict = torchEnv ? blasVerdict(torchEnv.env, allowReference) : { ratio: false, label: '' };
 const ratio = (ours: number, theirs: number) =>
   verdict.ratio ? `${(theirs / ours).toFixed(2)}×${verdict.label ? ' (reference BLAS!)' : ''}` : 'refused';
@@ -194,8 +218,12 @@ lines.push(`node --import tsx bench/train-step.ts ${process.argv.slice(2).join('
 lines.push(`${new Date().toISOString()}; ${machine.cpuModel}, ${machine.logicalCores} logical CPUs`);
 lines.push(`load average: ${machine.loadAvgStart.join(' ')} at start, ${machine.loadAvgEnd!.join(' ')} at end`);
 lines.push(`Node ${machine.node} (V8 ${machine.v8}); ours: ${[...new Set(rows.map((r) => r.ours.name))].join(', ')}`);
-if (torchEnv) lines.push(`${describeTorch(torchEnv.env)}; ${'python' in py ? py.python : ''}`);
-else lines.push(`PyTorch: ${'error' in py ? py.error : 'failed'}`);
+for (const d of new Set(torchRuns.map((t) => describeTorch(t.env))))
+  lines.push(`${d}; ${'python' in py ? py.python : ''}`);
+if (torchEnv) {
+  const envs = [...new Set(torchRuns.map((t) => JSON.stringify(t.env.env)))].join('; ');
+  lines.push(`PyTorch thread environment per run: ${envs}`);
+} else lines.push(`PyTorch: ${'error' in py ? py.error : 'failed'}`);
 if (verdict.label) lines.push(verdict.label);
 lines.push(
   `batch ${B} × ${S} = ${B * S} tokens per step; best of ${rounds} alternating rounds of ${steps} steps ` +
@@ -207,6 +235,7 @@ lines.push(
     'preset',
     'parameters',
     'threads',
+    'PyTorch threads (own / BLAS)',
     'ours tok/s (wall)',
     'PyTorch tok/s (wall)',
     'ratio (wall)',
@@ -216,7 +245,7 @@ lines.push(
     'step-0 loss ours / PyTorch',
   ]),
 );
-lines.push(cells(Array(10).fill('---')));
+lines.push(cells(Array(11).fill('---')));
 for (const r of rows) {
   const t = r.torch;
   const head = [r.preset, formatCount(r.parameters), r.threads];
@@ -252,7 +281,9 @@ if (threadCounts.length > 1) {
     const t1 = one.torch;
     const tn = r.torch;
     const torchScale = 'error' in t1 || 'error' in tn ? '–' : `${(t1.wall / tn.wall).toFixed(2)}×`;
-    lines.push(`| ${r.preset} | ${r.threads} | ${(one.ours.wall / r.ours.wall).toFixed(2)}× | ${torchScale} |`);
+    const own = 'error' in tn ? '' : ` (own ${tn.env.threads} / BLAS ${tn.env.blas.threads ?? '?'})`;
+    const oursScale = `${(one.ours.wall / r.ours.wall).toFixed(2)}×`;
+    lines.push(`| ${r.preset} | ${r.threads} | ${oursScale} | ${torchScale}${own} |`);
   }
 }
 const text = lines.join('\n');
