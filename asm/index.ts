@@ -8,7 +8,9 @@ export {
 } from './elementwise';
 export { gemm, matmulGrouped, matmulGroupedTN, gemmScratchFloats } from './matmul';
 export { gemvBf16, gemmBf16, gatherRowsBf16, matmulBf16ScratchFloats } from './bf16';
-export { softmaxRows, softmaxBackward, topkRows, topkRowsBackward, thresholdTopkMask } from './softmax';
+export {
+  softmaxRows, softmaxBackward, topkRows, topkRowsBackward, thresholdTopkMask, thresholdScratchWords,
+} from './softmax';
 export {
   rmsnorm, rmsnormBackwardRows, rmsnormBackwardWeight, groupStats, batchnorm, batchnormBackward, runningStatsUpdate,
 } from './norm';

@@ -129,6 +129,19 @@ function cases(): Case[] {
     args: [ints(5 * 9, 2), tied(5 * 9)],
     s: { rows: 5, n: 9, k: 3 },
   });
+  // rows long enough for the chunk-maxima bound (n ≥ 4·k rounded up to 4), k a multiple of 4 and not, with ties
+  c.push({
+    kernel: 'thresholdTopkMask',
+    label: 'bound',
+    args: [ints(4 * 512, 2), rand(4 * 512)],
+    s: { rows: 4, n: 512, k: 32 },
+  });
+  c.push({
+    kernel: 'thresholdTopkMask',
+    label: 'bound, ties, k = 7',
+    args: [ints(3 * 131, 2), tied(3 * 131)],
+    s: { rows: 3, n: 131, k: 7 },
+  });
   c.push({ kernel: 'maskScale', args: [rand(33), rand(33), ints(33, 2)], s: { n: 33, alpha: 0.4 } });
   c.push({
     kernel: 'maskScale',

@@ -51,6 +51,7 @@ interface Exports {
   matmulBf16ScratchFloats(N: number, K: number): number;
   attentionScratchFloats(S: number, hd: number): number;
   ropeScratchFloats(S: number, hd: number): number;
+  thresholdScratchWords(k: number, n: number): number;
   [kernel: string]: unknown;
 }
 
@@ -547,7 +548,7 @@ function makeKernels(
         call(t, F.swigluBackward, at(dg, lo), at(du, lo), at(dh, lo), at(g, lo), at(u, lo), hi - lo),
       ),
     thresholdTopkMask: (mask, x, s) => {
-      const sc = scratchPer(8 * s.k);
+      const sc = scratchPer(4 * ex.thresholdScratchWords(s.k, s.n));
       rowsOf(s.rows, s.n, (t, lo, hi) =>
         call(t, F.thresholdTopkMask, at(mask, lo * s.n), at(x, lo * s.n), hi - lo, s.n, s.k, sc(t)),
       );
