@@ -8,6 +8,7 @@ import type { ModelConfig } from '../train/presets.ts';
 import { DirSource } from './dir-source.ts';
 import { loadHfModel, planHfModel, readHfTensors, tooLargeForWasm } from './folder.ts';
 import { loadHfTokenizer, type HfTokenizer } from './tokenizer.ts';
+import { loadSentencePiece } from './tokenizer-spm.ts';
 
 export interface OpenHf {
   dir: string;
@@ -53,10 +54,10 @@ export async function openHf(dir: string, backend: BackendChoice, threads?: numb
     dtypes: plan.dtypes,
     loadSeconds,
     async tokenizer() {
-      tok ??= await loadHfTokenizer(src);
+      tok ??= await loadHfTokenizer(src, { sentencePiece: loadSentencePiece });
       if (tok.vocabSize > plan.config.vocab_size)
         throw new Error(
-          `${src.where('tokenizer.json')}: the tokenizer has ${tok.vocabSize} tokens ` +
+          `${tok.where}: the tokenizer has ${tok.vocabSize} tokens ` +
             `but config.json vocab_size is ${plan.config.vocab_size}`,
         );
       return tok;

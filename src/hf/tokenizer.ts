@@ -3,8 +3,10 @@
 // @huggingface/jinja. MonetLLM uses the Llama SentencePiece vocabulary (32,000 pieces, <s> = 1, </s> = 2): as a
 // tokenizer.json it is a BPE model with byte fallback, which the library implements; nothing is hand-written here.
 //
-// A folder with only `tokenizer.model` (the SentencePiece protobuf) is refused with the one-line conversion that
-// writes tokenizer.json: reading the protobuf would mean re-implementing SentencePiece.
+// A folder with only `tokenizer.model` (the SentencePiece protobuf) is read in Node by tokenizer-spm.ts (Google's
+// SentencePiece compiled to WebAssembly, @sctg/sentencepiece-js), which the Node callers pass in as
+// `sentencePiece`; without it (the playground) such a folder is refused with the one-line conversion that writes
+// tokenizer.json.
 
 import { Template } from '@huggingface/jinja';
 import { TokenizerLoader } from '@lenml/tokenizers';
@@ -18,7 +20,57 @@ export interface ChatMessage {
 
 type LibTokenizer = ReturnType<typeof TokenizerLoader.fromPreTrained>;
 
-export class HfTokenizer implements Tokenizer {
+/** A folder's tokenizer, whichever file it was read from. */
+export interface HfTokenizer extends Tokenizer {
+  /** The file it was read from, for error messages. */
+  readonly where: string;
+  readonly bos: number | null;
+  readonly eos: number | null;
+  /** Ids of `text`, with <s> first when the tokenizer config adds it (Llama: add_bos_token true). */
+  encode(text: string): Int32Array;
+  /** Ids of `text` without any special token. */
+  encodePlain(text: string): Int32Array;
+  /** The vocabulary entry of one id as inspection shows it (showPiece). */
+  piece(id: number): string;
+  /** Text of `ids`, special tokens (<s>, </s>) left out. */
+  decode(ids: ArrayLike<number>): string;
+  /** The prompt text of a conversation by the folder's chat template (tokenizer_config.json chat_template). */
+  chatPrompt(messages: ChatMessage[]): string;
+}
+
+/** Reads a folder's tokenizer.model for loadHfTokenizer (in Node: loadSentencePiece of tokenizer-spm.ts). */
+export type SentencePieceLoader = (src: FolderSource, tokenizerConfig: Record<string, unknown>) => Promise<HfTokenizer>;
+
+/** A vocabulary entry as shown: '▁the' as '␣the', a byte-fallback piece '<0x65>' as 'e', '<0x0A>' as \\n. */
+export function showPiece(p: string): string {
+  const byte = /^<0x([0-9A-F]{2})>$/.exec(p);
+  if (!byte) return p.replace(/▁/g, '␣');
+  const b = Number.parseInt(byte[1], 16);
+  if (b === 10) return '\\n';
+  return b > 32 && b < 127 ? String.fromCharCode(b) : `\\x${byte[1].toLowerCase()}`;
+}
+
+/** The prompt text of a conversation by `tokenizerConfig.chat_template`, rendered by @huggingface/jinja. */
+export function renderChat(tokenizerConfig: Record<string, unknown>, where: string, messages: ChatMessage[]): string {
+  const t = tokenizerConfig.chat_template;
+  if (typeof t !== 'string')
+    throw new Error(
+      `${where}: tokenizer_config.json has no 'chat_template' (a string); monet chat needs a chat model's folder`,
+    );
+  const token = (k: string) => {
+    const v = tokenizerConfig[k];
+    return typeof v === 'string' ? v : v && typeof v === 'object' ? ((v as { content?: string }).content ?? '') : '';
+  };
+  return new Template(t).render({
+    messages,
+    add_generation_prompt: true,
+    bos_token: token('bos_token'),
+    eos_token: token('eos_token'),
+  });
+}
+
+/** tokenizer.json through @lenml/tokenizers. */
+class JsonTokenizer implements HfTokenizer {
   readonly name = 'hf';
   readonly vocabSize: number;
   readonly bos: number | null;
@@ -34,66 +86,36 @@ export class HfTokenizer implements Tokenizer {
     this.eos = tok.eos_token_id ?? null;
   }
 
-  /** Ids of `text`, with <s> first when the tokenizer config adds it (Llama: add_bos_token true). */
   encode(text: string): Int32Array {
     return Int32Array.from(this.tok.encode(text));
   }
 
-  /** Ids of `text` without any special token. */
   encodePlain(text: string): Int32Array {
     return Int32Array.from(this.tok.encode(text, { add_special_tokens: false }));
   }
 
-  /** The vocabulary entry of one id: '▁the' shown as '␣the', a byte-fallback piece '<0x65>' as 'e', '<0x0A>' as \\n. */
   piece(id: number): string {
     const vocab = (this.tok.model as unknown as { vocab?: string[] }).vocab;
-    const p = vocab?.[id] ?? this.decode([id]);
-    const byte = /^<0x([0-9A-F]{2})>$/.exec(p);
-    if (!byte) return p.replace(/▁/g, '␣');
-    const b = Number.parseInt(byte[1], 16);
-    if (b === 10) return '\\n';
-    return b > 32 && b < 127 ? String.fromCharCode(b) : `\\x${byte[1].toLowerCase()}`;
+    return showPiece(vocab?.[id] ?? this.decode([id]));
   }
 
-  /** Text of `ids`, special tokens (<s>, </s>) left out. */
   decode(ids: ArrayLike<number>): string {
     if (ids.length === 0) return ''; // the library refuses an empty list
     return this.tok.decode(Array.from(ids), { skip_special_tokens: true });
   }
 
-  /** The prompt text of a conversation by the folder's chat template (tokenizer_config.json chat_template). */
   chatPrompt(messages: ChatMessage[]): string {
-    const t = this.cfg.chat_template;
-    if (typeof t !== 'string')
-      throw new Error(
-        `${this.where}: tokenizer_config.json has no 'chat_template' (a string); ` +
-          "monet chat needs a chat model's folder",
-      );
-    const token = (k: string) => {
-      const v = this.cfg[k];
-      return typeof v === 'string' ? v : v && typeof v === 'object' ? ((v as { content?: string }).content ?? '') : '';
-    };
-    return new Template(t).render({
-      messages,
-      add_generation_prompt: true,
-      bos_token: token('bos_token'),
-      eos_token: token('eos_token'),
-    });
+    return renderChat(this.cfg, this.where, messages);
   }
 }
 
-/** Read the tokenizer files of a folder. */
-export async function loadHfTokenizer(src: FolderSource): Promise<HfTokenizer> {
-  if (!src.has('tokenizer.json')) {
-    const spm = src.has('tokenizer.model');
-    throw new Error(
-      `${src.label}: tokenizer.json is missing` +
-        (spm ? ' (tokenizer.model, the SentencePiece file, is not read here)' : '') +
-        '; write it once with: python3 -c "from transformers import AutoTokenizer as T; ' +
-        `T.from_pretrained('${src.label}').save_pretrained('${src.label}')"` +
-        ' — or pass token ids (--prompt-ids / --ids)',
-    );
-  }
+/**
+ * Read the tokenizer files of a folder: tokenizer.json, else tokenizer.model through `o.sentencePiece` (Node).
+ */
+export async function loadHfTokenizer(
+  src: FolderSource,
+  o: { sentencePiece?: SentencePieceLoader } = {},
+): Promise<HfTokenizer> {
   const parse = async (name: string): Promise<Record<string, unknown>> => {
     try {
       const v = JSON.parse(await src.text(name));
@@ -103,8 +125,19 @@ export async function loadHfTokenizer(src: FolderSource): Promise<HfTokenizer> {
       throw new Error(`${src.where(name)}: ${(e as Error).message}`);
     }
   };
-  const tokenizerJSON = await parse('tokenizer.json');
   const tokenizerConfig = src.has('tokenizer_config.json') ? await parse('tokenizer_config.json') : {};
+  if (!src.has('tokenizer.json')) {
+    const spm = src.has('tokenizer.model');
+    if (spm && o.sentencePiece) return o.sentencePiece(src, tokenizerConfig);
+    throw new Error(
+      `${src.label}: tokenizer.json is missing` +
+        (spm ? ' (tokenizer.model, the SentencePiece file, is read by the monet commands in Node, not here)' : '') +
+        '; write it once with: python3 -c "from transformers import AutoTokenizer as T; ' +
+        `T.from_pretrained('${src.label}').save_pretrained('${src.label}')"` +
+        ' — or pass token ids (--prompt-ids / --ids)',
+    );
+  }
+  const tokenizerJSON = await parse('tokenizer.json');
   let tok: LibTokenizer;
   try {
     tok = TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig } as Parameters<
@@ -113,5 +146,5 @@ export async function loadHfTokenizer(src: FolderSource): Promise<HfTokenizer> {
   } catch (e) {
     throw new Error(`${src.where('tokenizer.json')}: the tokenizer library cannot build it (${(e as Error).message})`);
   }
-  return new HfTokenizer(tok, tokenizerConfig, src.where('tokenizer.json'));
+  return new JsonTokenizer(tok, tokenizerConfig, src.where('tokenizer.json'));
 }

@@ -13,6 +13,7 @@ import type { TokenVocab } from './data.ts';
 import { isHfDir, DirSource } from '../hf/dir-source.ts';
 import { loadHfModel } from '../hf/folder.ts';
 import { loadHfTokenizer } from '../hf/tokenizer.ts';
+import { loadSentencePiece } from '../hf/tokenizer-spm.ts';
 import { wasmForward } from './wasm-forward.ts';
 
 /** 'wasm': float32 WASM backend (fast); 'reference': the float64 reference LM (exact, slow). */
@@ -58,7 +59,7 @@ export async function openCheckpoint(
 async function openHfForInspect(dir: string, backend: InspectBackend): Promise<RunInfo> {
   const src = new DirSource(dir);
   const m = await loadHfModel(src);
-  const tok = await loadHfTokenizer(src);
+  const tok = await loadHfTokenizer(src, { sentencePiece: loadSentencePiece });
   const p: Params = {};
   for (const [k, v] of m.params) p[k] = Float64Array.from(v);
   const s: Params = {};
