@@ -16,7 +16,8 @@
 // PyTorch's threads: its BLAS (OpenBLAS's own pool) always gets the N threads of the row; PyTorch's own (OpenMP)
 // threads default to N as well, which is what a user gets, but OpenMP's spinning workers and OpenBLAS's pool then
 // share the same cores: --torch-own-threads N,1 also times one own thread driving the N-thread BLAS, one row each,
-// so that the peer is PyTorch's faster setting.
+// so that the peer is PyTorch's faster setting. A setting more than DROP_SLOWER times slower than the other after a
+// round is not timed again (it is not the peer; its rounds are given in the table).
 // Writes the tables and every number (machine, load before and after, versions) to --out (default
 // bench/results/train-step.{md,json}). Not a test: timings are machine-dependent.
 
@@ -98,8 +99,10 @@ interface Row {
   parameters: number;
   threads: number;
   ours: Side & { name: string; loss0: number };
-  torch: (Side & { loss0: number; env: TorchEnv }) | { error: string };
+  torch: (Side & { loss0: number; env: TorchEnv; rounds: number }) | { error: string };
 }
+/** A PyTorch thread setting this many times slower than the other one after a round is not timed again. */
+const DROP_SLOWER = 2;
 
 const bytes = readWasmBytes();
 enableRelaxedSimd();
@@ -180,12 +183,19 @@ for (const preset of presets) {
     for (let r = 0; r < rounds; r++) {
       const o = await timeOurs(engine, stepNo);
       ours = { wall: Math.min(ours.wall, o.wall), cpu: Math.min(ours.cpu, o.cpu) };
+      const fastest = Math.min(...[...torch.values()].map((t) => ('error' in t ? Infinity : t.wall)));
       for (const own of owns) {
         const prev = torch.get(own);
-        if (prev && 'error' in prev) continue;
+        if (prev && ('error' in prev || prev.wall > DROP_SLOWER * fastest)) continue; // no peer: not re-timed
         const t = timeTorch(dir, threads, own);
-        if ('error' in t || !prev) torch.set(own, t);
-        else torch.set(own, { ...prev, wall: Math.min(prev.wall, t.wall), cpu: Math.min(prev.cpu, t.cpu) });
+        if ('error' in t || !prev) torch.set(own, 'error' in t ? t : { ...t, rounds: 1 });
+        else
+          torch.set(own, {
+            ...prev,
+            wall: Math.min(prev.wall, t.wall),
+            cpu: Math.min(prev.cpu, t.cpu),
+            rounds: prev.rounds + 1,
+          });
       }
     }
     for (const own of owns)
@@ -258,7 +268,7 @@ for (const r of rows) {
   lines.push(
     cells([
       ...head,
-      `${t.env.threads} / ${t.env.blas.threads ?? '?'}`,
+      `${t.env.threads} / ${t.env.blas.threads ?? '?'}${t.rounds < rounds ? ` (dropped after ${t.rounds})` : ''}`,
       tps(r.ours.wall),
       tps(t.wall),
       ratio(r.ours.wall, t.wall),
