@@ -234,6 +234,11 @@ export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usiz
     monetVdMixBackward1(da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, a1, a2, g1, g2, G1, G2, c1, c2, T, H, E);
     return;
   }
+  if ((m & 3) == 0 && (E & 3) == 0) {
+    monetVdMixBackward4(da1, da2, dg1, dg2, dh11, dh12, dh21, dh22, a1, a2, g1, g2, G1, G2, c1, c2, T, H, E, m,
+      scratch);
+    return;
+  }
   const Em = E * m, Hm = H * m, HE = H * E;
   const dc1 = scratch, dc2 = scratch + (<usize>Hm << 2);
   for (let t = 0; t < T; t++) {
@@ -264,6 +269,85 @@ export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usiz
       for (let h = 0; h < H; h++) {
         addf(dg1t, h * E + i, rowDot(row(dc1, h, m), row(a1t, i, m), m));
         addf(dg2t, h * E + i, rowDot(row(dc2, h, m), row(a2t, i, m), m));
+        const u = ld(g1t, h * E + i), v = ld(g2t, h * E + i);
+        if (u != 0) rowAxpy(row(da1t, i, m), row(dc1, h, m), u, m);
+        if (v != 0) rowAxpy(row(da2t, i, m), row(dc2, h, m), v, m);
+      }
+  }
+}
+
+/**
+ * The four dot products Σ_c a_r[c]·b_r[c] (c < m, m a multiple of 4), a_r = a + r·sa and b_r = b + r·sb (byte
+ * strides; sb = 0: one b for all four), as the lanes of one vector — each the same float32 operations in the same
+ * order as rowDot (lane sums accumulated over the row, then lane 0 + 1 + 2 + 3), with the four lane sums done at
+ * once by a 4×4 transpose instead of four rounds of lane extraction.
+ */
+// @ts-ignore: decorator
+@inline function rowDots4(a: usize, sa: usize, b: usize, sb: usize, m: i32): v128 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let c = 0; c < m; c += 4) {
+    const o = <usize>c << 2;
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + sa + o), v128.load(b + sb + o)));
+    s2 = f32x4.add(s2, f32x4.mul(v128.load(a + 2 * sa + o), v128.load(b + 2 * sb + o)));
+    s3 = f32x4.add(s3, f32x4.mul(v128.load(a + 3 * sa + o), v128.load(b + 3 * sb + o)));
+  }
+  const t0 = i32x4.shuffle(s0, s1, 0, 4, 1, 5), t1 = i32x4.shuffle(s0, s1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(s2, s3, 0, 4, 1, 5), t3 = i32x4.shuffle(s2, s3, 2, 6, 3, 7);
+  const l0 = i64x2.shuffle(t0, t2, 0, 2), l1 = i64x2.shuffle(t0, t2, 1, 3);
+  const l2 = i64x2.shuffle(t1, t3, 0, 2), l3 = i64x2.shuffle(t1, t3, 1, 3);
+  return f32x4.add(f32x4.add(f32x4.add(l0, l1), l2), l3);
+}
+
+/** dst[0..4) += v. */
+// @ts-ignore: decorator
+@inline function add4(dst: usize, v: v128): void {
+  v128.store(dst, f32x4.add(v128.load(dst), v));
+}
+
+/**
+ * monetVdMixBackward for m and E multiples of 4: the same sums with the same float32 operations in the same order
+ * (so the same bits), the dot products four experts at a time (rowDots4) and the gate gradients added as vectors
+ * over experts; the row updates (da, dc) stay in the order of the general loop.
+ */
+function monetVdMixBackward4(da1: usize, da2: usize, dg1: usize, dg2: usize, dh11: usize, dh12: usize, dh21: usize,
+  dh22: usize, a1: usize, a2: usize, g1: usize, g2: usize, G1: usize, G2: usize, c1: usize, c2: usize, T: i32, H: i32,
+  E: i32, m: i32, scratch: usize): void {
+  const Em = E * m, Hm = H * m, HE = H * E;
+  const rs = <usize>m << 2; // bytes per row of m
+  const dc1 = scratch, dc2 = scratch + (<usize>Hm << 2);
+  for (let t = 0; t < T; t++) {
+    const a1t = row(a1, t, Em), a2t = row(a2, t, Em), c1t = row(c1, t, Hm), c2t = row(c2, t, Hm);
+    const da1t = row(da1, t, Em), da2t = row(da2, t, Em);
+    const g1t = row(g1, t, HE), g2t = row(g2, t, HE), dg1t = row(dg1, t, HE), dg2t = row(dg2, t, HE);
+    const d11 = row(dh11, t, Em), d12 = row(dh12, t, Em), d21 = row(dh21, t, Em), d22 = row(dh22, t, Em);
+    memory.fill(dc1, 0, <usize>(2 * Hm) << 2);
+    for (let i0 = 0; i0 < E; i0 += 4) {
+      // dg[h, i] += dG[i] + s[h, i] for four experts i at once (dG: straight flows, s: cross flows)
+      const dG1 = rowDots4(row(d11, i0, m), rs, row(a1t, i0, m), rs, m);
+      const dG2 = rowDots4(row(d22, i0, m), rs, row(a2t, i0, m), rs, m);
+      for (let h = 0; h < H; h++) {
+        add4(row(dg1t, h * E + i0, 1), f32x4.add(dG1, rowDots4(row(d12, i0, m), rs, row(c2t, h, m), 0, m)));
+        add4(row(dg2t, h * E + i0, 1), f32x4.add(dG2, rowDots4(row(d21, i0, m), rs, row(c1t, h, m), 0, m)));
+      }
+      for (let i = i0; i < i0 + 4; i++) {
+        rowAxpy(row(da1t, i, m), row(d11, i, m), ld(G1, t * E + i), m);
+        rowAxpy(row(da2t, i, m), row(d22, i, m), ld(G2, t * E + i), m);
+        for (let h = 0; h < H; h++) {
+          const u = ld(g1t, h * E + i), v = ld(g2t, h * E + i);
+          if (u != 0) rowAxpy(row(dc2, h, m), row(d12, i, m), u, m);
+          if (v != 0) rowAxpy(row(dc1, h, m), row(d21, i, m), v, m);
+        }
+      }
+    }
+    // c1[h] = Σ_i g1[h,i] a1[i], c2[h] = Σ_j g2[h,j] a2[j]
+    for (let h = 0; h < H; h++)
+      for (let i0 = 0; i0 < E; i0 += 4) {
+        add4(row(dg1t, h * E + i0, 1), rowDots4(row(a1t, i0, m), rs, row(dc1, h, m), 0, m));
+        add4(row(dg2t, h * E + i0, 1), rowDots4(row(a2t, i0, m), rs, row(dc2, h, m), 0, m));
+      }
+    for (let i = 0; i < E; i++)
+      for (let h = 0; h < H; h++) {
         const u = ld(g1t, h * E + i), v = ld(g2t, h * E + i);
         if (u != 0) rowAxpy(row(da1t, i, m), row(dc1, h, m), u, m);
         if (v != 0) rowAxpy(row(da2t, i, m), row(dc2, h, m), v, m);
