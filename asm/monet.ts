@@ -164,6 +164,35 @@ export function monetHdMix(y: usize, cc: usize, a: usize, g1: usize, g2: usize, 
   }
 }
 
+/**
+ * The four dot products Σ_c a_r[c]·b_r[c] (c < m, m a multiple of 4), a_r = a + r·sa and b_r = b + r·sb (byte
+ * strides; sb = 0: one b for all four), as the lanes of one vector — each the same float32 operations in the same
+ * order as rowDot (lane sums accumulated over the row, then lane 0 + 1 + 2 + 3), with the four lane sums done at
+ * once by a 4×4 transpose instead of four rounds of lane extraction.
+ */
+// @ts-ignore: decorator
+@inline function rowDots4(a: usize, sa: usize, b: usize, sb: usize, m: i32): v128 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let c = 0; c < m; c += 4) {
+    const o = <usize>c << 2;
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + sa + o), v128.load(b + sb + o)));
+    s2 = f32x4.add(s2, f32x4.mul(v128.load(a + 2 * sa + o), v128.load(b + 2 * sb + o)));
+    s3 = f32x4.add(s3, f32x4.mul(v128.load(a + 3 * sa + o), v128.load(b + 3 * sb + o)));
+  }
+  const t0 = i32x4.shuffle(s0, s1, 0, 4, 1, 5), t1 = i32x4.shuffle(s0, s1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(s2, s3, 0, 4, 1, 5), t3 = i32x4.shuffle(s2, s3, 2, 6, 3, 7);
+  const l0 = i64x2.shuffle(t0, t2, 0, 2), l1 = i64x2.shuffle(t0, t2, 1, 3);
+  const l2 = i64x2.shuffle(t1, t3, 0, 2), l3 = i64x2.shuffle(t1, t3, 1, 3);
+  return f32x4.add(f32x4.add(f32x4.add(l0, l1), l2), l3);
+}
+
+/** dst[0..4) += v. */
+// @ts-ignore: decorator
+@inline function add4(dst: usize, v: v128): void {
+  v128.store(dst, f32x4.add(v128.load(dst), v));
+}
+
 /** scratch: H·m words (dcc of one token). */
 export function monetHdMixBackward(da: usize, dg1: usize, dg2: usize, dy: usize, a: usize, g1: usize, g2: usize,
   cc: usize, T: i32, H: i32, E: i32, m: i32, scratch: usize): void {
@@ -172,20 +201,29 @@ export function monetHdMixBackward(da: usize, dg1: usize, dg2: usize, dy: usize,
     const at = row(a, t, E * m), dat = row(da, t, E * m), dyt = row(dy, t, E * m), ct = row(cc, t, H * m);
     const g1t = row(g1, t, H * E), g2t = row(g2, t, H * E), dg1t = row(dg1, t, H * E), dg2t = row(dg2, t, H * E);
     memory.fill(dcc, 0, <usize>(H * m) << 2);
+    // the dot products four experts at a time where m and E allow (rowDots4: the same operations, the same bits)
+    const by4 = (m & 3) == 0 && (E & 3) == 0;
+    const rs = <usize>m << 2;
     // y[j] = Σ_h g2[h,j] cc[h]:  dg2[h,j] += dy[j]·cc[h];  dcc[h] += g2[h,j]·dy[j]
-    for (let h = 0; h < H; h++)
+    for (let h = 0; h < H; h++) {
+      if (by4)
+        for (let j = 0; j < E; j += 4) add4(row(dg2t, h * E + j, 1), rowDots4(row(dyt, j, m), rs, row(ct, h, m), 0, m));
       for (let j = 0; j < E; j++) {
-        addf(dg2t, h * E + j, rowDot(row(dyt, j, m), row(ct, h, m), m));
+        if (!by4) addf(dg2t, h * E + j, rowDot(row(dyt, j, m), row(ct, h, m), m));
         const gv = ld(g2t, h * E + j);
         if (gv != 0) rowAxpy(row(dcc, h, m), row(dyt, j, m), gv, m);
       }
+    }
     // cc[h] = Σ_i g1[h,i] a[i]:  dg1[h,i] += dcc[h]·a[i];  da[i] += g1[h,i]·dcc[h]
-    for (let h = 0; h < H; h++)
+    for (let h = 0; h < H; h++) {
+      if (by4)
+        for (let i = 0; i < E; i += 4) add4(row(dg1t, h * E + i, 1), rowDots4(row(at, i, m), rs, row(dcc, h, m), 0, m));
       for (let i = 0; i < E; i++) {
-        addf(dg1t, h * E + i, rowDot(row(dcc, h, m), row(at, i, m), m));
+        if (!by4) addf(dg1t, h * E + i, rowDot(row(dcc, h, m), row(at, i, m), m));
         const gv = ld(g1t, h * E + i);
         if (gv != 0) rowAxpy(row(dat, i, m), row(dcc, h, m), gv, m);
       }
+    }
   }
 }
 
@@ -274,35 +312,6 @@ export function monetVdMixBackward(da1: usize, da2: usize, dg1: usize, dg2: usiz
         if (v != 0) rowAxpy(row(da2t, i, m), row(dc2, h, m), v, m);
       }
   }
-}
-
-/**
- * The four dot products Σ_c a_r[c]·b_r[c] (c < m, m a multiple of 4), a_r = a + r·sa and b_r = b + r·sb (byte
- * strides; sb = 0: one b for all four), as the lanes of one vector — each the same float32 operations in the same
- * order as rowDot (lane sums accumulated over the row, then lane 0 + 1 + 2 + 3), with the four lane sums done at
- * once by a 4×4 transpose instead of four rounds of lane extraction.
- */
-// @ts-ignore: decorator
-@inline function rowDots4(a: usize, sa: usize, b: usize, sb: usize, m: i32): v128 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  for (let c = 0; c < m; c += 4) {
-    const o = <usize>c << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + sa + o), v128.load(b + sb + o)));
-    s2 = f32x4.add(s2, f32x4.mul(v128.load(a + 2 * sa + o), v128.load(b + 2 * sb + o)));
-    s3 = f32x4.add(s3, f32x4.mul(v128.load(a + 3 * sa + o), v128.load(b + 3 * sb + o)));
-  }
-  const t0 = i32x4.shuffle(s0, s1, 0, 4, 1, 5), t1 = i32x4.shuffle(s0, s1, 2, 6, 3, 7);
-  const t2 = i32x4.shuffle(s2, s3, 0, 4, 1, 5), t3 = i32x4.shuffle(s2, s3, 2, 6, 3, 7);
-  const l0 = i64x2.shuffle(t0, t2, 0, 2), l1 = i64x2.shuffle(t0, t2, 1, 3);
-  const l2 = i64x2.shuffle(t1, t3, 0, 2), l3 = i64x2.shuffle(t1, t3, 1, 3);
-  return f32x4.add(f32x4.add(f32x4.add(l0, l1), l2), l3);
-}
-
-/** dst[0..4) += v. */
-// @ts-ignore: decorator
-@inline function add4(dst: usize, v: v128): void {
-  v128.store(dst, f32x4.add(v128.load(dst), v));
 }
 
 /**
