@@ -130,11 +130,13 @@ test('inspect mask: one row per label with the ratio column', async () => {
   assert.equal(res.labels, ['alpha', 'beta']);
   assert.is(res.rows.length, 2);
   for (const row of res.rows) {
-    // every label with selected units gets its random masks; the verdict follows the floor
-    if (row.verdict === 'none') continue;
-    assert.is(row.randomTarget.length, 5);
-    assert.is(row.noiseFloor, Math.max(...row.randomTarget.map(Math.abs)));
-    assert.is(row.verdict === 'no-effect', !(row.deltaTarget > row.noiseFloor));
+    // every label with selected units gets its random masks under both nulls; each verdict follows its floor
+    if (row.unitsPerGroup.every((n: number) => n === 0)) continue;
+    for (const n of [row.uniform, row.matched]) {
+      assert.is(n.draws.length, 5);
+      assert.is(n.floor, Math.max(...n.draws.map(Math.abs)));
+      assert.is(n.verdict === 'no-effect', !(row.deltaTarget > n.floor));
+    }
   }
   assert.ok(existsSync(join(monetRun, 'inspect-mask.html')));
 });

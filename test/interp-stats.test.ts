@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Rng } from '../reference/rng.ts';
 import { buildCodeCorpus } from '../src/interp/code-corpus.ts';
 import { buildWindows, contextOf, wordAt } from '../src/interp/data.ts';
+import { matchedDraw } from '../src/interp/mask.ts';
 import { entropyBits, labelSpecificUnits, quantile, TopHeap } from '../src/interp/stats.ts';
 import { loadBrown } from '../src/train/corpus.ts';
 
@@ -186,6 +187,25 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
     assert.throws(() => buildCodeCorpus(nm, out3, 1500, join(root, 'missing.txt')), /does not exist/);
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+
+test('matchedDraw: as many units as selected, none of them selected, each among the nearest in usage', () => {
+  const usage = Float64Array.from({ length: 100 }, (_, u) => u / 100); // usage rank = id
+  const pool = Int32Array.from({ length: 100 }, (_, u) => u);
+  const selected = new Set([10, 11, 50, 90]);
+  const rng = new Rng(4);
+  for (let r = 0; r < 20; r++) {
+    const d = [...matchedDraw(selected, pool, usage, rng)].sort((a, b) => a - b);
+    assert.is(d.length, 4);
+    assert.ok(
+      d.every((u) => !selected.has(u)),
+      `disjoint from the selection: ${d}`,
+    );
+    // units 10 and 11 draw from the 6 free units nearest to them (7–9, 12–14 …), 50 and 90 from ±3
+    assert.ok(d.filter((u) => u >= 6 && u <= 15).length === 2, `two near 10/11: ${d}`);
+    assert.ok(d.some((u) => Math.abs(u - 50) <= 3) && d.some((u) => Math.abs(u - 90) <= 3), `near 50 and 90: ${d}`);
   }
 });
 

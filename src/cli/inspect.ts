@@ -22,7 +22,7 @@ import { svgGroupedBars, svgHeatmap, svgHistogramPanels } from '../interp/charts
 import { buildCodeCorpus } from '../interp/code-corpus.ts';
 import { collect, summarizeGroup, summarizeUnit, type Collected, type UnitSummary } from '../interp/collect.ts';
 import { runWindows, showTokenOf, type AnalysisText } from '../interp/data.ts';
-import { maskExperiment, type MaskResult } from '../interp/mask.ts';
+import { maskExperiment, type MaskResult, type MaskVerdict, type NullResult } from '../interp/mask.ts';
 import {
   table,
   contextsText,
@@ -35,7 +35,9 @@ import {
   leanText,
   maskTable,
   medianIqr,
-  ratioText,
+  nullText,
+  othersText,
+  shareText,
   unitsTable,
   verdictText,
   type EntropyRow,
@@ -415,52 +417,59 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
   const res = maskExperiment(r.model, sel, ev, { ...opts, log: err });
   writeFileSync(join(r.dir, 'inspect-mask.json'), `${JSON.stringify(res, null, 1)}\n`);
   const what = textFiles(f) ? 'label' : r.data ? 'language' : 'genre';
-  const groups = r.model.groups.map(groupName).join(' + ');
-  const n = (v: MaskResult['rows'][number]['verdict']) => res.rows.filter((x) => x.verdict === v).length;
-  const summary =
-    `${res.rows.length} ${what}s: ${n('specific')} specific (ΔL above the noise floor and ≥ 3× both the other ` +
-    `${what}s' mean ΔL and the random masks' mean ΔL), ${n('weak')} above the floor with a smaller ratio, ` +
-    `${n('no-effect')} no effect, ${n('none')} with no unit selected`;
+  const groups = res.groups.join(' + ');
+  const count = (k: 'uniform' | 'matched', v: MaskVerdict) => res.rows.filter((x) => x[k].verdict === v).length;
+  const summary = (['uniform', 'matched'] as const)
+    .map(
+      (k) =>
+        `${k} random masks: ${count(k, 'specific')} of ${res.rows.length} ${what}s specific (ΔL above the floor and ` +
+        `≥ 3× both the other ${what}s' mean ΔL and the ${k} masks' mean ΔL), ${count(k, 'weak')} above the floor ` +
+        `with a smaller ratio, ${count(k, 'no-effect')} no effect, ${count(k, 'none')} with no unit selected`,
+    )
+    .join('; ');
   const units = res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons';
   const head =
     `units (${units}) whose mean score on the ${what} is ≥ ${res.factor}× their mean score on every other ` +
     `${what}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows; ` +
-    `floor = largest |ΔL on the ${what}| of ${res.draws} random masks of the same size per group; counts per ` +
+    `${res.draws} random masks of the same size per group under each null (uniform: drawn from the units that ` +
+    `scored; matched: each unit replaced by one as busy), floor = their largest |ΔL on the ${what}|; counts per ` +
     `unit group (${groups}); engine ${res.engine}`;
   const text = `\n== ${r.name}: ${what} masking ==\n${head}\n${maskTable(res)}\n${summary}\n`;
   let html =
     `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>${esc(head)}. 'max lean' is the largest ` +
     `(mean score on the ${what}) / (largest mean score on another ${what}) of any unit; 'chance lean' is the ` +
     `largest lean a measured unit reaches when the windows' labels are shuffled (20 shuffles): leans at or below ` +
-    `it are what chance gives. ΔL in nats/token. ${esc(summary)}.</p>`;
+    `it are what chance gives. 'Weight share': the share of the ${what}'s routing weight (the sum over all units ` +
+    'of their mean score on it) that the masked units carry, then the same for the uniform and the matched random ' +
+    `masks. ΔL in nats/token. ${esc(summary)}.</p>`;
   html += htmlTable(
     [
       what,
       'max lean',
       'chance lean',
       'masked units (per group)',
+      'weight share: masked / uniform / matched',
       'base loss',
       'ΔL target',
       'mean ΔL others',
-      'random ΔL (each draw)',
-      'noise floor',
       '÷ others',
-      '÷ random',
-      'verdict',
+      'uniform random masks: ΔL each draw → floor, ÷',
+      'matched random masks: ΔL each draw → floor, ÷',
+      'verdict (uniform; matched)',
     ],
     res.rows.map((x, g) => [
       esc(x.label),
       leanText(x.maxLean),
       leanText(res.chanceLean[g]),
       `${x.unitsPerGroup.reduce((a, b) => a + b, 0)} (${x.unitsPerGroup.join(' + ')})`,
+      shareText(x),
       res.baseLoss[g].toFixed(4),
       deltaText(x.deltaTarget),
       deltaText(x.deltaOthers),
-      x.randomTarget.map(deltaText).join(' '),
-      x.randomTarget.length ? x.noiseFloor.toFixed(5) : '—',
-      esc(ratioText(x, 'others')),
-      esc(ratioText(x, 'random')),
-      esc(verdictText(x)),
+      esc(othersText(x)),
+      esc(nullCell(x.uniform)),
+      esc(nullCell(x.matched)),
+      esc(`${verdictText(x.uniform.verdict)}; ${verdictText(x.matched.verdict)}`),
     ]),
   );
   html += svgGroupedBars(
@@ -468,10 +477,12 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
     [
       { name: `ΔL on the masked ${what}`, values: res.rows.map((x) => x.deltaTarget) },
       { name: `mean ΔL on the other ${what}s`, values: res.rows.map((x) => x.deltaOthers) },
+      { name: `uniform random masks: mean ΔL on the ${what}`, values: res.rows.map((x) => x.uniform.mean) },
+      { name: `matched random masks: mean ΔL on the ${what}`, values: res.rows.map((x) => x.matched.mean) },
     ],
     `Loss change after masking each ${what}'s units`,
     'ΔL (nats/token)',
-    { name: `noise floor (±, ${res.draws} random masks)`, values: res.rows.map((x) => x.noiseFloor) },
+    { name: `noise floor of the uniform masks (±, ${res.draws} draws)`, values: res.rows.map((x) => x.uniform.floor) },
   );
   html += svgHeatmap(
     res.labels,
@@ -480,6 +491,12 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
     'ΔL (nats/token)',
   );
   return { sec: { text, html }, result: res };
+}
+
+/** A null's draws, floor and ratio for the HTML table. */
+function nullCell(n: NullResult): string {
+  if (n.verdict === 'none') return '—';
+  return `${n.draws.map(deltaText).join(' ')} → ${nullText(n)}`;
 }
 
 function parseSweep(f: FlagValues): number[] | null {

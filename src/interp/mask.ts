@@ -9,10 +9,15 @@
 // The row of g reports the raw ΔL on g itself, the mean ΔL over the other labels, and their ratio.
 //
 // A ratio alone overclaims: 0.00028 / 0.000003 is a "ratio of 90" on no effect at all. So every row also removes
-// the SAME number of units per group drawn at random (from the units that scored on the selection windows), several
-// times, and measures ΔL on g for each draw. The noise floor of the row is the largest |ΔL on g| of those draws: a
-// ΔL on g at or below it is "no effect", whatever the ratio. The row's second ratio compares ΔL on g with the mean
-// ΔL on g of the random masks.
+// the SAME number of units per group drawn at random, several times, and measures ΔL on g for each draw, under two
+// null models:
+//   uniform   drawn uniformly from the units that scored on the selection windows;
+//   matched   each selected unit replaced by a random unselected unit of about the same overall usage (one of the
+//             six nearest by mean score over all labels), so the draw is as heavily used as the selected set.
+// A null's noise floor is the largest |ΔL on g| of its draws, and its ratio is ΔL on g / the draws' mean ΔL on g. The
+// uniform null answers "does masking these units hurt g more than masking as many units at all?" (the label's units
+// may be rare ones that carry little); the matched null answers "does it hurt g more than masking as many units that
+// are as busy?" — specificity with usage held equal. A row is 'no effect' under a null when ΔL on g ≤ its floor.
 //
 // Label lean (how much a unit prefers one label) gets a floor too: the labels of the selection windows are shuffled
 // (each label keeps its number of windows) and the largest lean of any measured unit is recorded; a lean at or
@@ -25,29 +30,44 @@ import { collect, lossByLabel, meanScores, summarizeGroup, type Collected } from
 import type { AnalysisText } from './data.ts';
 import { interpForward, maskHooks, type InterpModel } from './model.ts';
 import { labelSpecificUnits, sampleWithoutReplacement, shuffled, unitLeans } from './stats.ts';
+import { groupName } from './units.ts';
+
+/** ΔL on the label when random masks of the same size replace the selected units (several draws). */
+export interface NullResult {
+  draws: number[]; // ΔL on the label for each draw
+  mean: number;
+  /** Largest |ΔL| of the draws: at or below it, masking the selected units had no effect beyond this null. */
+  floor: number;
+  /** Mean share of the label's routing weight the drawn units carry (compare MaskRow.massShare). */
+  share: number;
+  /** deltaTarget / mean, or null when ΔL ≤ floor or mean ≤ 0. */
+  ratio: number | null;
+  verdict: MaskVerdict;
+}
 
 export interface MaskRow {
   label: string;
   unitsPerGroup: number[]; // (groups) masked units in each unit group
   deltaTarget: number; // ΔL on the label's own validation windows (nats/token)
   deltaOthers: number; // mean ΔL over the other labels
-  /** ΔL on this label for each random mask of the same size per group (R draws). */
-  randomTarget: number[];
-  /** Largest |ΔL on this label| among the random draws: at or below it, masking had no effect. */
-  noiseFloor: number;
-  /** deltaTarget / deltaOthers, or null when nothing was masked, ΔL ≤ floor, or the others' mean ΔL ≤ 0. */
+  /** deltaTarget / deltaOthers, or null when either is ≤ 0. */
   ratioOthers: number | null;
-  /** deltaTarget / mean(randomTarget), null on the same conditions (and a random mean ≤ 0). */
-  ratioRandom: number | null;
-  verdict: MaskVerdict;
+  /**
+   * Share of the label's routing weight (Σ over all units of their mean score on the label, selection windows) that
+   * the masked units carry: whether they are heavily or lightly used on their label.
+   */
+  massShare: number;
+  uniform: NullResult;
+  matched: NullResult;
   /** The largest lean of any unit towards this label: max over units of mean(label) / max mean(other labels). */
   maxLean: number;
   deltas: number[]; // (G) ΔL on every label
 }
 
 /**
- * none: nothing passed the selection rule. no-effect: ΔL on the label ≤ the noise floor. specific: ΔL above the
- * floor and both ratios ≥ 3 (the issue's target). weak: above the floor, but a ratio < 3 or undefined.
+ * Under one null: none: nothing passed the selection rule. no-effect: ΔL on the label ≤ the null's floor.
+ * specific: above the floor and both ratios (others, this null) ≥ 3 — the issue's target under the uniform null.
+ * weak: above the floor, but a ratio < 3 or undefined.
  */
 export type MaskVerdict = 'none' | 'no-effect' | 'weak' | 'specific';
 
@@ -183,16 +203,51 @@ export interface MaskOptions {
   log?: (line: string) => void;
 }
 
-/** Classify a row (see MaskVerdict). */
-export function maskVerdict(
-  row: Pick<MaskRow, 'unitsPerGroup' | 'deltaTarget' | 'noiseFloor'> & {
-    ratioOthers: number | null;
-    ratioRandom: number | null;
-  },
-): MaskVerdict {
-  if (row.unitsPerGroup.every((n) => n === 0)) return 'none';
-  if (!(row.deltaTarget > row.noiseFloor)) return 'no-effect';
-  return (row.ratioOthers ?? 0) >= 3 && (row.ratioRandom ?? 0) >= 3 ? 'specific' : 'weak';
+/** A null's summary of its draws, and the row's verdict under it (see MaskVerdict). */
+export function nullResult(
+  draws: number[],
+  shares: number[],
+  row: { units: number; deltaTarget: number; ratioOthers: number | null },
+): NullResult {
+  const mean = draws.length ? draws.reduce((a, b) => a + b, 0) / draws.length : 0;
+  const floor = draws.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  const above = row.units > 0 && row.deltaTarget > floor;
+  const ratio = above && mean > 0 ? row.deltaTarget / mean : null;
+  let verdict: MaskVerdict = 'weak';
+  if (row.units === 0) verdict = 'none';
+  else if (!above) verdict = 'no-effect';
+  else if ((row.ratioOthers ?? 0) >= 3 && (ratio ?? 0) >= 3) verdict = 'specific';
+  const share = shares.length ? shares.reduce((a, b) => a + b, 0) / shares.length : 0;
+  return { draws, mean, floor, share, ratio, verdict };
+}
+
+/**
+ * `count` units of a group, each drawn among the (up to) six unselected units nearest in overall usage to one of
+ * the selected units: a random mask as busy as the selected one.
+ */
+export function matchedDraw(selected: ReadonlySet<number>, pool: Int32Array, usage: Float64Array, rng: Rng): Set<number> {
+  const free = Array.from(pool)
+    .filter((u) => !selected.has(u))
+    .sort((a, b) => usage[a] - usage[b] || a - b);
+  const out = new Set<number>();
+  for (const u of selected) {
+    let lo = 0;
+    let hi = free.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (usage[free[mid]] < usage[u]) lo = mid + 1;
+      else hi = mid;
+    }
+    const near: number[] = [];
+    for (let k = lo - 1, j = lo; near.length < 6 && (k >= 0 || j < free.length); ) {
+      const left = k >= 0 ? Math.abs(usage[free[k]] - usage[u]) : Infinity;
+      const right = j < free.length ? Math.abs(usage[free[j]] - usage[u]) : Infinity;
+      const pick = left <= right ? free[k--] : free[j++];
+      if (!out.has(pick)) near.push(pick);
+    }
+    if (near.length) out.add(near[rng.int(near.length)]);
+  }
+  return out;
 }
 
 export function maskExperiment(
@@ -216,52 +271,78 @@ export function maskExperiment(
   const lean = maxLeanByLabel(sel);
   const chanceLean = chanceLeanByLabel(sel, minFires, 20);
   const pools = scoringUnits(sel);
+  const means = sel.groups.map((_, gi) => meanScores(sel, gi));
+  /** Share of label g's total mean score that the units in `sets` (one per group) carry. */
+  const share = (g: number, sets: ReadonlyArray<ReadonlySet<number>>) => {
+    let part = 0;
+    let all = 0;
+    for (const [gi, m] of means.entries()) {
+      for (let u = 0; u < sel.groups[gi].group.count; u++) {
+        const v = m[u * G + g];
+        all += v;
+        if (sets[gi].has(u)) part += v;
+      }
+    }
+    return all > 0 ? part / all : 0;
+  };
   log?.(`baseline loss on ${evaluation.windows} validation windows …`);
   const base = lossByLabel(evaluation, collect(model, evaluation, 1).nll);
+  // overall usage of every unit: its mean score over all positions of the selection windows
+  const usage = means.map((m, gi) => {
+    const U = sel.groups[gi].group.count;
+    return Float64Array.from({ length: U }, (_, u) => {
+      let sum = 0;
+      for (let g = 0; g < G; g++) sum += m[u * G + g] * sel.labelPositions[g];
+      return sum / sel.positions;
+    });
+  });
   const rng = new Rng(seed);
   const rows: MaskRow[] = [];
   for (let g = 0; g < G; g++) {
     const remove = specific[g];
     const unitsPerGroup = remove.map((s) => s.size);
-    const total = unitsPerGroup.reduce((a, b) => a + b, 0);
+    const units = unitsPerGroup.reduce((a, b) => a + b, 0);
     let deltas = new Array<number>(G).fill(0);
-    const randomTarget: number[] = [];
-    if (total > 0) {
-      log?.(`masking ${total} units specific to '${labels[g]}', then ${draws} random masks of the same size …`);
+    const uniform = { draws: [] as number[], shares: [] as number[] };
+    const matched = { draws: [] as number[], shares: [] as number[] };
+    if (units > 0) {
+      log?.(
+        `masking ${units} units specific to '${labels[g]}', then ${draws} + ${draws} random masks of the same size …`,
+      );
       const masked = maskedLossByLabel(model, evaluation, remove);
       deltas = Array.from(masked, (v, h) => v - base[h]);
       for (let r = 0; r < draws; r++) {
-        const rand = unitsPerGroup.map((n, gi) => new Set(sampleWithoutReplacement(pools[gi], n, rng)));
-        randomTarget.push(maskedLossOnLabel(model, evaluation, g, rand) - base[g]);
+        const u = unitsPerGroup.map((n, gi) => new Set(sampleWithoutReplacement(pools[gi], n, rng)));
+        uniform.draws.push(maskedLossOnLabel(model, evaluation, g, u) - base[g]);
+        uniform.shares.push(share(g, u));
+        const m = remove.map((set, gi) => matchedDraw(set, pools[gi], usage[gi], rng));
+        matched.draws.push(maskedLossOnLabel(model, evaluation, g, m) - base[g]);
+        matched.shares.push(share(g, m));
       }
     }
     let others = 0;
     for (let h = 0; h < G; h++) if (h !== g) others += deltas[h] / (G - 1);
-    const noiseFloor = randomTarget.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-    const randomMean = randomTarget.length ? randomTarget.reduce((a, b) => a + b, 0) / randomTarget.length : 0;
-    const above = total > 0 && deltas[g] > noiseFloor;
-    const ratioOthers = above && others > 0 ? deltas[g] / others : null;
-    const ratioRandom = above && randomMean > 0 ? deltas[g] / randomMean : null;
-    const row = {
+    const ratioOthers = deltas[g] > 0 && others > 0 ? deltas[g] / others : null;
+    const row = { units, deltaTarget: deltas[g], ratioOthers };
+    rows.push({
       label: labels[g],
       unitsPerGroup,
       deltaTarget: deltas[g],
       deltaOthers: others,
-      randomTarget,
-      noiseFloor,
       ratioOthers,
-      ratioRandom,
+      massShare: share(g, remove),
+      uniform: nullResult(uniform.draws, uniform.shares, row),
+      matched: nullResult(matched.draws, matched.shares, row),
       maxLean: lean[g],
       deltas,
-    };
-    rows.push({ ...row, verdict: maskVerdict(row) });
+    });
   }
   return {
     kind: model.config.ffn,
     factor,
     draws,
     labels,
-    groups: sel.groups.map((st) => st.group.layers.join('+')),
+    groups: sel.groups.map((st) => groupName(st.group)),
     baseLoss: Array.from(base),
     rows,
     chanceLean,

@@ -4,7 +4,7 @@
 import { esc } from './charts.ts';
 import type { Collected, UnitSummary } from './collect.ts';
 import { contextOf, showTokenOf, type TokenVocab } from './data.ts';
-import type { MaskResult, MaskRow } from './mask.ts';
+import type { MaskResult, MaskRow, MaskVerdict, NullResult } from './mask.ts';
 import { quantile } from './stats.ts';
 import { unitName, type UnitGroup } from './units.ts';
 
@@ -119,24 +119,36 @@ export function entropyTable(rows: EntropyRow[]): string {
   );
 }
 
-/** A ratio cell: the number, or why there is none. */
-export function ratioText(x: MaskRow, which: 'others' | 'random'): string {
-  if (x.verdict === 'none') return '— (none)';
-  if (x.verdict === 'no-effect') return 'no effect';
-  const r = which === 'others' ? x.ratioOthers : x.ratioRandom;
-  if (r !== null) return r.toFixed(1);
-  return which === 'others' ? 'others ≤ 0' : 'random ≤ 0';
+/** ΔL ÷ the other labels' mean ΔL: the number, or why there is none. */
+export function othersText(x: MaskRow): string {
+  if (x.unitsPerGroup.every((n) => n === 0)) return '— (none)';
+  if (x.ratioOthers !== null) return x.ratioOthers.toFixed(1);
+  return x.deltaTarget > 0 ? 'others ≤ 0' : 'ΔL ≤ 0';
 }
 
-const VERDICT: Record<MaskRow['verdict'], string> = {
+/** A null's cell: 'mean / floor → ratio', 'no effect' when ΔL ≤ floor. */
+export function nullText(n: NullResult): string {
+  if (n.verdict === 'none') return '—';
+  const head = `${f4(n.mean)} / ${n.floor.toFixed(5)}`;
+  if (n.verdict === 'no-effect') return `${head}: no effect`;
+  return `${head}: ${n.ratio === null ? 'mean ≤ 0' : `${n.ratio.toFixed(1)}×`}`;
+}
+
+const VERDICT: Record<MaskVerdict, string> = {
   none: 'nothing selected',
-  'no-effect': 'no effect (ΔL ≤ floor)',
-  weak: 'above floor, ratio < 3',
-  specific: 'specific (both ratios ≥ 3)',
+  'no-effect': 'no effect',
+  weak: 'above floor, a ratio < 3',
+  specific: 'specific (ratios ≥ 3)',
 };
-export const verdictText = (x: MaskRow) => VERDICT[x.verdict];
+export const verdictText = (v: MaskVerdict) => VERDICT[v];
 
 export const deltaText = (x: number) => f4(x);
+
+/** The masked units' share of the label's routing weight, then the uniform and matched draws' mean shares. */
+export const shareText = (x: MaskRow) =>
+  x.unitsPerGroup.every((n) => n === 0)
+    ? '—'
+    : [x.massShare, x.uniform.share, x.matched.share].map((v) => `${(100 * v).toFixed(1)}%`).join(' / ');
 
 export function maskTable(r: MaskResult): string {
   return table(
@@ -145,28 +157,28 @@ export function maskTable(r: MaskResult): string {
       'max lean',
       'chance lean',
       'masked units',
+      'weight share: masked / uniform / matched',
       'base loss',
       'ΔL target',
       'mean ΔL others',
-      'random ΔL (mean)',
-      'floor',
       '÷ others',
-      '÷ random',
-      'verdict',
+      'uniform: mean / floor: ÷',
+      'matched: mean / floor: ÷',
+      'verdict (uniform, matched)',
     ],
     r.rows.map((x, g) => [
       x.label,
       leanText(x.maxLean),
       leanText(r.chanceLean[g]),
       `${x.unitsPerGroup.reduce((a, b) => a + b, 0)} (${x.unitsPerGroup.join('+')})`,
+      shareText(x),
       r.baseLoss[g].toFixed(4),
       f4(x.deltaTarget),
       f4(x.deltaOthers),
-      x.randomTarget.length ? f4(x.randomTarget.reduce((a, b) => a + b, 0) / x.randomTarget.length) : '—',
-      x.randomTarget.length ? x.noiseFloor.toFixed(5) : '—',
-      ratioText(x, 'others'),
-      ratioText(x, 'random'),
-      verdictText(x),
+      othersText(x),
+      nullText(x.uniform),
+      nullText(x.matched),
+      `${verdictText(x.uniform.verdict)}; ${verdictText(x.matched.verdict)}`,
     ]),
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
   );
