@@ -162,6 +162,7 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
       writeFileSync(join(dir, `README${p}.md`), body(`md${p}`));
       writeFileSync(join(dir, `long${p}.js`), `${'y'.repeat(400)}\n${body(`longjs${p}`)}`); // minified-looking
     }
+    writeFileSync(join(nm, '.package-lock.json'), body('npmlock')); // npm's own file: not a package source
     const out1 = join(root, 'out1');
     const out2 = join(root, 'out2');
     const files = buildCodeCorpus(nm, out1, 1500);
@@ -174,7 +175,7 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
       const t = readFileSync(f.path, 'utf8');
       assert.is(t, readFileSync(join(out2, `${f.language}.txt`), 'utf8'));
       assert.ok(t.includes(`// ${f.language}`), `${f.language}.txt holds ${f.language} files`);
-      assert.not.match(t, /minjs|dts|longjs/);
+      assert.not.match(t, /minjs|dts|longjs|npmlock/);
       assert.ok(f.bytes >= 1500 && f.sources < 6, `${f.language}: stops after the byte budget`);
     }
     // A manifest rebuilds the same files even after more packages are installed.
@@ -185,6 +186,13 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
     for (const f of files)
       assert.is(readFileSync(join(out3, `${f.language}.txt`), 'utf8'), readFileSync(f.path, 'utf8'));
     assert.throws(() => buildCodeCorpus(nm, out3, 1500, join(root, 'missing.txt')), /does not exist/);
+    // A listed file of another size (another package version) is refused by name.
+    const first = readFileSync(join(out1, 'sources.txt'), 'utf8').split('\n')[0].split('\t')[1];
+    writeFileSync(join(nm, first), `${body('changed')}// one more line\n`);
+    assert.throws(
+      () => buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt')),
+      (e: Error) => e.message.includes(first) && /has \d+ bytes: another version/.test(e.message),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -14,8 +14,12 @@
 // and taken until each language has `bytesPerLanguage` bytes. Files that look generated are skipped: larger than
 // 64 kB, any line longer than 300 characters (minified code), or not valid UTF-8.
 //
+// npm's own entries at the top of node_modules (.bin, .package-lock.json, .cache) are not package sources and are
+// skipped: they change with every install.
+//
 // The pick depends on which packages are installed, so the output folder also gets sources.txt (language, path
-// relative to node_modules, bytes — one file per line, in corpus order); `manifest` rebuilds exactly those files.
+// relative to node_modules, bytes — one file per line, in corpus order); `manifest` rebuilds exactly those files and
+// refuses a listed file whose size changed (another version of its package is installed).
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -37,7 +41,7 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-function walk(dir: string, out: string[]): void {
+function walk(dir: string, out: string[], top = true): void {
   let entries: string[];
   try {
     entries = readdirSync(dir).sort();
@@ -45,6 +49,7 @@ function walk(dir: string, out: string[]): void {
     return;
   }
   for (const e of entries) {
+    if (top && e.startsWith('.')) continue;
     const p = join(dir, e);
     let st: Stats;
     try {
@@ -52,7 +57,7 @@ function walk(dir: string, out: string[]): void {
     } catch {
       continue;
     }
-    if (st.isDirectory()) walk(p, out);
+    if (st.isDirectory()) walk(p, out, false);
     else if (st.isFile()) out.push(p);
   }
 }
@@ -88,18 +93,20 @@ export function buildCodeCorpus(
     throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
   // From a manifest: exactly the listed files, in order. Otherwise: the hashed order over everything installed.
   let listed: Map<string, string[]> | null = null;
+  const listedBytes = new Map<string, number>();
   if (manifest) {
     if (!existsSync(manifest)) throw new Error(`code corpus: manifest ${manifest} does not exist`);
     listed = new Map();
     for (const [n, line] of readFileSync(manifest, 'utf8').split('\n').entries()) {
       if (!line.trim()) continue;
-      const [lang, rel] = line.split('\t');
-      if (!CODE_LANGUAGES[lang] || !rel)
+      const [lang, rel, bytes] = line.split('\t');
+      if (!CODE_LANGUAGES[lang] || !rel || !/^\d+$/.test(bytes ?? ''))
         throw new Error(
           `code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ` +
             `${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`,
         );
       listed.set(lang, [...(listed.get(lang) ?? []), rel]);
+      listedBytes.set(rel, Number(bytes));
     }
   }
   const all: string[] = [];
@@ -128,6 +135,12 @@ export function buildCodeCorpus(
           );
         continue;
       }
+      const found = Buffer.byteLength(text);
+      if (listed && found !== listedBytes.get(r))
+        throw new Error(
+          `code corpus: ${path} (listed in ${manifest} with ${listedBytes.get(r)} bytes) has ${found} bytes: ` +
+            'another version of its package is installed (run npm ci to install the pinned versions)',
+        );
       parts.push(text.trimEnd());
       sources.push(`${lang}\t${r}\t${Buffer.byteLength(text)}`);
       bytes += Buffer.byteLength(text) + 2;
