@@ -198,7 +198,6 @@ test('code corpus: one file per language, extensions filtered, deterministic', (
   }
 });
 
-
 test('matchedDraw: as many units as selected, none of them selected, each among the nearest in usage', () => {
   const usage = Float64Array.from({ length: 100 }, (_, u) => u / 100); // usage rank = id
   const pool = Int32Array.from({ length: 100 }, (_, u) => u);

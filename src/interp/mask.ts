@@ -225,7 +225,12 @@ export function nullResult(
  * `count` units of a group, each drawn among the (up to) six unselected units nearest in overall usage to one of
  * the selected units: a random mask as busy as the selected one.
  */
-export function matchedDraw(selected: ReadonlySet<number>, pool: Int32Array, usage: Float64Array, rng: Rng): Set<number> {
+export function matchedDraw(
+  selected: ReadonlySet<number>,
+  pool: Int32Array,
+  usage: Float64Array,
+  rng: Rng,
+): Set<number> {
   const free = Array.from(pool)
     .filter((u) => !selected.has(u))
     .sort((a, b) => usage[a] - usage[b] || a - b);
