@@ -15,7 +15,7 @@
 //
 // Sizes: G labels, S window length, U units of a group, V vocabulary.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WASM_BUILD_DIR } from '../backend/wasm/node.ts';
 import { nodeStubPlugin } from '../browser-bundle.ts';
@@ -404,8 +404,13 @@ function unitPage(r: RunInfo, c: Collected, g: GroupInfo, u: number, det: UnitDe
   return page(`${r.name} · ${groupName(g.group)} · ${name}`, 2, body);
 }
 
-/** The test box's script: site-box.ts bundled for browsers. */
+/**
+ * The test box's script: site-box.ts bundled for browsers. The installed package ships it prebuilt
+ * (site-box.iife.js beside this file, made by scripts/build-dist.mjs); a source checkout bundles it with esbuild.
+ */
 async function bundleBox(): Promise<string> {
+  const prebuilt = new URL('./site-box.iife.js', import.meta.url);
+  if (existsSync(prebuilt)) return readFileSync(prebuilt, 'utf8');
   const { build } = await import('esbuild');
   const entry = new URL('./site-box.ts', import.meta.url).pathname;
   const res = await build({

