@@ -67,6 +67,7 @@ test('npm pack builds dist/ and ships it, the bin, the wasm kernels, the WGSL an
     'dist/wgsl/matmul.wgsl.js',
     'dist/src/interp/site-box.iife.js',
     'dist/fixtures/dense-ffn/relu.safetensors',
+    'schema/kinds.schema.json',
   ])
     assert.ok(files.includes(f), `the tarball lacks ${f}`);
   for (const [sub, target] of Object.entries(pkg.exports)) {
@@ -152,6 +153,8 @@ test('every subpath imports in the install folder without tsx', () => {
       const m = await import(path);
       for (const n of names) if (!(n in m)) throw new Error(path + ' does not export ' + n);
     }
+    const { default: schema } = await import('monet-ts/kinds.schema.json', { with: { type: 'json' } });
+    if (!schema.$defs['monet-vd']) throw new Error('monet-ts/kinds.schema.json has no monet-vd');
     const { FIXTURES_DIR, collectFixtureFiles } = await import('monet-ts/fixtures');
     console.log('fixtures shipped: ' + collectFixtureFiles([FIXTURES_DIR]).files.length);
   `;

@@ -22,9 +22,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** The declaration of one config key. A spec without `default` is required. */
+/**
+ * The declaration of one config key. A spec without `default` is required, unless `requiredIf` says when it is (a
+ * rule the kind's parse function applies; the words are for the JSON schema's readers).
+ */
 export type KeySpec =
-  | { type: 'int'; min: number; max?: number; default?: number; doc: string }
+  | { type: 'int'; min: number; max?: number; default?: number; requiredIf?: string; doc: string }
   | {
       type: 'number';
       /** Inclusive lower bound; `above` is the exclusive one (e.g. an epsilon: above 0). */

@@ -84,7 +84,12 @@ export const LM_FFN_KEYS: Record<FfnKind, KeyTable> = {
   peer: {
     peer_layers: { type: 'layers', doc: 'the layers whose MLP is PEER (the others are dense)' },
     ...PEER_EXPERT_KEYS,
-    intermediate_size: { type: 'int', min: 1, doc: 'F of the dense layers (required when some layer is dense)' },
+    intermediate_size: {
+      type: 'int',
+      min: 1,
+      requiredIf: 'some layer is not in peer_layers (a dense layer)',
+      doc: 'F of the dense layers',
+    },
   },
   monet: {
     ...MONET_ROUTER_OWN_KEYS,

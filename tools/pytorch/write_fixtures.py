@@ -16,6 +16,9 @@ are the upstream seed of the objective, not inputs of the layer, so they get non
 
 Routing margins: inputs are redrawn (from the same generator) until every discrete decision has a relative margin
 >= 1e-3; the smallest one is recorded as metadata `min_margin`.
+Configs: each case's config is checked against its kind's JSON schema (schema/kinds.schema.json, made from
+src/kinds/ by `npm run kinds:schema`; tools/pytorch/kinds.py), and the keys a case leaves out take the defaults
+declared there; the file's metadata config holds the case's own keys, as written below.
 Every file carries the content checksum (metadata `checksum`, st.checksum; docs/fixtures.md §1).
 Re-running reproduces identical bytes on one machine (single thread, seeded draws, deterministic writer); another
 machine's PyTorch build may differ in the last bits of some values.
@@ -32,6 +35,7 @@ import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ beside the committed sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kinds  # noqa: E402
 import layers as Lyr  # noqa: E402
 import st  # noqa: E402
 
@@ -285,24 +289,28 @@ NO_GRAD_INPUTS = {'dy', 'dg1', 'dg2', 'tokens'}
 
 AUX_SMOE = {'balance': 0.1, 'z': 0.05}
 AUX_MONET = {'unif': 0.5, 'amb': 0.25}
+# The declared defaults, written out in the cases' configs (kinds.py reads them from the schema).
+BN = {'bn_eps': kinds.default('peer', 'bn_eps'), 'bn_momentum': kinds.default('peer', 'bn_momentum')}
+MONET_ACT = kinds.default('monet-vd', 'hidden_act')
+UNIF_EPS = kinds.default('monet-vd', 'unif_eps')
+RMS_EPS = kinds.default('lm', 'rms_norm_eps', 'dense')
 
 
 def router_cfg(mode, **kw):
-    c = {'hidden_size': 8, 'moe_experts': 8, 'moe_heads': 2, 'moe_topk': 2, 'mode': mode,
-         'bn_eps': 1e-5, 'bn_momentum': 0.1}
+    c = {'hidden_size': 8, 'moe_experts': 8, 'moe_heads': 2, 'moe_topk': 2, 'mode': mode, **BN}
     c.update(kw)
     return c
 
 
 def monet_cfg(mode, **kw):
-    c = router_cfg(mode, moe_dim=4, hidden_act='relu2', aux=dict(AUX_MONET), unif_eps=1e-10)
+    c = router_cfg(mode, moe_dim=4, hidden_act=MONET_ACT, aux=dict(AUX_MONET), unif_eps=UNIF_EPS)
     c.update(kw)
     return c
 
 
 def lm_cfg(ffn, **kw):
     c = {'vocab_size': 16, 'hidden_size': 8, 'num_hidden_layers': 3, 'num_attention_heads': 2,
-         'num_key_value_heads': 1, 'rms_norm_eps': 1e-6, 'rope_theta': 10000.0, 'max_position_embeddings': 16,
+         'num_key_value_heads': 1, 'rms_norm_eps': RMS_EPS, 'rope_theta': 10000.0, 'max_position_embeddings': 16,
          'tie_word_embeddings': False, 'ffn': ffn, 'mode': 'train', '_B': 2, '_S': 6}
     c.update(kw)
     return c
@@ -310,7 +318,7 @@ def lm_cfg(ffn, **kw):
 
 def peer_cfg(mode, activation, **kw):
     c = {'hidden_size': 8, 'num_experts': 16, 'heads': 2, 'top_k': 2, 'key_dim': 4, 'activation': activation,
-         'mode': mode, 'bn_eps': 1e-5, 'bn_momentum': 0.1, '_T': 12}
+         'mode': mode, **BN, '_T': 12}
     c.update(kw)
     return c
 
@@ -367,19 +375,18 @@ CASES = [
     ('lm', 'topk_hidden', 905, lm_cfg('topk', intermediate_size=16, k=4, alpha=0.0, topk_placement='hidden',
                                       n_last_non_topk=2), {}),
     ('lm', 'peer', 906, lm_cfg('peer', peer_layers=[1], num_experts=16, heads=2, top_k=2, key_dim=4,
-                               activation='relu', bn_eps=1e-5, bn_momentum=0.1, intermediate_size=12), {}),
+                               activation='relu', **BN, intermediate_size=12), {}),
     ('lm', 'peer_eval', 907, lm_cfg('peer', mode='eval', peer_layers=[0, 2], num_experts=16, heads=2, top_k=2,
-                                    key_dim=4, activation='gelu', bn_eps=1e-5, bn_momentum=0.1,
-                                    intermediate_size=12), {}),
+                                    key_dim=4, activation='gelu', **BN, intermediate_size=12), {}),
     ('lm', 'monet_hd', 908, lm_cfg('monet', moe_experts=4, moe_heads=2, moe_topk=1, moe_dim=4, moe_groups=2,
-                                   moe_decompose='horizontal', hidden_act='relu2', aux=dict(AUX_MONET),
-                                   unif_eps=1e-10, bn_eps=1e-5, bn_momentum=0.1), {'all_experts_used': True}),
+                                   moe_decompose='horizontal', hidden_act=MONET_ACT, aux=dict(AUX_MONET),
+                                   unif_eps=UNIF_EPS, **BN), {'all_experts_used': True}),
     ('lm', 'monet_vd', 909, lm_cfg('monet', moe_experts=4, moe_heads=2, moe_topk=1, moe_dim=4, moe_groups=2,
-                                   moe_decompose='vertical', hidden_act='relu2', aux=dict(AUX_MONET),
-                                   unif_eps=1e-10, bn_eps=1e-5, bn_momentum=0.1), {'all_experts_used': True}),
+                                   moe_decompose='vertical', hidden_act=MONET_ACT, aux=dict(AUX_MONET),
+                                   unif_eps=UNIF_EPS, **BN), {'all_experts_used': True}),
     ('lm', 'monet_vd_eval', 910, lm_cfg('monet', mode='eval', moe_experts=4, moe_heads=2, moe_topk=1, moe_dim=4,
-                                        moe_groups=2, moe_decompose='vertical', hidden_act='relu2',
-                                        aux=dict(AUX_MONET), unif_eps=1e-10, bn_eps=1e-5, bn_momentum=0.1), {}),
+                                        moe_groups=2, moe_decompose='vertical', hidden_act=MONET_ACT,
+                                        aux=dict(AUX_MONET), unif_eps=UNIF_EPS, **BN), {}),
 ]
 
 
@@ -391,6 +398,9 @@ def f32_round(t):
 
 
 def build_case(kind, cfg, seed, opts):
+    # the config as the layers read it: checked against its kind's schema, defaults filled in (the file's config
+    # is the case's own keys: write_case)
+    cfg = kinds.effective_config(kind, cfg, f'{kind} case seed {seed}')
     draw, fwd = KINDS[kind]
     D = Draw(seed)
     for attempt in range(1, MAX_DRAWS + 1):
