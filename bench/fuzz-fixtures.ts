@@ -179,7 +179,7 @@ function headerField(r: Rng, s: Source): Mutant {
     e.dtype = r.pick(DTYPES);
     detail = `${name}.dtype = ${JSON.stringify(e.dtype)}`;
   } else if (field === 1) {
-    const v = r.pick([0, -1, 1.5, 2 ** 31, 1e9, 2 ** 53, '3', null] as unknown[]);
+    const v = r.pick<unknown>([0, -1, 1.5, 2 ** 31, 1e9, 2 ** 53, '3', null]);
     const shape = e.shape.slice();
     const how = r.int(3);
     if (how === 0 && shape.length) shape[r.int(shape.length)] = v;

@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import type { Device } from '../src/backend/device.ts';
-import { KERNELS, type Kernels } from '../src/backend/kernels.ts';
+import { wrapKernels } from '../src/backend/kernels.ts';
 import { createWasmDevice } from '../src/backend/wasm/node.ts';
 import { loadBrown } from '../src/train/corpus.ts';
 import { BatchSampler, tokenizeDocs } from '../src/train/data.ts';
@@ -82,27 +82,21 @@ function classify(name: string, s: Record<string, number | boolean>): [string, n
 
 /** The device with every kernel call timed while `timing` is on. */
 function timedDevice(dev: Device): Device {
-  const base = dev.kernels as unknown as Record<string, (...a: unknown[]) => void>;
-  const kernels = Object.fromEntries(
-    KERNELS.map((name) => [
-      name,
-      (...a: unknown[]) => {
-        if (!timing) return base[name](...a);
-        const c0 = cpuMs();
-        const t0 = performance.now();
-        base[name](...a);
-        const wall = performance.now() - t0;
-        const cpu = cpuMs() - c0;
-        const [key, flops] = classify(name, a[a.length - 1] as Record<string, number | boolean>);
-        const e = table.get(key) ?? { calls: 0, wall: 0, cpu: 0, flops: 0 };
-        e.calls++;
-        e.wall += wall;
-        e.cpu += cpu;
-        e.flops += flops;
-        table.set(key, e);
-      },
-    ]),
-  ) as unknown as Kernels;
+  const kernels = wrapKernels(dev.kernels, (name, call) => (...a: unknown[]) => {
+    if (!timing) return call(...a);
+    const c0 = cpuMs();
+    const t0 = performance.now();
+    call(...a);
+    const wall = performance.now() - t0;
+    const cpu = cpuMs() - c0;
+    const [key, flops] = classify(name, a[a.length - 1] as Record<string, number | boolean>);
+    const e = table.get(key) ?? { calls: 0, wall: 0, cpu: 0, flops: 0 };
+    e.calls++;
+    e.wall += wall;
+    e.cpu += cpu;
+    e.flops += flops;
+    table.set(key, e);
+  });
   return new Proxy(dev, { get: (d, k) => (k === 'kernels' ? kernels : Reflect.get(d, k, d)) });
 }
 

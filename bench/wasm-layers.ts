@@ -16,7 +16,7 @@
 import b from 'benny';
 import { cpus, loadavg } from 'node:os';
 import { Scope, type Device } from '../src/backend/device.ts';
-import { KERNELS, type Kernels, type KernelName } from '../src/backend/kernels.ts';
+import { type AnyKernelCall, type KernelName, wrapKernels } from '../src/backend/kernels.ts';
 import { createWasmDevice } from '../src/backend/wasm/node.ts';
 import { buildLayer, type BuiltLayer, type LayerSpec } from './lib/layer-steps.ts';
 
@@ -54,18 +54,16 @@ function cpuMs(): number {
 function breakdown(dev: Device, step: Step, replays = 5) {
   const time = new Map<string, number>();
   const recorded: [KernelName, unknown[]][] = [];
-  const base = dev.kernels as unknown as Record<string, (...a: unknown[]) => void>;
-  const timed = Object.fromEntries(
-    KERNELS.map((name) => [
-      name,
-      (...a: unknown[]) => {
-        if (MATMULS.includes(name)) recorded.push([name, a]);
-        const t0 = cpuMs();
-        base[name](...a);
-        time.set(name, (time.get(name) ?? 0) + cpuMs() - t0);
-      },
-    ]),
-  ) as unknown as Kernels;
+  const calls = new Map<KernelName, AnyKernelCall>();
+  const timed = wrapKernels(dev.kernels, (name, call) => {
+    calls.set(name, call);
+    return (...a: unknown[]) => {
+      if (MATMULS.includes(name)) recorded.push([name, a]);
+      const t0 = cpuMs();
+      call(...a);
+      time.set(name, (time.get(name) ?? 0) + cpuMs() - t0);
+    };
+  });
   const tdev: Device = {
     name: dev.name,
     kernels: timed,
@@ -82,7 +80,7 @@ function breakdown(dev: Device, step: Step, replays = 5) {
   let replayMs = Infinity;
   for (let r = 0; r < replays; r++) {
     const t1 = cpuMs();
-    for (const [name, a] of recorded) base[name](...a);
+    for (const [name, a] of recorded) calls.get(name)!(...a);
     replayMs = Math.min(replayMs, cpuMs() - t1);
   }
   sc.release();

@@ -183,7 +183,7 @@ export function serializeSealed(
 }
 
 /** JSON text (2-space indent, newline at the end) with its checksum as the last key. */
-export function sealedJson(value: Record<string, unknown>): string {
+export function sealedJson(value: object): string {
   return sealText(`${JSON.stringify({ ...value, [CHECKSUM_KEY]: PLACEHOLDER }, null, 2)}\n`);
 }
 

@@ -130,7 +130,8 @@ test('steering an expert model is refused with the reason', () => {
 });
 
 test('steering refuses a neuron that never fired when δ comes from its activations; warns when δ is given', () => {
-  const summary = (fires: number, maxScore: number) => ({ fires, maxScore }) as unknown as SteerTarget['summary'];
+  // only the two fields steering reads
+  const summary = (fires: number, maxScore: number) => ({ fires, maxScore }) as SteerTarget['summary'];
   const t = (fires: number, maxScore: number): SteerTarget => ({
     group: 1,
     neuron: 13,

@@ -18,9 +18,20 @@ import type { Engine } from '../src/train/engine.ts';
 import { initParams } from '../src/train/init.ts';
 import { getPreset } from '../src/train/presets.ts';
 import { DeviceEngine } from '../src/train/engine-device.ts';
+import type { ReferenceEngine } from '../src/train/engine-reference.ts';
+import { WebGpuDevice } from '../src/backend/webgpu/device.ts';
 import type { Device } from '../src/backend/device.ts';
-import type { F32 } from '../src/backend/kernels.ts';
 import { backendTest, gpuTest } from './webgpu-setup.ts';
+
+// The engines' private state, reached by name: these tests inject faults into it. TypeScript allows a private member
+// by element access only, which keeps it typed (a renamed field fails to compile).
+// biome-ignore lint/complexity/useLiteralKeys: a private member, see above
+const referenceParams = (e: Engine) => (e as ReferenceEngine)['params'];
+const deviceInternals = (e: Engine) => {
+  const d = e as DeviceEngine;
+  // biome-ignore lint/complexity/useLiteralKeys: private members, see above
+  return { dev: d['dev'], params: d['params'] };
+};
 
 const dir = mkdtempSync(join(tmpdir(), 'monet-faults-'));
 const textFile = join(dir, 'text.txt');
@@ -272,7 +283,7 @@ test(
         wrap(inner, async (call, run) => {
           if (call !== 3) return run();
           // Poison one weight for this step only (a stand-in for a bad batch or a hardware glitch).
-          const w = (inner as unknown as { params: Record<string, Float64Array> }).params['model.norm.weight'];
+          const w = referenceParams(inner)['model.norm.weight'];
           const keep = w[0];
           w[0] = NaN;
           const before = { ...(await inner.exportModel()), ...(await inner.exportMoments()) };
@@ -314,7 +325,7 @@ function countingDevice(dev: Device): { dev: Device; reads: () => number } {
   const wrapped = new Proxy(dev, {
     get(target, key) {
       if (key === 'read') return read;
-      const v = Reflect.get(target, key, target) as unknown;
+      const v: unknown = Reflect.get(target, key, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
@@ -437,7 +448,7 @@ for (const backend of ['wasm', 'webgpu'] as const)
           wrap(inner, async (call, run) => {
             if (call !== 3) return run();
             // Poison one weight on the device for this step only, with device kernels (nothing read back).
-            const eng = inner as unknown as { dev: Device; params: Map<string, F32> };
+            const eng = deviceInternals(inner);
             const w = eng.params.get('model.norm.weight')!;
             const keep = eng.dev.alloc('f32', w.length);
             const whole = {
@@ -491,7 +502,11 @@ gpuTest(
         out: quiet,
         wrapEngine: (inner) =>
           wrap(inner, (call, run) => {
-            if (call === 5) (inner as unknown as { dev: { gpu: { device: GPUDevice } } }).dev.gpu.device.destroy();
+            if (call === 5) {
+              const { dev } = deviceInternals(inner);
+              if (!(dev instanceof WebGpuDevice)) throw new Error(`expected the webgpu device, found ${dev.name}`);
+              dev.gpu.device.destroy();
+            }
             return run();
           }),
       });

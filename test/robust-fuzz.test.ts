@@ -154,6 +154,7 @@ function mutateHeader(r: Rng, bytes: Uint8Array): { what: string; out: Uint8Arra
       break;
     case 6:
       what = `shape of ${name} nested deep`;
+      // deliberately not a shape: a marker the deep nesting replaces in the header text below
       info.shape = '__DEEP__' as unknown as number[];
       break; // spliced in below
     case 7:

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import type { Device } from '../src/backend/device.ts';
 import { KERNELS, type ActKind } from '../src/backend/kernels.ts';
-import { createWasmDeviceFromBytes, type WasmDevice } from '../src/backend/wasm/device.ts';
+import { createWasmDeviceFromBytes, type WasmDevice, type WasmTensor } from '../src/backend/wasm/device.ts';
 import { enableRelaxedSimd, readWasmBytes, spawnNodeWorker } from '../src/backend/wasm/node.ts';
 import {
   assertMatchesJs,
@@ -556,11 +556,7 @@ test('memory: growth keeps earlier tensors intact, freed blocks are reused, free
   assert.is((await dev.read(big))[7_999_999], 0);
   dev.free(big);
   const again = dev.alloc('f32', 8_000_000);
-  assert.is(
-    (again as unknown as { ptr: number }).ptr,
-    (big as unknown as { ptr: number }).ptr,
-    'a freed block of the same size is reused',
-  );
+  assert.is((again as WasmTensor).ptr, (big as WasmTensor).ptr, 'a freed block of the same size is reused');
   assert.is((await dev.read(again))[12345], 0, 'reused blocks are zero-filled');
   dev.free(again);
   dev.free(a);

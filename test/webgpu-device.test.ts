@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpuTest, requireGpu } from './webgpu-setup.ts';
+import type { GTensor } from '../src/backend/webgpu/device.ts';
 import { openGpu } from '../src/backend/webgpu/gpu.ts';
 import { matmul } from '../src/backend/webgpu/matmul.ts';
 
@@ -50,11 +51,7 @@ gpuTest('launches past 65535 workgroups fold into the y dimension and cover ever
   const n = 65535 * 256 + 1000; // one more than a single dimension of 256-wide workgroups can hold
   const x = dev.alloc('f32', n);
   dev.kernels.fill(x, { n, value: 3 });
-  const got = await gpu.read(
-    (x as unknown as { buf: import('../src/backend/webgpu/gpu.ts').GpuBuffer }).buf,
-    n - 2000,
-    2000,
-  );
+  const got = await gpu.read((x as GTensor).buf, n - 2000, 2000);
   assert.ok(
     got.every((v) => v === 3),
     'the last elements were not filled',

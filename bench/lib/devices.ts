@@ -89,23 +89,25 @@ export function countingDevice(inner: Device): Device & { bytes: TensorBytes } {
     bytes.live += 4 * t.length;
     if (bytes.live > bytes.peak) bytes.peak = bytes.live;
   };
-  const dev = {
+  // One implementation behind each overloaded method: the overloads only narrow the tensor type by argument.
+  const alloc = (dtype: DType, length: number): DTensor => {
+    const t = inner.alloc(dtype, length);
+    add(t);
+    return t;
+  };
+  const upload = (data: Float32Array | Int32Array): DTensor => {
+    const t = data instanceof Float32Array ? inner.upload(data) : inner.upload(data);
+    add(t);
+    return t;
+  };
+  const read = (t: DTensor) => (t.dtype === 'f32' ? inner.read(t as F32) : inner.read(t as I32));
+  return {
     name: inner.name,
     kernels: inner.kernels,
     bytes,
-    alloc(dtype: DType, length: number): DTensor {
-      const t = inner.alloc(dtype, length);
-      add(t);
-      return t;
-    },
-    upload(data: Float32Array | Int32Array): DTensor {
-      const t = data instanceof Float32Array ? inner.upload(data) : inner.upload(data);
-      add(t);
-      return t;
-    },
-    read(t: DTensor) {
-      return t.dtype === 'f32' ? inner.read(t as F32) : inner.read(t as I32);
-    },
+    alloc: alloc as Device['alloc'],
+    upload: upload as Device['upload'],
+    read: read as Device['read'],
     free(t: DTensor) {
       bytes.live -= 4 * t.length;
       inner.free(t);
@@ -114,5 +116,4 @@ export function countingDevice(inner: Device): Device & { bytes: TensorBytes } {
       return inner.dispose();
     },
   };
-  return dev as unknown as Device & { bytes: TensorBytes };
 }

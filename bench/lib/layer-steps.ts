@@ -135,8 +135,8 @@ export function buildLayer(dev: Device, spec: LayerSpec): BuiltLayer {
       if (activation === 'swiglu') shapes.w3 = E * F * d;
       const { p, g } = allocate(dev, shapes, scale);
       // the layer reads w3 only for swiglu; it must be null (not absent) otherwise
-      const pw = { ...p, w3: p.w3 ?? null } as unknown as SmoeWeights,
-        gw = { ...g, w3: g.w3 ?? null } as unknown as SmoeGrads;
+      const pw: SmoeWeights = { gate: p.gate, w1: p.w1, w2: p.w2, w3: p.w3 ?? null };
+      const gw: SmoeGrads = { gate: g.gate, w1: g.w1, w2: g.w2, w3: g.w3 ?? null };
       const x = dev.upload(rnd(T * d, 1));
       const dy = dev.upload(rnd(T * d, 1));
       const cfg: SmoeConfig = { d, F, E, k, activation };

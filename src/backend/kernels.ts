@@ -604,3 +604,18 @@ void _everySignatureIsNamed;
 
 /** What a backend implements: one method per kernel name. A backend missing one does not compile. */
 export type Kernels = { readonly [K in KernelName]: KernelSignatures[K] };
+
+/** A kernel called without its types: what wrappers that treat every kernel alike (timing, lazy zeroing) see. */
+export type AnyKernelCall = (...args: unknown[]) => void;
+
+/**
+ * A Kernels whose every entry is `wrap(name, call)`, `call` being `base`'s kernel of that name, for wrappers that
+ * treat every kernel alike (lazy zeroing, timing). A wrapper passes the arguments it gets on to `call`.
+ */
+export function wrapKernels(base: Kernels, wrap: (name: KernelName, call: AnyKernelCall) => AnyKernelCall): Kernels {
+  const out = {} as Record<KernelName, AnyKernelCall>;
+  // A kernel's typed signature, seen as an untyped call: the wrapper calls it with the arguments of a typed call.
+  // Bound, so that a backend whose kernels are methods keeps its `this`.
+  for (const name of KERNELS) out[name] = wrap(name, (base[name] as AnyKernelCall).bind(base));
+  return out;
+}

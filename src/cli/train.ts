@@ -58,6 +58,11 @@ const MAY_CHANGE_ON_RESUME = new Set([
  * silently ignored: refuse it, naming the saved value. Repeating the original command line with --resume is fine
  * (equal values pass). What a flag controls is found by resolving the flags with and without it.
  */
+/** An object's own keys and values, in order. */
+function entries(o: object): Map<string, unknown> {
+  return new Map(Object.entries(o));
+}
+
 function refuseChangedOnResume(f: FlagValues, runDir: string): void {
   let saved: { options?: Record<string, unknown>; config?: Record<string, unknown> } | null;
   try {
@@ -74,21 +79,20 @@ function refuseChangedOnResume(f: FlagValues, runDir: string): void {
     try {
       const a = resolveModel(f);
       const b = resolveModel(without(k));
-      const oa = resolveTrainOptions(f, a.preset, 'x') as unknown as Record<string, unknown>;
-      const ob = resolveTrainOptions(without(k), b.preset, 'x') as unknown as Record<string, unknown>;
-      const ca = a.config as unknown as Record<string, unknown>;
-      const cb = b.config as unknown as Record<string, unknown>;
-      for (const key of Object.keys(ca)) {
-        if (!same(ca[key], cb[key]) && saved.config && !same(ca[key], saved.config[key]))
+      const oa = entries(resolveTrainOptions(f, a.preset, 'x'));
+      const ob = entries(resolveTrainOptions(without(k), b.preset, 'x'));
+      const ca = entries(a.config);
+      const cb = entries(b.config);
+      for (const [key, v] of ca) {
+        if (!same(v, cb.get(key)) && saved.config && !same(v, saved.config[key]))
           changed.push(
-            `--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, ` +
-              `flags give ${JSON.stringify(ca[key])})`,
+            `--${k} (config ${key}: run has ${JSON.stringify(saved.config[key])}, flags give ${JSON.stringify(v)})`,
           );
       }
-      for (const key of Object.keys(oa)) {
+      for (const [key, v] of oa) {
         if (key === 'preset' || key === 'name') continue;
-        if (!same(oa[key], ob[key]) && saved.options && !same(oa[key], saved.options[key]))
-          changed.push(`--${k} (run has ${JSON.stringify(saved.options[key])}, flag gives ${JSON.stringify(oa[key])})`);
+        if (!same(v, ob.get(key)) && saved.options && !same(v, saved.options[key]))
+          changed.push(`--${k} (run has ${JSON.stringify(saved.options[key])}, flag gives ${JSON.stringify(v)})`);
       }
     } catch {
       // a flag that cannot be resolved on its own was already reported by resolveModel/resolveTrainOptions above

@@ -80,7 +80,8 @@ class JsonTokenizer implements HfTokenizer {
     private cfg: Record<string, unknown>,
     readonly where: string,
   ) {
-    const model = tok.model as unknown as { vocab?: unknown[]; tokens_to_ids?: Map<string, number> };
+    // Typed as always present; seen as possibly absent, since a model kind may lack either.
+    const model: { vocab?: readonly unknown[]; tokens_to_ids?: Map<string, number> } = tok.model;
     this.vocabSize = model.vocab?.length ?? model.tokens_to_ids?.size ?? 0;
     this.bos = tok.bos_token_id ?? null;
     this.eos = tok.eos_token_id ?? null;
@@ -95,7 +96,7 @@ class JsonTokenizer implements HfTokenizer {
   }
 
   piece(id: number): string {
-    const vocab = (this.tok.model as unknown as { vocab?: string[] }).vocab;
+    const vocab: readonly string[] | undefined = this.tok.model.vocab;
     return showPiece(vocab?.[id] ?? this.decode([id]));
   }
 

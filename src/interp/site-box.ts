@@ -26,7 +26,7 @@ export interface BoxResult {
   truncated: boolean; // the text was longer than the model's context
 }
 
-const g = globalThis as unknown as { MONET_SITE_MODEL?: SiteModelData; monetSiteBox?: unknown };
+const g: typeof globalThis & { MONET_SITE_MODEL?: SiteModelData; monetSiteBox?: unknown } = globalThis;
 
 function fromBase64(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s);

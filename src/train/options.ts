@@ -430,9 +430,10 @@ export function validateSavedOptions(raw: unknown, where: string): TrainOptions 
         .join(', ')}`,
     );
   if (typeof given.name !== 'string') throw new Error(`${where}: 'name' must be the run's name (a string)`);
-  const o = { ...TRAIN_DEFAULTS, ...given } as unknown as TrainOptions;
+  // A value per option, not checked yet (name was checked above; the others take their defaults when absent).
+  const merged: { [K in keyof TrainOptions]: unknown } = { ...TRAIN_DEFAULTS, ...given, name: given.name };
   for (const [key, flag] of Object.entries(OPTION_FLAG) as [keyof TrainOptions, string][]) {
-    const v = o[key];
+    const v = merged[key];
     if (key === 'data' && v === null) continue; // the Brown corpus
     const spec = TRAIN_FLAGS.find((s) => s.name === flag)!;
     const problem = flagValueProblem(spec, v);
@@ -441,6 +442,8 @@ export function validateSavedOptions(raw: unknown, where: string): TrainOptions 
       throw new Error(`${where}: '${key}' (--${flag}) must be ${problem}, found ${found}`);
     }
   }
+  // Every option has been checked against its flag's type and range above (OPTION_FLAG names them all).
+  const o = merged as TrainOptions;
   const broken = brokenOptionRule(o);
   if (broken) throw new Error(`${where}: ${broken}`);
   return o;

@@ -428,6 +428,6 @@ export function formatCount(n: number): string {
 // Validation: a wrong config fails here with the key's name, not deep inside a kernel. The rules are the `lm`
 // kind's (src/kinds/lm.ts): the same ones the fixture loader and the backends apply.
 
-export function validateConfig(c: ModelConfig, where = 'model config'): void {
-  lmConfigOf(c, where);
+export function validateConfig(c: object, where = 'model config'): asserts c is ModelConfig {
+  parseLm({ ...c }, where);
 }

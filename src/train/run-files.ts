@@ -55,7 +55,7 @@ function tensorOf(shape: number[], data: HostArray): Tensor {
 /** The text of a run's config.json (sealed with its checksum). */
 export function runConfigJson(config: ModelConfig, tokenizer: string): string {
   const file: RunConfigFile = { ...config, tokenizer, monet_ts_format: CHECKPOINT_FORMAT };
-  return sealedJson(file as unknown as Record<string, unknown>);
+  return sealedJson(file);
 }
 
 export interface RunConfig {
@@ -110,13 +110,12 @@ export function parseRunConfig(bytes: Uint8Array, source: string): RunConfig {
       `checkpoint: ${source}: '${inf}' is a number too large for a float64 (it reads as Infinity); ` +
         'expected a finite number',
     );
-  const config = rest as unknown as ModelConfig;
   try {
-    validateConfig(config);
+    validateConfig(rest);
   } catch (e) {
     throw new Error(`checkpoint: ${source}: ${(e as Error).message}`);
   }
-  return { config, tokenizer, origin, warnings: check.warning ? [check.warning] : [] };
+  return { config: rest, tokenizer, origin, warnings: check.warning ? [check.warning] : [] };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -324,9 +324,8 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
   }
   // run.json is rewritten at the next checkpoint, but a damaged one means a damaged folder: checked like the rest.
   const saved = readRunJson(runDir);
-  const options = { ...savedOptions(st.info, saved, runDir) } as Record<string, unknown>;
-  for (const k of MAY_CHANGE_ON_RESUME) options[k] = o[k];
-  const merged = options as unknown as TrainOptions;
+  const merged: TrainOptions = { ...savedOptions(st.info, saved, runDir) };
+  for (const k of MAY_CHANGE_ON_RESUME) copyOption(merged, o, k);
   if (st.step >= merged.steps)
     throw new Error(
       `--resume: ${runDir} already finished ${st.step} of ${merged.steps} steps; pass a larger --steps to continue`,
@@ -346,6 +345,11 @@ export function openResume(o: TrainOptions, say: (line: string) => void): RunSta
 }
 
 /** The options a run was started with: from the trainer state (same commit), else run.json; checked like flags. */
+/** to[k] = from[k], typed per key. */
+function copyOption<K extends keyof TrainOptions>(to: TrainOptions, from: TrainOptions, k: K): void {
+  to[k] = from[k];
+}
+
 function savedOptions(info: Record<string, unknown>, saved: RunJson | null, runDir: string): TrainOptions {
   if (info.options !== undefined)
     return validateSavedOptions(info.options, `trainer state: ${join(runDir, 'trainer_state.safetensors')}: options`);

@@ -22,7 +22,6 @@
 
 import type { HostMemoryDevice } from '../device.ts';
 import {
-  KERNELS,
   type ActKind,
   type DTensor,
   type DType,
@@ -30,6 +29,7 @@ import {
   type I32,
   type KernelName,
   type Kernels,
+  wrapKernels,
 } from '../kernels.ts';
 import { sharedMemorySupported, spawnBrowserWorker, ThreadPool, type SpawnWorker } from './threads.ts';
 
@@ -53,6 +53,13 @@ interface Exports {
   ropeScratchFloats(S: number, hd: number): number;
   thresholdScratchWords(k: number, n: number): number;
   [kernel: string]: unknown;
+}
+
+/** The module's exported functions by name: the kernels, called with numbers (pointers, sizes, 0/1 flags). */
+function exportedFunctions(ex: Exports): Record<string, (...args: number[]) => void> {
+  const out: Record<string, (...args: number[]) => void> = {};
+  for (const [name, f] of Object.entries(ex)) if (typeof f === 'function') out[name] = f as (...args: number[]) => void;
+  return out;
 }
 
 const ACT: Record<ActKind, number> = { relu: 0, relu2: 1, gelu: 2, silu: 3 };
@@ -238,7 +245,7 @@ class WasmDeviceImpl implements WasmDevice {
   }
 
   writeSync(t: F32, data: Float32Array): void {
-    const w = t as unknown as WasmTensor;
+    const w = t as WasmTensor<'f32'>;
     if (w.freed) throw new Error('wasm device write: the tensor was freed');
     if (data.length !== w.length)
       throw new Error(`wasm device write: expected ${w.length} values for the tensor, found ${data.length}`);
@@ -323,8 +330,7 @@ const OVERWRITES: Partial<Record<KernelName, (s: Sizes, len: (i: number) => numb
  * every place it appears is one the kernel overwrites entirely (then it is only marked as zeroed).
  */
 function withLazyZero(k: Kernels, zero: (t: WasmTensor) => void): Kernels {
-  const wrap = (name: KernelName) => {
-    const inner = k[name] as (...a: unknown[]) => void;
+  return wrapKernels(k, (name, inner) => {
     const full = OVERWRITES[name];
     return (...a: unknown[]) => {
       const s = a[a.length - 1] as Sizes;
@@ -341,8 +347,7 @@ function withLazyZero(k: Kernels, zero: (t: WasmTensor) => void): Kernels {
       if (keep) for (const i of keep) if (i >= 0) (a[i] as WasmTensor).unzeroed = false;
       inner(...a);
     };
-  };
-  return Object.fromEntries(KERNELS.map((name) => [name, wrap(name)])) as unknown as Kernels;
+  });
 }
 
 /**
@@ -370,7 +375,7 @@ function makeKernels(
 ): Kernels {
   const MIN_ELEMENTS = min.elements;
   const MIN_MACS = min.macs;
-  const k = ex as unknown as Record<string, (...args: number[]) => void>;
+  const k = exportedFunctions(ex);
   const p = (t: DTensor): number => {
     const w = t as WasmTensor;
     if (w.freed) throw new Error('wasm kernel: a tensor argument was freed');
@@ -991,7 +996,7 @@ export async function createWasmDeviceFromBytes(
   const memory =
     threads > 1 ? new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: MAX_PAGES, shared: true }) : null;
   const instance = await WebAssembly.instantiate(module, { env: memory ? { memory, abort } : { abort } });
-  const ex = instance.exports as unknown as Exports;
+  const ex = instance.exports as Exports;
   const pool = await ThreadPool.start({
     threads,
     module,

@@ -28,7 +28,7 @@ import { type Gpu, openGpu, type GpuBuffer, type OpenOptions } from './gpu.ts';
 import { matmul as gemm, SMALL_M } from './matmul.ts';
 
 /** A device tensor: a GPU storage buffer. */
-interface GTensor extends DTensor {
+export interface GTensor extends DTensor {
   readonly buf: GpuBuffer;
 }
 

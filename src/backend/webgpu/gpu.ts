@@ -443,7 +443,7 @@ export async function openGpu(opts: OpenOptions = {}): Promise<Gpu> {
   }
   let dawn: { create(o: string[]): GPU; globals: object };
   try {
-    dawn = (await import('webgpu')) as unknown as typeof dawn;
+    dawn = await import('webgpu');
   } catch (e) {
     throw new NoAdapterError(`the npm package 'webgpu' (Dawn for Node) could not be loaded: ${(e as Error).message}`);
   }
