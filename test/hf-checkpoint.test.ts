@@ -15,7 +15,7 @@ import { generateIds, GREEDY } from '../src/train/sample.ts';
 import { main } from '../src/cli/main.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import type { Device } from '../src/backend/device.ts';
-import { KERNELS, type KernelName, type Kernels } from '../src/backend/kernels.ts';
+import { type KernelName, wrapKernels } from '../src/backend/kernels.ts';
 import { DeviceEngine } from '../src/train/engine-device.ts';
 import { lmForward as refLmForward } from '../reference/lm.ts';
 import { parseLm } from '../src/kinds/lm.ts';
@@ -146,15 +146,10 @@ test('widenBf16 on the plain-JS device (oracle of the wasm/webgpu kernel tests) 
 function recordingDevice(): { dev: Device; calls: Array<[KernelName, Record<string, unknown>]> } {
   const base = createJsDevice();
   const calls: Array<[KernelName, Record<string, unknown>]> = [];
-  const kernels = Object.fromEntries(
-    KERNELS.map((k) => [
-      k,
-      (...a: unknown[]) => {
-        calls.push([k, a[a.length - 1] as Record<string, unknown>]);
-        (base.kernels[k] as (...x: unknown[]) => void)(...a);
-      },
-    ]),
-  ) as unknown as Kernels;
+  const kernels = wrapKernels(base.kernels, (k, call) => (...a: unknown[]) => {
+    calls.push([k, a[a.length - 1] as Record<string, unknown>]);
+    call(...a);
+  });
   return { dev: Object.assign(Object.create(base) as Device, { kernels }), calls };
 }
 

@@ -17,6 +17,7 @@ import { CHROMIUM, chromiumMissing, IN_CI, requireChromium, testUnless } from '.
 const FOLDER = resolve('test/data/hf/monet-vd-tiny');
 const ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-gpu-sandbox', '--disable-quic'];
 
+/** window.playground, as playground/main.ts sets it (read inside page.evaluate, in the page). */
 interface PageState {
   webgpu: { ok: boolean; fallback?: boolean; why?: string } | null;
   hf: HfState | null;
@@ -53,7 +54,7 @@ browserTest(
       page.on('pageerror', (e) => pageErrors.push(e.message));
       await page.goto(server.url);
       await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
-      const state = () => page.evaluate(() => (window as unknown as { playground: PageState }).playground);
+      const state = () => page.evaluate(() => Reflect.get(window, 'playground') as PageState);
       const gpu = (await state()).webgpu;
       if (!gpu?.ok && IN_CI) assert.unreachable(`no WebGPU adapter in Chromium: ${gpu?.why}`);
 
@@ -74,7 +75,7 @@ browserTest(
         await page.getByRole('button', { name: 'Continue the prompt', exact: true }).click();
         await page.waitForFunction(
           () => {
-            const pg = (window as unknown as { playground: PageState }).playground;
+            const pg = Reflect.get(window, 'playground') as PageState;
             return (
               pg.hf?.routing !== null || document.querySelector('#hf-status')?.getAttribute('data-state') === 'error'
             );

@@ -55,13 +55,7 @@ function countFixtures(dir: string): number {
   return n;
 }
 
-// What playground/main.ts puts on window, as this test reads it (inside page.evaluate, which runs in the page).
-declare global {
-  interface Window {
-    playground: PageState;
-  }
-}
-
+/** window.playground, as playground/main.ts sets it (read inside page.evaluate, in the page). */
 interface PageState {
   webgpu: { ok: boolean; adapter?: string; why?: string; fallback?: boolean } | null;
   losses: number[];
@@ -107,7 +101,7 @@ browserTest('playground: fixture check on WebGPU and WASM, training, routing vie
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(server.url);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
-    const state = () => page.evaluate(() => window.playground);
+    const state = () => page.evaluate(() => Reflect.get(window, 'playground') as PageState);
     const s0 = await state();
     const gpuOk = !!s0.webgpu?.ok;
     if (!gpuOk) {
@@ -284,7 +278,9 @@ browserTest('playground: fixture check on WebGPU and WASM, training, routing vie
     const neuron = await page.inputValue('#steer-neuron');
     await page.getByLabel('Characters', { exact: true }).fill('40');
     await page.getByRole('button', { name: 'Generate' }).press('Enter');
-    await page.waitForFunction(() => window.playground.generation !== null, null, { timeout: 60_000 });
+    await page.waitForFunction(() => (Reflect.get(window, 'playground') as PageState).generation !== null, null, {
+      timeout: 60_000,
+    });
     const gen = (await state()).generation!;
     console.log(
       `playground test: plain ${JSON.stringify(gen.plain)}; neuron ${neuron} pushed ${JSON.stringify(gen.steered)}`,
@@ -339,7 +335,7 @@ browserTest('playground: fixture check on WebGPU and WASM, training, routing vie
     );
     // the file-input error above was intended
     await page.evaluate(() => {
-      window.playground.errors.length = 0;
+      (Reflect.get(window, 'playground') as PageState).errors.length = 0;
     });
 
     assert.equal(outside, [], 'no request outside the page origin');
@@ -362,7 +358,7 @@ browserTest('playground: fixture check on WebGPU and WASM, training, routing vie
       await p2.getByLabel('Steps', { exact: true }).fill('4');
       await p2.getByRole('button', { name: 'Train', exact: true }).click();
       await p2.waitForSelector('#train-status:is([data-state="done"], [data-state="error"])', { timeout: 60_000 });
-      const s2 = await p2.evaluate(() => window.playground);
+      const s2 = await p2.evaluate(() => Reflect.get(window, 'playground') as PageState);
       assert.is(
         await p2.getAttribute('#train-status', 'data-state'),
         'done',

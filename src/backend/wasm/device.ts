@@ -254,7 +254,7 @@ class WasmDeviceImpl implements WasmDevice {
   }
 
   writeRange(t: I32, data: Int32Array, at: number): void {
-    const w = t as unknown as WasmTensor;
+    const w = t as WasmTensor<'i32'>;
     if (w.freed) throw new Error('wasm device write: the tensor was freed');
     if (!(Number.isInteger(at) && at >= 0 && at + data.length <= w.length))
       throw new Error(`wasm device write: elements [${at}, ${at + data.length}) are outside the tensor's ${w.length}`);
