@@ -3,10 +3,11 @@
 // `npx monet check <fixture> --backend wasm`, an import of every subpath, the backend author's test of
 // docs/fixtures.md §10, and a TypeScript consumer type-checked against the shipped declarations.
 //
-// Nothing is downloaded. The tarball's runtime dependencies (package.json `dependencies`, and theirs) are copied
-// from this checkout's node_modules into the empty folder first; `npm install --offline` with an empty cache then
-// finds every dependency already satisfied and only unpacks the tarball and links its bin. (An install from the
-// registry would fetch the same versions; CI's `npm ci` installed them here.)
+// Nothing is downloaded. The tarball's runtime dependencies (package.json `dependencies`, and theirs: every package
+// package-lock.json does not mark dev) are copied from this checkout's node_modules into the empty folder first;
+// `npm install --offline` with an empty cache then finds every dependency already satisfied and only unpacks the
+// tarball and links its bin. (An install from the registry would fetch the same versions; CI's `npm ci` installed
+// them here.)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -34,15 +35,22 @@ function sh(cmd: string, args: string[], cwd: string, timeout = 300_000): string
   return out;
 }
 
-/** A package and everything it depends on, from this checkout's node_modules, copied (not linked) into `to`. */
-function copyWithDependencies(name: string, to: string, seen = new Set<string>()): void {
-  if (seen.has(name)) return;
-  seen.add(name);
-  const from = join(ROOT, 'node_modules', name);
-  assert.ok(existsSync(from), `runtime dependency ${name} is not installed in this checkout (npm ci)`);
-  cpSync(from, join(to, 'node_modules', name), { recursive: true, dereference: true });
-  const deps = JSON.parse(readFileSync(join(from, 'package.json'), 'utf8')).dependencies ?? {};
-  for (const d of Object.keys(deps)) copyWithDependencies(d, to, seen);
+/**
+ * The runtime dependencies and theirs, as package-lock.json lists them (every package not marked dev), copied (not
+ * linked) from this checkout's node_modules into `to`: a top-level folder brings the packages nested in it along.
+ */
+function copyRuntimeDependencies(to: string): string[] {
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
+  };
+  const top = Object.entries(lock.packages)
+    .filter(([path, p]) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path) && !p.dev && !p.devOptional)
+    .map(([path]) => path);
+  for (const path of top) {
+    assert.ok(existsSync(join(ROOT, path)), `runtime dependency ${path} is not installed in this checkout (npm ci)`);
+    cpSync(join(ROOT, path), join(to, path), { recursive: true, dereference: true });
+  }
+  return top;
 }
 
 test('npm pack builds dist/ and ships it, the bin, the wasm kernels, the WGSL and the fixtures, no sources', () => {
@@ -82,7 +90,9 @@ test('npm pack builds dist/ and ships it, the bin, the wasm kernels, the WGSL an
 test('the tarball installs into an empty folder offline (runtime dependencies copied from this checkout)', () => {
   mkdirSync(join(app, 'node_modules'), { recursive: true });
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  for (const d of Object.keys(pkg.dependencies)) copyWithDependencies(d, app);
+  const copied = copyRuntimeDependencies(app);
+  for (const d of Object.keys(pkg.dependencies))
+    assert.ok(copied.includes(`node_modules/${d}`), `package-lock.json lists no runtime ${d}`);
   sh(
     'npm',
     [
