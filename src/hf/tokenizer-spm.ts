@@ -5,6 +5,7 @@
 // type = 3 (1 normal, 2 unknown, 3 control such as <s> and </s>, 4 user-defined, 5 unused, 6 byte).
 // Node only (the library reads files through `fs`); the playground reads tokenizer.json.
 
+import type { SentencePieceProcessor } from '@sctg/sentencepiece-js';
 import type { FolderSource } from './source.ts';
 import { type ChatMessage, type HfTokenizer, renderChat, showPiece } from './tokenizer.ts';
 
@@ -132,22 +133,39 @@ class SpmTokenizer implements HfTokenizer {
   }
 }
 
+/**
+ * The library's processor as a Processor. Its declaration types decodeIds as (Int32Array) => any: the ids go in as
+ * an Int32Array and the result is checked to be a string, so no cast is needed.
+ */
+function asProcessor(spp: SentencePieceProcessor, where: string): Processor {
+  return {
+    encodeIds: (text) => spp.encodeIds(text),
+    decodeIds: (ids) => {
+      const text: unknown = spp.decodeIds(Int32Array.from(ids));
+      if (typeof text !== 'string')
+        throw new Error(`${where}: SentencePiece decodeIds returned ${typeof text}, expected a string`);
+      return text;
+    },
+  };
+}
+
 /** Read `tokenizer.model` of a folder (loadHfTokenizer's `sentencePiece` in Node). */
 export async function loadSentencePiece(src: FolderSource, cfg: Record<string, unknown>): Promise<HfTokenizer> {
   const where = src.where('tokenizer.model');
   const bytes = await src.bytes('tokenizer.model', 0, src.size('tokenizer.model'));
   const pieces = readSpmPieces(bytes, where);
   const { SentencePieceProcessor } = await import('@sctg/sentencepiece-js');
-  const spp = new SentencePieceProcessor();
-  await spp.loadFromB64StringModel(Buffer.from(bytes).toString('base64'));
+  const library = new SentencePieceProcessor();
+  await library.loadFromB64StringModel(Buffer.from(bytes).toString('base64'));
+  const spp = asProcessor(library, where);
   // the library does not report a model SentencePiece refused: a piece's text must encode to ids of the vocabulary
   const probe = pieces.findIndex((p) => p.type === 1);
   const text = pieces[probe]?.piece.replace(/▁/g, ' ');
-  const got = text ? (spp as unknown as Processor).encodeIds(text) : [];
+  const got = text ? spp.encodeIds(text) : [];
   if (got.length === 0 || got.some((i) => !(i >= 0 && i < pieces.length)))
     throw new Error(
       `${where}: SentencePiece did not load it (${JSON.stringify(text)} encodes to [${got.join(', ')}] ` +
         `with ${pieces.length} pieces)`,
     );
-  return new SpmTokenizer(spp as unknown as Processor, pieces, cfg, where);
+  return new SpmTokenizer(spp, pieces, cfg, where);
 }

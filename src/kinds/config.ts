@@ -4,10 +4,13 @@
 // or values, the default (absent = required) and a one-line description. The ConfigReader reads a raw JSON config
 // through that table, so that a key's range and default live in one place; the kinds' JSON Schema for other tools
 // is made from the same table.
-// Rules that tie several keys together (N a perfect square, top-k at most √N, …) are written in the kind's parse
-// function with `reader.require`, once.
+// Rules that tie several keys together (N a perfect square, top-k at most √N, …) are declared once, as data, in the
+// kind's file (a RuleDecl: src/kinds/layout-table.ts); the kind's parse function applies each with `reader.check`
+// where it reads the keys, and the JSON schema exports the same declarations.
 //
 // Errors say what was expected, what was found and where: `<where>: config.<key>: expected …, found …`.
+
+import { type Env, evaluate, expectedText, type RuleDecl, type Value } from './layout-table.ts';
 
 /** A config that cannot be used: names the key, what was expected and what was found, and where. */
 export class ConfigError extends Error {
@@ -131,6 +134,19 @@ export class ConfigReader {
   /** A rule between keys: unless `ok`, config.<key> is refused with `expected` and the value found. */
   require(ok: boolean, key: string, expected: string, found: unknown = this.raw[key]): void {
     if (!ok) this.fail(key, expected, found);
+  }
+
+  /**
+   * A declared rule between keys: when its `when` holds and its `check` does not, config.<key> is refused with its
+   * expected text. The keys it reads are the raw config's (or their defaults); `sizes` adds the case's sizes that
+   * are not keys (topk's F). Apply it after reading (and so checking) the keys it names.
+   */
+  check(rule: RuleDecl, sizes: Env = {}): void {
+    const env: Record<string, Value | undefined> = { ...sizes };
+    for (const [k, s] of Object.entries(this.keys))
+      env[k] = (this.raw[k] ?? (s as { default?: unknown }).default) as Value | undefined;
+    if (rule.when !== undefined && evaluate(rule.when, env) !== true) return;
+    if (evaluate(rule.check, env) !== true) this.fail(rule.key, expectedText(rule, env));
   }
 
   has(key: string): boolean {

@@ -6,7 +6,8 @@
 import type { DenseActivation, DenseFfnConfig } from '../../reference/dense-ffn.ts';
 import { ConfigReader, type KeyTable } from './config.ts';
 import type { KindDecl } from './kind.ts';
-import { layerLayout } from './layer.ts';
+import { layerLayout, layerTable } from './layer.ts';
+import { output, param, seed, type TensorDecl } from './layout-table.ts';
 import { weight, type ParamSpec } from './tensors.ts';
 
 export const DENSE_ACTIVATIONS: readonly DenseActivation[] = ['swiglu', 'relu2', 'relu', 'gelu'];
@@ -41,6 +42,17 @@ export function denseFfnTable(c: DenseFfnConfig): { gate: ParamSpec | null; up: 
   };
 }
 
+/** The same parameters as data (the JSON schema's layout; smoe's experts and the lm kinds reuse it). */
+export const DENSE_FFN_PARAMS: TensorDecl[] = [
+  param('gate_proj.weight', ['intermediate_size', 'hidden_size'], { when: "activation == 'swiglu'" }),
+  param('up_proj.weight', ['intermediate_size', 'hidden_size']),
+  param('down_proj.weight', ['hidden_size', 'intermediate_size']),
+];
+
+/** A layer kind's upstream gradient in.dy and output out.y, both (T, d). */
+export const LAYER_DY: TensorDecl = seed('dy', ['T', 'hidden_size']);
+export const LAYER_Y: TensorDecl = output('y', ['T', 'hidden_size']);
+
 export function* denseFfnParams(c: DenseFfnConfig): Iterable<ParamSpec> {
   const t = denseFfnTable(c);
   if (t.gate) yield t.gate;
@@ -51,6 +63,18 @@ export function* denseFfnParams(c: DenseFfnConfig): Iterable<ParamSpec> {
 export const denseFfnKind: KindDecl<DenseFfnConfig> = {
   name: 'dense-ffn',
   keys: DENSE_FFN_KEYS,
+  tables: {
+    'dense-ffn': {
+      layout: layerTable({
+        x: ['T', 'hidden_size'],
+        seeds: [LAYER_DY],
+        params: DENSE_FFN_PARAMS,
+        outputs: [LAYER_Y],
+        idx: [],
+      }),
+      rules: [],
+    },
+  },
   parse(raw, where) {
     const r = new ConfigReader(raw, DENSE_FFN_KEYS, where, "kind 'dense-ffn'");
     const c = readDenseFfn(r);

@@ -3,6 +3,7 @@
 // writer all read it, so that each rule about a kind's config is written once.
 
 import type { KeyTable } from './config.ts';
+import type { KindTable } from './layout-table.ts';
 import type { KindLayout, ParamSpec, StateSpec } from './tensors.ts';
 
 /**
@@ -15,6 +16,11 @@ export interface KindDecl<C> {
   readonly name: string;
   /** The config keys: type, range, default (src/kinds/config.ts). */
   readonly keys: KeyTable;
+  /**
+   * The tensor layout and the rules between keys as data (exported in the JSON schema), by subschema name: the
+   * kind's name, or `lm.<ffn>` for each feed-forward kind of `lm`.
+   */
+  readonly tables: Readonly<Record<string, KindTable>>;
   /** A typed config from a raw JSON object; a ConfigError names the key, what was expected and found, and where. */
   parse(raw: Readonly<Record<string, unknown>>, where: string, tokens?: Tokens): C;
   /** Parameters, names relative to the case (`param.` + name), in the order generators draw them. Lazy. */

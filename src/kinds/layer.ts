@@ -1,6 +1,7 @@
 // The layout of a single-layer fixture case (every kind but `lm`): in.x and its upstream gradients, parameters,
 // state, outputs, routing decisions and the state after a train-mode step.
 
+import { input, type LayoutDecl, type TensorDecl } from './layout-table.ts';
 import { maxDim, shapes, type KindLayout, type ParamSpec, type Shape, type StateSpec } from './tensors.ts';
 
 export interface LayerLayoutParts {
@@ -39,5 +40,28 @@ export function layerLayout(p: LayerLayoutParts): KindLayout {
     // Running statistics change only in train mode; an eval-mode case has no next.* (the state is unchanged).
     next: p.mode === 'train' ? new Map([...stateRel].map(([n, s]) => [`next.${n}`, s])) : new Map(),
     reduction: Math.max(p.T, p.reduction ?? 1, maxDim(params)),
+  };
+}
+
+/** The same layout as data (src/kinds/layout-table.ts): in.x, its seeds, the kind's tensors, next.* in train mode. */
+export interface LayerTableParts {
+  /** in.x's shape (expressions over the keys and T). */
+  x: (number | string)[];
+  seeds: TensorDecl[];
+  params: TensorDecl[];
+  state?: TensorDecl[];
+  outputs: TensorDecl[];
+  idx: TensorDecl[];
+  /** The sizes that are not config keys (default: T, the first axis of in.x). */
+  sizes?: Record<string, string>;
+  /** The kind has a BatchNorm `mode`: next.* exist after a train-mode step. */
+  modal?: boolean;
+}
+
+export function layerTable(p: LayerTableParts): LayoutDecl {
+  return {
+    sizes: p.sizes ?? { T: 'tokens: the first axis of in.x' },
+    tensors: [input('x', p.x, { grad: true }), ...p.seeds, ...p.params, ...(p.state ?? []), ...p.outputs, ...p.idx],
+    ...(p.modal ? { next: "mode == 'train'" } : {}),
   };
 }

@@ -15,18 +15,35 @@ import type { LmConfig } from '../../reference/lm.ts';
 import type { MonetDecompose } from '../../reference/monet-layer.ts';
 import type { Rng } from '../../reference/rng.ts';
 import { ConfigError, ConfigReader, type KeyTable } from './config.ts';
-import { DENSE_FFN_KEYS, denseFfnParams, HIDDEN_SIZE, readDenseFfn } from './dense-ffn.ts';
+import { DENSE_FFN_KEYS, DENSE_FFN_PARAMS, denseFfnParams, HIDDEN_SIZE, readDenseFfn } from './dense-ffn.ts';
 import type { KindDecl, Tokens } from './kind.ts';
 import {
+  input,
+  type KindTable,
+  nested,
+  optionalOutput,
+  output,
+  param,
+  type RuleDecl,
+  rulesWhen,
+  type TensorDecl,
+} from './layout-table.ts';
+import {
   MONET_EXPERT_KEYS,
+  MONET_HD_PARAMS,
   MONET_ROUTER_OWN_KEYS,
+  MONET_ROUTER_PARAMS,
+  MONET_ROUTER_RULE,
+  MONET_ROUTER_STATE,
+  MONET_VD_PARAMS,
+  MONET_VD_RULES,
   monetExpertParams,
   monetRouterParams,
   monetRouterState,
   readMonetLayer,
 } from './monet.ts';
-import { PEER_EXPERT_KEYS, peerParams, peerState, readPeer } from './peer.ts';
-import { readSmoe, SMOE_KEYS, smoeParams } from './smoe.ts';
+import { PEER_EXPERT_KEYS, PEER_PARAMS, PEER_RULES, PEER_STATE, peerParams, peerState, readPeer } from './peer.ts';
+import { readSmoe, SMOE_KEYS, SMOE_PARAMS, SMOE_RULES, smoeParams } from './smoe.ts';
 import {
   numel,
   prefixed,
@@ -38,7 +55,7 @@ import {
   type ParamSpec,
   type StateSpec,
 } from './tensors.ts';
-import { readTopkFfn, TOPK_FFN_KEYS, topkFfnParams } from './topk.ts';
+import { readTopkFfn, TOPK_FFN_KEYS, TOPK_FFN_PARAMS, TOPK_FFN_RULE, topkFfnParams } from './topk.ts';
 
 export const FFN_KINDS: readonly FfnKind[] = ['dense', 'smoe', 'peer', 'monet', 'topk'];
 
@@ -99,6 +116,47 @@ export const LM_FFN_KEYS: Record<FfnKind, KeyTable> = {
   },
 };
 
+/** The backbone's rules: attention heads divide the width, and RoPE rotates pairs. */
+export const LM_RULES = {
+  heads: {
+    name: 'hidden_size_multiple_of_heads',
+    key: 'hidden_size',
+    check: 'hidden_size % num_attention_heads == 0',
+    expected: 'a multiple of num_attention_heads = {num_attention_heads}',
+  },
+  kvHeads: {
+    name: 'heads_multiple_of_kv_heads',
+    key: 'num_attention_heads',
+    check: 'num_attention_heads % num_key_value_heads == 0',
+    expected: 'a multiple of num_key_value_heads = {num_key_value_heads}',
+  },
+  headDim: {
+    name: 'head_dim_even',
+    key: 'hidden_size',
+    check: '(hidden_size // num_attention_heads) % 2 == 0',
+    expected:
+      'an even head dim hidden_size / num_attention_heads (RoPE rotates pairs); ' +
+      '{hidden_size} / {num_attention_heads} = {hidden_size // num_attention_heads}',
+  },
+} as const satisfies Record<string, RuleDecl>;
+
+/** The TopK LM's rules (k's bound depends on where TopK applies). */
+export const LM_TOPK_RULES = {
+  nLast: {
+    name: 'n_last_non_topk_at_most_layers',
+    key: 'n_last_non_topk',
+    check: 'n_last_non_topk <= num_hidden_layers',
+    expected: 'at most num_hidden_layers = {num_hidden_layers}',
+  },
+  hidden: {
+    name: 'k_at_most_hidden_size',
+    key: 'k',
+    when: "topk_placement == 'hidden'",
+    check: 'k <= hidden_size',
+    expected: "at most hidden_size = {hidden_size} (topk_placement 'hidden')",
+  },
+} as const satisfies Record<string, RuleDecl>;
+
 /** The feed-forward part of the config, typed (the backbone's d, L and mode are given). */
 function readFfn(r: ConfigReader, kind: FfnKind, d: number, L: number, mode: 'train' | 'eval'): FfnConfig {
   switch (kind) {
@@ -109,7 +167,7 @@ function readFfn(r: ConfigReader, kind: FfnKind, d: number, L: number, mode: 'tr
     case 'topk': {
       const placement = r.oneOf<'ffn' | 'hidden'>('topk_placement');
       const nLast = r.int('n_last_non_topk');
-      r.require(nLast <= L, 'n_last_non_topk', `at most num_hidden_layers = ${L}`);
+      r.check(LM_TOPK_RULES.nLast);
       let ffn: TopkLmConfig;
       if (placement === 'ffn') ffn = { ...readTopkFfn(r), placement, nLast };
       else {
@@ -117,7 +175,7 @@ function readFfn(r: ConfigReader, kind: FfnKind, d: number, L: number, mode: 'tr
         const F = r.int('intermediate_size');
         r.oneOf('activation');
         const k = r.int('k');
-        r.require(k <= d, 'k', `at most hidden_size = ${d} (topk_placement 'hidden')`);
+        r.check(LM_TOPK_RULES.hidden);
         ffn = { d, F, k, alpha: r.num('alpha'), placement, nLast };
       }
       return { kind, topk: ffn };
@@ -158,14 +216,10 @@ export function parseLm(raw: Readonly<Record<string, unknown>>, where: string, t
   const L = r.int('num_hidden_layers');
   const nH = r.int('num_attention_heads');
   const nKV = r.int('num_key_value_heads');
-  r.require(d % nH === 0, 'hidden_size', `a multiple of num_attention_heads = ${nH}`);
-  r.require(nH % nKV === 0, 'num_attention_heads', `a multiple of num_key_value_heads = ${nKV}`);
+  r.check(LM_RULES.heads);
+  r.check(LM_RULES.kvHeads);
+  r.check(LM_RULES.headDim);
   const hd = d / nH;
-  r.require(
-    hd % 2 === 0,
-    'hidden_size',
-    `an even head dim hidden_size / num_attention_heads (RoPE rotates pairs); ${d} / ${nH} = ${hd}`,
-  );
   const maxPos = r.int('max_position_embeddings');
   const mode = r.oneOf<'train' | 'eval'>('mode');
   const cfg: LmConfig = {
@@ -253,12 +307,82 @@ export function* lmState(cfg: LmConfig): Iterable<StateSpec> {
 
 /** The aux losses an LM reports (out.loss_<name>), by feed-forward kind. */
 export function lmAuxNames(cfg: LmConfig): string[] {
-  return cfg.ffn.kind === 'smoe' ? ['balance', 'z'] : cfg.ffn.kind === 'monet' ? ['unif', 'amb'] : [];
+  return LM_AUX[cfg.ffn.kind];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the layout as data (the JSON schema's `lm.<ffn>` tables): the same names and shapes as lmParams, lmState and
+// layout() below
+
+const LAYERS: [string, string][] = [['i', 'num_hidden_layers']];
+const HD = '(hidden_size // num_attention_heads)';
+
+/** Layer i's feed-forward tensors (parameters and state), relative to `model.layers.{i}.`. */
+const LM_FFN_TENSORS: Record<FfnKind, TensorDecl[]> = {
+  dense: nested('mlp.', DENSE_FFN_PARAMS),
+  topk: nested('mlp.', TOPK_FFN_PARAMS),
+  smoe: nested('block_sparse_moe.', SMOE_PARAMS),
+  peer: [
+    ...nested('mlp.', [...PEER_PARAMS, ...PEER_STATE], { when: 'i in peer_layers' }),
+    ...nested('mlp.', DENSE_FFN_PARAMS, { when: 'i not in peer_layers' }),
+  ],
+  monet: [
+    ...nested('router.', [...MONET_ROUTER_PARAMS, ...MONET_ROUTER_STATE], { when: 'i % moe_groups == 0' }),
+    ...nested('moe.', MONET_HD_PARAMS, { when: "moe_decompose == 'horizontal'" }),
+    ...nested('moe.', MONET_VD_PARAMS, { when: "moe_decompose == 'vertical'" }),
+  ],
+};
+
+const LM_FFN_RULES: Record<FfnKind, RuleDecl[]> = {
+  dense: [],
+  topk: [LM_TOPK_RULES.nLast, ...rulesWhen("topk_placement == 'ffn'", [TOPK_FFN_RULE]), LM_TOPK_RULES.hidden],
+  smoe: SMOE_RULES,
+  peer: Object.values(PEER_RULES),
+  monet: [MONET_ROUTER_RULE, ...rulesWhen("moe_decompose == 'vertical'", MONET_VD_RULES)],
+};
+
+const LM_AUX: Record<FfnKind, string[]> = {
+  dense: [],
+  topk: [],
+  peer: [],
+  smoe: ['balance', 'z'],
+  monet: ['unif', 'amb'],
+};
+
+/** The table of an LM with feed-forward `ffn`. */
+function lmTable(ffn: FfnKind): KindTable {
+  const layer = [
+    param('input_layernorm.weight', ['hidden_size']),
+    param('self_attn.q_proj.weight', [`num_attention_heads * ${HD}`, 'hidden_size']),
+    param('self_attn.k_proj.weight', [`num_key_value_heads * ${HD}`, 'hidden_size']),
+    param('self_attn.v_proj.weight', [`num_key_value_heads * ${HD}`, 'hidden_size']),
+    param('self_attn.o_proj.weight', ['hidden_size', `num_attention_heads * ${HD}`]),
+    param('post_attention_layernorm.weight', ['hidden_size']),
+    ...LM_FFN_TENSORS[ffn],
+  ];
+  return {
+    layout: {
+      sizes: { B: 'sequences: the first axis of in.tokens', S: 'sequence length: the last axis of in.tokens' },
+      tensors: [
+        { ...input('tokens', ['B', 'S']), dtype: 'int' }, // token ids: no gradient
+        param('model.embed_tokens.weight', ['vocab_size', 'hidden_size']),
+        ...nested('model.layers.{i}.', layer, { for: LAYERS }),
+        param('model.norm.weight', ['hidden_size']),
+        param('lm_head.weight', ['vocab_size', 'hidden_size'], { when: 'not tie_word_embeddings' }),
+        output('loss', []),
+        optionalOutput('logits', ['B', 'S', 'vocab_size']),
+        ...LM_AUX[ffn].map((n) => optionalOutput(`loss_${n}`, [])),
+      ],
+      next: "mode == 'train'",
+    },
+    rules: [...Object.values(LM_RULES), ...LM_FFN_RULES[ffn]],
+  };
 }
 
 export const lmKind: KindDecl<LmConfig> = {
   name: 'lm',
   keys: { ...LM_BACKBONE_KEYS, ...Object.assign({}, ...Object.values(LM_FFN_KEYS)) },
+  tables: Object.fromEntries(FFN_KINDS.map((f) => [`lm.${f}`, lmTable(f)])),
   parse: parseLm,
   params: lmParams,
   state: lmState,

@@ -8,9 +8,19 @@
 import type { MonetDecompose, MonetLayerConfig } from '../../reference/monet-layer.ts';
 import type { MonetRouterConfig } from '../../reference/monet-router.ts';
 import { ConfigReader, type KeyTable } from './config.ts';
-import { HIDDEN_SIZE } from './dense-ffn.ts';
+import { HIDDEN_SIZE, LAYER_DY, LAYER_Y } from './dense-ffn.ts';
 import type { KindDecl } from './kind.ts';
-import { layerLayout } from './layer.ts';
+import { layerLayout, layerTable } from './layer.ts';
+import {
+  maskOf,
+  nested,
+  output,
+  param,
+  type RuleDecl,
+  runningStatsDecl,
+  seed,
+  type TensorDecl,
+} from './layout-table.ts';
 import { BN_EPS, BN_MODE, BN_MOMENTUM } from './peer.ts';
 import { bias, prefixed, runningStats, weight, type ParamSpec, type StateSpec } from './tensors.ts';
 
@@ -44,11 +54,34 @@ export const MONET_EXPERT_KEYS = {
 
 export const MONET_KEYS = { ...MONET_ROUTER_KEYS, ...MONET_EXPERT_KEYS } as const satisfies KeyTable;
 
+export const MONET_ROUTER_RULE: RuleDecl = {
+  name: 'moe_topk_below_experts',
+  key: 'moe_topk',
+  check: 'moe_topk < moe_experts',
+  expected: 'less than moe_experts = {moe_experts} (the threshold is Φ⁻¹(1 − topk/E))',
+};
+
+/** The vertical decomposition's rules (kind monet-vd; an lm with moe_decompose 'vertical'). */
+export const MONET_VD_RULES: RuleDecl[] = [
+  {
+    name: 'hidden_size_even',
+    key: 'hidden_size',
+    check: 'hidden_size % 2 == 0',
+    expected: 'an even number (the vertical decomposition splits the output in halves)',
+  },
+  {
+    name: 'moe_dim_even',
+    key: 'moe_dim',
+    check: 'moe_dim % 2 == 0',
+    expected: 'an even number (the vertical decomposition splits each expert in halves)',
+  },
+];
+
 export function readMonetRouter(r: ConfigReader, d: number, mode: 'train' | 'eval'): MonetRouterConfig {
   const E = r.int('moe_experts');
   const H = r.int('moe_heads');
   const topk = r.int('moe_topk');
-  r.require(topk < E, 'moe_topk', `less than moe_experts = ${E} (the threshold is Φ⁻¹(1 − topk/E))`);
+  r.check(MONET_ROUTER_RULE);
   return { d, E, H, topk, mode, bnEps: r.num('bn_eps'), bnMomentum: r.num('bn_momentum') };
 }
 
@@ -61,10 +94,7 @@ export function readMonetLayer(
   const router = readMonetRouter(r, d, mode);
   const m = r.int('moe_dim');
   r.oneOf('hidden_act');
-  if (decompose === 'vertical') {
-    r.require(d % 2 === 0, 'hidden_size', 'an even number (the vertical decomposition splits the output in halves)');
-    r.require(m % 2 === 0, 'moe_dim', 'an even number (the vertical decomposition splits each expert in halves)');
-  }
+  if (decompose === 'vertical') for (const rule of MONET_VD_RULES) r.check(rule);
   const aux = r.coefs<'unif' | 'amb'>('aux');
   return { ...router, m, aux, unifEps: r.num('unif_eps') };
 }
@@ -119,9 +149,53 @@ export function monetExpertParams(c: MonetLayerConfig, decompose: MonetDecompose
   return Object.values(decompose === 'vertical' ? monetVdTable(c) : monetHdTable(c));
 }
 
+/** The router's, the experts' tensors as data (names relative to the router and to the experts module). */
+export const MONET_ROUTER_PARAMS: TensorDecl[] = [
+  param('w1.weight', ['moe_heads * moe_experts', 'hidden_size']),
+  param('w2.weight', ['moe_heads * moe_experts', 'hidden_size']),
+];
+export const MONET_ROUTER_STATE: TensorDecl[] = [
+  ...runningStatsDecl('norm1.', 'moe_heads'),
+  ...runningStatsDecl('norm2.', 'moe_heads'),
+];
+export const MONET_HD_PARAMS: TensorDecl[] = [
+  param('u.weight', ['moe_experts * moe_dim', 'hidden_size']),
+  param('u.bias', ['moe_experts * moe_dim']),
+  param('v.weight', ['hidden_size', 'moe_experts * moe_dim']),
+  param('b', ['moe_experts', 'hidden_size']),
+];
+const EMH = 'moe_experts * moe_dim // 2';
+export const MONET_VD_PARAMS: TensorDecl[] = [
+  param('u1.weight', [EMH, 'hidden_size']),
+  param('u1.bias', [EMH]),
+  param('u2.weight', [EMH, 'hidden_size']),
+  param('u2.bias', [EMH]),
+  ...['v11', 'v12', 'v21', 'v22'].map((v) => param(`${v}.weight`, ['hidden_size // 2', EMH])),
+  param('b1', ['moe_experts', 'hidden_size // 2']),
+  param('b2', ['moe_experts', 'hidden_size // 2']),
+];
+const GATES = ['T', 'moe_heads', 'moe_experts'];
+export const MONET_GATES: TensorDecl[] = [output('g1', GATES), output('g2', GATES)];
+export const MONET_LOSSES: TensorDecl[] = [output('loss_unif', []), output('loss_amb', [])];
+const MONET_MASKS = [maskOf('mask1', GATES), maskOf('mask2', GATES)];
+
 export const monetRouterKind: KindDecl<MonetRouterConfig> = {
   name: 'monet-router',
   keys: MONET_ROUTER_KEYS,
+  tables: {
+    'monet-router': {
+      layout: layerTable({
+        x: ['T', 'hidden_size'],
+        seeds: [seed('dg1', GATES), seed('dg2', GATES)],
+        params: MONET_ROUTER_PARAMS,
+        state: MONET_ROUTER_STATE,
+        outputs: MONET_GATES,
+        idx: MONET_MASKS,
+        modal: true,
+      }),
+      rules: [MONET_ROUTER_RULE],
+    },
+  },
   parse(raw, where) {
     const r = new ConfigReader(raw, MONET_ROUTER_KEYS, where, "kind 'monet-router'");
     const d = r.int('hidden_size');
@@ -167,6 +241,23 @@ function monetLayerKind(decompose: MonetDecompose): KindDecl<MonetLayerConfig> {
   return {
     name,
     keys: MONET_KEYS,
+    tables: {
+      [name]: {
+        layout: layerTable({
+          x: ['T', 'hidden_size'],
+          seeds: [LAYER_DY],
+          params: [
+            ...nested('router.', MONET_ROUTER_PARAMS),
+            ...nested('moe.', decompose === 'vertical' ? MONET_VD_PARAMS : MONET_HD_PARAMS),
+          ],
+          state: nested('router.', MONET_ROUTER_STATE),
+          outputs: [LAYER_Y, ...MONET_LOSSES, ...MONET_GATES],
+          idx: MONET_MASKS,
+          modal: true,
+        }),
+        rules: [MONET_ROUTER_RULE, ...(decompose === 'vertical' ? MONET_VD_RULES : [])],
+      },
+    },
     parse(raw, where) {
       const r = new ConfigReader(raw, MONET_KEYS, where, `kind '${name}'`);
       const d = r.int('hidden_size');

@@ -7,9 +7,10 @@
 import type { PeerActivation, PeerConfig } from '../../reference/peer.ts';
 import { peerSubKeys } from '../../reference/peer.ts';
 import { ConfigReader, type KeyTable } from './config.ts';
-import { HIDDEN_SIZE } from './dense-ffn.ts';
+import { HIDDEN_SIZE, LAYER_DY, LAYER_Y } from './dense-ffn.ts';
 import type { KindDecl } from './kind.ts';
-import { layerLayout } from './layer.ts';
+import { layerLayout, layerTable } from './layer.ts';
+import { indexOf, param, type RuleDecl, runningStatsDecl, type TensorDecl } from './layout-table.ts';
 import { bias, runningStats, scale, weight, type ParamSpec, type StateSpec } from './tensors.ts';
 
 export const BN_MODE = {
@@ -39,16 +40,36 @@ export const PEER_EXPERT_KEYS = {
 
 export const PEER_KEYS = { hidden_size: HIDDEN_SIZE, ...PEER_EXPERT_KEYS, mode: BN_MODE } as const satisfies KeyTable;
 
+export const PEER_RULES = {
+  square: {
+    name: 'num_experts_square',
+    key: 'num_experts',
+    check: 'isqrt(num_experts) * isqrt(num_experts) == num_experts',
+    expected: 'a perfect square (product keys: N = K² for K sub-keys per half)',
+  },
+  topk: {
+    name: 'top_k_at_most_sub_keys',
+    key: 'top_k',
+    check: 'top_k <= isqrt(num_experts)',
+    expected: 'at most √num_experts = {isqrt(num_experts)} (top-k is taken on each key half first)',
+  },
+  keyDim: {
+    name: 'key_dim_even',
+    key: 'key_dim',
+    check: 'key_dim % 2 == 0',
+    expected: 'an even number (the query splits in two halves)',
+  },
+} as const satisfies Record<string, RuleDecl>;
+
 /** The PEER keys; `mode` is the caller's (the lm kind passes the model's). */
 export function readPeer(r: ConfigReader, d: number, mode: 'train' | 'eval'): PeerConfig {
   const N = r.int('num_experts');
-  const K = peerSubKeys(N);
-  r.require(K * K === N, 'num_experts', 'a perfect square (product keys: N = K² for K sub-keys per half)');
+  r.check(PEER_RULES.square);
   const H = r.int('heads');
   const k = r.int('top_k');
-  r.require(k <= K, 'top_k', `at most √num_experts = ${K} (top-k is taken on each key half first)`);
+  r.check(PEER_RULES.topk);
   const dk = r.int('key_dim');
-  r.require(dk % 2 === 0, 'key_dim', 'an even number (the query splits in two halves)');
+  r.check(PEER_RULES.keyDim);
   const activation = r.oneOf<PeerActivation>('activation');
   return { d, N, H, k, dk, activation, mode, bnEps: r.num('bn_eps'), bnMomentum: r.num('bn_momentum') };
 }
@@ -67,6 +88,18 @@ export function peerTable(c: PeerConfig) {
   };
 }
 
+/** The same parameters and state as data (names relative to the layer). */
+export const PEER_PARAMS: TensorDecl[] = [
+  param('query.weight', ['heads * key_dim', 'hidden_size']),
+  param('query.bias', ['heads * key_dim']),
+  param('query_bn.weight', ['heads * key_dim']),
+  param('query_bn.bias', ['heads * key_dim']),
+  param('sub_keys', [2, 'isqrt(num_experts)', 'key_dim // 2']),
+  param('w_down', ['num_experts', 'hidden_size']),
+  param('w_up', ['num_experts', 'hidden_size']),
+];
+export const PEER_STATE: TensorDecl[] = runningStatsDecl('query_bn.', 'heads * key_dim');
+
 export function peerParams(c: PeerConfig): ParamSpec[] {
   return Object.values(peerTable(c));
 }
@@ -78,6 +111,20 @@ export function peerState(c: PeerConfig): StateSpec[] {
 export const peerKind: KindDecl<PeerConfig> = {
   name: 'peer',
   keys: PEER_KEYS,
+  tables: {
+    peer: {
+      layout: layerTable({
+        x: ['T', 'hidden_size'],
+        seeds: [LAYER_DY],
+        params: PEER_PARAMS,
+        state: PEER_STATE,
+        outputs: [LAYER_Y],
+        idx: [indexOf('experts', ['T', 'heads', 'top_k'])],
+        modal: true,
+      }),
+      rules: Object.values(PEER_RULES),
+    },
+  },
   parse(raw, where) {
     const r = new ConfigReader(raw, PEER_KEYS, where, "kind 'peer'");
     const d = r.int('hidden_size');

@@ -1,18 +1,23 @@
-// The kinds' config declarations as a JSON Schema (draft 2020-12), for tools outside TypeScript: the PyTorch fixture
-// writer (tools/pytorch/kinds.py) reads config keys, types, ranges, defaults and which keys are required from it
-// instead of writing them again. `npm run kinds:schema` writes schema/kinds.schema.json; test/kinds-schema.test.ts
-// fails when the committed file is not what this module makes.
+// The kinds' declarations as a JSON Schema (draft 2020-12), for tools outside TypeScript: the PyTorch fixture writer
+// (tools/pytorch/kinds.py) reads config keys, types, ranges, defaults and which keys are required from it, and each
+// kind's tensor layout and rules between keys (the `x-monet-layout` and `x-monet-rules` of every subschema, the
+// kinds' tables: src/kinds/layout-table.ts), instead of writing them again. `npm run kinds:schema` writes
+// schema/kinds.schema.json; test/kinds-schema.test.ts fails when the committed file is not what this module makes.
 //
 // One subschema per fixture kind under $defs; the `lm` kind is one subschema per feed-forward kind (`lm.dense`,
 // `lm.smoe`, …: the backbone's keys and that feed-forward's, `ffn` fixed), and `lm` is their oneOf. Every subschema
 // lists all its keys (additionalProperties false), so a misspelled key is refused as the fixture loader refuses it.
 //
-// What a JSON Schema cannot say is kept in words: rules between keys ("num_experts a perfect square", "top_k at most
-// √num_experts") are applied by each kind's parse function, and `layers` indices are below num_hidden_layers.
+// What JSON Schema keywords cannot say is exported as data: rules between keys ("num_experts a perfect square",
+// "top_k at most √num_experts") as named checks in the tables' expression language, which each kind's parse
+// function applies from the same declarations. Kept in words only: `layers` indices are below num_hidden_layers,
+// intermediate_size is required when an lm has a dense layer, and an lm's sequence length is at most
+// max_position_embeddings (the fixture loader checks all three).
 
 import type { FfnKind } from '../../reference/lm-ffn.ts';
 import type { KeySpec, KeyTable } from './config.ts';
 import { FIXTURE_KINDS, KINDS } from './index.ts';
+import type { KindTable, LayoutDecl, RuleDecl } from './layout-table.ts';
 import { FFN_KINDS, LM_BACKBONE_KEYS, LM_FFN_KEYS } from './lm.ts';
 
 /** The JSON Schema of one config key. */
@@ -50,6 +55,10 @@ export interface ConfigSchema {
   properties: Record<string, KeySchema>;
   required: string[];
   additionalProperties: false;
+  /** The tensors of a case (src/kinds/layout-table.ts). */
+  'x-monet-layout': LayoutDecl;
+  /** The rules between keys. */
+  'x-monet-rules': readonly RuleDecl[];
 }
 
 export interface KindsSchema {
@@ -109,7 +118,7 @@ function isRequired(spec: KeySpec): boolean {
   return spec.default === undefined;
 }
 
-export function configSchema(title: string, keys: KeyTable): ConfigSchema {
+export function configSchema(title: string, keys: KeyTable, table: KindTable): ConfigSchema {
   return {
     type: 'object',
     title,
@@ -118,12 +127,15 @@ export function configSchema(title: string, keys: KeyTable): ConfigSchema {
       .filter(([, s]) => isRequired(s))
       .map(([k]) => k),
     additionalProperties: false,
+    'x-monet-layout': table.layout,
+    'x-monet-rules': table.rules,
   };
 }
 
 /** The lm kind with one feed-forward kind: every backbone key, `ffn` fixed, and that feed-forward's keys. */
 function lmVariantSchema(ffn: FfnKind): ConfigSchema {
-  const s = configSchema(`kind 'lm' with ffn '${ffn}'`, { ...LM_BACKBONE_KEYS, ...LM_FFN_KEYS[ffn] });
+  const keys = { ...LM_BACKBONE_KEYS, ...LM_FFN_KEYS[ffn] };
+  const s = configSchema(`kind 'lm' with ffn '${ffn}'`, keys, KINDS.lm.tables[`lm.${ffn}`]);
   s.properties.ffn = { type: 'string', description: LM_BACKBONE_KEYS.ffn.doc, const: ffn };
   return s;
 }
@@ -135,23 +147,35 @@ export function kindsSchema(): KindsSchema {
     if (kind === 'lm') {
       defs.lm = { title: "kind 'lm'", oneOf: FFN_KINDS.map((f) => ({ $ref: `#/$defs/lm.${f}` })) };
       for (const f of FFN_KINDS) defs[`lm.${f}`] = lmVariantSchema(f);
-    } else defs[kind] = configSchema(`kind '${kind}'`, KINDS[kind].keys);
+    } else defs[kind] = configSchema(`kind '${kind}'`, KINDS[kind].keys, KINDS[kind].tables[kind]);
   }
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'monet-ts/kinds.schema.json',
-    title: 'monet-ts fixture kinds: the config of each kind',
+    title: 'monet-ts fixture kinds: the config and the tensors of each kind',
     description:
       'Made by `npm run kinds:schema` from src/kinds/ (do not edit). A fixture of kind K has metadata config ' +
-      'valid against $defs[K]. Rules between keys (perfect squares, top-k bounds, even widths) are checked by ' +
-      'the fixture loader, and named in the keys’ descriptions.',
+      'valid against $defs[K] and satisfying its x-monet-rules (rules between keys: each check holds where its ' +
+      'when does, else config.<key> is refused with the expected text), and holds the tensors of its ' +
+      'x-monet-layout evaluated for that config and the case sizes. Expressions: integers, floats, ' +
+      "'strings', names (config keys with defaults filled in, sizes, loop variables), + - * // %, comparisons, " +
+      'in, not in, and, or, not, parentheses, isqrt(), len(), max(); a subset of Python with its meaning. ' +
+      'A tensor with `for` is one tensor per value of each loop variable in range(count); with `when`, present ' +
+      'only where it holds. grad.<name> (same shape) for every param and every tensor with grad; ' +
+      'next.<state name> for every state tensor where the layout’s `next` holds. Expected texts: {expression} ' +
+      'stands for its value.',
     'x-fixture-kinds': [...FIXTURE_KINDS],
     'x-lm-ffn-kinds': [...FFN_KINDS],
     $defs: defs,
   };
 }
 
-/** The committed file's text: the document, two-space indented, undefined fields left out, newline-terminated. */
+/**
+ * The committed file's text: the document, two-space indented, undefined fields left out, newline-terminated; an
+ * array of numbers and strings (a shape, a list of keys) on one line.
+ */
 export function kindsSchemaText(): string {
-  return `${JSON.stringify(kindsSchema(), null, 2)}\n`;
+  const text = JSON.stringify(kindsSchema(), null, 2);
+  const oneLine = (_: string, inner: string) => `[${inner.split(/,\n\s*/).join(', ')}]`;
+  return `${text.replace(/\[\n\s+([^[\]{}]*?)\n\s*\]/g, oneLine)}\n`;
 }

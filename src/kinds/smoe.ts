@@ -6,9 +6,10 @@
 import type { DenseActivation } from '../../reference/dense-ffn.ts';
 import type { SmoeConfig } from '../../reference/smoe.ts';
 import { ConfigReader, type KeyTable } from './config.ts';
-import { DENSE_FFN_KEYS, readDenseFfn } from './dense-ffn.ts';
+import { DENSE_FFN_KEYS, LAYER_DY, LAYER_Y, readDenseFfn } from './dense-ffn.ts';
 import type { KindDecl } from './kind.ts';
-import { layerLayout } from './layer.ts';
+import { layerLayout, layerTable } from './layer.ts';
+import { indexOf, nested, output, param, type RuleDecl, type TensorDecl } from './layout-table.ts';
 import { weight, type ParamSpec } from './tensors.ts';
 
 export const SMOE_KEYS = {
@@ -19,12 +20,21 @@ export const SMOE_KEYS = {
   aux: { type: 'coefs', names: ['balance', 'z'], doc: 'coefficients of loss_balance and loss_z in the objective' },
 } as const satisfies KeyTable;
 
+export const SMOE_RULES: RuleDecl[] = [
+  {
+    name: 'top_k_at_most_experts',
+    key: 'top_k',
+    check: 'top_k <= num_experts',
+    expected: 'at most num_experts = {num_experts}',
+  },
+];
+
 /** Reads the SMoE keys but `aux` (the lm kind reads the coefficients with the model's other keys). */
 export function readSmoe(r: ConfigReader): SmoeConfig {
   const mlp = readDenseFfn(r);
   const E = r.int('num_experts');
   const k = r.int('top_k');
-  r.require(k <= E, 'top_k', `at most num_experts = ${E}`);
+  r.check(SMOE_RULES[0]);
   return { ...mlp, E, k };
 }
 
@@ -37,6 +47,23 @@ export function smoeExpertTable(c: { d: number; F: number; activation: DenseActi
     w3: c.activation === 'swiglu' ? weight(`${pre}w3.weight`, [c.F, c.d]) : null,
   };
 }
+
+/** The same parameters as data (names relative to the layer). */
+export const SMOE_PARAMS: TensorDecl[] = [
+  param('gate.weight', ['num_experts', 'hidden_size']),
+  ...nested(
+    'experts.{e}.',
+    [
+      param('w1.weight', ['intermediate_size', 'hidden_size']),
+      param('w2.weight', ['hidden_size', 'intermediate_size']),
+      param('w3.weight', ['intermediate_size', 'hidden_size'], { when: "activation == 'swiglu'" }),
+    ],
+    { for: [['e', 'num_experts']] },
+  ),
+];
+
+/** The aux losses a layer reports (scalars). */
+export const SMOE_LOSSES: TensorDecl[] = [output('loss_balance', []), output('loss_z', [])];
 
 /** gate.weight, then experts.<e>.w1/w2(/w3).weight in Mixtral order. */
 export function* smoeParams(c: SmoeConfig): Iterable<ParamSpec> {
@@ -56,6 +83,18 @@ export interface SmoeKindConfig extends SmoeConfig {
 export const smoeKind: KindDecl<SmoeKindConfig> = {
   name: 'smoe',
   keys: SMOE_KEYS,
+  tables: {
+    smoe: {
+      layout: layerTable({
+        x: ['T', 'hidden_size'],
+        seeds: [LAYER_DY],
+        params: SMOE_PARAMS,
+        outputs: [LAYER_Y, ...SMOE_LOSSES],
+        idx: [indexOf('topk', ['T', 'top_k'])],
+      }),
+      rules: SMOE_RULES,
+    },
+  },
   parse(raw, where) {
     const r = new ConfigReader(raw, SMOE_KEYS, where, "kind 'smoe'");
     const c = { ...readSmoe(r), aux: r.coefs<'balance' | 'z'>('aux') };

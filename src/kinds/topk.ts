@@ -7,9 +7,10 @@
 import type { TopkFfnConfig } from '../../reference/topk-ffn.ts';
 import type { TopkConfig } from '../../reference/topk.ts';
 import { ConfigReader, type KeyTable } from './config.ts';
-import { HIDDEN_SIZE } from './dense-ffn.ts';
+import { HIDDEN_SIZE, LAYER_DY, LAYER_Y } from './dense-ffn.ts';
 import type { KindDecl, Tokens } from './kind.ts';
-import { layerLayout } from './layer.ts';
+import { layerLayout, layerTable } from './layer.ts';
+import { maskOf, output, param, type RuleDecl, seed, type TensorDecl } from './layout-table.ts';
 import { weight, type ParamSpec } from './tensors.ts';
 
 export const TOPK_KEYS = {
@@ -18,23 +19,50 @@ export const TOPK_KEYS = {
   activation: { type: 'enum', values: ['relu'], default: 'relu', doc: 'the activation f (relu, the only one)' },
 } as const satisfies KeyTable;
 
-/** k and α, with k checked against the width F it selects from (`what` names F for the message). */
-export function readTopk(r: ConfigReader, F: number, what: string): TopkConfig {
+/** k at most the width it selects from: the topk kind's in.x last axis (F, a size), topk-ffn's intermediate_size. */
+export const TOPK_RULE: RuleDecl = {
+  name: 'k_at_most_width',
+  key: 'k',
+  check: 'k <= F',
+  expected: 'at most the last axis of in.x ({F})',
+};
+export const TOPK_FFN_RULE: RuleDecl = {
+  name: 'k_at_most_width',
+  key: 'k',
+  check: 'k <= intermediate_size',
+  expected: 'at most intermediate_size = {intermediate_size}',
+};
+
+/** k and α, with k checked by `rule` against the width it selects from (`sizes`: the sizes the rule reads). */
+export function readTopk(r: ConfigReader, rule: RuleDecl, sizes: Record<string, number> = {}): TopkConfig {
   r.oneOf('activation');
   const k = r.int('k');
-  r.require(k <= F, 'k', `at most ${what}`);
+  r.check(rule, sizes);
   return { k, alpha: r.num('alpha') };
 }
 
 export const topkKind: KindDecl<TopkConfig & { F: number }> = {
   name: 'topk',
   keys: TOPK_KEYS,
+  tables: {
+    topk: {
+      layout: layerTable({
+        sizes: { T: 'tokens: the first axis of in.x', F: 'entries per row: the last axis of in.x' },
+        x: ['T', 'F'],
+        seeds: [seed('dy', ['T', 'F'])],
+        params: [],
+        outputs: [output('y', ['T', 'F'])],
+        idx: [maskOf('mask', ['T', 'F'])],
+      }),
+      rules: [TOPK_RULE],
+    },
+  },
   parse(raw, where, tokens?: Tokens) {
     // F is not in the config: it is the last axis of in.x, which the caller passes as tokens = [T, F].
     if (!Array.isArray(tokens)) throw new Error('internal: the topk kind needs tokens = [T, F] (the shape of in.x)');
     const F = tokens[1];
     const r = new ConfigReader(raw, TOPK_KEYS, where, "kind 'topk'");
-    const c = { ...readTopk(r, F, `the last axis of in.x (${F})`), F };
+    const c = { ...readTopk(r, TOPK_RULE, { F }), F };
     r.finish();
     return c;
   },
@@ -65,7 +93,7 @@ export const TOPK_FFN_KEYS = {
 export function readTopkFfn(r: ConfigReader): TopkFfnConfig {
   const d = r.int('hidden_size');
   const F = r.int('intermediate_size');
-  return { d, F, ...readTopk(r, F, `intermediate_size = ${F}`) };
+  return { d, F, ...readTopk(r, TOPK_FFN_RULE) };
 }
 
 /** up_proj (F, d) and down_proj (d, F): an MLP with ReLU (TopK on its hidden units, or plain in an LM's last layers).
@@ -73,6 +101,12 @@ export function readTopkFfn(r: ConfigReader): TopkFfnConfig {
 export function topkFfnTable(c: { d: number; F: number }): { up: ParamSpec; down: ParamSpec } {
   return { up: weight('up_proj.weight', [c.F, c.d]), down: weight('down_proj.weight', [c.d, c.F]) };
 }
+
+/** The same parameters as data. */
+export const TOPK_FFN_PARAMS: TensorDecl[] = [
+  param('up_proj.weight', ['intermediate_size', 'hidden_size']),
+  param('down_proj.weight', ['hidden_size', 'intermediate_size']),
+];
 
 export function* topkFfnParams(c: { d: number; F: number }): Iterable<ParamSpec> {
   const t = topkFfnTable(c);
@@ -83,6 +117,18 @@ export function* topkFfnParams(c: { d: number; F: number }): Iterable<ParamSpec>
 export const topkFfnKind: KindDecl<TopkFfnConfig> = {
   name: 'topk-ffn',
   keys: TOPK_FFN_KEYS,
+  tables: {
+    'topk-ffn': {
+      layout: layerTable({
+        x: ['T', 'hidden_size'],
+        seeds: [LAYER_DY],
+        params: TOPK_FFN_PARAMS,
+        outputs: [LAYER_Y],
+        idx: [maskOf('mask', ['T', 'intermediate_size'])],
+      }),
+      rules: [TOPK_FFN_RULE],
+    },
+  },
   parse(raw, where) {
     const r = new ConfigReader(raw, TOPK_FFN_KEYS, where, "kind 'topk-ffn'");
     const c = readTopkFfn(r);

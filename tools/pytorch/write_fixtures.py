@@ -17,8 +17,11 @@ are the upstream seed of the objective, not inputs of the layer, so they get non
 Routing margins: inputs are redrawn (from the same generator) until every discrete decision has a relative margin
 >= 1e-3; the smallest one is recorded as metadata `min_margin`.
 Configs: each case's config is checked against its kind's JSON schema (schema/kinds.schema.json, made from
-src/kinds/ by `npm run kinds:schema`; tools/pytorch/kinds.py), and the keys a case leaves out take the defaults
-declared there; the file's metadata config holds the case's own keys, as written below.
+src/kinds/ by `npm run kinds:schema`; tools/pytorch/kinds.py), keys and rules between keys, and the keys a case
+leaves out take the defaults declared there; the file's metadata config holds the case's own keys, as written below.
+Tensors: before a file is written, its tensors' names, shapes and dtypes are checked against the layout the schema
+declares for the case's config (x-monet-layout), so a name or shape written here that disagrees with the contract
+stops the writer.
 Every file carries the content checksum (metadata `checksum`, st.checksum; docs/fixtures.md §1).
 Re-running reproduces identical bytes on one machine (single thread, seeded draws, deterministic writer); another
 machine's PyTorch build may differ in the last bits of some values.
@@ -400,7 +403,9 @@ def f32_round(t):
 def build_case(kind, cfg, seed, opts):
     # the config as the layers read it: checked against its kind's schema, defaults filled in (the file's config
     # is the case's own keys: write_case)
-    cfg = kinds.effective_config(kind, cfg, f'{kind} case seed {seed}')
+    where = f'{kind} case seed {seed}'
+    cfg = kinds.effective_config(kind, cfg, where)
+    kinds.check_rules(kind, cfg, where)  # the rules between keys, from the schema
     draw, fwd = KINDS[kind]
     D = Draw(seed)
     for attempt in range(1, MAX_DRAWS + 1):
@@ -466,6 +471,9 @@ def write_case(out_dir, kind, name, seed, cfg, opts):
         random.Random(seed).shuffle(order)
     if opts.get('order') == 'scrambled':  # header sorted by name, data blocks shuffled, __metadata__ last
         header_order = sorted(T)
+    # names, shapes and dtype classes as the schema's layout declares them for this config
+    kinds.check_tensors(kind, kinds.effective_config(kind, cfg, f'{kind}/{name}'),
+                        {n: (dt, a.shape) for n, (dt, a) in T.items()}, f'{kind}/{name}')
     config = {k: v for k, v in cfg.items() if not k.startswith('_')}
     meta = {'format': FORMAT, 'kind': kind, 'config': json.dumps(config, separators=(',', ':')),
             'generator': GENERATOR, 'seed': str(seed)}
