@@ -20,6 +20,7 @@ A case's sizes that are not config keys (T tokens; F for topk; B, S for lm) are 
 """
 
 import ast
+import functools
 
 import json
 import math
@@ -172,7 +173,12 @@ def evaluate(src, env):
                 and not n.keywords):
             return _FUNCS[n.func.id](ev(n.args[0]))
         raise ConfigError(f'expression {src!r}: {ast.dump(n)} is not in the layout language')
-    return ev(ast.parse(src, mode='eval').body)
+    return ev(_parse(src))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(src):
+    return ast.parse(src, mode='eval').body
 
 
 def _env(cfg):
@@ -246,3 +252,10 @@ def check_tensors(kind, cfg, tensors, where):
             bad.append(f'{n}: dtype {dt}, the layout says {w_dt} ({" or ".join(DTYPES[w_dt])})')
     if bad:
         raise ValueError(f'{where}: the tensors disagree with schema/kinds.schema.json: ' + '; '.join(bad))
+
+
+def shapes(kind, cfg, where=''):
+    """{name: shape tuple} of every tensor of a case: the layout of the config with its defaults filled in (the
+    writer draws each tensor with the shape read here)."""
+    eff = effective_config(kind, cfg, where or kind)
+    return {n: shape for n, (shape, _, _) in layout(kind, eff, where or kind).items()}

@@ -69,62 +69,64 @@ class Draw:
         return torch.randint(0, high, shape, generator=self.g, dtype=torch.int64)
 
 
-def dense_params(D, d, F, act, pre=''):
-    p = {}
-    if act == 'swiglu':
-        p[pre + 'gate_proj.weight'] = D.lin(F, d)
-    p[pre + 'up_proj.weight'] = D.lin(F, d)
-    p[pre + 'down_proj.weight'] = D.lin(d, F)
+# Every tensor is drawn with the shape the kinds' schema declares for the case (kinds.shapes: the `S` below, full
+# names such as 'param.query.weight'), and present where the schema's layout has it (a swiglu gate, a PEER layer, a
+# Monet router): the writer spells the names it draws, and how, never a shape.
+
+def dense_params(D, S, pre=''):
+    """gate_proj (swiglu only), up_proj, down_proj: the ones the layout has."""
+    names = ('gate_proj.weight', 'up_proj.weight', 'down_proj.weight')
+    return {pre + n: D.lin(*S['param.' + pre + n]) for n in names if 'param.' + pre + n in S}
+
+
+def smoe_params(D, S, pre=''):
+    """gate.weight (E, d), then expert e's w1, w2 (and w3 for swiglu) in Mixtral order."""
+    p = {pre + 'gate.weight': D.lin(*S['param.' + pre + 'gate.weight'])}
+    for e in range(S['param.' + pre + 'gate.weight'][0]):
+        for w in ('w1', 'w2', 'w3'):
+            n = f'{pre}experts.{e}.{w}.weight'
+            if 'param.' + n in S:
+                p[n] = D.lin(*S['param.' + n])
     return p
 
 
-def smoe_params(D, d, F, E, act, pre=''):
-    p = {pre + 'gate.weight': D.lin(E, d)}
-    for e in range(E):
-        p[pre + f'experts.{e}.w1.weight'] = D.lin(F, d)
-        p[pre + f'experts.{e}.w2.weight'] = D.lin(d, F)
-        if act == 'swiglu':
-            p[pre + f'experts.{e}.w3.weight'] = D.lin(F, d)
-    return p
-
-
-def peer_params(D, d, N, H, dk, mode, pre=''):
-    nk = math.isqrt(N)
-    bq = D.n(H * dk, std=0.3)
-    p = {pre + 'query.weight': D.lin(H * dk, d), pre + 'query.bias': bq,
-         pre + 'query_bn.weight': D.n(H * dk, std=0.2, mean=1.0), pre + 'query_bn.bias': D.n(H * dk, std=0.2),
-         pre + 'sub_keys': D.n(2, nk, dk // 2, std=1.0 / math.sqrt(dk // 2)),
-         pre + 'w_down': D.lin(N, d), pre + 'w_up': D.n(N, d, std=0.5)}
+def peer_params(D, S, mode, pre=''):
+    P = lambda n: S['param.' + pre + n]  # noqa: E731
+    bq = D.n(*P('query.bias'), std=0.3)
+    p = {pre + 'query.weight': D.lin(*P('query.weight')), pre + 'query.bias': bq,
+         pre + 'query_bn.weight': D.n(*P('query_bn.weight'), std=0.2, mean=1.0),
+         pre + 'query_bn.bias': D.n(*P('query_bn.bias'), std=0.2),
+         pre + 'sub_keys': D.n(*P('sub_keys'), std=1.0 / math.sqrt(P('sub_keys')[-1])),
+         pre + 'w_down': D.lin(*P('w_down')), pre + 'w_up': D.n(*P('w_up'), std=0.5)}
+    rm, rv = pre + 'query_bn.running_mean', pre + 'query_bn.running_var'
     if mode == 'train':  # any state: train mode only updates it
-        s = {pre + 'query_bn.running_mean': D.n(H * dk, std=0.1),
-             pre + 'query_bn.running_var': D.u(H * dk, lo=0.5, hi=1.5)}
+        s = {rm: D.n(*S['state.' + rm], std=0.1), rv: D.u(*S['state.' + rv], lo=0.5, hi=1.5)}
     else:  # eval mode normalises with it: keep it near the real statistics of q (mean ~ bias, var ~ 1)
-        s = {pre + 'query_bn.running_mean': bq + D.n(H * dk, std=0.1),
-             pre + 'query_bn.running_var': D.u(H * dk, lo=0.6, hi=1.4)}
+        s = {rm: bq + D.n(*S['state.' + rm], std=0.1), rv: D.u(*S['state.' + rv], lo=0.6, hi=1.4)}
     return p, s
 
 
-def router_params(D, d, H, E, pre=''):
-    p = {pre + 'w1.weight': D.lin(H * E, d), pre + 'w2.weight': D.lin(H * E, d)}
+def router_params(D, S, pre=''):
+    p = {pre + w: D.lin(*S['param.' + pre + w]) for w in ('w1.weight', 'w2.weight')}
     s = {}
     for r in (1, 2):
-        s[pre + f'norm{r}.running_mean'] = D.n(H, std=0.1)
-        s[pre + f'norm{r}.running_var'] = D.u(H, lo=0.6, hi=1.4)
+        s[pre + f'norm{r}.running_mean'] = D.n(*S['state.' + pre + f'norm{r}.running_mean'], std=0.1)
+        s[pre + f'norm{r}.running_var'] = D.u(*S['state.' + pre + f'norm{r}.running_var'], lo=0.6, hi=1.4)
     return p, s
 
 
-def monet_expert_params(D, d, E, m, decompose, pre=''):
-    if decompose == 'horizontal':
-        return {pre + 'u.weight': D.lin(E * m, d), pre + 'u.bias': D.n(E * m, std=0.2),
-                pre + 'v.weight': D.lin(d, E * m), pre + 'b': D.n(E, d, std=0.3)}
-    mh, dh = m // 2, d // 2
-    p = {pre + 'u1.weight': D.lin(E * mh, d), pre + 'u1.bias': D.n(E * mh, std=0.2),
-         pre + 'u2.weight': D.lin(E * mh, d), pre + 'u2.bias': D.n(E * mh, std=0.2)}
-    for v in ('v11', 'v12', 'v21', 'v22'):
-        p[pre + f'{v}.weight'] = D.lin(dh, E * mh)
-    p[pre + 'b1'] = D.n(E, dh, std=0.3)
-    p[pre + 'b2'] = D.n(E, dh, std=0.3)
-    return p
+# The Monet experts' tensors in drawing order, each with how it is drawn: a projection (D.lin) or N(0, std).
+MONET_EXPERTS = {
+    'horizontal': [('u.weight', None), ('u.bias', 0.2), ('v.weight', None), ('b', 0.3)],
+    'vertical': [('u1.weight', None), ('u1.bias', 0.2), ('u2.weight', None), ('u2.bias', 0.2),
+                 ('v11.weight', None), ('v12.weight', None), ('v21.weight', None), ('v22.weight', None),
+                 ('b1', 0.3), ('b2', 0.3)],
+}
+
+
+def monet_expert_params(D, S, decompose, pre=''):
+    return {pre + n: D.lin(*S['param.' + pre + n]) if std is None else D.n(*S['param.' + pre + n], std=std)
+            for n, std in MONET_EXPERTS[decompose]}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -132,10 +134,14 @@ def monet_expert_params(D, d, E, m, decompose, pre=''):
 #   (outs: {name: tensor}, idx: {name: int/bool tensor}, nxt: {name: tensor}, margins: [0-d tensors], L
 #    [, routed: [(g1, g2) per Monet router]])
 
+def layer_inputs(D, S, seeds=('dy',)):
+    """in.x and the upstream seeds (in.dy, or the router's in.dg1, in.dg2), N(0, 1)."""
+    return {n: D.n(*S['in.' + n]) for n in ('x', *seeds)}
+
+
 def draw_dense(D, c):
-    T = c['_T']
-    return ({'x': D.n(T, c['hidden_size']), 'dy': D.n(T, c['hidden_size'])},
-            dense_params(D, c['hidden_size'], c['intermediate_size'], c['activation']), {})
+    S = kinds.shapes('dense-ffn', c)
+    return layer_inputs(D, S), dense_params(D, S), {}
 
 
 def fwd_dense(c, i, p, s):
@@ -144,9 +150,8 @@ def fwd_dense(c, i, p, s):
 
 
 def draw_smoe(D, c):
-    T, d = c['_T'], c['hidden_size']
-    return ({'x': D.n(T, d), 'dy': D.n(T, d)},
-            smoe_params(D, d, c['intermediate_size'], c['num_experts'], c['activation']), {})
+    S = kinds.shapes('smoe', c)
+    return layer_inputs(D, S), smoe_params(D, S), {}
 
 
 def fwd_smoe(c, i, p, s):
@@ -156,8 +161,7 @@ def fwd_smoe(c, i, p, s):
 
 
 def draw_topk(D, c):
-    T, F = c['_T'], c['_F']
-    return {'x': D.n(T, F), 'dy': D.n(T, F)}, {}, {}
+    return layer_inputs(D, kinds.shapes('topk', c)), {}, {}
 
 
 def fwd_topk(c, i, p, s):
@@ -166,8 +170,8 @@ def fwd_topk(c, i, p, s):
 
 
 def draw_topk_ffn(D, c):
-    T, d, F = c['_T'], c['hidden_size'], c['intermediate_size']
-    return {'x': D.n(T, d), 'dy': D.n(T, d)}, {'up_proj.weight': D.lin(F, d), 'down_proj.weight': D.lin(d, F)}, {}
+    S = kinds.shapes('topk-ffn', c)
+    return layer_inputs(D, S), dense_params(D, S), {}
 
 
 def fwd_topk_ffn(c, i, p, s):
@@ -176,9 +180,9 @@ def fwd_topk_ffn(c, i, p, s):
 
 
 def draw_peer(D, c):
-    T, d = c['_T'], c['hidden_size']
-    p, s = peer_params(D, d, c['num_experts'], c['heads'], c['key_dim'], c['mode'])
-    return {'x': D.n(T, d), 'dy': D.n(T, d)}, p, s
+    S = kinds.shapes('peer', c)
+    p, s = peer_params(D, S, c['mode'])
+    return layer_inputs(D, S), p, s
 
 
 def fwd_peer(c, i, p, s):
@@ -187,9 +191,9 @@ def fwd_peer(c, i, p, s):
 
 
 def draw_router(D, c):
-    T, d, H, E = c['_T'], c['hidden_size'], c['moe_heads'], c['moe_experts']
-    p, s = router_params(D, d, H, E)
-    return {'x': D.n(T, d), 'dg1': D.n(T, H, E), 'dg2': D.n(T, H, E)}, p, s
+    S = kinds.shapes('monet-router', c)
+    p, s = router_params(D, S)
+    return layer_inputs(D, S, seeds=('dg1', 'dg2')), p, s
 
 
 def fwd_router(c, i, p, s):
@@ -200,10 +204,10 @@ def fwd_router(c, i, p, s):
 
 def draw_monet(decompose):
     def draw(D, c):
-        T, d, H, E = c['_T'], c['hidden_size'], c['moe_heads'], c['moe_experts']
-        p, s = router_params(D, d, H, E, pre='router.')
-        p.update(monet_expert_params(D, d, E, c['moe_dim'], decompose, pre='moe.'))
-        return {'x': D.n(T, d), 'dy': D.n(T, d)}, p, s
+        S = kinds.shapes('monet-vd' if decompose == 'vertical' else 'monet-hd', c)
+        p, s = router_params(D, S, pre='router.')
+        p.update(monet_expert_params(D, S, decompose, pre='moe.'))
+        return layer_inputs(D, S), p, s
     return draw
 
 
@@ -220,45 +224,39 @@ def fwd_monet(decompose):
 
 
 def draw_lm(D, c):
-    V, d, L = c['vocab_size'], c['hidden_size'], c['num_hidden_layers']
-    nH, nKV = c['num_attention_heads'], c['num_key_value_heads']
-    hd = d // nH
-    B, S = c['_B'], c['_S']
-    p = {'model.embed_tokens.weight': D.n(V, d)}
+    S = kinds.shapes('lm', c)
+    P = lambda n: S['param.' + n]  # noqa: E731
+    p = {'model.embed_tokens.weight': D.n(*P('model.embed_tokens.weight'))}
     s = {}
-    ffn = c['ffn']
-    for i in range(L):
+    for i in range(c['num_hidden_layers']):
         pre = f'model.layers.{i}.'
-        p[pre + 'input_layernorm.weight'] = D.n(d, std=0.1, mean=1.0)
-        p[pre + 'self_attn.q_proj.weight'] = D.lin(nH * hd, d)
-        p[pre + 'self_attn.k_proj.weight'] = D.lin(nKV * hd, d)
-        p[pre + 'self_attn.v_proj.weight'] = D.lin(nKV * hd, d)
-        p[pre + 'self_attn.o_proj.weight'] = D.lin(d, nH * hd)
-        p[pre + 'post_attention_layernorm.weight'] = D.n(d, std=0.1, mean=1.0)
-        if ffn == 'dense':
-            p.update(dense_params(D, d, c['intermediate_size'], c['activation'], pre + 'mlp.'))
-        elif ffn == 'smoe':
-            p.update(smoe_params(D, d, c['intermediate_size'], c['num_experts'], c['activation'],
-                                 pre + 'block_sparse_moe.'))
-        elif ffn == 'topk':
-            p.update(dense_params(D, d, c['intermediate_size'], 'relu', pre + 'mlp.'))
-        elif ffn == 'peer':
-            if i in c['peer_layers']:
-                pp, ss = peer_params(D, d, c['num_experts'], c['heads'], c['key_dim'], c['mode'], pre + 'mlp.')
+        p[pre + 'input_layernorm.weight'] = D.n(*P(pre + 'input_layernorm.weight'), std=0.1, mean=1.0)
+        for n in ('q_proj', 'k_proj', 'v_proj', 'o_proj'):
+            p[pre + f'self_attn.{n}.weight'] = D.lin(*P(pre + f'self_attn.{n}.weight'))
+        p[pre + 'post_attention_layernorm.weight'] = D.n(*P(pre + 'post_attention_layernorm.weight'), std=0.1,
+                                                         mean=1.0)
+        # the feed-forward: which tensors layer i has is the layout's (PEER layers, Monet routers)
+        if c['ffn'] in ('dense', 'topk'):
+            p.update(dense_params(D, S, pre + 'mlp.'))
+        elif c['ffn'] == 'smoe':
+            p.update(smoe_params(D, S, pre + 'block_sparse_moe.'))
+        elif c['ffn'] == 'peer':
+            if 'param.' + pre + 'mlp.w_down' in S:
+                pp, ss = peer_params(D, S, c['mode'], pre + 'mlp.')
                 p.update(pp)
                 s.update(ss)
             else:
-                p.update(dense_params(D, d, c['intermediate_size'], c['activation'], pre + 'mlp.'))
-        elif ffn == 'monet':
-            if i % c['moe_groups'] == 0:
-                pp, ss = router_params(D, d, c['moe_heads'], c['moe_experts'], pre + 'router.')
+                p.update(dense_params(D, S, pre + 'mlp.'))
+        elif c['ffn'] == 'monet':
+            if 'param.' + pre + 'router.w1.weight' in S:
+                pp, ss = router_params(D, S, pre + 'router.')
                 p.update(pp)
                 s.update(ss)
-            p.update(monet_expert_params(D, d, c['moe_experts'], c['moe_dim'], c['moe_decompose'], pre + 'moe.'))
-    p['model.norm.weight'] = D.n(d, std=0.1, mean=1.0)
-    if not c['tie_word_embeddings']:
-        p['lm_head.weight'] = D.lin(V, d)
-    return {'tokens': D.ints(V, B, S)}, p, s
+            p.update(monet_expert_params(D, S, c['moe_decompose'], pre + 'moe.'))
+    p['model.norm.weight'] = D.n(*P('model.norm.weight'), std=0.1, mean=1.0)
+    if 'param.lm_head.weight' in S:  # absent with tie_word_embeddings
+        p['lm_head.weight'] = D.lin(*P('lm_head.weight'))
+    return {'tokens': D.ints(c['vocab_size'], *S['in.tokens'])}, p, s
 
 
 def fwd_lm(c, i, p, s):
@@ -277,9 +275,6 @@ KINDS = {
     'monet-vd': (draw_monet('vertical'), fwd_monet('vertical')),
     'lm': (draw_lm, fwd_lm),
 }
-
-NO_GRAD_INPUTS = {'dy', 'dg1', 'dg2', 'tokens'}
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # the cases
@@ -424,10 +419,12 @@ def build_case(kind, cfg, seed, opts):
             break
     else:
         raise RuntimeError(f'{kind} seed {seed}: no draw with routing margin >= {MIN_MARGIN} in {MAX_DRAWS} tries')
-    # forward again with autograd on
+    # forward again with autograd on; gradients of the inputs the layout differentiates (in.x: not the upstream
+    # seeds, not token ids) and of every parameter
+    S = kinds.shapes(kind, cfg, where)
     leaves = {}
     for k, v in ins.items():
-        if k not in NO_GRAD_INPUTS and v.is_floating_point():
+        if 'grad.in.' + k in S:
             leaves['in.' + k] = v.requires_grad_(True)
     for k, v in p.items():
         leaves['param.' + k] = v.requires_grad_(True)
