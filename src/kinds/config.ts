@@ -131,11 +131,6 @@ export class ConfigReader {
     throw new ConfigError(`config.${key}: expected ${expected}, found ${f}`, this.where, key);
   }
 
-  /** A rule between keys: unless `ok`, config.<key> is refused with `expected` and the value found. */
-  require(ok: boolean, key: string, expected: string, found: unknown = this.raw[key]): void {
-    if (!ok) this.fail(key, expected, found);
-  }
-
   /**
    * A declared rule between keys: when its `when` holds and its `check` does not, config.<key> is refused with its
    * expected text. The keys it reads are the raw config's (or their defaults); `sizes` adds the case's sizes that
