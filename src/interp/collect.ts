@@ -13,7 +13,7 @@
 
 import type { AnalysisText } from './data.ts';
 import { wordAt } from './data.ts';
-import { interpForward, type InterpModel, type UnitHooks } from './model.ts';
+import { interpForward, windowsPerForward, type InterpModel, type UnitHooks } from './model.ts';
 import { countValues, entropyBits, TopHeap, topCounts } from './stats.ts';
 import { FIRE_THRESHOLD, type UnitGroup } from './units.ts';
 
@@ -45,9 +45,6 @@ export interface Collected {
   engine: string;
 }
 
-/** Windows per forward pass: (B, S) batches of whole windows. */
-export const BATCH = 16;
-
 /** Grows a WindowSums log batch by batch. */
 class WindowSumLog {
   private unit: number[] = [];
@@ -76,7 +73,10 @@ class WindowSumLog {
   }
 }
 
-/** Runs `model` over all windows of `text` (batches of BATCH windows), calling `hooks` at every unit site. */
+/**
+ * Runs `model` over all windows of `text` (batches of whole windows: windowsPerForward), calling `hooks` at every unit
+ * site.
+ */
 export function forEachBatch(
   model: InterpModel,
   text: AnalysisText,
@@ -84,8 +84,9 @@ export function forEachBatch(
   onBatch?: (w0: number, B: number, nll: Float64Array) => void,
 ): void {
   const { S, windows: W } = text;
-  for (let w0 = 0; w0 < W; w0 += BATCH) {
-    const B = Math.min(BATCH, W - w0);
+  const per = windowsPerForward(model, S);
+  for (let w0 = 0; w0 < W; w0 += per) {
+    const B = Math.min(per, W - w0);
     const r = interpForward(model, text.tokens.subarray(w0 * S, (w0 + B) * S), B, S, makeHooks(w0));
     onBatch?.(w0, B, r.nll);
   }

@@ -28,7 +28,7 @@
 import { Rng } from '../../reference/rng.ts';
 import { collect, lossByLabel, meanScores, summarizeGroup, type Collected } from './collect.ts';
 import type { AnalysisText } from './data.ts';
-import { interpForward, maskHooks, type InterpModel } from './model.ts';
+import { interpForward, maskHooks, windowsPerForward, type InterpModel } from './model.ts';
 import { labelSpecificUnits, sampleWithoutReplacement, shuffled, unitLeans } from './stats.ts';
 import { groupName } from './units.ts';
 
@@ -116,8 +116,9 @@ export function maskedLossByLabel(
   const { S, windows: W } = text;
   const nll = new Float64Array(W * (S - 1));
   const hooks = maskHooks(remove);
-  for (let w0 = 0; w0 < W; w0 += 16) {
-    const B = Math.min(16, W - w0);
+  const per = windowsPerForward(model, S);
+  for (let w0 = 0; w0 < W; w0 += per) {
+    const B = Math.min(per, W - w0);
     nll.set(interpForward(model, text.tokens.subarray(w0 * S, (w0 + B) * S), B, S, hooks).nll, w0 * (S - 1));
   }
   return lossByLabel(text, nll);

@@ -15,6 +15,7 @@ import type { MonetVdParams } from '../../reference/monet-vd.ts';
 import type { SmoeSaved } from '../../reference/smoe.ts';
 import { parseLm } from '../kinds/lm.ts';
 import { loadModel } from '../train/checkpoint.ts';
+import { estimateMemory } from '../train/memory-estimate.ts';
 import type { ModelConfig } from '../train/presets.ts';
 import { unitGroups, type UnitGroup, type UnitSite } from './units.ts';
 import { hiddenView, monetView, neuronView, peerView, smoeView, type SiteInfo, type UnitView } from './views.ts';
@@ -90,6 +91,7 @@ export interface InterpModel {
   config: ModelConfig;
   groups: UnitGroup[];
   lm: LmConfig; // eval mode
+  /** float64 weights for the reference LM; empty for a MonetLLM folder streamed onto the WASM device (run-info.ts) */
   params: Params;
   state: Params; // reference names (no `state.` prefix)
   /** The TopK α the model runs with (0 after annealing); unused by other kinds. */
@@ -105,7 +107,19 @@ export interface InterpModel {
 export interface FastForward {
   readonly name: string;
   forward(tokens: Int32Array, B: number, S: number, hooks: UnitHooks | null): ForwardResult;
+  /** Parameter `name` on the host as float64 (read back from the device when the model keeps no host copy). */
+  param(name: string): Float64Array;
   dispose(): void;
+}
+
+/**
+ * Parameter `name` as float64 on the host: the model's own copy, or read from its fast forward's device (a MonetLLM
+ * folder streamed onto the device has no host copy: run-info.ts).
+ */
+export function modelParam(model: InterpModel, name: string): Float64Array {
+  const p = model.params[name] ?? model.fast?.param(name);
+  if (!p) throw new Error(`inspect: the model has no parameter '${name}'`);
+  return p;
 }
 
 /** Build an eval-mode model from a config and float64 parameters (tests use this with random weights). */
@@ -182,6 +196,22 @@ export function nextTokenLoss(
     }
   }
   return nll;
+}
+
+/** Most windows one inspection forward runs at once. */
+const MAX_WINDOWS = 16;
+/** What one forward's activations may take (the estimate of src/train/memory.ts), bytes. */
+const ACTIVATION_BUDGET = 2 ** 30;
+
+/**
+ * Windows of S tokens per forward pass: 16 for the small models trained here, fewer (at least one) where one
+ * window's activations are large (a 1.4B MonetLLM folder: one), so that they fit beside the weights in wasm32's
+ * 4 GiB.
+ */
+export function windowsPerForward(model: InterpModel, S: number): number {
+  const perWindow = estimateMemory(model.config, { purpose: 'eval', backend: 'wasm', batch: 1, seq: S }).bytes
+    .activations;
+  return Math.max(1, Math.min(MAX_WINDOWS, Math.floor(ACTIVATION_BUDGET / perWindow)));
 }
 
 /**

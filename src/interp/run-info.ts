@@ -11,10 +11,11 @@ import { loadInterpModel, makeInterpModel, type InterpModel } from './model.ts';
 import type { Params } from '../../reference/common.ts';
 import type { TokenVocab } from './data.ts';
 import { isHfDir, DirSource } from '../hf/dir-source.ts';
-import { loadHfModel } from '../hf/folder.ts';
+import { loadHfModel, planHfModel, readHfTensors, tooLargeForWasm, type HfPlan } from '../hf/folder.ts';
 import { loadHfTokenizer } from '../hf/tokenizer.ts';
 import { loadSentencePiece } from '../hf/tokenizer-spm.ts';
-import { wasmForward } from './wasm-forward.ts';
+import { wasmForward, wasmForwardStreamed } from './wasm-forward.ts';
+import { availableMemory } from '../train/memory.ts';
 
 /** 'wasm': float32 WASM backend (fast); 'reference': the float64 reference LM (exact, slow). */
 export type InspectBackend = 'wasm' | 'reference';
@@ -51,21 +52,56 @@ export async function openCheckpoint(
   return model;
 }
 
+/** Overrides for tests: the memory the float64 reference may use (default: the machine's, availableMemory). */
+export interface OpenOptions {
+  memoryBytes?: number;
+}
+
+const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+
 /**
- * A MonetLLM folder (src/hf/): weights as float64 for the reference LM (and the WASM forward), routers in eval mode,
- * the folder's tokenizer as the vocabulary. Its text comes from --data / --label (Brown when neither is given),
- * in windows of 128 tokens.
+ * The float64 reference holds a MonetLLM folder's weights twice while it loads: float32 as read (4 B per parameter)
+ * and their float64 copy (8 B) — 12 B per parameter at least. Refuse before reading any weight when that exceeds the
+ * machine's memory.
  */
-async function openHfForInspect(dir: string, backend: InspectBackend): Promise<RunInfo> {
+function checkReferenceFits(plan: HfPlan, o: OpenOptions): void {
+  const need = 12 * plan.parameters;
+  const have = o.memoryBytes ?? availableMemory().values;
+  if (need <= have) return;
+  throw new Error(
+    `${plan.src.label}: --backend reference holds the weights in float64 (${(plan.parameters / 1e9).toFixed(2)}B ` +
+      `parameters: at least ${gb(need)} while loading) but this machine has ${gb(have)}; nothing was read. ` +
+      'Use --backend wasm (the default): it keeps the 16-bit weights packed on the device ' +
+      `(${gb(plan.bytes)} for this folder)`,
+  );
+}
+
+/**
+ * A MonetLLM folder (src/hf/), routers in eval mode, the folder's tokenizer as the vocabulary. On WASM (the
+ * default) its tensors are streamed onto the device with the 16-bit matrices kept packed, as `monet sample` holds
+ * them, and the host keeps no copy of the weights (wasm-forward.ts reads back what a view needs); on the reference
+ * the weights are read into float64, when the machine can hold them. Its text comes from --data / --label (Brown
+ * when neither is given), in windows of 128 tokens.
+ */
+async function openHfForInspect(dir: string, backend: InspectBackend, o: OpenOptions): Promise<RunInfo> {
   const src = new DirSource(dir);
-  const m = await loadHfModel(src);
+  const plan = await planHfModel(src, { keep16: backend === 'wasm' });
+  let model: InterpModel;
+  if (backend === 'wasm') {
+    const tooLarge = tooLargeForWasm(plan);
+    if (tooLarge) throw new Error(tooLarge);
+    model = makeInterpModel(dir, plan.config, {}, {}, 1);
+    model.fast = await wasmForwardStreamed(await createWasmDevice(), model, readHfTensors(plan));
+  } else {
+    checkReferenceFits(plan, o);
+    const m = await loadHfModel(src);
+    const p: Params = {};
+    for (const [k, v] of m.params) p[k] = Float64Array.from(v);
+    const s: Params = {};
+    for (const [k, v] of m.state) s[k.replace(/^state\./, '')] = Float64Array.from(v);
+    model = makeInterpModel(dir, m.config, p, s, 1);
+  }
   const tok = await loadHfTokenizer(src, { sentencePiece: loadSentencePiece });
-  const p: Params = {};
-  for (const [k, v] of m.params) p[k] = Float64Array.from(v);
-  const s: Params = {};
-  for (const [k, v] of m.state) s[k.replace(/^state\./, '')] = Float64Array.from(v);
-  const model = makeInterpModel(dir, m.config, p, s, 1);
-  if (backend === 'wasm') model.fast = wasmForward(await createWasmDevice(), model);
   const vocab: TokenVocab = {
     kind: 'pieces',
     encode: (text) => tok.encodePlain(text),
@@ -76,8 +112,12 @@ async function openHfForInspect(dir: string, backend: InspectBackend): Promise<R
   return { dir, name, data: null, vocab, seqLen: Math.min(128, model.lm.maxPos), step: 0, alpha: 1, model };
 }
 
-export async function openRunForInspect(dir: string, backend: InspectBackend = 'wasm'): Promise<RunInfo> {
-  if (await isHfDir(dir)) return openHfForInspect(dir, backend);
+export async function openRunForInspect(
+  dir: string,
+  backend: InspectBackend = 'wasm',
+  o: OpenOptions = {},
+): Promise<RunInfo> {
+  if (await isHfDir(dir)) return openHfForInspect(dir, backend, o);
   if (!existsSync(dir))
     throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
   const { options, step } = readRunOptions(dir);

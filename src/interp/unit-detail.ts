@@ -15,7 +15,7 @@
 
 import type { Collected } from './collect.ts';
 import { forEachBatch } from './collect.ts';
-import type { InterpModel } from './model.ts';
+import { modelParam, type InterpModel } from './model.ts';
 import { FIRE_THRESHOLD } from './units.ts';
 
 export interface UnitContext {
@@ -97,8 +97,8 @@ export function unitDetails(
   }));
   // Direct logit attribution of the mean top-position contribution.
   const headName = model.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  const head = model.params[headName]; // (V, d)
-  const normW = model.params['model.norm.weight']; // (d)
+  const head = modelParam(model, headName); // (V, d)
+  const normW = modelParam(model, 'model.norm.weight'); // (d)
   for (const gr of groups) {
     for (const [u, sum] of gr.sums) {
       const det = gr.detail[u]!;

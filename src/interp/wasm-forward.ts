@@ -8,6 +8,11 @@
 // floors needs dozens of passes. The numbers differ from the reference only by float32 rounding (test:
 // interp-wasm.test.ts compares scores, losses and masked losses of both on every unit kind).
 //
+// A downloaded MonetLLM folder comes in a second way (wasmForwardStreamed): its tensors are streamed onto the device
+// one at a time with the 16-bit matrices kept packed (as `monet sample` holds them), and the host keeps no copy of
+// the weights. Whatever a view needs on the host (a layer's expert matrices to remove a unit's contribution, the
+// head for a logit lens) is then read back from the device when it is first used, and dropped with the view.
+//
 // Sizes: B sequences, S positions, T = B·S tokens, d model dim, k top-k (SMoE), P = T·k routed rows.
 
 import { Scope, type HostMemoryDevice } from '../backend/device.ts';
@@ -15,16 +20,43 @@ import type { F32, I32 } from '../backend/kernels.ts';
 import { parseLm } from '../kinds/lm.ts';
 import { lmForward, type LmHooks, type LmModel } from '../layers/lm.ts';
 import type { AnyDeviceFfnPass } from '../layers/lm-ffn.ts';
+import { WideningParams } from '../layers/packed-weights.ts';
+import type { PackedBf16 } from '../layers/common.ts';
+import { bf16ToF32 } from '../hf/shard.ts';
 import { stateCheckpointName } from '../train/checkpoint.ts';
+import type { StreamedTensor } from '../train/engine.ts';
 import { paramSpecs, stateSpecs } from '../train/presets.ts';
 import { groupAt, monetExperts, nextTokenLoss, type FastForward, type InterpModel, type UnitHooks } from './model.ts';
 import { hiddenView, monetView, neuronView, peerView, smoeView, type SiteInfo, type UnitView } from './views.ts';
 
-/** The parameters a layer's views read on the host, as float64 (the checkpoint's float32 values, widened). */
-function layerParams(model: InterpModel, layer: number, prefix: string): Record<string, Float64Array> {
+/** Reads a parameter onto the host as float64 (from the model's float64 copy, or back from the device). */
+type ParamReader = (name: string) => Float64Array;
+
+/**
+ * The parameters of one layer under `prefix` (e.g. `mlp.`), by their short names, read on first use: a view that
+ * never touches a layer's expert matrices (scores only) costs nothing, one that removes units reads those it needs.
+ */
+function layerParams(
+  model: InterpModel,
+  read: ParamReader,
+  layer: number,
+  prefix: string,
+): Record<string, Float64Array> {
   const pre = `model.layers.${layer}.${prefix}`;
   const out: Record<string, Float64Array> = {};
-  for (const [k, v] of Object.entries(model.params)) if (k.startsWith(pre)) out[k.slice(pre.length)] = v;
+  for (const s of paramSpecs(model.config)) {
+    if (!s.name.startsWith(pre)) continue;
+    const key = s.name.slice(pre.length);
+    Object.defineProperty(out, key, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const v = read(s.name);
+        Object.defineProperty(out, key, { value: v, enumerable: true });
+        return v;
+      },
+    });
+  }
   return out;
 }
 
@@ -40,16 +72,22 @@ function pairOutputs(ys: Float32Array, pos: Int32Array, T: number, k: number, d:
   return out;
 }
 
-function ffnView(dev: HostMemoryDevice, model: InterpModel, site: SiteInfo, pass: AnyDeviceFfnPass): UnitView {
+function ffnView(
+  dev: HostMemoryDevice,
+  model: InterpModel,
+  read: ParamReader,
+  site: SiteInfo,
+  pass: AnyDeviceFfnPass,
+): UnitView {
   const { layer, T, d } = site;
   const c = model.config;
   const rd = (t: F32) => dev.readSync(t);
   const ri = (t: I32) => dev.readSync(t);
   switch (pass.kind) {
     case 'dense':
-      return neuronView(site, rd(pass.saved[layer].h), layerParams(model, layer, 'mlp.')['down_proj.weight']);
+      return neuronView(site, rd(pass.saved[layer].h), layerParams(model, read, layer, 'mlp.')['down_proj.weight']);
     case 'topk':
-      return neuronView(site, rd(pass.saved[layer].s.h), layerParams(model, layer, 'mlp.')['down_proj.weight']);
+      return neuronView(site, rd(pass.saved[layer].s.h), layerParams(model, read, layer, 'mlp.')['down_proj.weight']);
     case 'smoe': {
       const { s } = pass.saved[layer];
       const k = pass.c.k;
@@ -57,24 +95,29 @@ function ffnView(dev: HostMemoryDevice, model: InterpModel, site: SiteInfo, pass
     }
     case 'peer': {
       const saved = pass.saved[layer];
-      const p = layerParams(model, layer, 'mlp.');
+      const p = layerParams(model, read, layer, 'mlp.');
       if (!saved.peer) return neuronView(site, rd(saved.s.h), p['down_proj.weight']);
       const { s } = saved;
       return peerView(site, c.heads!, c.top_k!, pass.c.activation, ri(s.ids), rd(s.w), rd(s.hpre), p.w_up);
     }
     case 'monet': {
       const { g1, g2 } = pass.router(layer).saved; // the routing of this layer's group
-      const experts = monetExperts(c, layerParams(model, layer, 'moe.'));
+      const experts = monetExperts(c, layerParams(model, read, layer, 'moe.'));
       return monetView(site, f64(rd(g1)), f64(rd(g2)), site.input!, experts, c.moe_dim!);
     }
   }
 }
 
+/** The model's weights on the device, as the device LM reads them. */
+interface DeviceWeights {
+  params: Map<string, F32>;
+  state: Map<string, F32>;
+  /** Matrices kept as bfloat16 (a streamed 16-bit folder), read in place by the forward. */
+  packed?: ReadonlyMap<string, PackedBf16>;
+}
+
 /** The WASM forward of `model` on a host-memory device (Node: createWasmDevice; a page: createWasmDeviceFromBytes). */
 export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForward {
-  const raw: Record<string, unknown> = { ...model.config, mode: 'eval' };
-  if (model.config.ffn === 'topk') raw.alpha = model.alpha;
-  const cfg = parseLm(raw, `${model.dir}/config.json`);
   const params = new Map<string, F32>();
   for (const s of paramSpecs(model.config)) {
     const p = model.params[s.name];
@@ -88,6 +131,68 @@ export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForw
     if (!v) throw new Error(`inspect (wasm): the model has no state tensor '${name}', which its config implies`);
     state.set(name, dev.upload(Float32Array.from(v)));
   }
+  return deviceForward(dev, model, { params, state });
+}
+
+/**
+ * The WASM forward of a model whose weights arrive as a stream of tensors (a MonetLLM folder: src/hf/folder.ts
+ * readHfTensors), each uploaded and let go: 16-bit matrices stay packed on the device, and `model.params` /
+ * `model.state` stay empty — the host never holds the weights. Every parameter and state tensor the config implies
+ * must arrive once, with its size.
+ */
+export async function wasmForwardStreamed(
+  dev: HostMemoryDevice,
+  model: InterpModel,
+  stream: AsyncIterable<StreamedTensor>,
+): Promise<FastForward> {
+  const where = 'inspect (wasm)';
+  const params = new WideningParams(dev);
+  const state = new Map<string, F32>();
+  const sizes = new Map<string, number>();
+  const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  for (const s of paramSpecs(model.config)) sizes.set(s.name, count(s.shape));
+  for (const s of stateSpecs(model.config)) sizes.set(s.name, count(s.shape));
+  try {
+    for await (const t of stream) {
+      const n = sizes.get(t.name);
+      if (n === undefined)
+        throw new Error(`${where}: streamed tensor '${t.name}' is not part of the model, or came twice`);
+      const length = t.into === 'packed' ? t.length : t.data.length;
+      if (length !== n) throw new Error(`${where}: streamed tensor '${t.name}' has ${length} values, expected ${n}`);
+      sizes.delete(t.name);
+      if (t.into === 'packed') await params.setPackedPieces(t.name, t.length, t.pieces);
+      else if (t.into === 'params') params.set(t.name, dev.upload(t.data));
+      else state.set(stateCheckpointName(t.name), dev.upload(t.data));
+    }
+    if (sizes.size > 0) throw new Error(`${where}: the stream ended without '${[...sizes.keys()][0]}'`);
+  } catch (e) {
+    for (const t of [...params.values(), ...state.values()]) dev.free(t);
+    for (const p of params.packed.values()) dev.free(p.bits);
+    throw e;
+  }
+  return deviceForward(dev, model, { params, state, packed: params.packed });
+}
+
+/** The forward with the inspection hooks over weights already on the device. */
+function deviceForward(dev: HostMemoryDevice, model: InterpModel, w: DeviceWeights): FastForward {
+  const raw: Record<string, unknown> = { ...model.config, mode: 'eval' };
+  if (model.config.ffn === 'topk') raw.alpha = model.alpha;
+  const cfg = parseLm(raw, `${model.dir}/config.json`);
+  const { params, state, packed } = w;
+  // A parameter on the host: the float64 copy when the model has one, else read back from the device (a packed
+  // matrix as its bfloat16 words, widened here: no float32 copy on the device).
+  const read: ParamReader = (name) => {
+    const host = model.params[name];
+    if (host) return host;
+    const p = packed?.get(name);
+    if (p) {
+      const words = dev.readSync(p.bits);
+      return f64(bf16ToF32(new Uint16Array(words.buffer, words.byteOffset, p.length)));
+    }
+    const t = params.get(name);
+    if (!t) throw new Error(`inspect (wasm): the model has no parameter '${name}'`);
+    return f64(dev.readSync(t));
+  };
   const d = cfg.d;
   const tapHooks = (hooks: UnitHooks, T: number): LmHooks => ({
     afterFfn(_sc, layer, io) {
@@ -95,7 +200,7 @@ export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForw
       if (!group) return;
       const out = f64(dev.readSync(io.out));
       const site = { group, layer, T, d, input: f64(dev.readSync(io.u)) };
-      hooks.atSite(ffnView(dev, model, site, io.ffn), out);
+      hooks.atSite(ffnView(dev, model, read, site, io.ffn), out);
       dev.writeSync(io.out, Float32Array.from(out));
     },
     afterHidden(_sc, layer, stream) {
@@ -109,9 +214,17 @@ export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForw
   return {
     name: dev.name,
     forward(tokens, B, S, hooks) {
+      if (params instanceof WideningParams) params.settle(); // a new forward: 16-bit weight slots are free again
       const sc = new Scope(dev);
       try {
-        const lm: LmModel = { cfg, params, grads: null, state, hooks: hooks ? tapHooks(hooks, B * S) : undefined };
+        const lm: LmModel = {
+          cfg,
+          params,
+          grads: null,
+          state,
+          packed,
+          hooks: hooks ? tapHooks(hooks, B * S) : undefined,
+        };
         const saved = lmForward(sc, lm, sc.upload(Int32Array.from(tokens)), B, S);
         const logits = dev.readSync(saved.logits);
         return { logits, nll: nextTokenLoss(logits, tokens, B, S, cfg.V) };
@@ -119,8 +232,10 @@ export function wasmForward(dev: HostMemoryDevice, model: InterpModel): FastForw
         sc.release();
       }
     },
+    param: read,
     dispose() {
       for (const t of [...params.values(), ...state.values()]) dev.free(t);
+      for (const p of packed?.values() ?? []) dev.free(p.bits);
     },
   };
 }
