@@ -27,7 +27,7 @@ export interface TorchSpec {
 export interface TorchEnv {
   torch: string;
   threads: number;
-  blas: { kind: string; library: string; build: string; threads: number | null };
+  blas: { kind: string; library: string; build: string; threads: number | null; core?: string | null };
   env: Record<string, string | null>;
 }
 
@@ -70,7 +70,8 @@ export function torchThreadEnv(threads: number, torchThreads = threads): NodeJS.
 /** One line naming what a PyTorch row ran on. */
 export function describeTorch(t: TorchEnv): string {
   const blasThreads = t.blas.threads === null ? '' : `, ${t.blas.threads} BLAS thread(s)`;
-  return `PyTorch ${t.torch}, ${t.threads} thread(s)${blasThreads}, ${t.blas.kind} (${t.blas.library})`;
+  const core = t.blas.core ? `, ${t.blas.core} kernels` : '';
+  return `PyTorch ${t.torch}, ${t.threads} thread(s)${blasThreads}, ${t.blas.kind}${core} (${t.blas.library})`;
 }
 
 /**

@@ -53,7 +53,8 @@ def _kind(path):
 
 
 def blas_report():
-    """{'kind', 'library', 'build', 'threads'}: the BLAS this process has loaded, after one product has run."""
+    """{'kind', 'library', 'build', 'threads', 'core'}: the BLAS this process has loaded (after one product has run)
+    and, for OpenBLAS, the CPU kernels it picked (openblas_get_corename)."""
     a = torch.rand(64, 64)
     (a @ a).sum().item()  # make sure the BLAS is loaded (lazy binding)
     m = re.search(r'BLAS_INFO=([^,\s]+)', torch.__config__.show())
@@ -62,10 +63,13 @@ def blas_report():
     real = [os.path.realpath(p) for p in paths]
     kinds = sorted({_kind(p) for p in paths})
     blas_threads = None
+    core = None
     for p in real:
         try:
             lib = ctypes.CDLL(p)
             blas_threads = int(lib.openblas_get_num_threads())
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            core = lib.openblas_get_corename().decode()  # the kernels OpenBLAS picked for this CPU
             break
         except (OSError, AttributeError):
             continue
@@ -75,7 +79,7 @@ def blas_report():
         kind = 'OpenBLAS'  # libblas.so.3 is then the OpenBLAS alternative itself
     else:
         kind = ', '.join(kinds)
-    return {'kind': kind, 'library': ', '.join(real) or '-', 'build': build, 'threads': blas_threads}
+    return {'kind': kind, 'library': ', '.join(real) or '-', 'build': build, 'threads': blas_threads, 'core': core}
 
 
 def environment():
