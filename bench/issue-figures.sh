@@ -5,7 +5,7 @@
 # (bench/matmul-shapes.ts), `npm start` timed from a fresh clone, and the targets checked against all of it
 # (bench/targets.ts). Everything lands in bench/results/ with the machine, its load, the versions and the BLAS.
 #
-#   bash bench/issue-figures.sh            # the real run (about 25 minutes on 2 cores); wants a quiet machine
+#   bash bench/issue-figures.sh            # the real run (about 8 minutes on 2 cores); wants a quiet machine
 #   bash bench/issue-figures.sh --quick    # tiny sizes, to check the plumbing: bench/results/quick/ (git-ignored)
 #
 # Run it from a committed tree: the `npm start` step clones this repository at HEAD (uncommitted changes are not
