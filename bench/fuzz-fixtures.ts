@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { fixtureChecksum } from '../src/fixtures/checksum.ts';
 import { parseFixture } from '../src/fixtures/format.ts';
+import { FIXTURE_KINDS } from '../src/kinds/index.ts';
 import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
 import type { Tensor, TensorMap } from '../src/tensor.ts';
 
@@ -258,18 +259,7 @@ function metadataEdit(r: Rng, s: Source, mode: ChecksumMode): Mutant {
     ]);
     detail = `format = ${JSON.stringify(meta.format)}`;
   } else if (key === 'kind') {
-    meta.kind = r.pick([
-      'dense-ffn',
-      'smoe',
-      'topk',
-      'topk-ffn',
-      'peer',
-      'monet-router',
-      'monet-hd',
-      'monet-vd',
-      'lm',
-      'x',
-    ]);
+    meta.kind = r.pick([...FIXTURE_KINDS, 'x']); // every kind, and one that is none
     detail = `kind = ${meta.kind}`;
   } else if (key === 'checksum') {
     meta.checksum = r.pick(['', 'crc32:', 'CRC32:00000000', 'crc32:0000000g', `crc32:${r.u32().toString(16)}`]);

@@ -12,7 +12,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16 } from '../src/hf/shard.ts';
 import { badBf16Value, badValue, MAX_WEIGHT } from '../src/validate.ts';
 import { createEngine } from '../src/train/engines.ts';
 import { generateIds, GREEDY } from '../src/train/sample.ts';
-import { main } from '../src/cli/main.ts';
+import { runMonet } from './cli-run.ts';
 import { createJsDevice } from '../src/backend/js/device.ts';
 import type { Device } from '../src/backend/device.ts';
 import { type KernelName, wrapKernels } from '../src/backend/kernels.ts';
@@ -358,21 +358,7 @@ test('damaged folders fail naming the file and the key or tensor', async () => {
   assert.match(msg, /neither model\.safetensors nor model\.safetensors\.index\.json/);
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (s: unknown) => void out.push(String(s));
-  console.error = (s: unknown) => void err.push(String(s));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli = runMonet;
 
 test('monet sample --prompt-ids --json and monet eval --ids --json on a MonetLLM folder', async () => {
   const exp = expectedOf('monet-hd-tiny');

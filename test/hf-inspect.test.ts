@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main.ts';
+import { runMonet } from './cli-run.ts';
 import { DirSource } from '../src/hf/dir-source.ts';
 import { loadHfTokenizer } from '../src/hf/tokenizer.ts';
 import { interpForward, maskHooks, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
@@ -46,27 +46,7 @@ function setUp(): void {
 }
 setUp();
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  const write = process.stderr.write.bind(process.stderr);
-  console.log = (s: unknown) => void out.push(String(s));
-  console.error = (s: unknown) => void err.push(String(s));
-  process.stderr.write = ((s: string) => {
-    err.push(String(s));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stderr.write = write;
-  }
-}
+const cli = runMonet;
 
 const labels = ['--label', `prose=${join(tmp, 'prose.txt')}`, '--label', `code=${join(tmp, 'code.txt')}`];
 

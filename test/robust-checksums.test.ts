@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main.ts';
+import { runMonet } from './cli-run.ts';
 import { parseSafetensors, serializeSafetensors } from '../src/safetensors.ts';
 import { parseFlags } from '../src/train/flags.ts';
 import { resolveModel, resolveTrainOptions, TRAIN_FLAGS } from '../src/train/options.ts';
@@ -86,23 +86,7 @@ async function resumeError(name: string): Promise<string> {
   return 'resumed';
 }
 
-async function monet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error, write] = [console.log, console.error, process.stdout.write.bind(process.stdout)];
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stdout.write = ((s: string) => {
-    out.push(String(s));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error, process.stdout.write] = [log, error, write];
-  }
-}
+const monet = (...args: string[]) => runMonet(args);
 
 test('a flipped digit in the trainer state metadata (step, lr, sampler RNG) is refused on --resume', async () => {
   const meta = parseSafetensors(readFileSync(join(good, 'trainer_state.safetensors'))).metadata;

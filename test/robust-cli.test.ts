@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { main } from '../src/cli/main.ts';
+import { runMonet } from './cli-run.ts';
 import { parseFlags } from '../src/train/flags.ts';
 import { resolveModel, resolveTrainOptions, TRAIN_FLAGS } from '../src/train/options.ts';
 import { train } from '../src/train/trainer.ts';
@@ -20,28 +20,8 @@ const runs = join(dir, 'runs');
 const textFile = join(dir, 'text.txt');
 writeFileSync(textFile, Array.from({ length: 200 }, (_, i) => `red green blue ${i % 4}.`).join('\n'));
 
-/** Run `monet …` in-process, capturing everything it prints. */
-async function monet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  const write = process.stdout.write.bind(process.stdout);
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  process.stdout.write = ((s: string) => {
-    out.push(String(s));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stdout.write = write;
-  }
-}
+/** Run `monet …` in-process, capturing everything it prints (cli-run.ts). */
+const monet = (...args: string[]) => runMonet(args);
 
 /** Every file under `d` with its size and mtime: to show that a failed command changed nothing. */
 function tree(d: string): string[] {
