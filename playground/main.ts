@@ -26,7 +26,7 @@ import { learningRate } from '../src/train/schedule.ts';
 import { ByteTokenizer } from '../src/train/tokenizer.ts';
 import { showToken } from '../src/interp/data.ts';
 import type { InterpModel } from '../src/interp/model.ts';
-import { isNeuronKind, unitName, unitNoun } from '../src/interp/units.ts';
+import { groupName, isNeuronKind, isRouterGroup, unitName, unitNoun, type UnitGroup } from '../src/interp/units.ts';
 import {
   analysisText,
   collectContexts,
@@ -407,6 +407,11 @@ interface Current {
 let cur: Current | null = null;
 const inspectStatus = $('inspect-status');
 
+/** How a router group's router is shared: 'router shared by layers 0, 1' or 'its router routes this layer only'. */
+function routerNote(g: UnitGroup): string {
+  return g.layers.length > 1 ? `router shared by layers ${g.layers.join(', ')}` : 'its router routes this layer only';
+}
+
 /** Every layer with the unit group that holds its units. */
 function layersOf(model: InterpModel) {
   return Array.from({ length: model.config.num_hidden_layers }, (_, layer) => ({
@@ -430,7 +435,7 @@ function setModel(m: LoadedModel): void {
         value: String(layer),
         textContent:
           `Layer ${layer}: ${u.kind}, ${fmtCount(u.count)} ${unitNoun(u.kind)}s` +
-          (u.layers.length > 1 ? ` (router shared by layers ${u.layers.join(', ')})` : ''),
+          (isRouterGroup(u) ? ` (${groupName(u)}, ${routerNote(u)})` : ''),
       }),
     ),
   );
@@ -507,7 +512,7 @@ function renderUsage(c: Current, ctx: Contexts): void {
         'tr',
         {},
         el('td', {
-          textContent: `${r.layer}${r.g.layers.length > 1 ? ` (router of layers ${r.g.layers.join(', ')})` : ''}`,
+          textContent: `${r.layer}${isRouterGroup(r.g) ? ` (${groupName(r.g)})` : ''}`,
         }),
         el('td', { textContent: `${fmtCount(r.g.count)} ${r.g.kind} ${unitNoun(r.g.kind)}s` }),
         el('td', { textContent: `${fmtCount(r.dead)} (${((100 * r.dead) / r.g.count).toFixed(0)} %)` }),

@@ -18,7 +18,7 @@ import type { MonetHdParams } from '../reference/monet-hd.ts';
 import { monetRouterForward, type MonetRouterParams } from '../reference/monet-router.ts';
 import { Rng } from '../reference/rng.ts';
 import { interpForward, makeInterpModel, maskHooks, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
-import { unitGroups } from '../src/interp/units.ts';
+import { groupName, groupSlug, unitGroups } from '../src/interp/units.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
 const BASE = {
@@ -88,6 +88,12 @@ test('monet: one unit group per router; its experts act in every layer that shar
       ['monet', 16, 2],
     ],
   );
+  // named by router, the trailing one-layer group too; with one layer per router the layer is the name
+  assert.equal(groups.map(groupName), ['group 0 (layers 0–1)', 'group 1 (layers 2–3)', 'group 2 (layer 4)']);
+  assert.equal(groups.map(groupSlug), ['g0', 'g1', 'g2']);
+  const single = unitGroups({ ...MONET('vertical'), num_hidden_layers: 2, moe_groups: 1 });
+  assert.equal(single.map(groupName), ['layer 0', 'layer 1']);
+  assert.equal(single.map(groupSlug), ['l0', 'l1']);
 });
 
 for (const decompose of ['vertical', 'horizontal'] as const) {

@@ -86,9 +86,11 @@ test('inspect site: index and one page per unit that fired, per router group', a
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /site: \d+ pages/);
   const index = readFileSync(join(site, 'index.html'), 'utf8');
-  // 3 layers with moe_groups 2: group 0 covers layers 0–1, group 1 is layer 2 alone
+  // 3 layers with moe_groups 2: group 0 covers layers 0–1, group 1 is layer 2 alone — still named by its router
   assert.match(index, /group 0 \(layers 0–1\)/);
-  assert.match(index, /id="l2"/);
+  assert.match(index, /group 1 \(layer 2\)/);
+  assert.match(index, /id="g1"/);
+  assert.not.match(index, />layer 2</, 'the trailing router group is not titled as a plain layer');
   assert.ok(readdirSync(join(site, 'u', 'g0')).length > 0, 'group 0 has unit pages');
   for (const f of ['site.css', 'site.js', 'box.js', 'model.js']) assert.ok(existsSync(join(site, 'assets', f)), f);
   assert.not.match(index, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no network references');

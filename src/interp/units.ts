@@ -47,6 +47,11 @@ export interface UnitGroup {
   sideExperts?: number;
   /** Monet only: index of the router (0, 1, …), the paper's "group". */
   router?: number;
+  /**
+   * Monet only: layers per router (the config's moe_groups). Above 1 the group is named as a router group even when
+   * it covers one layer (the trailing group of a model whose layer count is not a multiple of moe_groups).
+   */
+  routerLayers?: number;
 }
 
 /** Kinds whose units are neurons (steering adds δ to one of them). */
@@ -65,7 +70,7 @@ export function unitGroups(config: ModelConfig): UnitGroup[] {
     for (let first = 0, r = 0; first < L; first += G, r++) {
       const layers: number[] = [];
       for (let l = first; l < Math.min(L, first + G); l++) layers.push(l);
-      add({ kind: 'monet', count: E * E, layers, site: 'ffn', sideExperts: E, router: r });
+      add({ kind: 'monet', count: E * E, layers, site: 'ffn', sideExperts: E, router: r, routerLayers: G });
     }
     return out;
   }
@@ -95,16 +100,32 @@ export function unitGroups(config: ModelConfig): UnitGroup[] {
   return out;
 }
 
-/** 'layer 3', or for a Monet router shared by several layers 'group 1 (layers 2–3)'. */
+/**
+ * Whether g is the units of a Monet router that routes several layers (moe_groups > 1): such a group is named by
+ * its router, also when it is the trailing group and covers one layer only.
+ */
+export function isRouterGroup(g: UnitGroup): boolean {
+  return g.kind === 'monet' && (g.layers.length > 1 || (g.routerLayers ?? 1) > 1);
+}
+
+/** The layers a group covers: 'layer 2', 'layers 2–3'. */
+export function groupLayers(g: UnitGroup): string {
+  const n = g.layers.length;
+  return n > 1 ? `layers ${g.layers[0]}–${g.layers[n - 1]}` : `layer ${g.layers[0]}`;
+}
+
+/**
+ * 'layer 3', or for a Monet router group 'group 1 (layers 2–3)' — and 'group 1 (layer 2)' for the trailing group of
+ * a model whose layer count is not a multiple of moe_groups.
+ */
 export function groupName(g: UnitGroup): string {
-  if (g.kind === 'monet' && g.layers.length > 1)
-    return `group ${g.router} (layers ${g.layers[0]}–${g.layers[g.layers.length - 1]})`;
+  if (isRouterGroup(g)) return `group ${g.router} (${groupLayers(g)})`;
   return `layer ${g.layers[0]}${g.site === 'hidden' ? ' hidden' : ''}`;
 }
 
 /** A short label for file names and ids: 'g1' for a Monet router group, 'l3' for a layer, 'l3h' for hidden units. */
 export function groupSlug(g: UnitGroup): string {
-  if (g.kind === 'monet' && g.layers.length > 1) return `g${g.router}`;
+  if (isRouterGroup(g)) return `g${g.router}`;
   return `l${g.layers[0]}${g.site === 'hidden' ? 'h' : ''}`;
 }
 
