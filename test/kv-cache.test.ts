@@ -53,6 +53,25 @@ async function compareSteps(engine: Engine, ids: number[], tol: number, pieces =
   }
 }
 
+/**
+ * A prompt in pieces of several tokens (a long prompt in PROMPT_PIECE pieces): after each piece, the logits against
+ * nextLogits of the context so far.
+ */
+async function comparePieces(engine: Engine, ids: number[], pieces: number[], tol: number): Promise<void> {
+  const dec = engine.openDecoder!(ids.length + 2, 1); // a capacity beyond the prompt, as generation has
+  try {
+    let at = 0;
+    for (const n of pieces) {
+      const got = await dec.append(Int32Array.from(ids.slice(at, at + n)));
+      at += n;
+      const r = relDiff(got, await engine.nextLogits(Int32Array.from(ids.slice(0, at)), 1));
+      assert.ok(r < tol, `a prompt in pieces ${pieces.join(' + ')}: after ${at} tokens the logits differ by ${r}`);
+    }
+  } finally {
+    dec.dispose();
+  }
+}
+
 const small = (name: string, patch: Partial<ModelConfig> = {}): ModelConfig => ({
   ...getPreset(name).config,
   hidden_size: 32,
@@ -73,17 +92,7 @@ for (const backend of ['wasm', 'webgpu'] as const) {
         const ids = [1, 385, 361, 98, 407, 154, 362, 55, 69, 94, 341, 355];
         await compareSteps(engine, ids, 1e-5);
         await compareSteps(engine, ids, 1e-5, true);
-        // a prompt in pieces of several tokens (a long prompt in PROMPT_PIECE pieces): 5 + 4 + 3
-        const dec = engine.openDecoder!(ids.length, 1);
-        try {
-          await dec.append(Int32Array.from(ids.slice(0, 5)));
-          await dec.append(Int32Array.from(ids.slice(5, 9)));
-          const got = await dec.append(Int32Array.from(ids.slice(9)));
-          const r = relDiff(got, await engine.nextLogits(Int32Array.from(ids), 1));
-          assert.ok(r < 1e-5, `a prompt in pieces 5 + 4 + 3: logits differ from the full forward by ${r}`);
-        } finally {
-          dec.dispose();
-        }
+        await comparePieces(engine, ids, [5, 4, 3], 1e-5);
         const o = { tokens: 8, sampling: GREEDY, seed: 1, stop: [], alpha: 1, maxContext: 64 };
         const withCache = await generateIds(engine, [1], o);
         const without = await generateIds(engine, [1, 1], { ...o, kvCache: false });
@@ -105,6 +114,7 @@ for (const preset of ['monet-hd-small', 'dense-small', 'smoe-small', 'peer-small
     const engine = await open('wasm', { config, params, state });
     try {
       await compareSteps(engine, [5, 17, 3, 99, 42, 7, 7, 120, 64, 1], 1e-5);
+      await comparePieces(engine, [5, 17, 3, 99, 42, 7, 7, 120, 64, 1], [3, 4, 3], 1e-5);
     } finally {
       await engine.dispose();
     }

@@ -2,7 +2,7 @@
 
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FolderSource } from './source.ts';
+import { checkInto, type FolderSource } from './source.ts';
 
 /** A folder on disk. Reads go through one file descriptor per call (no file is read whole). */
 export class DirSource implements FolderSource {
@@ -22,8 +22,9 @@ export class DirSource implements FolderSource {
   async text(name: string): Promise<string> {
     return readFileSync(join(this.label, name), 'utf8');
   }
-  async bytes(name: string, offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
+  async bytes(name: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    checkInto(into, length, this.where(name));
+    const out = into ? into.subarray(0, length) : new Uint8Array(length);
     const fd = openSync(join(this.label, name), 'r');
     try {
       let done = 0;

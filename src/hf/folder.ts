@@ -266,12 +266,20 @@ export async function* readHfTensors(
 ): AsyncGenerator<LoadedTensor> {
   const { src } = plan;
   const piece = o.pieceElements ?? PIECE;
+  // every piece of every 16-bit matrix is read into this one buffer (each consumer copies a piece before it asks
+  // for the next); sized at the first matrix, so a tiny folder does not take 16 MB
+  let buf: Uint8Array | null = null;
+  const buffer = (elements: number): Uint8Array => {
+    if (!buf || buf.length < 2 * elements) buf = new Uint8Array(2 * elements);
+    return buf;
+  };
   let done = 0;
   for (const t of plan.tensors) {
     const where = `${src.where(t.shard.file)}: tensor '${t.file}'`;
     if (t.keep16) {
       const length = t.shard.entries.get(t.file)!.shape.reduce((a, b) => a * b, 1);
-      yield { name: t.name, into: 'packed', length, pieces: bf16Pieces(src, t, length, piece, where) };
+      const into = buffer(Math.min(piece, length));
+      yield { name: t.name, into: 'packed', length, pieces: bf16Pieces(src, t, length, piece, where, into) };
     } else {
       const data = await readF32(src, t.shard, t.file);
       checkFinite(data, where, MAX_WEIGHT);
@@ -284,10 +292,20 @@ export async function* readHfTensors(
 /** Elements per piece of a 16-bit matrix read in pieces (16 MB). */
 const PIECE = 1 << 23;
 
-/** A BF16 tensor's bits, PIECE elements at a time, each piece checked before it is handed out. */
-async function* bf16Pieces(src: FolderSource, t: PlannedTensor, length: number, piece: number, where: string) {
+/**
+ * A BF16 tensor's bits, PIECE elements at a time, each piece checked before it is handed out; every piece is read
+ * into `into`, so it is valid until the next one is asked for.
+ */
+async function* bf16Pieces(
+  src: FolderSource,
+  t: PlannedTensor,
+  length: number,
+  piece: number,
+  where: string,
+  into: Uint8Array,
+) {
   for (let at = 0; at < length; at += piece) {
-    const bits = await readBf16Bits(src, t.shard, t.file, at, Math.min(piece, length - at));
+    const bits = await readBf16Bits(src, t.shard, t.file, at, Math.min(piece, length - at), into);
     const bad = badBf16Value(bits, MAX_WEIGHT, at);
     if (bad) throw new Error(`${where}: ${bad}; expected finite numbers (the file is damaged or forged)`);
     yield bits;

@@ -88,18 +88,22 @@ export function f32ToBf16(x: Float32Array): Uint16Array {
   return out;
 }
 
-/** The raw bits of elements [from, from + count) of a BF16 tensor (kept 16-bit on the device). */
+/**
+ * The raw bits of elements [from, from + count) of a BF16 tensor (kept 16-bit on the device); with `into`, read into
+ * that buffer (FolderSource.bytes) and valid until it is reused.
+ */
 export async function readBf16Bits(
   src: FolderSource,
   shard: Shard,
   name: string,
   from = 0,
   count?: number,
+  into?: Uint8Array,
 ): Promise<Uint16Array> {
   const e = shard.entries.get(name);
   if (e?.dtype !== 'BF16') throw new Error(`${src.where(shard.file)}: tensor '${name}' is not BF16`);
   const n = count ?? (e.end - e.begin) / 2 - from;
-  const raw = await src.bytes(shard.file, shard.dataStart + e.begin + 2 * from, 2 * n);
+  const raw = await src.bytes(shard.file, shard.dataStart + e.begin + 2 * from, 2 * n, into);
   // a view at an odd byte offset cannot be a Uint16Array: copy it then
   const own = raw.byteOffset % 2 === 0 ? raw : raw.slice();
   return new Uint16Array(own.buffer, own.byteOffset, n);

@@ -13,9 +13,9 @@
 //     positions, of which the last row is the new token); k, v appended; then per query head h, reading kv head
 //     g = h / (nH/nKV):  s = q_h·K_g[0..P)ᵀ / √hd,  a = softmax(s),  out_h = a·V_g[0..P)  (matmul, softmaxRows);
 //   a chunk (past > 0, Tn > 1: a long prompt in pieces, whose temporaries are then a piece's, not the prompt's):
-//     RoPE at positions past..P−1 as above, k, v appended, then the causal attention kernel over all P positions
-//     with the chunk's queries as the last Tn rows (the rows before are zeros whose outputs are dropped) and the
-//     cache's keys and values.
+//     RoPE at positions past..P−1 as above, k, v appended, then per query head the decode step's products with Tn
+//     query rows and a causal mask (row r sees keys 0..past + r): only the chunk's Tn × P scores are computed, and
+//     its temporaries do not grow with P.
 // Logits are computed for the last position only.
 
 import { Scope, type Device } from '../backend/device.ts';
@@ -97,51 +97,73 @@ function ropeAt(
 
 /**
  * A chunk's attention (see the header): q (Tn, nH·hd) at positions P − Tn..P−1 against the cache's first P keys and
- * values, through the causal attention kernel over P positions; att (Tn, nH·hd).
+ * values, head by head: s = q_h·K_g[0..P)ᵀ (Tn, P), z = s/√hd + mask, a = softmax(z), out_h = a·V_g[0..P); `mask`
+ * (Tn, P) is 0 where key j ≤ P − Tn + r may be seen by query row r and −1e30 after (causalMask). att (Tn, nH·hd).
+ * Temporaries are sized at the capacity M, so every chunk of Tn tokens asks for the same sizes whatever P is.
  */
-function chunkAttention(sc: Scope, att: F32, q: F32, kc: F32, vc: F32, m: LmModel, P: number, Tn: number, M: number) {
+function chunkAttention(
+  sc: Scope,
+  att: F32,
+  q: F32,
+  kc: F32,
+  vc: F32,
+  mask: F32,
+  m: LmModel,
+  P: number,
+  Tn: number,
+  M: number,
+): void {
   const kn = sc.dev.kernels;
   const { nH, nKV, hd } = m.cfg;
-  const past = P - Tn;
   const qw = nH * hd;
-  const kw = nKV * hd;
-  const qf = sc.f32(P * qw); // (P, nH·hd): zeros, then the chunk's queries
-  const kf = sc.f32(P * kw); // (P, nKV·hd) gathered from the cache's (nKV, M, hd)
-  const vf = sc.f32(P * kw);
-  const all = sc.f32(P * qw);
-  kn.copyBlock(qf, q, {
+  const Kg = sc.f32(M * hd), // (P, hd) kv head g's keys, in a buffer of capacity M
+    Vg = sc.f32(M * hd),
+    qh = sc.f32(Tn * hd),
+    s = sc.f32(Tn * M), // (Tn, P)
+    z = sc.f32(Tn * M),
+    a = sc.f32(Tn * M),
+    oh = sc.f32(Tn * hd);
+  const flat = (n: number, dstOffset: number, srcOffset: number) => ({
     rows: 1,
-    cols: Tn * qw,
-    dstLd: 0,
-    srcLd: 0,
-    dstOffset: past * qw,
-    srcOffset: 0,
+    cols: n,
+    dstLd: n,
+    srcLd: n,
+    dstOffset,
+    srcOffset,
     accumulate: false,
   });
-  for (let g = 0; g < nKV; g++)
-    for (const [dst, src] of [
-      [kf, kc],
-      [vf, vc],
-    ] as const)
-      kn.copyBlock(dst, src, {
-        rows: P,
-        cols: hd,
-        dstLd: kw,
-        srcLd: hd,
-        dstOffset: g * hd,
-        srcOffset: g * M * hd,
-        accumulate: false,
-      });
-  kn.attention(all, sc.f32(nH * P * P), qf, kf, vf, { B: 1, S: P, nH, nKV, hd });
-  kn.copyBlock(att, all, {
-    rows: 1,
-    cols: Tn * qw,
-    dstLd: 0,
-    srcLd: 0,
-    dstOffset: 0,
-    srcOffset: past * qw,
+  const headCols = (dstLd: number, srcLd: number, dstOffset: number, srcOffset: number) => ({
+    rows: Tn,
+    cols: hd,
+    dstLd,
+    srcLd,
+    dstOffset,
+    srcOffset,
     accumulate: false,
   });
+  const group = nH / nKV;
+  for (let h = 0; h < nH; h++) {
+    const g = Math.floor(h / group);
+    if (h % group === 0) {
+      kn.copyBlock(Kg, kc, flat(P * hd, 0, g * M * hd));
+      kn.copyBlock(Vg, vc, flat(P * hd, 0, g * M * hd));
+    }
+    kn.copyBlock(qh, q, headCols(hd, qw, 0, h * hd));
+    kn.matmul(s, qh, Kg, { M: Tn, N: P, K: hd, transA: false, transB: true, accumulate: false });
+    kn.copyBlock(z, mask, flat(Tn * P, 0, 0));
+    kn.axpby(z, s, { n: Tn * P, alpha: 1 / Math.sqrt(hd), beta: 1 });
+    kn.softmaxRows(a, z, { rows: Tn, n: P });
+    kn.matmul(oh, a, Vg, { M: Tn, N: hd, K: P, transA: false, transB: false, accumulate: false });
+    kn.copyBlock(att, oh, headCols(qw, hd, h * hd, 0));
+  }
+}
+
+/** A chunk's causal mask (Tn, P) for queries at positions P − Tn..P−1, in a buffer of Tn·M (see chunkAttention). */
+function causalMask(sc: Scope, P: number, Tn: number, M: number): F32 {
+  const host = new Float32Array(Tn * M);
+  const past = P - Tn;
+  for (let r = 0; r < Tn; r++) host.fill(-1e30, r * P + past + r + 1, (r + 1) * P);
+  return sc.upload(host);
 }
 
 /** One query row against the first P cached positions of every head (see the header); att (1, nH·hd). */
@@ -204,6 +226,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
   const producers = auxProducers(cfg.ffn, L);
   const ffn = newDeviceFfnPass(cfg.ffn, L);
   const pass: DeviceFfnPass = ffn;
+  const mask = past > 0 && Tn > 1 ? causalMask(sc, P, Tn, cache.size) : null;
   let h = sc.f32(Tn * d);
   embedRows(kn, h, W('model.embed_tokens.weight'), tokens, Tn, d);
   // Temporaries live per layer (a long prefill would otherwise hold every layer's at once), except that a Monet
@@ -244,7 +267,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
       store(sc, cache.k[i], k, Tn, past, nKV, hd, cache.size);
       store(sc, cache.v[i], v, Tn, past, nKV, hd, cache.size);
       if (Tn === 1) cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
-      else chunkAttention(sc, att, q, cache.k[i], cache.v[i], m, P, Tn, cache.size);
+      else chunkAttention(sc, att, q, cache.k[i], cache.v[i], mask!, m, P, Tn, cache.size);
     }
     const h1 = sc.f32(Tn * d);
     linearForward(kn, h1, att, W(`${pre}self_attn.o_proj.weight`), null, Tn, nH * hd, d);

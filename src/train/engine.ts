@@ -155,7 +155,8 @@ export interface EngineInit {
 /**
  * One tensor of a streamed model (EngineInit.stream): float32 data, or the bfloat16 bits of a matrix kept 16-bit,
  * `length` of them, handed over in pieces (in order; every piece but the last of even length) so that a large
- * matrix never sits whole in host memory (the 1.4B's head is 131 MB of bfloat16).
+ * matrix never sits whole in host memory (the 1.4B's head is 131 MB of bfloat16). A piece may be a view of a buffer
+ * that the next piece reuses: copy it before asking for the next.
  */
 export type StreamedTensor =
   | { name: string; into: 'params' | 'state'; data: Float32Array }
