@@ -96,89 +96,97 @@ test('monet: one unit group per router; its experts act in every layer that shar
   assert.equal(single.map(groupSlug), ['l0', 'l1']);
 });
 
+// A few composite experts; then half of all pairs, so that a token's removed pairs share expert halves (the
+// batched removal of src/interp/monet-removal.ts shares the work between them).
+const REMOVALS = [
+  { what: 'four experts', ids: [0 * 4 + 1, 2 * 4 + 2, 3 * 4 + 0, 1 * 4 + 3] },
+  { what: 'half of the pairs, sharing halves', ids: Array.from({ length: 16 }, (_, id) => id).filter((id) => id % 3) },
+];
+
 for (const decompose of ['vertical', 'horizontal'] as const) {
-  test(`monet-${decompose}: masking a router group's experts = Σ of the unmasked g_ij·E_ij in each layer`, () => {
-    const config = MONET(decompose); // 2 layers, moe_groups 2: one router, one unit group covering layers 0 and 1
-    const model = randomModel(config, 7);
-    const B = 2;
-    const S = 6;
-    const T = B * S;
-    const { d } = model.lm;
-    const E = 4;
-    const H = 2;
-    const m = 4;
-    // Mask a handful of composite experts, chosen so that some fire for the batch and some may not.
-    const remove = new Set([0 * E + 1, 2 * E + 2, 3 * E + 0, 1 * E + 3]);
-    const got: Float64Array[] = [];
-    const uIn: Float64Array[] = [];
-    const mask = maskHooks([remove]);
-    const hooks: UnitHooks = {
-      atSite(view, out) {
-        uIn[view.layer] = Float64Array.from(view.input!);
-        mask.atSite(view, out);
-        got[view.layer] = Float64Array.from(out);
-      },
-    };
-    interpForward(model, tokens(T, 13, 3), B, S, hooks);
-    // Independent: routing from the router forward on layer 0's input (the router reads the group's first layer),
-    // experts from the naive expert view, per layer.
-    const g1 = new Float64Array(T * H * E);
-    const g2 = new Float64Array(T * H * E);
-    const rp: MonetRouterParams = {
-      'w1.weight': model.params['model.layers.0.router.w1.weight'],
-      'w2.weight': model.params['model.layers.0.router.w2.weight'],
-    };
-    const st = {
-      'norm1.running_mean': model.state['model.layers.0.router.norm1.running_mean'],
-      'norm1.running_var': model.state['model.layers.0.router.norm1.running_var'],
-      'norm2.running_mean': model.state['model.layers.0.router.norm2.running_mean'],
-      'norm2.running_var': model.state['model.layers.0.router.norm2.running_var'],
-    };
-    monetRouterForward(
-      g1,
-      g2,
-      uIn[0],
-      rp,
-      st,
-      null,
-      { T, d, H, E },
-      { topk: 2, mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 },
-    );
-    for (const layer of [0, 1]) {
-      const p: Params = {};
-      const pre = `model.layers.${layer}.moe.`;
-      for (const [k, v] of Object.entries(model.params)) if (k.startsWith(pre)) p[k.slice(pre.length)] = v;
-      const experts: MonetExperts =
-        decompose === 'vertical'
-          ? { decompose, params: p as MonetVdParams }
-          : { decompose, params: p as MonetHdParams };
-      const want = new Float64Array(T * d);
-      const full = new Float64Array(T * d);
-      const e = new Float64Array(d);
-      let removedActive = 0;
-      for (let t = 0; t < T; t++) {
-        for (let i = 0; i < E; i++) {
-          for (let j = 0; j < E; j++) {
-            const gij = compositeScore(g1, g2, t, i, j, H, E);
-            if (gij === 0) continue;
-            monetExpertOutput(e, uIn[layer].subarray(t * d, (t + 1) * d), i, j, experts, { T, d, H, E, m });
-            for (let o = 0; o < d; o++) full[t * d + o] += gij * e[o];
-            if (remove.has(i * E + j)) {
-              removedActive++;
-              continue;
+  for (const removal of REMOVALS)
+    test(`monet-${decompose}, ${removal.what}: masking = Σ of the unmasked g_ij·E_ij in each layer`, () => {
+      const config = MONET(decompose); // 2 layers, moe_groups 2: one router, one unit group covering layers 0 and 1
+      const model = randomModel(config, 7);
+      const B = 2;
+      const S = 6;
+      const T = B * S;
+      const { d } = model.lm;
+      const E = 4;
+      const H = 2;
+      const m = 4;
+      // composite experts chosen so that some fire for the batch and some may not
+      const remove = new Set(removal.ids);
+      const got: Float64Array[] = [];
+      const uIn: Float64Array[] = [];
+      const mask = maskHooks([remove]);
+      const hooks: UnitHooks = {
+        atSite(view, out) {
+          uIn[view.layer] = Float64Array.from(view.input!);
+          mask.atSite(view, out);
+          got[view.layer] = Float64Array.from(out);
+        },
+      };
+      interpForward(model, tokens(T, 13, 3), B, S, hooks);
+      // Independent: routing from the router forward on layer 0's input (the router reads the group's first layer),
+      // experts from the naive expert view, per layer.
+      const g1 = new Float64Array(T * H * E);
+      const g2 = new Float64Array(T * H * E);
+      const rp: MonetRouterParams = {
+        'w1.weight': model.params['model.layers.0.router.w1.weight'],
+        'w2.weight': model.params['model.layers.0.router.w2.weight'],
+      };
+      const st = {
+        'norm1.running_mean': model.state['model.layers.0.router.norm1.running_mean'],
+        'norm1.running_var': model.state['model.layers.0.router.norm1.running_var'],
+        'norm2.running_mean': model.state['model.layers.0.router.norm2.running_mean'],
+        'norm2.running_var': model.state['model.layers.0.router.norm2.running_var'],
+      };
+      monetRouterForward(
+        g1,
+        g2,
+        uIn[0],
+        rp,
+        st,
+        null,
+        { T, d, H, E },
+        { topk: 2, mode: 'eval', bnEps: 1e-5, bnMomentum: 0.1 },
+      );
+      for (const layer of [0, 1]) {
+        const p: Params = {};
+        const pre = `model.layers.${layer}.moe.`;
+        for (const [k, v] of Object.entries(model.params)) if (k.startsWith(pre)) p[k.slice(pre.length)] = v;
+        const experts: MonetExperts =
+          decompose === 'vertical'
+            ? { decompose, params: p as MonetVdParams }
+            : { decompose, params: p as MonetHdParams };
+        const want = new Float64Array(T * d);
+        const full = new Float64Array(T * d);
+        const e = new Float64Array(d);
+        let removedActive = 0;
+        for (let t = 0; t < T; t++) {
+          for (let i = 0; i < E; i++) {
+            for (let j = 0; j < E; j++) {
+              const gij = compositeScore(g1, g2, t, i, j, H, E);
+              if (gij === 0) continue;
+              monetExpertOutput(e, uIn[layer].subarray(t * d, (t + 1) * d), i, j, experts, { T, d, H, E, m });
+              for (let o = 0; o < d; o++) full[t * d + o] += gij * e[o];
+              if (remove.has(i * E + j)) {
+                removedActive++;
+                continue;
+              }
+              for (let o = 0; o < d; o++) want[t * d + o] += gij * e[o];
             }
-            for (let o = 0; o < d; o++) want[t * d + o] += gij * e[o];
           }
         }
+        assert.ok(removedActive > 0, 'the masked experts must be active somewhere, else the test shows nothing');
+        assert.ok(
+          maxRel(got[layer], want) < 1e-12,
+          `layer ${layer}: masked output vs naive sum: rel ${maxRel(got[layer], want)}`,
+        );
+        assert.ok(maxRel(got[layer], full) > 1e-6, `layer ${layer}: masking must change the output`);
       }
-      assert.ok(removedActive > 0, 'the masked experts must be active somewhere, else the test shows nothing');
-      assert.ok(
-        maxRel(got[layer], want) < 1e-12,
-        `layer ${layer}: masked output vs naive sum: rel ${maxRel(got[layer], want)}`,
-      );
-      assert.ok(maxRel(got[layer], full) > 1e-6, `layer ${layer}: masking must change the output`);
-    }
-  });
+    });
 }
 
 test('monet: an empty mask leaves the logits bit-identical to the plain reference forward', () => {

@@ -12,13 +12,15 @@
 //                                                          steering: h[t,n] += δ ⇔ out += δ·down[:,n]
 //   smoe:       out = Σ_s w_s·E_s(x)                         removing expert e: out −= w_e·E_e(x)
 //   peer:       out = Σ_h Σ_r w_hr·σ(w_down[id]·x)·w_up[id]  removing expert id: subtract its terms
-//   monet:      out = Σ_ij g_ij·E_ij(x)                      removing (i, j): out −= g_ij·E_ij(x)
+//   monet:      out = Σ_ij g_ij·E_ij(x)                      removing (i, j): out −= g_ij·E_ij(x) (a token's removed
+//                                                          pairs together: monet-removal.ts)
 //   hidden:     the residual stream after TopK, x'[t,n]      removing dimension n: x'[t,n] ← 0; steering: += δ
 // so a hook subtracts (or adds) exactly those terms after the layer's own forward and nothing else changes. For
 // Monet, zeroing g1[:,i] would remove the whole row of E_m experts (i, ·), not one composite expert.
 
 import { act } from '../../reference/activations.ts';
 import { compositeScore, monetExpertContribution, type MonetExperts } from '../../reference/monet-expert-view.ts';
+import { removeMonetPairs, type RemovedPair } from './monet-removal.ts';
 import type { UnitGroup } from './units.ts';
 
 export interface UnitView {
@@ -265,12 +267,13 @@ export function monetView(
     },
     removeUnits(out, remove) {
       if (remove.size === 0) return;
+      const pairs: RemovedPair[] = [];
       for (let t = 0; t < T; t++) {
-        tokenScores(t, (id) => {
-          if (!remove.has(id)) return;
-          monetExpertContribution(contrib, u, g1, g2, t, Math.floor(id / E), id % E, experts, dims);
-          for (let o = 0; o < d; o++) out[t * d + o] -= contrib[o];
+        pairs.length = 0;
+        tokenScores(t, (id, c) => {
+          if (remove.has(id)) pairs.push({ i: Math.floor(id / E), j: id % E, c });
         });
+        removeMonetPairs(out, t * d, u, t * d, pairs, experts, d, E, m); // all of a token's pairs at once
       }
     },
     addContribution(dst, t, id) {

@@ -225,7 +225,8 @@ function deviceForward(dev: HostMemoryDevice, model: InterpModel, w: DeviceWeigh
           packed,
           hooks: hooks ? tapHooks(hooks, B * S) : undefined,
         };
-        const saved = lmForward(sc, lm, sc.upload(Int32Array.from(tokens)), B, S);
+        // no backward follows: each layer's temporaries are released as the forward goes
+        const saved = lmForward(sc, lm, sc.upload(Int32Array.from(tokens)), B, S, { keepLayers: false });
         const logits = dev.readSync(saved.logits);
         return { logits, nll: nextTokenLoss(logits, tokens, B, S, cfg.V) };
       } finally {

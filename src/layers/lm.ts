@@ -18,7 +18,7 @@
 
 import type { LmConfig } from '../../reference/lm.ts';
 import type { LmDims } from '../../reference/lm-ffn.ts';
-import type { Scope } from '../backend/device.ts';
+import { Scope } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import { lmAuxNames } from '../kinds/lm.ts';
 import { embedRows, linearBackward, linearForward, type PackedBf16, type Weight } from './common.ts';
@@ -142,7 +142,18 @@ function backwardCtx(sc: Scope, m: LmModel, dims: LmDims, producers: number, lay
   };
 }
 
-export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: number): LmSaved {
+export interface LmForwardOptions {
+  /**
+   * False for a forward that no backward follows (evaluation, inspection): each layer's temporaries live in a scope
+   * of their own, released once the next layer has read the residual stream, except that a Monet router's layer
+   * (its g1, g2 serve its whole group) is released when the next group starts — so a long batch holds one layer's
+   * activations, not every layer's. The result then has no `layers` (and `ffn` refers to released tensors): the
+   * logits, loss and aux values are what it is for. Default true.
+   */
+  keepLayers?: boolean;
+}
+
+export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: number, o: LmForwardOptions = {}): LmSaved {
   const kn = sc.dev.kernels;
   const { cfg } = m;
   const { V, d, L, nH, nKV, hd, eps, theta } = cfg;
@@ -163,7 +174,17 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
   let h = sc.f32(T * d);
   embedRows(kn, h, W('model.embed_tokens.weight'), tokens, T, d);
   const layers: LayerSaved[] = [];
+  const keep = o.keepLayers !== false;
+  const outer = sc;
+  const groupSize = cfg.ffn.kind === 'monet' ? cfg.ffn.groups : 1;
+  let routerScope: Scope | null = null; // (keepLayers false) the scope of the current group's router layer
+  let carry: Scope | null = null; // (keepLayers false) the scope holding h, this layer's input
   for (let i = 0; i < L; i++) {
+    const sc = keep ? outer : new Scope(outer.dev);
+    if (!keep && i % groupSize === 0) {
+      routerScope?.release();
+      routerScope = sc;
+    }
     const pre = `model.layers.${i}.`;
     // attention block
     const a = sc.f32(T * d),
@@ -193,21 +214,28 @@ export function lmForward(sc: Scope, m: LmModel, tokens: I32, B: number, S: numb
     const ctx = forwardCtx(sc, m, dims, aux, producers, i);
     pass.forward(ctx, u, f);
     m.hooks?.afterFfn?.(sc, i, { u, out: f, ffn });
-    let h2 = sc.f32(T * d);
+    const next = keep || i === L - 1 ? outer : new Scope(outer.dev); // where this layer's output lives
+    let h2 = next.f32(T * d);
     kn.copyBlock(h2, h1, { rows: 1, cols: T * d, dstLd: 0, srcLd: 0, dstOffset: 0, srcOffset: 0, accumulate: false });
     kn.axpby(h2, f, { n: T * d, alpha: 1, beta: 1 });
     let posted = false;
     if (pass.postForward) {
-      const y = sc.f32(T * d);
+      const y = next.f32(T * d);
       posted = pass.postForward(ctx, h2, y);
       if (posted) {
         h2 = y;
         m.hooks?.afterHidden?.(sc, i, h2);
       }
     }
-    layers.push({ h, a, rstd1, q, k, v, probs, att, h1, u, rstd2, posted });
+    if (keep) layers.push({ h, a, rstd1, q, k, v, probs, att, h1, u, rstd2, posted });
+    else {
+      carry?.release();
+      carry = next === outer ? null : next;
+      if (sc !== routerScope) sc.release();
+    }
     h = h2;
   }
+  routerScope?.release();
   const hn = sc.f32(T * d),
     rstdL = sc.f32(T);
   kn.rmsnorm(hn, rstdL, h, P('model.norm.weight'), { rows: T, d, eps });

@@ -290,7 +290,9 @@ export class DeviceEngine implements Engine {
     const sc = new Scope(this.dev);
     try {
       k.fill(this.evalReport, { n: this.evalReport.length, value: 0 });
-      const saved = lmForward(sc, this.model(this.evalCfg, false, alpha), sc.upload(tokens), B, S);
+      const saved = lmForward(sc, this.model(this.evalCfg, false, alpha), sc.upload(tokens), B, S, {
+        keepLayers: false,
+      });
       this.addToReport(this.evalReport, 0, 2, saved.loss, saved.aux);
       return this.decodeReport(await this.dev.read(this.evalReport), 0, 2, 1);
     } finally {
@@ -306,7 +308,9 @@ export class DeviceEngine implements Engine {
     this.checkBatch(tokens, 1, S, 'context');
     const sc = new Scope(this.dev);
     try {
-      const saved = lmForward(sc, this.model(this.evalCfg, false, alpha), sc.upload(tokens), 1, S);
+      const saved = lmForward(sc, this.model(this.evalCfg, false, alpha), sc.upload(tokens), 1, S, {
+        keepLayers: false,
+      });
       const all = await this.dev.read(saved.logits);
       return all.slice((S - 1) * V, S * V);
     } finally {

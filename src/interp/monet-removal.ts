@@ -1,0 +1,167 @@
+// Removing many Monet composite experts from one token at once, sharing the work between pairs that have an expert
+// half in common.
+//
+// Dimension legend: d model dim, E experts per side, m moe_dim (VD: halves of m' = m/2 and d' = d/2).
+//
+// A token's output is out = Σ_ij c_ij·E_ij(x), c_ij = Σ_h g1[h,i]·g2[h,j] (the composite score). Removing a set R of
+// pairs subtracts Σ_{(i,j)∈R} c_ij·E_ij(x). Evaluating each E_ij on its own (reference/monet-expert-view.ts) costs
+// O(m·d) per pair, and a label's removal set can hold most of the pairs a token fires (hundreds per token on the
+// 1.4B). Both decompositions are sums of terms that depend on i alone, on j alone, or on one hidden half of each:
+//   horizontal  E_ij = V_j A_i + b_j,  A_i = relu²(U_i x + u.bias_i)
+//               Σ_R c_ij E_ij = Σ_j [V_j (Σ_i c_ij A_i) + s_j b_j],                      s_j = Σ_i c_ij
+//   vertical    E_ij = [V11_i A1_i + V12_i A2_j + b1_i ; V21_j A1_i + V22_j A2_j + b2_j],
+//               A1_i = relu²(U1_i x + u1.bias_i),  A2_j = relu²(U2_j x + u2.bias_j)
+//               top    = Σ_i [V11_i (r_i A1_i) + V12_i (Σ_j c_ij A2_j) + r_i b1_i],          r_i = Σ_j c_ij
+//               bottom = Σ_j [V21_j (Σ_i c_ij A1_i) + V22_j (s_j A2_j) + s_j b2_j]
+// (sums over the pairs of R only). So each distinct i and each distinct j costs one hidden half (m'·d) and two
+// column blocks (d'·m'), and each pair only m' multiply-adds: O((|I| + |J|)·m·d + |R|·m) per token instead of
+// O(|R|·m·d). The result equals the per-pair sum up to the order of float64 additions (test:
+// interp-mask.test.ts compares both).
+
+import { act } from '../../reference/activations.ts';
+import type { MonetExperts } from '../../reference/monet-expert-view.ts';
+
+/** One removed pair of a token: expert halves i (router 1) and j (router 2), composite score c. */
+export interface RemovedPair {
+  i: number;
+  j: number;
+  c: number;
+}
+
+/** relu²(W[rows r0 .. r0+len) · x + bias[r0 ..]) into out (len), x (d) at xo. */
+function hidden(
+  out: Float64Array,
+  W: Float64Array,
+  bias: Float64Array,
+  x: Float64Array,
+  xo: number,
+  r0: number,
+  len: number,
+  d: number,
+): void {
+  for (let r = 0; r < len; r++) {
+    let s = bias[r0 + r];
+    const w0 = (r0 + r) * d;
+    for (let k = 0; k < d; k++) s += W[w0 + k] * x[xo + k];
+    out[r] = act('relu2', s);
+  }
+}
+
+/** out[oo + o] −= Σ_c V[o, c0 + c]·h[c] for o < rows, c < h.length; V has `cols` columns. */
+function subColumns(
+  out: Float64Array,
+  oo: number,
+  V: Float64Array,
+  cols: number,
+  c0: number,
+  h: Float64Array,
+  rows: number,
+) {
+  const n = h.length;
+  for (let o = 0; o < rows; o++) {
+    let s = 0;
+    const v0 = o * cols + c0;
+    for (let c = 0; c < n; c++) s += V[v0 + c] * h[c];
+    out[oo + o] -= s;
+  }
+}
+
+/** Index of each distinct value of `keys` (in order of first appearance) and the distinct values. */
+function distinct(keys: number[]): { at: Map<number, number>; list: number[] } {
+  const at = new Map<number, number>();
+  const list: number[] = [];
+  for (const k of keys)
+    if (!at.has(k)) {
+      at.set(k, list.length);
+      list.push(k);
+    }
+  return { at, list };
+}
+
+/**
+ * out (d, at `oo`) −= Σ over `pairs` of c·E_ij(x) for one token x (d, at `xo`), evaluated as in the header. `m` is
+ * moe_dim, `E` the experts per side.
+ */
+export function removeMonetPairs(
+  out: Float64Array,
+  oo: number,
+  x: Float64Array,
+  xo: number,
+  pairs: readonly RemovedPair[],
+  experts: MonetExperts,
+  d: number,
+  E: number,
+  m: number,
+): void {
+  if (pairs.length === 0) return;
+  const I = distinct(pairs.map((p) => p.i));
+  const J = distinct(pairs.map((p) => p.j));
+  if (experts.decompose === 'horizontal') {
+    const p = experts.params;
+    const A = I.list.map((i) => {
+      const a = new Float64Array(m);
+      hidden(a, p['u.weight'], p['u.bias'], x, xo, i * m, m, d);
+      return a;
+    });
+    const w = J.list.map(() => new Float64Array(m)); // Σ_i c_ij A_i
+    const s = new Float64Array(J.list.length); // Σ_i c_ij
+    for (const q of pairs) {
+      const jj = J.at.get(q.j)!;
+      const a = A[I.at.get(q.i)!];
+      const wj = w[jj];
+      for (let r = 0; r < m; r++) wj[r] += q.c * a[r];
+      s[jj] += q.c;
+    }
+    for (const [jj, j] of J.list.entries()) {
+      subColumns(out, oo, p['v.weight'], E * m, j * m, w[jj], d);
+      for (let o = 0; o < d; o++) out[oo + o] -= s[jj] * p.b[j * d + o];
+    }
+    return;
+  }
+  const p = experts.params;
+  const mh = m / 2;
+  const dh = d / 2;
+  const A1 = I.list.map((i) => {
+    const a = new Float64Array(mh);
+    hidden(a, p['u1.weight'], p['u1.bias'], x, xo, i * mh, mh, d);
+    return a;
+  });
+  const A2 = J.list.map((j) => {
+    const a = new Float64Array(mh);
+    hidden(a, p['u2.weight'], p['u2.bias'], x, xo, j * mh, mh, d);
+    return a;
+  });
+  const nI = I.list.length;
+  const nJ = J.list.length;
+  const r = new Float64Array(nI); // r_i = Σ_j c_ij
+  const s = new Float64Array(nJ); // s_j = Σ_i c_ij
+  const q2 = Array.from({ length: nI }, () => new Float64Array(mh)); // Σ_j c_ij A2_j
+  const p1 = Array.from({ length: nJ }, () => new Float64Array(mh)); // Σ_i c_ij A1_i
+  for (const q of pairs) {
+    const ii = I.at.get(q.i)!;
+    const jj = J.at.get(q.j)!;
+    r[ii] += q.c;
+    s[jj] += q.c;
+    const a1 = A1[ii];
+    const a2 = A2[jj];
+    const qi = q2[ii];
+    const pj = p1[jj];
+    for (let k = 0; k < mh; k++) {
+      qi[k] += q.c * a2[k];
+      pj[k] += q.c * a1[k];
+    }
+  }
+  const scaled = new Float64Array(mh);
+  for (const [ii, i] of I.list.entries()) {
+    for (let k = 0; k < mh; k++) scaled[k] = r[ii] * A1[ii][k];
+    subColumns(out, oo, p['v11.weight'], E * mh, i * mh, scaled, dh);
+    subColumns(out, oo, p['v12.weight'], E * mh, i * mh, q2[ii], dh);
+    for (let o = 0; o < dh; o++) out[oo + o] -= r[ii] * p.b1[i * dh + o];
+  }
+  for (const [jj, j] of J.list.entries()) {
+    for (let k = 0; k < mh; k++) scaled[k] = s[jj] * A2[jj][k];
+    subColumns(out, oo + dh, p['v21.weight'], E * mh, j * mh, p1[jj], dh);
+    subColumns(out, oo + dh, p['v22.weight'], E * mh, j * mh, scaled, dh);
+    for (let o = 0; o < dh; o++) out[oo + dh + o] -= s[jj] * p.b2[j * dh + o];
+  }
+}
