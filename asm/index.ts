@@ -23,8 +23,8 @@ export {
   moeSort, moeDispatch, moeDispatchBackward, moeCombine, moeCombineBackward, smoeAux, smoeAuxBackward,
 } from './smoe';
 export {
-  gatherRows, scatterAddRows, rope, ropeBackward, ropeScratchFloats, attention, attentionBackward,
-  attentionScratchFloats, crossEntropy, crossEntropyBackward,
+  gatherRows, scatterAddRows, rope, ropeBackward, ropeScratchFloats, ropeTable, ropeApply, attention,
+  attentionBackward, attentionScratchFloats, crossEntropy, crossEntropyBackward,
 } from './lm';
 
 /** First free byte after the module's static data: the JS allocator owns memory from here on. */

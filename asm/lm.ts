@@ -18,31 +18,42 @@ export function scatterAddRows(dst: usize, src: usize, idx: usize, rows: i32, co
   }
 }
 
-/** Floats of scratch rope / ropeBackward need: the cos and sin tables, S·hd/2 float64 each. */
+/** Floats of scratch rope / ropeBackward need, and of a ropeTable: the cos and sin tables, S·hd/2 float64 each. */
 export function ropeScratchFloats(S: i32, hd: i32): i32 {
   return 2 * S * hd;
 }
 
 /**
- * sign = +1: forward rotation into y (=); sign = −1: the backward, rotation by −angle ADDED into y.
- * cos/sin are computed once per (position, frequency) into scratch (float64) and applied to every sequence and head.
+ * The rotation's cos and sin for positions 0 ≤ s < S and frequencies 0 ≤ i < hd/2, float64: cos at
+ * table + 8·(s·hd/2 + i), sin S·hd/2 float64 further (ropeScratchFloats(S, hd) floats in all). A table for S
+ * positions holds the first S' rows of a table for any S' < S, so one table serves every shorter sequence.
  */
-function rotate(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64, sign: f64, scratch: usize): void {
+export function ropeTable(table: usize, S: i32, hd: i32, theta: f64): void {
   const half = hd / 2;
-  const cosT = scratch, sinT = scratch + (<usize>(S * half) << 3);
+  const cosT = table, sinT = table + (<usize>(S * half) << 3);
   for (let s = 0; s < S; s++)
     for (let i = 0; i < half; i++) {
       const ang = <f64>s * Math.pow(theta, (-2.0 * i) / hd);
       store<f64>(cosT + (<usize>(s * half + i) << 3), Math.cos(ang));
-      store<f64>(sinT + (<usize>(s * half + i) << 3), sign * Math.sin(ang));
+      store<f64>(sinT + (<usize>(s * half + i) << 3), Math.sin(ang));
     }
+}
+
+/**
+ * sign = +1: forward rotation into y (=); sign = −1: the backward, rotation by −angle ADDED into y. `table` is a
+ * ropeTable of Stab ≥ S positions, applied to every sequence and head.
+ */
+export function ropeApply(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, sign: f64, table: usize,
+  Stab: i32): void {
+  const half = hd / 2;
+  const cosT = table, sinT = table + (<usize>(Stab * half) << 3);
   for (let b = 0; b < B; b++)
     for (let s = 0; s < S; s++) {
       const cs = cosT + (<usize>(s * half) << 3), sn = sinT + (<usize>(s * half) << 3);
       for (let h = 0; h < heads; h++) {
         const o = ((b * S + s) * heads + h) * hd;
         for (let i = 0; i < half; i++) {
-          const c = load<f64>(cs + (<usize>i << 3)), n = load<f64>(sn + (<usize>i << 3));
+          const c = load<f64>(cs + (<usize>i << 3)), n = sign * load<f64>(sn + (<usize>i << 3));
           const x1 = <f64>ld(x, o + i), x2 = <f64>ld(x, o + half + i);
           if (sign > 0) {
             st(y, o + i, <f32>(x1 * c - x2 * n));
@@ -54,6 +65,12 @@ function rotate(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: 
         }
       }
     }
+}
+
+/** ropeTable into scratch, then ropeApply. */
+function rotate(y: usize, x: usize, B: i32, S: i32, heads: i32, hd: i32, theta: f64, sign: f64, scratch: usize): void {
+  ropeTable(scratch, S, hd, theta);
+  ropeApply(y, x, B, S, heads, hd, sign, scratch, S);
 }
 
 /** scratch: ropeScratchFloats(S, hd) floats. */

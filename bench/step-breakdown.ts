@@ -8,6 +8,9 @@
 // clock (performance.now) and process CPU time (process.cpuUsage: all threads of the process, so with N threads a
 // kernel's CPU time is up to N times its wall time). Timing each call adds a few microseconds per call; the table
 // also gives the untimed step and what lies outside the kernels (JavaScript between calls, allocation).
+// With threads, from the device's thread counters (WasmDevice.threadStats): jobs (kernel calls split between
+// threads) per step, the parts each thread ran, how long the calling thread waited at the end of jobs for the other
+// threads' parts, and how often a worker had gone to sleep before a job (a wake-up: tens of microseconds).
 // Matrix products get their GFLOP/s (2·M·N·K per product); attention's nominal count is the full S×S products.
 // Writes the table to --out (default bench/results/step-breakdown-<preset>-<threads>t.md). Not a test.
 
@@ -15,6 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import type { Device } from '../src/backend/device.ts';
+import type { WasmDevice } from '../src/backend/wasm/device.ts';
 import { wrapKernels } from '../src/backend/kernels.ts';
 import { createWasmDevice } from '../src/backend/wasm/node.ts';
 import { loadBrown } from '../src/train/corpus.ts';
@@ -56,6 +60,9 @@ interface Entry {
   wall: number; // ms
   cpu: number; // ms
   flops: number;
+  jobs: number; // calls split between threads
+  wait: number; // ms the calling thread waited for the other threads' parts
+  sleeps: number; // wake-ups the workers needed (they had gone to sleep before the job)
 }
 const table = new Map<string, Entry>();
 let timing = false;
@@ -80,21 +87,28 @@ function classify(name: string, s: Record<string, number | boolean>): [string, n
   }
 }
 
+const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+
 /** The device with every kernel call timed while `timing` is on. */
-function timedDevice(dev: Device): Device {
+function timedDevice(dev: WasmDevice): Device {
   const kernels = wrapKernels(dev.kernels, (name, call) => (...a: unknown[]) => {
     if (!timing) return call(...a);
+    const s0 = dev.threadStats();
     const c0 = cpuMs();
     const t0 = performance.now();
     call(...a);
     const wall = performance.now() - t0;
     const cpu = cpuMs() - c0;
+    const s1 = dev.threadStats();
     const [key, flops] = classify(name, a[a.length - 1] as Record<string, number | boolean>);
-    const e = table.get(key) ?? { calls: 0, wall: 0, cpu: 0, flops: 0 };
+    const e = table.get(key) ?? { calls: 0, wall: 0, cpu: 0, flops: 0, jobs: 0, wait: 0, sleeps: 0 };
     e.calls++;
     e.wall += wall;
     e.cpu += cpu;
     e.flops += flops;
+    e.jobs += s1.jobs - s0.jobs;
+    e.wait += s1.waitMs - s0.waitMs;
+    e.sleeps += sum(s1.sleeps) - sum(s0.sleeps);
     table.set(key, e);
   });
   return new Proxy(dev, { get: (d, k) => (k === 'kernels' ? kernels : Reflect.get(d, k, d)) });
@@ -118,6 +132,7 @@ for (let i = 0; i < 2; i++) await engine.trainStep([batch], B, S, hp(stepNo++), 
 // untimed steps first: the step's own time
 let plainWall = Infinity;
 let plainCpu = Infinity;
+const plainStats0 = dev.threadStats();
 for (let i = 0; i < steps; i++) {
   const c0 = cpuMs();
   const t0 = performance.now();
@@ -125,6 +140,7 @@ for (let i = 0; i < steps; i++) {
   plainWall = Math.min(plainWall, performance.now() - t0);
   plainCpu = Math.min(plainCpu, cpuMs() - c0);
 }
+const plainStats1 = dev.threadStats();
 timing = true;
 const c0 = cpuMs();
 const t0 = performance.now();
@@ -140,6 +156,19 @@ const sumCpu = rows.reduce((s, r) => s + r.cpu, 0) / steps;
 const flops = rows.reduce((s, r) => s + r.flops, 0) / steps;
 const mmWall = rows.filter((r) => r.flops > 0).reduce((s, r) => s + r.wall, 0) / steps;
 const f1 = (x: number) => x.toFixed(1);
+const perStep = (a: number, b: number) => f1((b - a) / steps);
+const threadLines =
+  threads > 1
+    ? [
+        `threads, untimed steps (per step): ${perStep(plainStats0.jobs, plainStats1.jobs)} jobs in ` +
+          `${perStep(plainStats0.parts, plainStats1.parts)} parts, run by thread ` +
+          plainStats1.partsBy.map((p, t) => `${t}: ${perStep(plainStats0.partsBy[t], p)}`).join(', ') +
+          `; ${perStep(plainStats0.jobsAlone, plainStats1.jobsAlone)} jobs run by the calling thread alone; ` +
+          `workers slept ${perStep(sum(plainStats0.sleeps), sum(plainStats1.sleeps))} times; calling thread in ` +
+          `jobs ${perStep(plainStats0.runMs, plainStats1.runMs)} ms running parts, ` +
+          `${perStep(plainStats0.waitMs, plainStats1.waitMs)} ms waiting for the others' parts`,
+      ]
+    : [];
 const lines = [
   `node --import tsx bench/step-breakdown.ts ${process.argv.slice(2).join(' ')}`,
   `${new Date().toISOString()}; ${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} logical CPUs; ${dev.name}; ` +
@@ -154,13 +183,16 @@ const lines = [
     `outside kernels (JavaScript, allocation, timing) ${f1(timedWall - sumWall)} ms wall`,
   `matrix products and attention: ${(flops / 1e9).toFixed(2)} GFLOP per step (nominal), ${f1(mmWall)} ms wall ` +
     `(${f1(flops / mmWall / 1e6)} GFLOP/s), ${f1((100 * mmWall) / sumWall)} % of the kernel time`,
+  ...threadLines,
   '',
-  '| kernel | calls / step | ms / step (wall) | % | ms / step (CPU) | GFLOP/s (wall) |',
-  '|---|---|---|---|---|---|',
+  '| kernel | calls / step | ms / step (wall) | % | ms / step (CPU) | GFLOP/s (wall) |' +
+    (threads > 1 ? ' jobs / step | waiting ms / step | worker wake-ups / step |' : ''),
+  `|---|---|---|---|---|---|${threads > 1 ? '---|---|---|' : ''}`,
   ...rows.map(
     (r) =>
       `| ${r.k} | ${r.calls / steps} | ${(r.wall / steps).toFixed(2)} | ${f1((100 * r.wall) / steps / sumWall)} | ` +
-      `${(r.cpu / steps).toFixed(2)} | ${r.flops ? f1(r.flops / r.wall / 1e6) : ''} |`,
+      `${(r.cpu / steps).toFixed(2)} | ${r.flops ? f1(r.flops / r.wall / 1e6) : ''} |` +
+      (threads > 1 ? ` ${r.jobs / steps} | ${(r.wait / steps).toFixed(2)} | ${r.sleeps / steps} |` : ''),
   ),
 ];
 const text = lines.join('\n');

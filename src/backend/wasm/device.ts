@@ -15,8 +15,8 @@
 // Kernels that need temporary space get a scratch block sized by this file (see `scratch` below), one per thread.
 //
 // Threads (src/backend/wasm/threads.ts): with N > 1 the module is the shared-memory build, instantiated on this
-// thread and in N − 1 workers. A large kernel is split into per-thread calls (rows, columns, tokens, heads: see
-// makeKernels); small ones run on this thread alone. Every split divides the OUTPUTS of a kernel, and every output
+// thread and in N − 1 workers. A large kernel is split into parts, up to 4 per thread (rows, columns, tokens,
+// heads: see makeKernels); small ones run on this thread alone. Every split divides the OUTPUTS of a kernel, and every output
 // element is computed by the same operations in the same order whatever the split, so results do not depend on the
 // number of threads (bit for bit; test/wasm-threads.test.ts checks it on every kernel and on training losses).
 
@@ -31,7 +31,13 @@ import {
   type Kernels,
   wrapKernels,
 } from '../kernels.ts';
-import { sharedMemorySupported, spawnBrowserWorker, ThreadPool, type SpawnWorker } from './threads.ts';
+import {
+  sharedMemorySupported,
+  spawnBrowserWorker,
+  ThreadPool,
+  type SpawnWorker,
+  type ThreadStats,
+} from './threads.ts';
 
 /** A WASM device tensor: a block of linear memory. */
 export interface WasmTensor<D extends DType = DType> extends DTensor<D> {
@@ -98,6 +104,8 @@ export interface WasmDevice extends HostMemoryDevice {
   readonly threads: number;
   /** Why fewer threads run than were asked for (e.g. no SharedArrayBuffer on this page), or null. */
   readonly threadsNote: string | null;
+  /** What the threads have done since the device started (cumulative; bench/step-breakdown.ts reports it). */
+  threadStats(): ThreadStats;
 }
 
 class WasmDeviceImpl implements WasmDevice {
@@ -122,12 +130,23 @@ class WasmDeviceImpl implements WasmDevice {
     this.name = `wasm (${build}, ${pool.threads} thread${pool.threads > 1 ? 's' : ''})`;
     this.mem = ex.memory;
     this.top = Math.ceil(ex.heapBase() / ALIGN) * ALIGN;
-    this.raw = makeKernels(ex, pool, (bytes) => this.scratch(bytes), splitEverything ? SPLIT_ALL : SPLIT_LARGE);
+    this.raw = makeKernels(
+      ex,
+      pool,
+      (bytes) => this.scratch(bytes),
+      (bytes) => this.allocBytes(bytes),
+      (ptr, bytes) => this.freeBytes(ptr, Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN)),
+      splitEverything ? SPLIT_ALL : SPLIT_LARGE,
+    );
     this.kernels = withLazyZero(this.raw, (t) => this.zero(t));
   }
 
   get threads(): number {
     return this.pool.threads;
+  }
+
+  threadStats(): ThreadStats {
+    return this.pool.stats();
   }
 
   /** Raw block allocation (bytes rounded up to the alignment); its contents are whatever was there. */
@@ -357,9 +376,16 @@ function withLazyZero(k: Kernels, zero: (t: WasmTensor) => void): Kernels {
 const SPLIT_LARGE = {
   elements: 32768, // elementwise and row kernels: elements per thread
   macs: 1 << 20, // matrix products: multiply-adds per thread
+  gemmChunkLines: 256, // lines (rows or columns of C) a product's part keeps when there are more parts than threads
 };
 /** For tests: split whatever can be split. */
-const SPLIT_ALL = { elements: 1, macs: 1 };
+const SPLIT_ALL = { elements: 1, macs: 1, gemmChunkLines: 1 };
+
+/** A job's scratch: thread 0's block and the distance between two threads' blocks (bytes). */
+interface Scratch {
+  at: number;
+  stride: number;
+}
 
 /**
  * Bind the exports to the Kernels contract: struct arguments → positional, booleans → 0/1, activations → numbers,
@@ -371,10 +397,13 @@ function makeKernels(
   ex: Exports,
   pool: ThreadPool,
   scratch: (bytes: number) => number,
+  keep: (bytes: number) => number,
+  release: (ptr: number, bytes: number) => void,
   min: typeof SPLIT_LARGE,
 ): Kernels {
   const MIN_ELEMENTS = min.elements;
   const MIN_MACS = min.macs;
+  const GEMM_CHUNK_LINES = min.gemmChunkLines;
   const k = exportedFunctions(ex);
   const p = (t: DTensor): number => {
     const w = t as WasmTensor;
@@ -386,19 +415,34 @@ function makeKernels(
   const b = (v: boolean) => (v ? 1 : 0);
   const F = Object.fromEntries(pool.names.map((n, i) => [n, i])) as Record<string, number>;
   const call = pool.call.bind(pool);
-  /** One scratch block per part of a job (at most one part per thread), `bytes` each: part t's address. */
-  const scratchPer = (bytes: number): ((t: number) => number) => {
+  /**
+   * Scratch for one job: a block of `bytes` per thread. Its calls pass `at` (thread 0's block) as their last
+   * argument, and the split hands `stride` to the pool, which moves each thread to its own block.
+   */
+  const scratchPer = (bytes: number): Scratch => {
     const stride = Math.ceil(bytes / ALIGN) * ALIGN;
-    const base = scratch(stride * pool.threads);
-    return (t) => base + t * stride;
+    return { at: scratch(stride * pool.threads), stride };
   };
   /**
-   * Splits [0, n) into at most one part per thread, each of at least `min` items (fewer parts when n is small),
-   * boundaries on multiples of `align`, runs body(part, lo, hi) for each part and then the job.
+   * Splits [0, n) into parts of at least `min` items, boundaries on multiples of `align`, runs body(part, lo, hi)
+   * for each part and then the job. Work for every thread: up to CHUNKS parts per thread, each of at least
+   * `chunkMin` items (and `min`), so that a thread that starts late finds parts left; less: one part per `min`.
+   * A job whose calls take scratch gives its `sc`.
    */
-  const split = (n: number, min: number, align: number, body: (t: number, lo: number, hi: number) => void): void => {
-    const parts = Math.max(1, Math.min(pool.threads, Math.floor(n / Math.max(1, min))));
-    pool.begin(parts);
+  const split = (
+    n: number,
+    min: number,
+    align: number,
+    body: (t: number, lo: number, hi: number) => void,
+    sc?: Scratch,
+    chunkMin = min,
+  ): void => {
+    const T = pool.threads;
+    const most = Math.floor(n / Math.max(1, min));
+    const chunk = Math.max(1, min, chunkMin);
+    const perThread = Math.max(1, Math.min(pool.maxParts / T, Math.floor(n / (T * chunk))));
+    const parts = most >= T ? T * perThread : Math.max(1, most);
+    pool.begin(parts, sc ? sc.stride : 0);
     for (let c = 0; c < parts; c++) {
       const lo = c === 0 ? 0 : Math.floor((n * c) / parts / align) * align;
       const hi = c === parts - 1 ? n : Math.floor((n * (c + 1)) / parts / align) * align;
@@ -406,9 +450,23 @@ function makeKernels(
     }
     pool.end();
   };
-  /** Rows of `width` elements: at least MIN_ELEMENTS per thread. */
-  const rowsOf = (rows: number, width: number, body: (t: number, lo: number, hi: number) => void) =>
-    split(rows, Math.ceil(MIN_ELEMENTS / Math.max(1, width)), 1, body);
+  const ropeTables = new Map<string, { at: number; S: number }>();
+  /** The rope table (asm ropeTable) for at least S positions of head size hd, kept for the device's lifetime. */
+  const ropeTable = (S: number, hd: number, theta: number): { at: number; S: number } => {
+    const key = `${hd},${theta}`;
+    const hit = ropeTables.get(key);
+    if (hit && hit.S >= S) return hit;
+    // grown at least twofold, so that a sequence growing a token at a time remakes it only log(S) times
+    const rows = hit ? Math.max(S, 2 * hit.S) : S;
+    if (hit) release(hit.at, 4 * ex.ropeScratchFloats(hit.S, hd));
+    const tab = { at: keep(4 * ex.ropeScratchFloats(rows, hd)), S: rows };
+    k.ropeTable(tab.at, rows, hd, theta);
+    ropeTables.set(key, tab);
+    return tab;
+  };
+  /** Rows of `width` elements: at least MIN_ELEMENTS per part. */
+  const rowsOf = (rows: number, width: number, body: (t: number, lo: number, hi: number) => void, sc?: Scratch) =>
+    split(rows, Math.ceil(MIN_ELEMENTS / Math.max(1, width)), 1, body, sc);
   /** Flat elementwise range, boundaries on 16 elements (a cache line; keeps the SIMD/tail split of the kernel). */
   const flat = (n: number, body: (t: number, lo: number, hi: number) => void) => split(n, MIN_ELEMENTS, 16, body);
 
@@ -433,11 +491,15 @@ function makeKernels(
     const sc = scratchPer(4 * ex.gemmScratchFloats(N));
     const byRows = M >= N;
     const perLine = (byRows ? N : M) * Math.max(1, K);
-    split(byRows ? M : N, Math.ceil(MIN_MACS / perLine), 16, (t, lo, hi) =>
-      byRows
-        ? call(t, F.gemm, hi - lo, N, K, a + 4 * lo * rsA, rsA, csA, bb, rsB, csB, c + 4 * lo * ldc, ldc, b(acc), sc(t))
-        : call(t, F.gemm, M, hi - lo, K, a, rsA, csA, bb + 4 * lo * csB, rsB, csB, c + 4 * lo, ldc, b(acc), sc(t)),
-    );
+    const min = Math.ceil(MIN_MACS / perLine);
+    // Each part packs all of the other operand: more parts than threads only where each keeps gemmChunkLines
+    // lines (a deep product, K = tokens in a weight gradient, has few lines and a large operand to pack).
+    const body = byRows
+      ? (t: number, lo: number, hi: number) =>
+          call(t, F.gemm, hi - lo, N, K, a + 4 * lo * rsA, rsA, csA, bb, rsB, csB, c + 4 * lo * ldc, ldc, b(acc), sc.at)
+      : (t: number, lo: number, hi: number) =>
+          call(t, F.gemm, M, hi - lo, K, a, rsA, csA, bb + 4 * lo * csB, rsB, csB, c + 4 * lo, ldc, b(acc), sc.at);
+    split(byRows ? M : N, min, 16, body, sc, GEMM_CHUNK_LINES);
   };
 
   return {
@@ -478,9 +540,15 @@ function makeKernels(
     axpby: (y, x, s) => flat(s.n, (t, lo, hi) => call(t, F.axpby, at(y, lo), at(x, lo), hi - lo, s.alpha, s.beta)),
     addBias: (y, bias, s) =>
       rowsOf(s.rows, s.cols, (t, lo, hi) => call(t, F.addBias, at(y, lo * s.cols), p(bias), hi - lo, s.cols)),
+    // one part per thread: a part reads every row, a few cache lines of each, so more parts read x more often
     colSum: (out, x, s) =>
-      split(s.cols, Math.ceil(MIN_ELEMENTS / Math.max(1, s.rows)), 16, (t, lo, hi) =>
-        call(t, F.colSum, p(out), p(x), s.rows, s.cols, lo, hi),
+      split(
+        s.cols,
+        Math.ceil(MIN_ELEMENTS / Math.max(1, s.rows)),
+        16,
+        (t, lo, hi) => call(t, F.colSum, p(out), p(x), s.rows, s.cols, lo, hi),
+        undefined,
+        s.cols,
       ),
     sumSquares: (out, x, s) => k.sumSquares(p(out), p(x), s.n, b(s.accumulate)),
     matmul: (c, a, bb, s) =>
@@ -503,44 +571,70 @@ function makeKernels(
       const sc = scratchPer(4 * ex.matmulBf16ScratchFloats(s.N, s.K));
       const acc = b(s.accumulate);
       if (s.M === 1)
-        split(s.N, Math.ceil(MIN_MACS / Math.max(1, s.K)), 16, (t, lo, hi) =>
-          call(t, F.gemvBf16, at(c, lo), p(a), p(bb) + 2 * lo * s.K, hi - lo, s.K, acc, sc(t)),
+        split(
+          s.N,
+          Math.ceil(MIN_MACS / Math.max(1, s.K)),
+          16,
+          (t, lo, hi) => call(t, F.gemvBf16, at(c, lo), p(a), p(bb) + 2 * lo * s.K, hi - lo, s.K, acc, sc.at),
+          sc,
         );
       else if (s.M >= s.N)
-        split(s.M, Math.ceil(MIN_MACS / (s.N * Math.max(1, s.K))), 16, (t, lo, hi) =>
-          call(t, F.gemmBf16, hi - lo, s.N, s.K, at(a, lo * s.K), p(bb), at(c, lo * s.N), s.N, acc, sc(t)),
+        split(
+          s.M,
+          Math.ceil(MIN_MACS / (s.N * Math.max(1, s.K))),
+          16,
+          (t, lo, hi) =>
+            call(t, F.gemmBf16, hi - lo, s.N, s.K, at(a, lo * s.K), p(bb), at(c, lo * s.N), s.N, acc, sc.at),
+          sc,
+          GEMM_CHUNK_LINES,
         );
       else
-        split(s.N, Math.ceil(MIN_MACS / (s.M * Math.max(1, s.K))), 16, (t, lo, hi) =>
-          call(t, F.gemmBf16, s.M, hi - lo, s.K, p(a), p(bb) + 2 * lo * s.K, at(c, lo), s.N, acc, sc(t)),
+        split(
+          s.N,
+          Math.ceil(MIN_MACS / (s.M * Math.max(1, s.K))),
+          16,
+          (t, lo, hi) => call(t, F.gemmBf16, s.M, hi - lo, s.K, p(a), p(bb) + 2 * lo * s.K, at(c, lo), s.N, acc, sc.at),
+          sc,
+          GEMM_CHUNK_LINES,
         );
     },
     matmulGrouped: (c, a, bb, off, s) => {
       const sc = scratchPer(4 * ex.gemmScratchFloats(s.N));
-      split(s.N, Math.ceil(MIN_MACS / Math.max(1, s.P * s.K)), 16, (t, lo, hi) =>
-        call(
-          t,
-          F.matmulGrouped,
-          p(c),
-          p(a),
-          p(bb),
-          p(off),
-          s.P,
-          s.N,
-          s.K,
-          s.G,
-          b(s.transB),
-          b(s.accumulate),
-          lo,
-          hi,
-          sc(t),
-        ),
+      split(
+        s.N,
+        Math.ceil(MIN_MACS / Math.max(1, s.P * s.K)),
+        16,
+        (t, lo, hi) =>
+          call(
+            t,
+            F.matmulGrouped,
+            p(c),
+            p(a),
+            p(bb),
+            p(off),
+            s.P,
+            s.N,
+            s.K,
+            s.G,
+            b(s.transB),
+            b(s.accumulate),
+            lo,
+            hi,
+            sc.at,
+          ),
+        sc,
+        GEMM_CHUNK_LINES, // each part packs every group's rows of A
       );
     },
     matmulGroupedTN: (db, dc, a, off, s) => {
       const sc = scratchPer(4 * ex.gemmScratchFloats(s.K));
-      split(s.N, Math.ceil(MIN_MACS / Math.max(1, s.P * s.K)), 16, (t, lo, hi) =>
-        call(t, F.matmulGroupedTN, p(db), p(dc), p(a), p(off), s.P, s.N, s.K, s.G, lo, hi, sc(t)),
+      split(
+        s.N,
+        Math.ceil(MIN_MACS / Math.max(1, s.P * s.K)),
+        16,
+        (t, lo, hi) => call(t, F.matmulGroupedTN, p(db), p(dc), p(a), p(off), s.P, s.N, s.K, s.G, lo, hi, sc.at),
+        sc,
+        GEMM_CHUNK_LINES,
       );
     },
     activation: (y, x, s) =>
@@ -554,8 +648,11 @@ function makeKernels(
       ),
     thresholdTopkMask: (mask, x, s) => {
       const sc = scratchPer(4 * ex.thresholdScratchWords(s.k, s.n));
-      rowsOf(s.rows, s.n, (t, lo, hi) =>
-        call(t, F.thresholdTopkMask, at(mask, lo * s.n), at(x, lo * s.n), hi - lo, s.n, s.k, sc(t)),
+      rowsOf(
+        s.rows,
+        s.n,
+        (t, lo, hi) => call(t, F.thresholdTopkMask, at(mask, lo * s.n), at(x, lo * s.n), hi - lo, s.n, s.k, sc.at),
+        sc,
       );
     },
     maskScale: (y, x, mask, s) =>
@@ -568,8 +665,12 @@ function makeKernels(
       ),
     topkRows: (idx, val, x, s) => {
       const sc = scratchPer(8 * s.k);
-      rowsOf(s.rows, s.n, (t, lo, hi) =>
-        call(t, F.topkRows, at(idx, lo * s.k), at(val, lo * s.k), at(x, lo * s.n), hi - lo, s.n, s.k, sc(t)),
+      rowsOf(
+        s.rows,
+        s.n,
+        (t, lo, hi) =>
+          call(t, F.topkRows, at(idx, lo * s.k), at(val, lo * s.k), at(x, lo * s.n), hi - lo, s.n, s.k, sc.at),
+        sc,
       );
     },
     topkRowsBackward: (dx, dval, idx, s) =>
@@ -672,24 +773,28 @@ function makeKernels(
         Hm = s.H * s.m,
         HE = s.H * s.E;
       const sc = scratchPer(4 * Hm);
-      rowsOf(s.T, Em, (t, lo, hi) =>
-        call(
-          t,
-          F.monetHdMixBackward,
-          at(da, lo * Em),
-          at(dg1, lo * HE),
-          at(dg2, lo * HE),
-          at(dy, lo * Em),
-          at(a, lo * Em),
-          at(g1, lo * HE),
-          at(g2, lo * HE),
-          at(cc, lo * Hm),
-          hi - lo,
-          s.H,
-          s.E,
-          s.m,
-          sc(t),
-        ),
+      rowsOf(
+        s.T,
+        Em,
+        (t, lo, hi) =>
+          call(
+            t,
+            F.monetHdMixBackward,
+            at(da, lo * Em),
+            at(dg1, lo * HE),
+            at(dg2, lo * HE),
+            at(dy, lo * Em),
+            at(a, lo * Em),
+            at(g1, lo * HE),
+            at(g2, lo * HE),
+            at(cc, lo * Hm),
+            hi - lo,
+            s.H,
+            s.E,
+            s.m,
+            sc.at,
+          ),
+        sc,
       );
     },
     monetVdMix: (h11, h12, h21, h22, c1, c2, a1, a2, g1, g2, G1, G2, s) => {
@@ -724,53 +829,61 @@ function makeKernels(
         Hm = s.H * s.m,
         HE = s.H * s.E;
       const sc = scratchPer(8 * Hm);
-      rowsOf(s.T, 4 * Em, (t, lo, hi) =>
-        call(
-          t,
-          F.monetVdMixBackward,
-          at(da1, lo * Em),
-          at(da2, lo * Em),
-          at(dg1, lo * HE),
-          at(dg2, lo * HE),
-          at(dh11, lo * Em),
-          at(dh12, lo * Em),
-          at(dh21, lo * Em),
-          at(dh22, lo * Em),
-          at(a1, lo * Em),
-          at(a2, lo * Em),
-          at(g1, lo * HE),
-          at(g2, lo * HE),
-          at(G1, lo * s.E),
-          at(G2, lo * s.E),
-          at(c1, lo * Hm),
-          at(c2, lo * Hm),
-          hi - lo,
-          s.H,
-          s.E,
-          s.m,
-          sc(t),
-        ),
+      rowsOf(
+        s.T,
+        4 * Em,
+        (t, lo, hi) =>
+          call(
+            t,
+            F.monetVdMixBackward,
+            at(da1, lo * Em),
+            at(da2, lo * Em),
+            at(dg1, lo * HE),
+            at(dg2, lo * HE),
+            at(dh11, lo * Em),
+            at(dh12, lo * Em),
+            at(dh21, lo * Em),
+            at(dh22, lo * Em),
+            at(a1, lo * Em),
+            at(a2, lo * Em),
+            at(g1, lo * HE),
+            at(g2, lo * HE),
+            at(G1, lo * s.E),
+            at(G2, lo * s.E),
+            at(c1, lo * Hm),
+            at(c2, lo * Hm),
+            hi - lo,
+            s.H,
+            s.E,
+            s.m,
+            sc.at,
+          ),
+        sc,
       );
     },
     peerRoute: (ids, scores, q, sk, s) => {
       const sc = scratchPer(24 * s.k);
       const Hk = s.H * s.k;
       // per token: H·n sub-key dots of dk/2 and a k² candidate merge
-      rowsOf(s.T, s.H * (s.n * s.dk + s.k * s.k), (t, lo, hi) =>
-        call(
-          t,
-          F.peerRoute,
-          at(ids, lo * Hk),
-          at(scores, lo * Hk),
-          at(q, lo * s.H * s.dk),
-          p(sk),
-          hi - lo,
-          s.H,
-          s.dk,
-          s.n,
-          s.k,
-          sc(t),
-        ),
+      rowsOf(
+        s.T,
+        s.H * (s.n * s.dk + s.k * s.k),
+        (t, lo, hi) =>
+          call(
+            t,
+            F.peerRoute,
+            at(ids, lo * Hk),
+            at(scores, lo * Hk),
+            at(q, lo * s.H * s.dk),
+            p(sk),
+            hi - lo,
+            s.H,
+            s.dk,
+            s.n,
+            s.k,
+            sc.at,
+          ),
+        sc,
       );
     },
     // sub-key gradients are scatter-adds that tokens share: one thread
@@ -862,50 +975,61 @@ function makeKernels(
       ),
     // rows with the same index add into the same row: one thread
     scatterAddRows: (dst, src, idx, s) => k.scatterAddRows(p(dst), p(src), p(idx), s.rows, s.cols),
+    // one cos/sin table per (head size, theta), made once (one thread) and grown for longer sequences
     rope: (y, x, s) => {
-      const sc = scratchPer(4 * ex.ropeScratchFloats(s.S, s.hd));
+      const tab = ropeTable(s.S, s.hd, s.theta);
       const seq = s.S * s.heads * s.hd;
       rowsOf(s.B, seq, (t, lo, hi) =>
-        call(t, F.rope, at(y, lo * seq), at(x, lo * seq), hi - lo, s.S, s.heads, s.hd, s.theta, sc(t)),
+        call(t, F.ropeApply, at(y, lo * seq), at(x, lo * seq), hi - lo, s.S, s.heads, s.hd, 1, tab.at, tab.S),
       );
     },
     ropeBackward: (dx, dy, s) => {
-      const sc = scratchPer(4 * ex.ropeScratchFloats(s.S, s.hd));
+      const tab = ropeTable(s.S, s.hd, s.theta);
       const seq = s.S * s.heads * s.hd;
       rowsOf(s.B, seq, (t, lo, hi) =>
-        call(t, F.ropeBackward, at(dx, lo * seq), at(dy, lo * seq), hi - lo, s.S, s.heads, s.hd, s.theta, sc(t)),
+        call(t, F.ropeApply, at(dx, lo * seq), at(dy, lo * seq), hi - lo, s.S, s.heads, s.hd, -1, tab.at, tab.S),
       );
     },
     attention: (out, probs, q, kk, v, s) => {
       const sc = scratchPer(4 * ex.attentionScratchFloats(s.S, s.hd));
-      split(s.B * s.nH, Math.ceil(MIN_MACS / (s.S * s.S * s.hd)), 1, (t, lo, hi) =>
-        call(t, F.attention, p(out), p(probs), p(q), p(kk), p(v), s.B, s.S, s.nH, s.nKV, s.hd, lo, hi, sc(t)),
+      split(
+        s.B * s.nH,
+        Math.ceil(MIN_MACS / (s.S * s.S * s.hd)),
+        1,
+        (t, lo, hi) =>
+          call(t, F.attention, p(out), p(probs), p(q), p(kk), p(v), s.B, s.S, s.nH, s.nKV, s.hd, lo, hi, sc.at),
+        sc,
       );
     },
     attentionBackward: (dq, dk, dv, dout, q, kk, v, probs, s) => {
       const sc = scratchPer(4 * ex.attentionScratchFloats(s.S, s.hd));
       const perPair = (2 * s.S * s.S * s.hd * s.nH) / s.nKV;
-      split(s.B * s.nKV, Math.ceil(MIN_MACS / perPair), 1, (t, lo, hi) =>
-        call(
-          t,
-          F.attentionBackward,
-          p(dq),
-          p(dk),
-          p(dv),
-          p(dout),
-          p(q),
-          p(kk),
-          p(v),
-          p(probs),
-          s.B,
-          s.S,
-          s.nH,
-          s.nKV,
-          s.hd,
-          lo,
-          hi,
-          sc(t),
-        ),
+      split(
+        s.B * s.nKV,
+        Math.ceil(MIN_MACS / perPair),
+        1,
+        (t, lo, hi) =>
+          call(
+            t,
+            F.attentionBackward,
+            p(dq),
+            p(dk),
+            p(dv),
+            p(dout),
+            p(q),
+            p(kk),
+            p(v),
+            p(probs),
+            s.B,
+            s.S,
+            s.nH,
+            s.nKV,
+            s.hd,
+            lo,
+            hi,
+            sc.at,
+          ),
+        sc,
       );
     },
     // the loss is one sum over every row: one thread (its order is then fixed)
