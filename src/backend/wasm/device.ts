@@ -18,7 +18,8 @@
 // thread and in N − 1 workers. A large kernel is split into parts, up to 4 per thread (rows, columns, tokens,
 // heads: see makeKernels); small ones run on this thread alone. Every split divides the OUTPUTS of a kernel, and
 // every output element is computed by the same operations in the same order whatever the split, so results do not
-// depend on the number of threads (bit for bit; test/wasm-threads.test.ts checks it on every kernel and on training losses).
+// depend on the number of threads (bit for bit; test/wasm-threads.test.ts checks it on every kernel and on training
+// losses).
 
 import type { HostMemoryDevice } from '../device.ts';
 import {
