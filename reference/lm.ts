@@ -301,8 +301,26 @@ export function lmForward(
 // ---------------------------------------------------------------------------------------------------------------
 // Backward.
 
+/**
+ * Optional read-only callbacks of lmBackward: the gradient at the points where the interpretability tools change a
+ * layer (src/interp/model.ts). Each array is the backward's own buffer, valid only during the call.
+ */
+export interface LmBackwardHooks {
+  /** ∂(dloss · out.loss)/∂f (T, d), f = FFN_i(u) the feed-forward output of layer i, before the residual add. */
+  ffnOutGrad?(layer: number, grad: Float64Array): void;
+  /** ∂(dloss · out.loss)/∂x' (T, d), x' the output of layer i's post map; only for layers whose post map ran. */
+  postOutGrad?(layer: number, grad: Float64Array): void;
+}
+
 /** Accumulates ∂(dloss · out.loss)/∂param into grads[name] for every parameter (grads must hold every name). */
-export function lmBackward(cfg: LmConfig, params: Params, fwd: LmForward, grads: Params, dloss = 1): void {
+export function lmBackward(
+  cfg: LmConfig,
+  params: Params,
+  fwd: LmForward,
+  grads: Params,
+  dloss = 1,
+  hooks: LmBackwardHooks = {},
+): void {
   const { V, d, L, nH, nKV, hd, theta, tied } = cfg;
   const { tokens, dims, layers, xL, xf, rmsF } = fwd.saved;
   const pass: FfnPass = fwd.saved.ffn;
@@ -332,9 +350,11 @@ export function lmBackward(cfg: LmConfig, params: Params, fwd: LmForward, grads:
     // Post map (identity for most kinds): dOut → gradient of h + f.
     let dpre = dx; // (T, d)
     if (s.posted && pass.postBackward) {
+      hooks.postOutGrad?.(i, dx);
       dpre = new Float64Array(T * d);
       pass.postBackward(ctx, dx, dpre);
     }
+    hooks.ffnOutGrad?.(i, dpre); // out = h + f: the gradient of f is that of h + f
 
     // Feed-forward sub-block: out = h + FFN(RMSNorm(h)).
     const dh = Float64Array.from(dpre); // (T, d) residual path

@@ -141,6 +141,43 @@ test('inspect mask: one row per label with the ratio column', async () => {
   assert.ok(existsSync(join(monetRun, 'inspect-mask.html')));
 });
 
+test('inspect mask --select effect: one table per --units value, the rule named, JSON with every size', async () => {
+  const r = await run([
+    'mask',
+    '--run',
+    monetRun,
+    '--windows',
+    '4',
+    '--select',
+    'effect',
+    '--units',
+    '2,3',
+    '--draws',
+    '2',
+  ]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /language masking, --select effect --units 2 ==/);
+  assert.match(r.out, /language masking, --select effect --units 3 ==/);
+  assert.match(r.out, /per unit group the 2 \/ 2 composite experts whose removal raises/);
+  const res = JSON.parse(readFileSync(join(monetRun, 'inspect-mask.json'), 'utf8'));
+  assert.equal(res.units, [2, 3]);
+  assert.equal(
+    res.results.map((x: { select: string; perGroup: number[] }) => [x.select, x.perGroup]),
+    [
+      ['effect', [2, 2]],
+      ['effect', [3, 3]],
+    ],
+  );
+  for (const [i, K] of [2, 3].entries())
+    for (const row of res.results[i].rows) for (const n of row.unitsPerGroup) assert.ok(n <= K, `${n} > ${K}`);
+  let bad = await run(['mask', '--run', monetRun, '--windows', '4', '--units', '2']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--units sets the size of --select effect masks; add --select effect/);
+  bad = await run(['mask', '--run', monetRun, '--windows', '4', '--select', 'effect', '--units', '2,x']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--units expects positive integers \(units per group\), found 'x'/);
+});
+
 test('inspect steer (dense run) and compare', async () => {
   const s = await run([
     'steer',

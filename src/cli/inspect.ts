@@ -22,7 +22,8 @@ import { svgGroupedBars, svgHeatmap, svgHistogramPanels } from '../interp/charts
 import { buildCodeCorpus } from '../interp/code-corpus.ts';
 import { collect, summarizeGroup, summarizeUnit, type Collected, type UnitSummary } from '../interp/collect.ts';
 import { runWindows, showTokenOf, type AnalysisText } from '../interp/data.ts';
-import { maskExperiment, type MaskResult, type MaskVerdict, type NullResult } from '../interp/mask.ts';
+import { unitEffects } from '../interp/attribution.ts';
+import { maskExperiment, type MaskResult, type MaskSelect, type MaskVerdict, type NullResult } from '../interp/mask.ts';
 import {
   table,
   contextsText,
@@ -153,11 +154,26 @@ const FLAGS: FlagSpec[] = [
     default: 'token',
   },
   {
+    name: 'select',
+    type: 'string',
+    choices: ['ratio', 'effect'],
+    help:
+      "masking: how a label's units are chosen: ratio = the Monet paper's routing rule (--factor); effect = the " +
+      '--units per group whose removal raises its loss most beyond the mean rise on the other labels (first order)',
+    default: 'ratio',
+  },
+  {
     name: 'factor',
     type: 'float',
     positive: true,
-    help: "masking: a unit is specific to a label if its mean score there is ≥ factor × every other label's",
+    help: "masking, --select ratio: a unit is specific to a label if its mean score there is ≥ factor × every other's",
     default: '2',
+  },
+  {
+    name: 'units',
+    type: 'list',
+    help: 'masking, --select effect: units masked per unit group and label; several (8,16,32) run one table each',
+    default: '⌈units of the group / 16⌉',
   },
   {
     name: 'draws',
@@ -410,12 +426,42 @@ function unitSection(r: RunInfo, c: Collected, f: FlagValues): Section {
   return { text: lines.join('\n'), html };
 }
 
-function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskResult } {
+/** --units: one mask size or several (a sweep), each a positive integer. */
+function parseUnits(f: FlagValues): number[] | null {
+  const raw = f.units as string[] | undefined;
+  if (!raw) return null;
+  return raw.map((x) => {
+    const v = Number(x);
+    if (!Number.isInteger(v) || v <= 0 || x.trim() === '')
+      throw new FlagError(`monet inspect mask: --units expects positive integers (units per group), found '${x}'`);
+    return v;
+  });
+}
+
+/**
+ * Masking, one table per mask size: the ratio rule once, the effect rule once per --units value (the unit effects
+ * are computed once and shared). inspect-mask.json holds the result, or {units, results} for several sizes.
+ */
+function maskSection(r: RunInfo, f: FlagValues): { sec: Section; results: MaskResult[] } {
   const sel = windowsFor(r, f, 'train');
   const ev = windowsFor(r, f, 'validation');
-  const opts = { factor: num(f, 'factor', 2), draws: num(f, 'draws', 5), minFires: num(f, 'min-fires', 20) };
-  const res = maskExperiment(r.model, sel, ev, { ...opts, log: err });
-  writeFileSync(join(r.dir, 'inspect-mask.json'), `${JSON.stringify(res, null, 1)}\n`);
+  const select = (f.select as MaskSelect | undefined) ?? 'ratio';
+  const sizes = parseUnits(f);
+  if (select !== 'effect' && sizes)
+    throw new FlagError('monet inspect mask: --units sets the size of --select effect masks; add --select effect');
+  const opts = { select, factor: num(f, 'factor', 2), draws: num(f, 'draws', 5), minFires: num(f, 'min-fires', 20) };
+  const effects = select === 'effect' ? unitEffects(r.model, sel, err) : undefined;
+  const results = (sizes ?? [undefined]).map((units) =>
+    maskExperiment(r.model, sel, ev, { ...opts, units, effects, log: err }),
+  );
+  const json = results.length === 1 ? results[0] : { units: sizes, results };
+  writeFileSync(join(r.dir, 'inspect-mask.json'), `${JSON.stringify(json, null, 1)}\n`);
+  const secs = results.map((res) => maskResultSection(r, f, res));
+  return { sec: { text: secs.map((x) => x.text).join(''), html: secs.map((x) => x.html).join('') }, results };
+}
+
+/** The table, summary and charts of one masking result. */
+function maskResultSection(r: RunInfo, f: FlagValues, res: MaskResult): Section {
   const what = textFiles(f) ? 'label' : r.data ? 'language' : 'genre';
   const groups = res.groups.join(' + ');
   const count = (k: 'uniform' | 'matched', v: MaskVerdict) => res.rows.filter((x) => x[k].verdict === v).length;
@@ -428,15 +474,23 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
     )
     .join('; ');
   const units = res.kind === 'monet' ? 'composite experts' : res.kind === 'smoe' ? 'experts' : 'neurons';
+  const rule =
+    res.select === 'effect'
+      ? `--select effect: per unit group the ${res.perGroup!.join(' / ')} ${units} whose removal raises the ` +
+        `${what}'s loss most beyond their mean effect on the other ${what}s (first-order attribution ` +
+        `score × ∂L/∂score on the float64 reference; only units with a positive difference)`
+      : `--select ratio (the Monet paper's rule): ${units} whose mean score on the ${what} is ≥ ${res.factor}× ` +
+        `their mean score on every other ${what}`;
   const head =
-    `units (${units}) whose mean score on the ${what} is ≥ ${res.factor}× their mean score on every other ` +
-    `${what}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows; ` +
+    `${rule}, chosen on ${res.selectionWindows} training windows; loss on ${res.evalWindows} validation windows; ` +
     `${res.draws} random masks of the same size per group under each null (uniform: drawn from the units that ` +
     `scored; matched: each unit replaced by one as busy), floor = their largest |ΔL on the ${what}|; counts per ` +
     `unit group (${groups}); engine ${res.engine}`;
-  const text = `\n== ${r.name}: ${what} masking ==\n${head}\n${maskTable(res)}\n${summary}\n`;
+  const size = res.select === 'effect' ? `, --select effect --units ${res.perGroup![0]}` : '';
+  const text = `\n== ${r.name}: ${what} masking${size} ==\n${head}\n${maskTable(res)}\n${summary}\n`;
   let html =
-    `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking</h2><p>${esc(head)}. 'max lean' is the largest ` +
+    `<h2>${what === 'genre' ? 'Domain' : 'Language'} masking${esc(size)}</h2><p>${esc(head)}. 'max lean' is the ` +
+    `largest ` +
     `(mean score on the ${what}) / (largest mean score on another ${what}) of any unit; 'chance lean' is the ` +
     `largest lean a measured unit reaches when the windows' labels are shuffled (20 shuffles): leans at or below ` +
     `it are what chance gives. 'Weight share': the share of the ${what}'s routing weight (the sum over all units ` +
@@ -490,7 +544,7 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; result: MaskRes
     `ΔL after masking each ${what}'s units, on every ${what}`,
     'ΔL (nats/token)',
   );
-  return { sec: { text, html }, result: res };
+  return { text, html };
 }
 
 /** A null's draws, floor and ratio for the HTML table. */

@@ -210,3 +210,24 @@ export function wordAt(text: AnalysisText, w: number, s: number): string {
   while (b < S && isWordByte(row[b])) b++;
   return dec.decode(Uint8Array.from(row.subarray(a, b))).toLowerCase();
 }
+
+/** The windows of `text` whose label is g, as an AnalysisText of their own. */
+export function windowsOfLabel(text: AnalysisText, g: number): AnalysisText {
+  const keep: number[] = [];
+  for (let w = 0; w < text.windows; w++) if (text.windowLabel[w] === g) keep.push(w);
+  const S = text.S;
+  const tokens = new Int32Array(keep.length * S);
+  const tokenTags = new Uint16Array(keep.length * S);
+  keep.forEach((w, i) => {
+    tokens.set(text.tokens.subarray(w * S, (w + 1) * S), i * S);
+    tokenTags.set(text.tokenTags.subarray(w * S, (w + 1) * S), i * S);
+  });
+  return {
+    ...text,
+    windows: keep.length,
+    tokens,
+    tokenTags,
+    windowLabel: Int32Array.from(keep, (w) => text.windowLabel[w]),
+    windowDoc: keep.map((w) => text.windowDoc[w]),
+  };
+}

@@ -1,8 +1,11 @@
 // Domain / language masking (Monet paper §5.1–5.2, at our scale), with a noise floor.
 //
 // For each label g (a Brown genre, or a language of the code corpus):
-//   1. units specific to g: mean score on g ≥ factor (2) × mean score on every other label (stats.ts
-//      labelSpecificUnits), measured on windows of the TRAINING split, in every unit group;
+//   1. units specific to g, chosen on windows of the TRAINING split, in every unit group, by one of two rules:
+//      ratio   (the paper's, default) mean score on g ≥ factor (2) × mean score on every other label (stats.ts
+//              labelSpecificUnits): routing statistics only;
+//      effect  the K units per group whose removal, to first order, raises g's loss most beyond its mean rise on
+//              the other labels (attribution.ts effectSpecificUnits; K = ⌈U/16⌉ unless given);
 //   2. remove exactly those units' contributions (views.ts: out −= g_ij·E_ij for Monet, in every layer of the router
 //      group; w_e·E_e for SMoE experts; h_n·down[:, n] for neurons), nothing else;
 //   3. measure the next-token loss on VALIDATION windows of every label and compare with the unmasked model.
@@ -26,8 +29,9 @@
 // Sizes: G labels, U units per group, R random draws.
 
 import { Rng } from '../../reference/rng.ts';
+import { effectSpecificUnits, unitEffects, type UnitEffects } from './attribution.ts';
 import { collect, lossByLabel, meanScores, summarizeGroup, type Collected } from './collect.ts';
-import type { AnalysisText } from './data.ts';
+import { windowsOfLabel, type AnalysisText } from './data.ts';
 import { interpForward, maskHooks, windowsPerForward, type InterpModel } from './model.ts';
 import { labelSpecificUnits, sampleWithoutReplacement, shuffled, unitLeans } from './stats.ts';
 import { groupName } from './units.ts';
@@ -71,9 +75,15 @@ export interface MaskRow {
  */
 export type MaskVerdict = 'none' | 'no-effect' | 'weak' | 'specific';
 
+/** How the units of a label are chosen: the paper's routing ratio, or the first-order effect on the loss. */
+export type MaskSelect = 'ratio' | 'effect';
+
 export interface MaskResult {
   kind: string; // the model's ffn kind
-  factor: number;
+  select: MaskSelect;
+  factor: number; // the ratio rule's factor (unused by the effect rule)
+  /** The effect rule's K per unit group (null for the ratio rule). */
+  perGroup: number[] | null;
   draws: number;
   labels: string[];
   groups: string[]; // group names, for the per-group counts
@@ -84,27 +94,6 @@ export interface MaskResult {
   selectionWindows: number;
   evalWindows: number;
   engine: string;
-}
-
-/** The windows of `text` whose label is g, as an AnalysisText of their own. */
-export function windowsOfLabel(text: AnalysisText, g: number): AnalysisText {
-  const keep: number[] = [];
-  for (let w = 0; w < text.windows; w++) if (text.windowLabel[w] === g) keep.push(w);
-  const S = text.S;
-  const tokens = new Int32Array(keep.length * S);
-  const tokenTags = new Uint16Array(keep.length * S);
-  keep.forEach((w, i) => {
-    tokens.set(text.tokens.subarray(w * S, (w + 1) * S), i * S);
-    tokenTags.set(text.tokenTags.subarray(w * S, (w + 1) * S), i * S);
-  });
-  return {
-    ...text,
-    windows: keep.length,
-    tokens,
-    tokenTags,
-    windowLabel: Int32Array.from(keep, (w) => text.windowLabel[w]),
-    windowDoc: keep.map((w) => text.windowDoc[w]),
-  };
 }
 
 /** Mean loss per label (G) over `text` with the given units removed (one set per unit group). */
@@ -197,7 +186,12 @@ function scoringUnits(sel: Collected): Int32Array[] {
 }
 
 export interface MaskOptions {
-  factor?: number; // selection factor (2)
+  select?: MaskSelect; // selection rule ('ratio')
+  factor?: number; // ratio rule: selection factor (2)
+  /** effect rule: units per group (default ⌈U/16⌉ of each group). */
+  units?: number;
+  /** effect rule: unit effects already computed on `selection` (attribution.ts unitEffects), else computed here. */
+  effects?: UnitEffects;
   draws?: number; // random masks per label (5)
   minFires?: number; // units measured for the chance lean (20)
   seed?: number;
@@ -262,7 +256,7 @@ export function maskExperiment(
   evaluation: AnalysisText, // validation-split windows
   opts: MaskOptions = {},
 ): MaskResult {
-  const { factor = 2, draws = 5, minFires = 20, seed = 1, log } = opts;
+  const { select = 'ratio', factor = 2, draws = 5, minFires = 20, seed = 1, log } = opts;
   if (selection.labels.join('\u0000') !== evaluation.labels.join('\u0000')) {
     throw new Error(
       `inspect mask: the training and validation splits have different labels ` +
@@ -273,7 +267,19 @@ export function maskExperiment(
   const G = labels.length;
   log?.(`selecting units on ${selection.windows} training windows …`);
   const sel = collect(model, selection, 1);
-  const specific = specificUnitsByLabel(sel, factor);
+  let specific: Array<Array<Set<number>>>;
+  let perGroup: number[] | null = null;
+  if (select === 'effect') {
+    const k = sel.groups.map((st) => opts.units ?? Math.ceil(st.group.count / 16));
+    for (const [gi, st] of sel.groups.entries())
+      if (k[gi] > st.group.count)
+        throw new Error(`inspect mask: --units ${k[gi]} exceeds the ${st.group.count} units of group ${gi}`);
+    perGroup = k;
+    const { effect } = opts.effects ?? unitEffects(model, selection, log);
+    specific = labels.map((_, g) =>
+      sel.groups.map((st, gi) => new Set(effectSpecificUnits(effect[gi], st.group.count, G, g, k[gi]))),
+    );
+  } else specific = specificUnitsByLabel(sel, factor);
   const lean = maxLeanByLabel(sel);
   const chanceLean = chanceLeanByLabel(sel, minFires, 20);
   const pools = scoringUnits(sel);
@@ -345,7 +351,9 @@ export function maskExperiment(
   }
   return {
     kind: model.config.ffn,
+    select,
     factor,
+    perGroup,
     draws,
     labels,
     groups: sel.groups.map((st) => groupName(st.group)),

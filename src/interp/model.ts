@@ -151,7 +151,7 @@ export function loadInterpModel(dir: string, alpha = 0): InterpModel {
 }
 
 /** The reference LM's hooks: every unit site calls `hooks` with its view. */
-function lmHooks(model: InterpModel, hooks: UnitHooks | null): LmForwardHooks {
+export function lmHooks(model: InterpModel, hooks: UnitHooks | null): LmForwardHooks {
   if (!hooks) return {};
   const d = model.lm.d;
   const site = (ctx: FfnForwardCtx, where: UnitSite, input: Float64Array | null): SiteInfo | null => {
