@@ -97,6 +97,9 @@ const CONFIGS: Array<[string, ModelConfig]> = [
 function randomModel(config: ModelConfig, seed: number): InterpModel {
   const probe = makeInterpModel('test', config, {}, {});
   const { params, state } = initLm(probe.lm, new Rng(seed), 0.3);
+  // biases start at zero; drawn here, so that the terms they carry (Monet's b, b1, b2 weighted by the routing) count
+  const rng = new Rng(seed + 1);
+  for (const v of Object.values(params)) if (v.every((x) => x === 0)) v.set(rng.normals(v.length, 0.3));
   for (const [k, v] of Object.entries(state)) v.fill(k.endsWith('mean') ? 0.05 : 1.2);
   return makeInterpModel('test', config, params, state);
 }

@@ -165,3 +165,60 @@ export function removeMonetPairs(
     for (let o = 0; o < dh; o++) out[oo + dh + o] -= s[jj] * p.b2[j * dh + o];
   }
 }
+
+/**
+ * The same removal as mixes for a device's output stage (src/layers/monet-vd.ts monetVdOutput, monet-hd.ts
+ * monetHdOutput), which is linear in them: the output of the removed pairs alone is that stage run on
+ *   vertical     G1[t,i] = r_i,  G2[t,j] = s_j,  h11[t,i] = r_i A1_i,  h12[t,i] = Σ_j c_ij A2_j,
+ *                h21[t,j] = Σ_i c_ij A1_i,  h22[t,j] = s_j A2_j
+ *   horizontal   y[t,j] = Σ_i c_ij A_i,  G2[t,j] = s_j
+ * (the header's sums; A from the forward's saved activations a1, a2 / a, (T, E, m') or (T, E, m)), zero for every
+ * expert half no removed pair of the token uses. `pairs(t)` lists token t's removed pairs.
+ */
+export function removedMixes(
+  decompose: 'vertical' | 'horizontal',
+  T: number,
+  E: number,
+  m: number,
+  pairs: (t: number) => readonly RemovedPair[],
+  a1: ArrayLike<number>,
+  a2: ArrayLike<number> | null,
+): Record<string, Float32Array> {
+  if (decompose === 'horizontal') {
+    const y = new Float64Array(T * E * m);
+    const G2 = new Float64Array(T * E);
+    for (let t = 0; t < T; t++)
+      for (const { i, j, c } of pairs(t)) {
+        const ai = (t * E + i) * m;
+        const yj = (t * E + j) * m;
+        for (let k = 0; k < m; k++) y[yj + k] += c * a1[ai + k];
+        G2[t * E + j] += c;
+      }
+    return { y: Float32Array.from(y), G2: Float32Array.from(G2) };
+  }
+  if (!a2) throw new Error('removedMixes: a vertical layer needs both halves (a1, a2)');
+  const mh = m / 2;
+  const G1 = new Float64Array(T * E);
+  const G2 = new Float64Array(T * E);
+  const h12 = new Float64Array(T * E * mh);
+  const h21 = new Float64Array(T * E * mh);
+  for (let t = 0; t < T; t++)
+    for (const { i, j, c } of pairs(t)) {
+      const ri = t * E + i;
+      const sj = t * E + j;
+      G1[ri] += c;
+      G2[sj] += c;
+      for (let k = 0; k < mh; k++) {
+        h12[ri * mh + k] += c * a2[sj * mh + k];
+        h21[sj * mh + k] += c * a1[ri * mh + k];
+      }
+    }
+  const h11 = new Float32Array(T * E * mh);
+  const h22 = new Float32Array(T * E * mh);
+  for (let r = 0; r < T * E; r++) {
+    if (G1[r] !== 0) for (let k = 0; k < mh; k++) h11[r * mh + k] = G1[r] * a1[r * mh + k];
+    if (G2[r] !== 0) for (let k = 0; k < mh; k++) h22[r * mh + k] = G2[r] * a2[r * mh + k];
+  }
+  const f32 = (a: Float64Array) => Float32Array.from(a);
+  return { h11, h12: f32(h12), h21: f32(h21), h22, G1: f32(G1), G2: f32(G2) };
+}

@@ -214,6 +214,12 @@ export function peerView(
   };
 }
 
+/** A Monet layer's view, which also lists a token's removed composite experts (the pairs removeUnits subtracts). */
+export interface MonetUnitView extends UnitView {
+  /** The pairs of `remove` that token t fires, with their composite scores (ids ascending). */
+  removedPairs(t: number, remove: ReadonlySet<number>): RemovedPair[];
+}
+
 /**
  * Monet composite experts of one layer: the routing (g1, g2) (T, H, E) of the group's router, the layer's FFN input
  * u (T, d) and its expert weights.
@@ -225,7 +231,7 @@ export function monetView(
   u: Float64Array,
   experts: MonetExperts,
   m: number,
-): UnitView {
+): MonetUnitView {
   const { T, d } = s;
   const E = s.group.sideExperts!;
   const H = g1.length / (T * E);
@@ -259,22 +265,23 @@ export function monetView(
     }
   };
   const contrib = new Float64Array(d); // (d) g_ij·E_ij(u_t)
+  const removedPairs = (t: number, remove: ReadonlySet<number>): RemovedPair[] => {
+    const pairs: RemovedPair[] = [];
+    tokenScores(t, (id, c) => {
+      if (remove.has(id)) pairs.push({ i: Math.floor(id / E), j: id % E, c });
+    });
+    return pairs;
+  };
   return {
     ...s,
     first: first(s),
     visitScores(visit) {
       for (let t = 0; t < T; t++) tokenScores(t, (id, sc) => visit(t, id, sc));
     },
+    removedPairs,
     removeUnits(out, remove) {
       if (remove.size === 0) return;
-      const pairs: RemovedPair[] = [];
-      for (let t = 0; t < T; t++) {
-        pairs.length = 0;
-        tokenScores(t, (id, c) => {
-          if (remove.has(id)) pairs.push({ i: Math.floor(id / E), j: id % E, c });
-        });
-        removeMonetPairs(out, t * d, u, t * d, pairs, experts, d, E, m); // all of a token's pairs at once
-      }
+      for (let t = 0; t < T; t++) removeMonetPairs(out, t * d, u, t * d, removedPairs(t, remove), experts, d, E, m);
     },
     addContribution(dst, t, id) {
       const i = Math.floor(id / E);

@@ -19,7 +19,9 @@ import { Scope, type HostMemoryDevice } from '../backend/device.ts';
 import type { F32, I32 } from '../backend/kernels.ts';
 import { parseLm } from '../kinds/lm.ts';
 import { lmForward, type LmHooks, type LmModel } from '../layers/lm.ts';
-import type { AnyDeviceFfnPass } from '../layers/lm-ffn.ts';
+import type { AnyDeviceFfnPass, MonetDevicePass } from '../layers/lm-ffn.ts';
+import { monetHdOutput } from '../layers/monet-hd.ts';
+import { monetVdOutput } from '../layers/monet-vd.ts';
 import { WideningParams } from '../layers/packed-weights.ts';
 import type { PackedBf16 } from '../layers/common.ts';
 import { bf16ToF32 } from '../hf/shard.ts';
@@ -27,7 +29,17 @@ import { stateCheckpointName } from '../train/checkpoint.ts';
 import type { StreamedTensor } from '../train/engine.ts';
 import { paramSpecs, stateSpecs } from '../train/presets.ts';
 import { groupAt, monetExperts, nextTokenLoss, type FastForward, type InterpModel, type UnitHooks } from './model.ts';
-import { hiddenView, monetView, neuronView, peerView, smoeView, type SiteInfo, type UnitView } from './views.ts';
+import { removedMixes } from './monet-removal.ts';
+import {
+  hiddenView,
+  monetView,
+  neuronView,
+  peerView,
+  smoeView,
+  type MonetUnitView,
+  type SiteInfo,
+  type UnitView,
+} from './views.ts';
 
 /** Reads a parameter onto the host as float64 (from the model's float64 copy, or back from the device). */
 type ParamReader = (name: string) => Float64Array;
@@ -103,8 +115,50 @@ function ffnView(
     case 'monet': {
       const { g1, g2 } = pass.router(layer).saved; // the routing of this layer's group
       const experts = monetExperts(c, layerParams(model, read, layer, 'moe.'));
-      return monetView(site, f64(rd(g1)), f64(rd(g2)), site.input!, experts, c.moe_dim!);
+      const view = monetView(site, f64(rd(g1)), f64(rd(g2)), site.input!, experts, c.moe_dim!);
+      return { ...view, removeUnits: (out, remove) => removeOnDevice(dev, pass, site, view, out, remove) };
     }
+  }
+}
+
+/**
+ * Removes a Monet layer's composite experts on the device: the removed pairs' mixes (monet-removal.ts
+ * removedMixes, from the activations the layer's forward saved) through the layer's own output stage, with its
+ * weights as the forward read them (16-bit matrices in place), then out −= that. The expert matrices never come to
+ * the host, and the work is one more output stage per layer (the float64 view's removeUnits evaluates each
+ * removed pair's expert halves on the host instead; test/interp-wasm.test.ts compares the two).
+ */
+function removeOnDevice(
+  dev: HostMemoryDevice,
+  pass: MonetDevicePass,
+  site: SiteInfo,
+  view: MonetUnitView,
+  out: Float64Array,
+  remove: ReadonlySet<number>,
+): void {
+  if (remove.size === 0) return;
+  const { layer, T, d } = site;
+  const { H, E, m } = pass.c;
+  const pairs = Array.from({ length: T }, (_, t) => view.removedPairs(t, remove));
+  if (pairs.every((p) => p.length === 0)) return;
+  const dims = { T, d, H, E, m };
+  const entry = pass.saved[layer];
+  const sc = new Scope(dev);
+  try {
+    const up = (a: Float32Array) => sc.upload(a);
+    const removed = sc.f32(T * d);
+    if (entry.hd) {
+      const x = removedMixes('horizontal', T, E, m, (t) => pairs[t], dev.readSync(entry.s.a), null);
+      monetHdOutput(sc, removed, up(x.y), up(x.G2), entry.w, dims);
+    } else {
+      const x = removedMixes('vertical', T, E, m, (t) => pairs[t], dev.readSync(entry.s.a1), dev.readSync(entry.s.a2));
+      const mixes = { h11: up(x.h11), h12: up(x.h12), h21: up(x.h21), h22: up(x.h22), G1: up(x.G1), G2: up(x.G2) };
+      monetVdOutput(sc, removed, mixes, entry.w, dims);
+    }
+    const r = dev.readSync(removed);
+    for (let i = 0; i < T * d; i++) out[i] -= r[i];
+  } finally {
+    sc.release();
   }
 }
 

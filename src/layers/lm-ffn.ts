@@ -309,7 +309,14 @@ export class MonetDevicePass implements DeviceFfnPass {
   readonly kind = 'monet';
   private readonly r: MonetRouterConfig;
   private readonly routers: DeviceRouterEntry[] = []; // by group
-  readonly saved: Array<{ hd: true; s: MonetHdSaved } | { hd: false; s: MonetVdSaved }> = []; // by layer
+  /**
+   * By layer: what the forward saved, and the weights it read (`w`: handles only; a float32 tensor widened from
+   * 16 bits stays valid until 16 more are widened, src/layers/packed-weights.ts — long enough for a hook that runs
+   * right after the layer, as inspection's removal of experts does).
+   */
+  readonly saved: Array<
+    { hd: true; s: MonetHdSaved; w: MonetHdWeights<Weight> } | { hd: false; s: MonetVdSaved; w: MonetVdWeights<Weight> }
+  > = [];
   constructor(
     readonly c: MonetLayerConfig,
     readonly groups: number,
@@ -354,14 +361,14 @@ export class MonetDevicePass implements DeviceFfnPass {
         weight,
         param,
       );
-      this.saved[layer] = { hd: true, s: monetHdForward(sc, out, u, g1, g2, w, dims) };
+      this.saved[layer] = { hd: true, s: monetHdForward(sc, out, u, g1, g2, w, dims), w };
     } else {
       const w = bindForward<MonetVdWeights<Weight>, ReturnType<typeof monetVdTable>>(
         monetVdTable(this.c),
         weight,
         param,
       );
-      this.saved[layer] = { hd: false, s: monetVdForward(sc, out, u, g1, g2, w, dims) };
+      this.saved[layer] = { hd: false, s: monetVdForward(sc, out, u, g1, g2, w, dims), w };
     }
   }
   backward(ctx: DeviceFfnBackwardCtx, u: F32, dout: F32, du: F32): void {

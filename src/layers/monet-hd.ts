@@ -56,11 +56,21 @@ export function monetHdForward(
   linearForward(kn, pre, x, p.u, p.ub, T, d, Em);
   kn.activation(a, pre, { n: T * Em, kind: 'relu2' });
   kn.monetHdMix(y, cc, a, g1, g2, { T, H, E, m });
-  linearForward(kn, out, y, p.v, null, T, Em, d);
-  // bias term Σ_h Σ_j g2[h,j]·b[j,:] = G2·b
   kn.headSum(G2, g2, { T, H, E });
-  kn.matmul(out, G2, p.b, { M: T, N: d, K: E, transA: false, transB: false, accumulate: true });
+  monetHdOutput(sc, out, y, G2, p, dims);
   return { pre, a, cc, y, G2 };
+}
+
+/**
+ * The forward's output stage: out (T, d) = v·flat(y) + G2·b (overwritten), y (T, E, m), G2 (T, E); the bias term is
+ * Σ_h Σ_j g2[h,j]·b[j,:] = G2·b. Linear in (y, G2): inspection runs it on the mixes of the composite experts it
+ * removes (src/interp/wasm-forward.ts).
+ */
+export function monetHdOutput(sc: Scope, out: F32, y: F32, G2: F32, p: MonetHdWeights<Weight>, dims: MonetMoeDims) {
+  const kn = sc.dev.kernels;
+  const { T, d, E, m } = dims;
+  linearForward(kn, out, y, p.v, null, T, E * m, d);
+  kn.matmul(out, G2, p.b, { M: T, N: d, K: E, transA: false, transB: false, accumulate: true });
 }
 
 /** Backward (accumulates into dx, grads, dg1, dg2; dg1/dg2 then go to the router backward). */

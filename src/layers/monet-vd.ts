@@ -82,10 +82,27 @@ export function monetVdForward(
     h21 = sc.f32(T * Em),
     h22 = sc.f32(T * Em);
   kn.monetVdMix(h11, h12, h21, h22, c1, c2, a1, a2, g1, g2, G1, G2, { T, H, E, m: mh });
+  monetVdOutput(sc, out, { h11, h12, h21, h22, G1, G2 }, p, dims);
+  return { pre1, pre2, a1, a2, G1, G2, c1, c2, h11, h12, h21, h22 };
+}
+
+/** The mixes that the output stage reads: h11, h12, h21, h22 (T, E·m'), G1, G2 (T, E). */
+export type MonetVdMixes = Pick<MonetVdSaved, 'h11' | 'h12' | 'h21' | 'h22' | 'G1' | 'G2'>;
+
+/**
+ * The forward's output stage: out (T, d) = [v11·h11 + v12·h12 + G1·b1, v21·h21 + v22·h22 + G2·b2] (overwritten).
+ * Linear in the mixes: inspection runs it on the mixes of the composite experts it removes
+ * (src/interp/wasm-forward.ts).
+ */
+export function monetVdOutput(sc: Scope, out: F32, x: MonetVdMixes, p: MonetVdWeights<Weight>, dims: MonetMoeDims) {
+  const kn = sc.dev.kernels;
+  const { T, d, E } = dims;
+  const { dh, mh } = halves(dims);
+  const Em = E * mh;
   const half = sc.f32(T * dh); // (T, d') one half of the output at a time
   for (const [top, va, ha, vb, hb, G, b] of [
-    [true, p.v11, h11, p.v12, h12, G1, p.b1],
-    [false, p.v21, h21, p.v22, h22, G2, p.b2],
+    [true, p.v11, x.h11, p.v12, x.h12, x.G1, p.b1],
+    [false, p.v21, x.h21, p.v22, x.h22, x.G2, p.b2],
   ] as const) {
     linearProduct(kn, half, ha, va, T, Em, dh, false);
     linearProduct(kn, half, hb, vb, T, Em, dh, true);
@@ -100,7 +117,6 @@ export function monetVdForward(
       accumulate: false,
     });
   }
-  return { pre1, pre2, a1, a2, G1, G2, c1, c2, h11, h12, h21, h22 };
 }
 
 /** One half of the output (top: v11, v12, b1 and router 1; bottom: v21, v22, b2 and router 2), by name. */
