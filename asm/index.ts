@@ -24,7 +24,7 @@ export {
 } from './smoe';
 export {
   gatherRows, scatterAddRows, rope, ropeBackward, ropeScratchFloats, ropeTable, ropeApply, attention,
-  attentionBackward, attentionScratchFloats, crossEntropy, crossEntropyBackward,
+  attentionBackward, attentionScratchFloats, crossEntropy, crossEntropyRows, crossEntropySum, crossEntropyBackward,
 } from './lm';
 
 /** First free byte after the module's static data: the JS allocator owns memory from here on. */

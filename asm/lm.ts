@@ -227,16 +227,38 @@ export function crossEntropy(loss: usize, probs: usize, logits: usize, tokens: u
   scale: f64): void {
   let total: f64 = 0;
   for (let r = 0; r < B * S; r++) {
-    const o = r * V;
-    let mx: f32 = -Infinity;
-    for (let j = 0; j < V; j++) mx = max(mx, ld(logits, o + j));
-    const pr = probs + (<usize>o << 2);
-    const s = expShiftSum(pr, logits + (<usize>o << 2), mx, V); // probs holds exp(logit − max) for now
-    const lse = <f64>mx + Math.log(s);
-    const inv = <f32>(1.0 / s);
-    for (let j = 0; j < V; j++) st(pr, j, ld(pr, j) * inv);
-    if (r % S < S - 1) total += lse - <f64>ld(logits, o + ldi(tokens, r + 1));
+    const term = crossEntropyRow(probs, logits, tokens, r, S, V);
+    if (r % S < S - 1) total += term;
   }
+  addf(loss, 0, <f32>(scale * total));
+}
+
+/** Row r: probs = softmax of the logits; returns lse − logit of the next token (meaningless at a sequence's end). */
+// @ts-ignore: decorator
+@inline function crossEntropyRow(probs: usize, logits: usize, tokens: usize, r: i32, S: i32, V: i32): f64 {
+  const o = r * V;
+  let mx: f32 = -Infinity;
+  for (let j = 0; j < V; j++) mx = max(mx, ld(logits, o + j));
+  const pr = probs + (<usize>o << 2);
+  const s = expShiftSum(pr, logits + (<usize>o << 2), mx, V); // probs holds exp(logit − max) for now
+  const lse = <f64>mx + Math.log(s);
+  const inv = <f32>(1.0 / s);
+  for (let j = 0; j < V; j++) st(pr, j, ld(pr, j) * inv);
+  return r % S < S - 1 ? lse - <f64>ld(logits, o + ldi(tokens, r + 1)) : 0;
+}
+
+/**
+ * crossEntropy in two steps, for threads: the rows r0 ≤ r < r1 (probs, and each row's term as float64 into
+ * terms[r]), then crossEntropySum adds the terms in row order on one thread: the same sum, bit for bit.
+ */
+export function crossEntropyRows(terms: usize, probs: usize, logits: usize, tokens: usize, r0: i32, r1: i32, S: i32,
+  V: i32): void {
+  for (let r = r0; r < r1; r++) store<f64>(terms + (<usize>r << 3), crossEntropyRow(probs, logits, tokens, r, S, V));
+}
+
+export function crossEntropySum(loss: usize, terms: usize, B: i32, S: i32, scale: f64): void {
+  let total: f64 = 0;
+  for (let r = 0; r < B * S; r++) if (r % S < S - 1) total += load<f64>(terms + (<usize>r << 3));
   addf(loss, 0, <f32>(scale * total));
 }
 

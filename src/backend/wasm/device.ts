@@ -469,7 +469,8 @@ function makeKernels(
   const rowsOf = (rows: number, width: number, body: (t: number, lo: number, hi: number) => void, sc?: Scratch) =>
     split(rows, Math.ceil(MIN_ELEMENTS / Math.max(1, width)), 1, body, sc);
   /** Flat elementwise range, boundaries on 16 elements (a cache line; keeps the SIMD/tail split of the kernel). */
-  const flat = (n: number, body: (t: number, lo: number, hi: number) => void) => split(n, MIN_ELEMENTS, 16, body);
+  const flat = (n: number, body: (t: number, lo: number, hi: number) => void, min = MIN_ELEMENTS) =>
+    split(n, min, 16, body);
 
   /**
    * C[i, j] (=, or +=) Σ_p A(i, p)·B(p, j), A(i, p) at a + 4·(i·rsA + p·csA), B(p, j) at b + 4·(p·rsB + j·csB):
@@ -1033,9 +1034,14 @@ function makeKernels(
         sc,
       );
     },
-    // the loss is one sum over every row: one thread (its order is then fixed)
-    crossEntropy: (loss, probs, logits, tokens, s) =>
-      k.crossEntropy(p(loss), p(probs), p(logits), p(tokens), s.B, s.S, s.V, s.scale),
+    // rows (softmax, each row's term) split between threads; the loss, one sum of the terms in row order, on one
+    crossEntropy: (loss, probs, logits, tokens, s) => {
+      const terms = scratch(8 * s.B * s.S);
+      rowsOf(s.B * s.S, s.V, (t, lo, hi) =>
+        call(t, F.crossEntropyRows, terms, p(probs), p(logits), p(tokens), lo, hi, s.S, s.V),
+      );
+      k.crossEntropySum(p(loss), terms, s.B, s.S, s.scale);
+    },
     crossEntropyBackward: (dl, probs, tokens, s) => {
       const seq = s.S * s.V;
       rowsOf(s.B, seq, (t, lo, hi) =>
@@ -1054,25 +1060,29 @@ function makeKernels(
     },
     stepGuard: (ctl, s) => k.stepGuard(p(ctl), s.accum, s.clip, s.step),
     copyIf: (dst, src, cond, s) => k.copyIf(p(dst), p(src), p(cond), s.n, s.at),
+    // a step calls it once per parameter tensor, most of them small (16K elements in monet-vd-small): smaller parts
     adamw: (pp, g, m, v, ctl, s) =>
-      flat(s.n, (t, lo, hi) =>
-        call(
-          t,
-          F.adamw,
-          at(pp, lo),
-          at(g, lo),
-          at(m, lo),
-          at(v, lo),
-          p(ctl),
-          hi - lo,
-          s.lr,
-          s.beta1,
-          s.beta2,
-          s.eps,
-          s.weightDecay,
-          s.step,
-          s.gradScale,
-        ),
+      flat(
+        s.n,
+        (t, lo, hi) =>
+          call(
+            t,
+            F.adamw,
+            at(pp, lo),
+            at(g, lo),
+            at(m, lo),
+            at(v, lo),
+            p(ctl),
+            hi - lo,
+            s.lr,
+            s.beta1,
+            s.beta2,
+            s.eps,
+            s.weightDecay,
+            s.step,
+            s.gradScale,
+          ),
+        Math.ceil(MIN_ELEMENTS / 4),
       ),
   };
 }
