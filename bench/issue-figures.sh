@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every figure of CPU training in one run: train-step tokens/s of every trainable preset on 1 and 2 threads against
 # PyTorch on the same threads (bench/train-step.ts), where one step's time goes on 1 and 2 threads
-# (bench/step-breakdown.ts), our matmul against tfjs-backend-wasm at every shape of the default model's step
-# (bench/matmul-shapes.ts), `npm start` timed from a fresh clone, and the targets checked against all of it
+# (bench/step-breakdown.ts: the default model and tiny), our matmul against tfjs-backend-wasm at every shape of the
+# default model's step (bench/matmul-shapes.ts), `npm start` timed from a fresh clone, and the targets checked
+# against all of it
 # (bench/targets.ts). Everything lands in bench/results/ with the machine, its load, the versions and the BLAS.
 #
 #   bash bench/issue-figures.sh            # the real run (about 8 minutes on 2 cores); wants a quiet machine
@@ -43,6 +44,7 @@ tsx=(node --import tsx)
   dirty=$(git diff --quiet HEAD -- . ':!bench/results' || echo ' (with uncommitted changes)')
   echo "commit: $(git rev-parse HEAD)$dirty"
   echo "uptime at start: $(uptime)"
+  echo "/proc/stat cpu at start (user nice system idle iowait irq softirq steal, in 1/100 s): $(head -1 /proc/stat)"
   lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|L1d|L2|L3)' || true
   avx512=$(grep -q avx512f /proc/cpuinfo && echo yes || echo no)
   echo "AVX-512: $avx512, FMA: $(grep -qw fma /proc/cpuinfo && echo yes || echo no)"
@@ -75,10 +77,12 @@ npm run --silent build:asm
 step "train step, every trainable preset, 1 and 2 threads, against PyTorch"
 "${tsx[@]}" bench/train-step.ts "${train_step[@]}" --threads 1,2 --torch-own-threads N,1 --out "$out/train-step"
 
-for t in 1 2; do
-  step "step breakdown, monet-vd-small, $t thread(s)"
-  "${tsx[@]}" bench/step-breakdown.ts "${breakdown[@]}" --threads "$t" \
-    --out "$out/step-breakdown-monet-vd-small-${t}t.md" >/dev/null
+for preset in monet-vd-small tiny; do
+  for t in 1 2; do
+    step "step breakdown, $preset, $t thread(s)"
+    "${tsx[@]}" bench/step-breakdown.ts "${breakdown[@]}" --preset "$preset" --threads "$t" \
+      --out "$out/step-breakdown-${preset}-${t}t.md" >/dev/null
+  done
 done
 
 step "matmul at every shape of the default model's step, against tfjs-backend-wasm"
@@ -126,4 +130,7 @@ tail -3 "$clone/start.log"
 
 step "targets"
 "${tsx[@]}" bench/targets.ts --dir "$out"
-echo "uptime at end: $(uptime)" >>"$out/machine.md"
+{
+  echo "uptime at end: $(uptime)"
+  echo "/proc/stat cpu at end: $(head -1 /proc/stat)"
+} >>"$out/machine.md"
