@@ -93,6 +93,47 @@ test('the default model at a real size (the splits a run uses): 2 threads = 1 th
   assertSameRuns(one, two, 'monet-vd-small, 2 threads');
 });
 
+test('a job has up to 4 parts per thread, every part runs once, scratch is per thread; the counters add up', async () => {
+  const dev = await createWasmDeviceFromBytes(bytes, {
+    threads: 2,
+    splitEverything: true,
+    spawnWorker: spawnNodeWorker,
+  });
+  const n = 4096;
+  const x = dev.upload(Float32Array.from({ length: n }, (_, i) => i % 7));
+  const y = dev.alloc('f32', n);
+  const s0 = dev.threadStats();
+  for (let r = 0; r < 50; r++) dev.kernels.axpby(y, x, { n, alpha: r, beta: 0 });
+  const s1 = dev.threadStats();
+  assert.is(s1.jobs - s0.jobs, 50);
+  assert.is(s1.parts - s0.parts, 50 * 8, '8 parts per job: 4 per thread');
+  const ran = s1.partsBy.reduce((a, p, t) => a + p - s0.partsBy[t], 0);
+  assert.is(ran, 50 * 8, 'each part run by exactly one thread');
+  assert.ok(s1.waitMs >= s0.waitMs && s1.runMs > s0.runMs);
+  assert.equal(
+    await dev.read(y),
+    Float32Array.from({ length: n }, (_, i) => 49 * (i % 7)),
+  );
+  // a product with per-thread scratch (gemm packs into it), cut into 8 parts: the same bits as one thread
+  const M = 64;
+  const K = 24;
+  const N = 40;
+  const rng = new Rng(5);
+  const a = Float32Array.from({ length: M * K }, () => rng.normal());
+  const b = Float32Array.from({ length: K * N }, () => rng.normal());
+  const one = await createWasmDeviceFromBytes(bytes, {});
+  const product = async (d: WasmDevice) => {
+    const c = d.alloc('f32', M * N);
+    d.kernels.matmul(c, d.upload(a), d.upload(b), { M, N, K, transA: false, transB: false, accumulate: false });
+    return d.read(c);
+  };
+  const p0 = dev.threadStats().parts;
+  assert.equal(await product(dev), await product(one));
+  assert.is(dev.threadStats().parts - p0, 8);
+  await one.dispose();
+  await dev.dispose();
+});
+
 test('a kernel that fails on a worker is reported with the thread and the export', async () => {
   const dev = await createWasmDeviceFromBytes(bytes, {
     threads: 2,
