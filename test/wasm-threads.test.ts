@@ -93,7 +93,7 @@ test('the default model at a real size (the splits a run uses): 2 threads = 1 th
   assertSameRuns(one, two, 'monet-vd-small, 2 threads');
 });
 
-test('a job has up to 4 parts per thread, every part runs once, scratch is per thread; the counters add up', async () => {
+test('a job has up to 4 parts per thread, each run once, scratch is per thread; the counters add up', async () => {
   const dev = await createWasmDeviceFromBytes(bytes, {
     threads: 2,
     splitEverything: true,
