@@ -11,9 +11,9 @@ import * as assert from 'uvu/assert';
 import { Rng } from '../reference/rng.ts';
 import { initLm } from '../src/kinds/lm.ts';
 import { effectSpecificUnits, unitEffects } from '../src/interp/attribution.ts';
-import { lossByLabel } from '../src/interp/collect.ts';
+import { collect, lossByLabel } from '../src/interp/collect.ts';
 import type { AnalysisText } from '../src/interp/data.ts';
-import { maskExperiment } from '../src/interp/mask.ts';
+import { maskExperiment, specificUnitsByLabel } from '../src/interp/mask.ts';
 import { interpForward, makeInterpModel, type InterpModel, type UnitHooks } from '../src/interp/model.ts';
 import type { ModelConfig } from '../src/train/presets.ts';
 
@@ -167,6 +167,7 @@ test('effectSpecificUnits: largest effect on the label beyond the mean on the ot
   assert.equal(effectSpecificUnits(e, 6, 3, 0, 3), [0, 2, 5]);
   assert.equal(effectSpecificUnits(e, 6, 3, 0, 99), [0, 1, 2, 4, 5]);
   assert.equal(effectSpecificUnits(e, 6, 3, 0, 0), []);
+  assert.equal(effectSpecificUnits(e, 6, 3, 0, 99, new Set([1, 4, 5])), [1, 4, 5]); // only the allowed units
   // label 1: only u4 (0.3 − 0.35 < 0 for u0? no: 0.3 − (0.2 + 0)/2 = 0.2 > 0); u1: 0.8 − 0.85 < 0
   assert.equal(effectSpecificUnits(e, 6, 3, 1, 99), [4]);
   assert.throws(() => effectSpecificUnits(e, 5, 3, 0, 1), /expected 5·3 = 15 effects, found 18/);
@@ -174,20 +175,30 @@ test('effectSpecificUnits: largest effect on the label beyond the mean on the ot
   assert.throws(() => effectSpecificUnits(e, 6, 3, 0, -1), /expected K ≥ 0/);
 });
 
-test('maskExperiment --select effect: masks the effect rule units, at most K per group', () => {
+test('maskExperiment --select effect: masks the effect rule units among those leaning to the label, ≤ K', () => {
   const model = randomModel(CONFIGS[0][1], 5);
   const sel = randomText(4, 7, BASE.vocab_size, 9);
   const ev = randomText(4, 7, BASE.vocab_size, 10);
   const K = 3;
   const res = maskExperiment(model, sel, ev, { select: 'effect', units: K, draws: 2 });
   assert.is(res.select, 'effect');
+  assert.is(res.factor, 1.25, 'the effect rule keeps units leaning ≥ 1.25× to the label by default');
   assert.equal(res.perGroup, [K, K]);
   const { effect } = unitEffects(model, sel);
+  const leaning = specificUnitsByLabel(collect(model, sel, 1), 1.25);
+  let filtered = 0; // (label, group) pairs where the lean filter changed the choice
   for (const [g, row] of res.rows.entries()) {
-    const want = model.groups.map((grp, gi) => effectSpecificUnits(effect[gi], grp.count, 2, g, K).length);
-    assert.equal(row.unitsPerGroup, want, `label ${row.label}`);
+    const want = model.groups.map((grp, gi) => effectSpecificUnits(effect[gi], grp.count, 2, g, K, leaning[g][gi]));
+    assert.equal(
+      row.unitsPerGroup,
+      want.map((x) => x.length),
+      `label ${row.label}`,
+    );
     for (const n of row.unitsPerGroup) assert.ok(n <= K);
+    for (const [gi, grp] of model.groups.entries())
+      if (effectSpecificUnits(effect[gi], grp.count, 2, g, K).join() !== want[gi].join()) filtered++;
   }
+  assert.ok(filtered > 0, 'the lean filter must change some choice, else the test does not show it is applied');
   assert.ok(
     res.rows.some((r) => r.unitsPerGroup.some((n) => n > 0)),
     'some label must get units, else the test shows nothing',

@@ -166,8 +166,10 @@ const FLAGS: FlagSpec[] = [
     name: 'factor',
     type: 'float',
     positive: true,
-    help: "masking, --select ratio: a unit is specific to a label if its mean score there is ≥ factor × every other's",
-    default: '2',
+    help:
+      "masking: a unit leans to a label if its mean score there is ≥ factor × every other label's; --select ratio " +
+      'masks those units, --select effect chooses among them',
+    default: '2 (ratio), 1.25 (effect)',
   },
   {
     name: 'units',
@@ -449,7 +451,8 @@ function maskSection(r: RunInfo, f: FlagValues): { sec: Section; results: MaskRe
   const sizes = parseUnits(f);
   if (select !== 'effect' && sizes)
     throw new FlagError('monet inspect mask: --units sets the size of --select effect masks; add --select effect');
-  const opts = { select, factor: num(f, 'factor', 2), draws: num(f, 'draws', 5), minFires: num(f, 'min-fires', 20) };
+  const factor = num(f, 'factor', select === 'effect' ? 1.25 : 2);
+  const opts = { select, factor, draws: num(f, 'draws', 5), minFires: num(f, 'min-fires', 20) };
   const effects = select === 'effect' ? unitEffects(r.model, sel, err) : undefined;
   const results = (sizes ?? [undefined]).map((units) =>
     maskExperiment(r.model, sel, ev, { ...opts, units, effects, log: err }),
@@ -478,7 +481,8 @@ function maskResultSection(r: RunInfo, f: FlagValues, res: MaskResult): Section 
     res.select === 'effect'
       ? `--select effect: per unit group the ${res.perGroup!.join(' / ')} ${units} whose removal raises the ` +
         `${what}'s loss most beyond their mean effect on the other ${what}s (first-order attribution ` +
-        `score × ∂L/∂score on the float64 reference; only units with a positive difference)`
+        `score × ∂L/∂score on the float64 reference; only units with a positive difference), among the units ` +
+        `whose mean score on the ${what} is ≥ ${res.factor}× their mean score on every other ${what}`
       : `--select ratio (the Monet paper's rule): ${units} whose mean score on the ${what} is ≥ ${res.factor}× ` +
         `their mean score on every other ${what}`;
   const head =

@@ -13,9 +13,11 @@
 //
 // The effect selection rule: for label g, the K units of each group with the largest specific effect
 //   s[u, g] = effect[u, g] − mean over the other labels h of effect[u, h],
-// among those with s > 0 and effect[u, g] > 0: units whose removal should hurt g more than it hurts the rest. The
-// routing-statistics rule (stats.ts labelSpecificUnits) picks units that are used mostly on g, which may carry little
-// of g's loss; this one looks at what removing them does.
+// among those with s > 0 and effect[u, g] > 0 and, optionally, a routing lean towards g (their mean score on g at
+// least `factor` × their mean score on every other label, stats.ts labelSpecificUnits): units whose removal should
+// hurt g more than the rest. The routing rule alone (the paper's, factor 2) picks units used mostly on g, which may
+// carry little of g's loss; the effect alone picks busy units whose removal, being a large change, hurts every label
+// (the first-order estimate does not see that). The mask module uses both, with a milder lean (1.25 by default).
 //
 // Runs on the float64 reference (the WASM forward has no backward), with the aux losses left out: only the next-token
 // loss counts. Sizes: G labels, U units of a group, T = B·S tokens of a batch, d model dim.
@@ -103,11 +105,18 @@ export function unitEffects(model: InterpModel, text: AnalysisText, log?: (line:
 
 /**
  * The effect rule, one label and one group: the (up to) K units with the largest effect[u, g] − mean over the
- * other labels of effect[u, h], among those where that difference and effect[u, g] are both positive; ascending
- * ids. Ties: the lower id first.
+ * other labels of effect[u, h], among those where that difference and effect[u, g] are both positive (and that are
+ * in `allowed`, when given); ascending ids. Ties: the lower id first.
  *   effect (U, G) row-major, as UnitEffects.effect.
  */
-export function effectSpecificUnits(effect: Float64Array, U: number, G: number, g: number, K: number): number[] {
+export function effectSpecificUnits(
+  effect: Float64Array,
+  U: number,
+  G: number,
+  g: number,
+  K: number,
+  allowed?: ReadonlySet<number>,
+): number[] {
   if (effect.length !== U * G)
     throw new Error(`effectSpecificUnits: expected ${U}·${G} = ${U * G} effects, found ${effect.length}`);
   if (g < 0 || g >= G) throw new Error(`effectSpecificUnits: label ${g} out of range [0, ${G})`);
@@ -115,6 +124,7 @@ export function effectSpecificUnits(effect: Float64Array, U: number, G: number, 
   if (!Number.isInteger(K) || K < 0) throw new Error(`effectSpecificUnits: expected K ≥ 0, found ${K}`);
   const cand: Array<[number, number]> = []; // (unit, specific effect)
   for (let u = 0; u < U; u++) {
+    if (allowed && !allowed.has(u)) continue;
     const own = effect[u * G + g];
     let others = 0;
     for (let h = 0; h < G; h++) if (h !== g) others += effect[u * G + h];

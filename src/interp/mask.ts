@@ -5,7 +5,8 @@
 //      ratio   (the paper's, default) mean score on g ≥ factor (2) × mean score on every other label (stats.ts
 //              labelSpecificUnits): routing statistics only;
 //      effect  the K units per group whose removal, to first order, raises g's loss most beyond its mean rise on
-//              the other labels (attribution.ts effectSpecificUnits; K = ⌈U/16⌉ unless given);
+//              the other labels, among the units whose mean score on g is ≥ factor (1.25) × that on every other
+//              label (attribution.ts effectSpecificUnits; K = ⌈U/16⌉ unless given);
 //   2. remove exactly those units' contributions (views.ts: out −= g_ij·E_ij for Monet, in every layer of the router
 //      group; w_e·E_e for SMoE experts; h_n·down[:, n] for neurons), nothing else;
 //   3. measure the next-token loss on VALIDATION windows of every label and compare with the unmasked model.
@@ -81,7 +82,7 @@ export type MaskSelect = 'ratio' | 'effect';
 export interface MaskResult {
   kind: string; // the model's ffn kind
   select: MaskSelect;
-  factor: number; // the ratio rule's factor (unused by the effect rule)
+  factor: number; // routing lean a unit needs: the ratio rule's factor, the effect rule's candidate filter
   /** The effect rule's K per unit group (null for the ratio rule). */
   perGroup: number[] | null;
   draws: number;
@@ -187,7 +188,7 @@ function scoringUnits(sel: Collected): Int32Array[] {
 
 export interface MaskOptions {
   select?: MaskSelect; // selection rule ('ratio')
-  factor?: number; // ratio rule: selection factor (2)
+  factor?: number; // routing lean: ratio rule (2), effect rule's candidates (1.25)
   /** effect rule: units per group (default ⌈U/16⌉ of each group). */
   units?: number;
   /** effect rule: unit effects already computed on `selection` (attribution.ts unitEffects), else computed here. */
@@ -256,7 +257,8 @@ export function maskExperiment(
   evaluation: AnalysisText, // validation-split windows
   opts: MaskOptions = {},
 ): MaskResult {
-  const { select = 'ratio', factor = 2, draws = 5, minFires = 20, seed = 1, log } = opts;
+  const { select = 'ratio', draws = 5, minFires = 20, seed = 1, log } = opts;
+  const factor = opts.factor ?? (select === 'effect' ? 1.25 : 2);
   if (selection.labels.join('\u0000') !== evaluation.labels.join('\u0000')) {
     throw new Error(
       `inspect mask: the training and validation splits have different labels ` +
@@ -276,8 +278,9 @@ export function maskExperiment(
         throw new Error(`inspect mask: --units ${k[gi]} exceeds the ${st.group.count} units of group ${gi}`);
     perGroup = k;
     const { effect } = opts.effects ?? unitEffects(model, selection, log);
+    const leaning = specificUnitsByLabel(sel, factor); // candidates: units leaning ≥ factor towards the label
     specific = labels.map((_, g) =>
-      sel.groups.map((st, gi) => new Set(effectSpecificUnits(effect[gi], st.group.count, G, g, k[gi]))),
+      sel.groups.map((st, gi) => new Set(effectSpecificUnits(effect[gi], st.group.count, G, g, k[gi], leaning[g][gi]))),
     );
   } else specific = specificUnitsByLabel(sel, factor);
   const lean = maxLeanByLabel(sel);
