@@ -81,6 +81,14 @@ test('monet inspect mask on a MonetLLM folder: units masked per label', async ()
   assert.match(r.out, /label masking/);
   assert.match(r.out, /\ncode\s/);
   assert.match(r.out, /\nprose\s/);
+  // the same table on one and on two wasm threads (only the engine's name differs)
+  const one = await cli(['inspect', 'mask', '--run', dir, ...labels, '--windows', '4', '--threads', '1']);
+  const two = await cli(['inspect', 'mask', '--run', dir, ...labels, '--windows', '4', '--threads', '2']);
+  assert.is(two.code, 0, two.err);
+  assert.match(one.out, /wasm \([a-z-]+, 1 thread\)/);
+  assert.match(two.out, /wasm \([a-z-]+, 2 threads\)/);
+  const engineless = (out: string) => out.replace(/, \d+ threads?\)/g, ')');
+  assert.is(engineless(two.out), engineless(one.out));
   const bad = await cli(['inspect', 'mask', '--run', dir, '--label', 'prose']);
   assert.is(bad.code, 2);
   assert.match(bad.err, /--label expects NAME=FILE, found 'prose'/);

@@ -76,6 +76,7 @@ import { createWasmDevice } from '../backend/wasm/node.ts';
 import { svgLines } from '../interp/charts.ts';
 import { FlagError, formatHelp, parseFlags, type FlagSpec, type FlagValues } from '../train/flags.ts';
 import { SEED_MAX } from '../train/rng.ts';
+import { THREADS_FLAG, threadsOf } from '../train/options.ts';
 
 const SUBCOMMANDS = [
   'units',
@@ -113,6 +114,7 @@ const FLAGS: FlagSpec[] = [
     help: 'engine of the analysis: wasm (float32, fast) or reference (float64 reference LM, slow)',
     default: 'wasm',
   },
+  THREADS_FLAG,
   {
     name: 'windows',
     type: 'int',
@@ -266,7 +268,7 @@ async function oneRun(f: FlagValues, sub: string): Promise<RunInfo> {
   const runs = f.run as string[] | undefined;
   if (runs?.length !== 1)
     throw new FlagError(`monet inspect ${sub}: expected exactly one --run <run folder>, found ${runs?.length ?? 0}`);
-  return openRunForInspect(runs[0], backendOf(f));
+  return openRunForInspect(runs[0], backendOf(f), { threads: threadsOf(f) });
 }
 
 /** The text files of --data and --label NAME=FILE (null: the run's own data), and each file's label. */
@@ -920,7 +922,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
       const dirs = f.run as string[] | undefined;
       if (!dirs || dirs.length < 2) throw new FlagError('monet inspect compare: give at least two --run folders');
       const runs: RunInfo[] = [];
-      for (const d of dirs) runs.push(await openRunForInspect(d, backendOf(f)));
+      for (const d of dirs) runs.push(await openRunForInspect(d, backendOf(f), { threads: threadsOf(f) }));
       const sec = compareSection(runs, f);
       console.log(sec.text);
       writeHtml(

@@ -45,16 +45,19 @@ export async function openCheckpoint(
   options: TrainOptions,
   step: number,
   backend: InspectBackend,
+  threads = 1,
 ): Promise<InterpModel> {
   const alpha = topkAlpha(options.topkAnneal, options.steps, step);
   const model = loadInterpModel(dir, alpha);
-  if (backend === 'wasm') model.fast = wasmForward(await createWasmDevice(), model);
+  if (backend === 'wasm') model.fast = wasmForward(await createWasmDevice({ threads }), model);
   return model;
 }
 
 /** Overrides for tests: the memory the float64 reference may use (default: the machine's, availableMemory). */
 export interface OpenOptions {
   memoryBytes?: number;
+  /** Threads of the wasm backend (default 1; the same numbers on any number). */
+  threads?: number;
 }
 
 const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
@@ -91,7 +94,8 @@ async function openHfForInspect(dir: string, backend: InspectBackend, o: OpenOpt
     const tooLarge = tooLargeForWasm(plan);
     if (tooLarge) throw new Error(tooLarge);
     model = makeInterpModel(dir, plan.config, {}, {}, 1);
-    model.fast = await wasmForwardStreamed(await createWasmDevice(), model, readHfTensors(plan));
+    const dev = await createWasmDevice({ threads: o.threads });
+    model.fast = await wasmForwardStreamed(dev, model, readHfTensors(plan));
   } else {
     checkReferenceFits(plan, o);
     const m = await loadHfModel(src);
@@ -121,7 +125,7 @@ export async function openRunForInspect(
   if (!existsSync(dir))
     throw new Error(`run folder ${dir} does not exist (expected a folder written by monet train, e.g. runs/<name>)`);
   const { options, step } = readRunOptions(dir);
-  const model = await openCheckpoint(dir, options, step, backend);
+  const model = await openCheckpoint(dir, options, step, backend, o.threads);
   const seqLen = Math.min(options.seqLen, model.lm.maxPos);
   const name = dir.replace(/\/+$/, '').split('/').pop() ?? dir;
   return { dir, name, data: options.data, seqLen, step, alpha: model.alpha, model };

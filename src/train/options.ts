@@ -82,7 +82,7 @@ export function threadsOf(f: FlagValues): number {
   return (f.threads as number | undefined) ?? D.threads;
 }
 
-/** `--threads`, shared by monet train, sample and eval. */
+/** `--threads`, shared by monet train, sample, eval and inspect. */
 export const THREADS_FLAG: FlagSpec = {
   name: 'threads',
   type: 'int',
