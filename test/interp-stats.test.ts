@@ -53,6 +53,16 @@ test('TopHeap keeps the M largest scores (vs a full sort), ties spread by a fixe
     );
     for (const k of kept) assert.is(all[k.pos], k.score);
   }
+  // fewer pairs than M (the heap's storage grows as they arrive): all of them, highest first
+  for (const n of [3, 6, 37]) {
+    const h = new TopHeap(100);
+    const all = Array.from({ length: n }, () => Math.round(rng.uniform() * 20) / 4);
+    for (const [p, s] of all.entries()) h.push(s, p);
+    assert.equal(
+      h.sorted().map((k) => k.score),
+      [...all].sort((a, b) => b - a),
+    );
+  }
   // With all scores equal, the kept positions are not simply the first M.
   const h = new TopHeap(10);
   for (let p = 0; p < 1000; p++) h.push(1, p);

@@ -49,16 +49,34 @@ export function tieRank(pos: number): number {
  * deterministic spread over the text instead of its first M positions (which would all sit in one window).
  */
 export class TopHeap {
-  readonly scores: Float64Array; // (M) heap order, not sorted
-  readonly pos: Int32Array; // (M)
-  private readonly rank: Uint32Array; // (M) tieRank(pos)
+  // Storage grows (doubling, up to M) as pairs arrive: most units of a large model fire a handful of times, and a
+  // full M-slot heap for each of a million composite experts would take gigabytes.
+  private scores: Float64Array; // (≤ M) heap order, not sorted
+  private pos: Int32Array;
+  private rank: Uint32Array; // tieRank(pos)
   size = 0;
 
   constructor(readonly M: number) {
     if (!Number.isInteger(M) || M < 1) throw new Error(`TopHeap: expected a positive integer capacity, found ${M}`);
-    this.scores = new Float64Array(M);
-    this.pos = new Int32Array(M);
-    this.rank = new Uint32Array(M);
+    const n = Math.min(M, 4);
+    this.scores = new Float64Array(n);
+    this.pos = new Int32Array(n);
+    this.rank = new Uint32Array(n);
+  }
+
+  /** Room for one more pair (size < M). */
+  private grow(): void {
+    if (this.size < this.scores.length) return;
+    const n = Math.min(this.M, 2 * this.scores.length);
+    const scores = new Float64Array(n);
+    const pos = new Int32Array(n);
+    const rank = new Uint32Array(n);
+    scores.set(this.scores);
+    pos.set(this.pos);
+    rank.set(this.rank);
+    this.scores = scores;
+    this.pos = pos;
+    this.rank = rank;
   }
 
   /** Whether slot i holds a smaller pair than (score, rank). */
@@ -75,6 +93,7 @@ export class TopHeap {
   push(score: number, pos: number): void {
     const rank = tieRank(pos);
     if (this.size < this.M) {
+      this.grow();
       let i = this.size++;
       // sift up while the parent is larger
       while (i > 0) {

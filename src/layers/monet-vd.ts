@@ -61,7 +61,7 @@ export function monetVdForward(
 ): MonetVdSaved {
   const kn = sc.dev.kernels;
   const { T, d, H, E } = dims;
-  const { dh, mh } = halves(dims);
+  const { mh } = halves(dims);
   const Em = E * mh;
   const pre1 = sc.f32(T * Em),
     pre2 = sc.f32(T * Em),
