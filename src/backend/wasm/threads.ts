@@ -13,9 +13,10 @@
 // had already taken by the threads that were running, and joins for the ones left.
 //
 // Waiting: a worker that has finished spins on `wake` for up to WORKER_SPIN_MS before it sleeps in Atomics.wait,
-// long enough to bridge the caller's end of a job and the JavaScript and small kernels between two jobs of a
-// training step (a wake-up from sleep costs tens of microseconds, more on a virtual machine whose idle CPU was
-// halted). The calling thread spins on `done` for up to CALLER_SPIN_MS before it sleeps.
+// long enough to bridge most gaps between two jobs of a training step (the JavaScript and small kernels between
+// them; a wake-up from sleep costs tens of microseconds, more on a virtual machine whose idle CPU was halted), short
+// enough not to starve a thread that has work when the process gets less than a core per thread. The calling thread
+// spins on `done` for up to CALLER_SPIN_MS before it sleeps.
 //
 // Signalling, in a small SharedArrayBuffer of int32 (CTL):
 //   claim    the job's epoch (20 bits) and the next unclaimed part (12 bits); a thread claims part i by a
@@ -58,9 +59,15 @@ const BOX_WORDS = 512;
 const MAX_PARTS = 4095;
 /** Parts per thread a job may have at most (device.ts decides how many a kernel gets). */
 export const CHUNKS = 4;
-/** How long an idle worker spins before sleeping, and the calling thread waiting for the last parts (ms). */
-const WORKER_SPIN_MS = 1;
-const CALLER_SPIN_MS = 2;
+/**
+ * How long an idle worker spins before sleeping, and the calling thread waiting for the last parts (ms). Longer
+ * spins save a few wake-ups per step on an idle machine, but where the process gets less than a core per thread
+ * (a busy process in another session: Linux's autogroups share the CPUs between sessions, not threads) every
+ * spinning microsecond is taken from the thread that has work (with 1 ms / 2 ms the default model's 2-thread step
+ * became much slower than one thread's beside one such process).
+ */
+const WORKER_SPIN_MS = 0.2;
+const CALLER_SPIN_MS = 0.2;
 
 /**
  * The worker's program, as source text: a browser worker runs it from a Blob URL, a Node worker (`eval: true`) with
