@@ -64,7 +64,7 @@ export function compositeScores(
 }
 
 /** relu²(W[rows r0 .. r0+len) · x + bias) into out (len). */
-function hiddenBlock(
+export function hiddenBlock(
   out: Float64Array,
   W: Float64Array,
   bias: Float64Array,

@@ -18,33 +18,13 @@
 // O(|R|·m·d). The result equals the per-pair sum up to the order of float64 additions (test:
 // interp-mask.test.ts compares both).
 
-import { act } from '../../reference/activations.ts';
-import type { MonetExperts } from '../../reference/monet-expert-view.ts';
+import { hiddenBlock, type MonetExperts } from '../../reference/monet-expert-view.ts';
 
 /** One removed pair of a token: expert halves i (router 1) and j (router 2), composite score c. */
 export interface RemovedPair {
   i: number;
   j: number;
   c: number;
-}
-
-/** relu²(W[rows r0 .. r0+len) · x + bias[r0 ..]) into out (len), x (d) at xo. */
-function hidden(
-  out: Float64Array,
-  W: Float64Array,
-  bias: Float64Array,
-  x: Float64Array,
-  xo: number,
-  r0: number,
-  len: number,
-  d: number,
-): void {
-  for (let r = 0; r < len; r++) {
-    let s = bias[r0 + r];
-    const w0 = (r0 + r) * d;
-    for (let k = 0; k < d; k++) s += W[w0 + k] * x[xo + k];
-    out[r] = act('relu2', s);
-  }
 }
 
 /** out[oo + o] −= Σ_c V[o, c0 + c]·h[c] for o < rows, c < h.length; V has `cols` columns. */
@@ -94,13 +74,14 @@ export function removeMonetPairs(
   m: number,
 ): void {
   if (pairs.length === 0) return;
+  const xs = x.subarray(xo, xo + d);
   const I = distinct(pairs.map((p) => p.i));
   const J = distinct(pairs.map((p) => p.j));
   if (experts.decompose === 'horizontal') {
     const p = experts.params;
     const A = I.list.map((i) => {
       const a = new Float64Array(m);
-      hidden(a, p['u.weight'], p['u.bias'], x, xo, i * m, m, d);
+      hiddenBlock(a, p['u.weight'], p['u.bias'], xs, i * m, m, d);
       return a;
     });
     const w = J.list.map(() => new Float64Array(m)); // Σ_i c_ij A_i
@@ -123,12 +104,12 @@ export function removeMonetPairs(
   const dh = d / 2;
   const A1 = I.list.map((i) => {
     const a = new Float64Array(mh);
-    hidden(a, p['u1.weight'], p['u1.bias'], x, xo, i * mh, mh, d);
+    hiddenBlock(a, p['u1.weight'], p['u1.bias'], xs, i * mh, mh, d);
     return a;
   });
   const A2 = J.list.map((j) => {
     const a = new Float64Array(mh);
-    hidden(a, p['u2.weight'], p['u2.bias'], x, xo, j * mh, mh, d);
+    hiddenBlock(a, p['u2.weight'], p['u2.bias'], xs, j * mh, mh, d);
     return a;
   });
   const nI = I.list.length;
