@@ -98,7 +98,8 @@ function ropeAt(
 /**
  * A chunk's attention (see the header): q (Tn, nH·hd) at positions P − Tn..P−1 against the cache's first P keys and
  * values, head by head: s = q_h·K_g[0..P)ᵀ (Tn, P), z = s/√hd + mask, a = softmax(z), out_h = a·V_g[0..P); `mask`
- * (Tn, P) is 0 where key j ≤ P − Tn + r may be seen by query row r and −1e30 after (causalMask). att (Tn, nH·hd).
+ * (Tn, P) is 0 where key j ≤ P − Tn + r may be seen by query row r and −1e30 after (causalMask); null for one
+ * token (Tn = 1), which sees every cached key. att (Tn, nH·hd).
  * Temporaries are sized at the capacity M, so every chunk of Tn tokens asks for the same sizes whatever P is.
  */
 function chunkAttention(
@@ -107,7 +108,7 @@ function chunkAttention(
   q: F32,
   kc: F32,
   vc: F32,
-  mask: F32,
+  mask: F32 | null,
   m: LmModel,
   P: number,
   Tn: number,
@@ -150,8 +151,8 @@ function chunkAttention(
     }
     kn.copyBlock(qh, q, headCols(hd, qw, 0, h * hd));
     kn.matmul(s, qh, Kg, { M: Tn, N: P, K: hd, transA: false, transB: true, accumulate: false });
-    kn.copyBlock(z, mask, flat(Tn * P, 0, 0));
-    kn.axpby(z, s, { n: Tn * P, alpha: 1 / Math.sqrt(hd), beta: 1 });
+    if (mask) kn.copyBlock(z, mask, flat(Tn * P, 0, 0));
+    kn.axpby(z, s, { n: Tn * P, alpha: 1 / Math.sqrt(hd), beta: mask ? 1 : 0 });
     kn.softmaxRows(a, z, { rows: Tn, n: P });
     kn.matmul(oh, a, Vg, { M: Tn, N: hd, K: P, transA: false, transB: false, accumulate: false });
     kn.copyBlock(att, oh, headCols(qw, hd, h * hd, 0));
@@ -164,42 +165,6 @@ function causalMask(sc: Scope, P: number, Tn: number, M: number): F32 {
   const past = P - Tn;
   for (let r = 0; r < Tn; r++) host.fill(-1e30, r * P + past + r + 1, (r + 1) * P);
   return sc.upload(host);
-}
-
-/** One query row against the first P cached positions of every head (see the header); att (1, nH·hd). */
-function cachedAttention(sc: Scope, att: F32, q: F32, kc: F32, vc: F32, m: LmModel, P: number, M: number): void {
-  const kn = sc.dev.kernels;
-  const { nH, nKV, hd } = m.cfg;
-  const Kg = sc.f32(M * hd), // (P, hd) kv head g's keys, in a buffer of capacity M
-    Vg = sc.f32(M * hd),
-    qh = sc.f32(hd),
-    s = sc.f32(M), // (P)
-    z = sc.f32(M),
-    a = sc.f32(M),
-    oh = sc.f32(hd);
-  const block = (n: number, dstOffset: number, srcOffset: number) => ({
-    rows: 1,
-    cols: n,
-    dstLd: n,
-    srcLd: n,
-    dstOffset,
-    srcOffset,
-    accumulate: false,
-  });
-  const group = nH / nKV;
-  for (let h = 0; h < nH; h++) {
-    const g = Math.floor(h / group);
-    if (h % group === 0) {
-      kn.copyBlock(Kg, kc, block(P * hd, 0, g * M * hd));
-      kn.copyBlock(Vg, vc, block(P * hd, 0, g * M * hd));
-    }
-    kn.copyBlock(qh, q, block(hd, 0, h * hd));
-    kn.matmul(s, qh, Kg, { M: 1, N: P, K: hd, transA: false, transB: true, accumulate: false });
-    kn.axpby(z, s, { n: P, alpha: 1 / Math.sqrt(hd), beta: 0 });
-    kn.softmaxRows(a, z, { rows: 1, n: P });
-    kn.matmul(oh, a, Vg, { M: 1, N: hd, K: P, transA: false, transB: false, accumulate: false });
-    kn.copyBlock(att, oh, block(hd, h * hd, 0));
-  }
 }
 
 /**
@@ -266,8 +231,7 @@ export function lmDecode(sc: Scope, m: LmModel, cache: KvCache, tokens: I32, Tn:
       ropeAt(sc, k, k0, past, Tn, nKV, hd, theta, cache.size);
       store(sc, cache.k[i], k, Tn, past, nKV, hd, cache.size);
       store(sc, cache.v[i], v, Tn, past, nKV, hd, cache.size);
-      if (Tn === 1) cachedAttention(sc, att, q, cache.k[i], cache.v[i], m, P, cache.size);
-      else chunkAttention(sc, att, q, cache.k[i], cache.v[i], mask!, m, P, Tn, cache.size);
+      chunkAttention(sc, att, q, cache.k[i], cache.v[i], mask, m, P, Tn, cache.size);
     }
     const h1 = sc.f32(Tn * d);
     linearForward(kn, h1, att, W(`${pre}self_attn.o_proj.weight`), null, Tn, nH * hd, d);
