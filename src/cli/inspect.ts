@@ -241,6 +241,11 @@ const FLAGS: FlagSpec[] = [
     type: 'string',
     help: 'code-corpus: rebuild exactly the files listed in a sources.txt written earlier',
   },
+  {
+    name: 'strip-comments',
+    type: 'bool',
+    help: 'code-corpus: drop the comments of js and ts files, keeping only the code (with --manifest: as it says)',
+  },
 ];
 
 const USAGE = `Usage: monet inspect <${SUBCOMMANDS.join('|')}> --run runs/<name> [options]
@@ -912,6 +917,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
         out,
         num(f, 'bytes', 150000),
         f.manifest as string | undefined,
+        { stripComments: f['strip-comments'] as boolean | undefined },
       );
       for (const x of files) console.log(`${x.language.padEnd(5)} ${x.path}  ${x.bytes} bytes from ${x.sources} files`);
       console.log(`sources: ${join(out, 'sources.txt')} (rebuild the same files later with --manifest)`);

@@ -20,9 +20,15 @@
 // The pick depends on which packages are installed, so the output folder also gets sources.txt (language, path
 // relative to node_modules, bytes — one file per line, in corpus order); `manifest` rebuilds exactly those files and
 // refuses a listed file whose size changed (another version of its package is installed).
+//
+// With `stripComments` the js and ts files lose their comments before they are counted and written
+// (src/interp/strip-comments.ts): the code stays, the English in it goes. The files' sizes in sources.txt are still
+// the installed files' sizes (they check the package version), and its first line, `# strip-comments`, makes a
+// rebuild from that manifest strip the same way.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { stripComments } from './strip-comments.ts';
 
 export const CODE_LANGUAGES: Record<string, (name: string) => boolean> = {
   js: (n) => /\.(js|mjs|cjs)$/.test(n) && !n.endsWith('.min.js'),
@@ -30,6 +36,10 @@ export const CODE_LANGUAGES: Record<string, (name: string) => boolean> = {
   json: (n) => n.endsWith('.json'),
   md: (n) => /\.(md|markdown)$/i.test(n),
 };
+
+/** The languages whose files lose their comments with `stripComments`. */
+const STRIPPED = new Set(['js', 'ts']);
+const STRIP_HEADER = '# strip-comments';
 
 /** FNV-1a, 32 bit: a fixed, platform-independent hash for ordering paths. */
 export function fnv1a(s: string): number {
@@ -88,17 +98,28 @@ export function buildCodeCorpus(
   outDir: string,
   bytesPerLanguage: number,
   manifest?: string,
+  opts: { stripComments?: boolean } = {},
 ): CodeCorpusFile[] {
   if (!existsSync(nodeModules))
     throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
   // From a manifest: exactly the listed files, in order. Otherwise: the hashed order over everything installed.
   let listed: Map<string, string[]> | null = null;
   const listedBytes = new Map<string, number>();
+  let strip = opts.stripComments === true;
   if (manifest) {
     if (!existsSync(manifest)) throw new Error(`code corpus: manifest ${manifest} does not exist`);
     listed = new Map();
-    for (const [n, line] of readFileSync(manifest, 'utf8').split('\n').entries()) {
-      if (!line.trim()) continue;
+    const lines = readFileSync(manifest, 'utf8').split('\n');
+    const manifestStrips = lines[0]?.trim() === STRIP_HEADER;
+    if (opts.stripComments !== undefined && opts.stripComments !== manifestStrips)
+      throw new Error(
+        `code corpus: ${manifest} was written ${manifestStrips ? 'with' : 'without'} comment stripping (its first ` +
+          `line ${manifestStrips ? 'is' : 'is not'} '${STRIP_HEADER}'), but stripping was asked ` +
+          `${opts.stripComments ? 'on' : 'off'}; leave the option out to follow the manifest`,
+      );
+    strip = manifestStrips;
+    for (const [n, line] of lines.entries()) {
+      if (!line.trim() || (n === 0 && manifestStrips)) continue;
       const [lang, rel, bytes] = line.split('\t');
       if (!CODE_LANGUAGES[lang] || !rel || !/^\d+$/.test(bytes ?? ''))
         throw new Error(
@@ -127,22 +148,25 @@ export function buildCodeCorpus(
       if (!listed && bytes >= bytesPerLanguage) break;
       const path = join(nodeModules, r);
       if (listed && !existsSync(path)) throw new Error(`code corpus: ${path} (listed in ${manifest}) does not exist`);
-      const text = looksHandWritten(readFileSync(path));
-      if (text === null) {
+      const original = looksHandWritten(readFileSync(path));
+      if (original === null) {
         if (listed)
           throw new Error(
             `code corpus: ${path} (listed in ${manifest}) no longer passes the filters (size, line length, UTF-8)`,
           );
         continue;
       }
-      const found = Buffer.byteLength(text);
+      const found = Buffer.byteLength(original);
       if (listed && found !== listedBytes.get(r))
         throw new Error(
           `code corpus: ${path} (listed in ${manifest} with ${listedBytes.get(r)} bytes) has ${found} bytes: ` +
             'another version of its package is installed (run npm ci to install the pinned versions)',
         );
-      parts.push(text.trimEnd());
-      sources.push(`${lang}\t${r}\t${Buffer.byteLength(text)}`);
+      const text = strip && STRIPPED.has(lang) ? stripComments(original, r).trimEnd() : original.trimEnd();
+      // A file that was (almost) all comments adds nothing; it is skipped, and so never listed.
+      if (!listed && Buffer.byteLength(text) < 200) continue;
+      parts.push(text);
+      sources.push(`${lang}\t${r}\t${found}`);
       bytes += Buffer.byteLength(text) + 2;
     }
     if (!listed && bytes < bytesPerLanguage / 4)
@@ -155,6 +179,6 @@ export function buildCodeCorpus(
     writeFileSync(path, body);
     result.push({ language: lang, path, bytes: Buffer.byteLength(body), sources: parts.length });
   }
-  writeFileSync(join(outDir, 'sources.txt'), `${sources.join('\n')}\n`);
+  writeFileSync(join(outDir, 'sources.txt'), `${strip ? `${STRIP_HEADER}\n` : ''}${sources.join('\n')}\n`);
   return result;
 }

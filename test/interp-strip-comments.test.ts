@@ -1,0 +1,103 @@
+// Comment stripping for the code corpus: only comments go, code (strings, templates, regular expressions that look
+// like comments) stays byte for byte; the corpus builder records the option in its manifest and follows it.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildCodeCorpus } from '../src/interp/code-corpus.ts';
+import { stripComments } from '../src/interp/strip-comments.ts';
+
+test('stripComments: comments go, comment-like code stays', () => {
+  const src = [
+    '#!/usr/bin/env node',
+    '/**',
+    ' * JSDoc block: English prose.',
+    ' */',
+    "const url = 'https://example.com/a'; // trailing note",
+    'const re = /\\/\\/ not a comment/g;',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a JavaScript template literal
+    'const t = `a ${b /* inner */ + 1} // still template`;',
+    '  // an indented comment line',
+    'f(x /* inline */, y);',
+    '',
+    '',
+    '',
+    '/* two */ /* blocks */',
+    'end();',
+    '',
+  ].join('\n');
+  const want = [
+    '#!/usr/bin/env node',
+    "const url = 'https://example.com/a';",
+    'const re = /\\/\\/ not a comment/g;',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a JavaScript template literal
+    'const t = `a ${b  + 1} // still template`;',
+    'f(x , y);',
+    '',
+    'end();',
+    '',
+  ].join('\n');
+  assert.is(stripComments(src, 'a.js'), want);
+});
+
+test('stripComments: TypeScript syntax, and text without comments comes back unchanged', () => {
+  const ts = 'function f<T>(a: T): T { // id\n  return a as T; /* cast */\n}\n';
+  assert.is(stripComments(ts, 'a.ts'), 'function f<T>(a: T): T {\n  return a as T;\n}\n');
+  const plain = 'let a = "// x";\nlet b = 1 / 2 / 3;\n';
+  assert.is(stripComments(plain, 'b.js'), plain);
+});
+
+test('buildCodeCorpus --strip-comments: js and ts lose comments, json and md do not; the manifest carries it', () => {
+  const root = mkdtempSync(join(tmpdir(), 'monet-strip-'));
+  try {
+    const nm = join(root, 'node_modules');
+    const code = (tag: string) =>
+      Array.from({ length: 12 }, (_, i) => `// ${tag} comment ${i}\nconst ${tag}_${i} = ${i}; // note\n`).join('');
+    for (let p = 0; p < 4; p++) {
+      const dir = join(nm, `pkg${p}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `a${p}.js`), code(`js${p}`));
+      writeFileSync(join(dir, `b${p}.ts`), code(`ts${p}`));
+      writeFileSync(
+        join(dir, `c${p}.json`),
+        `${JSON.stringify({ k: '// kept', v: ['x'.repeat(150), 'z'.repeat(150)] }, null, 2)}\n`,
+      );
+      writeFileSync(
+        join(dir, `d${p}.md`),
+        `# Title ${p}\n\n// kept in markdown ${'y'.repeat(150)}\n${'w'.repeat(150)}\n`,
+      );
+    }
+    const out1 = join(root, 'out1');
+    const files = buildCodeCorpus(nm, out1, 600, undefined, { stripComments: true });
+    const text = Object.fromEntries(files.map((f) => [f.language, readFileSync(f.path, 'utf8')]));
+    assert.not.match(text.js, /comment|note|\/\//);
+    assert.not.match(text.ts, /comment|note|\/\//);
+    assert.match(text.js, /const js\d_11 = 11;/);
+    assert.match(text.json, /\/\/ kept/);
+    assert.match(text.md, /\/\/ kept in markdown/);
+    const manifest = join(out1, 'sources.txt');
+    const lines = readFileSync(manifest, 'utf8').split('\n');
+    assert.is(lines[0], '# strip-comments');
+    // The sizes listed are the installed files' sizes (they check the package version), not the stripped sizes.
+    const [, rel, bytes] = lines[1].split('\t');
+    assert.is(Number(bytes), readFileSync(join(nm, rel)).length);
+    // Rebuilding from the manifest strips the same way without being asked, and refuses being told otherwise.
+    const out2 = join(root, 'out2');
+    buildCodeCorpus(nm, out2, 600, manifest);
+    for (const f of files) assert.is(readFileSync(join(out2, `${f.language}.txt`), 'utf8'), text[f.language]);
+    assert.throws(
+      () => buildCodeCorpus(nm, out2, 600, manifest, { stripComments: false }),
+      (e: Error) => e.message.includes(manifest) && /written with comment stripping/.test(e.message),
+    );
+    // Without the option nothing is stripped.
+    const out3 = join(root, 'out3');
+    const plain = buildCodeCorpus(nm, out3, 600);
+    assert.match(readFileSync(plain[0].path, 'utf8'), /\/\/ js\d comment 0/);
+    assert.not.match(readFileSync(join(out3, 'sources.txt'), 'utf8'), /^#/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test.run();
