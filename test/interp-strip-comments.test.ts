@@ -48,7 +48,7 @@ test('stripComments: TypeScript syntax, and text without comments comes back unc
   assert.is(stripComments(plain, 'b.js'), plain);
 });
 
-test('buildCodeCorpus --strip-comments: js and ts lose comments, json and md do not; the manifest carries it', () => {
+test('buildCodeCorpus --strip-comments: js and ts lose comments, json and md do not; the manifest carries it, an explicit option wins', () => {
   const root = mkdtempSync(join(tmpdir(), 'monet-strip-'));
   try {
     const nm = join(root, 'node_modules');
@@ -82,19 +82,27 @@ test('buildCodeCorpus --strip-comments: js and ts lose comments, json and md do 
     // The sizes listed are the installed files' sizes (they check the package version), not the stripped sizes.
     const [, rel, bytes] = lines[1].split('\t');
     assert.is(Number(bytes), readFileSync(join(nm, rel)).length);
-    // Rebuilding from the manifest strips the same way without being asked, and refuses being told otherwise.
+    // Rebuilding from the manifest strips the same way without being asked.
     const out2 = join(root, 'out2');
     buildCodeCorpus(nm, out2, 600, manifest);
     for (const f of files) assert.is(readFileSync(join(out2, `${f.language}.txt`), 'utf8'), text[f.language]);
-    assert.throws(
-      () => buildCodeCorpus(nm, out2, 600, manifest, { stripComments: false }),
-      (e: Error) => e.message.includes(manifest) && /written with comment stripping/.test(e.message),
-    );
-    // Without the option nothing is stripped.
+    // Without the option nothing is stripped, and no header is written.
     const out3 = join(root, 'out3');
     const plain = buildCodeCorpus(nm, out3, 600);
     assert.match(readFileSync(plain[0].path, 'utf8'), /\/\/ js\d comment 0/);
     assert.not.match(readFileSync(join(out3, 'sources.txt'), 'utf8'), /^#/);
+    // An explicit option wins over the manifest: the same files, with or without their comments.
+    const out4 = join(root, 'out4');
+    buildCodeCorpus(nm, out4, 600, join(out3, 'sources.txt'), { stripComments: true });
+    assert.is(
+      readFileSync(join(out4, 'sources.txt'), 'utf8'),
+      `# strip-comments\n${readFileSync(join(out3, 'sources.txt'), 'utf8')}`,
+    );
+    assert.not.match(readFileSync(join(out4, 'js.txt'), 'utf8'), /comment|note|\/\//);
+    const out5 = join(root, 'out5');
+    buildCodeCorpus(nm, out5, 600, manifest, { stripComments: false });
+    assert.match(readFileSync(join(out5, 'js.txt'), 'utf8'), /\/\/ js\d comment 0/);
+    assert.not.match(readFileSync(join(out5, 'sources.txt'), 'utf8'), /^#/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -24,7 +24,8 @@
 // With `stripComments` the js and ts files lose their comments before they are counted and written
 // (src/interp/strip-comments.ts): the code stays, the English in it goes. The files' sizes in sources.txt are still
 // the installed files' sizes (they check the package version), and its first line, `# strip-comments`, makes a
-// rebuild from that manifest strip the same way.
+// rebuild from that manifest strip the same way unless told otherwise (`stripComments: false`; `true` strips the
+// files of a manifest written without it).
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -111,13 +112,9 @@ export function buildCodeCorpus(
     listed = new Map();
     const lines = readFileSync(manifest, 'utf8').split('\n');
     const manifestStrips = lines[0]?.trim() === STRIP_HEADER;
-    if (opts.stripComments !== undefined && opts.stripComments !== manifestStrips)
-      throw new Error(
-        `code corpus: ${manifest} was written ${manifestStrips ? 'with' : 'without'} comment stripping (its first ` +
-          `line ${manifestStrips ? 'is' : 'is not'} '${STRIP_HEADER}'), but stripping was asked ` +
-          `${opts.stripComments ? 'on' : 'off'}; leave the option out to follow the manifest`,
-      );
-    strip = manifestStrips;
+    // The manifest says whether its corpus was stripped; an explicit option wins (the same files, with or without
+    // their comments).
+    strip = opts.stripComments ?? manifestStrips;
     for (const [n, line] of lines.entries()) {
       if (!line.trim() || (n === 0 && manifestStrips)) continue;
       const [lang, rel, bytes] = line.split('\t');
