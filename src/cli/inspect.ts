@@ -246,6 +246,13 @@ const FLAGS: FlagSpec[] = [
     type: 'bool',
     help: 'code-corpus: drop the comments of js and ts files, keeping only the code (default with --manifest: what it says)',
   },
+  {
+    name: 'languages',
+    type: 'list',
+    help: 'code-corpus: which of js, ts, json, md (from node_modules), py, wgsl (from this repository at --commit)',
+    default: 'js,ts,json,md',
+  },
+  { name: 'commit', type: 'string', help: 'code-corpus: the commit py and wgsl files are read at', default: 'HEAD' },
 ];
 
 const USAGE = `Usage: monet inspect <${SUBCOMMANDS.join('|')}> --run runs/<name> [options]
@@ -917,7 +924,11 @@ export async function inspectCommand(args: string[]): Promise<number> {
         out,
         num(f, 'bytes', 150000),
         f.manifest as string | undefined,
-        { stripComments: f['strip-comments'] as boolean | undefined },
+        {
+          stripComments: f['strip-comments'] as boolean | undefined,
+          languages: f.languages as string[] | undefined,
+          commit: f.commit as string | undefined,
+        },
       );
       for (const x of files) console.log(`${x.language.padEnd(5)} ${x.path}  ${x.bytes} bytes from ${x.sources} files`);
       console.log(`sources: ${join(out, 'sources.txt')} (rebuild the same files later with --manifest)`);

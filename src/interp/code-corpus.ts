@@ -2,12 +2,16 @@
 // ship under node_modules/, one text file per language, written so that `monet train --data <files>` can train on it
 // and `monet inspect` can use each file's base name (js, ts, json, md) as the language label.
 //
-// Languages and extensions:
-//   js    .js .mjs .cjs (not .min.js)
-//   ts    .ts .mts .cts (not .d.ts declarations)
-//   json  .json
-//   md    .md .markdown
-// (CSS was the obvious fourth language, but node_modules here holds only two small .css files, about 6 kB.)
+// Languages and extensions (the default set is js, ts, json, md; `languages` picks others):
+//   js    .js .mjs .cjs (not .min.js)        from node_modules
+//   ts    .ts .mts .cts (not .d.ts)          from node_modules
+//   json  .json                              from node_modules
+//   md    .md .markdown                      from node_modules
+//   py    .py                                from this repository's git history (no package ships Python)
+//   wgsl  .wgsl                              from this repository's git history (our WebGPU shaders)
+// (CSS was the obvious other language, but node_modules here holds only minified CSS.) Repository files are read
+// with `git show <commit>:<path>` at one commit, so a corpus built from them is the same on every clone that has
+// that commit, whatever the working tree holds; the manifest names them `git:<commit>:<path>`.
 //
 // Deterministic: candidate files are ordered by an FNV-1a hash of their path relative to node_modules (a fixed
 // pseudo-random order that spreads the picks over all packages instead of taking the alphabetically first one),
@@ -27,6 +31,7 @@
 // rebuild from that manifest strip the same way unless told otherwise (`stripComments: false`; `true` strips the
 // files of a manifest written without it).
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { stripComments } from './strip-comments.ts';
@@ -36,7 +41,24 @@ export const CODE_LANGUAGES: Record<string, (name: string) => boolean> = {
   ts: (n) => /\.(ts|mts|cts)$/.test(n) && !/\.d\.(ts|mts|cts)$/.test(n),
   json: (n) => n.endsWith('.json'),
   md: (n) => /\.(md|markdown)$/i.test(n),
+  py: (n) => n.endsWith('.py'),
+  wgsl: (n) => n.endsWith('.wgsl'),
 };
+export const DEFAULT_CODE_LANGUAGES = ['js', 'ts', 'json', 'md'];
+/** Languages read from the repository's git history rather than from node_modules. */
+const FROM_GIT = new Set(['py', 'wgsl']);
+
+function git(dir: string, args: string[]): Buffer {
+  try {
+    return execFileSync('git', ['-C', dir, ...args], {
+      maxBuffer: 256 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    const err = (e as { stderr?: Buffer }).stderr?.toString().trim();
+    throw new Error(`code corpus: git ${args.join(' ')} in ${dir} failed: ${err || (e as Error).message}`);
+  }
+}
 
 /** The languages whose files lose their comments with `stripComments`. */
 const STRIPPED = new Set(['js', 'ts']);
@@ -99,7 +121,14 @@ export function buildCodeCorpus(
   outDir: string,
   bytesPerLanguage: number,
   manifest?: string,
-  opts: { stripComments?: boolean } = {},
+  opts: {
+    stripComments?: boolean;
+    /** Which languages, in order (default js, ts, json, md); a manifest brings its own. */
+    languages?: string[];
+    /** The repository the py / wgsl files come from, and the commit (default: HEAD). */
+    repository?: string;
+    commit?: string;
+  } = {},
 ): CodeCorpusFile[] {
   if (!existsSync(nodeModules))
     throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
@@ -123,29 +152,62 @@ export function buildCodeCorpus(
           `code corpus: ${manifest} line ${n + 1}: expected '<language>\\t<path>\\t<bytes>' with a language of ` +
             `${Object.keys(CODE_LANGUAGES).join(', ')}, found '${line}'`,
         );
+      if (FROM_GIT.has(lang) !== rel.startsWith('git:'))
+        throw new Error(
+          `code corpus: ${manifest} line ${n + 1}: ${lang} files ${FROM_GIT.has(lang) ? 'come' : 'do not come'} from ` +
+            `git and are listed as ${FROM_GIT.has(lang) ? "'git:<commit>:<path>'" : 'paths under node_modules'}, ` +
+            `found '${rel}'`,
+        );
       listed.set(lang, [...(listed.get(lang) ?? []), rel]);
       listedBytes.set(rel, Number(bytes));
     }
   }
+  const languages = listed ? [...listed.keys()] : (opts.languages ?? DEFAULT_CODE_LANGUAGES);
+  for (const lang of languages)
+    if (!CODE_LANGUAGES[lang])
+      throw new Error(
+        `code corpus: unknown language '${lang}'; expected some of ${Object.keys(CODE_LANGUAGES).join(', ')}`,
+      );
+  const repo = opts.repository ?? '.';
+  const needsGit = languages.some((l) => FROM_GIT.has(l));
+  // The commit, resolved once to its full hash (a manifest's entries name theirs).
+  const commit =
+    needsGit && !listed
+      ? git(repo, ['rev-parse', '--verify', `${opts.commit ?? 'HEAD'}^{commit}`])
+          .toString()
+          .trim()
+      : '';
   const all: string[] = [];
-  if (!listed) walk(nodeModules, all);
+  if (!listed && languages.some((l) => !FROM_GIT.has(l))) walk(nodeModules, all);
+  const tracked = commit ? git(repo, ['ls-tree', '-r', '--name-only', commit]).toString().split('\n') : [];
   mkdirSync(outDir, { recursive: true });
   const result: CodeCorpusFile[] = [];
   const sources: string[] = [];
-  for (const [lang, match] of Object.entries(CODE_LANGUAGES)) {
+  for (const lang of languages) {
+    const match = CODE_LANGUAGES[lang];
+    const fromGit = FROM_GIT.has(lang);
     const files = listed
       ? (listed.get(lang) ?? [])
-      : all
-          .map((p) => relative(nodeModules, p))
-          .filter((r) => match(r))
-          .sort((a, b) => fnv1a(a) - fnv1a(b) || (a < b ? -1 : 1));
+      : (fromGit ? tracked.filter((r) => r && match(r)) : all.map((p) => relative(nodeModules, p)).filter(match))
+          .sort((a, b) => fnv1a(a) - fnv1a(b) || (a < b ? -1 : 1))
+          .map((r) => (fromGit ? `git:${commit}:${r}` : r));
     const parts: string[] = [];
     let bytes = 0;
     for (const r of files) {
       if (!listed && bytes >= bytesPerLanguage) break;
-      const path = join(nodeModules, r);
-      if (listed && !existsSync(path)) throw new Error(`code corpus: ${path} (listed in ${manifest}) does not exist`);
-      const original = looksHandWritten(readFileSync(path));
+      let path: string;
+      let buf: Buffer;
+      if (fromGit) {
+        const m = /^git:([0-9a-f]{40}):(.+)$/.exec(r);
+        if (!m) throw new Error(`code corpus: '${r}' is not 'git:<40-digit commit>:<path>'`);
+        path = r;
+        buf = git(repo, ['show', `${m[1]}:${m[2]}`]);
+      } else {
+        path = join(nodeModules, r);
+        if (listed && !existsSync(path)) throw new Error(`code corpus: ${path} (listed in ${manifest}) does not exist`);
+        buf = readFileSync(path);
+      }
+      const original = looksHandWritten(buf);
       if (original === null) {
         if (listed)
           throw new Error(
@@ -168,7 +230,7 @@ export function buildCodeCorpus(
     }
     if (!listed && bytes < bytesPerLanguage / 4)
       throw new Error(
-        `code corpus: only ${bytes} bytes of ${lang} found under ${nodeModules}; expected at least ` +
+        `code corpus: only ${bytes} bytes of ${lang} found ${fromGit ? `in ${repo} at ${commit}` : `under ${nodeModules}`}; expected at least ` +
           `${Math.ceil(bytesPerLanguage / 4)}`,
       );
     const path = join(outDir, `${lang}.txt`);

@@ -1,5 +1,6 @@
-// Comment stripping for the code corpus: only comments go, code (strings, templates, regular expressions that look
-// like comments) stays byte for byte; the corpus builder records the option in its manifest and follows it.
+// The code corpus: comment stripping (only comments go; strings, templates and regular expressions that look like
+// comments stay byte for byte), the manifest recording it, and languages read from one commit of a git repository.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +104,65 @@ test('buildCodeCorpus --strip-comments: js and ts lose comments, json and md do 
     buildCodeCorpus(nm, out5, 600, manifest, { stripComments: false });
     assert.match(readFileSync(join(out5, 'js.txt'), 'utf8'), /\/\/ js\d comment 0/);
     assert.not.match(readFileSync(join(out5, 'sources.txt'), 'utf8'), /^#/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('buildCodeCorpus: py and wgsl come from one commit of the repository, whatever the working tree holds', () => {
+  const root = mkdtempSync(join(tmpdir(), 'monet-gitcorpus-'));
+  try {
+    const repo = join(root, 'repo');
+    mkdirSync(join(repo, 'tools'), { recursive: true });
+    mkdirSync(join(repo, 'shaders'), { recursive: true });
+    const lines = (tag: string, n: number) =>
+      Array.from({ length: n }, (_, i) => `${tag}_${i} = ${i}  # ${'x'.repeat(30)}\n`).join('');
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(join(repo, 'tools', `t${i}.py`), lines(`py${i}`, 10));
+      writeFileSync(join(repo, 'shaders', `s${i}.wgsl`), lines(`wgsl${i}`, 10).replaceAll('#', '//'));
+    }
+    const g = (...args: string[]) =>
+      execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { stdio: 'pipe' })
+        .toString()
+        .trim();
+    g('init', '-q');
+    g('add', '.');
+    g('commit', '-qm', 'corpus');
+    const sha = g('rev-parse', 'HEAD');
+    const nm = join(root, 'node_modules');
+    mkdirSync(nm);
+    const out1 = join(root, 'out1');
+    const files = buildCodeCorpus(nm, out1, 900, undefined, { languages: ['py', 'wgsl'], repository: repo });
+    assert.equal(
+      files.map((f) => f.language),
+      ['py', 'wgsl'],
+    );
+    const py = readFileSync(files[0].path, 'utf8');
+    assert.match(py, /py\d_9 = 9/);
+    assert.not.match(py, /wgsl/);
+    const manifest = join(out1, 'sources.txt');
+    for (const line of readFileSync(manifest, 'utf8').trim().split('\n'))
+      assert.match(line, new RegExp(`^(py|wgsl)\tgit:${sha}:(tools|shaders)/[ts]\\d\\.(py|wgsl)\t\\d+$`));
+    // The working tree changes and a new commit lands: the manifest still rebuilds the same bytes.
+    for (let i = 0; i < 5; i++) writeFileSync(join(repo, 'tools', `t${i}.py`), lines(`changed${i}`, 12));
+    g('commit', '-qam', 'later');
+    const out2 = join(root, 'out2');
+    buildCodeCorpus(nm, out2, 900, manifest, { repository: repo });
+    assert.is(readFileSync(join(out2, 'py.txt'), 'utf8'), py);
+    // A new pick reads the new commit; an unknown language and a malformed entry are refused with what was expected.
+    const out3 = join(root, 'out3');
+    buildCodeCorpus(nm, out3, 900, undefined, { languages: ['py'], repository: repo });
+    assert.match(readFileSync(join(out3, 'py.txt'), 'utf8'), /changed\d_11 = 11/);
+    assert.throws(
+      () => buildCodeCorpus(nm, out3, 900, undefined, { languages: ['cobol'], repository: repo }),
+      /unknown language 'cobol'; expected some of js, ts, json, md, py, wgsl/,
+    );
+    const bad = join(root, 'bad.txt');
+    writeFileSync(bad, 'py\ttools/t0.py\t100\n');
+    assert.throws(
+      () => buildCodeCorpus(nm, out3, 900, bad, { repository: repo }),
+      (e: Error) => e.message.includes(`${bad} line 1`) && e.message.includes("'git:<commit>:<path>'"),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
