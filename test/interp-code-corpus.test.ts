@@ -49,7 +49,7 @@ test('stripComments: TypeScript syntax, and text without comments comes back unc
   assert.is(stripComments(plain, 'b.js'), plain);
 });
 
-test('buildCodeCorpus --strip-comments: js and ts lose comments, json and md do not; the manifest carries it, an explicit option wins', () => {
+test('code corpus --strip-comments: js, ts lose comments, json, md keep theirs; manifest header; option wins', () => {
   const root = mkdtempSync(join(tmpdir(), 'monet-strip-'));
   try {
     const nm = join(root, 'node_modules');

@@ -244,7 +244,7 @@ const FLAGS: FlagSpec[] = [
   {
     name: 'strip-comments',
     type: 'bool',
-    help: 'code-corpus: drop the comments of js and ts files, keeping only the code (default with --manifest: what it says)',
+    help: 'code-corpus: drop the comments of js and ts files, keep their code (default with --manifest: what it says)',
   },
   {
     name: 'languages',

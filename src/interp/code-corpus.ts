@@ -230,7 +230,8 @@ export function buildCodeCorpus(
     }
     if (!listed && bytes < bytesPerLanguage / 4)
       throw new Error(
-        `code corpus: only ${bytes} bytes of ${lang} found ${fromGit ? `in ${repo} at ${commit}` : `under ${nodeModules}`}; expected at least ` +
+        `code corpus: only ${bytes} bytes of ${lang} found ` +
+          `${fromGit ? `in ${repo} at ${commit}` : `under ${nodeModules}`}; expected at least ` +
           `${Math.ceil(bytesPerLanguage / 4)}`,
       );
     const path = join(outDir, `${lang}.txt`);
