@@ -27,7 +27,7 @@ function typescript(): typeof TS {
   return tsModule;
 }
 
-/** The [start, end) byte ranges (UTF-16 offsets) of every comment in `text`, sorted, without duplicates. */
+/** The [start, end) ranges (UTF-16 code unit offsets) of every comment in `text`, sorted, without duplicates. */
 export function commentRanges(text: string, fileName: string): Array<[number, number]> {
   const ts = typescript();
   const kind = /\.(ts|mts|cts)$/.test(fileName) ? ts.ScriptKind.TS : ts.ScriptKind.JS;
