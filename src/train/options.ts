@@ -87,7 +87,7 @@ export const THREADS_FLAG: FlagSpec = {
   name: 'threads',
   type: 'int',
   positive: true,
-  help: 'threads the wasm backend runs its kernels on (the same results on any number)',
+  help: 'threads the wasm backend runs its kernels on (1: bit-reproducible; more: see docs/backends.md)',
   default: `the machine's cores (${D.threads} here)`,
 };
 

@@ -19,7 +19,7 @@
 // heads: see makeKernels); small ones run on this thread alone. Every split divides the OUTPUTS of a kernel, and
 // every output element is computed by the same operations in the same order whatever the split, so results do not
 // depend on the number of threads (bit for bit; test/wasm-threads.test.ts checks it on every kernel and on training
-// losses).
+// losses). Known gap: a long training on 2 threads is not bit-reproducible from run to run (docs/backends.md).
 
 import type { HostMemoryDevice } from '../device.ts';
 import {
