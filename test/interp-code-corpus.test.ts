@@ -1,5 +1,5 @@
-// The code corpus: comment stripping (only comments go; strings, templates and regular expressions that look like
-// comments stay byte for byte), the manifest recording it, and languages read from one commit of a git repository.
+// The code corpus: one file per language, deterministic, rebuilt from its manifest; comment stripping (only comments
+// go); languages read from one commit of a git repository.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +47,59 @@ test('stripComments: TypeScript syntax, and text without comments comes back unc
   assert.is(stripComments(ts, 'a.ts'), 'function f<T>(a: T): T {\n  return a as T;\n}\n');
   const plain = 'let a = "// x";\nlet b = 1 / 2 / 3;\n';
   assert.is(stripComments(plain, 'b.js'), plain);
+});
+
+test('code corpus: one file per language, extensions filtered, deterministic', () => {
+  const root = mkdtempSync(join(tmpdir(), 'interp-code-'));
+  try {
+    const nm = join(root, 'node_modules');
+    const line = (tag: string, i: number) => `// ${tag} line ${i} ${'x'.repeat(40)}\n`;
+    const body = (tag: string) => Array.from({ length: 12 }, (_, i) => line(tag, i)).join('');
+    for (let p = 0; p < 6; p++) {
+      const dir = join(nm, `pkg${p}`, 'lib');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `a${p}.js`), body(`js${p}`));
+      writeFileSync(join(dir, `a${p}.min.js`), body(`minjs${p}`));
+      writeFileSync(join(dir, `b${p}.ts`), body(`ts${p}`));
+      writeFileSync(join(dir, `b${p}.d.ts`), body(`dts${p}`));
+      writeFileSync(join(dir, `c${p}.json`), body(`json${p}`));
+      writeFileSync(join(dir, `README${p}.md`), body(`md${p}`));
+      writeFileSync(join(dir, `long${p}.js`), `${'y'.repeat(400)}\n${body(`longjs${p}`)}`); // minified-looking
+    }
+    writeFileSync(join(nm, '.package-lock.json'), body('npmlock')); // npm's own file: not a package source
+    const out1 = join(root, 'out1');
+    const out2 = join(root, 'out2');
+    const files = buildCodeCorpus(nm, out1, 1500);
+    buildCodeCorpus(nm, out2, 1500);
+    assert.equal(
+      files.map((f) => f.language),
+      ['js', 'ts', 'json', 'md'],
+    );
+    for (const f of files) {
+      const t = readFileSync(f.path, 'utf8');
+      assert.is(t, readFileSync(join(out2, `${f.language}.txt`), 'utf8'));
+      assert.ok(t.includes(`// ${f.language}`), `${f.language}.txt holds ${f.language} files`);
+      assert.not.match(t, /minjs|dts|longjs|npmlock/);
+      assert.ok(f.bytes >= 1500 && f.sources < 6, `${f.language}: stops after the byte budget`);
+    }
+    // A manifest rebuilds the same files even after more packages are installed.
+    mkdirSync(join(nm, 'zzz-new', 'lib'), { recursive: true });
+    for (let p = 0; p < 6; p++) writeFileSync(join(nm, 'zzz-new', 'lib', `n${p}.js`), body(`new${p}`));
+    const out3 = join(root, 'out3');
+    buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt'));
+    for (const f of files)
+      assert.is(readFileSync(join(out3, `${f.language}.txt`), 'utf8'), readFileSync(f.path, 'utf8'));
+    assert.throws(() => buildCodeCorpus(nm, out3, 1500, join(root, 'missing.txt')), /does not exist/);
+    // A listed file of another size (another package version) is refused by name.
+    const first = readFileSync(join(out1, 'sources.txt'), 'utf8').split('\n')[0].split('\t')[1];
+    writeFileSync(join(nm, first), `${body('changed')}// one more line\n`);
+    assert.throws(
+      () => buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt')),
+      (e: Error) => e.message.includes(first) && /has \d+ bytes: another version/.test(e.message),
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('code corpus --strip-comments: js, ts lose comments, json, md keep theirs; manifest header; option wins', () => {
@@ -129,8 +182,7 @@ test('buildCodeCorpus: py and wgsl come from one commit of the repository, whate
     g('add', '.');
     g('commit', '-qm', 'corpus');
     const sha = g('rev-parse', 'HEAD');
-    const nm = join(root, 'node_modules');
-    mkdirSync(nm);
+    const nm = join(root, 'node_modules'); // never created: py and wgsl do not need one
     const out1 = join(root, 'out1');
     const files = buildCodeCorpus(nm, out1, 900, undefined, { languages: ['py', 'wgsl'], repository: repo });
     assert.equal(

@@ -1,12 +1,8 @@
-// Entropy math, the top-M heap, the genre-selection rule, analysis windows and the code corpus.
+// Entropy math, the top-M heap, the genre-selection rule, analysis windows, matched random draws.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Rng } from '../reference/rng.ts';
-import { buildCodeCorpus } from '../src/interp/code-corpus.ts';
 import { buildWindows, contextOf, wordAt } from '../src/interp/data.ts';
 import { matchedDraw } from '../src/interp/mask.ts';
 import { entropyBits, labelSpecificUnits, quantile, TopHeap } from '../src/interp/stats.ts';
@@ -153,59 +149,6 @@ test('wordAt and contextOf', () => {
   assert.is(wordAt(text, 0, s.indexOf(':')), '');
   assert.equal(contextOf(text, 0, s.indexOf('s'), 3), ['He ', 's', 'aid']);
   assert.equal(contextOf(text, 0, 2, 2), ['He', '␣', 'sa']);
-});
-
-test('code corpus: one file per language, extensions filtered, deterministic', () => {
-  const root = mkdtempSync(join(tmpdir(), 'interp-code-'));
-  try {
-    const nm = join(root, 'node_modules');
-    const line = (tag: string, i: number) => `// ${tag} line ${i} ${'x'.repeat(40)}\n`;
-    const body = (tag: string) => Array.from({ length: 12 }, (_, i) => line(tag, i)).join('');
-    for (let p = 0; p < 6; p++) {
-      const dir = join(nm, `pkg${p}`, 'lib');
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `a${p}.js`), body(`js${p}`));
-      writeFileSync(join(dir, `a${p}.min.js`), body(`minjs${p}`));
-      writeFileSync(join(dir, `b${p}.ts`), body(`ts${p}`));
-      writeFileSync(join(dir, `b${p}.d.ts`), body(`dts${p}`));
-      writeFileSync(join(dir, `c${p}.json`), body(`json${p}`));
-      writeFileSync(join(dir, `README${p}.md`), body(`md${p}`));
-      writeFileSync(join(dir, `long${p}.js`), `${'y'.repeat(400)}\n${body(`longjs${p}`)}`); // minified-looking
-    }
-    writeFileSync(join(nm, '.package-lock.json'), body('npmlock')); // npm's own file: not a package source
-    const out1 = join(root, 'out1');
-    const out2 = join(root, 'out2');
-    const files = buildCodeCorpus(nm, out1, 1500);
-    buildCodeCorpus(nm, out2, 1500);
-    assert.equal(
-      files.map((f) => f.language),
-      ['js', 'ts', 'json', 'md'],
-    );
-    for (const f of files) {
-      const t = readFileSync(f.path, 'utf8');
-      assert.is(t, readFileSync(join(out2, `${f.language}.txt`), 'utf8'));
-      assert.ok(t.includes(`// ${f.language}`), `${f.language}.txt holds ${f.language} files`);
-      assert.not.match(t, /minjs|dts|longjs|npmlock/);
-      assert.ok(f.bytes >= 1500 && f.sources < 6, `${f.language}: stops after the byte budget`);
-    }
-    // A manifest rebuilds the same files even after more packages are installed.
-    mkdirSync(join(nm, 'zzz-new', 'lib'), { recursive: true });
-    for (let p = 0; p < 6; p++) writeFileSync(join(nm, 'zzz-new', 'lib', `n${p}.js`), body(`new${p}`));
-    const out3 = join(root, 'out3');
-    buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt'));
-    for (const f of files)
-      assert.is(readFileSync(join(out3, `${f.language}.txt`), 'utf8'), readFileSync(f.path, 'utf8'));
-    assert.throws(() => buildCodeCorpus(nm, out3, 1500, join(root, 'missing.txt')), /does not exist/);
-    // A listed file of another size (another package version) is refused by name.
-    const first = readFileSync(join(out1, 'sources.txt'), 'utf8').split('\n')[0].split('\t')[1];
-    writeFileSync(join(nm, first), `${body('changed')}// one more line\n`);
-    assert.throws(
-      () => buildCodeCorpus(nm, out3, 1500, join(out1, 'sources.txt')),
-      (e: Error) => e.message.includes(first) && /has \d+ bytes: another version/.test(e.message),
-    );
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
 });
 
 test('matchedDraw: as many units as selected, none of them selected, each among the nearest in usage', () => {

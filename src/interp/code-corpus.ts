@@ -130,8 +130,6 @@ export function buildCodeCorpus(
     commit?: string;
   } = {},
 ): CodeCorpusFile[] {
-  if (!existsSync(nodeModules))
-    throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
   // From a manifest: exactly the listed files, in order. Otherwise: the hashed order over everything installed.
   let listed: Map<string, string[]> | null = null;
   const listedBytes = new Map<string, number>();
@@ -168,6 +166,8 @@ export function buildCodeCorpus(
       throw new Error(
         `code corpus: unknown language '${lang}'; expected some of ${Object.keys(CODE_LANGUAGES).join(', ')}`,
       );
+  if (languages.some((l) => !FROM_GIT.has(l)) && !existsSync(nodeModules))
+    throw new Error(`code corpus: ${nodeModules} does not exist (expected an installed node_modules folder)`);
   const repo = opts.repository ?? '.';
   const needsGit = languages.some((l) => FROM_GIT.has(l));
   // The commit, resolved once to its full hash (a manifest's entries name theirs).
@@ -219,14 +219,17 @@ export function buildCodeCorpus(
       if (listed && found !== listedBytes.get(r))
         throw new Error(
           `code corpus: ${path} (listed in ${manifest} with ${listedBytes.get(r)} bytes) has ${found} bytes: ` +
-            'another version of its package is installed (run npm ci to install the pinned versions)',
+            (fromGit
+              ? 'the listed commit holds another version of the file (was the history rewritten?)'
+              : 'another version of its package is installed (run npm ci to install the pinned versions)'),
         );
       const text = strip && STRIPPED.has(lang) ? stripComments(original, r).trimEnd() : original.trimEnd();
+      const textBytes = Buffer.byteLength(text);
       // A file that was (almost) all comments adds nothing; it is skipped, and so never listed.
-      if (!listed && Buffer.byteLength(text) < 200) continue;
+      if (!listed && textBytes < 200) continue;
       parts.push(text);
       sources.push(`${lang}\t${r}\t${found}`);
-      bytes += Buffer.byteLength(text) + 2;
+      bytes += textBytes + 2;
     }
     if (!listed && bytes < bytesPerLanguage / 4)
       throw new Error(
